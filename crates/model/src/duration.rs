@@ -1,0 +1,155 @@
+//! Prometheus's duration syntax: `1h30m`, `5m`, `15s`, `100ms`, `2d`, `1w`, `1y`.
+
+use std::time::Duration;
+
+/// Why a duration string was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid duration: {input:?} ({reason}); expected a duration like 15s, 5m or 1h30m")]
+pub struct DurationError {
+    input: String,
+    reason: &'static str,
+}
+
+const UNITS: [(&str, u64); 8] = [
+    ("y", 365 * 24 * 3_600_000),
+    ("w", 7 * 24 * 3_600_000),
+    ("d", 24 * 3_600_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+    ("", 0), // sentinel, never matched
+];
+
+/// Parses a Prometheus duration. Units must appear from largest to smallest, each at most once,
+/// as Prometheus requires; `0` alone is accepted.
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let err = |reason| DurationError {
+        input: input.to_string(),
+        reason,
+    };
+    if input == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if input.is_empty() {
+        return Err(err("empty"));
+    }
+    let bytes = input.as_bytes();
+    let mut pos = 0;
+    let mut total: u64 = 0;
+    let mut last_unit_index: Option<usize> = None;
+    while pos < bytes.len() {
+        let start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        if pos == start {
+            return Err(err("a number must come before each unit"));
+        }
+        let n: u64 = input[start..pos]
+            .parse()
+            .map_err(|_| err("number too large"))?;
+        let unit_start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_alphabetic() {
+            pos += 1;
+        }
+        let unit = &input[unit_start..pos];
+        let Some(index) = UNITS[..7].iter().position(|(u, _)| *u == unit) else {
+            return Err(err("unknown unit; use ms, s, m, h, d, w or y"));
+        };
+        if let Some(last) = last_unit_index {
+            if index <= last {
+                return Err(err("units must go from largest to smallest, each once"));
+            }
+        }
+        last_unit_index = Some(index);
+        let ms = n
+            .checked_mul(UNITS[index].1)
+            .ok_or_else(|| err("duration too large"))?;
+        total = total
+            .checked_add(ms)
+            .ok_or_else(|| err("duration too large"))?;
+    }
+    if total > i64::MAX as u64 {
+        return Err(err("duration too large"));
+    }
+    Ok(Duration::from_millis(total))
+}
+
+/// Formats a duration the way Prometheus prints one (`1h30m`, `15s`, `0s`).
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in UNITS[..7].iter() {
+        // Prometheus prints weeks and years only when they divide evenly.
+        if (*unit == "y" || *unit == "w") && ms % size != 0 {
+            continue;
+        }
+        if ms >= *size {
+            out.push_str(&(ms / size).to_string());
+            out.push_str(unit);
+            ms %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prometheus_durations() {
+        let cases = [
+            ("0", 0),
+            ("15s", 15_000),
+            ("5m", 300_000),
+            ("1h30m", 5_400_000),
+            ("100ms", 100),
+            ("1d", 86_400_000),
+            ("2w", 14 * 86_400_000),
+            ("1y", 365 * 86_400_000),
+            ("1m30s500ms", 90_500),
+        ];
+        for (s, ms) in cases {
+            assert_eq!(parse_duration(s).unwrap(), Duration::from_millis(ms), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_durations() {
+        for s in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "1m1h",
+            "1s1s",
+            "-5s",
+            "1.5h",
+            "99999999999999999999y",
+        ] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.to_string().contains(s), "{e}");
+        }
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        for s in [
+            "15s",
+            "5m",
+            "1h30m",
+            "100ms",
+            "1d",
+            "2w",
+            "0s",
+            "1d1h1m1s1ms",
+        ] {
+            assert_eq!(format_duration(parse_duration(s).unwrap()), s);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! medic's shared vocabulary. Every other crate speaks in these types: label sets and matchers,
+//! samples and timestamps, an injectable [`Clock`], Prometheus-style durations, and the storage
+//! traits ([`Queryable`]/[`Querier`]/[`SeriesSet`] for reading, [`Appendable`]/[`Appender`] for
+//! writing) that put the PromQL engine, the rules and the ingest paths on top of any store.
+//! [`MemStorage`] is a small in-memory store behind those traits, for tests.
+//!
+//! This crate depends on nothing else of medic's.
+
+mod clock;
+mod duration;
+mod labels;
+mod matcher;
+mod memstore;
+mod sample;
+mod storage;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use duration::{format_duration, parse_duration, DurationError};
+pub use labels::{
+    is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME,
+};
+pub use matcher::{MatchType, Matcher, MatcherError};
+pub use memstore::MemStorage;
+pub use sample::{is_stale_nan, Sample, STALE_NAN};
+pub use storage::{
+    AppendError, Appendable, Appender, CommitSummary, Querier, Queryable, Series, SeriesRef,
+    SeriesSet, StorageError, VecSeriesSet,
+};

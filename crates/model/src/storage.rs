@@ -1,0 +1,164 @@
+//! The storage traits, shaped after Prometheus's `storage` package: readers ask a [`Queryable`]
+//! for a [`Querier`] over a time range and select series with matchers; writers get an
+//! [`Appender`] from an [`Appendable`], add samples, and commit or roll back.
+
+use crate::{Labels, Matcher, Sample};
+
+/// Opaque handle to a series inside one store, returned by [`Appender::series_ref`] so that
+/// repeated appends to a series skip the label lookup.
+pub type SeriesRef = u64;
+
+/// A failure of the store itself (I/O, corruption, limits), as opposed to a rejected sample.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Reading or writing the disk failed.
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Stored data failed a checksum or did not decode.
+    #[error("corrupted data in {location}: {reason}")]
+    Corrupted {
+        /// Which file or block.
+        location: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The request would exceed a configured limit.
+    #[error("{0}")]
+    Limit(String),
+    /// The store is shutting down.
+    #[error("storage is closed")]
+    Closed,
+}
+
+/// Why one sample was not accepted. The valid samples of a batch are kept; each rejected one is
+/// counted under [`AppendError::reason`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppendError {
+    /// Older than the newest sample of its series (and outside any out-of-order window).
+    #[error("out of order sample")]
+    OutOfOrder,
+    /// Older than the store accepts at all (before the head's window).
+    #[error("out of bounds: sample is too old")]
+    TooOld,
+    /// Same timestamp as the newest sample of its series but a different value.
+    #[error("duplicate sample for timestamp")]
+    DuplicateTimestamp,
+    /// A label name is not `[a-zA-Z_][a-zA-Z0-9_]*`, the metric name is invalid or missing, or a
+    /// name is repeated.
+    #[error("invalid labels: {0}")]
+    InvalidLabels(String),
+    /// More labels than the configured limit.
+    #[error("too many labels: {count} > limit {limit}")]
+    TooManyLabels {
+        /// Labels on the series.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A label name or value is longer than the configured limit.
+    #[error("label {name:?} is {len} bytes long, over the limit of {limit}")]
+    LabelTooLong {
+        /// The label name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The store cannot take samples now.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl AppendError {
+    /// A short, stable reason for metrics labels (`medic_tsdb_samples_rejected_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AppendError::OutOfOrder => "out_of_order",
+            AppendError::TooOld => "too_old",
+            AppendError::DuplicateTimestamp => "duplicate_timestamp",
+            AppendError::InvalidLabels(_) => "invalid_labels",
+            AppendError::TooManyLabels { .. } => "too_many_labels",
+            AppendError::LabelTooLong { .. } => "label_too_long",
+            AppendError::Storage(_) => "storage_error",
+        }
+    }
+}
+
+/// A series with its samples inside the queried range, in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Samples in `[mint, maxt]`, oldest first.
+    pub samples: Vec<Sample>,
+}
+
+/// The series a [`Querier::select`] found, sorted by labels.
+pub trait SeriesSet: Iterator<Item = Result<Series, StorageError>> + Send {}
+
+impl<T: Iterator<Item = Result<Series, StorageError>> + Send> SeriesSet for T {}
+
+/// A [`SeriesSet`] over series already in memory.
+pub type VecSeriesSet = std::vec::IntoIter<Result<Series, StorageError>>;
+
+/// Something that can be read over a time range.
+pub trait Queryable: Send + Sync {
+    /// A querier over samples with timestamps in `[mint, maxt]` (milliseconds, inclusive).
+    fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError>;
+}
+
+/// Reads series from a fixed time range.
+pub trait Querier: Send {
+    /// Series that match all `matchers` and have at least one sample in range, sorted by labels.
+    /// An empty matcher list selects nothing.
+    fn select(&self, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet>, StorageError>;
+
+    /// Label names of the series that match (all series when `matchers` is empty), sorted.
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
+
+    /// Values of label `name` among the series that match (all series when `matchers` is
+    /// empty), sorted.
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
+}
+
+/// Something that can take samples.
+pub trait Appendable: Send + Sync {
+    /// A new transaction.
+    fn appender(&self) -> Box<dyn Appender + '_>;
+}
+
+/// What a commit accepted and rejected.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CommitSummary {
+    /// Samples now durable and visible.
+    pub accepted: usize,
+    /// Samples refused at commit time (e.g. a concurrent writer got a newer sample in first),
+    /// with the reason; rejections found at append time were already returned by `append`.
+    pub rejected: Vec<(SeriesRef, AppendError)>,
+}
+
+/// A write transaction: samples are buffered until [`Appender::commit`], which makes them durable
+/// (written to the WAL) before it returns, or until [`Appender::rollback`], which drops them.
+pub trait Appender: Send {
+    /// The reference of the series with these labels, creating it at commit if it is new.
+    /// Validates the labels (names, limits).
+    fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, AppendError>;
+
+    /// Adds a sample to a series. Order, age and duplicates are checked here against what is
+    /// already stored and buffered.
+    fn append(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError>;
+
+    /// Convenience: [`Appender::series_ref`] then [`Appender::append`].
+    fn append_labels(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
+        let r = self.series_ref(labels)?;
+        self.append(r, t, v)?;
+        Ok(r)
+    }
+
+    /// Makes the buffered samples durable and visible.
+    fn commit(self: Box<Self>) -> Result<CommitSummary, StorageError>;
+
+    /// Drops the buffered samples.
+    fn rollback(self: Box<Self>);
+}

@@ -1,0 +1,1038 @@
+//! The head: the newest samples, in memory, in XOR-compressed chunks per series, with an
+//! inverted index for matchers. Writes arrive through [`HeadAppender`]; every commit goes to the
+//! WAL before it changes the head. Old data leaves the head when a block is cut
+//! ([`Head::truncate`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use medic_model::{
+    is_valid_label_name, is_valid_metric_name, AppendError, Appender, CommitSummary, Label, Labels,
+    Sample, SeriesRef, StorageError, METRIC_NAME,
+};
+
+use crate::chunkenc::{XorEncoder, XorIter};
+use crate::metrics::Metrics;
+use crate::postings::{matches_all, Postings};
+use crate::wal::{self, RefSample, Wal};
+use crate::Options;
+
+/// Marks a series reference as "created by this transaction, not yet committed".
+const PENDING: u64 = 1 << 63;
+
+/// A closed, immutable head chunk.
+#[derive(Debug)]
+struct ClosedChunk {
+    mint: i64,
+    maxt: i64,
+    count: u32,
+    bytes: Box<[u8]>,
+}
+
+/// The samples of one series in the head.
+#[derive(Debug)]
+struct SeriesData {
+    closed: Vec<ClosedChunk>,
+    open: XorEncoder,
+    open_mint: i64,
+    open_maxt: i64,
+    /// Newest in-order timestamp and its value, kept after the chunks holding them are
+    /// truncated, so order checks stay exact.
+    last_t: i64,
+    last_v: f64,
+    /// Accepted out-of-order samples (within the window), sorted by time.
+    ooo: Vec<Sample>,
+}
+
+impl SeriesData {
+    fn new() -> Self {
+        Self {
+            closed: Vec::new(),
+            open: XorEncoder::default(),
+            open_mint: i64::MAX,
+            open_maxt: i64::MIN,
+            last_t: i64::MIN,
+            last_v: 0.0,
+            ooo: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.open.count() == 0 && self.ooo.is_empty()
+    }
+
+    fn append_in_order(&mut self, t: i64, v: f64, chunk_samples: u32) -> bool {
+        let mut cut = false;
+        if self.open.count() >= chunk_samples {
+            let full = std::mem::replace(&mut self.open, XorEncoder::with_capacity(128));
+            let count = full.count();
+            self.closed.push(ClosedChunk {
+                mint: self.open_mint,
+                maxt: self.open_maxt,
+                count,
+                bytes: full.into_bytes().into_boxed_slice(),
+            });
+            self.open_mint = i64::MAX;
+            cut = true;
+        }
+        if self.open.count() == 0 {
+            self.open_mint = t;
+        }
+        self.open.append(t, v);
+        self.open_maxt = t;
+        self.last_t = t;
+        self.last_v = v;
+        cut
+    }
+
+    fn insert_ooo(&mut self, s: Sample) {
+        match self.ooo.binary_search_by_key(&s.t, |x| x.t) {
+            Ok(_) => {} // already there (e.g. replayed twice): keep the first
+            Err(i) => self.ooo.insert(i, s),
+        }
+    }
+
+    /// Appends the samples in `[mint, maxt]` to `out`, in time order.
+    fn collect(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        let start = out.len();
+        for c in &self.closed {
+            if c.maxt < mint || c.mint > maxt {
+                continue;
+            }
+            out.extend(XorIter::new(&c.bytes, c.count).filter(|s| s.t >= mint && s.t <= maxt));
+        }
+        if self.open.count() > 0 && self.open_maxt >= mint && self.open_mint <= maxt {
+            out.extend(
+                XorIter::new(self.open.bytes(), self.open.count())
+                    .filter(|s| s.t >= mint && s.t <= maxt),
+            );
+        }
+        let ooo: Vec<Sample> = self
+            .ooo
+            .iter()
+            .filter(|s| s.t >= mint && s.t <= maxt)
+            .copied()
+            .collect();
+        if !ooo.is_empty() {
+            merge_into(out, start, &ooo);
+        }
+    }
+
+    fn oldest(&self) -> Option<i64> {
+        let chunk = self
+            .closed
+            .first()
+            .map(|c| c.mint)
+            .or((self.open.count() > 0).then_some(self.open_mint));
+        match (chunk, self.ooo.first().map(|s| s.t)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn chunk_count(&self) -> usize {
+        self.closed.len() + usize::from(self.open.count() > 0)
+    }
+
+    /// Drops data older than `mint`. Returns how many chunks were dropped.
+    fn truncate(&mut self, mint: i64) -> usize {
+        let before = self.closed.len();
+        self.closed.retain(|c| c.maxt >= mint);
+        let mut dropped = before - self.closed.len();
+        if self.open.count() > 0 && self.open_maxt < mint {
+            self.open = XorEncoder::default();
+            self.open_mint = i64::MAX;
+            dropped += 1;
+        }
+        self.ooo.retain(|s| s.t >= mint);
+        dropped
+    }
+}
+
+/// Merges sorted `extra` into the sorted tail `out[start..]`; on equal timestamps the in-order
+/// sample wins.
+fn merge_into(out: &mut Vec<Sample>, start: usize, extra: &[Sample]) {
+    let base: Vec<Sample> = out.drain(start..).collect();
+    let (mut i, mut j) = (0, 0);
+    while i < base.len() || j < extra.len() {
+        if j >= extra.len() || (i < base.len() && base[i].t <= extra[j].t) {
+            if j < extra.len() && base[i].t == extra[j].t {
+                j += 1;
+            }
+            out.push(base[i]);
+            i += 1;
+        } else {
+            out.push(extra[j]);
+            j += 1;
+        }
+    }
+}
+
+/// One series in the head.
+#[derive(Debug)]
+pub struct MemSeries {
+    r: SeriesRef,
+    labels: Labels,
+    data: Mutex<SeriesData>,
+}
+
+impl MemSeries {
+    fn lock(&self) -> MutexGuard<'_, SeriesData> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// The series' reference.
+    pub fn series_ref(&self) -> SeriesRef {
+        self.r
+    }
+
+    /// Samples in `[mint, maxt]`.
+    pub fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        self.lock().collect(mint, maxt, &mut out);
+        out
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// Labels hash → series ref; collisions go to `collisions`.
+    by_hash: HashMap<u64, SeriesRef>,
+    collisions: HashMap<u64, Vec<SeriesRef>>,
+    series: HashMap<SeriesRef, Arc<MemSeries>>,
+    postings: Postings,
+    symbols: HashSet<Arc<str>>,
+}
+
+impl Index {
+    fn get(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
+        let first = self.by_hash.get(&hash)?;
+        let s = self.series.get(first)?;
+        if s.labels == *labels {
+            return Some(s);
+        }
+        self.collisions
+            .get(&hash)?
+            .iter()
+            .filter_map(|r| self.series.get(r))
+            .find(|s| s.labels == *labels)
+    }
+
+    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
+        if let Some(x) = self.symbols.get(s) {
+            return x.clone();
+        }
+        self.symbols.insert(s.clone());
+        s.clone()
+    }
+
+    fn insert(&mut self, r: SeriesRef, labels: &Labels) -> Arc<MemSeries> {
+        let interned: Vec<Label> = labels
+            .iter()
+            .map(|l| Label {
+                name: self.intern(&l.name),
+                value: self.intern(&l.value),
+            })
+            .collect();
+        let labels = Labels::from_sorted_unchecked(interned);
+        let hash = labels.stable_hash();
+        let s = Arc::new(MemSeries {
+            r,
+            labels,
+            data: Mutex::new(SeriesData::new()),
+        });
+        if self.by_hash.contains_key(&hash) {
+            self.collisions.entry(hash).or_default().push(r);
+        } else {
+            self.by_hash.insert(hash, r);
+        }
+        self.postings.add(r, &s.labels);
+        self.series.insert(r, s.clone());
+        s
+    }
+
+    fn remove(&mut self, removed: &[(SeriesRef, Labels)]) {
+        for (r, labels) in removed {
+            self.series.remove(r);
+            let hash = labels.stable_hash();
+            if self.by_hash.get(&hash) == Some(r) {
+                self.by_hash.remove(&hash);
+                if let Some(mut c) = self.collisions.remove(&hash) {
+                    let next = c.remove(0);
+                    self.by_hash.insert(hash, next);
+                    if !c.is_empty() {
+                        self.collisions.insert(hash, c);
+                    }
+                }
+            } else if let Some(c) = self.collisions.get_mut(&hash) {
+                c.retain(|x| x != r);
+                if c.is_empty() {
+                    self.collisions.remove(&hash);
+                }
+            }
+        }
+        self.postings.remove(removed);
+        // Symbols only the table still holds belong to no series any more.
+        self.symbols.retain(|s| Arc::strong_count(s) > 1);
+    }
+}
+
+/// The in-memory part of the store.
+pub struct Head {
+    index: RwLock<Index>,
+    /// Samples older than this are in blocks, not here (truncation point).
+    min_time: AtomicI64,
+    /// Newest sample timestamp (i64::MIN when empty).
+    max_time: AtomicI64,
+    next_ref: AtomicU64,
+    /// Serialises commits so that the WAL order is the order samples were applied in.
+    commit_lock: Mutex<Vec<u8>>,
+    wal: RwLock<Option<Arc<Wal>>>,
+    opts: Options,
+    metrics: Metrics,
+}
+
+impl Head {
+    /// An empty head.
+    pub fn new(opts: Options, metrics: Metrics) -> Self {
+        Self {
+            index: RwLock::new(Index::default()),
+            min_time: AtomicI64::new(i64::MIN),
+            max_time: AtomicI64::new(i64::MIN),
+            next_ref: AtomicU64::new(1),
+            commit_lock: Mutex::new(Vec::new()),
+            wal: RwLock::new(None),
+            opts,
+            metrics,
+        }
+    }
+
+    /// Starts logging commits to `wal`.
+    pub fn set_wal(&self, wal: Arc<Wal>) {
+        *self.wal.write().unwrap_or_else(|e| e.into_inner()) = Some(wal);
+    }
+
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The truncation point: the head answers for samples at or after it.
+    pub fn min_time(&self) -> i64 {
+        self.min_time.load(Ordering::Acquire)
+    }
+
+    /// The newest sample's timestamp, or `i64::MIN` when the head is empty.
+    pub fn max_time(&self) -> i64 {
+        self.max_time.load(Ordering::Acquire)
+    }
+
+    /// Raises the truncation point (used at start-up, when blocks already cover older data).
+    pub fn set_min_time(&self, t: i64) {
+        self.min_time.fetch_max(t, Ordering::AcqRel);
+        self.metrics.head_min_time.set(self.min_time());
+    }
+
+    /// The oldest sample timestamp actually held, if any.
+    pub fn oldest_sample(&self) -> Option<i64> {
+        let min = self.min_time();
+        let idx = self.index();
+        idx.series
+            .values()
+            .filter_map(|s| s.lock().oldest())
+            .min()
+            .map(|t| t.max(min))
+    }
+
+    /// Oldest timestamp a new sample may have.
+    pub fn min_valid_time(&self) -> i64 {
+        let max = self.max_time();
+        let by_range = if max == i64::MIN {
+            i64::MIN
+        } else {
+            max.saturating_sub(self.opts.block_range_ms / 2)
+        };
+        self.min_time().max(by_range)
+    }
+
+    /// Number of series.
+    pub fn num_series(&self) -> usize {
+        self.index().series.len()
+    }
+
+    /// A new transaction.
+    pub fn appender(&self) -> HeadAppender<'_> {
+        HeadAppender {
+            head: self,
+            min_valid: self.min_valid_time(),
+            new_series: Vec::new(),
+            new_by_hash: HashMap::new(),
+            samples: Vec::new(),
+            last: HashMap::new(),
+            rejected_at_append: 0,
+        }
+    }
+
+    fn validate_labels(&self, labels: &Labels) -> Result<(), AppendError> {
+        if labels.is_empty() {
+            return Err(AppendError::InvalidLabels("empty label set".into()));
+        }
+        let o = &self.opts;
+        if o.max_labels_per_series > 0 && labels.len() > o.max_labels_per_series {
+            return Err(AppendError::TooManyLabels {
+                count: labels.len(),
+                limit: o.max_labels_per_series,
+            });
+        }
+        for l in labels.iter() {
+            if !is_valid_label_name(&l.name) {
+                return Err(AppendError::InvalidLabels(format!(
+                    "invalid label name {:?}",
+                    l.name
+                )));
+            }
+            if &*l.name == METRIC_NAME && !is_valid_metric_name(&l.value) {
+                return Err(AppendError::InvalidLabels(format!(
+                    "invalid metric name {:?}",
+                    l.value
+                )));
+            }
+            if o.max_label_name_bytes > 0 && l.name.len() > o.max_label_name_bytes {
+                return Err(AppendError::LabelTooLong {
+                    name: l.name.to_string(),
+                    len: l.name.len(),
+                    limit: o.max_label_name_bytes,
+                });
+            }
+            if o.max_label_value_bytes > 0 && l.value.len() > o.max_label_value_bytes {
+                return Err(AppendError::LabelTooLong {
+                    name: l.name.to_string(),
+                    len: l.value.len(),
+                    limit: o.max_label_value_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides what to do with sample `(t, v)` for a series whose newest in-order sample is
+    /// `(last_t, last_v)`: `Ok(true)` appends in order, `Ok(false)` goes to the out-of-order
+    /// buffer, `Err(None)` is a silent duplicate, `Err(Some(e))` a rejection.
+    fn classify(
+        &self,
+        t: i64,
+        v: f64,
+        last_t: i64,
+        last_v: f64,
+        min_valid: i64,
+    ) -> Result<bool, Option<AppendError>> {
+        if t < min_valid {
+            return Err(Some(AppendError::TooOld));
+        }
+        if last_t == i64::MIN || t > last_t {
+            return Ok(true);
+        }
+        if t == last_t {
+            return if v.to_bits() == last_v.to_bits() {
+                Err(None)
+            } else {
+                Err(Some(AppendError::DuplicateTimestamp))
+            };
+        }
+        let window = self.opts.out_of_order_window_ms;
+        if window > 0 && t >= last_t - window {
+            return Ok(false);
+        }
+        Err(Some(AppendError::OutOfOrder))
+    }
+
+    fn get_series(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
+        self.index().series.get(&r).cloned()
+    }
+
+    fn note_time(&self, t: i64) {
+        self.max_time.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// Applies a sample during WAL replay, with the same order rules as live appends.
+    fn replay_sample(&self, s: &MemSeries, t: i64, v: f64) -> bool {
+        if t < self.min_time() {
+            return false;
+        }
+        let mut d = s.lock();
+        match self.classify(t, v, d.last_t, d.last_v, i64::MIN) {
+            Ok(true) => {
+                d.append_in_order(t, v, self.opts.head_chunk_samples);
+            }
+            Ok(false) => d.insert_ooo(Sample::new(t, v)),
+            Err(_) => return false,
+        }
+        drop(d);
+        self.note_time(t);
+        true
+    }
+
+    /// Replays decoded WAL or checkpoint records. Returns how many records were applied.
+    pub fn replay(&self, payloads: &[Vec<u8>]) -> Result<usize, crate::Error> {
+        let mut applied = 0;
+        let mut cache: HashMap<SeriesRef, Arc<MemSeries>> = HashMap::new();
+        for p in payloads {
+            match wal::decode_record(p)? {
+                wal::Record::Series(list) => {
+                    let mut idx = self.index_mut();
+                    for (r, labels) in list {
+                        if idx.series.contains_key(&r) {
+                            continue;
+                        }
+                        let hash = labels.stable_hash();
+                        if let Some(existing) = idx.get(hash, &labels).cloned() {
+                            // The same series under an older ref (checkpoint and segment
+                            // overlap): alias the new ref to it.
+                            cache.insert(r, existing);
+                            continue;
+                        }
+                        let s = idx.insert(r, &labels);
+                        cache.insert(r, s);
+                        self.next_ref.fetch_max(r + 1, Ordering::AcqRel);
+                        self.metrics.head_series_created.inc();
+                    }
+                }
+                wal::Record::Samples(list) => {
+                    for rs in list {
+                        let s = match cache.get(&rs.r) {
+                            Some(s) => s.clone(),
+                            None => match self.get_series(rs.r) {
+                                Some(s) => s,
+                                None => continue,
+                            },
+                        };
+                        self.replay_sample(&s, rs.t, rs.v);
+                    }
+                }
+                wal::Record::SeriesChunk { r, count, bytes } => {
+                    let Some(s) = cache.get(&r).cloned().or_else(|| self.get_series(r)) else {
+                        continue;
+                    };
+                    let mut it = XorIter::new(&bytes, count);
+                    for smp in it.by_ref() {
+                        self.replay_sample(&s, smp.t, smp.v);
+                    }
+                    if it.corrupted() {
+                        return Err(crate::Error::Decode(format!(
+                            "checkpoint chunk of series {r} ends early"
+                        )));
+                    }
+                }
+            }
+            applied += 1;
+        }
+        self.refresh_gauges();
+        Ok(applied)
+    }
+
+    fn refresh_gauges(&self) {
+        let idx = self.index();
+        self.metrics.head_series.set(idx.series.len() as i64);
+        let chunks: usize = idx.series.values().map(|s| s.lock().chunk_count()).sum();
+        self.metrics.head_chunks.set(chunks as i64);
+        self.metrics.head_min_time.set(self.min_time());
+        self.metrics.head_max_time.set(self.max_time());
+    }
+
+    /// Series matching `matchers` (all series when empty), sorted by labels.
+    pub fn select(&self, matchers: &[medic_model::Matcher]) -> Vec<Arc<MemSeries>> {
+        let idx = self.index();
+        let mut out: Vec<Arc<MemSeries>> = idx
+            .postings
+            .candidates(matchers)
+            .into_iter()
+            .filter_map(|r| idx.series.get(&r))
+            .filter(|s| matches_all(&s.labels, matchers))
+            .cloned()
+            .collect();
+        drop(idx);
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Label names and, for `name`, values, of all series (used by the label APIs when no
+    /// matcher narrows them).
+    pub fn label_names(&self) -> Vec<String> {
+        self.index()
+            .postings
+            .names()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// Values of `name` across all series.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.index()
+            .postings
+            .values(name)
+            .map(|(v, _)| v.to_string())
+            .collect()
+    }
+
+    /// Drops everything older than `mint` (now persisted in a block), and series left empty.
+    /// Holds the commit lock, so no commit interleaves.
+    pub fn truncate(&self, mint: i64) {
+        let _g = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.set_min_time(mint);
+        let all: Vec<Arc<MemSeries>> = self.index().series.values().cloned().collect();
+        let mut removed = Vec::new();
+        for s in &all {
+            let mut d = s.lock();
+            d.truncate(mint);
+            if d.is_empty() && d.last_t < mint {
+                removed.push((s.r, s.labels.clone()));
+            }
+        }
+        if !removed.is_empty() {
+            removed.sort_by_key(|(r, _)| *r);
+            self.index_mut().remove(&removed);
+            self.metrics
+                .head_series_removed
+                .inc_by(removed.len() as u64);
+        }
+        self.metrics.head_truncations.inc();
+        self.refresh_gauges();
+    }
+
+    /// Rotates the WAL and writes a checkpoint of everything in the head, so that replay starts
+    /// from it. Appends continue while the checkpoint is written; samples they add may be both
+    /// in the checkpoint and in the next segment, which replay tolerates.
+    pub fn checkpoint(&self) -> Result<(), crate::Error> {
+        let Some(wal) = self.wal.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return Ok(());
+        };
+        let (last_seq, mut all) = {
+            let _g = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let seq = wal.rotate()?;
+            let all: Vec<Arc<MemSeries>> = self.index().series.values().cloned().collect();
+            (seq, all)
+        };
+        all.sort_by_key(|s| s.r);
+        let mint = self.min_time();
+        let mut buf = Vec::new();
+        for batch in all.chunks(1000) {
+            let refs: Vec<(SeriesRef, &Labels)> = batch.iter().map(|s| (s.r, &s.labels)).collect();
+            wal::encode_series(&mut buf, &refs);
+        }
+        let mut samples = Vec::new();
+        for s in &all {
+            samples.clear();
+            let d = s.lock();
+            d.collect(mint, i64::MAX, &mut samples);
+            // The newest sample may have been truncated from the chunks but still decides
+            // order checks after a restart.
+            if samples.is_empty() && d.last_t != i64::MIN && d.last_t >= mint {
+                samples.push(Sample::new(d.last_t, d.last_v));
+            }
+            drop(d);
+            if samples.is_empty() {
+                continue;
+            }
+            let mut e = XorEncoder::with_capacity(samples.len() * 2);
+            for x in &samples {
+                e.append(x.t, x.v);
+            }
+            wal::encode_series_chunk(&mut buf, s.r, e.count(), e.bytes());
+        }
+        wal.write_checkpoint(last_seq, &buf)
+    }
+
+    /// fsyncs the WAL if it has unsynced writes.
+    pub fn sync_wal(&self) -> Result<(), crate::Error> {
+        match self.wal.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(w) => w.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// WAL bytes since the last checkpoint.
+    pub fn wal_bytes_since_checkpoint(&self) -> u64 {
+        self.wal
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |w| w.bytes_since_checkpoint())
+    }
+
+    /// Bytes of the WAL on disk.
+    pub fn wal_disk_bytes(&self) -> u64 {
+        self.wal
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |w| w.disk_bytes())
+    }
+
+    /// All series with their samples in `[mint, maxt]`, sorted by labels, for writing a block.
+    pub fn series_in_range(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
+        let all = self.select(&[]);
+        all.into_iter()
+            .filter_map(|s| {
+                let samples = s.samples(mint, maxt);
+                (!samples.is_empty()).then(|| (s.labels.clone(), samples))
+            })
+            .collect()
+    }
+}
+
+/// A transaction against the head.
+pub struct HeadAppender<'a> {
+    head: &'a Head,
+    min_valid: i64,
+    /// Series this transaction creates, indexed by `ref & !PENDING`.
+    new_series: Vec<Labels>,
+    new_by_hash: HashMap<u64, Vec<usize>>,
+    samples: Vec<RefSample>,
+    /// Newest buffered sample per series, for order checks within the transaction.
+    last: HashMap<SeriesRef, (i64, f64)>,
+    rejected_at_append: usize,
+}
+
+impl HeadAppender<'_> {
+    fn stored_last(&self, r: SeriesRef) -> (i64, f64) {
+        if r & PENDING != 0 {
+            return (i64::MIN, 0.0);
+        }
+        match self.head.get_series(r) {
+            Some(s) => {
+                let d = s.lock();
+                (d.last_t, d.last_v)
+            }
+            None => (i64::MIN, 0.0),
+        }
+    }
+}
+
+impl Appender for HeadAppender<'_> {
+    fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, AppendError> {
+        let hash = labels.stable_hash();
+        if let Some(s) = self.head.index().get(hash, labels) {
+            return Ok(s.r);
+        }
+        self.head.validate_labels(labels).inspect_err(|e| {
+            self.head.metrics.reject(e.reason());
+        })?;
+        let pending = self.new_by_hash.entry(hash).or_default();
+        if let Some(&i) = pending.iter().find(|&&i| self.new_series[i] == *labels) {
+            return Ok(i as u64 | PENDING);
+        }
+        let i = self.new_series.len();
+        self.new_series.push(labels.clone());
+        pending.push(i);
+        Ok(i as u64 | PENDING)
+    }
+
+    fn append(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
+        let (last_t, last_v) = match self.last.get(&r) {
+            Some(&x) => x,
+            None => self.stored_last(r),
+        };
+        match self.head.classify(t, v, last_t, last_v, self.min_valid) {
+            Ok(in_order) => {
+                if in_order {
+                    self.last.insert(r, (t, v));
+                }
+                self.samples.push(RefSample { r, t, v });
+                Ok(())
+            }
+            Err(None) => Ok(()),
+            Err(Some(e)) => {
+                self.head.metrics.reject(e.reason());
+                self.rejected_at_append += 1;
+                Err(e)
+            }
+        }
+    }
+
+    fn commit(self: Box<Self>) -> Result<CommitSummary, StorageError> {
+        let head = self.head;
+        let mut buf = head.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        buf.clear();
+
+        // 1. Create new series (another transaction may have created some meanwhile).
+        let mut resolved: Vec<Arc<MemSeries>> = Vec::with_capacity(self.new_series.len());
+        let mut created: Vec<Arc<MemSeries>> = Vec::new();
+        if !self.new_series.is_empty() {
+            let mut idx = head.index_mut();
+            for labels in &self.new_series {
+                let hash = labels.stable_hash();
+                let s = match idx.get(hash, labels) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let r = head.next_ref.fetch_add(1, Ordering::AcqRel);
+                        let s = idx.insert(r, labels);
+                        created.push(s.clone());
+                        s
+                    }
+                };
+                resolved.push(s);
+            }
+            head.metrics.head_series.set(idx.series.len() as i64);
+        }
+        head.metrics
+            .head_series_created
+            .inc_by(created.len() as u64);
+
+        // 2. Re-check order against what other commits stored since append().
+        let mut accepted: Vec<(Arc<MemSeries>, RefSample, bool)> =
+            Vec::with_capacity(self.samples.len());
+        let mut rejected = Vec::new();
+        let mut batch_last: HashMap<SeriesRef, (i64, f64)> = HashMap::new();
+        let mut cached: Option<Arc<MemSeries>> = None;
+        for rs in &self.samples {
+            let s = if rs.r & PENDING != 0 {
+                resolved[(rs.r & !PENDING) as usize].clone()
+            } else {
+                match &cached {
+                    Some(c) if c.r == rs.r => c.clone(),
+                    _ => match head.get_series(rs.r) {
+                        Some(s) => {
+                            cached = Some(s.clone());
+                            s
+                        }
+                        None => {
+                            // Garbage-collected since append(): its data was older than the
+                            // head, so the sample is too.
+                            head.metrics.reject(AppendError::TooOld.reason());
+                            rejected.push((rs.r, AppendError::TooOld));
+                            continue;
+                        }
+                    },
+                }
+            };
+            let (last_t, last_v) = match batch_last.get(&s.r) {
+                Some(&x) => x,
+                None => {
+                    let d = s.lock();
+                    (d.last_t, d.last_v)
+                }
+            };
+            match head.classify(rs.t, rs.v, last_t, last_v, head.min_time()) {
+                Ok(in_order) => {
+                    if in_order {
+                        batch_last.insert(s.r, (rs.t, rs.v));
+                    }
+                    let r = s.r;
+                    accepted.push((
+                        s,
+                        RefSample {
+                            r,
+                            t: rs.t,
+                            v: rs.v,
+                        },
+                        in_order,
+                    ));
+                }
+                Err(None) => {}
+                Err(Some(e)) => {
+                    head.metrics.reject(e.reason());
+                    rejected.push((rs.r, e));
+                }
+            }
+        }
+
+        // 3. Log to the WAL before the head changes.
+        if !created.is_empty() {
+            let refs: Vec<(SeriesRef, &Labels)> =
+                created.iter().map(|s| (s.r, &s.labels)).collect();
+            wal::encode_series(&mut buf, &refs);
+        }
+        let to_log: Vec<RefSample> = accepted.iter().map(|(_, rs, _)| *rs).collect();
+        wal::encode_samples(&mut buf, &to_log);
+        if let Some(w) = head.wal.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if let Err(e) = w.append(&buf) {
+                // Series created above stay (empty) in the index; the samples are not applied
+                // and the caller learns that nothing was stored.
+                return Err(e.into());
+            }
+        }
+
+        // 4. Apply.
+        let mut max_t = i64::MIN;
+        let mut new_chunks = 0i64;
+        for (s, rs, in_order) in &accepted {
+            let mut d = s.lock();
+            if *in_order {
+                if d.append_in_order(rs.t, rs.v, head.opts.head_chunk_samples)
+                    || d.open.count() == 1
+                {
+                    new_chunks += 1;
+                }
+            } else {
+                d.insert_ooo(Sample::new(rs.t, rs.v));
+            }
+            max_t = max_t.max(rs.t);
+        }
+        if max_t != i64::MIN {
+            head.note_time(max_t);
+            head.metrics.head_max_time.set(head.max_time());
+        }
+        head.metrics.head_chunks.inc_by(new_chunks);
+        head.metrics.samples_appended.inc_by(accepted.len() as u64);
+        Ok(CommitSummary {
+            accepted: accepted.len(),
+            rejected,
+        })
+    }
+
+    fn rollback(self: Box<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medic_model::Matcher;
+
+    fn head(ooo: i64) -> Head {
+        let opts = Options {
+            out_of_order_window_ms: ooo,
+            head_chunk_samples: 4,
+            ..Options::default()
+        };
+        Head::new(opts, Metrics::default())
+    }
+
+    fn lbl(job: &str) -> Labels {
+        Labels::from_pairs([("__name__", "up"), ("job", job)])
+    }
+
+    #[test]
+    fn append_commit_select_across_chunks() {
+        let h = head(0);
+        let mut app = Box::new(h.appender());
+        for t in 0..10 {
+            app.append_labels(&lbl("a"), t * 1000, t as f64).unwrap();
+        }
+        let sum = app.commit().unwrap();
+        assert_eq!(sum.accepted, 10);
+        let s = h.select(&[Matcher::equal("job", "a")]);
+        assert_eq!(s.len(), 1);
+        let got = s[0].samples(2000, 7000);
+        assert_eq!(
+            got.iter().map(|s| s.t).collect::<Vec<_>>(),
+            vec![2000, 3000, 4000, 5000, 6000, 7000]
+        );
+    }
+
+    #[test]
+    fn order_duplicates_and_age() {
+        let h = head(0);
+        let mut app = Box::new(h.appender());
+        app.append_labels(&lbl("a"), 10_000_000, 1.0).unwrap();
+        app.commit().unwrap();
+        let mut app = Box::new(h.appender());
+        let r = app.series_ref(&lbl("a")).unwrap();
+        assert_eq!(app.append(r, 9_999_000, 1.0), Err(AppendError::OutOfOrder));
+        assert_eq!(
+            app.append(r, 10_000_000, 2.0),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(
+            app.append(r, 10_000_000, 1.0),
+            Ok(()),
+            "same value is a silent duplicate"
+        );
+        // Older than max - range/2 (1h): too old even for a new series.
+        let r2 = app.series_ref(&lbl("b")).unwrap();
+        assert_eq!(
+            app.append(r2, 10_000_000 - 3_600_001, 1.0),
+            Err(AppendError::TooOld)
+        );
+        app.append(r2, 10_000_000 - 3_600_000, 1.0).unwrap();
+        let sum = app.commit().unwrap();
+        assert_eq!(sum.accepted, 1);
+    }
+
+    #[test]
+    fn out_of_order_window() {
+        let h = head(60_000);
+        let mut app = Box::new(h.appender());
+        let l = lbl("a");
+        app.append_labels(&l, 100_000, 1.0).unwrap();
+        app.append_labels(&l, 50_000, 2.0).unwrap();
+        assert_eq!(
+            app.append_labels(&l, 30_000, 3.0),
+            Err(AppendError::OutOfOrder)
+        );
+        app.append_labels(&l, 70_000, 4.0).unwrap();
+        app.commit().unwrap();
+        let got: Vec<(i64, f64)> = h.select(&[])[0]
+            .samples(0, i64::MAX)
+            .iter()
+            .map(|s| (s.t, s.v))
+            .collect();
+        assert_eq!(got, vec![(50_000, 2.0), (70_000, 4.0), (100_000, 1.0)]);
+    }
+
+    #[test]
+    fn concurrent_commit_conflict_is_reported() {
+        let h = head(0);
+        let l = lbl("a");
+        let mut a = Box::new(h.appender());
+        let mut b = Box::new(h.appender());
+        a.append_labels(&l, 2000, 1.0).unwrap();
+        b.append_labels(&l, 1000, 1.0).unwrap();
+        a.commit().unwrap();
+        let sum = b.commit().unwrap();
+        assert_eq!(sum.accepted, 0);
+        assert_eq!(sum.rejected[0].1, AppendError::OutOfOrder);
+    }
+
+    #[test]
+    fn invalid_labels_are_rejected() {
+        let h = head(0);
+        let mut app = h.appender();
+        let bad = Labels::from_pairs([("__name__", "a-b")]);
+        assert!(matches!(
+            app.series_ref(&bad),
+            Err(AppendError::InvalidLabels(_))
+        ));
+        let bad = Labels::from_pairs([("1x", "a")]);
+        assert!(matches!(
+            app.series_ref(&bad),
+            Err(AppendError::InvalidLabels(_))
+        ));
+        let long = Labels::from_pairs([("a", "x".repeat(5000))]);
+        assert!(matches!(
+            app.series_ref(&long),
+            Err(AppendError::LabelTooLong { .. })
+        ));
+        let many = Labels::from_pairs((0..70).map(|i| (format!("l{i}"), "v")));
+        assert!(matches!(
+            app.series_ref(&many),
+            Err(AppendError::TooManyLabels { .. })
+        ));
+        assert!(app.series_ref(&Labels::empty()).is_err());
+    }
+
+    #[test]
+    fn truncate_drops_old_chunks_and_empty_series() {
+        let h = head(0);
+        let mut app = Box::new(h.appender());
+        for t in 0..20 {
+            app.append_labels(&lbl("a"), t * 1000, 1.0).unwrap();
+        }
+        app.append_labels(&lbl("old"), 1000, 1.0).unwrap();
+        app.commit().unwrap();
+        h.truncate(10_000);
+        assert_eq!(h.num_series(), 1);
+        let s = h.select(&[]);
+        let got = s[0].samples(h.min_time(), i64::MAX);
+        assert_eq!(got.first().unwrap().t, 10_000);
+        assert_eq!(h.label_values("job"), vec!["a".to_string()]);
+    }
+}
