@@ -274,7 +274,7 @@ impl Db {
             )?;
             cut += 1;
         }
-        self.compact(false)?;
+        self.compact()?;
         self.apply_retention()?;
         if cut > 0 || self.head.wal_bytes_since_checkpoint() > self.opts.wal_checkpoint_bytes {
             self.checkpoint()?;
@@ -333,9 +333,9 @@ impl Db {
             .set(blocks.iter().map(|b| b.bytes() as i64).sum());
     }
 
-    /// Merges blocks until the planner finds nothing to do. With `all_sealed`, every window
-    /// before the head counts as sealed (used by flush).
-    fn compact(&self, all_sealed: bool) -> Result<usize, Error> {
+    /// Merges blocks until the planner finds nothing to do. A window counts as complete once the
+    /// head has moved past it.
+    fn compact(&self) -> Result<usize, Error> {
         let ranges =
             compact::level_ranges(self.opts.block_range_ms, self.opts.effective_max_block_ms());
         let mut merges = 0;
@@ -348,12 +348,7 @@ impl Db {
                     max: b.meta().max_time,
                 })
                 .collect();
-            let sealed = if all_sealed {
-                i64::MAX
-            } else {
-                self.head.min_time()
-            };
-            let Some(pick) = compact::plan(&spans, &ranges, sealed) else {
+            let Some(pick) = compact::plan(&spans, &ranges, self.head.min_time()) else {
                 return Ok(merges);
             };
             let sources: Vec<Arc<Block>> = pick.iter().map(|&i| blocks[i].clone()).collect();
@@ -476,7 +471,7 @@ impl Db {
     }
 
     /// Persists everything in the head as blocks, truncates the head, and compacts every window
-    /// that is complete. New samples must then be newer than the newest flushed one.
+    /// that the head has moved past. New samples must then be newer than the newest flushed one.
     pub fn flush(&self) -> Result<FlushSummary, Error> {
         let _g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
         let mut summary = FlushSummary::default();
@@ -488,7 +483,7 @@ impl Db {
             self.cut(start.max(self.head.min_time()), end)?;
         }
         summary.blocks_written = (self.metrics.blocks_written.get() - before) as usize;
-        summary.compactions = self.compact(true)?;
+        summary.compactions = self.compact()?;
         self.apply_retention()?;
         self.checkpoint()?;
         Ok(summary)

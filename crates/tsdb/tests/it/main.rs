@@ -1,0 +1,3 @@
+//! Integration tests of the store as a whole: restarts, damage on disk, blocks, retention.
+
+mod db;
