@@ -1,1 +1,95 @@
-fn main() {}
+//! `medic`: the command-line entry point. Each subcommand lives in its own module; this file
+//! only parses arguments, sets up logging and maps errors to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod run;
+
+/// medic — a self-healing operations engine: it stores metrics, evaluates rules, manages alerts
+/// and repairs what breaks.
+#[derive(Debug, Parser)]
+#[command(name = "medic", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log level filter (error, warn, info, debug, trace, or a tracing filter like
+    /// `info,medic_tsdb=debug`). Overrides MEDIC_LOG.
+    #[arg(long, global = true, env = "MEDIC_LOG", default_value = "info")]
+    log_level: String,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: store metrics from scrapes and remote write, serve the APIs.
+    ///
+    /// Without --config, medic runs on embedded defaults: it listens on 127.0.0.1:9099, keeps
+    /// data in ./data and scrapes its own /metrics every 15s.
+    Run(run::RunArgs),
+    /// Check configuration files without starting anything.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckCommand {
+    /// Validate a medic.yml; prints the first error with file, line and field. Exit 1 if invalid.
+    Config {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check {
+            what: CheckCommand::Config { file },
+        } => match medic_server::Config::load(&file) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("medic: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -85,7 +85,7 @@ pub fn format_duration(d: Duration) -> String {
     let mut out = String::new();
     for (unit, size) in UNITS[..7].iter() {
         // Prometheus prints weeks and years only when they divide evenly.
-        if (*unit == "y" || *unit == "w") && ms % size != 0 {
+        if (*unit == "y" || *unit == "w") && !ms.is_multiple_of(*size) {
             continue;
         }
         if ms >= *size {

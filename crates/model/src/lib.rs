@@ -12,7 +12,9 @@ mod labels;
 mod matcher;
 mod memstore;
 mod sample;
+mod selector;
 mod storage;
+mod timefmt;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{format_duration, parse_duration, DurationError};
@@ -22,7 +24,9 @@ pub use labels::{
 pub use matcher::{MatchType, Matcher, MatcherError};
 pub use memstore::MemStorage;
 pub use sample::{is_stale_nan, Sample, STALE_NAN};
+pub use selector::{parse_selector, SelectorError};
 pub use storage::{
     AppendError, Appendable, Appender, CommitSummary, Querier, Queryable, Series, SeriesRef,
     SeriesSet, StorageError, VecSeriesSet,
 };
+pub use timefmt::{format_rfc3339, parse_api_time, parse_rfc3339};

@@ -118,7 +118,7 @@ impl Matcher {
     pub fn parse(s: &str) -> Result<Self, MatcherError> {
         let syntax = || MatcherError::Syntax(s.to_string());
         let s = s.trim();
-        let op_start = s.find(|c: char| c == '=' || c == '!').ok_or_else(syntax)?;
+        let op_start = s.find(['=', '!']).ok_or_else(syntax)?;
         let name = s[..op_start].trim();
         let rest = &s[op_start..];
         let (kind, rest) = if let Some(r) = rest.strip_prefix("=~") {

@@ -1,1 +1,19 @@
+//! The medic server: the [`App`](app::App) that builds every component from the configuration
+//! and wires them together, the scrape manager, the remote write receiver, and the HTTP APIs
+//! (Prometheus-compatible where Prometheus has the endpoint, medic's own elsewhere).
+//!
+//! Layout: `config` (the YAML file, documented field by field), `scrape` (discovery, relabelling,
+//! exposition parsers, scrape loops), `remote_write`, `api` (routes), `selfmetrics` (`/metrics`),
+//! `app` (wiring and shutdown). Depends on every library crate; nothing depends on it but the CLI.
 
+pub mod api;
+pub mod app;
+pub mod config;
+mod error;
+pub mod remote_write;
+pub mod scrape;
+pub mod selfmetrics;
+
+pub use app::{App, Overrides};
+pub use config::Config;
+pub use error::Error;

@@ -104,18 +104,38 @@ impl std::fmt::Debug for Block {
     }
 }
 
+/// What a new block covers and how to encode it.
+#[derive(Debug, Clone)]
+pub struct BlockSpec {
+    /// Start of the covered range (ms, inclusive).
+    pub min_time: i64,
+    /// End of the covered range (ms, exclusive).
+    pub max_time: i64,
+    /// Chunk codec.
+    pub codec: BlockCodec,
+    /// Most samples per chunk.
+    pub chunk_samples: usize,
+    /// Compaction level (1 for a block cut from the head).
+    pub level: u32,
+    /// Blocks merged into this one.
+    pub parents: Vec<String>,
+}
+
 /// Writes a block from series sorted by labels. Returns the final directory, or `None` when
 /// there was nothing to write.
 pub fn write_block(
     parent: &Path,
-    min_time: i64,
-    max_time: i64,
-    codec: BlockCodec,
-    chunk_samples: usize,
-    level: u32,
-    parents: Vec<String>,
+    spec: BlockSpec,
     series: impl Iterator<Item = (Labels, Vec<Sample>)>,
 ) -> Result<Option<(PathBuf, BlockMeta)>, Error> {
+    let BlockSpec {
+        min_time,
+        max_time,
+        codec,
+        chunk_samples,
+        level,
+        parents,
+    } = spec;
     let ulid = ulid::Ulid::new().to_string();
     let tmp = parent.join(format!("{ulid}.tmp"));
     let dir = parent.join(&ulid);
@@ -497,6 +517,17 @@ fn parse_index(data: &[u8]) -> Result<(Vec<BlockSeries>, Postings), Error> {
 mod tests {
     use super::*;
 
+    fn spec(min_time: i64, max_time: i64, codec: BlockCodec) -> BlockSpec {
+        BlockSpec {
+            min_time,
+            max_time,
+            codec,
+            chunk_samples: 128,
+            level: 1,
+            parents: vec![],
+        }
+    }
+
     fn data() -> Vec<(Labels, Vec<Sample>)> {
         (0..20)
             .map(|i| {
@@ -514,18 +545,9 @@ mod tests {
     fn write_open_select_for_both_codecs() {
         for codec in [BlockCodec::Xor, BlockCodec::Pco] {
             let dir = tempfile::tempdir().unwrap();
-            let (path, meta) = write_block(
-                dir.path(),
-                0,
-                300_000,
-                codec,
-                128,
-                1,
-                vec![],
-                data().into_iter(),
-            )
-            .unwrap()
-            .unwrap();
+            let (path, meta) = write_block(dir.path(), spec(0, 300_000, codec), data().into_iter())
+                .unwrap()
+                .unwrap();
             assert_eq!(meta.stats.num_samples, 6000);
             assert_eq!(meta.stats.num_chunks, 20 * 3);
             let b = Block::open(&path).unwrap();
@@ -543,18 +565,9 @@ mod tests {
     #[test]
     fn corrupt_index_or_chunk_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _) = write_block(
-            dir.path(),
-            0,
-            1,
-            BlockCodec::Pco,
-            128,
-            1,
-            vec![],
-            data().into_iter(),
-        )
-        .unwrap()
-        .unwrap();
+        let (path, _) = write_block(dir.path(), spec(0, 1, BlockCodec::Pco), data().into_iter())
+            .unwrap()
+            .unwrap();
         // A flipped byte in a chunk: open succeeds, reading that chunk fails.
         let chunks = path.join("chunks");
         let mut c = fs::read(&chunks).unwrap();

@@ -64,12 +64,13 @@ pub fn plan(spans: &[Span], ranges: &[i64], sealed_before: i64) -> Option<Vec<us
     None
 }
 
+/// A block's series, one at a time.
+type SeriesIter<'a> = Box<dyn Iterator<Item = Result<(Labels, Vec<Sample>), Error>> + 'a>;
+
 /// Merges the series of several blocks, one series at a time, in label order. Samples of the
 /// same series from different blocks are merged by time; equal timestamps keep one sample.
 pub struct MergeIter<'a> {
-    sources: Vec<
-        std::iter::Peekable<Box<dyn Iterator<Item = Result<(Labels, Vec<Sample>), Error>> + 'a>>,
-    >,
+    sources: Vec<std::iter::Peekable<SeriesIter<'a>>>,
     error: Option<Error>,
 }
 
@@ -79,8 +80,7 @@ impl<'a> MergeIter<'a> {
         let sources = blocks
             .iter()
             .map(|b| {
-                let it: Box<dyn Iterator<Item = Result<(Labels, Vec<Sample>), Error>> + 'a> =
-                    Box::new(b.series_iter());
+                let it: SeriesIter<'a> = Box::new(b.series_iter());
                 it.peekable()
             })
             .collect();
@@ -106,11 +106,10 @@ impl Iterator for MergeIter<'_> {
         let mut min: Option<Labels> = None;
         for s in &mut self.sources {
             match s.peek() {
-                Some(Ok((l, _))) => {
-                    if min.as_ref().is_none_or(|m| l < m) {
-                        min = Some(l.clone());
-                    }
+                Some(Ok((l, _))) if min.as_ref().is_none_or(|m| l < m) => {
+                    min = Some(l.clone());
                 }
+                Some(Ok(_)) => {}
                 Some(Err(_)) => {
                     if let Some(Err(e)) = s.next() {
                         self.error = Some(e);

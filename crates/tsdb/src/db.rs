@@ -295,16 +295,8 @@ impl Db {
             let samples = s.samples(mint, maxt - 1);
             (!samples.is_empty()).then(|| (s.labels().clone(), samples))
         });
-        let written = block::write_block(
-            &self.dir,
-            mint,
-            maxt,
-            self.opts.block_codec,
-            self.opts.block_chunk_samples,
-            1,
-            Vec::new(),
-            iter,
-        )?;
+        let spec = self.block_spec(mint, maxt, 1, Vec::new());
+        let written = block::write_block(&self.dir, spec, iter)?;
         if let Some((path, meta)) = written {
             info!(block = %meta.ulid, mint, maxt, series = meta.stats.num_series,
                   samples = meta.stats.num_samples, "cut block from head");
@@ -315,6 +307,23 @@ impl Db {
         self.head.truncate(maxt);
         self.appended_min.store(maxt, Ordering::Release);
         Ok(())
+    }
+
+    fn block_spec(
+        &self,
+        min_time: i64,
+        max_time: i64,
+        level: u32,
+        parents: Vec<String>,
+    ) -> block::BlockSpec {
+        block::BlockSpec {
+            min_time,
+            max_time,
+            codec: self.opts.block_codec,
+            chunk_samples: self.opts.block_chunk_samples,
+            level,
+            parents,
+        }
     }
 
     fn add_block(&self, b: Arc<Block>) {
@@ -380,16 +389,8 @@ impl Db {
             + 1;
         let parents: Vec<String> = sources.iter().map(|b| b.meta().ulid.clone()).collect();
         let mut iter = MergeIter::new(sources);
-        let written = block::write_block(
-            &self.dir,
-            mint,
-            maxt,
-            self.opts.block_codec,
-            self.opts.block_chunk_samples,
-            level,
-            parents,
-            &mut iter,
-        );
+        let spec = self.block_spec(mint, maxt, level, parents);
+        let written = block::write_block(&self.dir, spec, &mut iter);
         if let Some(e) = iter.take_error() {
             if let Ok(Some((path, _))) = &written {
                 let _ = fs::remove_dir_all(path);
@@ -579,7 +580,7 @@ fn replay_wal(wal_dir: &Path, head: &Head, metrics: &Metrics) -> Result<u64, Err
         records += head.replay(&recs.payloads)?;
         last_seq = *seq;
     }
-    let segments: Vec<u64> = listing.segments.iter().copied().collect();
+    let segments: Vec<u64> = listing.segments.to_vec();
     for (i, &seq) in segments.iter().enumerate() {
         if seq <= last_seq {
             // Covered by the checkpoint; left behind by a crash before their removal.

@@ -247,10 +247,13 @@ impl Index {
             labels,
             data: Mutex::new(SeriesData::new()),
         });
-        if self.by_hash.contains_key(&hash) {
-            self.collisions.entry(hash).or_default().push(r);
-        } else {
-            self.by_hash.insert(hash, r);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(r);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(r);
+            }
         }
         self.postings.add(r, &s.labels);
         self.series.insert(r, s.clone());

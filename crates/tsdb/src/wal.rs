@@ -540,7 +540,7 @@ mod tests {
     fn garbage_payload_does_not_panic() {
         for seed in 0..200u32 {
             let junk: Vec<u8> = (0..64)
-                .map(|i| (seed.wrapping_mul(31) ^ i * 7) as u8)
+                .map(|i| (seed.wrapping_mul(31) ^ (i * 7)) as u8)
                 .collect();
             for t in 1..=3u8 {
                 let mut p = vec![t];

@@ -1,0 +1,63 @@
+//! `medic run`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use medic_server::{App, Config, Overrides};
+use tracing::info;
+
+/// Arguments of `medic run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Configuration file (YAML). Without it, embedded defaults apply (see `examples/medic.yml`).
+    #[arg(long, short = 'c', env = "MEDIC_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Address to listen on, overriding `server.listen` (e.g. 0.0.0.0:9099, 127.0.0.1:0).
+    #[arg(long)]
+    listen: Option<String>,
+
+    /// Data directory, overriding `storage.path`.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("medic")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let app = App::build(
+            config,
+            Overrides {
+                listen: args.listen,
+                data: args.data,
+            },
+        )
+        .await?;
+        // A line tests and scripts can wait for, with the real port when --listen ends in :0.
+        println!("medic listening on http://{}", app.local_addr());
+        app.run(shutdown_signal()).await?;
+        info!("medic stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
+        _ = term.recv() => info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,473 @@
+//! The HTTP API: Prometheus's shapes for the endpoints Prometheus has (`/api/v1/series`,
+//! `/labels`, `/label/<name>/values`, `/targets`, `/write`), medic's own elsewhere.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use medic_model::{is_stale_nan, parse_api_time, parse_selector, Matcher, Queryable};
+use serde_json::{json, Value};
+use tracing::warn;
+
+use crate::app::AppState;
+use crate::remote_write;
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/write", post(write))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/export", get(export).post(export))
+        .route("/api/v1/status/tsdb", get(tsdb_status))
+        .route("/api/v1/admin/tsdb/flush", post(flush))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Records request count and latency per matched route.
+async fn track(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let code = resp.status().as_u16().to_string();
+    st.http
+        .requests
+        .get_or_create(&vec![("handler", handler.clone()), ("code", code)])
+        .inc();
+    st.http
+        .duration
+        .get_or_create(&vec![("handler", handler)])
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn healthy() -> &'static str {
+    "medic is Healthy.\n"
+}
+
+async fn ready() -> &'static str {
+    "medic is Ready.\n"
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let body = st.self_metrics.render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A Prometheus API error, rendered as `{"status":"error","errorType":…,"error":…}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// 400 `bad_data`: the request is malformed.
+    pub fn bad_data(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad_data",
+            message: message.into(),
+        }
+    }
+
+    /// 422 `execution`: the request was understood but could not be carried out.
+    pub fn execution(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            kind: "execution",
+            message: message.into(),
+        }
+    }
+
+    /// 500 `internal`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"status": "error", "errorType": self.kind, "error": self.message})),
+        )
+            .into_response()
+    }
+}
+
+fn success(data: Value) -> Response {
+    axum::Json(json!({"status": "success", "data": data})).into_response()
+}
+
+async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    if !st.config.remote_write.enabled {
+        return (
+            StatusCode::NOT_FOUND,
+            "remote write receiver is disabled (remote_write.enabled: false)\n",
+        )
+            .into_response();
+    }
+    let limit = st.config.remote_write.max_body_size.0 as usize;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return (StatusCode::PAYLOAD_TOO_LARGE, format!("body of {len} bytes exceeds the limit of {limit} bytes (remote_write.max_body_size)\n")).into_response();
+        }
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body exceeds the limit of {limit} bytes (remote_write.max_body_size)\n"),
+            )
+                .into_response();
+        }
+    };
+    let max_decoded = st.config.remote_write.max_decoded_size.0 as usize;
+    let db = st.db.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let req = remote_write::decode(&bytes, max_decoded)?;
+        Ok::<_, remote_write::DecodeError>(remote_write::ingest(db.as_ref(), req))
+    })
+    .await;
+    match result {
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}\n"),
+        )
+            .into_response(),
+        Ok(Err(e @ remote_write::DecodeError::TooLarge { .. })) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n")).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Ok(Ok(Err(e))) => {
+            warn!(error = %e, "remote write: storage error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storage error: {e}\n"),
+            )
+                .into_response()
+        }
+        Ok(Ok(Ok(outcome))) => {
+            if outcome.rejected.is_empty() {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                (StatusCode::BAD_REQUEST, format!("{}\n", outcome.message())).into_response()
+            }
+        }
+    }
+}
+
+async fn targets(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let params = Params::parse(q.as_deref(), None);
+    let state = params.get("state").unwrap_or("any").to_string();
+    let (active, dropped) = st.scrape.as_ref().map(|s| s.targets()).unwrap_or_default();
+    let mut data = serde_json::Map::new();
+    if state == "any" || state == "active" {
+        data.insert("activeTargets".into(), json!(active));
+    } else {
+        data.insert("activeTargets".into(), json!([]));
+    }
+    if state == "any" || state == "dropped" {
+        data.insert("droppedTargets".into(), json!(dropped));
+    } else {
+        data.insert("droppedTargets".into(), json!([]));
+    }
+    success(Value::Object(data))
+}
+
+/// Query-string and form parameters, repeated keys kept.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Parses a query string and, for form POSTs, the body.
+    pub fn parse(query: Option<&str>, body: Option<&[u8]>) -> Params {
+        let mut v: Vec<(String, String)> = Vec::new();
+        if let Some(q) = query {
+            v.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
+        }
+        if let Some(b) = body {
+            v.extend(form_urlencoded::parse(b).into_owned());
+        }
+        Params(v)
+    }
+
+    /// First value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All values of `key`.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A time parameter; absent gives `default`.
+    pub fn time(&self, key: &str, default: i64) -> Result<i64, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(default),
+            Some(s) => parse_api_time(s).ok_or_else(|| {
+                ApiError::bad_data(format!(
+                    "invalid parameter \"{key}\": cannot parse {s:?} to a valid timestamp"
+                ))
+            }),
+        }
+    }
+
+    /// `start` and `end`, defaulting to all time; `end` must not be before `start`.
+    pub fn range(&self) -> Result<(i64, i64), ApiError> {
+        let start = self.time("start", MIN_TIME)?;
+        let end = self.time("end", MAX_TIME)?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        Ok((start, end))
+    }
+
+    /// `match[]` selectors, parsed.
+    pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        self.all("match[]")
+            .into_iter()
+            .map(|s| {
+                parse_selector(s)
+                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))
+            })
+            .collect()
+    }
+
+    /// `match[]` selectors, at least one.
+    pub fn required_matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        let sets = self.matchers()?;
+        if sets.is_empty() {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        Ok(sets)
+    }
+}
+
+/// Reads params from the query string and, for form POSTs, the body.
+fn read_params(method: &Method, headers: &HeaderMap, q: Option<String>, body: &Bytes) -> Params {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = (*method == Method::POST && is_form).then_some(&body[..]);
+    Params::parse(q.as_deref(), body)
+}
+
+const MIN_TIME: i64 = i64::MIN / 2;
+const MAX_TIME: i64 = i64::MAX / 2;
+
+/// Runs a storage read off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::execution(e)),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+async fn series(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = read_params(&method, &headers, q, &body);
+    let sets = p.required_matchers()?;
+    let (start, end) = p.range()?;
+    let db = st.db.clone();
+    let list = blocking(move || {
+        let q = db.querier(start, end).map_err(|e| e.to_string())?;
+        let mut all = BTreeSet::new();
+        for ms in &sets {
+            for s in q.select(ms).map_err(|e| e.to_string())? {
+                all.insert(s.map_err(|e| e.to_string())?.labels);
+            }
+        }
+        Ok(all.into_iter().collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(success(json!(list)))
+}
+
+async fn labels(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = read_params(&method, &headers, q, &body);
+    label_query(st, p, None).await
+}
+
+async fn label_values(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    if !medic_model::is_valid_label_name(&name) {
+        return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+    }
+    let p = Params::parse(q.as_deref(), None);
+    label_query(st, p, Some(name)).await
+}
+
+async fn label_query(
+    st: Arc<AppState>,
+    p: Params,
+    name: Option<String>,
+) -> Result<Response, ApiError> {
+    let sets = p.matchers()?;
+    let (start, end) = p.range()?;
+    let db = st.db.clone();
+    let list = blocking(move || {
+        let q = db.querier(start, end).map_err(|e| e.to_string())?;
+        let sets = if sets.is_empty() {
+            vec![Vec::new()]
+        } else {
+            sets
+        };
+        let mut out = BTreeSet::new();
+        for ms in &sets {
+            let v = match &name {
+                Some(n) => q.label_values(n, ms),
+                None => q.label_names(ms),
+            }
+            .map_err(|e| e.to_string())?;
+            out.extend(v);
+        }
+        Ok(out.into_iter().collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(success(json!(list)))
+}
+
+/// `GET /api/v1/export?match[]=…&start=…&end=…`: raw samples as JSON lines, one series per
+/// line, in VictoriaMetrics's export shape (`{"metric":{…},"values":[…],"timestamps":[…]}`).
+/// Non-finite values are written as the strings "NaN", "+Inf", "-Inf"; staleness markers are
+/// left out.
+async fn export(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = read_params(&method, &headers, q, &body);
+    let sets = p.required_matchers()?;
+    let (start, end) = p.range()?;
+    let db = st.db.clone();
+    let text = blocking(move || {
+        let q = db.querier(start, end).map_err(|e| e.to_string())?;
+        let mut seen = BTreeSet::new();
+        let mut out = String::new();
+        for ms in &sets {
+            for s in q.select(ms).map_err(|e| e.to_string())? {
+                let s = s.map_err(|e| e.to_string())?;
+                if !seen.insert(s.labels.clone()) {
+                    continue;
+                }
+                let mut values = Vec::with_capacity(s.samples.len());
+                let mut timestamps = Vec::with_capacity(s.samples.len());
+                for x in s.samples.iter().filter(|x| !is_stale_nan(x.v)) {
+                    values.push(if x.v.is_finite() {
+                        json!(x.v)
+                    } else if x.v.is_nan() {
+                        json!("NaN")
+                    } else if x.v > 0.0 {
+                        json!("+Inf")
+                    } else {
+                        json!("-Inf")
+                    });
+                    timestamps.push(x.t);
+                }
+                if values.is_empty() {
+                    continue;
+                }
+                out.push_str(
+                    &json!({"metric": s.labels, "values": values, "timestamps": timestamps})
+                        .to_string(),
+                );
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/stream+json")], text).into_response())
+}
+
+async fn tsdb_status(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let db = st.db.clone();
+    let s = blocking(move || Ok(db.stats())).await?;
+    Ok(success(json!({
+        "headStats": {
+            "numSeries": s.head_series,
+            "minTime": s.head_min_time,
+            "maxTime": s.head_max_time,
+        },
+        "blocks": s.blocks,
+        "blocksBytes": s.blocks_bytes,
+        "walBytes": s.wal_bytes,
+    })))
+}
+
+async fn flush(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let db = st.db.clone();
+    let summary = blocking(move || db.flush().map_err(|e| e.to_string())).await?;
+    Ok(success(json!(summary)))
+}

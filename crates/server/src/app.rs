@@ -1,0 +1,142 @@
+//! The `App`: builds every component from the configuration, serves the HTTP API, and shuts
+//! down in order (stop scraping, stop serving, close the store).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use medic_tsdb::Db;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::Config;
+use crate::scrape::{ScrapeManager, ScrapeMetrics};
+use crate::selfmetrics::{HttpMetrics, SelfMetrics};
+use crate::Error;
+
+/// Command-line overrides of the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data`.
+    pub data: Option<PathBuf>,
+}
+
+/// Shared state of the HTTP handlers.
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// The store.
+    pub db: Arc<Db>,
+    /// The scrape manager (absent until started).
+    pub scrape: Option<Arc<ScrapeManager>>,
+    /// `/metrics`.
+    pub self_metrics: SelfMetrics,
+    /// HTTP request metrics.
+    pub http: HttpMetrics,
+}
+
+/// A running medic.
+pub struct App {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl App {
+    /// Opens the store, binds the listener and prepares the scrape manager.
+    pub async fn build(mut config: Config, overrides: Overrides) -> Result<App, Error> {
+        if let Some(l) = overrides.listen {
+            config.server.listen = l;
+        }
+        if let Some(d) = overrides.data {
+            config.storage.path = d;
+        }
+        let http = HttpMetrics::default();
+        let self_metrics = SelfMetrics::new(&http);
+        let tsdb_metrics = medic_tsdb::Metrics::default();
+        self_metrics.with_registry(|r| tsdb_metrics.register(r));
+
+        let path = config.storage.path.clone();
+        let opts = config.storage.tsdb_options();
+        info!(path = %path.display(), "opening storage");
+        let db = tokio::task::spawn_blocking(move || Db::open(&path, opts, tsdb_metrics))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+
+        let listener = TcpListener::bind(&config.server.listen)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: config.server.listen.clone(),
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+
+        let self_target = if addr.ip().is_unspecified() {
+            format!("127.0.0.1:{}", addr.port())
+        } else {
+            addr.to_string()
+        };
+        let scrape_metrics = ScrapeMetrics::default();
+        self_metrics.with_registry(|r| scrape_metrics.register(r));
+        let store: Arc<dyn medic_model::Appendable> = db.clone();
+        let scrape = ScrapeManager::new(
+            store,
+            &config.global,
+            config.effective_scrape_configs(&self_target),
+            scrape_metrics,
+        )?;
+
+        let state = Arc::new(AppState {
+            config,
+            db,
+            scrape: Some(Arc::new(scrape)),
+            self_metrics,
+            http,
+        });
+        Ok(App {
+            state,
+            listener,
+            addr,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store.
+    pub fn db(&self) -> Arc<Db> {
+        self.state.db.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops scraping, finishes in-flight requests and
+    /// closes the store (fsync, checkpoint).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        if let Some(s) = &self.state.scrape {
+            s.start();
+        }
+        info!(addr = %self.addr, "medic is listening");
+        let router = crate::api::router(self.state.clone());
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        info!("shutting down");
+        if let Some(s) = &self.state.scrape {
+            s.stop().await;
+        }
+        let db = self.state.db.clone();
+        tokio::task::spawn_blocking(move || db.close())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        served.map_err(|e| Error::Internal(format!("HTTP server: {e}")))
+    }
+}

@@ -1,0 +1,746 @@
+//! medic's configuration file (`medic.yml`). Every struct here is documented field by field;
+//! `docs/configuration.md` is written from these comments. Scrape configuration uses
+//! Prometheus's syntax unchanged, so `scrape_configs` can be copied from a `prometheus.yml`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{de, Deserialize, Deserializer, Serialize};
+
+use crate::scrape::relabel::RelabelConfig;
+use crate::Error;
+
+/// A duration in Prometheus syntax (`15s`, `1h30m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PromDuration(pub Duration);
+
+impl PromDuration {
+    /// The duration in milliseconds.
+    pub fn as_millis(&self) -> i64 {
+        self.0.as_millis() as i64
+    }
+}
+
+impl<'de> Deserialize<'de> for PromDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        medic_model::parse_duration(&s)
+            .map(PromDuration)
+            .map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for PromDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&medic_model::format_duration(self.0))
+    }
+}
+
+impl fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&medic_model::format_duration(self.0))
+    }
+}
+
+/// A size in bytes: a plain number, or with a unit (`512KiB`, `128MiB`, `10GB`, `1TB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `128MiB`, `10GB`, `4096`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| {
+            format!(
+                "not a size: {s:?}; expected a number with an optional unit like 512MiB or 10GB"
+            )
+        })?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            other => {
+                return Err(format!(
+                "unknown size unit {other:?} in {s:?}; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
+            ))
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(de::Error::custom),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Defaults shared by all scrape jobs, as in Prometheus.
+    #[serde(default)]
+    pub global: GlobalConfig,
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The embedded time-series store.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The Prometheus remote_write receiver at `POST /api/v1/write`.
+    #[serde(default)]
+    pub remote_write: RemoteWriteConfig,
+    /// Prometheus scrape jobs, in Prometheus's syntax. When the file has no `scrape_configs`
+    /// key, medic scrapes its own `/metrics` (job `medic`); an explicit empty list scrapes
+    /// nothing.
+    pub scrape_configs: Option<Vec<ScrapeConfig>>,
+}
+
+/// `global:` — defaults for scrape jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// How often to scrape targets by default (default 15s).
+    #[serde(default = "default_scrape_interval")]
+    pub scrape_interval: PromDuration,
+    /// How long a scrape may take by default (default 10s, never more than the interval).
+    #[serde(default = "default_scrape_timeout")]
+    pub scrape_timeout: PromDuration,
+    /// Accepted for compatibility with prometheus.yml; rule evaluation arrives with the rules
+    /// engine.
+    #[serde(default)]
+    pub evaluation_interval: Option<PromDuration>,
+    /// Labels added to every series medic sends elsewhere (reserved for federation and remote
+    /// write out; not added to stored series, as in Prometheus).
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        Self {
+            scrape_interval: default_scrape_interval(),
+            scrape_timeout: default_scrape_timeout(),
+            evaluation_interval: None,
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_scrape_interval() -> PromDuration {
+    PromDuration(Duration::from_secs(15))
+}
+
+fn default_scrape_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(10))
+}
+
+/// `server:` — the HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:9099`: local only, since the APIs have no
+    /// authentication yet; use `0.0.0.0:9099` to serve other hosts). `--listen` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// URL under which medic is reached from outside, for links in notifications (default
+    /// `http://<listen>`).
+    #[serde(default)]
+    pub external_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            external_url: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9099".into()
+}
+
+/// When WAL writes reach the disk.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// Every write is handed to the OS before it is acknowledged and fsynced every
+    /// `fsync_interval`: a crash of medic loses nothing; a power loss at most that interval.
+    #[default]
+    Interval,
+    /// fsync before acknowledging each write: nothing is lost even on power loss; slower.
+    Always,
+    /// Leave flushing to the OS.
+    Never,
+}
+
+/// `storage.wal:` — the write-ahead log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalConfig {
+    /// `interval` (default), `always` or `never`.
+    #[serde(default)]
+    pub fsync: FsyncMode,
+    /// fsync period under `interval` (default 1s).
+    #[serde(default = "default_fsync_interval")]
+    pub fsync_interval: PromDuration,
+    /// Size of one WAL segment file (default 128MiB).
+    #[serde(default = "default_segment_size")]
+    pub segment_size: ByteSize,
+    /// WAL growth since the last checkpoint that triggers a new checkpoint, bounding replay
+    /// time after a crash (default 512MiB).
+    #[serde(default = "default_checkpoint_size")]
+    pub checkpoint_after: ByteSize,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncMode::Interval,
+            fsync_interval: default_fsync_interval(),
+            segment_size: default_segment_size(),
+            checkpoint_after: default_checkpoint_size(),
+        }
+    }
+}
+
+fn default_fsync_interval() -> PromDuration {
+    PromDuration(Duration::from_secs(1))
+}
+fn default_segment_size() -> ByteSize {
+    ByteSize(128 << 20)
+}
+fn default_checkpoint_size() -> ByteSize {
+    ByteSize(512 << 20)
+}
+
+/// `storage.limits:` — what a series may look like.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most labels on one series, `__name__` included (default 64; 0 = no limit).
+    #[serde(default = "default_max_labels")]
+    pub max_labels_per_series: usize,
+    /// Longest label name in bytes (default 1024; 0 = no limit).
+    #[serde(default = "default_max_name")]
+    pub max_label_name_length: usize,
+    /// Longest label value in bytes (default 4096; 0 = no limit).
+    #[serde(default = "default_max_value")]
+    pub max_label_value_length: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_labels_per_series: default_max_labels(),
+            max_label_name_length: default_max_name(),
+            max_label_value_length: default_max_value(),
+        }
+    }
+}
+
+fn default_max_labels() -> usize {
+    64
+}
+fn default_max_name() -> usize {
+    1024
+}
+fn default_max_value() -> usize {
+    4096
+}
+
+/// `storage:` — the embedded time-series store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Data directory (default `./data`). `--data` overrides it.
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// How long to keep samples (default 15d; `0` keeps them forever).
+    #[serde(default = "default_retention")]
+    pub retention: PromDuration,
+    /// Most bytes of blocks and WAL to keep; the oldest blocks are deleted first (default 0:
+    /// no limit). Accepts units: `50GB`, `200GiB`.
+    #[serde(default)]
+    pub retention_size: ByteSize,
+    /// Time span of a block cut from the in-memory head (default 2h). The head holds up to
+    /// 1.5× this; samples older than half of it behind the newest are rejected as too old.
+    #[serde(default = "default_block_range")]
+    pub block_range: PromDuration,
+    /// Accept samples up to this far behind their series' newest sample (default 0s: reject
+    /// out-of-order samples, as Prometheus does by default). At most half of `block_range`.
+    #[serde(default = "default_zero")]
+    pub out_of_order_window: PromDuration,
+    /// Codec for persisted chunks: `pco` (default, smallest) or `xor` (Gorilla, as in the head).
+    #[serde(default)]
+    pub block_codec: medic_tsdb::BlockCodec,
+    /// The write-ahead log.
+    #[serde(default)]
+    pub wal: WalConfig,
+    /// Limits on series shape.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: default_path(),
+            retention: default_retention(),
+            retention_size: ByteSize(0),
+            block_range: default_block_range(),
+            out_of_order_window: default_zero(),
+            block_codec: medic_tsdb::BlockCodec::default(),
+            wal: WalConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_retention() -> PromDuration {
+    PromDuration(Duration::from_secs(15 * 86_400))
+}
+fn default_block_range() -> PromDuration {
+    PromDuration(Duration::from_secs(2 * 3600))
+}
+fn default_zero() -> PromDuration {
+    PromDuration(Duration::ZERO)
+}
+
+impl StorageConfig {
+    /// The store's options.
+    pub fn tsdb_options(&self) -> medic_tsdb::Options {
+        let fsync = match self.wal.fsync {
+            FsyncMode::Interval => medic_tsdb::FsyncPolicy::Interval(self.wal.fsync_interval.0),
+            FsyncMode::Always => medic_tsdb::FsyncPolicy::Always,
+            FsyncMode::Never => medic_tsdb::FsyncPolicy::Never,
+        };
+        medic_tsdb::Options {
+            block_range_ms: self.block_range.as_millis(),
+            retention_ms: self.retention.as_millis(),
+            retention_bytes: self.retention_size.0,
+            out_of_order_window_ms: self.out_of_order_window.as_millis(),
+            fsync,
+            wal_segment_bytes: self.wal.segment_size.0,
+            wal_checkpoint_bytes: self.wal.checkpoint_after.0,
+            block_codec: self.block_codec,
+            max_labels_per_series: self.limits.max_labels_per_series,
+            max_label_name_bytes: self.limits.max_label_name_length,
+            max_label_value_bytes: self.limits.max_label_value_length,
+            ..medic_tsdb::Options::default()
+        }
+    }
+}
+
+/// `remote_write:` — the receiver for Prometheus remote write 1.0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// Accept remote write at all (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Largest compressed request body (default 32MiB); larger requests get 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_size: ByteSize,
+    /// Largest body after snappy decompression (default 256MiB); larger requests get 413.
+    #[serde(default = "default_max_decoded")]
+    pub max_decoded_size: ByteSize,
+}
+
+impl Default for RemoteWriteConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_body_size: default_max_body(),
+            max_decoded_size: default_max_decoded(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(32 << 20)
+}
+fn default_max_decoded() -> ByteSize {
+    ByteSize(256 << 20)
+}
+
+/// One entry of `scrape_configs:`, in Prometheus's syntax.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// Name of the job; becomes the `job` label.
+    pub job_name: String,
+    /// How often to scrape (default: `global.scrape_interval`).
+    pub scrape_interval: Option<PromDuration>,
+    /// Scrape timeout (default: `global.scrape_timeout`, capped at the interval).
+    pub scrape_timeout: Option<PromDuration>,
+    /// HTTP path (default `/metrics`).
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    /// `http` (default) or `https`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// URL query parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header credentials.
+    pub authorization: Option<Authorization>,
+    /// Bearer token (legacy form of `authorization`).
+    pub bearer_token: Option<String>,
+    /// File holding a bearer token (legacy form of `authorization.credentials_file`).
+    pub bearer_token_file: Option<PathBuf>,
+    /// TLS settings for `https` targets.
+    pub tls_config: Option<TlsConfig>,
+    /// Keep the scraped value of labels that clash with target labels (default false: the
+    /// scraped ones are renamed `exported_<name>`).
+    #[serde(default)]
+    pub honor_labels: bool,
+    /// Use timestamps the target exposes (default true).
+    #[serde(default = "default_true")]
+    pub honor_timestamps: bool,
+    /// Fail a scrape that yields more samples than this after metric relabelling (0 = none).
+    #[serde(default)]
+    pub sample_limit: usize,
+    /// Largest uncompressed response body (default 64MiB); larger scrapes fail.
+    #[serde(default = "default_body_limit")]
+    pub body_size_limit: ByteSize,
+    /// Fixed lists of targets.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// Targets read from JSON or YAML files, re-read when they change.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Relabelling of targets before scraping.
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Relabelling of scraped samples before storing.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+fn default_scheme() -> String {
+    "http".into()
+}
+fn default_body_limit() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+/// `basic_auth:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Option<String>,
+    /// File holding the password.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `authorization:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// Scheme (default `Bearer`).
+    #[serde(rename = "type", default = "default_auth_type")]
+    pub kind: String,
+    /// Credentials.
+    pub credentials: Option<String>,
+    /// File holding the credentials.
+    pub credentials_file: Option<PathBuf>,
+}
+
+fn default_auth_type() -> String {
+    "Bearer".into()
+}
+
+/// `tls_config:`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with CA certificates to trust in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification (insecure; for tests only).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `static_configs:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` of each target.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Labels added to every target of this group.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `file_sd_configs:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// File paths or globs (`targets/*.json`); JSON or YAML lists of `{targets, labels}`.
+    pub files: Vec<String>,
+    /// How often to re-read the files (default 5m); changes are also noticed at that pace.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: PromDuration,
+}
+
+fn default_refresh() -> PromDuration {
+    PromDuration(Duration::from_secs(300))
+}
+
+impl Config {
+    /// Reads and validates a config file. Errors name the file, the line and column, the
+    /// field, and what was expected.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            file: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text; `path` is used in error messages and to resolve relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
+        let err = |message: String| Error::Config {
+            file: path.to_path_buf(),
+            message,
+        };
+        let cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            let de = serde_norway::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                // The YAML error already starts with the outer part of the path; lead with
+                // the full path instead.
+                let inner = match inner.split_once(": ") {
+                    Some((head, rest)) if path.starts_with(head) && !head.contains(' ') => {
+                        rest.to_string()
+                    }
+                    _ => inner,
+                };
+                if path == "." {
+                    err(inner)
+                } else {
+                    err(format!("{path}: {inner}"))
+                }
+            })?
+        };
+        cfg.validate().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot: relations between fields, valid names and regexes.
+    fn validate(&self) -> Result<(), String> {
+        if self.global.scrape_timeout > self.global.scrape_interval {
+            return Err(format!(
+                "global.scrape_timeout ({}) is longer than global.scrape_interval ({})",
+                self.global.scrape_timeout, self.global.scrape_interval
+            ));
+        }
+        self.storage
+            .tsdb_options()
+            .validate()
+            .map_err(|e| format!("storage: {e}"))?;
+        let mut names = std::collections::HashSet::new();
+        for (i, sc) in self.scrape_configs.iter().flatten().enumerate() {
+            let at = format!("scrape_configs[{i}] (job {:?})", sc.job_name);
+            if sc.job_name.is_empty() {
+                return Err(format!("scrape_configs[{i}]: job_name must not be empty"));
+            }
+            if !names.insert(&sc.job_name) {
+                return Err(format!("{at}: job_name is used by an earlier job too"));
+            }
+            if sc.scheme != "http" && sc.scheme != "https" {
+                return Err(format!(
+                    "{at}.scheme: expected http or https, got {:?}",
+                    sc.scheme
+                ));
+            }
+            if !sc.metrics_path.starts_with('/') {
+                return Err(format!(
+                    "{at}.metrics_path: must start with '/', got {:?}",
+                    sc.metrics_path
+                ));
+            }
+            let interval = sc.scrape_interval.unwrap_or(self.global.scrape_interval);
+            if interval.0.is_zero() {
+                return Err(format!("{at}.scrape_interval: must be greater than 0"));
+            }
+            if let Some(t) = sc.scrape_timeout {
+                if t > interval {
+                    return Err(format!(
+                        "{at}.scrape_timeout ({t}) is longer than its scrape_interval ({interval})"
+                    ));
+                }
+            }
+            let auths = [
+                sc.basic_auth.is_some(),
+                sc.authorization.is_some(),
+                sc.bearer_token.is_some() || sc.bearer_token_file.is_some(),
+            ];
+            if auths.iter().filter(|x| **x).count() > 1 {
+                return Err(format!(
+                    "{at}: at most one of basic_auth, authorization and bearer_token may be set"
+                ));
+            }
+            for (j, sg) in sc.static_configs.iter().enumerate() {
+                for t in &sg.targets {
+                    if t.is_empty() || t.contains('/') {
+                        return Err(format!(
+                            "{at}.static_configs[{j}].targets: {t:?} is not a host:port"
+                        ));
+                    }
+                }
+                for k in sg.labels.keys() {
+                    if !medic_model::is_valid_label_name(k) {
+                        return Err(format!(
+                            "{at}.static_configs[{j}].labels: invalid label name {k:?}"
+                        ));
+                    }
+                }
+            }
+            for (j, r) in sc.relabel_configs.iter().enumerate() {
+                r.validate()
+                    .map_err(|e| format!("{at}.relabel_configs[{j}]: {e}"))?;
+            }
+            for (j, r) in sc.metric_relabel_configs.iter().enumerate() {
+                r.validate()
+                    .map_err(|e| format!("{at}.metric_relabel_configs[{j}]: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The scrape jobs to run: the configured ones, or medic scraping itself at `self_target`
+    /// when the file has no `scrape_configs`.
+    pub fn effective_scrape_configs(&self, self_target: &str) -> Vec<ScrapeConfig> {
+        match &self.scrape_configs {
+            Some(list) => list.clone(),
+            None => vec![ScrapeConfig {
+                job_name: "medic".into(),
+                scrape_interval: None,
+                scrape_timeout: None,
+                metrics_path: default_metrics_path(),
+                scheme: default_scheme(),
+                params: BTreeMap::new(),
+                basic_auth: None,
+                authorization: None,
+                bearer_token: None,
+                bearer_token_file: None,
+                tls_config: None,
+                honor_labels: false,
+                honor_timestamps: true,
+                sample_limit: 0,
+                body_size_limit: default_body_limit(),
+                static_configs: vec![StaticConfig {
+                    targets: vec![self_target.to_string()],
+                    labels: BTreeMap::new(),
+                }],
+                file_sd_configs: Vec::new(),
+                relabel_configs: Vec::new(),
+                metric_relabel_configs: Vec::new(),
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, String> {
+        Config::parse(s, Path::new("medic.yml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9099");
+        assert_eq!(c.global.scrape_interval.0, Duration::from_secs(15));
+        let jobs = c.effective_scrape_configs("127.0.0.1:9099");
+        assert_eq!(jobs[0].job_name, "medic");
+    }
+
+    #[test]
+    fn errors_name_file_field_and_line() {
+        let e = parse("global:\n  scrape_interval: five\n").unwrap_err();
+        assert!(e.contains("medic.yml"), "{e}");
+        assert!(e.contains("scrape_interval"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("expected a duration"), "{e}");
+
+        let e = parse("storage:\n  retension: 5d\n").unwrap_err();
+        assert!(e.contains("unknown field `retension`"), "{e}");
+
+        let e = parse("scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n    static_configs: [{targets: [x:1]}]\n").unwrap_err();
+        assert!(
+            e.contains("scrape_configs[0]") && e.contains("longer"),
+            "{e}"
+        );
+
+        let e = parse("storage:\n  retention_size: 10XB\n").unwrap_err();
+        assert!(e.contains("unknown size unit"), "{e}");
+
+        let e = parse("scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: replace\n        regex: '('\n").unwrap_err();
+        assert!(
+            e.contains("relabel_configs[0]") && e.contains("regex"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(ByteSize::parse("128MiB").unwrap().0, 128 << 20);
+        assert_eq!(ByteSize::parse("10GB").unwrap().0, 10_000_000_000);
+        assert_eq!(ByteSize::parse("4096").unwrap().0, 4096);
+        assert!(ByteSize::parse("x").is_err());
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../../examples/medic.yml");
+        let c = parse(text).unwrap();
+        assert!(!c.scrape_configs.unwrap().is_empty());
+    }
+}

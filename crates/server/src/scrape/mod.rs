@@ -1,0 +1,818 @@
+//! The scrape manager: one pool per `scrape_configs` job, one loop per target. Each loop scrapes
+//! on a fixed per-target offset within the interval, parses the body (text 0.0.4 or OpenMetrics),
+//! applies target labels and `metric_relabel_configs`, appends everything in one transaction
+//! with the synthetic `up`/`scrape_*` series, and writes staleness markers for series that
+//! disappeared — or for all of them when the scrape fails or the target goes away.
+
+pub mod discovery;
+pub mod parser;
+pub mod relabel;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use medic_model::{Appendable, Clock, Labels, LabelsBuilder, SystemClock, STALE_NAN};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::{GlobalConfig, ScrapeConfig};
+use discovery::FileSd;
+use parser::Format;
+
+const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// medic's own scrape metrics.
+#[derive(Debug, Clone)]
+pub struct ScrapeMetrics {
+    scrapes: Family<Vec<(&'static str, String)>, Counter>,
+    duration: Family<Vec<(&'static str, String)>, Histogram>,
+    sd_errors: Counter,
+}
+
+impl Default for ScrapeMetrics {
+    fn default() -> Self {
+        Self {
+            scrapes: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.5, 10))
+            }),
+            sd_errors: Counter::default(),
+        }
+    }
+}
+
+impl ScrapeMetrics {
+    /// Registers the metrics under `medic_scrape_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("medic_scrape");
+        r.register(
+            "scrapes",
+            "Scrapes by job and result (success, failed).",
+            self.scrapes.clone(),
+        );
+        r.register(
+            "duration_seconds",
+            "Scrape duration by job.",
+            self.duration.clone(),
+        );
+        r.register(
+            "file_sd_read_errors",
+            "file_sd files that could not be read or parsed.",
+            self.sd_errors.clone(),
+        );
+    }
+}
+
+/// Health of a target, as the targets API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not scraped yet.
+    Unknown,
+    /// Last scrape succeeded.
+    Up,
+    /// Last scrape failed.
+    Down,
+}
+
+#[derive(Debug, Clone)]
+struct Status {
+    health: Health,
+    last_error: String,
+    last_scrape_ms: Option<i64>,
+    last_duration: f64,
+    last_samples: usize,
+}
+
+/// A target being scraped.
+#[derive(Debug)]
+pub struct Target {
+    /// Labels before relabelling.
+    pub discovered: Labels,
+    /// Labels attached to every scraped series.
+    pub labels: Labels,
+    /// The URL scraped.
+    pub url: String,
+    status: Mutex<Status>,
+}
+
+impl Target {
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// A target as `/api/v1/targets` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveTarget {
+    discovered_labels: Labels,
+    labels: Labels,
+    scrape_pool: String,
+    scrape_url: String,
+    global_url: String,
+    last_error: String,
+    last_scrape: String,
+    last_scrape_duration: f64,
+    health: Health,
+    scrape_interval: String,
+    scrape_timeout: String,
+}
+
+/// A target dropped by relabelling.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroppedTarget {
+    discovered_labels: Labels,
+}
+
+struct RunningTarget {
+    target: Arc<Target>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Pool {
+    cfg: ScrapeConfig,
+    interval: Duration,
+    timeout: Duration,
+    client: reqwest::Client,
+    running: Mutex<HashMap<Labels, RunningTarget>>,
+    dropped: Mutex<Vec<Labels>>,
+    file_sd: Mutex<FileSd>,
+}
+
+/// Runs every scrape job.
+pub struct ScrapeManager {
+    store: Arc<dyn Appendable>,
+    pools: Vec<Arc<Pool>>,
+    metrics: ScrapeMetrics,
+    clock: Arc<dyn Clock>,
+    stop: watch::Sender<bool>,
+}
+
+impl ScrapeManager {
+    /// Builds the pools (HTTP clients, TLS) for `configs`. Fails on unreadable TLS files.
+    pub fn new(
+        store: Arc<dyn Appendable>,
+        global: &GlobalConfig,
+        configs: Vec<ScrapeConfig>,
+        metrics: ScrapeMetrics,
+    ) -> Result<Self, crate::Error> {
+        let mut pools = Vec::new();
+        for cfg in configs {
+            let interval = cfg.scrape_interval.unwrap_or(global.scrape_interval).0;
+            let timeout = cfg
+                .scrape_timeout
+                .unwrap_or(global.scrape_timeout)
+                .0
+                .min(interval);
+            let client = build_client(&cfg)?;
+            pools.push(Arc::new(Pool {
+                cfg,
+                interval,
+                timeout,
+                client,
+                running: Mutex::new(HashMap::new()),
+                dropped: Mutex::new(Vec::new()),
+                file_sd: Mutex::new(FileSd::default()),
+            }));
+        }
+        let (stop, _) = watch::channel(false);
+        Ok(Self {
+            store,
+            pools,
+            metrics,
+            clock: Arc::new(SystemClock),
+            stop,
+        })
+    }
+
+    /// Starts discovery and the scrape loops; returns at once.
+    pub fn start(self: &Arc<Self>) {
+        for pool in &self.pools {
+            let mgr = self.clone();
+            let pool = pool.clone();
+            let mut stop = self.stop.subscribe();
+            tokio::spawn(async move {
+                let refresh = pool
+                    .cfg
+                    .file_sd_configs
+                    .iter()
+                    .map(|f| f.refresh_interval.0)
+                    .min()
+                    .unwrap_or(Duration::from_secs(3600));
+                loop {
+                    mgr.sync_pool(&pool);
+                    tokio::select! {
+                        _ = tokio::time::sleep(refresh) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
+        }
+    }
+
+    /// Stops every loop without staleness markers (medic is stopping, the targets are not
+    /// gone), and waits for in-flight scrapes to finish.
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let mut tasks = Vec::new();
+        for pool in &self.pools {
+            let running =
+                std::mem::take(&mut *pool.running.lock().unwrap_or_else(|e| e.into_inner()));
+            for (_, rt) in running {
+                let _ = rt.stop.send(true);
+                tasks.push(rt.task);
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Targets for `/api/v1/targets`.
+    pub fn targets(&self) -> (Vec<ActiveTarget>, Vec<DroppedTarget>) {
+        let mut active = Vec::new();
+        let mut dropped = Vec::new();
+        for pool in &self.pools {
+            let running = pool.running.lock().unwrap_or_else(|e| e.into_inner());
+            let mut list: Vec<&Arc<Target>> = running.values().map(|r| &r.target).collect();
+            list.sort_by(|a, b| a.labels.cmp(&b.labels));
+            for t in list {
+                let st = t.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                active.push(ActiveTarget {
+                    discovered_labels: t.discovered.clone(),
+                    labels: t.labels.clone(),
+                    scrape_pool: pool.cfg.job_name.clone(),
+                    scrape_url: t.url.clone(),
+                    global_url: t.url.clone(),
+                    last_error: st.last_error,
+                    last_scrape: st
+                        .last_scrape_ms
+                        .map(medic_model::format_rfc3339)
+                        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                    last_scrape_duration: st.last_duration,
+                    health: st.health,
+                    scrape_interval: medic_model::format_duration(pool.interval),
+                    scrape_timeout: medic_model::format_duration(pool.timeout),
+                });
+            }
+            for d in pool
+                .dropped
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                dropped.push(DroppedTarget {
+                    discovered_labels: d.clone(),
+                });
+            }
+        }
+        (active, dropped)
+    }
+
+    /// Recomputes a pool's targets and starts or stops loops to match.
+    fn sync_pool(self: &Arc<Self>, pool: &Arc<Pool>) {
+        let mut groups: Vec<(Labels, Vec<String>)> = pool
+            .cfg
+            .static_configs
+            .iter()
+            .map(|s| (Labels::from_pairs(s.labels.clone()), s.targets.clone()))
+            .collect();
+        {
+            let mut sd = pool.file_sd.lock().unwrap_or_else(|e| e.into_inner());
+            let before = sd.errors;
+            for f in &pool.cfg.file_sd_configs {
+                groups.extend(sd.refresh(f));
+            }
+            self.metrics.sd_errors.inc_by(sd.errors - before);
+        }
+        let mut wanted: HashMap<Labels, Arc<Target>> = HashMap::new();
+        let mut dropped = Vec::new();
+        for (group_labels, addrs) in groups {
+            for addr in addrs {
+                let discovered =
+                    discovered_labels(&pool.cfg, pool.interval, pool.timeout, &group_labels, &addr);
+                match target_from(&pool.cfg, &discovered) {
+                    Some((labels, url)) => {
+                        wanted.insert(
+                            labels.clone(),
+                            Arc::new(Target {
+                                discovered,
+                                labels,
+                                url,
+                                status: Mutex::new(Status {
+                                    health: Health::Unknown,
+                                    last_error: String::new(),
+                                    last_scrape_ms: None,
+                                    last_duration: 0.0,
+                                    last_samples: 0,
+                                }),
+                            }),
+                        );
+                    }
+                    None => dropped.push(discovered),
+                }
+            }
+        }
+        *pool.dropped.lock().unwrap_or_else(|e| e.into_inner()) = dropped;
+        let mut running = pool.running.lock().unwrap_or_else(|e| e.into_inner());
+        // Stop loops for targets that went away; they mark their series stale.
+        let gone: Vec<Labels> = running
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(rt) = running.remove(&k) {
+                info!(job = %pool.cfg.job_name, target = %rt.target.url, "target removed");
+                let _ = rt.stop.send(true);
+            }
+        }
+        for (k, target) in wanted {
+            if running.contains_key(&k) {
+                continue;
+            }
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let global_stop = self.stop.subscribe();
+            let task = tokio::spawn(scrape_loop(
+                self.clone(),
+                pool.clone(),
+                target.clone(),
+                stop_rx,
+                global_stop,
+            ));
+            running.insert(
+                k,
+                RunningTarget {
+                    target,
+                    stop: stop_tx,
+                    task,
+                },
+            );
+        }
+    }
+}
+
+fn build_client(cfg: &ScrapeConfig) -> Result<reqwest::Client, crate::Error> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(1);
+    if let Some(tls) = &cfg.tls_config {
+        if tls.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        if let Some(ca) = &tls.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| crate::Error::Config {
+                file: ca.clone(),
+                message: format!(
+                    "job {:?}: cannot read tls_config.ca_file: {e}",
+                    cfg.job_name
+                ),
+            })?;
+            for cert in
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| crate::Error::Config {
+                    file: ca.clone(),
+                    message: format!("job {:?}: tls_config.ca_file is not PEM: {e}", cfg.job_name),
+                })?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+    }
+    b.build()
+        .map_err(|e| crate::Error::Internal(format!("building HTTP client: {e}")))
+}
+
+/// The labels a target has before relabelling, as Prometheus builds them.
+fn discovered_labels(
+    cfg: &ScrapeConfig,
+    interval: Duration,
+    timeout: Duration,
+    group: &Labels,
+    addr: &str,
+) -> Labels {
+    let mut b = group.to_builder();
+    b.set("__address__", addr);
+    b.set("job", cfg.job_name.as_str());
+    b.set("__scheme__", cfg.scheme.as_str());
+    b.set("__metrics_path__", cfg.metrics_path.as_str());
+    b.set(
+        "__scrape_interval__",
+        medic_model::format_duration(interval),
+    );
+    b.set("__scrape_timeout__", medic_model::format_duration(timeout));
+    for (k, v) in &cfg.params {
+        if let Some(first) = v.first() {
+            b.set(format!("__param_{k}"), first.as_str());
+        }
+    }
+    b.build()
+}
+
+/// Applies `relabel_configs`; returns the final target labels and URL, or `None` if dropped.
+fn target_from(cfg: &ScrapeConfig, discovered: &Labels) -> Option<(Labels, String)> {
+    let relabelled = relabel::relabel(discovered, &cfg.relabel_configs)?;
+    let addr = relabelled.get("__address__")?.to_string();
+    let scheme = relabelled.get("__scheme__").unwrap_or("http");
+    let path = relabelled.get("__metrics_path__").unwrap_or("/metrics");
+    let mut url = format!("{scheme}://{addr}{path}");
+    // As Prometheus: configured params, with every `__param_<name>` label replacing the first
+    // value of <name> (or adding it).
+    let mut params: std::collections::BTreeMap<String, Vec<String>> = cfg.params.clone();
+    for l in relabelled.iter() {
+        if let Some(k) = l.name.strip_prefix("__param_") {
+            let vals = params.entry(k.to_string()).or_default();
+            match vals.first_mut() {
+                Some(first) => *first = l.value.to_string(),
+                None => vals.push(l.value.to_string()),
+            }
+        }
+    }
+    let qs: Vec<String> = params
+        .iter()
+        .flat_map(|(k, vals)| {
+            vals.iter()
+                .map(move |v| format!("{}={}", urlencode(k), urlencode(v)))
+        })
+        .collect();
+    if !qs.is_empty() {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&qs.join("&"));
+    }
+    let mut b = LabelsBuilder::new();
+    for l in relabelled.iter() {
+        if !l.name.starts_with("__") {
+            b.set(l.name.clone(), l.value.clone());
+        }
+    }
+    if b.get("instance").is_none() {
+        b.set("instance", addr.as_str());
+    }
+    Some((b.build(), url))
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The first scrape waits this long so targets spread over the interval, stably per target.
+fn initial_offset(labels: &Labels, interval: Duration, now_ms: i64) -> Duration {
+    let iv = interval.as_millis().max(1) as i64;
+    let want = (labels.stable_hash() % iv as u64) as i64;
+    Duration::from_millis((want - now_ms.rem_euclid(iv)).rem_euclid(iv) as u64)
+}
+
+async fn scrape_loop(
+    mgr: Arc<ScrapeManager>,
+    pool: Arc<Pool>,
+    target: Arc<Target>,
+    mut stop: watch::Receiver<bool>,
+    mut global_stop: watch::Receiver<bool>,
+) {
+    let offset = initial_offset(&target.labels, pool.interval, mgr.clock.now_ms());
+    tokio::select! {
+        _ = tokio::time::sleep(offset) => {}
+        _ = stop.changed() => return finish(&mgr, &target, &HashSet::new(), false),
+        _ = global_stop.changed() => return,
+    }
+    let mut ticker = tokio::time::interval(pool.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seen: HashSet<Labels> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return finish(&mgr, &target, &seen, true),
+            _ = global_stop.changed() => return,
+        }
+        seen = scrape_once(&mgr, &pool, &target, seen).await;
+    }
+}
+
+/// Writes staleness markers for `seen` when a target is removed.
+fn finish(mgr: &ScrapeManager, target: &Target, seen: &HashSet<Labels>, removed: bool) {
+    if !removed || seen.is_empty() {
+        return;
+    }
+    let now = mgr.clock.now_ms();
+    let mut app = mgr.store.appender();
+    for l in seen {
+        let _ = app.append_labels(l, now, STALE_NAN);
+    }
+    if let Err(e) = app.commit() {
+        warn!(target = %target.url, error = %e, "could not write staleness markers");
+    }
+}
+
+/// One scrape and its append. Returns the series seen, for the next staleness check.
+async fn scrape_once(
+    mgr: &ScrapeManager,
+    pool: &Pool,
+    target: &Target,
+    prev: HashSet<Labels>,
+) -> HashSet<Labels> {
+    let ts = mgr.clock.now_ms();
+    let start = Instant::now();
+    let result = fetch(pool, target).await;
+    let result = result.and_then(|(body, format)| {
+        let parsed = parser::parse(&body, format).map_err(|e| e.to_string())?;
+        Ok(parsed)
+    });
+    let cfg = &pool.cfg;
+    // Build the samples to store; any failure stores nothing but the report series.
+    let built = result.and_then(|parsed| {
+        let scraped = parsed.len();
+        let mut out = Vec::with_capacity(parsed.len());
+        for s in parsed {
+            let labels = merge_target_labels(&s.labels, &target.labels, cfg.honor_labels);
+            let Some(labels) = relabel::relabel(&labels, &cfg.metric_relabel_configs) else {
+                continue;
+            };
+            let t = match s.timestamp {
+                Some(t) if cfg.honor_timestamps => t,
+                _ => ts,
+            };
+            out.push((labels, t, s.value));
+        }
+        if cfg.sample_limit > 0 && out.len() > cfg.sample_limit {
+            return Err(format!(
+                "sample limit exceeded: {} samples > sample_limit {}",
+                out.len(),
+                cfg.sample_limit
+            ));
+        }
+        Ok((scraped, out))
+    });
+    let duration = start.elapsed().as_secs_f64();
+    let job = vec![("job", cfg.job_name.clone())];
+    mgr.metrics.duration.get_or_create(&job).observe(duration);
+
+    let (ok, scraped, samples, error) = match built {
+        Ok((scraped, samples)) => (true, scraped, samples, String::new()),
+        Err(e) => (false, 0, Vec::new(), e),
+    };
+    let post = samples.len();
+    let mut cur: HashSet<Labels> = samples.iter().map(|(l, _, _)| l.clone()).collect();
+    let added = cur.iter().filter(|l| !prev.contains(*l)).count();
+    let report = [
+        ("up", if ok { 1.0 } else { 0.0 }),
+        ("scrape_duration_seconds", duration),
+        ("scrape_samples_scraped", scraped as f64),
+        ("scrape_samples_post_metric_relabeling", post as f64),
+        ("scrape_series_added", added as f64),
+    ];
+    let store = mgr.store.clone();
+    let target_labels = target.labels.clone();
+    let prev_for_append = prev;
+    let (cur, append_errors) = tokio::task::spawn_blocking(move || {
+        let mut app = store.appender();
+        let mut errors = 0usize;
+        for (l, t, v) in &samples {
+            if app.append_labels(l, *t, *v).is_err() {
+                errors += 1;
+            }
+        }
+        for (name, v) in report {
+            let mut b = target_labels.to_builder();
+            b.set("__name__", name);
+            let l = b.build();
+            let _ = app.append_labels(&l, ts, v);
+            cur.insert(l);
+        }
+        for l in prev_for_append.iter().filter(|l| !cur.contains(*l)) {
+            let _ = app.append_labels(l, ts, STALE_NAN);
+        }
+        if let Err(e) = app.commit() {
+            warn!(error = %e, "storing scrape failed");
+        }
+        (cur, errors)
+    })
+    .await
+    .unwrap_or_default();
+    if append_errors > 0 {
+        debug!(target = %target.url, rejected = append_errors, "some scraped samples were rejected");
+    }
+    let result = if ok { "success" } else { "failed" };
+    mgr.metrics
+        .scrapes
+        .get_or_create(&vec![
+            ("job", cfg.job_name.clone()),
+            ("result", result.to_string()),
+        ])
+        .inc();
+    if !ok {
+        debug!(job = %cfg.job_name, target = %target.url, error = %error, "scrape failed");
+    }
+    target.set_status(|s| {
+        s.health = if ok { Health::Up } else { Health::Down };
+        s.last_error = error;
+        s.last_scrape_ms = Some(ts);
+        s.last_duration = duration;
+        s.last_samples = post;
+    });
+    cur
+}
+
+/// Adds target labels to scraped labels. With `honor_labels` the scraped value wins; without,
+/// the target's wins and a clashing scraped value moves to `exported_<name>`.
+fn merge_target_labels(scraped: &Labels, target: &Labels, honor: bool) -> Labels {
+    let mut b = scraped.to_builder();
+    for l in target.iter() {
+        match scraped.get(&l.name) {
+            Some(existing) if honor => {
+                let _ = existing;
+            }
+            Some(existing) => {
+                let mut name = format!("exported_{}", l.name);
+                while scraped.has(&name) {
+                    name = format!("exported_{name}");
+                }
+                b.set(name, existing.to_string());
+                b.set(l.name.clone(), l.value.clone());
+            }
+            None => {
+                b.set(l.name.clone(), l.value.clone());
+            }
+        }
+    }
+    b.build()
+}
+
+async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String> {
+    let cfg = &pool.cfg;
+    let mut req = pool
+        .client
+        .get(&target.url)
+        .header(reqwest::header::ACCEPT, ACCEPT_HEADER)
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            format!("{}", pool.timeout.as_secs_f64()),
+        )
+        .timeout(pool.timeout);
+    if let Some(ba) = &cfg.basic_auth {
+        let password = match (&ba.password, &ba.password_file) {
+            (_, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| format!("reading basic_auth.password_file {}: {e}", f.display()))?
+                .trim()
+                .to_string(),
+            (Some(p), None) => p.clone(),
+            (None, None) => String::new(),
+        };
+        req = req.basic_auth(&ba.username, Some(password));
+    }
+    let bearer = match (
+        &cfg.authorization,
+        &cfg.bearer_token,
+        &cfg.bearer_token_file,
+    ) {
+        (Some(a), _, _) => {
+            let cred = match (&a.credentials, &a.credentials_file) {
+                (_, Some(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| {
+                        format!(
+                            "reading authorization.credentials_file {}: {e}",
+                            f.display()
+                        )
+                    })?
+                    .trim()
+                    .to_string(),
+                (Some(c), None) => c.clone(),
+                (None, None) => String::new(),
+            };
+            Some(format!("{} {cred}", a.kind))
+        }
+        (None, Some(t), _) => Some(format!("Bearer {t}")),
+        (None, None, Some(f)) => Some(format!(
+            "Bearer {}",
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("reading bearer_token_file {}: {e}", f.display()))?
+                .trim()
+        )),
+        _ => None,
+    };
+    if let Some(b) = bearer {
+        req = req.header(reqwest::header::AUTHORIZATION, b);
+    }
+    let mut resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!(
+                "scrape timed out after {}",
+                medic_model::format_duration(pool.timeout)
+            )
+        } else {
+            format!("Get {:?}: {}", target.url, error_chain(&e))
+        }
+    })?;
+    if !resp.status().is_success() {
+        return Err(format!("server returned HTTP status {}", resp.status()));
+    }
+    let format = Format::from_content_type(
+        resp.headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let limit = cfg.body_size_limit.0 as usize;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            format!(
+                "scrape timed out after {}",
+                medic_model::format_duration(pool.timeout)
+            )
+        } else {
+            format!("reading body: {}", error_chain(&e))
+        }
+    })? {
+        if limit > 0 && body.len() + chunk.len() > limit {
+            return Err(format!("body size limit exceeded ({limit} bytes)"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(body)
+        .map_err(|e| format!("body is not UTF-8 at byte {}", e.utf8_error().valid_up_to()))?;
+    Ok((text, format))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn honor_labels_and_exported_prefix() {
+        let scraped = Labels::from_pairs([("__name__", "x"), ("job", "inner")]);
+        let target = Labels::from_pairs([("job", "outer"), ("instance", "h:1")]);
+        let m = merge_target_labels(&scraped, &target, false);
+        assert_eq!(m.get("job"), Some("outer"));
+        assert_eq!(m.get("exported_job"), Some("inner"));
+        let m = merge_target_labels(&scraped, &target, true);
+        assert_eq!(m.get("job"), Some("inner"));
+        assert_eq!(m.get("instance"), Some("h:1"));
+    }
+
+    #[test]
+    fn target_labels_and_url() {
+        let cfg: ScrapeConfig = serde_norway::from_str(
+            r#"
+job_name: node
+metrics_path: /probe
+params: {module: [http_2xx]}
+relabel_configs:
+  - {source_labels: [__address__], target_label: __param_target}
+  - {target_label: __address__, replacement: 'blackbox:9115'}
+"#,
+        )
+        .unwrap();
+        let d = discovered_labels(
+            &cfg,
+            Duration::from_secs(15),
+            Duration::from_secs(10),
+            &Labels::empty(),
+            "example.org:80",
+        );
+        let (labels, url) = target_from(&cfg, &d).unwrap();
+        assert_eq!(
+            url,
+            "http://blackbox:9115/probe?module=http_2xx&target=example.org%3A80"
+        );
+        assert_eq!(labels.get("instance"), Some("blackbox:9115"));
+        assert_eq!(labels.get("job"), Some("node"));
+        assert!(labels.iter().all(|l| !l.name.starts_with("__")));
+    }
+
+    #[test]
+    fn offsets_are_stable_and_within_interval() {
+        let l = Labels::from_pairs([("job", "a"), ("instance", "b")]);
+        let iv = Duration::from_secs(15);
+        let o1 = initial_offset(&l, iv, 1_000_000);
+        let o2 = initial_offset(&l, iv, 1_000_000 + o1.as_millis() as i64);
+        assert!(o1 < iv);
+        assert_eq!(o2, Duration::ZERO, "the offset lands on the same phase");
+    }
+}
