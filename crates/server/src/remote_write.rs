@@ -97,6 +97,21 @@ pub fn decode(body: &[u8], max_decoded: usize) -> Result<proto::WriteRequest, De
         .map_err(|e| DecodeError::Protobuf(e.to_string()))
 }
 
+/// Longest example quoted back per rejection reason, so a huge label cannot bloat responses.
+const MAX_EXAMPLE: usize = 240;
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("…");
+    }
+    s
+}
+
 /// What happened to one request's samples.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -111,7 +126,7 @@ impl Outcome {
         let e = self
             .rejected
             .entry(reason)
-            .or_insert_with(|| (0, example()));
+            .or_insert_with(|| (0, truncate(example(), MAX_EXAMPLE)));
         e.0 += n;
     }
 

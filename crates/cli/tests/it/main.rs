@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `medic` binary, started, fed, killed and restarted.
+
+mod bad_input;
+mod crash;
+mod prometheus;
+mod support;

@@ -1,0 +1,193 @@
+//! Starting and stopping the real binary, and talking to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use medic_server::remote_write::{encode, proto};
+
+/// A medic process. Killed (SIGKILL) when dropped.
+pub struct Medic {
+    child: Child,
+    pub addr: String,
+    pub stderr_log: PathBuf,
+}
+
+impl Medic {
+    /// Starts `medic run` with `args` (plus `--listen 127.0.0.1:0` unless given) and waits for
+    /// its "listening" line.
+    pub fn start(data: &Path, config: Option<&Path>, extra: &[&str]) -> Medic {
+        let stderr_log = data.with_extension(format!("stderr.{}.log", std::process::id()));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_medic"));
+        cmd.arg("run").arg("--data").arg(data);
+        if !extra.iter().any(|a| *a == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.args(extra)
+            .env("MEDIC_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = cmd.spawn().expect("spawn medic");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("medic listening on http://") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "medic did not start; stderr:\n{}",
+                    std::fs::read_to_string(&stderr_log).unwrap_or_default()
+                );
+            }
+        };
+        Medic {
+            child,
+            addr,
+            stderr_log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) with a valid pid of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "medic did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Medic {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A remote write request from `(labels, samples)`.
+pub fn write_request(series: &[(Vec<(String, String)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+    let req = proto::WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| proto::TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(n, v)| proto::Label {
+                        name: n.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(timestamp, value)| proto::Sample { value, timestamp })
+                    .collect(),
+                histograms: vec![],
+            })
+            .collect(),
+    };
+    encode(&req)
+}
+
+pub async fn post_write(
+    c: &reqwest::Client,
+    base: &str,
+    body: Vec<u8>,
+) -> reqwest::Result<reqwest::Response> {
+    c.post(format!("{base}/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+}
+
+/// One exported series.
+#[derive(Debug, serde::Deserialize)]
+pub struct Exported {
+    pub metric: std::collections::BTreeMap<String, String>,
+    pub values: Vec<serde_json::Value>,
+    pub timestamps: Vec<i64>,
+}
+
+pub async fn export(c: &reqwest::Client, base: &str, selector: &str) -> Vec<Exported> {
+    let text = c
+        .get(format!("{base}/api/v1/export"))
+        .query(&[("match[]", selector)])
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Fails with the Debian package to install when a binary the test needs is missing.
+pub fn require_binary(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "this test needs {path}; install the Debian package `{package}` (apt-get install -y {package}), \
+         which the README's test command does"
+    );
+}
