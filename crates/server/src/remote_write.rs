@@ -107,7 +107,7 @@ fn truncate(mut s: String, max: usize) -> String {
             cut -= 1;
         }
         s.truncate(cut);
-        s.push_str("…");
+        s.push('…');
     }
     s
 }
