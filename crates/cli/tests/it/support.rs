@@ -26,7 +26,7 @@ impl Medic {
             .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_medic"));
         cmd.arg("run").arg("--data").arg(data);
-        if !extra.iter().any(|a| *a == "--listen") {
+        if !extra.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         if let Some(c) = config {
@@ -107,8 +107,11 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Labels and `(timestamp, value)` samples of one series.
+pub type TestSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
+
 /// A remote write request from `(labels, samples)`.
-pub fn write_request(series: &[(Vec<(String, String)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+pub fn write_request(series: &[TestSeries]) -> Vec<u8> {
     let req = proto::WriteRequest {
         timeseries: series
             .iter()
