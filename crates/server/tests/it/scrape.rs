@@ -171,7 +171,6 @@ async fn sample_limit_fails_the_scrape_and_stores_nothing() {
     );
     mgr.start();
     wait_for("a scrape", || !samples(&store, "up").is_empty()).await;
-    mgr.stop().await;
     assert!(samples(&store, "up").iter().all(|s| s.v == 0.0));
     assert!(samples(&store, "a").is_empty());
     let (active, _) = mgr.targets();
