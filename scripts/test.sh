@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every check medic's CI runs, on a fresh Debian machine: installs what the tests need
+# (Debian packages, cargo-nextest), then formatting, lints, and all tests.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -E 'test(crash)'   # extra arguments go to `cargo nextest run`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real peers the tests run against (never faked): Prometheus 2.42 for the remote-write test.
+packages=()
+command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
+if ((${#packages[@]})); then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "==> installing Debian packages: ${packages[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo nextest run"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
