@@ -201,7 +201,10 @@ fn write_block_files(
             continue;
         }
         let mut metas = Vec::new();
-        for part in samples.chunks(chunk_samples) {
+        // Equal parts, so no chunk is left with a small tail (small chunks compress worse).
+        let parts = samples.len().div_ceil(chunk_samples);
+        let per_part = samples.len().div_ceil(parts);
+        for part in samples.chunks(per_part) {
             let body = encode_chunk(codec, part)?;
             frame.clear();
             put_uvarint(&mut frame, body.len() as u64);

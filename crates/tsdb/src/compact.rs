@@ -29,8 +29,14 @@ pub fn level_ranges(block_range: i64, max_block: i64) -> Vec<i64> {
 /// Picks the indexes (into `spans`, sorted by `min`) of blocks to merge next, if any: first any
 /// chain of overlapping blocks, then, from the smallest level up, two or more blocks that share
 /// one window of that level which lies entirely before `sealed_before` (no new data can land in
-/// it).
-pub fn plan(spans: &[Span], ranges: &[i64], sealed_before: i64) -> Option<Vec<usize>> {
+/// it). Windows of the first level (3× the block range) count as sealed regardless when
+/// `eager_first_level` is set: merging them early costs one more merge later, never correctness.
+pub fn plan(
+    spans: &[Span],
+    ranges: &[i64],
+    sealed_before: i64,
+    eager_first_level: bool,
+) -> Option<Vec<usize>> {
     let mut i = 0;
     while i + 1 < spans.len() {
         let mut end = spans[i].max;
@@ -44,7 +50,12 @@ pub fn plan(spans: &[Span], ranges: &[i64], sealed_before: i64) -> Option<Vec<us
         }
         i = j;
     }
-    for &r in ranges.iter().skip(1) {
+    for (level, &r) in ranges.iter().enumerate().skip(1) {
+        let sealed_before = if eager_first_level && level == 1 {
+            i64::MAX
+        } else {
+            sealed_before
+        };
         let mut start = 0;
         while start < spans.len() {
             let w = spans[start].min.div_euclid(r);
@@ -170,7 +181,10 @@ mod tests {
     #[test]
     fn merges_overlaps_first() {
         let s = spans(&[(0, 2), (2, 4), (3, 5), (6, 8)]);
-        assert_eq!(plan(&s, &level_ranges(2 * H, 100 * H), 0), Some(vec![1, 2]));
+        assert_eq!(
+            plan(&s, &level_ranges(2 * H, 100 * H), 0, false),
+            Some(vec![1, 2])
+        );
     }
 
     #[test]
@@ -178,12 +192,12 @@ mod tests {
         let r = level_ranges(2 * H, 100 * H);
         let s = spans(&[(0, 2), (2, 4), (4, 6), (6, 8)]);
         // Window [0h, 6h) is sealed once the head starts at 6h or later.
-        assert_eq!(plan(&s, &r, 5 * H), None);
-        assert_eq!(plan(&s, &r, 6 * H), Some(vec![0, 1, 2]));
+        assert_eq!(plan(&s, &r, 5 * H, false), None);
+        assert_eq!(plan(&s, &r, 6 * H, false), Some(vec![0, 1, 2]));
         // After that merge: [0,6) and [6,8); the 18h window is not sealed yet.
         let s = spans(&[(0, 6), (6, 8)]);
-        assert_eq!(plan(&s, &r, 9 * H), None);
-        assert_eq!(plan(&s, &r, 18 * H), Some(vec![0, 1]));
+        assert_eq!(plan(&s, &r, 9 * H, false), None);
+        assert_eq!(plan(&s, &r, 18 * H, false), Some(vec![0, 1]));
     }
 
     #[test]
@@ -200,7 +214,21 @@ mod tests {
                 max: 4 * H,
             },
         ];
-        assert_eq!(plan(&s, &r, 6 * H), Some(vec![0, 1, 2]));
+        assert_eq!(plan(&s, &r, 6 * H, false), Some(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn eager_first_level_merges_an_open_window_but_not_beyond() {
+        let r = level_ranges(2 * H, 100 * H);
+        let s = spans(&[(0, 2), (2, 3)]);
+        assert_eq!(plan(&s, &r, 3 * H, false), None);
+        assert_eq!(plan(&s, &r, 3 * H, true), Some(vec![0, 1]));
+        let s = spans(&[(0, 6), (6, 7)]);
+        assert_eq!(
+            plan(&s, &r, 7 * H, true),
+            None,
+            "the 18h window stays until sealed"
+        );
     }
 
     #[test]

@@ -274,7 +274,7 @@ impl Db {
             )?;
             cut += 1;
         }
-        self.compact()?;
+        self.compact(false)?;
         self.apply_retention()?;
         if cut > 0 || self.head.wal_bytes_since_checkpoint() > self.opts.wal_checkpoint_bytes {
             self.checkpoint()?;
@@ -343,8 +343,8 @@ impl Db {
     }
 
     /// Merges blocks until the planner finds nothing to do. A window counts as complete once the
-    /// head has moved past it.
-    fn compact(&self) -> Result<usize, Error> {
+    /// head has moved past it; with `eager`, windows of the first level are merged even if not.
+    fn compact(&self, eager: bool) -> Result<usize, Error> {
         let ranges =
             compact::level_ranges(self.opts.block_range_ms, self.opts.effective_max_block_ms());
         let mut merges = 0;
@@ -357,7 +357,7 @@ impl Db {
                     max: b.meta().max_time,
                 })
                 .collect();
-            let Some(pick) = compact::plan(&spans, &ranges, self.head.min_time()) else {
+            let Some(pick) = compact::plan(&spans, &ranges, self.head.min_time(), eager) else {
                 return Ok(merges);
             };
             let sources: Vec<Arc<Block>> = pick.iter().map(|&i| blocks[i].clone()).collect();
@@ -471,8 +471,9 @@ impl Db {
         Ok(())
     }
 
-    /// Persists everything in the head as blocks, truncates the head, and compacts every window
-    /// that the head has moved past. New samples must then be newer than the newest flushed one.
+    /// Persists everything in the head as blocks, truncates the head, and compacts: every window
+    /// the head has moved past, and the blocks of each first-level window (3× the block range)
+    /// even if it is still open, so a flush leaves few, large blocks. New samples must then be newer than the newest flushed one.
     pub fn flush(&self) -> Result<FlushSummary, Error> {
         let _g = self.maintenance.lock().unwrap_or_else(|e| e.into_inner());
         let mut summary = FlushSummary::default();
@@ -484,7 +485,7 @@ impl Db {
             self.cut(start.max(self.head.min_time()), end)?;
         }
         summary.blocks_written = (self.metrics.blocks_written.get() - before) as usize;
-        summary.compactions = self.compact()?;
+        summary.compactions = self.compact(true)?;
         self.apply_retention()?;
         self.checkpoint()?;
         Ok(summary)

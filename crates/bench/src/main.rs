@@ -1,0 +1,38 @@
+//! `medic-bench`: measures medic side by side with the real peers on this machine.
+//!
+//! - `ingest`: the same pre-encoded remote-write workload into medic, Prometheus and
+//!   VictoriaMetrics, one server at a time, rounds interleaved (A B C C B A …): ingest rate,
+//!   samples per server CPU-second, peak RSS, bytes per sample once compacted.
+//! - `codecs`: bytes per sample and decode speed of medic's block codecs on the same workload.
+//!
+//! Loopback only; every load is bounded by the pre-built requests.
+
+mod codecs;
+mod ingest;
+mod proc;
+mod workload;
+
+use clap::{Parser, Subcommand};
+
+/// Side-by-side benchmarks of medic against Prometheus and VictoriaMetrics.
+#[derive(Debug, Parser)]
+#[command(name = "medic-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Remote-write ingest into each target; prints a Markdown table of medians and ratios.
+    Ingest(ingest::Args),
+    /// Block codec comparison (XOR vs pco) at several chunk sizes.
+    Codecs(codecs::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Ingest(a) => ingest::run(a),
+        Cmd::Codecs(a) => codecs::run(a),
+    }
+}
