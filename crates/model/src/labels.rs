@@ -118,6 +118,29 @@ impl Labels {
         h.digest()
     }
 
+    /// [`Labels::stable_hash`] of borrowed `(name, value)` pairs sorted by name, so callers can
+    /// find an existing series without building a label set.
+    pub fn hash_pairs(pairs: &[(&str, &str)]) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for (n, v) in pairs {
+            h.update(n.as_bytes());
+            h.update(&[0xff]);
+            h.update(v.as_bytes());
+            h.update(&[0xff]);
+        }
+        h.digest()
+    }
+
+    /// Whether this set equals the borrowed pairs (sorted by name).
+    pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        self.0.len() == pairs.len()
+            && self
+                .0
+                .iter()
+                .zip(pairs)
+                .all(|(l, (n, v))| &*l.name == *n && &*l.value == *v)
+    }
+
     /// A builder that starts from this set.
     pub fn to_builder(&self) -> LabelsBuilder {
         LabelsBuilder {
@@ -307,6 +330,16 @@ mod tests {
             a.stable_hash(),
             Labels::from_pairs([("a", "bc")]).stable_hash()
         );
+    }
+
+    #[test]
+    fn borrowed_pairs_hash_and_compare_like_labels() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
+        let pairs = [("__name__", "up"), ("job", "a")];
+        assert_eq!(Labels::hash_pairs(&pairs), l.stable_hash());
+        assert!(l.eq_pairs(&pairs));
+        assert!(!l.eq_pairs(&[("__name__", "up")]));
+        assert!(!l.eq_pairs(&[("__name__", "up"), ("job", "b")]));
     }
 
     #[test]

@@ -145,6 +145,14 @@ pub trait Appender: Send {
     /// Validates the labels (names, limits).
     fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, AppendError>;
 
+    /// The reference of an existing series given its labels as borrowed pairs sorted by name and
+    /// their [`Labels::hash_pairs`], without allocating; `None` when the series is unknown (or the
+    /// store has no such fast path), in which case callers build [`Labels`] and use
+    /// [`Appender::series_ref`].
+    fn existing_series_ref(&mut self, _hash: u64, _pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+        None
+    }
+
     /// Adds a sample to a series. Order, age and duplicates are checked here against what is
     /// already stored and buffered.
     fn append(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError>;

@@ -166,21 +166,24 @@ async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
     let max_decoded = st.config.remote_write.max_decoded_size.0 as usize;
     let db = st.db.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let req = remote_write::decode(&bytes, max_decoded)?;
-        Ok::<_, remote_write::DecodeError>(remote_write::ingest(db.as_ref(), req))
+        let raw = remote_write::decompress(&bytes, max_decoded)?;
+        remote_write::ingest(db.as_ref(), &raw)
     })
     .await;
+    use remote_write::{DecodeError, IngestError};
     match result {
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error: {e}\n"),
         )
             .into_response(),
-        Ok(Err(e @ remote_write::DecodeError::TooLarge { .. })) => {
+        Ok(Err(IngestError::Decode(e @ DecodeError::TooLarge { .. }))) => {
             (StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n")).into_response()
         }
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-        Ok(Ok(Err(e))) => {
+        Ok(Err(IngestError::Decode(e))) => {
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+        Ok(Err(IngestError::Storage(e))) => {
             warn!(error = %e, "remote write: storage error");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -188,7 +191,7 @@ async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
             )
                 .into_response()
         }
-        Ok(Ok(Ok(outcome))) => {
+        Ok(Ok(outcome)) => {
             if outcome.rejected.is_empty() {
                 StatusCode::NO_CONTENT.into_response()
             } else {

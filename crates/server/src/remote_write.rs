@@ -81,8 +81,9 @@ pub enum DecodeError {
     Protobuf(String),
 }
 
-/// Decompresses and decodes a request body.
-pub fn decode(body: &[u8], max_decoded: usize) -> Result<proto::WriteRequest, DecodeError> {
+/// Decompresses a request body, refusing (from the snappy header, before allocating) bodies that
+/// would exceed `max_decoded`.
+pub fn decompress(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, DecodeError> {
     let size = snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
     if size > max_decoded {
         return Err(DecodeError::TooLarge {
@@ -90,11 +91,186 @@ pub fn decode(body: &[u8], max_decoded: usize) -> Result<proto::WriteRequest, De
             limit: max_decoded,
         });
     }
-    let raw = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(body)
-        .map_err(|e| DecodeError::Snappy(e.to_string()))?;
+        .map_err(|e| DecodeError::Snappy(e.to_string()))
+}
+
+/// Decompresses and decodes a request body into owned messages (tools and tests; the receiver
+/// uses the borrowing decoder in [`wire`]).
+pub fn decode(body: &[u8], max_decoded: usize) -> Result<proto::WriteRequest, DecodeError> {
+    let raw = decompress(body, max_decoded)?;
     <proto::WriteRequest as prost::Message>::decode(raw.as_slice())
         .map_err(|e| DecodeError::Protobuf(e.to_string()))
+}
+
+/// A protobuf reader for `WriteRequest` that borrows label strings from the request buffer, so a
+/// sample for a known series costs no allocation. Checked against prost in the tests.
+pub mod wire {
+    use super::DecodeError;
+
+    /// One `TimeSeries`, borrowed.
+    #[derive(Debug, Default)]
+    pub struct Series<'a> {
+        /// Labels in wire order.
+        pub labels: Vec<(&'a str, &'a str)>,
+        /// `(timestamp, value)` samples.
+        pub samples: Vec<(i64, f64)>,
+        /// Native histogram samples seen (not stored).
+        pub histograms: usize,
+    }
+
+    struct Reader<'a> {
+        buf: &'a [u8],
+        pos: usize,
+    }
+
+    fn err(what: &str, pos: usize) -> DecodeError {
+        DecodeError::Protobuf(format!("{what} at byte {pos}"))
+    }
+
+    impl<'a> Reader<'a> {
+        fn done(&self) -> bool {
+            self.pos >= self.buf.len()
+        }
+
+        fn varint(&mut self) -> Result<u64, DecodeError> {
+            let mut v = 0u64;
+            for shift in (0..64).step_by(7) {
+                let b = *self
+                    .buf
+                    .get(self.pos)
+                    .ok_or_else(|| err("truncated varint", self.pos))?;
+                self.pos += 1;
+                v |= u64::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    return Ok(v);
+                }
+            }
+            Err(err("varint too long", self.pos))
+        }
+
+        fn fixed64(&mut self) -> Result<u64, DecodeError> {
+            let b = self
+                .buf
+                .get(self.pos..self.pos + 8)
+                .ok_or_else(|| err("truncated fixed64", self.pos))?;
+            self.pos += 8;
+            Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        }
+
+        fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+            let n = self.varint()? as usize;
+            let end = self
+                .pos
+                .checked_add(n)
+                .filter(|e| *e <= self.buf.len())
+                .ok_or_else(|| err("length past end of message", self.pos))?;
+            let b = &self.buf[self.pos..end];
+            self.pos = end;
+            Ok(b)
+        }
+
+        fn str(&mut self) -> Result<&'a str, DecodeError> {
+            let at = self.pos;
+            std::str::from_utf8(self.bytes()?).map_err(|_| err("string is not valid UTF-8", at))
+        }
+
+        /// Reads a field key: (field number, wire type).
+        fn key(&mut self) -> Result<(u64, u8), DecodeError> {
+            let k = self.varint()?;
+            if k >> 3 == 0 {
+                return Err(err("field number 0", self.pos));
+            }
+            Ok((k >> 3, (k & 7) as u8))
+        }
+
+        fn skip(&mut self, wire: u8) -> Result<(), DecodeError> {
+            match wire {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.fixed64()?;
+                }
+                2 => {
+                    self.bytes()?;
+                }
+                5 => {
+                    if self.pos + 4 > self.buf.len() {
+                        return Err(err("truncated fixed32", self.pos));
+                    }
+                    self.pos += 4;
+                }
+                w => return Err(err(&format!("unsupported wire type {w}"), self.pos)),
+            }
+            Ok(())
+        }
+    }
+
+    /// Calls `f` for every series of an uncompressed `WriteRequest`, reusing one [`Series`].
+    pub fn for_each_series<'a>(
+        buf: &'a [u8],
+        mut f: impl FnMut(&Series<'a>) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        let mut top = Reader { buf, pos: 0 };
+        let mut series = Series::default();
+        while !top.done() {
+            let (field, wire) = top.key()?;
+            if field != 1 || wire != 2 {
+                top.skip(wire)?;
+                continue;
+            }
+            let mut ts = Reader {
+                buf: top.bytes()?,
+                pos: 0,
+            };
+            series.labels.clear();
+            series.samples.clear();
+            series.histograms = 0;
+            while !ts.done() {
+                match ts.key()? {
+                    (1, 2) => {
+                        let mut l = Reader {
+                            buf: ts.bytes()?,
+                            pos: 0,
+                        };
+                        let (mut name, mut value) = ("", "");
+                        while !l.done() {
+                            match l.key()? {
+                                (1, 2) => name = l.str()?,
+                                (2, 2) => value = l.str()?,
+                                (_, w) => l.skip(w)?,
+                            }
+                        }
+                        series.labels.push((name, value));
+                    }
+                    (2, 2) => {
+                        let mut smp = Reader {
+                            buf: ts.bytes()?,
+                            pos: 0,
+                        };
+                        let (mut t, mut v) = (0i64, 0f64);
+                        while !smp.done() {
+                            match smp.key()? {
+                                (1, 1) => v = f64::from_bits(smp.fixed64()?),
+                                (2, 0) => t = smp.varint()? as i64,
+                                (_, w) => smp.skip(w)?,
+                            }
+                        }
+                        series.samples.push((t, v));
+                    }
+                    (4, 2) => {
+                        ts.bytes()?;
+                        series.histograms += 1;
+                    }
+                    (_, w) => ts.skip(w)?,
+                }
+            }
+            f(&series)?;
+        }
+        Ok(())
+    }
 }
 
 /// Longest example quoted back per rejection reason, so a huge label cannot bloat responses.
@@ -150,45 +326,74 @@ impl Outcome {
     }
 }
 
-/// Stores a decoded request in one transaction.
-pub fn ingest(store: &dyn Appendable, req: proto::WriteRequest) -> Result<Outcome, StorageError> {
+/// Why a whole request failed: it did not decode, or the store failed. Either way nothing of it
+/// was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not a valid request.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The store could not commit.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Decodes an uncompressed `WriteRequest` and stores it in one transaction. The whole body is
+/// decoded before anything is committed, so a malformed body stores nothing.
+pub fn ingest(store: &dyn Appendable, raw: &[u8]) -> Result<Outcome, IngestError> {
     let mut out = Outcome::default();
     let mut app = store.appender();
-    for ts in req.timeseries {
-        if !ts.histograms.is_empty() {
-            out.reject("native_histogram_unsupported", ts.histograms.len(), || {
+    let mut sorted: Vec<(&str, &str)> = Vec::new();
+    let decoded = wire::for_each_series(raw, |ts| {
+        if ts.histograms > 0 {
+            out.reject("native_histogram_unsupported", ts.histograms, || {
                 "native histograms are not stored yet".into()
             });
         }
         if ts.samples.is_empty() {
-            continue;
+            return Ok(());
         }
-        let raw: Vec<Label> = ts
-            .labels
-            .into_iter()
-            .map(|l| Label::new(l.name, l.value))
-            .collect();
-        let labels = match Labels::from_unsorted(raw) {
-            Ok(l) => l,
-            Err(name) => {
-                out.reject("invalid_labels", ts.samples.len(), || {
-                    format!("label {name:?} appears twice in one series")
+        // Prometheus sends labels sorted; sort anyway, dropping empty values as the model does.
+        sorted.clear();
+        sorted.extend(ts.labels.iter().filter(|(_, v)| !v.is_empty()));
+        if !sorted.windows(2).all(|w| w[0].0 < w[1].0) {
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        let r = match app.existing_series_ref(Labels::hash_pairs(&sorted), &sorted) {
+            Some(r) => r,
+            None => {
+                let raw: Vec<Label> = sorted.iter().map(|(n, v)| Label::new(*n, *v)).collect();
+                let labels = match Labels::from_unsorted(raw) {
+                    Ok(l) => l,
+                    Err(name) => {
+                        out.reject("invalid_labels", ts.samples.len(), || {
+                            format!("label {name:?} appears twice in one series")
+                        });
+                        return Ok(());
+                    }
+                };
+                match app.series_ref(&labels) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        out.reject(e.reason(), ts.samples.len(), || format!("{labels}: {e}"));
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        for &(t, v) in &ts.samples {
+            if let Err(e) = app.append(r, t, v) {
+                out.reject(e.reason(), 1, || {
+                    let labels = Labels::from_pairs(sorted.iter().copied());
+                    format!("{labels} @ {t}: {e}")
                 });
-                continue;
-            }
-        };
-        let r = match app.series_ref(&labels) {
-            Ok(r) => r,
-            Err(e) => {
-                out.reject(e.reason(), ts.samples.len(), || format!("{labels}: {e}"));
-                continue;
-            }
-        };
-        for s in ts.samples {
-            if let Err(e) = app.append(r, s.timestamp, s.value) {
-                out.reject(e.reason(), 1, || format!("{labels} @ {}: {e}", s.timestamp));
             }
         }
+        Ok(())
+    });
+    if let Err(e) = decoded {
+        app.rollback();
+        return Err(e.into());
     }
     let summary = app.commit()?;
     out.accepted = summary.accepted;
@@ -247,7 +452,7 @@ mod tests {
         let decoded = decode(&body, 1 << 20).unwrap();
         assert_eq!(decoded, req);
         let store = MemStorage::new();
-        let out = ingest(&store, decoded).unwrap();
+        let out = ingest(&store, &decompress(&body, 1 << 20).unwrap()).unwrap();
         assert_eq!(out.accepted, 2);
         assert_eq!(out.rejected_count(), 3);
         assert_eq!(out.rejected["invalid_labels"].0, 3);
@@ -258,6 +463,96 @@ mod tests {
         );
         let q = store.querier(0, 5000).unwrap();
         assert_eq!(q.label_values("__name__", &[]).unwrap(), vec!["a"]);
+    }
+
+    #[test]
+    fn wire_decoder_agrees_with_prost() {
+        let mut req = proto::WriteRequest::default();
+        for i in 0..50 {
+            let mut t = ts(
+                &[("__name__", "m"), ("i", &i.to_string()), ("ü", "ω")],
+                &[(i, i as f64 * 0.5), (i + 1, f64::NAN)],
+            );
+            if i % 7 == 0 {
+                t.histograms.push(proto::Histogram { timestamp: 5 });
+            }
+            req.timeseries.push(t);
+        }
+        let raw = prost::Message::encode_to_vec(&req);
+        let mut got = Vec::new();
+        wire::for_each_series(&raw, |s| {
+            got.push((
+                s.labels
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<Vec<_>>(),
+                s.samples
+                    .iter()
+                    .map(|(t, v)| (*t, v.to_bits()))
+                    .collect::<Vec<_>>(),
+                s.histograms,
+            ));
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<_> = req
+            .timeseries
+            .iter()
+            .map(|t| {
+                (
+                    t.labels
+                        .iter()
+                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .collect::<Vec<_>>(),
+                    t.samples
+                        .iter()
+                        .map(|s| (s.timestamp, s.value.to_bits()))
+                        .collect::<Vec<_>>(),
+                    t.histograms.len(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+        // Every truncation of a valid message is an error or a shorter valid message, never a
+        // panic, and prost agrees on which.
+        for cut in 0..raw.len().min(400) {
+            let mine = wire::for_each_series(&raw[..cut], |_| Ok(())).is_ok();
+            let theirs = <proto::WriteRequest as prost::Message>::decode(&raw[..cut]).is_ok();
+            assert_eq!(mine, theirs, "cut at {cut}");
+        }
+        // Random bytes never panic.
+        let mut x = 0x1234_5678u64;
+        for _ in 0..2000 {
+            let junk: Vec<u8> = (0..64)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = wire::for_each_series(&junk, |_| Ok(()));
+        }
+    }
+
+    #[test]
+    fn malformed_body_stores_nothing() {
+        let req = proto::WriteRequest {
+            timeseries: vec![
+                ts(&[("__name__", "a")], &[(1, 1.0)]),
+                ts(&[("__name__", "b")], &[(1, 1.0)]),
+            ],
+        };
+        let raw = prost::Message::encode_to_vec(&req);
+        let store = MemStorage::new();
+        // The second series is cut short: the first must not be stored either.
+        assert!(ingest(&store, &raw[..raw.len() - 3]).is_err());
+        assert!(store
+            .querier(0, 10)
+            .unwrap()
+            .label_names(&[])
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -630,6 +630,10 @@ impl Appender for DbAppender<'_> {
         self.inner.series_ref(labels)
     }
 
+    fn existing_series_ref(&mut self, hash: u64, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+        self.inner.existing_series_ref(hash, pairs)
+    }
+
     fn append(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
         self.inner.append(series, t, v)?;
         self.min_t = self.min_t.min(t);

@@ -175,6 +175,8 @@ pub struct MemSeries {
     r: SeriesRef,
     labels: Labels,
     data: Mutex<SeriesData>,
+    /// Set (under the commit lock) when garbage collection removes the series from the index.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl MemSeries {
@@ -224,6 +226,19 @@ impl Index {
             .find(|s| s.labels == *labels)
     }
 
+    fn get_pairs(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<&Arc<MemSeries>> {
+        let first = self.by_hash.get(&hash)?;
+        let s = self.series.get(first)?;
+        if s.labels.eq_pairs(pairs) {
+            return Some(s);
+        }
+        self.collisions
+            .get(&hash)?
+            .iter()
+            .filter_map(|r| self.series.get(r))
+            .find(|s| s.labels.eq_pairs(pairs))
+    }
+
     fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
         if let Some(x) = self.symbols.get(s) {
             return x.clone();
@@ -246,6 +261,7 @@ impl Index {
             r,
             labels,
             data: Mutex::new(SeriesData::new()),
+            removed: std::sync::atomic::AtomicBool::new(false),
         });
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(_) => {
@@ -379,9 +395,10 @@ impl Head {
             min_valid: self.min_valid_time(),
             new_series: Vec::new(),
             new_by_hash: HashMap::new(),
+            runs: Vec::new(),
             samples: Vec::new(),
             last: HashMap::new(),
-            rejected_at_append: 0,
+            found: None,
         }
     }
 
@@ -597,6 +614,7 @@ impl Head {
             let mut d = s.lock();
             d.truncate(mint);
             if d.is_empty() && d.last_t < mint {
+                s.removed.store(true, Ordering::Release);
                 removed.push((s.r, s.labels.clone()));
             }
         }
@@ -692,6 +710,19 @@ impl Head {
     }
 }
 
+/// Consecutive buffered samples of one series. Remote write and most callers append a series'
+/// samples together, so lookups and locks happen once per run, not once per sample.
+struct Run {
+    r: SeriesRef,
+    /// `None` for a series this transaction creates.
+    series: Option<Arc<MemSeries>>,
+    /// Range of this run's samples in `HeadAppender::samples`.
+    start: usize,
+    /// Newest in-order sample so far (stored or buffered).
+    last_t: i64,
+    last_v: f64,
+}
+
 /// A transaction against the head.
 pub struct HeadAppender<'a> {
     head: &'a Head,
@@ -699,32 +730,36 @@ pub struct HeadAppender<'a> {
     /// Series this transaction creates, indexed by `ref & !PENDING`.
     new_series: Vec<Labels>,
     new_by_hash: HashMap<u64, Vec<usize>>,
-    samples: Vec<RefSample>,
-    /// Newest buffered sample per series, for order checks within the transaction.
+    runs: Vec<Run>,
+    samples: Vec<(i64, f64)>,
+    /// Newest buffered sample of series whose run is closed, for a series that comes back.
     last: HashMap<SeriesRef, (i64, f64)>,
-    rejected_at_append: usize,
+    /// The series most recently found by `series_ref`, so `append` need not look it up again.
+    found: Option<Arc<MemSeries>>,
 }
 
 impl HeadAppender<'_> {
-    fn stored_last(&self, r: SeriesRef) -> (i64, f64) {
+    fn resolve(&mut self, r: SeriesRef) -> Option<Arc<MemSeries>> {
         if r & PENDING != 0 {
-            return (i64::MIN, 0.0);
+            return None;
         }
-        match self.head.get_series(r) {
-            Some(s) => {
-                let d = s.lock();
-                (d.last_t, d.last_v)
-            }
-            None => (i64::MIN, 0.0),
+        match self.found.take() {
+            Some(s) if s.r == r => Some(s),
+            _ => self.head.get_series(r),
         }
+    }
+
+    fn found(&mut self, s: &Arc<MemSeries>) -> SeriesRef {
+        self.found = Some(s.clone());
+        s.r
     }
 }
 
 impl Appender for HeadAppender<'_> {
     fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, AppendError> {
         let hash = labels.stable_hash();
-        if let Some(s) = self.head.index().get(hash, labels) {
-            return Ok(s.r);
+        if let Some(s) = self.head.index().get(hash, labels).cloned() {
+            return Ok(self.found(&s));
         }
         self.head.validate_labels(labels).inspect_err(|e| {
             self.head.metrics.reject(e.reason());
@@ -739,23 +774,57 @@ impl Appender for HeadAppender<'_> {
         Ok(i as u64 | PENDING)
     }
 
+    fn existing_series_ref(&mut self, hash: u64, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
+        let s = self.head.index().get_pairs(hash, pairs).cloned()?;
+        Some(self.found(&s))
+    }
+
     fn append(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
-        let (last_t, last_v) = match self.last.get(&r) {
-            Some(&x) => x,
-            None => self.stored_last(r),
+        let same_run = self.runs.last().is_some_and(|run| run.r == r);
+        let mut new_run = None;
+        let (last_t, last_v) = if same_run {
+            let run = self.runs.last().expect("checked");
+            (run.last_t, run.last_v)
+        } else if let Some(&x) = self.last.get(&r) {
+            new_run = Some(self.resolve(r));
+            x
+        } else {
+            let series = self.resolve(r);
+            let last = match &series {
+                Some(s) => {
+                    let d = s.lock();
+                    (d.last_t, d.last_v)
+                }
+                None => (i64::MIN, 0.0),
+            };
+            new_run = Some(series);
+            last
         };
         match self.head.classify(t, v, last_t, last_v, self.min_valid) {
             Ok(in_order) => {
-                if in_order {
-                    self.last.insert(r, (t, v));
+                if let Some(series) = new_run {
+                    if let Some(prev) = self.runs.last() {
+                        self.last.insert(prev.r, (prev.last_t, prev.last_v));
+                    }
+                    self.runs.push(Run {
+                        r,
+                        series,
+                        start: self.samples.len(),
+                        last_t,
+                        last_v,
+                    });
                 }
-                self.samples.push(RefSample { r, t, v });
+                if in_order {
+                    let run = self.runs.last_mut().expect("a run exists");
+                    run.last_t = t;
+                    run.last_v = v;
+                }
+                self.samples.push((t, v));
                 Ok(())
             }
             Err(None) => Ok(()),
             Err(Some(e)) => {
                 self.head.metrics.reject(e.reason());
-                self.rejected_at_append += 1;
                 Err(e)
             }
         }
@@ -790,62 +859,54 @@ impl Appender for HeadAppender<'_> {
             .head_series_created
             .inc_by(created.len() as u64);
 
-        // 2. Re-check order against what other commits stored since append().
-        let mut accepted: Vec<(Arc<MemSeries>, RefSample, bool)> =
-            Vec::with_capacity(self.samples.len());
+        // 2. Re-check order against what other commits stored since append(), one lock per run.
+        // verdict: 0 rejected, 1 in order, 2 out-of-order buffer.
+        let mut verdicts = vec![0u8; self.samples.len()];
+        let mut runs: Vec<(Arc<MemSeries>, usize, usize)> = Vec::with_capacity(self.runs.len());
+        let mut to_log: Vec<RefSample> = Vec::with_capacity(self.samples.len());
         let mut rejected = Vec::new();
         let mut batch_last: HashMap<SeriesRef, (i64, f64)> = HashMap::new();
-        let mut cached: Option<Arc<MemSeries>> = None;
-        for rs in &self.samples {
-            let s = if rs.r & PENDING != 0 {
-                resolved[(rs.r & !PENDING) as usize].clone()
-            } else {
-                match &cached {
-                    Some(c) if c.r == rs.r => c.clone(),
-                    _ => match head.get_series(rs.r) {
-                        Some(s) => {
-                            cached = Some(s.clone());
-                            s
-                        }
-                        None => {
-                            // Garbage-collected since append(): its data was older than the
-                            // head, so the sample is too.
-                            head.metrics.reject(AppendError::TooOld.reason());
-                            rejected.push((rs.r, AppendError::TooOld));
-                            continue;
-                        }
-                    },
-                }
+        let min_time = head.min_time();
+        for (i, run) in self.runs.iter().enumerate() {
+            let end = self.runs.get(i + 1).map_or(self.samples.len(), |n| n.start);
+            let s = match &run.series {
+                Some(s) => s.clone(),
+                None => resolved[(run.r & !PENDING) as usize].clone(),
             };
-            let (last_t, last_v) = match batch_last.get(&s.r) {
+            if s.removed.load(Ordering::Acquire) {
+                // Garbage-collected since append(): its data was older than the head.
+                for _ in run.start..end {
+                    head.metrics.reject(AppendError::TooOld.reason());
+                    rejected.push((run.r, AppendError::TooOld));
+                }
+                continue;
+            }
+            let (mut lt, mut lv) = match batch_last.get(&s.r) {
                 Some(&x) => x,
                 None => {
                     let d = s.lock();
                     (d.last_t, d.last_v)
                 }
             };
-            match head.classify(rs.t, rs.v, last_t, last_v, head.min_time()) {
-                Ok(in_order) => {
-                    if in_order {
-                        batch_last.insert(s.r, (rs.t, rs.v));
+            for (k, &(t, v)) in self.samples[run.start..end].iter().enumerate() {
+                match head.classify(t, v, lt, lv, min_time) {
+                    Ok(in_order) => {
+                        if in_order {
+                            lt = t;
+                            lv = v;
+                        }
+                        verdicts[run.start + k] = if in_order { 1 } else { 2 };
+                        to_log.push(RefSample { r: s.r, t, v });
                     }
-                    let r = s.r;
-                    accepted.push((
-                        s,
-                        RefSample {
-                            r,
-                            t: rs.t,
-                            v: rs.v,
-                        },
-                        in_order,
-                    ));
-                }
-                Err(None) => {}
-                Err(Some(e)) => {
-                    head.metrics.reject(e.reason());
-                    rejected.push((rs.r, e));
+                    Err(None) => {}
+                    Err(Some(e)) => {
+                        head.metrics.reject(e.reason());
+                        rejected.push((s.r, e));
+                    }
                 }
             }
+            batch_last.insert(s.r, (lt, lv));
+            runs.push((s, run.start, end));
         }
 
         // 3. Log to the WAL before the head changes.
@@ -854,7 +915,6 @@ impl Appender for HeadAppender<'_> {
                 created.iter().map(|s| (s.r, &s.labels)).collect();
             wal::encode_series(&mut buf, &refs);
         }
-        let to_log: Vec<RefSample> = accepted.iter().map(|(_, rs, _)| *rs).collect();
         wal::encode_samples(&mut buf, &to_log);
         if let Some(w) = head.wal.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             if let Err(e) = w.append(&buf) {
@@ -864,30 +924,34 @@ impl Appender for HeadAppender<'_> {
             }
         }
 
-        // 4. Apply.
+        // 4. Apply, one lock per run.
         let mut max_t = i64::MIN;
         let mut new_chunks = 0i64;
-        for (s, rs, in_order) in &accepted {
+        for (s, start, end) in runs {
             let mut d = s.lock();
-            if *in_order {
-                if d.append_in_order(rs.t, rs.v, head.opts.head_chunk_samples)
-                    || d.open.count() == 1
-                {
-                    new_chunks += 1;
+            for (&(t, v), verdict) in self.samples[start..end].iter().zip(&verdicts[start..end]) {
+                match verdict {
+                    1 => {
+                        if d.append_in_order(t, v, head.opts.head_chunk_samples)
+                            || d.open.count() == 1
+                        {
+                            new_chunks += 1;
+                        }
+                    }
+                    2 => d.insert_ooo(Sample::new(t, v)),
+                    _ => continue,
                 }
-            } else {
-                d.insert_ooo(Sample::new(rs.t, rs.v));
+                max_t = max_t.max(t);
             }
-            max_t = max_t.max(rs.t);
         }
         if max_t != i64::MIN {
             head.note_time(max_t);
             head.metrics.head_max_time.set(head.max_time());
         }
         head.metrics.head_chunks.inc_by(new_chunks);
-        head.metrics.samples_appended.inc_by(accepted.len() as u64);
+        head.metrics.samples_appended.inc_by(to_log.len() as u64);
         Ok(CommitSummary {
-            accepted: accepted.len(),
+            accepted: to_log.len(),
             rejected,
         })
     }
@@ -958,6 +1022,56 @@ mod tests {
         app.append(r2, 10_000_000 - 3_600_000, 1.0).unwrap();
         let sum = app.commit().unwrap();
         assert_eq!(sum.accepted, 1);
+    }
+
+    #[test]
+    fn interleaved_series_keep_their_own_order() {
+        let h = head(0);
+        let mut app = Box::new(h.appender());
+        let (a, b) = (lbl("a"), lbl("b"));
+        app.append_labels(&a, 1000, 1.0).unwrap();
+        app.append_labels(&b, 1000, 1.0).unwrap();
+        // a's newest buffered sample is 1000 although b's run came in between.
+        assert_eq!(
+            app.append_labels(&a, 500, 1.0),
+            Err(AppendError::OutOfOrder)
+        );
+        assert_eq!(
+            app.append_labels(&a, 1000, 2.0),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        app.append_labels(&a, 2000, 2.0).unwrap();
+        app.append_labels(&b, 1500, 2.0).unwrap();
+        app.append_labels(&a, 3000, 3.0).unwrap();
+        let sum = app.commit().unwrap();
+        assert_eq!(sum.accepted, 5);
+        let got: Vec<Vec<i64>> = h
+            .select(&[])
+            .iter()
+            .map(|s| s.samples(0, i64::MAX).iter().map(|x| x.t).collect())
+            .collect();
+        assert_eq!(got, vec![vec![1000, 2000, 3000], vec![1000, 1500]]);
+    }
+
+    #[test]
+    fn series_found_by_borrowed_pairs() {
+        let h = head(0);
+        let mut app = Box::new(h.appender());
+        app.append_labels(&lbl("a"), 1, 1.0).unwrap();
+        let pairs = [("__name__", "up"), ("job", "a")];
+        assert_eq!(
+            app.existing_series_ref(Labels::hash_pairs(&pairs), &pairs),
+            None,
+            "not committed yet"
+        );
+        app.commit().unwrap();
+        let mut app = Box::new(h.appender());
+        let r = app
+            .existing_series_ref(Labels::hash_pairs(&pairs), &pairs)
+            .unwrap();
+        app.append(r, 2, 2.0).unwrap();
+        app.commit().unwrap();
+        assert_eq!(h.select(&[])[0].samples(0, 10).len(), 2);
     }
 
     #[test]
