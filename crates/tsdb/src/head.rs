@@ -644,10 +644,17 @@ impl Head {
         };
         all.sort_by_key(|s| s.r);
         let mint = self.min_time();
-        let mut buf = Vec::new();
+        // Streamed in pieces of about 1 MiB: a checkpoint must not hold a copy of the head.
+        const FLUSH_AT: usize = 1 << 20;
+        let mut out = wal.begin_checkpoint(last_seq)?;
+        let mut buf = Vec::with_capacity(FLUSH_AT * 2);
         for batch in all.chunks(1000) {
             let refs: Vec<(SeriesRef, &Labels)> = batch.iter().map(|s| (s.r, &s.labels)).collect();
             wal::encode_series(&mut buf, &refs);
+            if buf.len() >= FLUSH_AT {
+                out.write(&buf)?;
+                buf.clear();
+            }
         }
         let mut samples = Vec::new();
         for s in &all {
@@ -668,8 +675,13 @@ impl Head {
                 e.append(x.t, x.v);
             }
             wal::encode_series_chunk(&mut buf, s.r, e.count(), e.bytes());
+            if buf.len() >= FLUSH_AT {
+                out.write(&buf)?;
+                buf.clear();
+            }
         }
-        wal.write_checkpoint(last_seq, &buf)
+        out.write(&buf)?;
+        out.finish()
     }
 
     /// fsyncs the WAL if it has unsynced writes.

@@ -378,28 +378,18 @@ impl Wal {
         self.fsync
     }
 
-    /// Writes a checkpoint covering segments up to `last_seq` from framed records, then removes
-    /// those segments and older checkpoints.
-    pub fn write_checkpoint(&self, last_seq: u64, framed: &[u8]) -> Result<(), Error> {
-        let final_path = self.dir.join(format!("checkpoint.{last_seq:08}"));
+    /// Starts a checkpoint covering segments up to `last_seq`. Records are streamed to a
+    /// temporary file; [`CheckpointWriter::finish`] makes it the checkpoint and removes the
+    /// segments it covers. A checkpoint that is never finished is removed at the next start.
+    pub fn begin_checkpoint(&self, last_seq: u64) -> Result<CheckpointWriter<'_>, Error> {
         let tmp = self.dir.join(format!("checkpoint.{last_seq:08}.tmp"));
-        {
-            let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-            f.write_all(framed).map_err(Error::io("write", &tmp))?;
-            f.sync_all().map_err(Error::io("fsync", &tmp))?;
-        }
-        fs::rename(&tmp, &final_path).map_err(Error::io("rename", &tmp))?;
-        sync_dir(&self.dir)?;
-        let listing = scan_dir(&self.dir)?;
-        for seq in listing.segments.into_iter().filter(|s| *s <= last_seq) {
-            let p = self.dir.join(segment_name(seq));
-            fs::remove_file(&p).map_err(Error::io("remove", &p))?;
-        }
-        for p in listing.stale {
-            let _ = fs::remove_file(&p);
-        }
-        self.metrics.checkpoints.inc();
-        Ok(())
+        let f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        Ok(CheckpointWriter {
+            wal: self,
+            last_seq,
+            out: std::io::BufWriter::with_capacity(1 << 20, f),
+            tmp,
+        })
     }
 
     /// Total bytes of the WAL directory.
@@ -411,6 +401,47 @@ impl Wal {
                     .sum()
             })
             .unwrap_or(0)
+    }
+}
+
+/// A checkpoint being written; see [`Wal::begin_checkpoint`].
+pub struct CheckpointWriter<'a> {
+    wal: &'a Wal,
+    last_seq: u64,
+    out: std::io::BufWriter<File>,
+    tmp: PathBuf,
+}
+
+impl CheckpointWriter<'_> {
+    /// Appends framed records.
+    pub fn write(&mut self, framed: &[u8]) -> Result<(), Error> {
+        self.out
+            .write_all(framed)
+            .map_err(Error::io("write", &self.tmp))
+    }
+
+    /// fsyncs and renames the checkpoint into place, then removes the segments it covers and
+    /// older checkpoints.
+    pub fn finish(self) -> Result<(), Error> {
+        let dir = &self.wal.dir;
+        let f = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io("write", &self.tmp)(e.into_error()))?;
+        f.sync_all().map_err(Error::io("fsync", &self.tmp))?;
+        let final_path = dir.join(format!("checkpoint.{:08}", self.last_seq));
+        fs::rename(&self.tmp, &final_path).map_err(Error::io("rename", &self.tmp))?;
+        sync_dir(dir)?;
+        let listing = scan_dir(dir)?;
+        for seq in listing.segments.into_iter().filter(|s| *s <= self.last_seq) {
+            let p = dir.join(segment_name(seq));
+            fs::remove_file(&p).map_err(Error::io("remove", &p))?;
+        }
+        for p in listing.stale {
+            let _ = fs::remove_file(&p);
+        }
+        self.wal.metrics.checkpoints.inc();
+        Ok(())
     }
 }
 
