@@ -57,19 +57,36 @@ async fn kill_9_during_ingest_loses_no_acknowledged_sample() {
         tokio::spawn(async move {
             let c = client();
             let mut k = 0i64;
+            // Whether the current batch was sent before without an answer: medic may have
+            // committed it and died before replying.
+            let mut retry = false;
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 let base = addr.lock().unwrap().clone();
                 match post_write(&c, &base, batch(k)).await {
                     Ok(r) if r.status().as_u16() == 204 => {
                         acked.lock().unwrap().push(k);
                         k += 1;
+                        retry = false;
                     }
-                    Ok(r) => panic!(
-                        "batch {k}: unexpected {} {}",
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    ),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    Ok(r) => {
+                        let status = r.status();
+                        let text = r.text().await.unwrap_or_default();
+                        // The first attempt was stored: its samples are now older than each
+                        // series' newest one, which medic (like Prometheus) reports as out of
+                        // order. Not acknowledged, so not counted; move on.
+                        let already_stored = retry
+                            && status.as_u16() == 400
+                            && text.contains("stored 0 samples")
+                            && !text.contains("invalid")
+                            && !text.contains("too_many");
+                        assert!(already_stored, "batch {k}: unexpected {status} {text}");
+                        k += 1;
+                        retry = false;
+                    }
+                    Err(_) => {
+                        retry = true;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                 }
             }
         })
