@@ -286,3 +286,27 @@ fn label_apis_cover_blocks_and_head() {
     );
     assert_eq!(q.label_values("instance", &[]).unwrap().len(), 3);
 }
+
+#[test]
+fn compaction_keeps_the_block_count_small_during_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        block_range_ms: 60_000,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o, Metrics::default()).unwrap();
+    // 6 hours of data, maintenance after every 2 minutes of it, as the background thread would.
+    let mut t = 0;
+    while t < 6 * H {
+        ingest(&db, 3, t, t + 120_000);
+        db.maintain().unwrap();
+        t += 120_000;
+    }
+    let blocks = db.blocks();
+    let spans: Vec<(i64, i64)> = blocks
+        .iter()
+        .map(|b| (b.meta().min_time / 60_000, b.meta().max_time / 60_000))
+        .collect();
+    assert!(blocks.len() <= 12, "{} blocks: {spans:?}", blocks.len());
+    check_complete(&db, 3, 0, 6 * H);
+}
