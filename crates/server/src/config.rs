@@ -549,7 +549,8 @@ impl Config {
         } else {
             let de = serde_norway::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
+                // serde_path_to_error writes `?` for segments it cannot name (syntax errors).
+                let path = e.path().to_string().replace(".?", "");
                 let inner = e.into_inner().to_string();
                 // The YAML error already starts with the outer part of the path; lead with
                 // the full path instead.

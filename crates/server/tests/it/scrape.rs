@@ -184,3 +184,89 @@ async fn sample_limit_fails_the_scrape_and_stores_nothing() {
         "{t}"
     );
 }
+
+/// A target that answers only to the expected `Authorization` header.
+async fn serve_authenticated(expected: &'static str) -> String {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some(v) if v == expected => (StatusCode::OK, "secret_metric 1\n").into_response(),
+                _ => (StatusCode::UNAUTHORIZED, "no").into_response(),
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_bearer_token_file_are_sent() {
+    // "user:pa55" in base64.
+    let basic = serve_authenticated("Basic dXNlcjpwYTU1").await;
+    let bearer = serve_authenticated("Bearer t0ken").await;
+    let wrong = serve_authenticated("Bearer other").await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken\n").unwrap();
+    let cfg = Config::parse(
+        &format!(
+            concat!(
+                "global: {{scrape_interval: 200ms, scrape_timeout: 200ms}}\n",
+                "scrape_configs:\n",
+                "  - job_name: basic\n",
+                "    basic_auth: {{username: user, password: pa55}}\n",
+                "    static_configs: [{{targets: ['{basic}']}}]\n",
+                "  - job_name: bearer\n",
+                "    authorization: {{credentials_file: '{token}'}}\n",
+                "    static_configs: [{{targets: ['{bearer}']}}]\n",
+                "  - job_name: wrong\n",
+                "    bearer_token: nope\n",
+                "    static_configs: [{{targets: ['{wrong}']}}]\n",
+            ),
+            basic = basic,
+            bearer = bearer,
+            wrong = wrong,
+            token = token.display()
+        ),
+        std::path::Path::new("test.yml"),
+    )
+    .unwrap();
+    let store = MemStorage::new();
+    let mgr = Arc::new(
+        ScrapeManager::new(
+            Arc::new(store.clone()),
+            &cfg.global,
+            cfg.effective_scrape_configs("unused"),
+            ScrapeMetrics::default(),
+        )
+        .unwrap(),
+    );
+    mgr.start();
+    wait_for("all three scraped", || samples(&store, "up").len() >= 3).await;
+    wait_for("both authenticated jobs stored", || {
+        samples(&store, r#"secret_metric{job="basic"}"#).len()
+            + samples(&store, r#"secret_metric{job="bearer"}"#).len()
+            >= 2
+            && !samples(&store, r#"secret_metric{job="basic"}"#).is_empty()
+            && !samples(&store, r#"secret_metric{job="bearer"}"#).is_empty()
+    })
+    .await;
+    assert!(samples(&store, r#"secret_metric{job="wrong"}"#).is_empty());
+    assert!(samples(&store, r#"up{job="wrong"}"#)
+        .iter()
+        .all(|s| s.v == 0.0));
+    let (active, _) = mgr.targets();
+    let wrong_t = active
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap())
+        .find(|t| t["scrapePool"] == "wrong")
+        .unwrap();
+    assert!(
+        wrong_t["lastError"].as_str().unwrap().contains("401"),
+        "{wrong_t}"
+    );
+    mgr.stop().await;
+}
