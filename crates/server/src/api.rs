@@ -332,18 +332,27 @@ async fn series(
     let sets = p.required_matchers()?;
     let (start, end) = p.range()?;
     let db = st.db.clone();
-    let list = blocking(move || {
-        let q = db.querier(start, end).map_err(|e| e.to_string())?;
-        let mut all = BTreeSet::new();
-        for ms in &sets {
-            for s in q.select(ms).map_err(|e| e.to_string())? {
-                all.insert(s.map_err(|e| e.to_string())?.labels);
-            }
+    let series = blocking(move || select_union(db.as_ref(), &sets, start, end)).await?;
+    let labels: Vec<&medic_model::Labels> = series.iter().map(|s| &s.labels).collect();
+    Ok(success(json!(labels)))
+}
+
+/// The series matching any of the selector sets, each once, in label order.
+fn select_union(
+    db: &dyn Queryable,
+    sets: &[Vec<Matcher>],
+    start: i64,
+    end: i64,
+) -> Result<Vec<medic_model::Series>, String> {
+    let q = db.querier(start, end).map_err(|e| e.to_string())?;
+    let mut all = std::collections::BTreeMap::new();
+    for ms in sets {
+        for s in q.select(ms).map_err(|e| e.to_string())? {
+            let s = s.map_err(|e| e.to_string())?;
+            all.entry(s.labels.clone()).or_insert(s);
         }
-        Ok(all.into_iter().collect::<Vec<_>>())
-    })
-    .await?;
-    Ok(success(json!(list)))
+    }
+    Ok(all.into_values().collect())
 }
 
 async fn labels(
@@ -415,38 +424,30 @@ async fn export(
     let (start, end) = p.range()?;
     let db = st.db.clone();
     let text = blocking(move || {
-        let q = db.querier(start, end).map_err(|e| e.to_string())?;
-        let mut seen = BTreeSet::new();
         let mut out = String::new();
-        for ms in &sets {
-            for s in q.select(ms).map_err(|e| e.to_string())? {
-                let s = s.map_err(|e| e.to_string())?;
-                if !seen.insert(s.labels.clone()) {
-                    continue;
-                }
-                let mut values = Vec::with_capacity(s.samples.len());
-                let mut timestamps = Vec::with_capacity(s.samples.len());
-                for x in s.samples.iter().filter(|x| !is_stale_nan(x.v)) {
-                    values.push(if x.v.is_finite() {
-                        json!(x.v)
-                    } else if x.v.is_nan() {
-                        json!("NaN")
-                    } else if x.v > 0.0 {
-                        json!("+Inf")
-                    } else {
-                        json!("-Inf")
-                    });
-                    timestamps.push(x.t);
-                }
-                if values.is_empty() {
-                    continue;
-                }
-                out.push_str(
-                    &json!({"metric": s.labels, "values": values, "timestamps": timestamps})
-                        .to_string(),
-                );
-                out.push('\n');
+        for s in select_union(db.as_ref(), &sets, start, end)? {
+            let mut values = Vec::with_capacity(s.samples.len());
+            let mut timestamps = Vec::with_capacity(s.samples.len());
+            for x in s.samples.iter().filter(|x| !is_stale_nan(x.v)) {
+                values.push(if x.v.is_finite() {
+                    json!(x.v)
+                } else if x.v.is_nan() {
+                    json!("NaN")
+                } else if x.v > 0.0 {
+                    json!("+Inf")
+                } else {
+                    json!("-Inf")
+                });
+                timestamps.push(x.t);
             }
+            if values.is_empty() {
+                continue;
+            }
+            out.push_str(
+                &json!({"metric": s.labels, "values": values, "timestamps": timestamps})
+                    .to_string(),
+            );
+            out.push('\n');
         }
         Ok(out)
     })

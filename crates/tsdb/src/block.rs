@@ -392,7 +392,7 @@ impl Block {
         Ok(out)
     }
 
-    /// Label names of the series matching `matchers` whose data overlaps `[mint, maxt]`.
+    /// Label names of the series matching `matchers` (all series when empty).
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<Arc<str>> {
         if matchers.is_empty() {
             return self.postings.names().cloned().collect();

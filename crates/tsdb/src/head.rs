@@ -709,17 +709,6 @@ impl Head {
             .as_ref()
             .map_or(0, |w| w.disk_bytes())
     }
-
-    /// All series with their samples in `[mint, maxt]`, sorted by labels, for writing a block.
-    pub fn series_in_range(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
-        let all = self.select(&[]);
-        all.into_iter()
-            .filter_map(|s| {
-                let samples = s.samples(mint, maxt);
-                (!samples.is_empty()).then(|| (s.labels.clone(), samples))
-            })
-            .collect()
-    }
 }
 
 /// Consecutive buffered samples of one series. Remote write and most callers append a series'

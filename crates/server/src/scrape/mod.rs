@@ -87,7 +87,6 @@ struct Status {
     last_error: String,
     last_scrape_ms: Option<i64>,
     last_duration: f64,
-    last_samples: usize,
 }
 
 /// A target being scraped.
@@ -313,7 +312,6 @@ impl ScrapeManager {
                                     last_error: String::new(),
                                     last_scrape_ms: None,
                                     last_duration: 0.0,
-                                    last_samples: 0,
                                 }),
                             }),
                         );
@@ -624,7 +622,6 @@ async fn scrape_once(
         s.last_error = error;
         s.last_scrape_ms = Some(ts);
         s.last_duration = duration;
-        s.last_samples = post;
     });
     cur
 }
@@ -635,9 +632,7 @@ fn merge_target_labels(scraped: &Labels, target: &Labels, honor: bool) -> Labels
     let mut b = scraped.to_builder();
     for l in target.iter() {
         match scraped.get(&l.name) {
-            Some(existing) if honor => {
-                let _ = existing;
-            }
+            Some(_) if honor => {}
             Some(existing) => {
                 let mut name = format!("exported_{}", l.name);
                 while scraped.has(&name) {

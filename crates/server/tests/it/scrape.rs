@@ -32,6 +32,18 @@ async fn serve(t: Target) -> String {
     addr
 }
 
+fn manager(cfg: &Config, store: &MemStorage) -> Arc<ScrapeManager> {
+    Arc::new(
+        ScrapeManager::new(
+            Arc::new(store.clone()),
+            &cfg.global,
+            cfg.effective_scrape_configs("unused"),
+            ScrapeMetrics::default(),
+        )
+        .unwrap(),
+    )
+}
+
 fn samples(store: &MemStorage, selector: &str) -> Vec<Sample> {
     let q = store.querier(0, i64::MAX).unwrap();
     let ms = medic_model::parse_selector(selector).unwrap();
@@ -71,15 +83,7 @@ async fn staleness_markers_for_vanished_series_failed_scrapes_and_removed_target
     )
     .unwrap();
     let store = MemStorage::new();
-    let mgr = Arc::new(
-        ScrapeManager::new(
-            Arc::new(store.clone()),
-            &cfg.global,
-            cfg.effective_scrape_configs("unused"),
-            ScrapeMetrics::default(),
-        )
-        .unwrap(),
-    );
+    let mgr = manager(&cfg, &store);
     mgr.start();
 
     wait_for("two scrapes of b", || samples(&store, "b").len() >= 2).await;
@@ -160,15 +164,7 @@ async fn sample_limit_fails_the_scrape_and_stores_nothing() {
     )
     .unwrap();
     let store = MemStorage::new();
-    let mgr = Arc::new(
-        ScrapeManager::new(
-            Arc::new(store.clone()),
-            &cfg.global,
-            cfg.effective_scrape_configs("unused"),
-            ScrapeMetrics::default(),
-        )
-        .unwrap(),
-    );
+    let mgr = manager(&cfg, &store);
     mgr.start();
     wait_for("a scrape", || !samples(&store, "up").is_empty()).await;
     assert!(samples(&store, "up").iter().all(|s| s.v == 0.0));
@@ -235,15 +231,7 @@ async fn basic_auth_and_bearer_token_file_are_sent() {
     )
     .unwrap();
     let store = MemStorage::new();
-    let mgr = Arc::new(
-        ScrapeManager::new(
-            Arc::new(store.clone()),
-            &cfg.global,
-            cfg.effective_scrape_configs("unused"),
-            ScrapeMetrics::default(),
-        )
-        .unwrap(),
-    );
+    let mgr = manager(&cfg, &store);
     mgr.start();
     wait_for("all three scraped", || samples(&store, "up").len() >= 3).await;
     wait_for("both authenticated jobs stored", || {
