@@ -65,6 +65,12 @@ pub enum AppendError {
         /// The configured limit.
         limit: usize,
     },
+    /// Creating the series would exceed the store's series limit.
+    #[error("series limit of {limit} reached; new series are rejected until old ones are removed")]
+    SeriesLimit {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The store cannot take samples now.
     #[error("storage error: {0}")]
     Storage(String),
@@ -80,6 +86,7 @@ impl AppendError {
             AppendError::InvalidLabels(_) => "invalid_labels",
             AppendError::TooManyLabels { .. } => "too_many_labels",
             AppendError::LabelTooLong { .. } => "label_too_long",
+            AppendError::SeriesLimit { .. } => "series_limit",
             AppendError::Storage(_) => "storage_error",
         }
     }

@@ -238,10 +238,15 @@ fn default_checkpoint_size() -> ByteSize {
     ByteSize(512 << 20)
 }
 
-/// `storage.limits:` — what a series may look like.
+/// `storage.limits:` — how many series, and what a series may look like.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// Most series held in memory (default 2000000, roughly 2–4 GiB; 0 = no limit). Samples of
+    /// further new series are rejected (`series_limit`), so a cardinality explosion cannot
+    /// exhaust memory; existing series keep working.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
     /// Most labels on one series, `__name__` included (default 64; 0 = no limit).
     #[serde(default = "default_max_labels")]
     pub max_labels_per_series: usize,
@@ -256,6 +261,7 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
+            max_series: default_max_series(),
             max_labels_per_series: default_max_labels(),
             max_label_name_length: default_max_name(),
             max_label_value_length: default_max_value(),
@@ -263,6 +269,9 @@ impl Default for LimitsConfig {
     }
 }
 
+fn default_max_series() -> usize {
+    2_000_000
+}
 fn default_max_labels() -> usize {
     64
 }
@@ -351,6 +360,7 @@ impl StorageConfig {
             wal_segment_bytes: self.wal.segment_size.0,
             wal_checkpoint_bytes: self.wal.checkpoint_after.0,
             block_codec: self.block_codec,
+            max_series: self.limits.max_series,
             max_labels_per_series: self.limits.max_labels_per_series,
             max_label_name_bytes: self.limits.max_label_name_length,
             max_label_value_bytes: self.limits.max_label_value_length,

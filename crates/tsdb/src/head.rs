@@ -765,6 +765,12 @@ impl Appender for HeadAppender<'_> {
         self.head.validate_labels(labels).inspect_err(|e| {
             self.head.metrics.reject(e.reason());
         })?;
+        let limit = self.head.opts.max_series;
+        if limit > 0 && self.head.num_series() + self.new_series.len() >= limit {
+            let e = AppendError::SeriesLimit { limit };
+            self.head.metrics.reject(e.reason());
+            return Err(e);
+        }
         let pending = self.new_by_hash.entry(hash).or_default();
         if let Some(&i) = pending.iter().find(|&&i| self.new_series[i] == *labels) {
             return Ok(i as u64 | PENDING);
@@ -837,19 +843,22 @@ impl Appender for HeadAppender<'_> {
         buf.clear();
 
         // 1. Create new series (another transaction may have created some meanwhile).
-        let mut resolved: Vec<Arc<MemSeries>> = Vec::with_capacity(self.new_series.len());
+        // `None`: not created because the series limit was reached meanwhile.
+        let mut resolved: Vec<Option<Arc<MemSeries>>> = Vec::with_capacity(self.new_series.len());
         let mut created: Vec<Arc<MemSeries>> = Vec::new();
+        let limit = head.opts.max_series;
         if !self.new_series.is_empty() {
             let mut idx = head.index_mut();
             for labels in &self.new_series {
                 let hash = labels.stable_hash();
                 let s = match idx.get(hash, labels) {
-                    Some(s) => s.clone(),
+                    Some(s) => Some(s.clone()),
+                    None if limit > 0 && idx.series.len() >= limit => None,
                     None => {
                         let r = head.next_ref.fetch_add(1, Ordering::AcqRel);
                         let s = idx.insert(r, labels);
                         created.push(s.clone());
-                        s
+                        Some(s)
                     }
                 };
                 resolved.push(s);
@@ -872,7 +881,17 @@ impl Appender for HeadAppender<'_> {
             let end = self.runs.get(i + 1).map_or(self.samples.len(), |n| n.start);
             let s = match &run.series {
                 Some(s) => s.clone(),
-                None => resolved[(run.r & !PENDING) as usize].clone(),
+                None => match &resolved[(run.r & !PENDING) as usize] {
+                    Some(s) => s.clone(),
+                    None => {
+                        for _ in run.start..end {
+                            let e = AppendError::SeriesLimit { limit };
+                            head.metrics.reject(e.reason());
+                            rejected.push((run.r, e));
+                        }
+                        continue;
+                    }
+                },
             };
             if s.removed.load(Ordering::Acquire) {
                 // Garbage-collected since append(): its data was older than the head.
@@ -1108,6 +1127,46 @@ mod tests {
         let sum = b.commit().unwrap();
         assert_eq!(sum.accepted, 0);
         assert_eq!(sum.rejected[0].1, AppendError::OutOfOrder);
+    }
+
+    #[test]
+    fn series_limit_rejects_new_series_only() {
+        let h = Head::new(
+            Options {
+                max_series: 2,
+                ..Options::default()
+            },
+            Metrics::default(),
+        );
+        let mut app = Box::new(h.appender());
+        app.append_labels(&lbl("a"), 1, 1.0).unwrap();
+        app.append_labels(&lbl("b"), 1, 1.0).unwrap();
+        assert_eq!(
+            app.append_labels(&lbl("c"), 1, 1.0),
+            Err(AppendError::SeriesLimit { limit: 2 })
+        );
+        app.commit().unwrap();
+        // Two transactions racing for the last place: the second loses at commit.
+        let h = Head::new(
+            Options {
+                max_series: 1,
+                ..Options::default()
+            },
+            Metrics::default(),
+        );
+        let mut x = Box::new(h.appender());
+        let mut y = Box::new(h.appender());
+        x.append_labels(&lbl("x"), 1, 1.0).unwrap();
+        y.append_labels(&lbl("y"), 1, 1.0).unwrap();
+        assert_eq!(x.commit().unwrap().accepted, 1);
+        let sum = y.commit().unwrap();
+        assert_eq!(sum.accepted, 0);
+        assert_eq!(sum.rejected[0].1, AppendError::SeriesLimit { limit: 1 });
+        // Existing series keep taking samples.
+        let mut z = Box::new(h.appender());
+        z.append_labels(&lbl("x"), 2, 2.0).unwrap();
+        assert_eq!(z.commit().unwrap().accepted, 1);
+        assert_eq!(h.num_series(), 1);
     }
 
     #[test]

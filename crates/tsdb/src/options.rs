@@ -42,6 +42,8 @@ pub struct Options {
     pub head_chunk_samples: u32,
     /// Longest block compaction produces (ms); default 31 days or a tenth of retention.
     pub max_block_duration_ms: i64,
+    /// Most series the head may hold; samples of further new series are rejected (0 = no limit).
+    pub max_series: usize,
     /// Largest number of label pairs on a series (0 = no limit).
     pub max_labels_per_series: usize,
     /// Longest label name in bytes (0 = no limit).
@@ -64,6 +66,7 @@ impl Default for Options {
             block_chunk_samples: 960,
             head_chunk_samples: 120,
             max_block_duration_ms: 31 * 24 * 3_600_000,
+            max_series: 2_000_000,
             max_labels_per_series: 64,
             max_label_name_bytes: 1024,
             max_label_value_bytes: 4096,
