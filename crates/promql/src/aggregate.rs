@@ -1,0 +1,261 @@
+//! Aggregation operators: `sum avg min max count group stddev stdvar topk bottomk quantile
+//! count_values` with `by`/`without`, using Prometheus's numerics (Kahan–Neumaier sums,
+//! incremental means and variances).
+
+use std::collections::HashMap;
+
+use medic_model::{Labels, LabelsBuilder, METRIC_NAME};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use crate::engine::Evaluator;
+use crate::value::{Value, VectorSample};
+use crate::Error;
+
+/// Neumaier's improvement of Kahan summation, exactly as Prometheus's `kahanSumInc`.
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Mean with Kahan summation, switching to an incremental mean if the sum overflows.
+pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut c, mut count, mut mean, mut incremental) = (0.0, 0.0, 0.0, 0.0, false);
+    for v in values {
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(v, sum, c);
+            if count == 1.0 || !ns.is_infinite() {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        let (m, nc) = kahan_inc(v / count, q * mean, q * c);
+        mean = m;
+        c = nc;
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
+/// Population variance, incremental with Kahan compensation (Prometheus's stdvar).
+pub(crate) fn variance(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for v in values {
+        count += 1.0;
+        let delta = v - (mean + c_mean);
+        let (m, cm) = kahan_inc(delta / count, mean, c_mean);
+        mean = m;
+        c_mean = cm;
+        let (a, ca) = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux);
+        aux = a;
+        c_aux = ca;
+    }
+    (aux + c_aux) / count
+}
+
+/// Orders values ascending (or descending), NaN last either way, as Prometheus's `topk`,
+/// `bottomk`, `sort` and `sort_desc` do.
+pub(crate) fn cmp_nan_last(a: f64, b: f64, descending: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ => {
+            let o = a.partial_cmp(&b).unwrap_or(Ordering::Equal);
+            if descending {
+                o.reverse()
+            } else {
+                o
+            }
+        }
+    }
+}
+
+/// The φ-quantile of `values` by linear interpolation (Prometheus's `quantile`).
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    // NaNs sort first, as in Prometheus.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let w = rank - rank.floor();
+    values[lower as usize] * (1.0 - w) + values[upper as usize] * w
+}
+
+fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+    match modifier {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(by)) => {
+            let mut b = LabelsBuilder::new();
+            for n in &by.labels {
+                if let Some(v) = labels.get(n) {
+                    b.set(n.as_str(), v);
+                }
+            }
+            b.build()
+        }
+        Some(LabelModifier::Exclude(without)) => {
+            let mut b = labels.to_builder();
+            b.del(METRIC_NAME);
+            for n in &without.labels {
+                b.del(n);
+            }
+            b.build()
+        }
+    }
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn aggregate(&mut self, a: &AggregateExpr, t: i64) -> Result<Value, Error> {
+        let op = a.op.to_string().to_lowercase();
+        let param = match &a.param {
+            Some(p) => Some(self.eval(p, t)?),
+            None => None,
+        };
+        let input = self.eval_vector(&a.expr, t)?;
+        let modifier = a.modifier.as_ref();
+        // Groups in order of first appearance, for stable output.
+        let mut order: Vec<Labels> = Vec::new();
+        let mut groups: HashMap<Labels, Vec<VectorSample>> = HashMap::new();
+        let count_values_label = match (&op[..], &param) {
+            ("count_values", Some(Value::String(s))) => {
+                if !medic_model::is_valid_label_name(s) {
+                    return Err(Error::Eval(format!("invalid label name {s:?}")));
+                }
+                Some(s.clone())
+            }
+            ("count_values", _) => {
+                return Err(Error::Eval(
+                    "count_values requires a string parameter".into(),
+                ))
+            }
+            _ => None,
+        };
+        for s in input {
+            let mut g = group_labels(&s.labels, modifier);
+            if let Some(l) = &count_values_label {
+                let mut b = g.to_builder();
+                b.set(l.as_str(), format_value(s.v));
+                g = b.build();
+            }
+            match groups.get_mut(&g) {
+                Some(v) => v.push(s),
+                None => {
+                    order.push(g.clone());
+                    groups.insert(g, vec![s]);
+                }
+            }
+        }
+        let scalar_param = |name: &str| -> Result<f64, Error> {
+            match &param {
+                Some(Value::Scalar(v)) => Ok(*v),
+                _ => Err(Error::Eval(format!("{name} requires a scalar parameter"))),
+            }
+        };
+        let mut out = Vec::new();
+        match &op[..] {
+            "topk" | "bottomk" => {
+                let k = scalar_param(&op)?;
+                if k.is_nan() {
+                    return Err(Error::Eval(format!("Parameter value is NaN for {op}")));
+                }
+                let k = if k >= 1.0 {
+                    k.min(i64::MAX as f64) as usize
+                } else {
+                    0
+                };
+                for g in &order {
+                    let mut members = groups.remove(g).unwrap_or_default();
+                    // NaN sorts last for both topk and bottomk.
+                    members.sort_by(|x, y| cmp_nan_last(x.v, y.v, op == "topk"));
+                    out.extend(members.into_iter().take(k).map(|mut s| {
+                        s.t = t;
+                        s
+                    }));
+                }
+                return Ok(Value::Vector(out));
+            }
+            _ => {}
+        }
+        for g in order {
+            let members = groups.remove(&g).unwrap_or_default();
+            let vals = || members.iter().map(|s| s.v);
+            let v = match &op[..] {
+                "sum" => {
+                    let (s, c) = vals().fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
+                    s + c
+                }
+                "avg" => mean(vals()),
+                "count" | "count_values" => members.len() as f64,
+                "group" => 1.0,
+                "min" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
+                "max" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
+                "stdvar" => variance(vals()),
+                "stddev" => variance(vals()).sqrt(),
+                "quantile" => {
+                    let q = scalar_param("quantile")?;
+                    let mut v: Vec<f64> = vals().collect();
+                    quantile(q, &mut v)
+                }
+                other => {
+                    return Err(Error::Eval(format!(
+                        "aggregation {other:?} is not supported yet"
+                    )))
+                }
+            };
+            out.push(VectorSample { labels: g, t, v });
+        }
+        Ok(Value::Vector(out))
+    }
+}
+
+/// Formats a value as Prometheus does in label values (`count_values`) and test output:
+/// shortest representation that round-trips, `+Inf`, `-Inf`, `NaN`.
+pub(crate) fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        let s = format!("{v}");
+        // Go's 'g'-like formatting uses exponents for large/small magnitudes.
+        if v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-4) {
+            format!("{v:e}").replace("e", "e+").replace("e+-", "e-")
+        } else {
+            s
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Binary operators: arithmetic, comparison (filtering or `bool`), set operators, and vector
+//! matching with `on`/`ignoring` and `group_left`/`group_right`, as Prometheus defines them.
+
+use std::collections::{HashMap, HashSet};
+
+use medic_model::{Labels, LabelsBuilder, METRIC_NAME};
+use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
+
+use crate::engine::Evaluator;
+use crate::value::{Value, VectorSample};
+use crate::Error;
+
+fn is_comparison(op: &str) -> bool {
+    matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
+}
+
+/// Applies `op`; for comparisons returns `(keep, value)` semantics through `Option`.
+fn arith(op: &str, l: f64, r: f64) -> Result<f64, Error> {
+    Ok(match op {
+        "+" => l + r,
+        "-" => l - r,
+        "*" => l * r,
+        "/" => l / r,
+        "%" => l % r,
+        "^" => l.powf(r),
+        "atan2" => l.atan2(r),
+        other => return Err(Error::Eval(format!("operator {other:?} not allowed here"))),
+    })
+}
+
+fn compare(op: &str, l: f64, r: f64) -> bool {
+    match op {
+        "==" => l == r,
+        "!=" => l != r,
+        ">" => l > r,
+        "<" => l < r,
+        ">=" => l >= r,
+        "<=" => l <= r,
+        _ => false,
+    }
+}
+
+/// Signature of `labels` for matching: the `on` labels, or all but the `ignoring` ones and
+/// the metric name.
+fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Labels {
+    match matching {
+        Some(LabelModifier::Include(on)) => {
+            let mut b = LabelsBuilder::new();
+            for name in &on.labels {
+                if let Some(v) = labels.get(name) {
+                    b.set(name.as_str(), v);
+                }
+            }
+            b.build()
+        }
+        Some(LabelModifier::Exclude(ign)) => {
+            let mut b = labels.to_builder();
+            b.del(METRIC_NAME);
+            for name in &ign.labels {
+                b.del(name);
+            }
+            b.build()
+        }
+        None => labels.without_metric_name(),
+    }
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn binary(&mut self, b: &BinaryExpr, t: i64) -> Result<Value, Error> {
+        let op = b.op.to_string();
+        let op = op.as_str();
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let lhs = self.eval(&b.lhs, t)?;
+        let rhs = self.eval(&b.rhs, t)?;
+        match (lhs, rhs) {
+            (Value::Scalar(l), Value::Scalar(r)) => {
+                if is_comparison(op) {
+                    if !return_bool {
+                        return Err(Error::Eval("comparisons between scalars must use BOOL modifier".into()));
+                    }
+                    return Ok(Value::Scalar(if compare(op, l, r) { 1.0 } else { 0.0 }));
+                }
+                Ok(Value::Scalar(arith(op, l, r)?))
+            }
+            (Value::Vector(v), Value::Scalar(s)) => {
+                let out = self.vector_scalar(op, v, s, false, return_bool)?;
+                crate::functions::check_unique_labels(&out)?;
+                Ok(Value::Vector(out))
+            }
+            (Value::Scalar(s), Value::Vector(v)) => {
+                let out = self.vector_scalar(op, v, s, true, return_bool)?;
+                crate::functions::check_unique_labels(&out)?;
+                Ok(Value::Vector(out))
+            }
+            (Value::Vector(l), Value::Vector(r)) => {
+                let m = b.modifier.as_ref();
+                match op {
+                    "and" | "or" | "unless" => Ok(Value::Vector(set_op(op, l, r, m))),
+                    _ => Ok(Value::Vector(vector_vector(op, l, r, m, return_bool)?)),
+                }
+            }
+            (l, r) => Err(Error::Eval(format!(
+                "binary expression must contain only scalar and instant vector types, got {} and {}",
+                l.type_name(),
+                r.type_name()
+            ))),
+        }
+    }
+
+    fn vector_scalar(
+        &mut self,
+        op: &str,
+        v: Vec<VectorSample>,
+        s: f64,
+        scalar_left: bool,
+        return_bool: bool,
+    ) -> Result<Vec<VectorSample>, Error> {
+        let mut out = Vec::with_capacity(v.len());
+        for mut x in v {
+            let (l, r) = if scalar_left { (s, x.v) } else { (x.v, s) };
+            if is_comparison(op) {
+                let keep = compare(op, l, r);
+                if return_bool {
+                    x.v = if keep { 1.0 } else { 0.0 };
+                    x.labels = x.labels.without_metric_name();
+                } else if keep {
+                    // The vector's value is kept, whichever side it was on.
+                } else {
+                    continue;
+                }
+            } else {
+                x.v = arith(op, l, r)?;
+                x.labels = x.labels.without_metric_name();
+            }
+            out.push(x);
+        }
+        Ok(out)
+    }
+}
+
+fn set_op(
+    op: &str,
+    l: Vec<VectorSample>,
+    r: Vec<VectorSample>,
+    m: Option<&BinModifier>,
+) -> Vec<VectorSample> {
+    let matching = m.and_then(|m| m.matching.as_ref());
+    let rsigs: HashSet<Labels> = r.iter().map(|x| signature(&x.labels, matching)).collect();
+    match op {
+        "and" => l
+            .into_iter()
+            .filter(|x| rsigs.contains(&signature(&x.labels, matching)))
+            .collect(),
+        "unless" => l
+            .into_iter()
+            .filter(|x| !rsigs.contains(&signature(&x.labels, matching)))
+            .collect(),
+        _ => {
+            let lsigs: HashSet<Labels> = l.iter().map(|x| signature(&x.labels, matching)).collect();
+            let mut out = l;
+            out.extend(
+                r.into_iter()
+                    .filter(|x| !lsigs.contains(&signature(&x.labels, matching))),
+            );
+            out
+        }
+    }
+}
+
+fn vector_vector(
+    op: &str,
+    lhs: Vec<VectorSample>,
+    rhs: Vec<VectorSample>,
+    m: Option<&BinModifier>,
+    return_bool: bool,
+) -> Result<Vec<VectorSample>, Error> {
+    let matching = m.and_then(|m| m.matching.as_ref());
+    let card = m.map(|m| &m.card);
+    let (include, one_to_many, many_to_one) = match card {
+        Some(VectorMatchCardinality::ManyToOne(l)) => (l.labels.clone(), false, true),
+        Some(VectorMatchCardinality::OneToMany(l)) => (l.labels.clone(), true, false),
+        _ => (Vec::new(), false, false),
+    };
+    // The "one" side is indexed; with group_right the sides swap.
+    let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+    let mut index: HashMap<Labels, &VectorSample> = HashMap::new();
+    for x in &one {
+        let sig = signature(&x.labels, matching);
+        if index.insert(sig.clone(), x).is_some() {
+            let side = if one_to_many { "left" } else { "right" };
+            return Err(Error::Eval(format!(
+                "found duplicate series for the match group {sig} on the {side} hand-side of the operation: {}; many-to-many matching not allowed: matching labels must be unique on one side",
+                x.labels
+            )));
+        }
+    }
+    let is_cmp = is_comparison(op);
+    let drop_name = !is_cmp || return_bool;
+    let mut out = Vec::new();
+    let mut seen_one_to_one: HashMap<Labels, Labels> = HashMap::new();
+    let mut seen_results: HashSet<Labels> = HashSet::new();
+    for x in &many {
+        let sig = signature(&x.labels, matching);
+        let Some(o) = index.get(&sig) else { continue };
+        if !one_to_many && !many_to_one {
+            if let Some(prev) = seen_one_to_one.insert(sig.clone(), x.labels.clone()) {
+                let _ = prev;
+                return Err(Error::Eval(format!(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right); found duplicate series for the match group {sig} on the left hand-side of the operation"
+                )));
+            }
+        }
+        let (lv, rv) = if one_to_many { (o.v, x.v) } else { (x.v, o.v) };
+        let value = if is_cmp {
+            let keep = compare(op, lv, rv);
+            if return_bool {
+                if keep {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else if keep {
+                lv
+            } else {
+                continue;
+            }
+        } else {
+            arith(op, lv, rv)?
+        };
+        // Result labels, as Prometheus's resultMetric.
+        let mut b = x.labels.to_builder();
+        if drop_name {
+            b.del(METRIC_NAME);
+        }
+        if !one_to_many && !many_to_one {
+            match matching {
+                Some(LabelModifier::Include(on)) => {
+                    let keep: HashSet<&str> = on.labels.iter().map(String::as_str).collect();
+                    b.retain(|l| keep.contains(&*l.name));
+                }
+                Some(LabelModifier::Exclude(ign)) => {
+                    for n in &ign.labels {
+                        b.del(n);
+                    }
+                }
+                None => {}
+            }
+        }
+        for name in &include {
+            match o.labels.get(name) {
+                Some(v) => b.set(name.as_str(), v),
+                None => b.del(name),
+            };
+        }
+        let labels = b.build();
+        if !seen_results.insert(labels.clone()) && (one_to_many || many_to_one) {
+            return Err(Error::Eval(format!("multiple matches for labels: grouping labels must ensure unique matches; duplicate result {labels}")));
+        }
+        out.push(VectorSample {
+            labels,
+            t: x.t,
+            v: value,
+        });
+    }
+    Ok(out)
+}

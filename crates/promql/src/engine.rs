@@ -1,0 +1,317 @@
+//! The query engine: parses a query, finds the time range every selector needs, loads each
+//! selector's series once, then evaluates the expression at each step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medic_model::{Labels, Queryable, Sample};
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+
+use crate::value::{RangeSeries, Value};
+use crate::Error;
+
+/// Limits and defaults of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (Prometheus: 5m).
+    pub lookback_ms: i64,
+    /// Most samples one query may load (Prometheus: 50 million).
+    pub max_samples: usize,
+    /// Longest a query may run.
+    pub timeout: Duration,
+    /// Subquery step when the query gives none.
+    pub default_subquery_step_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            lookback_ms: 300_000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step_ms: 60_000,
+        }
+    }
+}
+
+/// Evaluates PromQL over any [`Queryable`].
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+/// A range query's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RangeResult {
+    /// One series per label set.
+    Matrix(Vec<RangeSeries>),
+    /// A string expression (only meaningful for instant queries; kept for completeness).
+    String(String),
+}
+
+impl Engine {
+    /// An engine with `opts`.
+    pub fn new(opts: EngineOptions) -> Self {
+        Self { opts }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Parses a query.
+    pub fn parse(query: &str) -> Result<Expr, Error> {
+        promql_parser::parser::parse(query).map_err(Error::Parse)
+    }
+
+    /// Evaluates `query` at `t` (ms).
+    pub fn instant(&self, store: &dyn Queryable, query: &str, t: i64) -> Result<Value, Error> {
+        let expr = Self::parse(query)?;
+        let mut ev = Evaluator::new(store, &self.opts, t, t, 0);
+        ev.prepare(&expr, t, t);
+        let v = ev.eval(&expr, t)?;
+        Ok(match v {
+            Value::Vector(mut vec) => {
+                for s in &mut vec {
+                    s.t = t;
+                }
+                Value::Vector(vec)
+            }
+            other => other,
+        })
+    }
+
+    /// Evaluates `query` at every `step` from `start` to `end` (ms, inclusive).
+    pub fn range(
+        &self,
+        store: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<RangeSeries>, Error> {
+        if step <= 0 {
+            return Err(Error::Eval(
+                "zero or negative query resolution step widths are not accepted".into(),
+            ));
+        }
+        if end < start {
+            return Err(Error::Eval(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        let expr = Self::parse(query)?;
+        match expr.value_type() {
+            promql_parser::parser::value::ValueType::Vector
+            | promql_parser::parser::value::ValueType::Scalar => {}
+            other => {
+                return Err(Error::Eval(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                match other {
+                    promql_parser::parser::value::ValueType::Matrix => "range vector",
+                    promql_parser::parser::value::ValueType::String => "string",
+                    _ => "unknown",
+                }
+            )))
+            }
+        }
+        let mut ev = Evaluator::new(store, &self.opts, start, end, step);
+        ev.prepare(&expr, start, end);
+        let mut out: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut order: Vec<Labels> = Vec::new();
+        let mut t = start;
+        while t <= end {
+            match ev.eval(&expr, t)? {
+                Value::Scalar(v) => push(&mut out, &mut order, Labels::empty(), Sample::new(t, v)),
+                Value::Vector(vec) => {
+                    for s in vec {
+                        push(&mut out, &mut order, s.labels, Sample::new(t, s.v));
+                    }
+                }
+                _ => unreachable!("checked above"),
+            }
+            ev.check_deadline()?;
+            t += step;
+        }
+        let mut series: Vec<RangeSeries> = order
+            .into_iter()
+            .map(|l| {
+                let samples = out.remove(&l).unwrap_or_default();
+                RangeSeries { labels: l, samples }
+            })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(series)
+    }
+}
+
+fn push(out: &mut HashMap<Labels, Vec<Sample>>, order: &mut Vec<Labels>, l: Labels, s: Sample) {
+    match out.get_mut(&l) {
+        Some(v) => v.push(s),
+        None => {
+            order.push(l.clone());
+            out.insert(l, vec![s]);
+        }
+    }
+}
+
+/// Milliseconds of a parser duration.
+pub(crate) fn ms(d: &Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+/// Signed milliseconds of an offset (positive looks back).
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => ms(d),
+        Some(Offset::Neg(d)) => -ms(d),
+    }
+}
+
+/// Loaded data and limits of one query.
+pub(crate) struct Evaluator<'a> {
+    store: &'a dyn Queryable,
+    pub(crate) opts: &'a EngineOptions,
+    /// Query start and end, for `@ start()` and `@ end()`.
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    /// The query's step (0 for instant queries).
+    #[allow(dead_code)]
+    pub(crate) step: i64,
+    /// Time range each selector needs, keyed by node address.
+    needs: HashMap<usize, (i64, i64)>,
+    loaded: HashMap<usize, Arc<Vec<RangeSeries>>>,
+    samples_loaded: usize,
+    deadline: Instant,
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(
+        store: &'a dyn Queryable,
+        opts: &'a EngineOptions,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Self {
+        Self {
+            store,
+            opts,
+            start,
+            end,
+            step,
+            needs: HashMap::new(),
+            loaded: HashMap::new(),
+            samples_loaded: 0,
+            deadline: Instant::now() + opts.timeout,
+        }
+    }
+
+    pub(crate) fn check_deadline(&self) -> Result<(), Error> {
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout("query execution"));
+        }
+        Ok(())
+    }
+
+    /// The evaluation time after `@` and `offset`.
+    pub(crate) fn shifted(&self, t: i64, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
+        let base = match at {
+            None => t,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            Some(AtModifier::At(st)) => match st.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            },
+        };
+        base - offset_ms(offset)
+    }
+
+    fn note(&mut self, vs: &VectorSelector, from: i64, to: i64) {
+        let key = vs as *const _ as usize;
+        let e = self.needs.entry(key).or_insert((from, to));
+        e.0 = e.0.min(from);
+        e.1 = e.1.max(to);
+    }
+
+    /// Records the time range every selector in `e` needs when `e` is evaluated at times in
+    /// `[a, b]`.
+    pub(crate) fn prepare(&mut self, e: &Expr, a: i64, b: i64) {
+        match e {
+            Expr::VectorSelector(vs) => {
+                let (x, y) = (
+                    self.shifted(a, &vs.at, &vs.offset),
+                    self.shifted(b, &vs.at, &vs.offset),
+                );
+                self.note(vs, x.min(y) - self.opts.lookback_ms, x.max(y));
+            }
+            Expr::MatrixSelector(m) => {
+                let vs = &m.vs;
+                let (x, y) = (
+                    self.shifted(a, &vs.at, &vs.offset),
+                    self.shifted(b, &vs.at, &vs.offset),
+                );
+                self.note(vs, x.min(y) - ms(&m.range), x.max(y));
+            }
+            Expr::Subquery(sq) => {
+                let (x, y) = (
+                    self.shifted(a, &sq.at, &sq.offset),
+                    self.shifted(b, &sq.at, &sq.offset),
+                );
+                self.prepare(&sq.expr, x.min(y) - ms(&sq.range), x.max(y));
+            }
+            Expr::Aggregate(ag) => {
+                if let Some(p) = &ag.param {
+                    self.prepare(p, a, b);
+                }
+                self.prepare(&ag.expr, a, b);
+            }
+            Expr::Unary(u) => self.prepare(&u.expr, a, b),
+            Expr::Binary(bin) => {
+                self.prepare(&bin.lhs, a, b);
+                self.prepare(&bin.rhs, a, b);
+            }
+            Expr::Paren(p) => self.prepare(&p.expr, a, b),
+            Expr::Call(c) => {
+                for arg in &c.args.args {
+                    self.prepare(arg, a, b);
+                }
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+
+    /// The series of a selector, loaded once per query.
+    pub(crate) fn series(&mut self, vs: &VectorSelector) -> Result<Arc<Vec<RangeSeries>>, Error> {
+        let key = vs as *const _ as usize;
+        if let Some(s) = self.loaded.get(&key) {
+            return Ok(s.clone());
+        }
+        let (from, to) = self
+            .needs
+            .get(&key)
+            .copied()
+            .unwrap_or((self.start - self.opts.lookback_ms, self.end));
+        let matchers = crate::selector::matchers(vs)?;
+        let q = self.store.querier(from + 1, to)?;
+        let mut out = Vec::new();
+        for s in q.select(&matchers)? {
+            let s = s?;
+            self.samples_loaded += s.samples.len();
+            if self.samples_loaded > self.opts.max_samples {
+                return Err(Error::TooManySamples(self.opts.max_samples));
+            }
+            out.push(RangeSeries {
+                labels: s.labels,
+                samples: s.samples,
+            });
+        }
+        self.check_deadline()?;
+        let out = Arc::new(out);
+        self.loaded.insert(key, out.clone());
+        Ok(out)
+    }
+}

@@ -1,0 +1,27 @@
+//! The PromQL crate's error type.
+
+/// Why a query failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The query does not parse; the message carries the parser's position.
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// The query parsed but cannot be evaluated as written (wrong types, bad arguments).
+    #[error("{0}")]
+    Eval(String),
+    /// The query would load more samples than allowed.
+    #[error("query processing would load too many samples into memory in query execution (limit {0}); narrow the selectors or the time range")]
+    TooManySamples(usize),
+    /// The query ran longer than its timeout.
+    #[error("query timed out in {0}")]
+    Timeout(&'static str),
+    /// The store failed.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<medic_model::StorageError> for Error {
+    fn from(e: medic_model::StorageError) -> Self {
+        Error::Storage(e.to_string())
+    }
+}

@@ -1,0 +1,105 @@
+//! Evaluation of an expression at one timestamp.
+
+use std::collections::HashMap;
+
+use medic_model::{Labels, Sample};
+use promql_parser::parser::{Expr, SubqueryExpr};
+
+use crate::engine::{ms, Evaluator};
+use crate::value::{RangeSeries, Value, VectorSample};
+use crate::Error;
+
+impl Evaluator<'_> {
+    /// Evaluates `e` at `t`.
+    pub(crate) fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, Error> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.select_instant(vs, t)?)),
+            Expr::MatrixSelector(m) => Ok(Value::Matrix(self.select_range(m, t)?)),
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq, t)?)),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(vec) => {
+                    let out: Vec<VectorSample> = vec
+                        .into_iter()
+                        .map(|s| VectorSample { labels: s.labels.without_metric_name(), t: s.t, v: -s.v })
+                        .collect();
+                    crate::functions::check_unique_labels(&out)?;
+                    Ok(Value::Vector(out))
+                }
+                other => Err(Error::Eval(format!("unary expression only allowed on expressions of type scalar or instant vector, got {}", other.type_name()))),
+            },
+            Expr::Binary(b) => self.binary(b, t),
+            Expr::Aggregate(a) => self.aggregate(a, t),
+            Expr::Call(c) => self.call(c, t),
+            Expr::Extension(_) => Err(Error::Eval("extension expressions are not supported".into())),
+        }
+    }
+
+    /// Evaluates a vector expression, failing if it is something else.
+    pub(crate) fn eval_vector(&mut self, e: &Expr, t: i64) -> Result<Vec<VectorSample>, Error> {
+        match self.eval(e, t)? {
+            Value::Vector(v) => Ok(v),
+            other => Err(Error::Eval(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Evaluates a scalar expression, failing if it is something else.
+    pub(crate) fn eval_scalar(&mut self, e: &Expr, t: i64) -> Result<f64, Error> {
+        match self.eval(e, t)? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(Error::Eval(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// A subquery: the inner expression at every multiple of the step inside `(t' - range, t']`.
+    fn subquery(&mut self, sq: &SubqueryExpr, t: i64) -> Result<Vec<RangeSeries>, Error> {
+        let te = self.shifted(t, &sq.at, &sq.offset);
+        let step = sq
+            .step
+            .as_ref()
+            .map(ms)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.opts.default_subquery_step_ms);
+        let from = te - ms(&sq.range);
+        let mut ti = from.div_euclid(step) * step;
+        if ti <= from {
+            ti += step;
+        }
+        let mut out: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        while ti <= te {
+            match self.eval(&sq.expr, ti)? {
+                Value::Scalar(v) => out
+                    .entry(Labels::empty())
+                    .or_default()
+                    .push(Sample::new(ti, v)),
+                Value::Vector(vec) => {
+                    for s in vec {
+                        out.entry(s.labels).or_default().push(Sample::new(ti, s.v));
+                    }
+                }
+                other => {
+                    return Err(Error::Eval(format!(
+                        "subquery is only allowed on instant vector, got {}",
+                        other.type_name()
+                    )))
+                }
+            }
+            ti += step;
+        }
+        let mut series: Vec<RangeSeries> = out
+            .into_iter()
+            .map(|(labels, samples)| RangeSeries { labels, samples })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(series)
+    }
+}

@@ -1,0 +1,396 @@
+//! Everything else: `time timestamp vector scalar absent absent_over_time sort sort_desc
+//! sort_by_label sort_by_label_desc label_replace label_join histogram_quantile` and the date
+//! functions.
+
+use std::collections::HashMap;
+
+use medic_model::{is_valid_label_name, Labels, LabelsBuilder, METRIC_NAME};
+use promql_parser::parser::Expr;
+
+use super::strip_parens;
+use crate::engine::Evaluator;
+use crate::value::{Value, VectorSample};
+use crate::Error;
+
+/// Labels an `absent()` result carries: the equality matchers of the selector.
+fn absent_labels(e: &Expr) -> Labels {
+    let vs = match strip_parens(e) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(m) => &m.vs,
+        _ => return Labels::empty(),
+    };
+    let mut b = LabelsBuilder::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for m in &vs.matchers.matchers {
+        *seen.entry(m.name.as_str()).or_default() += 1;
+    }
+    for m in &vs.matchers.matchers {
+        if matches!(m.op, promql_parser::label::MatchOp::Equal)
+            && m.name != METRIC_NAME
+            && seen[m.name.as_str()] == 1
+        {
+            b.set(m.name.as_str(), m.value.as_str());
+        }
+    }
+    b.build()
+}
+
+/// Civil date of a Unix time in seconds: (year, month, day, hour, minute, day of week, day of year).
+fn civil(secs: f64) -> (i64, i64, i64, i64, i64, i64, i64) {
+    let s = secs.floor() as i64;
+    let days = s.div_euclid(86_400);
+    let sod = s.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy_mar = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy_mar + 2) / 153;
+    let d = doy_mar - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let dow = (days + 4).rem_euclid(7);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let cum = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let doy = cum[(m - 1) as usize] + d + i64::from(leap && m > 2);
+    (y, m, d, sod / 3600, sod % 3600 / 60, dow, doy)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Bucket upper bound and cumulative count.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.len() < 2 || buckets[buckets.len() - 1].0 != f64::INFINITY {
+        return f64::NAN;
+    }
+    // Merge equal bounds and force monotonic counts, as Prometheus does.
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(ub, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == ub => last.1 += c,
+            _ => merged.push((ub, c)),
+        }
+    }
+    let mut max = f64::NEG_INFINITY;
+    for b in merged.iter_mut() {
+        if b.1 < max {
+            b.1 = max;
+        } else {
+            max = b.1;
+        }
+    }
+    let total = merged[merged.len() - 1].1;
+    if total == 0.0 || total.is_nan() {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let i = merged
+        .iter()
+        .position(|b| b.1 >= rank)
+        .unwrap_or(merged.len() - 1);
+    if i == merged.len() - 1 {
+        return merged[merged.len() - 2].0;
+    }
+    if i == 0 && merged[0].0 <= 0.0 {
+        return merged[0].0;
+    }
+    let (start, count_before) = if i == 0 {
+        (0.0, 0.0)
+    } else {
+        (merged[i - 1].0, merged[i - 1].1)
+    };
+    let end = merged[i].0;
+    let count = merged[i].1 - count_before;
+    let rank = rank - count_before;
+    start + (end - start) * (rank / count)
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn call_misc(
+        &mut self,
+        name: &str,
+        args: &[&Expr],
+        t: i64,
+    ) -> Result<Option<Value>, Error> {
+        let v = match name {
+            "time" => Value::Scalar(t as f64 / 1000.0),
+            "vector" => {
+                let v = self.eval_scalar(args[0], t)?;
+                Value::Vector(vec![VectorSample {
+                    labels: Labels::empty(),
+                    t,
+                    v,
+                }])
+            }
+            "scalar" => {
+                let v = self.eval_vector(args[0], t)?;
+                Value::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN })
+            }
+            "timestamp" => {
+                // The timestamp of the sample each series' selector picked.
+                let e = strip_parens(args[0]);
+                let vec = match e {
+                    Expr::VectorSelector(vs) => {
+                        let series = self.series(vs)?;
+                        let te = self.shifted(t, &vs.at, &vs.offset);
+                        let lookback = self.opts.lookback_ms;
+                        series
+                            .iter()
+                            .filter_map(|s| {
+                                let end = s.samples.partition_point(|x| x.t <= te);
+                                let last = *s.samples.get(end.checked_sub(1)?)?;
+                                (last.t > te - lookback && !medic_model::is_stale_nan(last.v)).then(
+                                    || VectorSample {
+                                        labels: s.labels.without_metric_name(),
+                                        t,
+                                        v: last.t as f64 / 1000.0,
+                                    },
+                                )
+                            })
+                            .collect()
+                    }
+                    _ => self
+                        .eval_vector(e, t)?
+                        .into_iter()
+                        .map(|s| VectorSample {
+                            labels: s.labels.without_metric_name(),
+                            t,
+                            v: s.t as f64 / 1000.0,
+                        })
+                        .collect(),
+                };
+                Value::Vector(vec)
+            }
+            "absent" => {
+                let v = self.eval_vector(args[0], t)?;
+                Value::Vector(if v.is_empty() {
+                    vec![VectorSample {
+                        labels: absent_labels(args[0]),
+                        t,
+                        v: 1.0,
+                    }]
+                } else {
+                    Vec::new()
+                })
+            }
+            "absent_over_time" => {
+                let arg = self.range_arg(args[0], t)?;
+                Value::Vector(if arg.series.is_empty() {
+                    vec![VectorSample {
+                        labels: absent_labels(args[0]),
+                        t,
+                        v: 1.0,
+                    }]
+                } else {
+                    Vec::new()
+                })
+            }
+            "sort" | "sort_desc" => {
+                let mut v = self.eval_vector(args[0], t)?;
+                v.sort_by(|a, b| crate::aggregate::cmp_nan_last(a.v, b.v, name == "sort_desc"));
+                Value::Vector(v)
+            }
+            "sort_by_label" | "sort_by_label_desc" => {
+                let mut names = Vec::new();
+                for a in &args[1..] {
+                    match self.eval(a, t)? {
+                        Value::String(s) => names.push(s),
+                        other => {
+                            return Err(Error::Eval(format!(
+                                "expected string, got {}",
+                                other.type_name()
+                            )))
+                        }
+                    }
+                }
+                let mut v = self.eval_vector(args[0], t)?;
+                v.sort_by(|a, b| {
+                    let mut o = std::cmp::Ordering::Equal;
+                    for n in &names {
+                        o = a
+                            .labels
+                            .get(n)
+                            .unwrap_or("")
+                            .cmp(b.labels.get(n).unwrap_or(""));
+                        if o != std::cmp::Ordering::Equal {
+                            break;
+                        }
+                    }
+                    if o == std::cmp::Ordering::Equal {
+                        o = a.labels.cmp(&b.labels);
+                    }
+                    if name == "sort_by_label_desc" {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                });
+                Value::Vector(v)
+            }
+            "label_replace" => {
+                let strs = self.string_args(&args[1..], t)?;
+                let (dst, repl, src, re) = (&strs[0], &strs[1], &strs[2], &strs[3]);
+                let regex = regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
+                    Error::Eval(format!(
+                        "invalid regular expression in label_replace(): {re}: {e}"
+                    ))
+                })?;
+                if !is_valid_label_name(dst) {
+                    return Err(Error::Eval(format!(
+                        "invalid destination label name in label_replace(): {dst}"
+                    )));
+                }
+                let v = self.eval_vector(args[0], t)?;
+                let mut out = Vec::with_capacity(v.len());
+                for mut s in v {
+                    let val = s.labels.get(src).unwrap_or("").to_string();
+                    if let Some(caps) = regex.captures(&val) {
+                        let mut res = String::new();
+                        caps.expand(repl, &mut res);
+                        let mut b = s.labels.to_builder();
+                        b.set(dst.as_str(), res);
+                        s.labels = b.build();
+                    }
+                    out.push(s);
+                }
+                super::check_unique_labels(&out)?;
+                Value::Vector(out)
+            }
+            "label_join" => {
+                let strs = self.string_args(&args[1..], t)?;
+                let (dst, sep) = (&strs[0], &strs[1]);
+                if !is_valid_label_name(dst) {
+                    return Err(Error::Eval(format!(
+                        "invalid destination label name in label_join(): {dst}"
+                    )));
+                }
+                let v = self.eval_vector(args[0], t)?;
+                let mut out = Vec::with_capacity(v.len());
+                for mut s in v {
+                    let joined: Vec<&str> = strs[2..]
+                        .iter()
+                        .map(|n| s.labels.get(n).unwrap_or(""))
+                        .collect();
+                    let joined = joined.join(sep);
+                    let mut b = s.labels.to_builder();
+                    b.set(dst.as_str(), joined);
+                    s.labels = b.build();
+                    out.push(s);
+                }
+                super::check_unique_labels(&out)?;
+                Value::Vector(out)
+            }
+            "histogram_quantile" => {
+                let q = self.eval_scalar(args[0], t)?;
+                let v = self.eval_vector(args[1], t)?;
+                let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
+                let mut order = Vec::new();
+                for s in v {
+                    let Some(le) = s.labels.get("le") else {
+                        continue;
+                    };
+                    let Ok(ub) = parse_le(le) else { continue };
+                    // Grouped with the metric name, which the result then drops, as in
+                    // Prometheus: two histograms differing only in name collide in the output.
+                    let mut b = s.labels.to_builder();
+                    b.del("le");
+                    let g = b.build();
+                    if !groups.contains_key(&g) {
+                        order.push(g.clone());
+                    }
+                    groups.entry(g).or_default().push((ub, s.v));
+                }
+                let mut out = Vec::new();
+                for g in order {
+                    let mut b = groups.remove(&g).unwrap_or_default();
+                    out.push(VectorSample {
+                        labels: g.without_metric_name(),
+                        t,
+                        v: bucket_quantile(q, &mut b),
+                    });
+                }
+                Value::Vector(out)
+            }
+            "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year"
+            | "days_in_month" | "month" | "year" => {
+                let inputs: Vec<VectorSample> = if args.is_empty() {
+                    vec![VectorSample {
+                        labels: Labels::empty(),
+                        t,
+                        v: t as f64 / 1000.0,
+                    }]
+                } else {
+                    self.eval_vector(args[0], t)?
+                        .into_iter()
+                        .map(|s| VectorSample {
+                            labels: s.labels.without_metric_name(),
+                            ..s
+                        })
+                        .collect()
+                };
+                Value::Vector(
+                    inputs
+                        .into_iter()
+                        .map(|mut s| {
+                            if !s.v.is_finite() {
+                                return s;
+                            }
+                            let (y, mo, d, h, mi, dow, doy) = civil(s.v);
+                            s.v = match name {
+                                "minute" => mi,
+                                "hour" => h,
+                                "day_of_week" => dow,
+                                "day_of_month" => d,
+                                "day_of_year" => doy,
+                                "days_in_month" => days_in_month(y, mo),
+                                "month" => mo,
+                                _ => y,
+                            } as f64;
+                            s
+                        })
+                        .collect(),
+                )
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(v))
+    }
+
+    fn string_args(&mut self, args: &[&Expr], t: i64) -> Result<Vec<String>, Error> {
+        args.iter()
+            .map(|a| match self.eval(a, t)? {
+                Value::String(s) => Ok(s),
+                other => Err(Error::Eval(format!(
+                    "expected string, got {}",
+                    other.type_name()
+                ))),
+            })
+            .collect()
+    }
+}
+
+fn parse_le(s: &str) -> Result<f64, ()> {
+    match s {
+        "+Inf" | "Inf" | "inf" | "+inf" => Ok(f64::INFINITY),
+        "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
+        _ => s.parse().map_err(|_| ()),
+    }
+}

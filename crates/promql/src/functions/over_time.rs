@@ -1,0 +1,81 @@
+//! `*_over_time` functions over a range vector.
+
+use promql_parser::parser::Expr;
+
+use super::unnamed;
+use crate::aggregate::{kahan_inc, mean, quantile, variance};
+use crate::engine::Evaluator;
+use crate::value::{Value, VectorSample};
+use crate::Error;
+
+impl Evaluator<'_> {
+    pub(crate) fn call_over_time(
+        &mut self,
+        name: &str,
+        args: &[&Expr],
+        t: i64,
+    ) -> Result<Option<Value>, Error> {
+        if !name.ends_with("_over_time") || name == "absent_over_time" {
+            return Ok(None);
+        }
+        let q = if name == "quantile_over_time" {
+            Some(self.eval_scalar(args[0], t)?)
+        } else {
+            None
+        };
+        let range = if q.is_some() { args[1] } else { args[0] };
+        let arg = self.range_arg(range, t)?;
+        let mut out = Vec::new();
+        for s in &arg.series {
+            let vals = || s.samples.iter().map(|x| x.v);
+            let v = match name {
+                "avg_over_time" => mean(vals()),
+                "sum_over_time" => {
+                    let (a, c) = vals().fold((0.0, 0.0), |(a, c), v| kahan_inc(v, a, c));
+                    a + c
+                }
+                "count_over_time" => s.samples.len() as f64,
+                "min_over_time" => {
+                    vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m })
+                }
+                "max_over_time" => {
+                    vals().fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m })
+                }
+                "stddev_over_time" => variance(vals()).sqrt(),
+                "stdvar_over_time" => variance(vals()),
+                "last_over_time" | "first_over_time" => {
+                    // Keep the metric name, as in Prometheus.
+                    let x = if name == "last_over_time" {
+                        s.samples[s.samples.len() - 1]
+                    } else {
+                        s.samples[0]
+                    };
+                    out.push(VectorSample {
+                        labels: s.labels.clone(),
+                        t,
+                        v: x.v,
+                    });
+                    continue;
+                }
+                "present_over_time" => 1.0,
+                "quantile_over_time" => {
+                    let mut v: Vec<f64> = vals().collect();
+                    quantile(q.unwrap_or(f64::NAN), &mut v)
+                }
+                "mad_over_time" => {
+                    let mut v: Vec<f64> = vals().collect();
+                    let med = quantile(0.5, &mut v);
+                    let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+                    quantile(0.5, &mut dev)
+                }
+                _ => {
+                    return Err(Error::Eval(format!(
+                        "function {name:?} is not supported yet"
+                    )))
+                }
+            };
+            out.push(unnamed(s, t, v));
+        }
+        Ok(Some(Value::Vector(out)))
+    }
+}

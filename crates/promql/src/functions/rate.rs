@@ -1,0 +1,169 @@
+//! Counter and gauge rates: `rate increase delta irate idelta deriv predict_linear resets changes`.
+
+use medic_model::Sample;
+use promql_parser::parser::Expr;
+
+use super::unnamed;
+use crate::aggregate::kahan_inc;
+use crate::engine::Evaluator;
+use crate::value::Value;
+use crate::Error;
+
+/// Prometheus's `extrapolatedRate`: the increase over the window, extrapolated towards the
+/// window's edges when the samples stop short of them.
+fn extrapolated(
+    samples: &[Sample],
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    counter: bool,
+    rate: bool,
+) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let first = samples[0];
+    let last = samples[samples.len() - 1];
+    let mut result = last.v - first.v;
+    if counter {
+        let mut prev = 0.0;
+        for s in samples {
+            if s.v < prev {
+                result += prev;
+            }
+            prev = s.v;
+        }
+    }
+    let mut to_start = (first.t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last.t) as f64 / 1000.0;
+    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg_step = sampled / (samples.len() - 1) as f64;
+    let threshold = avg_step * 1.1;
+    if to_start >= threshold {
+        to_start = avg_step / 2.0;
+    }
+    if counter && result > 0.0 && first.v >= 0.0 {
+        let to_zero = sampled * (first.v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_step / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// Least-squares slope and intercept at `intercept_time`, with Kahan sums (Prometheus's
+/// `linearRegression`).
+pub(crate) fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
+    let init_y = samples[0].v;
+    let mut const_y = true;
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (i, s) in samples.iter().enumerate() {
+        if const_y && i > 0 && s.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (s.t - intercept_time) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(s.v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * s.v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn call_rate(
+        &mut self,
+        name: &str,
+        args: &[&Expr],
+        t: i64,
+    ) -> Result<Option<Value>, Error> {
+        let (counter, is_rate) = match name {
+            "rate" => (true, true),
+            "increase" => (true, false),
+            "delta" => (false, false),
+            "irate" | "idelta" | "deriv" | "predict_linear" | "resets" | "changes" => {
+                (false, false)
+            }
+            _ => return Ok(None),
+        };
+        let arg = self.range_arg(args[0], t)?;
+        let horizon = if name == "predict_linear" {
+            Some(self.eval_scalar(args[1], t)?)
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        for s in &arg.series {
+            let x = &s.samples;
+            let v = match name {
+                "rate" | "increase" | "delta" => extrapolated(
+                    x,
+                    arg.end - arg.range_ms,
+                    arg.end,
+                    arg.range_ms,
+                    counter,
+                    is_rate,
+                ),
+                "irate" | "idelta" => {
+                    if x.len() < 2 {
+                        None
+                    } else {
+                        let (prev, last) = (x[x.len() - 2], x[x.len() - 1]);
+                        let mut d = last.v - prev.v;
+                        if name == "irate" {
+                            if last.v < prev.v {
+                                d = last.v;
+                            }
+                            let dt = (last.t - prev.t) as f64 / 1000.0;
+                            if dt == 0.0 {
+                                None
+                            } else {
+                                Some(d / dt)
+                            }
+                        } else {
+                            Some(d)
+                        }
+                    }
+                }
+                "deriv" => (x.len() >= 2).then(|| linear_regression(x, x[0].t).0),
+                "predict_linear" => (x.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(x, t);
+                    intercept + slope * horizon.unwrap_or(0.0)
+                }),
+                "resets" => Some(x.windows(2).filter(|w| w[1].v < w[0].v).count() as f64),
+                "changes" => Some(
+                    x.windows(2)
+                        .filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan())))
+                        .count() as f64,
+                ),
+                _ => unreachable!(),
+            };
+            if let Some(v) = v {
+                out.push(unnamed(s, t, v));
+            }
+        }
+        Ok(Some(Value::Vector(out)))
+    }
+}

@@ -1,0 +1,22 @@
+//! medic's PromQL engine: parsing by the `promql-parser` crate, evaluation here, over any
+//! [`medic_model::Queryable`], with Prometheus 3.x semantics (left-open windows `(t-r, t]`,
+//! 5m lookback, staleness markers end a series).
+//!
+//! Layout: [`engine`] (queries, limits, loading each selector's data once), `eval` (the AST
+//! walker), `selector`, `binary` (operators and vector matching), `aggregate`, `functions/`
+//! (one file per family), [`testscript`] (Prometheus's `.test` format).
+//! Depends only on `medic-model` among medic's crates.
+
+mod aggregate;
+mod binary;
+pub mod engine;
+mod error;
+mod eval;
+mod functions;
+mod selector;
+pub mod testscript;
+pub mod value;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::Error;
+pub use value::{RangeSeries, Value, VectorSample};

@@ -1,0 +1,100 @@
+//! Vector and matrix selectors: matchers, lookback, staleness, `offset` and `@`.
+
+use medic_model::{is_stale_nan, MatchType, Matcher, Sample};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{MatrixSelector, VectorSelector};
+
+use crate::engine::{ms, Evaluator};
+use crate::value::{RangeSeries, VectorSample};
+use crate::Error;
+
+/// The model's matchers for a selector (the metric name becomes a `__name__` matcher).
+pub(crate) fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, Error> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(Error::Eval(
+            "the `or` operator inside selectors is not supported".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        out.push(Matcher::equal("__name__", name.as_str()));
+    }
+    for m in &vs.matchers.matchers {
+        let kind = match m.op {
+            MatchOp::Equal => MatchType::Equal,
+            MatchOp::NotEqual => MatchType::NotEqual,
+            MatchOp::Re(_) => MatchType::Regexp,
+            MatchOp::NotRe(_) => MatchType::NotRegexp,
+        };
+        out.push(
+            Matcher::new(kind, m.name.as_str(), m.value.as_str())
+                .map_err(|e| Error::Eval(e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Index of the first sample with `t > after`.
+fn first_after(samples: &[Sample], after: i64) -> usize {
+    samples.partition_point(|s| s.t <= after)
+}
+
+impl Evaluator<'_> {
+    /// An instant vector selector at `t`: each series' newest sample in `(t' - lookback, t']`,
+    /// unless that sample is a staleness marker.
+    pub(crate) fn select_instant(
+        &mut self,
+        vs: &VectorSelector,
+        t: i64,
+    ) -> Result<Vec<VectorSample>, Error> {
+        let series = self.series(vs)?;
+        let te = self.shifted(t, &vs.at, &vs.offset);
+        let lookback = self.opts.lookback_ms;
+        let mut out = Vec::new();
+        for s in series.iter() {
+            let end = first_after(&s.samples, te);
+            if end == 0 {
+                continue;
+            }
+            let last = s.samples[end - 1];
+            if last.t <= te - lookback || is_stale_nan(last.v) {
+                continue;
+            }
+            out.push(VectorSample {
+                labels: s.labels.clone(),
+                t,
+                v: last.v,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A matrix selector at `t`: samples in `(t' - range, t']`, staleness markers left out.
+    pub(crate) fn select_range(
+        &mut self,
+        m: &MatrixSelector,
+        t: i64,
+    ) -> Result<Vec<RangeSeries>, Error> {
+        let vs = &m.vs;
+        let series = self.series(vs)?;
+        let te = self.shifted(t, &vs.at, &vs.offset);
+        let from = te - ms(&m.range);
+        let mut out = Vec::new();
+        for s in series.iter() {
+            let a = first_after(&s.samples, from);
+            let b = first_after(&s.samples, te);
+            let samples: Vec<Sample> = s.samples[a..b]
+                .iter()
+                .filter(|x| !is_stale_nan(x.v))
+                .copied()
+                .collect();
+            if !samples.is_empty() {
+                out.push(RangeSeries {
+                    labels: s.labels.clone(),
+                    samples,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,78 @@
+//! Runs Prometheus's PromQL test scripts (v3.14.0, `testdata/prometheus/`) and reports how many
+//! evals pass. The core set (`core_evals.tsv`: float-only, no experimental feature) must not
+//! regress below the figure reached so far.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use medic_promql::testscript::{run, Outcome, Report};
+
+fn testdata() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/prometheus"))
+}
+
+fn reports() -> HashMap<String, Report> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(testdata()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "test") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            out.insert(
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                run(&text),
+            );
+        }
+    }
+    out
+}
+
+/// Core evals passing now; raise it as the engine improves, never lower it.
+const CORE_PASSING_AT_LEAST: usize = 790;
+
+#[test]
+fn prometheus_test_scripts() {
+    let reports = reports();
+    let core: HashSet<(String, usize)> = std::fs::read_to_string(testdata().join("core_evals.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?.to_string(), f.next()?.parse().ok()?))
+        })
+        .collect();
+    let mut names: Vec<&String> = reports.keys().collect();
+    names.sort();
+    let (mut tp, mut tf, mut ts) = (0, 0, 0);
+    let (mut cp, mut cf) = (0, 0);
+    let mut core_failures = Vec::new();
+    for name in names {
+        let r = &reports[name];
+        let (p, f, s) = r.counts();
+        eprintln!("{name:28} {p:4} passed {f:4} failed {s:4} skipped");
+        tp += p;
+        tf += f;
+        ts += s;
+        for e in &r.evals {
+            if core.contains(&(name.clone(), e.line)) {
+                match &e.outcome {
+                    Outcome::Passed => cp += 1,
+                    Outcome::Failed(why) => {
+                        cf += 1;
+                        core_failures.push(format!("{name}:{} {} — {why}", e.line, e.expr));
+                    }
+                    Outcome::Skipped(_) => cf += 1,
+                }
+            }
+        }
+    }
+    eprintln!("all files: {tp} passed, {tf} failed, {ts} skipped");
+    eprintln!("core evals: {cp} passed, {cf} failed (of {})", core.len());
+    for f in core_failures.iter().take(40) {
+        eprintln!("  {f}");
+    }
+    assert!(
+        cp >= CORE_PASSING_AT_LEAST,
+        "core evals passing fell to {cp} (was at least {CORE_PASSING_AT_LEAST})"
+    );
+}
