@@ -234,7 +234,14 @@ impl Evaluator<'_> {
                     )))
                 }
             };
-            out.push(VectorSample { labels: g, t, v });
+            // The group drops its name if any member's name was marked for removal.
+            let drop_name = members.iter().any(|m| m.drop_name);
+            out.push(VectorSample {
+                drop_name,
+                labels: g,
+                t,
+                v,
+            });
         }
         Ok(Value::Vector(out))
     }

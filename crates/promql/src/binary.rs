@@ -122,7 +122,7 @@ impl Evaluator<'_> {
                 let keep = compare(op, l, r);
                 if return_bool {
                     x.v = if keep { 1.0 } else { 0.0 };
-                    x.labels = x.labels.without_metric_name();
+                    x.drop_name = true;
                 } else if keep {
                     // The vector's value is kept, whichever side it was on.
                 } else {
@@ -130,7 +130,7 @@ impl Evaluator<'_> {
                 }
             } else {
                 x.v = arith(op, l, r)?;
-                x.labels = x.labels.without_metric_name();
+                x.drop_name = true;
             }
             out.push(x);
         }
@@ -229,9 +229,6 @@ fn vector_vector(
         };
         // Result labels, as Prometheus's resultMetric.
         let mut b = x.labels.to_builder();
-        if drop_name {
-            b.del(METRIC_NAME);
-        }
         if !one_to_many && !many_to_one {
             match matching {
                 Some(LabelModifier::Include(on)) => {
@@ -253,13 +250,19 @@ fn vector_vector(
             };
         }
         let labels = b.build();
-        if !seen_results.insert(labels.clone()) && (one_to_many || many_to_one) {
+        let key = if drop_name {
+            labels.without_metric_name()
+        } else {
+            labels.clone()
+        };
+        if !seen_results.insert(key) && (one_to_many || many_to_one) {
             return Err(Error::Eval(format!("multiple matches for labels: grouping labels must ensure unique matches; duplicate result {labels}")));
         }
         out.push(VectorSample {
             labels,
             t: x.t,
             v: value,
+            drop_name: drop_name || x.drop_name,
         });
     }
     Ok(out)

@@ -74,6 +74,7 @@ impl Engine {
         let v = ev.eval(&expr, t)?;
         Ok(match v {
             Value::Vector(mut vec) => {
+                crate::value::finish_names(&mut vec)?;
                 for s in &mut vec {
                     s.t = t;
                 }
@@ -125,7 +126,8 @@ impl Engine {
         while t <= end {
             match ev.eval(&expr, t)? {
                 Value::Scalar(v) => push(&mut out, &mut order, Labels::empty(), Sample::new(t, v)),
-                Value::Vector(vec) => {
+                Value::Vector(mut vec) => {
+                    crate::value::finish_names(&mut vec)?;
                     for s in vec {
                         push(&mut out, &mut order, s.labels, Sample::new(t, s.v));
                     }

@@ -24,7 +24,7 @@ impl Evaluator<'_> {
                 Value::Vector(vec) => {
                     let out: Vec<VectorSample> = vec
                         .into_iter()
-                        .map(|s| VectorSample { labels: s.labels.without_metric_name(), t: s.t, v: -s.v })
+                        .map(|s| VectorSample { labels: s.labels, t: s.t, v: -s.v, drop_name: true })
                         .collect();
                     crate::functions::check_unique_labels(&out)?;
                     Ok(Value::Vector(out))
@@ -81,7 +81,8 @@ impl Evaluator<'_> {
                     .entry(Labels::empty())
                     .or_default()
                     .push(Sample::new(ti, v)),
-                Value::Vector(vec) => {
+                Value::Vector(mut vec) => {
+                    crate::value::finish_names(&mut vec)?;
                     for s in vec {
                         out.entry(s.labels).or_default().push(Sample::new(ti, s.v));
                     }

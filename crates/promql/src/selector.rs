@@ -61,6 +61,7 @@ impl Evaluator<'_> {
                 continue;
             }
             out.push(VectorSample {
+                drop_name: false,
                 labels: s.labels.clone(),
                 t,
                 v: last.v,

@@ -310,10 +310,9 @@ pub fn run(text: &str) -> Report {
         let uses_histograms = ev.rows.iter().any(|r| r.contains("{{"))
             || ev.expr.contains("histogram_count")
             || ev.expr.contains("histogram_sum")
-            || ev.expr.contains("histogram_fraction")
             || ev.expr.contains("histogram_avg")
             || ev.expr.contains("histogram_std")
-            || histogram_names.iter().any(|n| ev.expr.contains(n.as_str()));
+            || histogram_names.iter().any(|n| mentions(&ev.expr, n));
         let outcome = if uses_histograms {
             Outcome::Skipped("native histograms".into())
         } else {
@@ -326,6 +325,16 @@ pub fn run(text: &str) -> Report {
         });
     }
     report
+}
+
+/// Whether `expr` names the metric `name` as a whole identifier (not inside a longer one).
+fn mentions(expr: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    expr.match_indices(name).any(|(i, _)| {
+        let before = expr[..i].chars().next_back();
+        let after = expr[i + name.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
 }
 
 fn parse_eval(line: &str, line_no: usize, lines: &[&str], i: &mut usize) -> Option<Eval> {

@@ -11,6 +11,47 @@ pub struct VectorSample {
     pub t: i64,
     /// Value.
     pub v: f64,
+    /// The metric name is to be removed when evaluation finishes (Prometheus 3's delayed name
+    /// removal): operations that drop the name only mark it, so `label_replace` and
+    /// `by (__name__)` can still see it.
+    pub drop_name: bool,
+}
+
+impl VectorSample {
+    /// A sample whose labels are final.
+    pub fn new(labels: Labels, t: i64, v: f64) -> Self {
+        Self {
+            labels,
+            t,
+            v,
+            drop_name: false,
+        }
+    }
+
+    /// The labels as they will be reported (without the name if it is marked for removal).
+    pub fn final_labels(&self) -> Labels {
+        if self.drop_name {
+            self.labels.without_metric_name()
+        } else {
+            self.labels.clone()
+        }
+    }
+}
+
+/// Removes marked metric names; fails if that leaves two samples with the same labels.
+pub(crate) fn finish_names(v: &mut [VectorSample]) -> Result<(), crate::Error> {
+    let mut any = false;
+    for s in v.iter_mut() {
+        if s.drop_name {
+            s.labels = s.labels.without_metric_name();
+            s.drop_name = false;
+            any = true;
+        }
+    }
+    if any {
+        crate::functions::check_unique_labels(v)?;
+    }
+    Ok(())
 }
 
 /// One series of a range vector or of a range query's result.

@@ -91,7 +91,7 @@ impl Evaluator<'_> {
             v.into_iter()
                 .map(|mut s| {
                     s.v = f(s.v);
-                    s.labels = s.labels.without_metric_name();
+                    s.drop_name = true;
                     s
                 })
                 .collect(),

@@ -66,22 +66,13 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
-/// Bucket upper bound and cumulative count.
-fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
+/// Sorts classic buckets `(upper bound, cumulative count)`, merges equal bounds and makes the
+/// counts monotonic, as Prometheus does before interpolating. `None` without a `+Inf` bucket.
+fn prepare_buckets(buckets: &mut [(f64, f64)]) -> Option<Vec<(f64, f64)>> {
     buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    if buckets.len() < 2 || buckets[buckets.len() - 1].0 != f64::INFINITY {
-        return f64::NAN;
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return None;
     }
-    // Merge equal bounds and force monotonic counts, as Prometheus does.
     let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
     for &(ub, c) in buckets.iter() {
         match merged.last_mut() {
@@ -96,6 +87,26 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
         } else {
             max = b.1;
         }
+    }
+    Some(merged)
+}
+
+/// `histogram_quantile` over classic buckets.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    let Some(merged) = prepare_buckets(buckets) else {
+        return f64::NAN;
+    };
+    if merged.len() < 2 {
+        return f64::NAN;
     }
     let total = merged[merged.len() - 1].1;
     if total == 0.0 || total.is_nan() {
@@ -123,6 +134,78 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     start + (end - start) * (rank / count)
 }
 
+/// `histogram_fraction` over classic buckets: the share of observations in `[lower, upper]`,
+/// interpolating linearly inside buckets (Prometheus's `BucketFraction`).
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    let Some(b) = prepare_buckets(buckets) else {
+        return f64::NAN;
+    };
+    let count = b[b.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for (i, &(ub, c)) in b.iter().enumerate() {
+        let lb = if i > 0 {
+            b[i - 1].0
+        } else if ub > 0.0 {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        // No interpolation inside an infinitely wide bucket: a bound falling there takes
+        // the bucket's edge that includes none of its observations.
+        let interp_lower = |v: f64| {
+            if lb.is_infinite() {
+                c
+            } else {
+                rank + (c - rank) * (v - lb) / (ub - lb)
+            }
+        };
+        let interp_upper = |v: f64| {
+            if lb.is_infinite() {
+                rank
+            } else {
+                rank + (c - rank) * (v - lb) / (ub - lb)
+            }
+        };
+        if !lower_set && lb >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lb >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lb < lower && ub > lower {
+            lower_rank = interp_lower(lower);
+            lower_set = true;
+        }
+        if !upper_set && lb < upper && ub > upper {
+            upper_rank = interp_upper(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = c;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
 impl Evaluator<'_> {
     pub(crate) fn call_misc(
         &mut self,
@@ -135,6 +218,7 @@ impl Evaluator<'_> {
             "vector" => {
                 let v = self.eval_scalar(args[0], t)?;
                 Value::Vector(vec![VectorSample {
+                    drop_name: false,
                     labels: Labels::empty(),
                     t,
                     v,
@@ -159,7 +243,8 @@ impl Evaluator<'_> {
                                 let last = *s.samples.get(end.checked_sub(1)?)?;
                                 (last.t > te - lookback && !medic_model::is_stale_nan(last.v)).then(
                                     || VectorSample {
-                                        labels: s.labels.without_metric_name(),
+                                        drop_name: true,
+                                        labels: s.labels.clone(),
                                         t,
                                         v: last.t as f64 / 1000.0,
                                     },
@@ -171,7 +256,8 @@ impl Evaluator<'_> {
                         .eval_vector(e, t)?
                         .into_iter()
                         .map(|s| VectorSample {
-                            labels: s.labels.without_metric_name(),
+                            drop_name: true,
+                            labels: s.labels.clone(),
                             t,
                             v: s.t as f64 / 1000.0,
                         })
@@ -183,6 +269,7 @@ impl Evaluator<'_> {
                 let v = self.eval_vector(args[0], t)?;
                 Value::Vector(if v.is_empty() {
                     vec![VectorSample {
+                        drop_name: false,
                         labels: absent_labels(args[0]),
                         t,
                         v: 1.0,
@@ -195,6 +282,7 @@ impl Evaluator<'_> {
                 let arg = self.range_arg(args[0], t)?;
                 Value::Vector(if arg.series.is_empty() {
                     vec![VectorSample {
+                        drop_name: false,
                         labels: absent_labels(args[0]),
                         t,
                         v: 1.0,
@@ -268,6 +356,10 @@ impl Evaluator<'_> {
                         let mut b = s.labels.to_builder();
                         b.set(dst.as_str(), res);
                         s.labels = b.build();
+                        if dst == METRIC_NAME {
+                            // An explicitly set name is kept.
+                            s.drop_name = false;
+                        }
                     }
                     out.push(s);
                 }
@@ -293,14 +385,21 @@ impl Evaluator<'_> {
                     let mut b = s.labels.to_builder();
                     b.set(dst.as_str(), joined);
                     s.labels = b.build();
+                    if dst == METRIC_NAME {
+                        s.drop_name = false;
+                    }
                     out.push(s);
                 }
                 super::check_unique_labels(&out)?;
                 Value::Vector(out)
             }
-            "histogram_quantile" => {
-                let q = self.eval_scalar(args[0], t)?;
-                let v = self.eval_vector(args[1], t)?;
+            "histogram_quantile" | "histogram_fraction" => {
+                let params: Vec<f64> = if name == "histogram_quantile" {
+                    vec![self.eval_scalar(args[0], t)?]
+                } else {
+                    vec![self.eval_scalar(args[0], t)?, self.eval_scalar(args[1], t)?]
+                };
+                let v = self.eval_vector(args[params.len()], t)?;
                 let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
                 let mut order = Vec::new();
                 for s in v {
@@ -322,9 +421,14 @@ impl Evaluator<'_> {
                 for g in order {
                     let mut b = groups.remove(&g).unwrap_or_default();
                     out.push(VectorSample {
-                        labels: g.without_metric_name(),
+                        drop_name: true,
+                        labels: g,
                         t,
-                        v: bucket_quantile(q, &mut b),
+                        v: if name == "histogram_quantile" {
+                            bucket_quantile(params[0], &mut b)
+                        } else {
+                            bucket_fraction(params[0], params[1], &mut b)
+                        },
                     });
                 }
                 Value::Vector(out)
@@ -333,6 +437,7 @@ impl Evaluator<'_> {
             | "days_in_month" | "month" | "year" => {
                 let inputs: Vec<VectorSample> = if args.is_empty() {
                     vec![VectorSample {
+                        drop_name: false,
                         labels: Labels::empty(),
                         t,
                         v: t as f64 / 1000.0,
@@ -341,7 +446,7 @@ impl Evaluator<'_> {
                     self.eval_vector(args[0], t)?
                         .into_iter()
                         .map(|s| VectorSample {
-                            labels: s.labels.without_metric_name(),
+                            drop_name: true,
                             ..s
                         })
                         .collect()

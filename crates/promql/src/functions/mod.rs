@@ -107,7 +107,8 @@ pub(crate) fn strip_parens(mut e: &Expr) -> &Expr {
 /// A vector sample with its metric name dropped (most functions do this).
 pub(crate) fn unnamed(s: &RangeSeries, t: i64, v: f64) -> VectorSample {
     VectorSample {
-        labels: s.labels.without_metric_name(),
+        drop_name: true,
+        labels: s.labels.clone(),
         t,
         v,
     }

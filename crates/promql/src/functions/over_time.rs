@@ -51,6 +51,7 @@ impl Evaluator<'_> {
                         s.samples[0]
                     };
                     out.push(VectorSample {
+                        drop_name: false,
                         labels: s.labels.clone(),
                         t,
                         v: x.v,

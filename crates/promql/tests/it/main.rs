@@ -27,7 +27,7 @@ fn reports() -> HashMap<String, Report> {
 }
 
 /// Core evals passing now; raise it as the engine improves, never lower it.
-const CORE_PASSING_AT_LEAST: usize = 790;
+const CORE_PASSING_AT_LEAST: usize = 833;
 
 #[test]
 fn prometheus_test_scripts() {
@@ -61,7 +61,11 @@ fn prometheus_test_scripts() {
                         cf += 1;
                         core_failures.push(format!("{name}:{} {} — {why}", e.line, e.expr));
                     }
-                    Outcome::Skipped(_) => cf += 1,
+                    Outcome::Skipped(why) => {
+                        cf += 1;
+                        core_failures
+                            .push(format!("{name}:{} {} — skipped: {why}", e.line, e.expr));
+                    }
                 }
             }
         }
