@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod promql_cmd;
+mod query;
 mod run;
 
 /// medic — a self-healing operations engine: it stores metrics, evaluates rules, manages alerts
@@ -41,11 +43,24 @@ enum Command {
     /// Without --config, medic runs on embedded defaults: it listens on 127.0.0.1:9099, keeps
     /// data in ./data and scrapes its own /metrics every 15s.
     Run(run::RunArgs),
+    /// Evaluate a PromQL expression against a running medic.
+    Query(query::QueryArgs),
+    /// PromQL tools.
+    Promql {
+        #[command(subcommand)]
+        what: PromqlCommand,
+    },
     /// Check configuration files without starting anything.
     Check {
         #[command(subcommand)]
         what: CheckCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PromqlCommand {
+    /// Run PromQL test scripts in Prometheus's `.test` format; exit 1 if any eval fails.
+    Test(promql_cmd::TestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +90,14 @@ fn main() -> ExitCode {
     init_logging(&cli.log_level, cli.log_format);
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Promql {
+            what: PromqlCommand::Test(args),
+        } => match promql_cmd::test(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Check {
             what: CheckCommand::Config { file },
         } => match medic_server::Config::load(&file) {

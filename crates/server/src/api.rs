@@ -31,6 +31,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/labels", get(labels).post(labels))
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/export", get(export).post(export))
+        .route(
+            "/api/v1/query",
+            get(crate::query_api::query).post(crate::query_api::query),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(crate::query_api::query_range).post(crate::query_api::query_range),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(crate::query_api::format_query).post(crate::query_api::format_query),
+        )
+        .route("/api/v1/status/buildinfo", get(crate::query_api::buildinfo))
         .route("/api/v1/status/tsdb", get(tsdb_status))
         .route("/api/v1/admin/tsdb/flush", post(flush))
         .fallback(not_found)
@@ -93,6 +106,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error with any status and Prometheus `errorType`.
+    pub fn with_status(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
     /// 400 `bad_data`: the request is malformed.
     pub fn bad_data(message: impl Into<String>) -> Self {
         Self {
@@ -298,7 +320,12 @@ impl Params {
 }
 
 /// Reads params from the query string and, for form POSTs, the body.
-fn read_params(method: &Method, headers: &HeaderMap, q: Option<String>, body: &Bytes) -> Params {
+pub(crate) fn read_params(
+    method: &Method,
+    headers: &HeaderMap,
+    q: Option<String>,
+    body: &Bytes,
+) -> Params {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -36,6 +36,8 @@ pub struct AppState {
     pub self_metrics: SelfMetrics,
     /// HTTP request metrics.
     pub http: HttpMetrics,
+    /// The PromQL engine.
+    pub engine: medic_promql::Engine,
 }
 
 /// A running medic.
@@ -97,6 +99,7 @@ impl App {
             scrape: Some(Arc::new(scrape)),
             self_metrics,
             http,
+            engine: medic_promql::Engine::default(),
         });
         Ok(App {
             state,

@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 mod error;
+pub mod query_api;
 pub mod remote_write;
 pub mod scrape;
 pub mod selfmetrics;
