@@ -20,35 +20,35 @@ use crate::workload;
 pub struct Args {
     /// Number of series.
     #[arg(long, default_value_t = 10_000)]
-    series: usize,
+    pub(crate) series: usize,
     /// Hours of 15 s samples, ending 10 minutes ago.
     #[arg(long, default_value_t = 2)]
-    hours: i64,
+    pub(crate) hours: i64,
     /// Targets, in order: medic, prometheus, victoriametrics.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "medic,prometheus,victoriametrics"
     )]
-    targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// Rounds; targets run A B C C B A … and medians are reported.
     #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    pub(crate) rounds: usize,
     /// Concurrent senders.
     #[arg(long, default_value_t = 4)]
-    concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Series per request.
     #[arg(long, default_value_t = 2000)]
-    batch_series: usize,
+    pub(crate) batch_series: usize,
     /// Samples per series per request.
     #[arg(long, default_value_t = 10)]
-    batch_samples: usize,
+    pub(crate) batch_samples: usize,
     /// The medic binary (build it with `cargo build --release`).
     #[arg(long, default_value = "target/release/medic")]
-    medic: PathBuf,
+    pub(crate) medic: PathBuf,
     /// Write all measurements as JSON here.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -67,10 +67,10 @@ struct Measure {
     errors: u64,
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    dir: tempfile::TempDir,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -97,7 +97,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(target: &str, medic: &Path) -> anyhow::Result<Server> {
+pub(crate) fn start(target: &str, medic: &Path) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let data = dir.path().join("data");
@@ -172,14 +172,18 @@ fn http_ok(url: &str) -> bool {
     buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
 }
 
-struct Workload {
+pub(crate) struct Workload {
     /// Requests grouped by time window; windows are sent in order.
     windows: Vec<Arc<Vec<Bytes>>>,
-    samples: u64,
-    series: usize,
+    pub(crate) samples: u64,
+    pub(crate) series: usize,
+    /// End of the data (ms).
+    pub(crate) end: i64,
+    /// Start of the data (ms).
+    pub(crate) start: i64,
 }
 
-fn build(a: &Args) -> Workload {
+pub(crate) fn build(a: &Args) -> Workload {
     let specs = workload::series(a.series, 42);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -230,10 +234,12 @@ fn build(a: &Args) -> Workload {
         windows,
         samples,
         series: specs.len(),
+        end,
+        start,
     }
 }
 
-async fn send_all(base: &str, wl: &Workload, concurrency: usize) -> (u64, f64) {
+pub(crate) async fn send_all(base: &str, wl: &Workload, concurrency: usize) -> (u64, f64) {
     let client = ::reqwest::Client::builder().no_proxy().build().unwrap();
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -369,7 +375,7 @@ async fn verify_medic(s: &Server, expected: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     if v.is_empty() {
         return 0.0;

@@ -10,6 +10,7 @@
 mod codecs;
 mod ingest;
 mod proc;
+mod querybench;
 mod workload;
 
 use clap::{Parser, Subcommand};
@@ -28,11 +29,14 @@ enum Cmd {
     Ingest(ingest::Args),
     /// Block codec comparison (XOR vs pco) at several chunk sizes.
     Codecs(codecs::Args),
+    /// Query latency of a golden-signal query set, instant and range, on each target.
+    Query(querybench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Ingest(a) => ingest::run(a),
         Cmd::Codecs(a) => codecs::run(a),
+        Cmd::Query(a) => querybench::run(a),
     }
 }

@@ -186,6 +186,9 @@ pub(crate) struct Evaluator<'a> {
     /// Time range each selector needs, keyed by node address.
     needs: HashMap<usize, (i64, i64)>,
     loaded: HashMap<usize, Arc<Vec<RangeSeries>>>,
+    /// Results of subquery inner expressions by (node address, time): consecutive steps of a
+    /// range query share most of their subquery points, so each is evaluated once.
+    pub(crate) subquery_cache: HashMap<(usize, i64), Value>,
     samples_loaded: usize,
     deadline: Instant,
 }
@@ -206,6 +209,7 @@ impl<'a> Evaluator<'a> {
             step,
             needs: HashMap::new(),
             loaded: HashMap::new(),
+            subquery_cache: HashMap::new(),
             samples_loaded: 0,
             deadline: Instant::now() + opts.timeout,
         }

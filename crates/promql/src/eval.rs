@@ -75,8 +75,20 @@ impl Evaluator<'_> {
             ti += step;
         }
         let mut out: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let key = &*sq.expr as *const Expr as usize;
+        // Steps move forward, so points at or before this window's start are not needed again.
+        self.subquery_cache
+            .retain(|(k, t), _| *k != key || *t > from);
         while ti <= te {
-            match self.eval(&sq.expr, ti)? {
+            let v = match self.subquery_cache.get(&(key, ti)) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.eval(&sq.expr, ti)?;
+                    self.subquery_cache.insert((key, ti), v.clone());
+                    v
+                }
+            };
+            match v {
                 Value::Scalar(v) => out
                     .entry(Labels::empty())
                     .or_default()
