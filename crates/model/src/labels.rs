@@ -29,14 +29,15 @@ impl Label {
     }
 }
 
-/// A set of labels identifying a series, sorted by name with unique names.
+/// A set of labels identifying a series, sorted by name with unique names. Cloning is one
+/// reference-count increment: query evaluation copies label sets at every step.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 impl Labels {
     /// The empty label set.
     pub fn empty() -> Self {
-        Self(Vec::new())
+        Self(Arc::from(Vec::new()))
     }
 
     /// Builds a label set from pairs: sorts them, drops empty values, and keeps the last value
@@ -58,7 +59,7 @@ impl Labels {
     /// (for decoders of trusted on-disk data). Checked in debug builds.
     pub fn from_sorted_unchecked(labels: Vec<Label>) -> Self {
         debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
-        Self(labels)
+        Self(Arc::from(labels))
     }
 
     /// Sorts and de-duplicates labels from an untrusted source. Returns the name of a repeated
@@ -69,7 +70,7 @@ impl Labels {
         if let Some(w) = labels.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(w[0].name.clone());
         }
-        Ok(Self(labels))
+        Ok(Self(Arc::from(labels)))
     }
 
     /// The value of label `name`, if present.
@@ -109,7 +110,7 @@ impl Labels {
     /// find series by labels.
     pub fn stable_hash(&self) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for l in &self.0 {
+        for l in self.0.iter() {
             h.update(l.name.as_bytes());
             h.update(&[0xff]);
             h.update(l.value.as_bytes());
@@ -144,12 +145,15 @@ impl Labels {
     /// A builder that starts from this set.
     pub fn to_builder(&self) -> LabelsBuilder {
         LabelsBuilder {
-            labels: self.0.clone(),
+            labels: self.0.to_vec(),
         }
     }
 
     /// The same set without `__name__`.
     pub fn without_metric_name(&self) -> Labels {
+        if self.metric_name().is_none() {
+            return self.clone();
+        }
         Labels(
             self.0
                 .iter()
@@ -166,7 +170,7 @@ impl Labels {
 
     /// Consumes the set, returning its labels in name order.
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.0.to_vec()
     }
 }
 
@@ -213,7 +217,7 @@ impl fmt::Display for Labels {
 impl Serialize for Labels {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
-        for l in &self.0 {
+        for l in self.0.iter() {
             m.serialize_entry(&*l.name, &*l.value)?;
         }
         m.end()
@@ -277,7 +281,7 @@ impl LabelsBuilder {
 
     /// The finished label set.
     pub fn build(&self) -> Labels {
-        Labels(self.labels.clone())
+        Labels(Arc::from(self.labels.as_slice()))
     }
 }
 

@@ -186,6 +186,8 @@ pub(crate) struct Evaluator<'a> {
     /// Time range each selector needs, keyed by node address.
     needs: HashMap<usize, (i64, i64)>,
     loaded: HashMap<usize, Arc<Vec<RangeSeries>>>,
+    /// The same without staleness markers, for selectors used as ranges.
+    stripped: HashMap<usize, Arc<Vec<RangeSeries>>>,
     /// Results of subquery inner expressions by (node address, time): consecutive steps of a
     /// range query share most of their subquery points, so each is evaluated once.
     pub(crate) subquery_cache: HashMap<(usize, i64), Value>,
@@ -209,6 +211,7 @@ impl<'a> Evaluator<'a> {
             step,
             needs: HashMap::new(),
             loaded: HashMap::new(),
+            stripped: HashMap::new(),
             subquery_cache: HashMap::new(),
             samples_loaded: 0,
             deadline: Instant::now() + opts.timeout,
@@ -288,6 +291,36 @@ impl<'a> Evaluator<'a> {
             }
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
         }
+    }
+
+    /// The series of a selector used in a range (matrix selector): staleness markers are not
+    /// part of any range window, so they are removed once, at load.
+    pub(crate) fn series_without_stale(
+        &mut self,
+        vs: &VectorSelector,
+    ) -> Result<Arc<Vec<RangeSeries>>, Error> {
+        let key = vs as *const _ as usize;
+        if let Some(s) = self.stripped.get(&key) {
+            return Ok(s.clone());
+        }
+        let loaded = self.series(vs)?;
+        let stripped: Vec<RangeSeries> = loaded
+            .iter()
+            .map(|s| RangeSeries {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .filter(|x| !medic_model::is_stale_nan(x.v))
+                    .copied()
+                    .collect(),
+            })
+            .collect();
+        let stripped = Arc::new(stripped);
+        // A selector node is used either as a range or as an instant vector, never both.
+        self.loaded.remove(&key);
+        self.stripped.insert(key, stripped.clone());
+        Ok(stripped)
     }
 
     /// The series of a selector, loaded once per query.

@@ -77,22 +77,17 @@ impl Evaluator<'_> {
         t: i64,
     ) -> Result<Vec<RangeSeries>, Error> {
         let vs = &m.vs;
-        let series = self.series(vs)?;
+        let series = self.series_without_stale(vs)?;
         let te = self.shifted(t, &vs.at, &vs.offset);
         let from = te - ms(&m.range);
         let mut out = Vec::new();
         for s in series.iter() {
             let a = first_after(&s.samples, from);
             let b = first_after(&s.samples, te);
-            let samples: Vec<Sample> = s.samples[a..b]
-                .iter()
-                .filter(|x| !is_stale_nan(x.v))
-                .copied()
-                .collect();
-            if !samples.is_empty() {
+            if b > a {
                 out.push(RangeSeries {
                     labels: s.labels.clone(),
-                    samples,
+                    samples: s.samples[a..b].to_vec(),
                 });
             }
         }

@@ -280,7 +280,7 @@ impl Evaluator<'_> {
             }
             "absent_over_time" => {
                 let arg = self.range_arg(args[0], t)?;
-                Value::Vector(if arg.series.is_empty() {
+                Value::Vector(if arg.is_empty() {
                     vec![VectorSample {
                         drop_name: false,
                         labels: absent_labels(args[0]),

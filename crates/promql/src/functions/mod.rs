@@ -8,19 +8,54 @@ mod misc;
 mod over_time;
 mod rate;
 
+use std::sync::Arc;
+
+use medic_model::{Labels, Sample};
 use promql_parser::parser::{Call, Expr};
 
 use crate::engine::{ms, Evaluator};
 use crate::value::{RangeSeries, Value, VectorSample};
 use crate::Error;
 
-/// A range-vector argument with what range functions need to know about it.
+/// A range-vector argument with what range functions need to know about it. Windows borrow
+/// from the query's loaded series, so a step copies no samples.
 pub(crate) struct RangeArg {
-    pub series: Vec<RangeSeries>,
+    data: Arc<Vec<RangeSeries>>,
+    /// (series index, first sample, end) of each non-empty window.
+    windows: Vec<(usize, usize, usize)>,
     /// The window's length (ms).
     pub range_ms: i64,
     /// The window's end after `@` and `offset` (ms).
     pub end: i64,
+}
+
+impl RangeArg {
+    fn whole(series: Vec<RangeSeries>, range_ms: i64, end: i64) -> Self {
+        let windows = series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.samples.is_empty())
+            .map(|(i, s)| (i, 0, s.samples.len()))
+            .collect();
+        RangeArg {
+            data: Arc::new(series),
+            windows,
+            range_ms,
+            end,
+        }
+    }
+
+    /// The windows: each series' labels and its samples inside the range.
+    pub fn iter(&self) -> impl Iterator<Item = (&Labels, &[Sample])> {
+        self.windows
+            .iter()
+            .map(|&(i, a, b)| (&self.data[i].labels, &self.data[i].samples[a..b]))
+    }
+
+    /// Whether no series has samples in the range.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
 }
 
 impl Evaluator<'_> {
@@ -28,28 +63,39 @@ impl Evaluator<'_> {
     pub(crate) fn range_arg(&mut self, e: &Expr, t: i64) -> Result<RangeArg, Error> {
         let e = strip_parens(e);
         match e {
-            Expr::MatrixSelector(m) => Ok(RangeArg {
-                series: self.select_range(m, t)?,
-                range_ms: ms(&m.range),
-                end: self.shifted(t, &m.vs.at, &m.vs.offset),
-            }),
+            Expr::MatrixSelector(m) => {
+                let data = self.series_without_stale(&m.vs)?;
+                let end = self.shifted(t, &m.vs.at, &m.vs.offset);
+                let from = end - ms(&m.range);
+                let windows = data
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| {
+                        let a = s.samples.partition_point(|x| x.t <= from);
+                        let b = s.samples.partition_point(|x| x.t <= end);
+                        (b > a).then_some((i, a, b))
+                    })
+                    .collect();
+                Ok(RangeArg {
+                    data,
+                    windows,
+                    range_ms: ms(&m.range),
+                    end,
+                })
+            }
             Expr::Subquery(sq) => {
                 let series = match self.eval(e, t)? {
                     Value::Matrix(m) => m,
                     _ => unreachable!("a subquery evaluates to a matrix"),
                 };
-                Ok(RangeArg {
+                Ok(RangeArg::whole(
                     series,
-                    range_ms: ms(&sq.range),
-                    end: self.shifted(t, &sq.at, &sq.offset),
-                })
+                    ms(&sq.range),
+                    self.shifted(t, &sq.at, &sq.offset),
+                ))
             }
             other => match self.eval(other, t)? {
-                Value::Matrix(series) => Ok(RangeArg {
-                    series,
-                    range_ms: 0,
-                    end: t,
-                }),
+                Value::Matrix(series) => Ok(RangeArg::whole(series, 0, t)),
                 v => Err(Error::Eval(format!(
                     "expected range vector, got {}",
                     v.type_name()
@@ -104,11 +150,11 @@ pub(crate) fn strip_parens(mut e: &Expr) -> &Expr {
     e
 }
 
-/// A vector sample with its metric name dropped (most functions do this).
-pub(crate) fn unnamed(s: &RangeSeries, t: i64, v: f64) -> VectorSample {
+/// A vector sample whose metric name is to be dropped (most functions do this).
+pub(crate) fn unnamed(labels: &Labels, t: i64, v: f64) -> VectorSample {
     VectorSample {
         drop_name: true,
-        labels: s.labels.clone(),
+        labels: labels.clone(),
         t,
         v,
     }

@@ -26,15 +26,15 @@ impl Evaluator<'_> {
         let range = if q.is_some() { args[1] } else { args[0] };
         let arg = self.range_arg(range, t)?;
         let mut out = Vec::new();
-        for s in &arg.series {
-            let vals = || s.samples.iter().map(|x| x.v);
+        for (labels, samples) in arg.iter() {
+            let vals = || samples.iter().map(|x| x.v);
             let v = match name {
                 "avg_over_time" => mean(vals()),
                 "sum_over_time" => {
                     let (a, c) = vals().fold((0.0, 0.0), |(a, c), v| kahan_inc(v, a, c));
                     a + c
                 }
-                "count_over_time" => s.samples.len() as f64,
+                "count_over_time" => samples.len() as f64,
                 "min_over_time" => {
                     vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m })
                 }
@@ -46,13 +46,13 @@ impl Evaluator<'_> {
                 "last_over_time" | "first_over_time" => {
                     // Keep the metric name, as in Prometheus.
                     let x = if name == "last_over_time" {
-                        s.samples[s.samples.len() - 1]
+                        samples[samples.len() - 1]
                     } else {
-                        s.samples[0]
+                        samples[0]
                     };
                     out.push(VectorSample {
                         drop_name: false,
-                        labels: s.labels.clone(),
+                        labels: labels.clone(),
                         t,
                         v: x.v,
                     });
@@ -75,7 +75,7 @@ impl Evaluator<'_> {
                     )))
                 }
             };
-            out.push(unnamed(s, t, v));
+            out.push(unnamed(labels, t, v));
         }
         Ok(Some(Value::Vector(out)))
     }

@@ -115,8 +115,7 @@ impl Evaluator<'_> {
             None
         };
         let mut out = Vec::new();
-        for s in &arg.series {
-            let x = &s.samples;
+        for (labels, x) in arg.iter() {
             let v = match name {
                 "rate" | "increase" | "delta" => extrapolated(
                     x,
@@ -161,7 +160,7 @@ impl Evaluator<'_> {
                 _ => unreachable!(),
             };
             if let Some(v) = v {
-                out.push(unnamed(s, t, v));
+                out.push(unnamed(labels, t, v));
             }
         }
         Ok(Some(Value::Vector(out)))
