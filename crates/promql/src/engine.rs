@@ -304,21 +304,30 @@ impl<'a> Evaluator<'a> {
             return Ok(s.clone());
         }
         let loaded = self.series(vs)?;
-        let stripped: Vec<RangeSeries> = loaded
-            .iter()
-            .map(|s| RangeSeries {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .filter(|x| !medic_model::is_stale_nan(x.v))
-                    .copied()
-                    .collect(),
-            })
-            .collect();
-        let stripped = Arc::new(stripped);
-        // A selector node is used either as a range or as an instant vector, never both.
+        // A selector node is used either as a range or as an instant vector, never both, so the
+        // loaded copy is normally ours alone and is filtered in place.
         self.loaded.remove(&key);
+        let stripped: Vec<RangeSeries> = match Arc::try_unwrap(loaded) {
+            Ok(mut own) => {
+                for s in &mut own {
+                    s.samples.retain(|x| !medic_model::is_stale_nan(x.v));
+                }
+                own
+            }
+            Err(shared) => shared
+                .iter()
+                .map(|s| RangeSeries {
+                    labels: s.labels.clone(),
+                    samples: s
+                        .samples
+                        .iter()
+                        .filter(|x| !medic_model::is_stale_nan(x.v))
+                        .copied()
+                        .collect(),
+                })
+                .collect(),
+        };
+        let stripped = Arc::new(stripped);
         self.stripped.insert(key, stripped.clone());
         Ok(stripped)
     }
