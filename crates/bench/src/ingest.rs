@@ -308,18 +308,8 @@ async fn compacted_bytes(target: &str, s: &Server) -> anyhow::Result<u64> {
             c.get(format!("{}/internal/force_flush", s.base))
                 .send()
                 .await?;
-            let month = |ms: i64| {
-                let days = ms.div_euclid(86_400_000);
-                let z = days + 719_468;
-                let era = z.div_euclid(146_097);
-                let doe = z - era * 146_097;
-                let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-                let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-                let mp = (5 * doy + 2) / 153;
-                let m = if mp < 10 { mp + 3 } else { mp - 9 };
-                let y = yoe + era * 400 + i64::from(m <= 2);
-                format!("{y:04}_{m:02}")
-            };
+            // VictoriaMetrics partitions by month: `YYYY_MM`.
+            let month = |ms: i64| medic_model::format_rfc3339(ms)[..7].replace('-', "_");
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_millis() as i64;

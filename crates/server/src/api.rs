@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -223,8 +223,7 @@ async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
     }
 }
 
-async fn targets(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
-    let params = Params::parse(q.as_deref(), None);
+async fn targets(State(st): State<Arc<AppState>>, params: Params) -> Response {
     let state = params.get("state").unwrap_or("any").to_string();
     let (active, dropped) = st.scrape.as_ref().map(|s| s.targets()).unwrap_or_default();
     let mut data = serde_json::Map::new();
@@ -319,21 +318,36 @@ impl Params {
     }
 }
 
-/// Reads params from the query string and, for form POSTs, the body.
-pub(crate) fn read_params(
-    method: &Method,
-    headers: &HeaderMap,
-    q: Option<String>,
-    body: &Bytes,
-) -> Params {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body = (*method == Method::POST && is_form).then_some(&body[..]);
-    Params::parse(q.as_deref(), body)
-}
+/// Largest form body accepted by the query and index APIs.
+const MAX_FORM_BYTES: usize = 16 << 20;
 
+/// Extracts [`Params`] from the query string and, for form POSTs, the body, as Prometheus's
+/// handlers accept both.
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let query = req.uri().query().map(str::to_string);
+        let is_form = req.method() == Method::POST
+            && req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let body = if is_form {
+            Some(
+                axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES)
+                    .await
+                    .map_err(|_| {
+                        ApiError::bad_data(format!("form body larger than {MAX_FORM_BYTES} bytes"))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(Params::parse(query.as_deref(), body.as_deref()))
+    }
+}
 const MIN_TIME: i64 = i64::MIN / 2;
 const MAX_TIME: i64 = i64::MAX / 2;
 
@@ -348,14 +362,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn series(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = read_params(&method, &headers, q, &body);
+async fn series(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
     let sets = p.required_matchers()?;
     let (start, end) = p.range()?;
     let db = st.db.clone();
@@ -382,26 +389,18 @@ fn select_union(
     Ok(all.into_values().collect())
 }
 
-async fn labels(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = read_params(&method, &headers, q, &body);
+async fn labels(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
     label_query(st, p, None).await
 }
 
 async fn label_values(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> Result<Response, ApiError> {
     if !medic_model::is_valid_label_name(&name) {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
-    let p = Params::parse(q.as_deref(), None);
     label_query(st, p, Some(name)).await
 }
 
@@ -439,14 +438,7 @@ async fn label_query(
 /// line, in VictoriaMetrics's export shape (`{"metric":{…},"values":[…],"timestamps":[…]}`).
 /// Non-finite values are written as the strings "NaN", "+Inf", "-Inf"; staleness markers are
 /// left out.
-async fn export(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = read_params(&method, &headers, q, &body);
+async fn export(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
     let sets = p.required_matchers()?;
     let (start, end) = p.range()?;
     let db = st.db.clone();

@@ -4,14 +4,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use medic_promql::{Engine, Error as PromqlError, RangeSeries, Value};
 use serde_json::{json, Value as Json};
 
-use crate::api::{read_params, ApiError, Params};
+use crate::api::{ApiError, Params};
 use crate::app::AppState;
 
 /// Most points one range query may return per series, as in Prometheus.
@@ -110,14 +109,7 @@ fn engine_for(st: &AppState, p: &Params) -> Result<Engine, ApiError> {
 }
 
 /// `GET|POST /api/v1/query`.
-pub async fn query(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = read_params(&method, &headers, q, &body);
+pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
     let query = query_param(&p)?;
     let now = medic_model::Clock::now_ms(&medic_model::SystemClock);
     let t = p.time("time", now)?;
@@ -131,14 +123,7 @@ pub async fn query(
 }
 
 /// `GET|POST /api/v1/query_range`.
-pub async fn query_range(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = read_params(&method, &headers, q, &body);
+pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
     let query = query_param(&p)?;
     let start = p
         .get("start")
@@ -180,13 +165,7 @@ pub async fn query_range(
 }
 
 /// `GET|POST /api/v1/format_query`.
-pub async fn format_query(
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let p = read_params(&method, &headers, q, &body);
+pub async fn format_query(p: Params) -> Result<Response, ApiError> {
     let query = query_param(&p)?;
     let expr = Engine::parse(&query).map_err(query_error)?;
     Ok(axum::Json(json!({"status": "success", "data": expr.prettify()})).into_response())

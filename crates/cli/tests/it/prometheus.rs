@@ -2,19 +2,9 @@
 //! exactly the samples Prometheus has.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_remote_writes_into_medic() {
@@ -24,30 +14,18 @@ async fn a_real_prometheus_remote_writes_into_medic() {
     std::fs::write(&medic_cfg, "scrape_configs: []\n").unwrap();
     let medic = Medic::start(&dir.path().join("medic-data"), Some(&medic_cfg), &[]);
 
-    let port = free_port();
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prom\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
-remote_write:\n  - url: http://{}/api/v1/write\n    queue_config: {{batch_send_deadline: 1s, max_samples_per_send: 2000}}\n",
-            medic.addr
-        ),
-    )
-    .unwrap();
-    let prom = Killed(
-        Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+    let medic_addr = medic.addr.clone();
+    let prom = Prometheus::start(
+        dir.path(),
+        move |port| {
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: prom\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
+remote_write:\n  - url: http://{medic_addr}/api/v1/write\n    queue_config: {{batch_send_deadline: 1s, max_samples_per_send: 2000}}\n"
+            )
+        },
+        &[],
     );
+    let port = prom.port;
     let c = client();
     let metric = "prometheus_tsdb_head_samples_appended_total";
 

@@ -3,19 +3,10 @@
 //! `promtool query …` pointed at medic.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// 1 h of node- and HTTP-service-like data at 15 s, ending `end_ms`. Each instance scrapes at
 /// its own offset within the 15 s, as real targets do, so no sample sits exactly on a window
@@ -261,24 +252,12 @@ async fn query_results_match_a_real_prometheus() {
     let medic_cfg = dir.path().join("medic.yml");
     std::fs::write(&medic_cfg, "scrape_configs: []\n").unwrap();
     let medic = Medic::start(&dir.path().join("medic-data"), Some(&medic_cfg), &[]);
-    let port = free_port();
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, "global: {scrape_interval: 15s}\n").unwrap();
-    let _prom = Killed(
-        Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+    let prometheus = Prometheus::start(
+        dir.path(),
+        |_| "global: {scrape_interval: 15s}\n".to_string(),
+        &["--web.enable-remote-write-receiver"],
     );
-    let prom = format!("http://127.0.0.1:{port}");
+    let prom = prometheus.url();
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(60);
     while c

@@ -194,3 +194,46 @@ pub fn require_binary(path: &str, package: &str) {
          which the README's test command does"
     );
 }
+
+/// A real Prometheus (Debian package `prometheus`) on a free loopback port, killed when dropped.
+pub struct Prometheus {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with the config `config(port)` returns (YAML) and `extra` flags, data
+    /// under `dir`.
+    pub fn start(dir: &Path, config: impl Fn(u16) -> String, extra: &[&str]) -> Prometheus {
+        require_binary("/usr/bin/prometheus", "prometheus");
+        let port = free_port();
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(&cfg, config(port)).unwrap();
+        let child = Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        Prometheus { child, port }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
