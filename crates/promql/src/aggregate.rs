@@ -166,7 +166,7 @@ impl Evaluator<'_> {
             let mut g = group_labels(&s.labels, modifier);
             if let Some(l) = &count_values_label {
                 let mut b = g.to_builder();
-                b.set(l.as_str(), format_value(s.v));
+                b.set(l.as_str(), crate::value::format_value(s.v));
                 g = b.build();
             }
             match groups.get_mut(&g) {
@@ -244,25 +244,5 @@ impl Evaluator<'_> {
             });
         }
         Ok(Value::Vector(out))
-    }
-}
-
-/// Formats a value as Prometheus does in label values (`count_values`) and test output:
-/// shortest representation that round-trips, `+Inf`, `-Inf`, `NaN`.
-pub(crate) fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        let s = format!("{v}");
-        // Go's 'g'-like formatting uses exponents for large/small magnitudes.
-        if v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-4) {
-            format!("{v:e}").replace("e", "e+").replace("e+-", "e-")
-        } else {
-            s
-        }
     }
 }

@@ -19,4 +19,4 @@ pub mod value;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::Error;
-pub use value::{RangeSeries, Value, VectorSample};
+pub use value::{format_value, RangeSeries, Value, VectorSample};

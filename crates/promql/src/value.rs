@@ -2,6 +2,21 @@
 
 use medic_model::{Labels, Sample};
 
+/// Formats a value as Prometheus does in API responses and `count_values` labels (Go's
+/// `strconv.FormatFloat(v, 'f', -1, 64)`): the shortest decimal that round-trips, never an
+/// exponent; `NaN`, `+Inf`, `-Inf`.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorSample {

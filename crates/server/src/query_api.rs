@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use medic_promql::{Engine, Error as PromqlError, RangeSeries, Value};
+use medic_promql::{format_value, Engine, Error as PromqlError, RangeSeries, Value};
 use serde_json::{json, Value as Json};
 
 use crate::api::{ApiError, Params};
@@ -15,19 +15,6 @@ use crate::app::AppState;
 
 /// Most points one range query may return per series, as in Prometheus.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
-
-/// Formats a sample value as Prometheus does: shortest round-trip decimal, `NaN`, `+Inf`, `-Inf`.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
 
 /// A timestamp in seconds as Prometheus writes it: a JSON number with millisecond precision.
 fn ts(ms: i64) -> Json {
