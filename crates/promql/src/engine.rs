@@ -181,7 +181,6 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) start: i64,
     pub(crate) end: i64,
     /// The query's step (0 for instant queries).
-    #[allow(dead_code)]
     pub(crate) step: i64,
     /// Time range each selector needs, keyed by node address.
     needs: HashMap<usize, (i64, i64)>,

@@ -215,6 +215,24 @@ impl Evaluator<'_> {
     ) -> Result<Option<Value>, Error> {
         let v = match name {
             "time" => Value::Scalar(t as f64 / 1000.0),
+            // The query's own parameters, in seconds.
+            "step" => Value::Scalar(self.step as f64 / 1000.0),
+            "range" => Value::Scalar((self.end - self.start) as f64 / 1000.0),
+            "start" => Value::Scalar(self.start as f64 / 1000.0),
+            "end" => Value::Scalar(self.end as f64 / 1000.0),
+            "min_of" | "max_of" => {
+                let mut acc: Option<f64> = None;
+                for a in args {
+                    let v = self.eval_scalar(a, t)?;
+                    acc = Some(match acc {
+                        None => v,
+                        Some(x) if x.is_nan() || v.is_nan() => f64::NAN,
+                        Some(x) if name == "min_of" => x.min(v),
+                        Some(x) => x.max(v),
+                    });
+                }
+                Value::Scalar(acc.unwrap_or(f64::NAN))
+            }
             "vector" => {
                 let v = self.eval_scalar(args[0], t)?;
                 Value::Vector(vec![VectorSample {
@@ -313,11 +331,10 @@ impl Evaluator<'_> {
                 v.sort_by(|a, b| {
                     let mut o = std::cmp::Ordering::Equal;
                     for n in &names {
-                        o = a
-                            .labels
-                            .get(n)
-                            .unwrap_or("")
-                            .cmp(b.labels.get(n).unwrap_or(""));
+                        o = natural_cmp(
+                            a.labels.get(n).unwrap_or(""),
+                            b.labels.get(n).unwrap_or(""),
+                        );
                         if o != std::cmp::Ordering::Equal {
                             break;
                         }
@@ -490,6 +507,43 @@ impl Evaluator<'_> {
             })
             .collect()
     }
+}
+
+/// Natural order, as Prometheus's `sort_by_label`: runs of digits compare by number
+/// (`"2" < "10"`), everything else byte by byte.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let (si, sj) = (i, j);
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let (x, y) = (&a[si..i], &b[sj..j]);
+            let (xt, yt) = (trim_zeros(x), trim_zeros(y));
+            let o = xt.len().cmp(&yt.len()).then_with(|| xt.cmp(yt));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let k = d.iter().position(|c| *c != b'0').unwrap_or(d.len());
+    &d[k..]
 }
 
 fn parse_le(s: &str) -> Result<f64, ()> {

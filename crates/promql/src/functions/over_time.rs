@@ -15,6 +15,9 @@ impl Evaluator<'_> {
         args: &[&Expr],
         t: i64,
     ) -> Result<Option<Value>, Error> {
+        if name == "double_exponential_smoothing" {
+            return self.double_exponential_smoothing(args, t).map(Some);
+        }
         if !name.ends_with("_over_time") || name == "absent_over_time" {
             return Ok(None);
         }
@@ -59,6 +62,25 @@ impl Evaluator<'_> {
                     continue;
                 }
                 "present_over_time" => 1.0,
+                "ts_of_min_over_time" | "ts_of_max_over_time" => {
+                    let mut best: Option<(f64, i64)> = None;
+                    for x in samples.iter().filter(|x| !x.v.is_nan()) {
+                        let better = match best {
+                            None => true,
+                            Some((b, _)) if name == "ts_of_min_over_time" => x.v <= b,
+                            Some((b, _)) => x.v >= b,
+                        };
+                        if better {
+                            best = Some((x.v, x.t));
+                        }
+                    }
+                    match best {
+                        Some((_, ts)) => ts as f64 / 1000.0,
+                        None => samples[samples.len() - 1].t as f64 / 1000.0,
+                    }
+                }
+                "ts_of_last_over_time" => samples[samples.len() - 1].t as f64 / 1000.0,
+                "ts_of_first_over_time" => samples[0].t as f64 / 1000.0,
                 "quantile_over_time" => {
                     let mut v: Vec<f64> = vals().collect();
                     quantile(q.unwrap_or(f64::NAN), &mut v)
@@ -78,5 +100,43 @@ impl Evaluator<'_> {
             out.push(unnamed(labels, t, v));
         }
         Ok(Some(Value::Vector(out)))
+    }
+}
+
+impl Evaluator<'_> {
+    /// Holt's linear smoothing (`double_exponential_smoothing(v range, sf, tf)`), as Prometheus
+    /// computes it: the smoothed value at the end of the window.
+    fn double_exponential_smoothing(&mut self, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        let arg = self.range_arg(args[0], t)?;
+        let sf = self.eval_scalar(args[1], t)?;
+        let tf = self.eval_scalar(args[2], t)?;
+        if !(sf > 0.0 && sf < 1.0) {
+            return Err(Error::Eval(format!(
+                "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}"
+            )));
+        }
+        if !(tf > 0.0 && tf < 1.0) {
+            return Err(Error::Eval(format!(
+                "invalid trend factor. Expected: 0 < tf < 1, got: {tf}"
+            )));
+        }
+        let mut out = Vec::new();
+        for (labels, x) in arg.iter() {
+            if x.len() < 2 {
+                continue;
+            }
+            let (mut s0, mut s1) = (0.0, x[0].v);
+            let mut b = x[1].v - x[0].v;
+            for (i, p) in x.iter().enumerate().skip(1) {
+                if i > 1 {
+                    b = tf * (s1 - s0) + (1.0 - tf) * b;
+                }
+                let next = sf * p.v + (1.0 - sf) * (s1 + b);
+                s0 = s1;
+                s1 = next;
+            }
+            out.push(unnamed(labels, t, s1));
+        }
+        Ok(Value::Vector(out))
     }
 }
