@@ -6,7 +6,7 @@
 //! `expect fail msg:|regex:` (only that the query fails). Evals over native histograms are
 //! counted as skipped, never as passed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use medic_model::{format_duration, parse_duration, Label, Labels, MemStorage, Sample, STALE_NAN};
 
@@ -252,7 +252,8 @@ struct Eval {
 pub fn run(text: &str) -> Report {
     let engine = Engine::default();
     let mut store = MemStorage::new();
-    let mut histogram_names: HashSet<String> = HashSet::new();
+    // Label sets of the native-histogram series loaded since the last `clear`.
+    let mut histograms: Vec<Labels> = Vec::new();
     let mut report = Report::default();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
@@ -265,7 +266,7 @@ pub fn run(text: &str) -> Report {
         }
         if line == "clear" {
             store = MemStorage::new();
-            histogram_names.clear();
+            histograms.clear();
             continue;
         }
         if let Some(rest) = line.strip_prefix("load") {
@@ -275,6 +276,9 @@ pub fn run(text: &str) -> Report {
                 .last()
                 .and_then(|w| parse_time(w).ok())
                 .unwrap_or(0);
+            // `load_with_nhcb` also creates a native histogram per classic one, named without
+            // `_bucket`; evals selecting those are native-histogram evals.
+            let nhcb = rest.starts_with("_with_nhcb");
             while i < lines.len()
                 && !lines[i].trim().is_empty()
                 && lines[i].starts_with([' ', '\t'])
@@ -284,10 +288,17 @@ pub fn run(text: &str) -> Report {
                 let Ok((labels, values)) = parse_labels(l) else {
                     continue;
                 };
+                if let Some(base) = labels
+                    .metric_name()
+                    .and_then(|n| n.strip_suffix("_bucket"))
+                    .filter(|_| nhcb)
+                {
+                    let mut b = labels.to_builder();
+                    b.set("__name__", base).del("le");
+                    histograms.push(b.build());
+                }
                 if values.contains("{{") {
-                    if let Some(n) = labels.metric_name() {
-                        histogram_names.insert(n.to_string());
-                    }
+                    histograms.push(labels);
                     continue;
                 }
                 let Ok(items) = expand(values) else { continue };
@@ -312,7 +323,7 @@ pub fn run(text: &str) -> Report {
             || ev.expr.contains("histogram_sum")
             || ev.expr.contains("histogram_avg")
             || ev.expr.contains("histogram_std")
-            || histogram_names.iter().any(|n| mentions(&ev.expr, n));
+            || touches(&ev.expr, &histograms);
         let outcome = if uses_histograms {
             Outcome::Skipped("native histograms".into())
         } else {
@@ -327,14 +338,32 @@ pub fn run(text: &str) -> Report {
     report
 }
 
-/// Whether `expr` names the metric `name` as a whole identifier (not inside a longer one).
-fn mentions(expr: &str, name: &str) -> bool {
-    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    expr.match_indices(name).any(|(i, _)| {
-        let before = expr[..i].chars().next_back();
-        let after = expr[i + name.len()..].chars().next();
-        !before.is_some_and(ident) && !after.is_some_and(ident)
-    })
+/// Whether any selector in `expr` selects one of the `histograms` series.
+fn touches(expr: &str, histograms: &[Labels]) -> bool {
+    use promql_parser::parser::Expr;
+    fn walk(e: &Expr, hs: &[Labels]) -> bool {
+        let selector = |vs: &promql_parser::parser::VectorSelector| -> bool {
+            let Ok(ms) = crate::selector::matchers(vs) else {
+                return false;
+            };
+            hs.iter()
+                .any(|l| ms.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+        };
+        match e {
+            Expr::VectorSelector(vs) => selector(vs),
+            Expr::MatrixSelector(m) => selector(&m.vs),
+            Expr::Aggregate(a) => {
+                walk(&a.expr, hs) || a.param.as_ref().is_some_and(|p| walk(p, hs))
+            }
+            Expr::Unary(u) => walk(&u.expr, hs),
+            Expr::Binary(b) => walk(&b.lhs, hs) || walk(&b.rhs, hs),
+            Expr::Paren(p) => walk(&p.expr, hs),
+            Expr::Subquery(s) => walk(&s.expr, hs),
+            Expr::Call(c) => c.args.args.iter().any(|a| walk(a, hs)),
+            _ => false,
+        }
+    }
+    !histograms.is_empty() && promql_parser::parser::parse(expr).is_ok_and(|e| walk(&e, histograms))
 }
 
 fn parse_eval(line: &str, line_no: usize, lines: &[&str], i: &mut usize) -> Option<Eval> {
