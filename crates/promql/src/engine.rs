@@ -149,16 +149,6 @@ impl Engine {
     }
 }
 
-fn push(out: &mut HashMap<Labels, Vec<Sample>>, order: &mut Vec<Labels>, l: Labels, s: Sample) {
-    match out.get_mut(&l) {
-        Some(v) => v.push(s),
-        None => {
-            order.push(l.clone());
-            out.insert(l, vec![s]);
-        }
-    }
-}
-
 /// Milliseconds of a parser duration.
 pub(crate) fn ms(d: &Duration) -> i64 {
     d.as_millis() as i64
@@ -360,5 +350,43 @@ impl<'a> Evaluator<'a> {
         let out = Arc::new(out);
         self.loaded.insert(key, out.clone());
         Ok(out)
+    }
+}
+
+fn push(out: &mut HashMap<Labels, Vec<Sample>>, order: &mut Vec<Labels>, l: Labels, s: Sample) {
+    match out.get_mut(&l) {
+        Some(v) => v.push(s),
+        None => {
+            order.push(l.clone());
+            out.insert(l, vec![s]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medic_model::MemStorage;
+
+    #[test]
+    fn huge_subqueries_fail_cleanly() {
+        let store = MemStorage::new();
+        store.add(
+            Labels::from_pairs([("__name__", "x")]),
+            &[Sample::new(0, 1.0)],
+        );
+        let e = Engine::default();
+        let err = e
+            .instant(&store, "max_over_time(x[100y:1ms])", 0)
+            .unwrap_err();
+        assert!(matches!(err, Error::TooManySamples(_)), "{err}");
+        let tight = Engine::new(EngineOptions {
+            timeout: Duration::from_millis(20),
+            ..EngineOptions::default()
+        });
+        let err = tight
+            .instant(&store, "max_over_time(x[1d:10ms])", 0)
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout(_)), "{err}");
     }
 }

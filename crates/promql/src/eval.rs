@@ -79,7 +79,18 @@ impl Evaluator<'_> {
         // Steps move forward, so points at or before this window's start are not needed again.
         self.subquery_cache
             .retain(|(k, t), _| *k != key || *t > from);
+        // Bound the work and memory of a subquery by the query's limits: a tiny step over a long
+        // range must end in an error, not in an unbounded loop.
+        let points = ((te - ti) / step).max(0) as usize + 1;
+        if points > self.opts.max_samples {
+            return Err(Error::TooManySamples(self.opts.max_samples));
+        }
+        let mut n = 0usize;
         while ti <= te {
+            n += 1;
+            if n.is_multiple_of(1024) {
+                self.check_deadline()?;
+            }
             let v = match self.subquery_cache.get(&(key, ti)) {
                 Some(v) => v.clone(),
                 None => {
