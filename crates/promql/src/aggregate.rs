@@ -113,27 +113,33 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - w) + values[upper as usize] * w
 }
 
-fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+/// The labels a `by (…)`/`on (…)` modifier keeps, or all but those a `without (…)`/`ignoring (…)`
+/// modifier names and the metric name. Aggregation groups and vector matching share this.
+pub(crate) fn project(labels: &Labels, modifier: &LabelModifier) -> Labels {
     match modifier {
-        None => Labels::empty(),
-        Some(LabelModifier::Include(by)) => {
+        LabelModifier::Include(keep) => {
             let mut b = LabelsBuilder::new();
-            for n in &by.labels {
+            for n in &keep.labels {
                 if let Some(v) = labels.get(n) {
                     b.set(n.as_str(), v);
                 }
             }
             b.build()
         }
-        Some(LabelModifier::Exclude(without)) => {
+        LabelModifier::Exclude(drop) => {
             let mut b = labels.to_builder();
             b.del(METRIC_NAME);
-            for n in &without.labels {
+            for n in &drop.labels {
                 b.del(n);
             }
             b.build()
         }
     }
+}
+
+/// The group of a sample: its projection, or one group for all without a modifier.
+fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+    modifier.map_or_else(Labels::empty, |m| project(labels, m))
 }
 
 impl Evaluator<'_> {

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use medic_model::{Labels, LabelsBuilder, METRIC_NAME};
+use medic_model::Labels;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use crate::engine::Evaluator;
@@ -43,26 +43,10 @@ fn compare(op: &str, l: f64, r: f64) -> bool {
 /// Signature of `labels` for matching: the `on` labels, or all but the `ignoring` ones and
 /// the metric name.
 fn signature(labels: &Labels, matching: Option<&LabelModifier>) -> Labels {
-    match matching {
-        Some(LabelModifier::Include(on)) => {
-            let mut b = LabelsBuilder::new();
-            for name in &on.labels {
-                if let Some(v) = labels.get(name) {
-                    b.set(name.as_str(), v);
-                }
-            }
-            b.build()
-        }
-        Some(LabelModifier::Exclude(ign)) => {
-            let mut b = labels.to_builder();
-            b.del(METRIC_NAME);
-            for name in &ign.labels {
-                b.del(name);
-            }
-            b.build()
-        }
-        None => labels.without_metric_name(),
-    }
+    matching.map_or_else(
+        || labels.without_metric_name(),
+        |m| crate::aggregate::project(labels, m),
+    )
 }
 
 impl Evaluator<'_> {

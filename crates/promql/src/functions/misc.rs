@@ -358,11 +358,7 @@ impl Evaluator<'_> {
                         "invalid regular expression in label_replace(): {re}: {e}"
                     ))
                 })?;
-                if !is_valid_label_name(dst) {
-                    return Err(Error::Eval(format!(
-                        "invalid destination label name in label_replace(): {dst}"
-                    )));
-                }
+                check_destination(dst, "label_replace")?;
                 let v = self.eval_vector(args[0], t)?;
                 let mut out = Vec::with_capacity(v.len());
                 for mut s in v {
@@ -370,13 +366,7 @@ impl Evaluator<'_> {
                     if let Some(caps) = regex.captures(&val) {
                         let mut res = String::new();
                         caps.expand(repl, &mut res);
-                        let mut b = s.labels.to_builder();
-                        b.set(dst.as_str(), res);
-                        s.labels = b.build();
-                        if dst == METRIC_NAME {
-                            // An explicitly set name is kept.
-                            s.drop_name = false;
-                        }
+                        set_label(&mut s, dst, res);
                     }
                     out.push(s);
                 }
@@ -386,11 +376,7 @@ impl Evaluator<'_> {
             "label_join" => {
                 let strs = self.string_args(&args[1..], t)?;
                 let (dst, sep) = (&strs[0], &strs[1]);
-                if !is_valid_label_name(dst) {
-                    return Err(Error::Eval(format!(
-                        "invalid destination label name in label_join(): {dst}"
-                    )));
-                }
+                check_destination(dst, "label_join")?;
                 let v = self.eval_vector(args[0], t)?;
                 let mut out = Vec::with_capacity(v.len());
                 for mut s in v {
@@ -399,12 +385,7 @@ impl Evaluator<'_> {
                         .map(|n| s.labels.get(n).unwrap_or(""))
                         .collect();
                     let joined = joined.join(sep);
-                    let mut b = s.labels.to_builder();
-                    b.set(dst.as_str(), joined);
-                    s.labels = b.build();
-                    if dst == METRIC_NAME {
-                        s.drop_name = false;
-                    }
+                    set_label(&mut s, dst, joined);
                     out.push(s);
                 }
                 super::check_unique_labels(&out)?;
@@ -506,6 +487,27 @@ impl Evaluator<'_> {
                 ))),
             })
             .collect()
+    }
+}
+
+fn check_destination(dst: &str, function: &str) -> Result<(), Error> {
+    if is_valid_label_name(dst) {
+        Ok(())
+    } else {
+        Err(Error::Eval(format!(
+            "invalid destination label name in {function}(): {dst}"
+        )))
+    }
+}
+
+/// Sets label `dst` (an empty value removes it). A metric name set explicitly is kept even if an
+/// earlier function marked the name for removal.
+fn set_label(s: &mut VectorSample, dst: &str, value: String) {
+    let mut b = s.labels.to_builder();
+    b.set(dst, value);
+    s.labels = b.build();
+    if dst == METRIC_NAME {
+        s.drop_name = false;
     }
 }
 
