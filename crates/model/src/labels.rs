@@ -119,6 +119,20 @@ impl Labels {
         h.digest()
     }
 
+    /// The hash Prometheus computes for a label set (`labels.Labels.Hash`: XXH64 over names and
+    /// values, each followed by 0xff), for behaviour that must select the same series
+    /// Prometheus does, such as `limit_ratio`.
+    pub fn prometheus_hash(&self) -> u64 {
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        for l in self.0.iter() {
+            h.update(l.name.as_bytes());
+            h.update(&[0xff]);
+            h.update(l.value.as_bytes());
+            h.update(&[0xff]);
+        }
+        h.digest()
+    }
+
     /// [`Labels::stable_hash`] of borrowed `(name, value)` pairs sorted by name, so callers can
     /// find an existing series without building a label set.
     pub fn hash_pairs(pairs: &[(&str, &str)]) -> u64 {

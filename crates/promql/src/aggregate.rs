@@ -194,7 +194,7 @@ impl Evaluator<'_> {
             "topk" | "bottomk" => {
                 let k = scalar_param(&op)?;
                 if k.is_nan() {
-                    return Err(Error::Eval(format!("Parameter value is NaN for {op}")));
+                    return Err(Error::Eval("Parameter value is NaN".into()));
                 }
                 let k = if k >= 1.0 {
                     k.min(i64::MAX as f64) as usize
@@ -209,6 +209,54 @@ impl Evaluator<'_> {
                         s.t = t;
                         s
                     }));
+                }
+                return Ok(Value::Vector(out));
+            }
+            "limitk" => {
+                let k = scalar_param(&op)?;
+                if k.is_nan() {
+                    return Err(Error::Eval("Parameter value is NaN".into()));
+                }
+                let k = if k >= 1.0 {
+                    k.min(i64::MAX as f64) as usize
+                } else {
+                    0
+                };
+                // The first k members of each group, in input order, unchanged.
+                for g in &order {
+                    let members = groups.remove(g).unwrap_or_default();
+                    out.extend(members.into_iter().take(k).map(|mut s| {
+                        s.t = t;
+                        s
+                    }));
+                }
+                return Ok(Value::Vector(out));
+            }
+            "limit_ratio" => {
+                let r = scalar_param(&op)?;
+                if r.is_nan() {
+                    return Err(Error::Eval("Ratio value is NaN".into()));
+                }
+                let r = r.clamp(-1.0, 1.0);
+                if r == 0.0 {
+                    return Ok(Value::Vector(Vec::new()));
+                }
+                // A series is kept by where its label hash falls in [0, 1), as Prometheus's
+                // HashRatioSampler does, so the same series are kept at every step and a
+                // ratio r and its complement r-1 partition the input.
+                for g in &order {
+                    for mut s in groups.remove(g).unwrap_or_default() {
+                        let offset = s.labels.prometheus_hash() as f64 / u64::MAX as f64;
+                        let keep = if r >= 0.0 {
+                            offset < r
+                        } else {
+                            offset >= 1.0 + r
+                        };
+                        if keep {
+                            s.t = t;
+                            out.push(s);
+                        }
+                    }
                 }
                 return Ok(Value::Vector(out));
             }

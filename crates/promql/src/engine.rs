@@ -389,4 +389,32 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Timeout(_)), "{err}");
     }
+
+    #[test]
+    fn limitk_and_limit_ratio_select_subsets() {
+        let store = MemStorage::new();
+        for i in 0..200 {
+            store.add(
+                Labels::from_pairs([("__name__", "x"), ("i", &i.to_string())]),
+                &[Sample::new(0, i as f64)],
+            );
+        }
+        let e = Engine::default();
+        let count = |q: &str| match e.instant(&store, q, 0).unwrap() {
+            Value::Vector(v) => v.len(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(count("limitk(7, x)"), 7);
+        assert_eq!(count("limitk(0, x)"), 0);
+        assert_eq!(count("limitk(1000, x)"), 200);
+        assert_eq!(count("limit_ratio(1, x)"), 200);
+        assert_eq!(count("limit_ratio(0, x)"), 0);
+        // r and r-1 select complementary halves; a hash-based choice is roughly proportional.
+        let half = count("limit_ratio(0.5, x)");
+        assert!((60..140).contains(&half), "{half}");
+        assert_eq!(count("limit_ratio(0.5, x) or limit_ratio(-0.5, x)"), 200);
+        assert_eq!(count("limit_ratio(0.5, x) and limit_ratio(-0.5, x)"), 0);
+        let err = e.instant(&store, "limitk(NaN, x)", 0).unwrap_err();
+        assert_eq!(err.to_string(), "Parameter value is NaN");
+    }
 }

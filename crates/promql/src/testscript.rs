@@ -2,9 +2,9 @@
 //! `load`, `clear`, `eval instant|range` with their expectations, compared with Prometheus's
 //! tolerance (relative 1e-6, NaN equals NaN).
 //!
-//! Not checked yet: `expect warn|info|no_warn|no_info` (annotations) and the text of
-//! `expect fail msg:|regex:` (only that the query fails). Evals over native histograms are
-//! counted as skipped, never as passed.
+//! `expect fail msg: TEXT` compares the error text exactly and `expect fail regex: RE` matches
+//! it, as Prometheus's runner does. Not checked yet: `expect warn|info|no_warn|no_info`
+//! (annotations). Evals over native histograms are counted as skipped, never as passed.
 
 use std::collections::BTreeMap;
 
@@ -235,12 +235,21 @@ fn almost_equal(a: f64, b: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < EPS
 }
 
+/// What an `expect fail` line says of the error text.
+#[derive(Debug, Clone)]
+enum FailText {
+    Exact(String),
+    Regex(String),
+}
+
 struct Eval {
     line: usize,
     expr: String,
     range: Option<(i64, i64, i64)>,
     at: i64,
     expect_fail: bool,
+    /// The error text an `expect fail` requires, if it names one.
+    fail_text: Option<FailText>,
     ordered: bool,
     expect_string: Option<String>,
     /// `expect range vector from s to e step d`: an instant query returning a matrix.
@@ -374,6 +383,7 @@ fn parse_eval(line: &str, line_no: usize, lines: &[&str], i: &mut usize) -> Opti
         range: None,
         at: 0,
         expect_fail: cmd == "eval_fail",
+        fail_text: None,
         ordered: cmd == "eval_ordered",
         expect_string: None,
         range_vector: None,
@@ -411,8 +421,14 @@ fn parse_eval(line: &str, line_no: usize, lines: &[&str], i: &mut usize) -> Opti
         }
         if let Some(x) = l.strip_prefix("expect ") {
             let x = x.trim();
-            if x.starts_with("fail") {
+            if let Some(f) = x.strip_prefix("fail") {
                 ev.expect_fail = true;
+                let f = f.trim();
+                if let Some(m) = f.strip_prefix("msg:") {
+                    ev.fail_text = Some(FailText::Exact(m.trim().to_string()));
+                } else if let Some(r) = f.strip_prefix("regex:") {
+                    ev.fail_text = Some(FailText::Regex(r.trim().to_string()));
+                }
             } else if x == "ordered" {
                 ev.ordered = true;
             } else if let Some(s) = x.strip_prefix("string ") {
@@ -444,7 +460,22 @@ fn check(engine: &Engine, store: &MemStorage, ev: &Eval) -> Outcome {
             .map(RangeOrValue::Value),
     };
     let got = match (result, ev.expect_fail) {
-        (Err(_), true) => return Outcome::Passed,
+        (Err(e), true) => {
+            let text = e.to_string();
+            return match &ev.fail_text {
+                Some(FailText::Exact(m)) if &text != m => {
+                    Outcome::Failed(format!("expected error {m:?}, got {text:?}"))
+                }
+                Some(FailText::Regex(r)) => match regex::Regex::new(r) {
+                    Ok(re) if re.is_match(&text) => Outcome::Passed,
+                    Ok(_) => {
+                        Outcome::Failed(format!("expected an error matching {r:?}, got {text:?}"))
+                    }
+                    Err(err) => Outcome::Failed(format!("bad regex in the script: {err}")),
+                },
+                _ => Outcome::Passed,
+            };
+        }
         (Ok(_), true) => return Outcome::Failed("expected the query to fail, it succeeded".into()),
         (Err(e), false) => return Outcome::Failed(format!("error: {e}")),
         (Ok(g), false) => g,

@@ -431,6 +431,51 @@ impl Evaluator<'_> {
                 }
                 Value::Vector(out)
             }
+            "histogram_quantiles" => {
+                // histogram_quantiles(v, "label", q1, q2, …): one series per histogram and
+                // quantile, the quantile in the given label.
+                let dst = self.string_args(&args[1..2], t)?.remove(0);
+                if !medic_model::is_valid_label_name(&dst) {
+                    return Err(Error::Eval(format!("invalid label name {dst:?}")));
+                }
+                let qs = args[2..]
+                    .iter()
+                    .map(|a| self.eval_scalar(a, t))
+                    .collect::<Result<Vec<f64>, Error>>()?;
+                let v = self.eval_vector(args[0], t)?;
+                let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
+                let mut order = Vec::new();
+                for s in v {
+                    let Some(Ok(ub)) = s.labels.get("le").map(parse_le) else {
+                        continue;
+                    };
+                    let mut b = s.labels.to_builder();
+                    b.del("le");
+                    b.del(METRIC_NAME);
+                    let g = b.build();
+                    if !groups.contains_key(&g) {
+                        order.push(g.clone());
+                    }
+                    groups.entry(g).or_default().push((ub, s.v));
+                }
+                let mut out = Vec::with_capacity(order.len() * qs.len());
+                for &q in &qs {
+                    let label = format_quantile_label(q);
+                    for g in &order {
+                        let mut b = groups[g].clone();
+                        let mut lb = g.to_builder();
+                        lb.set(dst.as_str(), label.clone());
+                        out.push(VectorSample {
+                            drop_name: true,
+                            labels: lb.build(),
+                            t,
+                            v: bucket_quantile(q, &mut b),
+                        });
+                    }
+                }
+                super::check_unique_labels(&out)?;
+                Value::Vector(out)
+            }
             "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year"
             | "days_in_month" | "month" | "year" => {
                 let inputs: Vec<VectorSample> = if args.is_empty() {
@@ -502,6 +547,16 @@ fn check_destination(dst: &str, function: &str) -> Result<(), Error> {
 
 /// Sets label `dst` (an empty value removes it). A metric name set explicitly is kept even if an
 /// earlier function marked the name for removal.
+/// A quantile as `histogram_quantiles` writes it into a label: integers keep one decimal
+/// (`0.0`, `1.0`), others their shortest form (`0.25`, `-0.1`), and `NaN`/`+Inf`/`-Inf`.
+fn format_quantile_label(q: f64) -> String {
+    if q.is_finite() && q.fract() == 0.0 {
+        format!("{q:.1}")
+    } else {
+        crate::value::format_value(q)
+    }
+}
+
 fn set_label(s: &mut VectorSample, dst: &str, value: String) {
     let mut b = s.labels.to_builder();
     b.set(dst, value);

@@ -85,6 +85,7 @@ impl Evaluator<'_> {
                     let mut v: Vec<f64> = vals().collect();
                     quantile(q.unwrap_or(f64::NAN), &mut v)
                 }
+                "mad_over_time" if vals().any(f64::is_nan) => f64::NAN,
                 "mad_over_time" => {
                     let mut v: Vec<f64> = vals().collect();
                     let med = quantile(0.5, &mut v);
