@@ -69,9 +69,14 @@ impl Engine {
     /// Evaluates `query` at `t` (ms).
     pub fn instant(&self, store: &dyn Queryable, query: &str, t: i64) -> Result<Value, Error> {
         let expr = Self::parse(query)?;
+        self.instant_expr(store, &expr, t)
+    }
+
+    /// Evaluates an already parsed expression at `t` (ms): what rule groups do every interval.
+    pub fn instant_expr(&self, store: &dyn Queryable, expr: &Expr, t: i64) -> Result<Value, Error> {
         let mut ev = Evaluator::new(store, &self.opts, t, t, 0);
-        ev.prepare(&expr, t, t);
-        let v = ev.eval(&expr, t)?;
+        ev.prepare(expr, t, t);
+        let v = ev.eval(expr, t)?;
         Ok(match v {
             Value::Vector(mut vec) => {
                 crate::value::finish_names(&mut vec)?;
