@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod promql_cmd;
 mod query;
+mod rules_cmd;
 mod run;
 
 /// medic — a self-healing operations engine: it stores metrics, evaluates rules, manages alerts
@@ -50,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         what: PromqlCommand,
     },
+    /// Rule files: check them, run their unit tests (promtool-compatible).
+    Rules {
+        #[command(subcommand)]
+        what: RulesCommand,
+    },
     /// Check configuration files without starting anything.
     Check {
         #[command(subcommand)]
@@ -61,6 +67,15 @@ enum Command {
 enum PromqlCommand {
     /// Run PromQL test scripts in Prometheus's `.test` format; exit 1 if any eval fails.
     Test(promql_cmd::TestArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Validate rule files like `promtool check rules`: every error with file, line, group and
+    /// rule. Exit 1 if any file is invalid.
+    Check(rules_cmd::CheckArgs),
+    /// Run rule unit tests in promtool's format (`promtool test rules`). Exit 1 on failure.
+    Test(rules_cmd::TestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +113,17 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Rules { what } => {
+            let ok = match what {
+                RulesCommand::Check(a) => rules_cmd::check(a),
+                RulesCommand::Test(a) => rules_cmd::test(a),
+            };
+            return if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
         Command::Check {
             what: CheckCommand::Config { file },
         } => match medic_server::Config::load(&file) {

@@ -19,4 +19,5 @@ pub mod value;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::Error;
+pub use promql_parser::parser::Expr;
 pub use value::{format_value, RangeSeries, Value, VectorSample};

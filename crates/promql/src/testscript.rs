@@ -77,15 +77,19 @@ fn parse_number(s: &str) -> Option<f64> {
 }
 
 /// One item of a series description: a value, a gap, or a staleness marker.
-#[derive(Debug, Clone, Copy)]
-enum Item {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Item {
+    /// A sample with this value.
     Value(f64),
+    /// No sample at this step.
     Gap,
+    /// A staleness marker.
     Stale,
 }
 
-/// Expands series-description items: `1 2 _ stale 1+2x3 5x2 _x3 -1-1x2`.
-fn expand(values: &str) -> Result<Vec<Item>, String> {
+/// Expands series-description items: `1 2 _ stale 1+2x3 5x2 _x3 -1-1x2` (the notation of
+/// `load` blocks and of promtool's `input_series`).
+pub fn expand(values: &str) -> Result<Vec<Item>, String> {
     let mut out = Vec::new();
     for tok in values.split_whitespace() {
         if tok == "_" {
@@ -152,7 +156,7 @@ fn expand(values: &str) -> Result<Vec<Item>, String> {
 }
 
 /// Splits `name{a="b", c="d"} rest` into labels and the rest of the line.
-fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
+pub fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let s = s.trim_start();
     let name_end = s
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))

@@ -4,4 +4,5 @@ mod bad_input;
 mod crash;
 mod prometheus;
 mod promql;
+mod rules;
 mod support;

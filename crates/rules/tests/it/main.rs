@@ -1,0 +1,152 @@
+//! The public promtool rule tests in `testdata/ruletests/` behave as their README says:
+//! expected passes pass, expected failures fail.
+
+use std::path::{Path, PathBuf};
+
+use medic_rules::unittest::{run_file, Options};
+
+fn data(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/ruletests")
+        .join(p)
+}
+
+fn opts(run: &[&str], ignore_unknown: bool) -> Options {
+    Options {
+        run: run.iter().map(|s| s.to_string()).collect(),
+        ignore_unknown_fields: ignore_unknown,
+    }
+}
+
+#[test]
+fn expected_passes_pass() {
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("prometheus-docs-example/test.yml", &[], false),
+        ("thanos/tests.yaml", &[], false),
+        ("prometheus-promtool/long-period.yml", &[], false),
+        ("prometheus-promtool/at-modifier-test.yml", &[], false),
+        ("prometheus-promtool/negative-offset-test.yml", &[], false),
+        ("prometheus-promtool/no-test-group-interval.yml", &[], false),
+        ("prometheus-promtool/start-time-test.yml", &[], false),
+        ("prometheus-promtool/rules_run.yml", &["correct"], false),
+        ("prometheus-promtool/rules_run_extrafields.yml", &[], true),
+        (
+            "prometheus-promtool/rules_run_fuzzy.yml",
+            &["correct"],
+            false,
+        ),
+    ];
+    for (file, run, ignore) in cases {
+        let errs = run_file(&data(file), &opts(run, *ignore));
+        assert!(errs.is_empty(), "{file} should pass:\n{}", errs.join("\n"));
+    }
+}
+
+#[test]
+fn expected_failures_fail() {
+    let cases: &[(&str, &[&str], bool, &str)] = &[
+        (
+            "prometheus-promtool/failing.yml",
+            &[],
+            false,
+            "alertname: Test, time: 0s",
+        ),
+        (
+            "prometheus-promtool/bad-input-series.yml",
+            &[],
+            false,
+            "unclosed '{'",
+        ),
+        (
+            "prometheus-promtool/bad-promql.yml",
+            &[],
+            false,
+            "many-to-many matching not allowed",
+        ),
+        (
+            "prometheus-promtool/bad-rules-syntax-test.yml",
+            &[],
+            false,
+            "bad-rules-syntax.yml:6: group \"bad-syntax\", rule 1",
+        ),
+        (
+            "prometheus-promtool/bad-rules-error-test.yml",
+            &[],
+            false,
+            "rule: joined, time: 0s",
+        ),
+        (
+            "prometheus-promtool/rules_run.yml",
+            &[],
+            false,
+            "exp: {__name__=\"test\"} 1E+00",
+        ),
+        (
+            "prometheus-promtool/rules_run_no_fuzzy.yml",
+            &[],
+            false,
+            "2.9999999999999996E+00",
+        ),
+        (
+            "prometheus-promtool/rules_run_fuzzy.yml",
+            &["wrong"],
+            false,
+            "2.9999999999999987E+00",
+        ),
+        // Without --ignore-unknown-fields the extra fields are errors, as in promtool.
+        (
+            "prometheus-promtool/rules_run_extrafields.yml",
+            &[],
+            false,
+            "unknown field `namespace`",
+        ),
+    ];
+    for (file, run, ignore, why) in cases {
+        let errs = run_file(&data(file), &opts(run, *ignore)).join("\n");
+        assert!(
+            errs.contains(why),
+            "{file} should fail with {why:?}, got:\n{errs}"
+        );
+    }
+}
+
+/// `unittest.yml` loads native histograms, which medic does not store yet: it fails on them
+/// and on nothing else (every other test in it passes once the histogram parts are removed).
+#[test]
+fn unittest_yml_fails_only_on_native_histograms() {
+    let errs = run_file(&data("prometheus-promtool/unittest.yml"), &opts(&[], false)).join("\n");
+    assert!(
+        errs.contains("test_histogram") && errs.contains("{{schema:1"),
+        "{errs}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(data("prometheus-promtool/unittest.yml")).unwrap();
+    let mut out = Vec::new();
+    let mut skip_block = false;
+    let mut lines = src.lines().peekable();
+    while let Some(l) = lines.next() {
+        if l.trim_start().starts_with("- series: test_histogram") {
+            lines.next(); // its values line
+            continue;
+        }
+        if l.trim() == "# Histograms" {
+            skip_block = true;
+        } else if skip_block && l.trim().starts_with("# Ensure a value is stale") {
+            skip_block = false;
+        }
+        if !skip_block {
+            out.push(l);
+        }
+    }
+    let text = out.join("\n");
+    assert!(!text.contains("histogram"), "{text}");
+    std::fs::write(dir.path().join("unittest.yml"), text).unwrap();
+    std::fs::copy(
+        data("prometheus-promtool/rules.yml"),
+        dir.path().join("rules.yml"),
+    )
+    .unwrap();
+    let errs = run_file(&dir.path().join("unittest.yml"), &opts(&[], false));
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+}
