@@ -31,6 +31,15 @@ fn rules_check_reports_every_error_with_file_line_group_and_rule() {
     let (code, out, _) = medic(&["rules", "check", good.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("SUCCESS: 1 rules found"), "{out}");
+    // Tools that do not know medic's fields reject the file with a clear message.
+    crate::support::require_binary("/usr/bin/promtool", "prometheus");
+    let p = Command::new("/usr/bin/promtool")
+        .args(["check", "rules", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(p.status.code(), Some(1));
+    let perr = String::from_utf8_lossy(&p.stdout).to_string() + &String::from_utf8_lossy(&p.stderr);
+    assert!(perr.contains("field keep_firing_while not found"), "{perr}");
 
     let bad = dir.path().join("bad.yml");
     std::fs::write(
