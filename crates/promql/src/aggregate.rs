@@ -191,7 +191,7 @@ impl Evaluator<'_> {
         };
         let mut out = Vec::new();
         match &op[..] {
-            "topk" | "bottomk" => {
+            "topk" | "bottomk" | "limitk" => {
                 let k = scalar_param(&op)?;
                 if k.is_nan() {
                     return Err(Error::Eval("Parameter value is NaN".into()));
@@ -203,28 +203,11 @@ impl Evaluator<'_> {
                 };
                 for g in &order {
                     let mut members = groups.remove(g).unwrap_or_default();
-                    // NaN sorts last for both topk and bottomk.
-                    members.sort_by(|x, y| cmp_nan_last(x.v, y.v, op == "topk"));
-                    out.extend(members.into_iter().take(k).map(|mut s| {
-                        s.t = t;
-                        s
-                    }));
-                }
-                return Ok(Value::Vector(out));
-            }
-            "limitk" => {
-                let k = scalar_param(&op)?;
-                if k.is_nan() {
-                    return Err(Error::Eval("Parameter value is NaN".into()));
-                }
-                let k = if k >= 1.0 {
-                    k.min(i64::MAX as f64) as usize
-                } else {
-                    0
-                };
-                // The first k members of each group, in input order, unchanged.
-                for g in &order {
-                    let members = groups.remove(g).unwrap_or_default();
+                    // topk/bottomk: NaN sorts last for both. limitk: the first k members of
+                    // each group, in input order.
+                    if op != "limitk" {
+                        members.sort_by(|x, y| cmp_nan_last(x.v, y.v, op == "topk"));
+                    }
                     out.extend(members.into_iter().take(k).map(|mut s| {
                         s.t = t;
                         s
