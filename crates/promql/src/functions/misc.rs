@@ -283,22 +283,13 @@ impl Evaluator<'_> {
                 };
                 Value::Vector(vec)
             }
-            "absent" => {
-                let v = self.eval_vector(args[0], t)?;
-                Value::Vector(if v.is_empty() {
-                    vec![VectorSample {
-                        drop_name: false,
-                        labels: absent_labels(args[0]),
-                        t,
-                        v: 1.0,
-                    }]
+            "absent" | "absent_over_time" => {
+                let empty = if name == "absent" {
+                    self.eval_vector(args[0], t)?.is_empty()
                 } else {
-                    Vec::new()
-                })
-            }
-            "absent_over_time" => {
-                let arg = self.range_arg(args[0], t)?;
-                Value::Vector(if arg.is_empty() {
+                    self.range_arg(args[0], t)?.is_empty()
+                };
+                Value::Vector(if empty {
                     vec![VectorSample {
                         drop_name: false,
                         labels: absent_labels(args[0]),
@@ -398,23 +389,7 @@ impl Evaluator<'_> {
                     vec![self.eval_scalar(args[0], t)?, self.eval_scalar(args[1], t)?]
                 };
                 let v = self.eval_vector(args[params.len()], t)?;
-                let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
-                let mut order = Vec::new();
-                for s in v {
-                    let Some(le) = s.labels.get("le") else {
-                        continue;
-                    };
-                    let Ok(ub) = parse_le(le) else { continue };
-                    // Grouped with the metric name, which the result then drops, as in
-                    // Prometheus: two histograms differing only in name collide in the output.
-                    let mut b = s.labels.to_builder();
-                    b.del("le");
-                    let g = b.build();
-                    if !groups.contains_key(&g) {
-                        order.push(g.clone());
-                    }
-                    groups.entry(g).or_default().push((ub, s.v));
-                }
+                let (order, mut groups) = bucket_groups(v);
                 let mut out = Vec::new();
                 for g in order {
                     let mut b = groups.remove(&g).unwrap_or_default();
@@ -442,22 +417,7 @@ impl Evaluator<'_> {
                     .iter()
                     .map(|a| self.eval_scalar(a, t))
                     .collect::<Result<Vec<f64>, Error>>()?;
-                let v = self.eval_vector(args[0], t)?;
-                let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
-                let mut order = Vec::new();
-                for s in v {
-                    let Some(Ok(ub)) = s.labels.get("le").map(parse_le) else {
-                        continue;
-                    };
-                    let mut b = s.labels.to_builder();
-                    b.del("le");
-                    b.del(METRIC_NAME);
-                    let g = b.build();
-                    if !groups.contains_key(&g) {
-                        order.push(g.clone());
-                    }
-                    groups.entry(g).or_default().push((ub, s.v));
-                }
+                let (order, groups) = bucket_groups(self.eval_vector(args[0], t)?);
                 let mut out = Vec::with_capacity(order.len() * qs.len());
                 for &q in &qs {
                     let label = format_quantile_label(q);
@@ -473,6 +433,8 @@ impl Evaluator<'_> {
                         });
                     }
                 }
+                // Names are dropped when evaluation finishes, which fails on label sets that
+                // then collide (two histograms differing only in name, or `label` clashing).
                 super::check_unique_labels(&out)?;
                 Value::Vector(out)
             }
@@ -547,6 +509,30 @@ fn check_destination(dst: &str, function: &str) -> Result<(), Error> {
 
 /// Sets label `dst` (an empty value removes it). A metric name set explicitly is kept even if an
 /// earlier function marked the name for removal.
+/// Classic histogram buckets grouped by series without `le` (keeping the metric name, which
+/// the result then drops, as in Prometheus: two histograms differing only in name collide in the
+/// output), in order of first appearance, as (upper bound, count) pairs. Series without a
+/// parsable `le` are ignored.
+type BucketGroups = (Vec<Labels>, HashMap<Labels, Vec<(f64, f64)>>);
+
+fn bucket_groups(v: Vec<VectorSample>) -> BucketGroups {
+    let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
+    let mut order = Vec::new();
+    for s in v {
+        let Some(Ok(ub)) = s.labels.get("le").map(parse_le) else {
+            continue;
+        };
+        let mut b = s.labels.to_builder();
+        b.del("le");
+        let g = b.build();
+        if !groups.contains_key(&g) {
+            order.push(g.clone());
+        }
+        groups.entry(g).or_default().push((ub, s.v));
+    }
+    (order, groups)
+}
+
 /// A quantile as `histogram_quantiles` writes it into a label: integers keep one decimal
 /// (`0.0`, `1.0`), others their shortest form (`0.25`, `-0.1`), and `NaN`/`+Inf`/`-Inf`.
 fn format_quantile_label(q: f64) -> String {
