@@ -110,12 +110,7 @@ impl Labels {
     /// find series by labels.
     pub fn stable_hash(&self) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for l in self.0.iter() {
-            h.update(l.name.as_bytes());
-            h.update(&[0xff]);
-            h.update(l.value.as_bytes());
-            h.update(&[0xff]);
-        }
+        self.feed_hash(|b| h.update(b));
         h.digest()
     }
 
@@ -124,13 +119,18 @@ impl Labels {
     /// Prometheus does, such as `limit_ratio`.
     pub fn prometheus_hash(&self) -> u64 {
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for l in self.0.iter() {
-            h.update(l.name.as_bytes());
-            h.update(&[0xff]);
-            h.update(l.value.as_bytes());
-            h.update(&[0xff]);
-        }
+        self.feed_hash(|b| h.update(b));
         h.digest()
+    }
+
+    /// Feeds the bytes both hashes cover: each name and value followed by 0xff.
+    fn feed_hash(&self, mut update: impl FnMut(&[u8])) {
+        for l in self.0.iter() {
+            update(l.name.as_bytes());
+            update(&[0xff]);
+            update(l.value.as_bytes());
+            update(&[0xff]);
+        }
     }
 
     /// [`Labels::stable_hash`] of borrowed `(name, value)` pairs sorted by name, so callers can

@@ -104,6 +104,17 @@ impl Group {
         })
     }
 
+    /// Marks `for` state as already restored, so the first evaluation writes `ALERTS` and
+    /// restores nothing (what promtool's unit tests do: they start without history).
+    pub fn mark_restored(&mut self) {
+        self.should_restore = false;
+        for r in &mut self.rules {
+            if let Rule::Alerting(a) = r {
+                a.restored = true;
+            }
+        }
+    }
+
     /// A key identifying the group across reloads.
     pub fn key(&self) -> (PathBuf, String) {
         (self.file.clone(), self.name.clone())

@@ -324,8 +324,8 @@ fn run_group(
     // Input samples, in time order, appended as evaluation reaches them.
     let mut input: Vec<(i64, Labels, f64)> = Vec::new();
     for s in &tg.input_series {
-        let (labels, rest) = match parse_labels(&s.series) {
-            Ok((l, rest)) if rest.trim().is_empty() => (l, rest),
+        let labels = match parse_labels(&s.series) {
+            Ok((l, rest)) if rest.trim().is_empty() => l,
             Ok((_, rest)) => {
                 return vec![format!(
                     "series {:?}: unexpected {:?}",
@@ -335,7 +335,6 @@ fn run_group(
             }
             Err(e) => return vec![format!("series {:?}: {e}", s.series)],
         };
-        let _ = rest;
         let items = match expand(&s.values) {
             Ok(i) => i,
             Err(e) => return vec![format!("series {:?}: values {:?}: {e}", s.series, s.values)],
@@ -367,13 +366,7 @@ fn run_group(
     };
     groups.sort_by_key(|g| order.get(&g.name).copied().unwrap_or(0));
     for g in &mut groups {
-        for r in &mut g.rules {
-            if let Rule::Alerting(a) = r {
-                a.restored = true;
-            }
-        }
-        // Restoring `for` state is for restarts; a test starts with none.
-        g.interval = interval;
+        g.mark_restored();
     }
     let engine = Engine::new(EngineOptions {
         default_subquery_step_ms: eval_interval.as_millis() as i64,
@@ -568,9 +561,6 @@ fn run_group(
                 samples_string(&got)
             ));
         }
-    }
-    if !errs.is_empty() && !name_prefix.is_empty() {
-        // promtool names the group in alert failures only; expression failures carry the expr.
     }
     errs
 }

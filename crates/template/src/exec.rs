@@ -143,20 +143,20 @@ impl<'a> State<'a> {
         let mut bare = p.clone();
         bare.vars.clear();
         let v = self.pipeline(&bare, dot)?;
-        let items: Vec<(Value, Value)> = match v {
-            Value::List(l) => l
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (Value::Int(i as i64), v))
-                .collect(),
-            Value::Map(m) => m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect(),
-            Value::Int(n) => (0..n.max(0))
-                .map(|i| (Value::Int(i), Value::Int(i)))
-                .collect(),
-            Value::Nil => Vec::new(),
+        // Integers are counted, not collected, so `range 1000000000` costs no memory.
+        let items: Box<dyn Iterator<Item = (Value, Value)>> = match v {
+            Value::List(l) => Box::new(
+                l.into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (Value::Int(i as i64), v)),
+            ),
+            Value::Map(m) => Box::new(m.into_iter().map(|(k, v)| (Value::Str(k), v))),
+            Value::Int(n) => Box::new((0..n.max(0)).map(|i| (Value::Int(i), Value::Int(i)))),
+            Value::Nil => Box::new(std::iter::empty()),
             other => return Err(ExecError(format!("range can't iterate over {other}"))),
         };
-        if items.is_empty() {
+        let mut items = items.peekable();
+        if items.peek().is_none() {
             return Ok(match self.scoped(els, dot, out)? {
                 Flow::Normal => Flow::Normal,
                 // break/continue in a range's else belong to an enclosing range.

@@ -68,7 +68,7 @@ pub fn format_g(v: f64, prec: Option<usize>, upper: bool) -> String {
     if let Some(s) = special(v) {
         return s;
     }
-    let neg = v.is_sign_negative() && v != 0.0 || (v == 0.0 && v.is_sign_negative());
+    let neg = v.is_sign_negative();
     if v == 0.0 {
         return if neg { "-0".into() } else { "0".into() };
     }
@@ -311,10 +311,21 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             n
         };
+        // Go refuses widths and precisions above 10^6 (`%!(BADWIDTH)`), which also keeps a
+        // template from asking for a gigabyte of padding.
+        const MAX_WIDTH: usize = 1_000_000;
         spec.width = num(&mut chars);
+        if spec.width.is_some_and(|w| w > MAX_WIDTH) {
+            out.push_str("%!(BADWIDTH)");
+            spec.width = None;
+        }
         if chars.peek() == Some(&'.') {
             chars.next();
             spec.prec = Some(num(&mut chars).unwrap_or(0));
+            if spec.prec.is_some_and(|p| p > MAX_WIDTH) {
+                out.push_str("%!(BADPREC)");
+                spec.prec = None;
+            }
         }
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -403,5 +414,6 @@ mod tests {
             sprint(&[Value::Int(1), Value::Int(2), "x".into(), Value::Int(3)]),
             "1 2x3"
         );
+        assert_eq!(sprintf("%99999999999d", &[Value::Int(1)]), "%!(BADWIDTH)1");
     }
 }

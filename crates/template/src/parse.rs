@@ -144,7 +144,7 @@ impl Parser<'_> {
 
     fn control(&mut self, kw: &str, toks: Vec<Tok>, line: usize) -> Result<Node, Error> {
         let pipe = self.pipeline(&toks, line)?;
-        let (body, end, l) = self.list(false)?;
+        let (body, end, _) = self.list(false)?;
         let els = match end {
             End::Eof => return Err(self.err(line, format!("unexpected EOF in {kw}"))),
             End::Stop => Vec::new(),
@@ -157,17 +157,18 @@ impl Parser<'_> {
                 }
                 None => {
                     let (els, end, l3) = self.list(false)?;
-                    if !matches!(end, End::Stop) {
-                        return Err(
-                            self.err(l3.max(l), format!("expected end; found else in {kw}"))
-                        );
+                    match end {
+                        End::Stop => {}
+                        End::Eof => return Err(self.err(line, format!("unexpected EOF in {kw}"))),
+                        End::Else(..) => {
+                            return Err(self.err(l3, format!("expected end; found else in {kw}")))
+                        }
                     }
                     els
                 }
                 _ => return Err(self.err(l2, "unexpected tokens after else")),
             },
         };
-        let _ = l;
         Ok(match kw {
             "if" => Node::If(pipe, body, els),
             "range" => Node::Range(pipe, body, els),
