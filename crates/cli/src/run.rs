@@ -39,11 +39,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             Overrides {
                 listen: args.listen,
                 data: args.data,
+                config_file: args.config.clone(),
             },
         )
         .await?;
         // A line tests and scripts can wait for, with the real port when --listen ends in :0.
         println!("medic listening on http://{}", app.local_addr());
+        let state = app.state();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                info!("received SIGHUP");
+                // The reloader logs the outcome and sets the reload metrics.
+                let _ = state.reloader.reload().await;
+            }
+        });
         app.run(shutdown_signal()).await?;
         info!("medic stopped");
         Ok(())

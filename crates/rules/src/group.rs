@@ -51,6 +51,44 @@ impl Default for GroupOptions {
     }
 }
 
+/// What the API shows about a group (a snapshot taken after each evaluation).
+#[derive(Debug, Clone)]
+pub struct GroupStatus {
+    pub name: String,
+    pub file: PathBuf,
+    pub interval: Duration,
+    pub limit: usize,
+    pub query_offset: Duration,
+    /// Last evaluation (ms; 0 = never) and how long it took.
+    pub last_eval: i64,
+    pub last_duration: Duration,
+    pub rules: Vec<RuleStatus>,
+}
+
+/// What the API shows about a rule.
+#[derive(Debug, Clone)]
+pub struct RuleStatus {
+    pub name: String,
+    pub query: String,
+    /// The labels as written in the file (templates unexpanded), group labels included.
+    pub labels: Labels,
+    pub health: RuleHealth,
+    /// Set for alerting rules.
+    pub alerting: Option<AlertingStatus>,
+}
+
+/// The alerting part of a [`RuleStatus`].
+#[derive(Debug, Clone)]
+pub struct AlertingStatus {
+    pub hold: Duration,
+    pub keep_firing_for: Duration,
+    pub keep_firing_while: Option<String>,
+    pub annotations: Labels,
+    pub state: AlertState,
+    /// Pending and firing alerts, sorted by labels.
+    pub alerts: Vec<Alert>,
+}
+
 /// One evaluated rule group.
 #[derive(Debug)]
 pub struct Group {
@@ -113,6 +151,16 @@ impl Group {
                 a.restored = true;
             }
         }
+    }
+
+    /// The external labels alerts of this group carry when sent.
+    pub fn external_labels(&self) -> &Labels {
+        &self.opts.external_labels
+    }
+
+    /// The URL medic is reached under, for links in alerts.
+    pub fn external_url(&self) -> &str {
+        &self.opts.external_url
     }
 
     /// A key identifying the group across reloads.
@@ -276,6 +324,65 @@ impl Group {
                     .filter(|a| a.state != AlertState::Inactive)
                     .map(move |a| (r, a))
             })
+    }
+
+    /// Ends every series the group wrote with a staleness marker at `ts` (the group was
+    /// removed by a reload), so queries stop seeing them at once instead of after 5 minutes.
+    pub fn mark_all_stale(&mut self, store: &dyn Storage, ts: i64) -> Result<(), String> {
+        let mut app = store.appender();
+        for set in &mut self.written {
+            for gone in set.drain() {
+                let _ = app.append_labels(&gone, ts, STALE_NAN);
+            }
+        }
+        app.commit().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// A copy of what the API shows about the group: rules, health and alerts.
+    pub fn status(&self) -> GroupStatus {
+        let rules = self
+            .rules
+            .iter()
+            .zip(&self.health)
+            .map(|(r, h)| match r {
+                Rule::Recording(r) => RuleStatus {
+                    name: r.name.clone(),
+                    query: r.query.clone(),
+                    labels: r.labels.clone(),
+                    health: h.clone(),
+                    alerting: None,
+                },
+                Rule::Alerting(a) => RuleStatus {
+                    name: a.name.clone(),
+                    query: a.query.clone(),
+                    labels: a.raw_labels.clone(),
+                    health: h.clone(),
+                    alerting: Some(AlertingStatus {
+                        hold: a.hold,
+                        keep_firing_for: a.keep_firing_for,
+                        keep_firing_while: a.keep_firing_while.as_ref().map(|(q, _)| q.clone()),
+                        annotations: a.raw_annotations.clone(),
+                        state: a.state(),
+                        alerts: a
+                            .alerts()
+                            .into_iter()
+                            .filter(|x| x.state != AlertState::Inactive)
+                            .cloned()
+                            .collect(),
+                    }),
+                },
+            })
+            .collect();
+        GroupStatus {
+            name: self.name.clone(),
+            file: self.file.clone(),
+            interval: self.interval,
+            limit: self.limit,
+            query_offset: self.query_offset,
+            last_eval: self.last_eval,
+            last_duration: self.last_duration,
+            rules,
+        }
     }
 
     /// When this group evaluates next after `now` (ms): on its interval, shifted by an offset

@@ -5,12 +5,16 @@
 
 pub mod file;
 pub mod group;
+pub mod manager;
 pub mod rule;
 pub mod template;
 pub mod unittest;
 
 pub use file::{FileError, RuleFile};
-pub use group::{Group, GroupOptions, RuleHealth, Storage};
+pub use group::{
+    AlertingStatus, Group, GroupOptions, GroupStatus, RuleHealth, RuleStatus, Storage,
+};
+pub use manager::{LogNotifier, Manager, Notification, Notifier, RuleMetrics, UpdateSummary};
 pub use rule::{Alert, AlertState, AlertingRule, RecordingRule, Rule};
 
 /// The functions a rule template may call (with `query` and the URL functions as stubs), for

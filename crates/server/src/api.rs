@@ -45,6 +45,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/status/buildinfo", get(crate::query_api::buildinfo))
         .route("/api/v1/status/tsdb", get(tsdb_status))
+        .route("/api/v1/rules", get(crate::rules_api::rules))
+        .route("/api/v1/alerts", get(crate::rules_api::alerts))
+        .route(
+            "/-/reload",
+            post(crate::rules_api::reload).put(crate::rules_api::reload),
+        )
         .route("/api/v1/admin/tsdb/flush", post(flush))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
@@ -153,7 +159,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn success(data: Value) -> Response {
+pub(crate) fn success(data: Value) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
 

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::config::Config;
+use crate::reload::{ReloadMetrics, Reloader};
 use crate::scrape::{ScrapeManager, ScrapeMetrics};
 use crate::selfmetrics::{HttpMetrics, SelfMetrics};
 use crate::Error;
@@ -22,6 +23,9 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--data`.
     pub data: Option<PathBuf>,
+    /// The file the config came from: reloads re-read it, and relative `rule_files` are taken
+    /// from its directory.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Shared state of the HTTP handlers.
@@ -38,6 +42,10 @@ pub struct AppState {
     pub http: HttpMetrics,
     /// The PromQL engine.
     pub engine: medic_promql::Engine,
+    /// The rule manager.
+    pub rules: Arc<medic_rules::Manager>,
+    /// Applies SIGHUP and `/-/reload`.
+    pub reloader: Reloader,
 }
 
 /// A running medic.
@@ -93,13 +101,46 @@ impl App {
             scrape_metrics,
         )?;
 
+        let engine = medic_promql::Engine::default();
+        let rule_metrics = medic_rules::RuleMetrics::default();
+        let reload_metrics = ReloadMetrics::default();
+        self_metrics.with_registry(|r| {
+            rule_metrics.register(r);
+            reload_metrics.register(r);
+        });
+        let rule_store: Arc<dyn medic_rules::Storage> = db.clone();
+        let rules = medic_rules::Manager::new(
+            engine.clone(),
+            rule_store,
+            Arc::new(medic_rules::LogNotifier),
+            Arc::new(medic_model::SystemClock),
+            rule_metrics,
+        );
+        let reloader = Reloader::new(
+            overrides.config_file.clone(),
+            format!("http://{self_target}"),
+            rules.clone(),
+            reload_metrics,
+        );
+        // A broken rule file stops the start, as in Prometheus; at reload it only logs.
+        reloader
+            .apply(&config)
+            .await
+            .map_err(|message| Error::Config {
+                file: overrides.config_file.clone().unwrap_or_default(),
+                message,
+            })?;
+        reloader.started();
+
         let state = Arc::new(AppState {
             config,
             db,
             scrape: Some(Arc::new(scrape)),
             self_metrics,
             http,
-            engine: medic_promql::Engine::default(),
+            engine,
+            rules,
+            reloader,
         });
         Ok(App {
             state,
@@ -116,6 +157,11 @@ impl App {
     /// The store.
     pub fn db(&self) -> Arc<Db> {
         self.state.db.clone()
+    }
+
+    /// Shared state, to reload from outside (SIGHUP).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
     }
 
     /// Serves until `shutdown` completes, then stops scraping, finishes in-flight requests and
@@ -136,6 +182,7 @@ impl App {
         if let Some(s) = &self.state.scrape {
             s.stop().await;
         }
+        self.state.rules.stop().await;
         let db = self.state.db.clone();
         tokio::task::spawn_blocking(move || db.close())
             .await

@@ -116,6 +116,50 @@ pub struct Config {
     /// key, medic scrapes its own `/metrics` (job `medic`); an explicit empty list scrapes
     /// nothing.
     pub scrape_configs: Option<Vec<ScrapeConfig>>,
+    /// Prometheus rule files to load, as paths or globs (`rules/*.yml`); relative ones are
+    /// taken from the config file's directory. Re-read on SIGHUP and `POST /-/reload`.
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+    /// How alerting rules behave around restarts and notifications.
+    #[serde(default)]
+    pub rules: RulesConfig,
+}
+
+/// `rules:` — settings Prometheus takes as `--rules.*` flags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// After a restart, pending alerts resume their `for` timer if medic was down at most this
+    /// long (default 1h); after a longer outage they start over.
+    #[serde(default = "default_outage_tolerance")]
+    pub for_outage_tolerance: PromDuration,
+    /// After a restart, an alert whose `for` is at least this long waits at least this long
+    /// before firing again (default 10m), so a restart does not page at once.
+    #[serde(default = "default_for_grace_period")]
+    pub for_grace_period: PromDuration,
+    /// Firing alerts are re-sent to the alert manager at most this often (default 1m).
+    #[serde(default = "default_resend_delay")]
+    pub resend_delay: PromDuration,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            for_outage_tolerance: default_outage_tolerance(),
+            for_grace_period: default_for_grace_period(),
+            resend_delay: default_resend_delay(),
+        }
+    }
+}
+
+fn default_outage_tolerance() -> PromDuration {
+    PromDuration(Duration::from_secs(3600))
+}
+fn default_for_grace_period() -> PromDuration {
+    PromDuration(Duration::from_secs(600))
+}
+fn default_resend_delay() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -125,15 +169,16 @@ pub struct GlobalConfig {
     /// How often to scrape targets by default (default 15s).
     #[serde(default = "default_scrape_interval")]
     pub scrape_interval: PromDuration,
-    /// How long a scrape may take by default (default 10s, never more than the interval).
-    #[serde(default = "default_scrape_timeout")]
-    pub scrape_timeout: PromDuration,
-    /// Accepted for compatibility with prometheus.yml; rule evaluation arrives with the rules
-    /// engine.
+    /// How long a scrape may take by default (default 10s, or `scrape_interval` when that is
+    /// shorter, as in Prometheus). Set explicitly, it must not exceed `scrape_interval`.
     #[serde(default)]
-    pub evaluation_interval: Option<PromDuration>,
-    /// Labels added to every series medic sends elsewhere (reserved for federation and remote
-    /// write out; not added to stored series, as in Prometheus).
+    pub scrape_timeout: Option<PromDuration>,
+    /// How often rule groups are evaluated unless a group sets its own `interval` (default 1m,
+    /// as in Prometheus).
+    #[serde(default = "default_evaluation_interval")]
+    pub evaluation_interval: PromDuration,
+    /// Labels added to alerts medic's rules send out (where the alert lacks them) and available
+    /// to rule templates as `$externalLabels`; not added to stored series, as in Prometheus.
     #[serde(default)]
     pub external_labels: BTreeMap<String, String>,
 }
@@ -142,11 +187,23 @@ impl Default for GlobalConfig {
     fn default() -> Self {
         Self {
             scrape_interval: default_scrape_interval(),
-            scrape_timeout: default_scrape_timeout(),
-            evaluation_interval: None,
+            scrape_timeout: None,
+            evaluation_interval: default_evaluation_interval(),
             external_labels: BTreeMap::new(),
         }
     }
+}
+
+impl GlobalConfig {
+    /// The default scrape timeout in force: as set, or 10s capped at `scrape_interval`.
+    pub fn scrape_timeout(&self) -> PromDuration {
+        self.scrape_timeout
+            .unwrap_or_else(|| default_scrape_timeout().min(self.scrape_interval))
+    }
+}
+
+fn default_evaluation_interval() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
 }
 
 fn default_scrape_interval() -> PromDuration {
@@ -583,16 +640,31 @@ impl Config {
 
     /// Checks what serde cannot: relations between fields, valid names and regexes.
     fn validate(&self) -> Result<(), String> {
-        if self.global.scrape_timeout > self.global.scrape_interval {
-            return Err(format!(
-                "global.scrape_timeout ({}) is longer than global.scrape_interval ({})",
-                self.global.scrape_timeout, self.global.scrape_interval
-            ));
+        if let Some(t) = self.global.scrape_timeout {
+            if t > self.global.scrape_interval {
+                return Err(format!(
+                    "global.scrape_timeout ({t}) is longer than global.scrape_interval ({})",
+                    self.global.scrape_interval
+                ));
+            }
         }
         self.storage
             .tsdb_options()
             .validate()
             .map_err(|e| format!("storage: {e}"))?;
+        if self.global.evaluation_interval.0.is_zero() {
+            return Err("global.evaluation_interval must be greater than 0".into());
+        }
+        for (i, p) in self.rule_files.iter().enumerate() {
+            glob::Pattern::new(p).map_err(|e| format!("rule_files[{i}]: {p:?}: {e}"))?;
+        }
+        for name in self.global.external_labels.keys() {
+            if !medic_model::is_valid_label_name(name) {
+                return Err(format!(
+                    "global.external_labels: {name:?} is not a valid label name"
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for (i, sc) in self.scrape_configs.iter().flatten().enumerate() {
             let at = format!("scrape_configs[{i}] (job {:?})", sc.job_name);

@@ -11,7 +11,9 @@ pub mod app;
 pub mod config;
 mod error;
 pub mod query_api;
+pub mod reload;
 pub mod remote_write;
+pub mod rules_api;
 pub mod scrape;
 pub mod selfmetrics;
 

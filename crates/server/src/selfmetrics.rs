@@ -50,15 +50,15 @@ impl SelfMetrics {
         build
             .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION"))])
             .set(1);
-        registry.register("medic_build_info", "medic's version; always 1.", build);
+        registry.register("medic_build_info", "medic's version; always 1", build);
         registry.register(
             "medic_http_requests",
-            "HTTP requests by handler and code.",
+            "HTTP requests by handler and code",
             http.requests.clone(),
         );
         registry.register(
             "medic_http_request_duration_seconds",
-            "HTTP request latency by handler.",
+            "HTTP request latency by handler",
             http.duration.clone(),
         );
         let start_time = std::time::SystemTime::now()

@@ -113,128 +113,128 @@ impl Metrics {
         let r = registry.sub_registry_with_prefix("medic_tsdb");
         r.register(
             "head_samples_appended",
-            "Samples appended to the head.",
+            "Samples appended to the head",
             self.samples_appended.clone(),
         );
         r.register(
             "samples_rejected",
-            "Samples rejected, by reason.",
+            "Samples rejected, by reason",
             self.samples_rejected.clone(),
         );
         r.register(
             "head_series",
-            "Series in the head.",
+            "Series in the head",
             self.head_series.clone(),
         );
         r.register(
             "head_series_created",
-            "Series created in the head.",
+            "Series created in the head",
             self.head_series_created.clone(),
         );
         r.register(
             "head_series_removed",
-            "Series removed from the head by garbage collection.",
+            "Series removed from the head by garbage collection",
             self.head_series_removed.clone(),
         );
         r.register(
             "head_chunks",
-            "Chunks held in the head.",
+            "Chunks held in the head",
             self.head_chunks.clone(),
         );
         r.register(
             "head_min_time_milliseconds",
-            "Oldest timestamp the head answers for.",
+            "Oldest timestamp the head answers for",
             self.head_min_time.clone(),
         );
         r.register(
             "head_max_time_milliseconds",
-            "Newest timestamp in the head.",
+            "Newest timestamp in the head",
             self.head_max_time.clone(),
         );
         r.register(
             "head_truncations",
-            "Head truncations after a block was cut.",
+            "Head truncations after a block was cut",
             self.head_truncations.clone(),
         );
         r.register(
             "wal_written_bytes",
-            "Bytes written to the WAL.",
+            "Bytes written to the WAL",
             self.wal_bytes_written.clone(),
         );
         r.register("wal_fsyncs", "WAL fsyncs.", self.wal_fsyncs.clone());
         r.register(
             "wal_fsync_duration_seconds",
-            "WAL fsync latency.",
+            "WAL fsync latency",
             self.wal_fsync_duration.clone(),
         );
         r.register(
             "wal_segments_created",
-            "WAL segments created.",
+            "WAL segments created",
             self.wal_segments_created.clone(),
         );
         r.register(
             "wal_truncations",
-            "Torn or corrupted WAL tails truncated during replay.",
+            "Torn or corrupted WAL tails truncated during replay",
             self.wal_truncations.clone(),
         );
         r.register(
             "wal_replay_records",
-            "Records replayed from the WAL at the last start.",
+            "Records replayed from the WAL at the last start",
             self.wal_replay_records.clone(),
         );
         r.register(
             "wal_replay_duration_seconds",
-            "How long the last WAL replay took.",
+            "How long the last WAL replay took",
             self.wal_replay_seconds.clone(),
         );
         r.register(
             "checkpoints",
-            "WAL checkpoints written.",
+            "WAL checkpoints written",
             self.checkpoints.clone(),
         );
         r.register(
             "checkpoints_failed",
-            "WAL checkpoints that failed.",
+            "WAL checkpoints that failed",
             self.checkpoints_failed.clone(),
         );
         r.register(
             "blocks_written",
-            "Blocks written from the head or by compaction.",
+            "Blocks written from the head or by compaction",
             self.blocks_written.clone(),
         );
         r.register(
             "compactions",
-            "Compactions (merges of blocks).",
+            "Compactions (merges of blocks)",
             self.compactions.clone(),
         );
         r.register(
             "compactions_failed",
-            "Compactions that failed.",
+            "Compactions that failed",
             self.compactions_failed.clone(),
         );
         r.register(
             "compaction_duration_seconds",
-            "Compaction latency.",
+            "Compaction latency",
             self.compaction_duration.clone(),
         );
         r.register(
             "blocks_loaded",
-            "Persisted blocks open for queries.",
+            "Persisted blocks open for queries",
             self.blocks_loaded.clone(),
         );
         r.register(
             "blocks_bytes",
-            "Bytes of persisted blocks on disk.",
+            "Bytes of persisted blocks on disk",
             self.blocks_bytes.clone(),
         );
         r.register(
             "blocks_quarantined",
-            "Blocks moved aside because they could not be read.",
+            "Blocks moved aside because they could not be read",
             self.blocks_quarantined.clone(),
         );
         r.register(
             "retention_deleted_blocks",
-            "Blocks deleted by retention, by reason.",
+            "Blocks deleted by retention, by reason",
             self.retention_deleted.clone(),
         );
     }

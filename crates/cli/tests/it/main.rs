@@ -5,4 +5,5 @@ mod crash;
 mod prometheus;
 mod promql;
 mod rules;
+mod rules_server;
 mod support;

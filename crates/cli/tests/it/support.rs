@@ -67,6 +67,11 @@ impl Medic {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL and wait.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

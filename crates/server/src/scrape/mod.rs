@@ -53,17 +53,17 @@ impl ScrapeMetrics {
         let r = registry.sub_registry_with_prefix("medic_scrape");
         r.register(
             "scrapes",
-            "Scrapes by job and result (success, failed).",
+            "Scrapes by job and result (success, failed)",
             self.scrapes.clone(),
         );
         r.register(
             "duration_seconds",
-            "Scrape duration by job.",
+            "Scrape duration by job",
             self.duration.clone(),
         );
         r.register(
             "file_sd_read_errors",
-            "file_sd files that could not be read or parsed.",
+            "file_sd files that could not be read or parsed",
             self.sd_errors.clone(),
         );
     }
@@ -169,7 +169,7 @@ impl ScrapeManager {
             let interval = cfg.scrape_interval.unwrap_or(global.scrape_interval).0;
             let timeout = cfg
                 .scrape_timeout
-                .unwrap_or(global.scrape_timeout)
+                .unwrap_or(global.scrape_timeout())
                 .0
                 .min(interval);
             let client = build_client(&cfg)?;

@@ -1,0 +1,157 @@
+//! Reloading on SIGHUP and `POST /-/reload`: re-read the config file, then the rule files it
+//! names. What a reload applies: `rule_files`, `global.evaluation_interval`,
+//! `global.external_labels`, `server.external_url` and `rules:`. Other sections (listen
+//! address, storage, scrape jobs) take effect at the next start.
+//!
+//! A failed reload changes nothing: the previous rules keep running, the error is logged, and
+//! `medic_config_last_reload_successful` drops to 0 until a reload succeeds.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use medic_model::Labels;
+use medic_rules::{GroupOptions, Manager, UpdateSummary};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tracing::{error, info};
+
+use crate::config::Config;
+
+/// Reload metrics.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadMetrics {
+    successful: Gauge,
+    success_time: Gauge<f64, AtomicU64>,
+}
+
+impl ReloadMetrics {
+    /// Registers `medic_config_last_reload_successful` and
+    /// `medic_config_last_reload_success_timestamp_seconds`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "medic_config_last_reload_successful",
+            "Whether the last configuration reload succeeded (1) or failed (0)",
+            self.successful.clone(),
+        );
+        registry.register(
+            "medic_config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration reload",
+            self.success_time.clone(),
+        );
+    }
+
+    fn succeeded(&self) {
+        self.successful.set(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.success_time.set(now);
+    }
+}
+
+/// Applies the rule part of a config to the rule manager.
+pub struct Reloader {
+    config_file: Option<PathBuf>,
+    default_external_url: String,
+    rules: Arc<Manager>,
+    metrics: ReloadMetrics,
+    serial: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    pub(crate) fn new(
+        config_file: Option<PathBuf>,
+        default_external_url: String,
+        rules: Arc<Manager>,
+        metrics: ReloadMetrics,
+    ) -> Reloader {
+        Reloader {
+            config_file,
+            default_external_url,
+            rules,
+            metrics,
+            serial: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The rule-group settings a config implies.
+    pub fn group_options(&self, config: &Config) -> GroupOptions {
+        GroupOptions {
+            default_interval: config.global.evaluation_interval.0,
+            external_labels: Labels::from_pairs(
+                config
+                    .global
+                    .external_labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            external_url: config
+                .server
+                .external_url
+                .clone()
+                .unwrap_or_else(|| self.default_external_url.clone()),
+            outage_tolerance: config.rules.for_outage_tolerance.0,
+            for_grace_period: config.rules.for_grace_period.0,
+            resend_delay: config.rules.resend_delay.0,
+        }
+    }
+
+    /// Loads the rule files `config` names into the manager (at start, or after re-reading
+    /// the config file).
+    pub async fn apply(&self, config: &Config) -> Result<UpdateSummary, String> {
+        let base = self
+            .config_file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let files = medic_rules::manager::expand_globs(&config.rule_files, &base)?;
+        let opts = self.group_options(config);
+        let rules = self.rules.clone();
+        tokio::task::spawn_blocking(move || rules.update(&files, &opts))
+            .await
+            .map_err(|e| format!("rule loading panicked: {e}"))?
+            .map_err(|errs| {
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+    }
+
+    /// Re-reads the config file and applies it; see the module docs.
+    pub async fn reload(&self) -> Result<UpdateSummary, String> {
+        let _serial = self.serial.lock().await;
+        info!("reloading configuration");
+        let result = match &self.config_file {
+            Some(path) => match Config::load(path) {
+                Ok(cfg) => self.apply(&cfg).await,
+                Err(e) => Err(e.to_string()),
+            },
+            None => self.apply(&Config::default()).await,
+        };
+        match &result {
+            Ok(s) => {
+                self.metrics.succeeded();
+                info!(
+                    files = s.files,
+                    groups = s.groups,
+                    rules = s.rules,
+                    "configuration reloaded"
+                );
+            }
+            Err(e) => {
+                self.metrics.successful.set(0);
+                error!(error = %e, "reload failed; the previous rules keep running");
+            }
+        }
+        result
+    }
+
+    /// Marks the start-up load as a successful reload.
+    pub(crate) fn started(&self) {
+        self.metrics.succeeded();
+    }
+}
