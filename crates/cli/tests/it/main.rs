@@ -6,4 +6,5 @@ mod prometheus;
 mod promql;
 mod rules;
 mod rules_server;
+mod rules_vs_prometheus;
 mod support;
