@@ -80,7 +80,8 @@ enum RulesCommand {
 
 #[derive(Debug, Subcommand)]
 enum CheckCommand {
-    /// Validate a medic.yml; prints the first error with file, line and field. Exit 1 if invalid.
+    /// Validate a medic.yml and the rule files it names; prints the first config error with
+    /// file, line and field, and every rule-file error. Exit 1 if anything is invalid.
     Config {
         /// The file to check.
         file: PathBuf,
@@ -127,9 +128,22 @@ fn main() -> ExitCode {
         Command::Check {
             what: CheckCommand::Config { file },
         } => match medic_server::Config::load(&file) {
-            Ok(_) => {
+            Ok(cfg) => {
                 println!("{}: OK", file.display());
-                Ok(())
+                // As `promtool check config`: the rule files it names are checked too.
+                let base = file.parent().unwrap_or(std::path::Path::new(""));
+                match medic_rules::manager::expand_globs(&cfg.rule_files, base) {
+                    Ok(files) if files.is_empty() => Ok(()),
+                    Ok(files) => {
+                        println!("{} rule files found\n", files.len());
+                        if rules_cmd::check(rules_cmd::CheckArgs::files(files)) {
+                            Ok(())
+                        } else {
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                    Err(e) => Err(anyhow::anyhow!(e)),
+                }
             }
             Err(e) => Err(anyhow::anyhow!(e)),
         },

@@ -15,6 +15,16 @@ pub struct CheckArgs {
     ignore_unknown_fields: bool,
 }
 
+impl CheckArgs {
+    /// Checks `files` strictly, as the server loads them.
+    pub fn files(files: Vec<PathBuf>) -> CheckArgs {
+        CheckArgs {
+            files,
+            ignore_unknown_fields: false,
+        }
+    }
+}
+
 /// Arguments of `medic rules test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {

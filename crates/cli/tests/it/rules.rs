@@ -92,3 +92,27 @@ fn rules_test_exits_like_promtool() {
     ]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn check_config_checks_the_rule_files_it_names() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/medic.yml");
+    let (code, out, err) = medic(&["check", "config", example.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Checking") && out.contains("rules/medic.yml"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("r")).unwrap();
+    std::fs::write(
+        dir.path().join("r/bad.yml"),
+        "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up ==\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(&cfg, "rule_files: ['r/*.yml']\n").unwrap();
+    let (code, out, err) = medic(&["check", "config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("bad.yml:4") && err.contains("\"A\""), "{err}");
+}
