@@ -98,13 +98,22 @@ fn free_port() -> u16 {
 }
 
 pub(crate) fn start(target: &str, medic: &Path) -> anyhow::Result<Server> {
+    start_with(target, medic, "")
+}
+
+/// Starts `target` with `extra` appended to its config file (medic.yml or prometheus.yml; YAML
+/// top-level keys such as `rule_files`), and Prometheus with `/-/reload` enabled.
+pub(crate) fn start_with(target: &str, medic: &Path, extra: &str) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let data = dir.path().join("data");
     let (mut cmd, ready) = match target {
         "medic" => {
             let cfg = dir.path().join("medic.yml");
-            std::fs::write(&cfg, "scrape_configs: []\nstorage:\n  retention: 0\n")?;
+            std::fs::write(
+                &cfg,
+                format!("scrape_configs: []\nstorage:\n  retention: 0\n{extra}"),
+            )?;
             let mut c = Command::new(medic);
             c.args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
                 .arg(&data)
@@ -114,7 +123,7 @@ pub(crate) fn start(target: &str, medic: &Path) -> anyhow::Result<Server> {
         }
         "prometheus" => {
             let cfg = dir.path().join("prometheus.yml");
-            std::fs::write(&cfg, "global: {scrape_interval: 15s}\n")?;
+            std::fs::write(&cfg, format!("global: {{scrape_interval: 15s}}\n{extra}"))?;
             let mut c = Command::new("/usr/bin/prometheus");
             c.arg(format!("--config.file={}", cfg.display()))
                 .arg(format!("--storage.tsdb.path={}", data.display()))
@@ -122,6 +131,7 @@ pub(crate) fn start(target: &str, medic: &Path) -> anyhow::Result<Server> {
                 .args([
                     "--web.enable-remote-write-receiver",
                     "--web.enable-admin-api",
+                    "--web.enable-lifecycle",
                     "--storage.tsdb.retention.time=100y",
                 ]);
             (c, "/-/ready")
@@ -183,13 +193,21 @@ pub(crate) struct Workload {
     pub(crate) start: i64,
 }
 
-pub(crate) fn build(a: &Args) -> Workload {
-    let specs = workload::series(a.series, 42);
-    let now = std::time::SystemTime::now()
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64;
-    let end = now - 10 * 60_000;
+        .as_millis() as i64
+}
+
+pub(crate) fn build(a: &Args) -> Workload {
+    build_ending(a, now_ms() - 10 * 60_000)
+}
+
+/// The workload of `a.hours` ending at `end` (ms).
+pub(crate) fn build_ending(a: &Args, end: i64) -> Workload {
+    let specs = workload::series(a.series, 42);
     let start = end - a.hours * 3_600_000;
     let data: Vec<Vec<medic_model::Sample>> = specs.iter().map(|s| s.samples(start, end)).collect();
     let samples: u64 = data.iter().map(|d| d.len() as u64).sum();

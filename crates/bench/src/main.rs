@@ -3,6 +3,8 @@
 //! - `ingest`: the same pre-encoded remote-write workload into medic, Prometheus and
 //!   VictoriaMetrics, one server at a time, rounds interleaved (A B C C B A …): ingest rate,
 //!   samples per server CPU-second, peak RSS, bytes per sample once compacted.
+//! - `query`: query latency of golden-signal queries, instant and range.
+//! - `rules`: rule evaluation time per interval of a mixin-style rule set under live ingest.
 //! - `codecs`: bytes per sample and decode speed of medic's block codecs on the same workload.
 //!
 //! Loopback only; every load is bounded by the pre-built requests.
@@ -11,6 +13,8 @@ mod codecs;
 mod ingest;
 mod proc;
 mod querybench;
+mod rulebench;
+mod ruleset;
 mod workload;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +35,9 @@ enum Cmd {
     Codecs(codecs::Args),
     /// Query latency of a golden-signal query set, instant and range, on each target.
     Query(querybench::Args),
+    /// Rule evaluation time per interval of a node/service mixin-style rule set, from each
+    /// target's own rule-group metrics.
+    Rules(rulebench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Ingest(a) => ingest::run(a),
         Cmd::Codecs(a) => codecs::run(a),
         Cmd::Query(a) => querybench::run(a),
+        Cmd::Rules(a) => rulebench::run(a),
     }
 }

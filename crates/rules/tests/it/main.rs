@@ -150,3 +150,5 @@ fn unittest_yml_fails_only_on_native_histograms() {
     let errs = run_file(&dir.path().join("unittest.yml"), &opts(&[], false));
     assert!(errs.is_empty(), "{}", errs.join("\n"));
 }
+
+mod manager;

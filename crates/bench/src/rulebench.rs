@@ -1,0 +1,429 @@
+//! The rules benchmark: the workload's history loaded into each target, then the same rule set
+//! (see [`crate::ruleset`]) loaded by reload while fresh samples keep arriving every 5 s, as
+//! from scrapes; each group's evaluation time read from the target's own metrics
+//! (`prometheus_rule_group_last_duration_seconds`, `medic_rule_group_last_duration_seconds`).
+//! Reported per evaluation round (the sum over groups, i.e. the work of one interval), median
+//! over rounds, side by side.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use medic_server::remote_write::{encode, proto};
+
+use crate::ingest::{self, median, now_ms};
+use crate::{proc, ruleset, workload};
+
+/// Arguments of `rules`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of series.
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Hours of history loaded before the rules start.
+    #[arg(long, default_value_t = 1)]
+    hours: i64,
+    /// Targets, in order: medic, prometheus.
+    #[arg(long, value_delimiter = ',', default_value = "medic,prometheus")]
+    targets: Vec<String>,
+    /// Evaluation interval of every group.
+    #[arg(long, default_value = "30s")]
+    interval: String,
+    /// Evaluation rounds measured per target (after one unmeasured round).
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
+    /// The medic binary (build it with `cargo build --release`).
+    #[arg(long, default_value = "target/release/medic")]
+    medic: std::path::PathBuf,
+    /// Print the rule file and exit.
+    #[arg(long)]
+    print_rules: bool,
+}
+
+struct Outcome {
+    target: String,
+    /// Per round: summed group durations (s).
+    rounds: Vec<f64>,
+    /// Per group: median duration (s).
+    groups: BTreeMap<String, f64>,
+    cpu_seconds: f64,
+    peak_rss: u64,
+    unhealthy: Vec<String>,
+    missed: f64,
+    recorded: f64,
+}
+
+/// Requests of `batch` series each carrying their samples in `[from, to)`.
+fn requests(
+    specs: &[workload::SeriesSpec],
+    data: &[Vec<medic_model::Sample>],
+    from: i64,
+    to: i64,
+    batch: usize,
+) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for group in (0..specs.len()).collect::<Vec<_>>().chunks(batch) {
+        let ts: Vec<proto::TimeSeries> = group
+            .iter()
+            .filter_map(|&i| {
+                let samples: Vec<proto::Sample> = data[i]
+                    .iter()
+                    .filter(|s| s.t >= from && s.t < to)
+                    .map(|s| proto::Sample {
+                        value: s.v,
+                        timestamp: s.t,
+                    })
+                    .collect();
+                (!samples.is_empty()).then(|| proto::TimeSeries {
+                    labels: specs[i]
+                        .labels
+                        .iter()
+                        .map(|(n, v)| proto::Label {
+                            name: n.clone(),
+                            value: v.clone(),
+                        })
+                        .collect(),
+                    samples,
+                    histograms: vec![],
+                })
+            })
+            .collect();
+        if !ts.is_empty() {
+            out.push(Bytes::from(encode(&proto::WriteRequest { timeseries: ts })));
+        }
+    }
+    out
+}
+
+async fn post_all(c: &reqwest::Client, base: &str, reqs: Vec<Bytes>) -> anyhow::Result<()> {
+    let url = format!("{base}/api/v1/write");
+    let reqs = Arc::new(reqs);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (c, url, reqs, next) = (c.clone(), url.clone(), reqs.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                let Some(body) = reqs.get(i) else {
+                    return Ok::<(), anyhow::Error>(());
+                };
+                let r = c
+                    .post(&url)
+                    .header("Content-Encoding", "snappy")
+                    .header("Content-Type", "application/x-protobuf")
+                    .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!(
+                        "{url}: {} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// `name{labels} value` lines of a metrics page whose name is `name`, as (labels, value).
+fn metric_lines<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, v) = rest.rsplit_once(' ')?;
+            if !(labels.is_empty() || labels.starts_with('{')) {
+                return None;
+            }
+            Some((labels, v.parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let (rules, n_rules) = ruleset::rule_file(&a.interval);
+    if a.print_rules {
+        print!("{rules}");
+        return Ok(());
+    }
+    let interval_s = medic_model::parse_duration(&a.interval)
+        .map_err(|e| anyhow::anyhow!("--interval: {e}"))?
+        .as_secs_f64();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let specs = workload::series(a.series, 42);
+    eprintln!("{} rules; {} series", n_rules, specs.len());
+    let mut outcomes = Vec::new();
+    for target in &a.targets {
+        let prefix = match target.as_str() {
+            "medic" => "medic",
+            "prometheus" => "prometheus",
+            other => bail!("unknown target {other:?}; use medic or prometheus"),
+        };
+        let rules_dir = tempfile::tempdir()?;
+        let server = ingest::start_with(
+            target,
+            &a.medic,
+            &format!("rule_files: ['{}/*.yml']\n", rules_dir.path().display()),
+        )?;
+        // History up to now, and what the scrapes of the next minutes would bring.
+        let live_span = ((a.rounds + 3) as f64 * interval_s * 1000.0) as i64 + 120_000;
+        let t0 = now_ms();
+        eprintln!("{target}: generating {} h of history …", a.hours);
+        let data: Vec<Vec<medic_model::Sample>> = specs
+            .iter()
+            .map(|s| s.samples(t0 - a.hours * 3_600_000, t0 + live_span))
+            .collect();
+        let t0 = now_ms();
+        eprintln!("{target}: loading history …");
+        let load_start = Instant::now();
+        // In time order, 5 minutes at a time, as it would have arrived (both stores refuse
+        // samples far behind their newest).
+        let mut from = t0 - a.hours * 3_600_000 - 60_000;
+        while from < t0 {
+            let to = (from + 300_000).min(t0);
+            rt.block_on(post_all(
+                &c,
+                &server.base,
+                requests(&specs, &data, from, to, 2000),
+            ))?;
+            from = to;
+        }
+        eprintln!(
+            "{target}: loaded in {:.0} s",
+            load_start.elapsed().as_secs_f64()
+        );
+
+        // Fresh samples every 5 s from here on, as scrapes would bring them.
+        let feeding = Arc::new(AtomicBool::new(true));
+        let feeder = {
+            let (feeding, c, base) = (feeding.clone(), c.clone(), server.base.clone());
+            let specs = workload::series(a.series, 42);
+            let data = Arc::new(data);
+            rt.spawn(async move {
+                let mut sent_to = t0;
+                while feeding.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let now = now_ms();
+                    let reqs = requests(&specs, &data, sent_to, now, 5000);
+                    sent_to = now;
+                    if let Err(e) = post_all(&c, &base, reqs).await {
+                        eprintln!("feeding {base}: {e}");
+                    }
+                }
+            })
+        };
+
+        std::fs::write(rules_dir.path().join("rules.yml"), &rules)?;
+        let reload = rt.block_on(async {
+            let r = c.post(format!("{}/-/reload", server.base)).send().await?;
+            Ok::<_, reqwest::Error>((r.status(), r.text().await?))
+        })?;
+        if !reload.0.is_success() {
+            bail!("{target}: reload failed: {} {}", reload.0, reload.1);
+        }
+        let pid = server.child.id();
+        let cpu_before = proc::cpu_seconds(pid);
+        let eval_start = Instant::now();
+        let mut peak_rss = 0;
+
+        // Each group's (evaluation time → duration), until every group has rounds+1.
+        let mut seen: HashMap<String, BTreeMap<i64, f64>> = HashMap::new();
+        let deadline =
+            Instant::now() + Duration::from_secs_f64(interval_s * (a.rounds as f64 + 4.0) + 120.0);
+        let dur_name = format!("{prefix}_rule_group_last_duration_seconds");
+        let ts_name = format!("{prefix}_rule_group_last_evaluation_timestamp_seconds");
+        let mut missed;
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            peak_rss = peak_rss.max(proc::status_bytes(pid, "VmRSS:"));
+            let text = rt.block_on(async {
+                c.get(format!("{}/metrics", server.base))
+                    .send()
+                    .await?
+                    .text()
+                    .await
+            })?;
+            let durs: HashMap<&str, f64> = metric_lines(&text, &dur_name).into_iter().collect();
+            for (labels, ts) in metric_lines(&text, &ts_name) {
+                if ts <= 0.0 {
+                    continue;
+                }
+                if let Some(d) = durs.get(labels) {
+                    seen.entry(labels.to_string())
+                        .or_default()
+                        .insert((ts * 1000.0) as i64, *d);
+                }
+            }
+            missed = metric_lines(
+                &text,
+                &format!("{prefix}_rule_group_iterations_missed_total"),
+            )
+            .iter()
+            .map(|x| x.1)
+            .sum();
+            let groups_done = seen.len() >= 7 && seen.values().all(|m| m.len() > a.rounds);
+            if groups_done {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{target}: groups did not complete {} evaluations in time: {:?}",
+                    a.rounds + 1,
+                    seen.iter().map(|(g, m)| (g, m.len())).collect::<Vec<_>>()
+                );
+            }
+        }
+        let cpu_seconds = proc::cpu_seconds(pid) - cpu_before;
+        let eval_wall = eval_start.elapsed().as_secs_f64();
+        let rules_json: serde_json::Value = rt.block_on(async {
+            c.get(format!("{}/api/v1/rules", server.base))
+                .send()
+                .await?
+                .json()
+                .await
+        })?;
+        let mut unhealthy = Vec::new();
+        for g in rules_json["data"]["groups"]
+            .as_array()
+            .context("rules API")?
+        {
+            for r in g["rules"].as_array().context("rules API")? {
+                if r["health"] != "ok" {
+                    unhealthy.push(format!("{}: {}", r["name"], r["lastError"]));
+                }
+            }
+        }
+        // What the recording rules produced, to check both did the same work.
+        let recorded: serde_json::Value = rt.block_on(async {
+            c.get(format!("{}/api/v1/query", server.base))
+                .query(&[("query", "count({__name__=~\".+:.+\"})")])
+                .send()
+                .await?
+                .json()
+                .await
+        })?;
+        let recorded: f64 = recorded["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        feeding.store(false, Ordering::SeqCst);
+        let _ = rt.block_on(feeder);
+        // Round k is every group's k-th evaluation (the first, which restores state, skipped).
+        let rounds: Vec<f64> = (1..=a.rounds)
+            .map(|k| {
+                seen.values()
+                    .map(|m| m.values().nth(k).unwrap_or(&0.0))
+                    .sum()
+            })
+            .collect();
+        let groups = seen
+            .iter()
+            .map(|(g, m)| {
+                let name = g
+                    .rsplit_once(';')
+                    .map(|x| x.1.trim_end_matches("\"}").to_string())
+                    .unwrap_or_else(|| g.clone());
+                (name, median(m.values().skip(1).copied().collect()))
+            })
+            .collect();
+        eprintln!(
+            "{target}: rounds {:?} s; {cpu_seconds:.1} CPU-s over {eval_wall:.0} s",
+            rounds
+        );
+        outcomes.push(Outcome {
+            target: target.clone(),
+            rounds,
+            groups,
+            cpu_seconds: cpu_seconds / eval_wall * interval_s,
+            peak_rss,
+            unhealthy,
+            missed,
+            recorded,
+        });
+        drop(server);
+    }
+    report(&a, n_rules, &outcomes);
+    Ok(())
+}
+
+fn report(a: &Args, n_rules: usize, outcomes: &[Outcome]) {
+    println!(
+        "\n{n_rules} rules in 7 groups over {} series ({} h of history, fresh samples every 5 s); every group every {}; median of {} rounds\n",
+        a.series, a.hours, a.interval, a.rounds
+    );
+    let medic = outcomes.iter().find(|o| o.target == "medic");
+    print!("| group |");
+    for o in outcomes {
+        print!(" {} ms |", o.target);
+    }
+    if medic.is_some() {
+        for o in outcomes.iter().filter(|o| o.target != "medic") {
+            print!(" medic ÷ {} |", o.target);
+        }
+    }
+    println!();
+    print!("|---|");
+    for _ in 0..(outcomes.len() * 2 - usize::from(medic.is_some())) {
+        print!("---:|");
+    }
+    println!();
+    let names: Vec<&String> = outcomes
+        .first()
+        .map(|o| o.groups.keys().collect())
+        .unwrap_or_default();
+    let row = |label: &str, get: &dyn Fn(&Outcome) -> Option<f64>| {
+        print!("| {label} |");
+        for o in outcomes {
+            match get(o) {
+                Some(v) => print!(" {:.1} |", v * 1000.0),
+                None => print!(" – |"),
+            }
+        }
+        if let Some(m) = medic {
+            for o in outcomes.iter().filter(|o| o.target != "medic") {
+                match (get(m), get(o)) {
+                    (Some(x), Some(y)) if y > 0.0 => print!(" {:.2}× |", x / y),
+                    _ => print!(" – |"),
+                }
+            }
+        }
+        println!();
+    };
+    for n in names {
+        row(&format!("`{n}`"), &|o| o.groups.get(n).copied());
+    }
+    row("**all groups, per interval**", &|o| {
+        Some(median(o.rounds.clone()))
+    });
+    println!();
+    for o in outcomes {
+        println!(
+            "{}: {} recorded series; rounds {:?} ms; {:.2} CPU-s per interval (evaluation + {} samples/s of ingest); peak RSS {:.0} MiB; missed iterations {}; unhealthy rules {}{}",
+            o.target,
+            o.recorded,
+            o.rounds.iter().map(|r| (r * 1000.0).round()).collect::<Vec<_>>(),
+            o.cpu_seconds,
+            a.series / 15,
+            o.peak_rss as f64 / (1 << 20) as f64,
+            o.missed,
+            o.unhealthy.len(),
+            if o.unhealthy.is_empty() { String::new() } else { format!(": {:?}", o.unhealthy) }
+        );
+    }
+}
