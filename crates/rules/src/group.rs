@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use medic_model::{Appendable, Labels, Queryable, STALE_NAN};
 use medic_promql::Engine;
 
+use crate::cache::{Cached, SelectCache};
 use crate::file::GroupSpec;
 use crate::rule::{Alert, AlertState, EvalContext, EvalError, Rule};
 
@@ -109,6 +110,9 @@ pub struct Group {
     opts: GroupOptions,
     /// Whether the next evaluation restores `for` state (the first after start or load).
     should_restore: bool,
+    /// The widest range each matcher set was selected over in the last evaluation, so the next
+    /// loads it once for all its rules (see [`crate::cache`]).
+    learned_spans: HashMap<String, i64>,
 }
 
 impl Group {
@@ -139,6 +143,7 @@ impl Group {
             failures: 0,
             opts,
             should_restore: true,
+            learned_spans: HashMap::new(),
         })
     }
 
@@ -202,7 +207,9 @@ impl Group {
     pub fn eval(&mut self, engine: &Engine, store: &Arc<dyn Storage>, ts: i64) {
         let start = Instant::now();
         let t = ts - self.query_offset.as_millis() as i64;
-        let queryable: Arc<dyn Queryable> = store.clone();
+        let raw: Arc<dyn Queryable> = store.clone();
+        let cache = SelectCache::new(raw.clone(), std::mem::take(&mut self.learned_spans));
+        let queryable: Arc<dyn Queryable> = Arc::new(Cached(cache.clone()));
         let funcs = crate::template::funcs(
             engine.clone(),
             queryable.clone(),
@@ -240,6 +247,14 @@ impl Group {
                 self.failures += 1;
                 health.last_error.get_or_insert(e);
             }
+            // Later rules must see what this one wrote.
+            match &self.rules[i] {
+                Rule::Recording(r) => cache.invalidate(&r.name),
+                Rule::Alerting(_) => {
+                    cache.invalidate("ALERTS");
+                    cache.invalidate("ALERTS_FOR_STATE");
+                }
+            }
             health.duration = rule_start.elapsed();
             self.health[i] = health;
         }
@@ -248,7 +263,7 @@ impl Group {
             for r in &mut self.rules {
                 if let Rule::Alerting(a) = r {
                     a.restore_for_state(
-                        &*queryable,
+                        &*raw,
                         ts,
                         self.opts.outage_tolerance,
                         self.opts.for_grace_period,
@@ -256,6 +271,7 @@ impl Group {
                 }
             }
         }
+        self.learned_spans = cache.spans();
         self.evaluations += 1;
         self.last_eval = ts;
         self.last_duration = start.elapsed();

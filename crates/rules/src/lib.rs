@@ -3,6 +3,7 @@
 //! that schedules and reloads them ([`manager`]), and a promtool-compatible unit-test runner
 //! ([`unittest`]). Alerts leave through a callback: this crate does not know the alert manager.
 
+pub mod cache;
 pub mod file;
 pub mod group;
 pub mod manager;
