@@ -195,10 +195,7 @@ pub(crate) struct Workload {
 
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    medic_model::Clock::now_ms(&medic_model::SystemClock)
 }
 
 pub(crate) fn build(a: &Args) -> Workload {
@@ -221,24 +218,7 @@ pub(crate) fn build_ending(a: &Args, end: i64) -> Workload {
                 .iter()
                 .filter_map(|&i| {
                     let part = data[i].get(w..(w + a.batch_samples).min(data[i].len()))?;
-                    (!part.is_empty()).then(|| proto::TimeSeries {
-                        labels: specs[i]
-                            .labels
-                            .iter()
-                            .map(|(n, v)| proto::Label {
-                                name: n.clone(),
-                                value: v.clone(),
-                            })
-                            .collect(),
-                        samples: part
-                            .iter()
-                            .map(|s| proto::Sample {
-                                value: s.v,
-                                timestamp: s.t,
-                            })
-                            .collect(),
-                        histograms: vec![],
-                    })
+                    (!part.is_empty()).then(|| time_series(&specs[i], part.iter()))
                 })
                 .collect();
             if !ts.is_empty() {
@@ -254,6 +234,30 @@ pub(crate) fn build_ending(a: &Args, end: i64) -> Workload {
         series: specs.len(),
         end,
         start,
+    }
+}
+
+/// A remote-write series of `spec`'s labels and `samples`.
+pub(crate) fn time_series<'a>(
+    spec: &workload::SeriesSpec,
+    samples: impl Iterator<Item = &'a medic_model::Sample>,
+) -> proto::TimeSeries {
+    proto::TimeSeries {
+        labels: spec
+            .labels
+            .iter()
+            .map(|(n, v)| proto::Label {
+                name: n.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        samples: samples
+            .map(|s| proto::Sample {
+                value: s.v,
+                timestamp: s.t,
+            })
+            .collect(),
+        histograms: vec![],
     }
 }
 

@@ -69,26 +69,12 @@ fn requests(
         let ts: Vec<proto::TimeSeries> = group
             .iter()
             .filter_map(|&i| {
-                let samples: Vec<proto::Sample> = data[i]
+                let mut samples = data[i]
                     .iter()
                     .filter(|s| s.t >= from && s.t < to)
-                    .map(|s| proto::Sample {
-                        value: s.v,
-                        timestamp: s.t,
-                    })
-                    .collect();
-                (!samples.is_empty()).then(|| proto::TimeSeries {
-                    labels: specs[i]
-                        .labels
-                        .iter()
-                        .map(|(n, v)| proto::Label {
-                            name: n.clone(),
-                            value: v.clone(),
-                        })
-                        .collect(),
-                    samples,
-                    histograms: vec![],
-                })
+                    .peekable();
+                samples.peek()?;
+                Some(ingest::time_series(&specs[i], samples))
             })
             .collect();
         if !ts.is_empty() {

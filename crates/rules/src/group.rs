@@ -307,7 +307,8 @@ impl Group {
 
     /// Alerts to hand to the notifier after an evaluation at `ts`: firing ones not sent for a
     /// while and newly resolved ones, stamped as sent (Prometheus's `sendAlerts`).
-    pub fn alerts_to_send(&mut self, ts: i64) -> Vec<Alert> {
+    /// Each alert comes with its rule's query, for the link back to it.
+    pub fn alerts_to_send(&mut self, ts: i64) -> Vec<(String, Alert)> {
         let resend = self.opts.resend_delay.as_millis() as i64;
         let delta = resend.max(self.interval.as_millis() as i64);
         let mut out = Vec::new();
@@ -319,10 +320,10 @@ impl Group {
                 }
                 a.last_sent_at = ts;
                 a.valid_until = ts + 4 * delta;
-                out.push(a.clone());
+                out.push((ar.query.clone(), a.clone()));
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
         out
     }
 

@@ -448,8 +448,10 @@ impl Manager {
                 .set(ts as f64 / 1000.0);
             let sent = g.alerts_to_send(ts);
             let status = g.status();
-            let notifications: Vec<Notification> =
-                sent.iter().map(|a| to_notification(a, &g)).collect();
+            let notifications: Vec<Notification> = sent
+                .iter()
+                .map(|(q, a)| to_notification(q, a, &g))
+                .collect();
             (notifications, status)
         };
         let (mut pending, mut firing) = (0, 0);
@@ -477,19 +479,13 @@ impl Manager {
 
 /// Prometheus's `sendAlerts`: firing alerts end at `valid_until`, resolved ones at their
 /// resolve time; external labels are added where the alert lacks them.
-fn to_notification(a: &Alert, g: &Group) -> Notification {
+fn to_notification(rule_query: &str, a: &Alert, g: &Group) -> Notification {
     let mut b = a.public_labels().to_builder();
     for l in g.external_labels().iter() {
         if a.labels.get(&l.name).is_none() {
             b.set(l.name.clone(), l.value.clone());
         }
     }
-    let rule_query = g
-        .rules
-        .iter()
-        .find(|r| Some(r.name()) == a.labels.get("alertname"))
-        .map(|r| r.query())
-        .unwrap_or_default();
     let resolved = a.resolved_at != 0;
     Notification {
         labels: b.build(),

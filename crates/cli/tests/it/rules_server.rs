@@ -40,10 +40,7 @@ fn write_config(dir: &Path, rules: &str) -> std::path::PathBuf {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    medic_model::Clock::now_ms(&medic_model::SystemClock)
 }
 
 async fn push_temps(c: &reqwest::Client, base: &str) {

@@ -71,10 +71,7 @@ fn expected(step: usize) -> Vec<(&'static str, &'static str, &'static str)> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    medic_model::Clock::now_ms(&medic_model::SystemClock)
 }
 
 /// The samples pushed at `t` (ms), the `tick`th second of `step`.
