@@ -15,6 +15,7 @@ mod sample;
 mod selector;
 mod storage;
 mod timefmt;
+pub mod yaml;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{format_duration, parse_duration, DurationError};
@@ -29,4 +30,6 @@ pub use storage::{
     AppendError, Appendable, Appender, CommitSummary, Querier, Queryable, Series, SeriesRef,
     SeriesSet, StorageError, VecSeriesSet,
 };
-pub use timefmt::{format_rfc3339, parse_api_time, parse_rfc3339};
+pub use timefmt::{
+    format_rfc3339, format_rfc3339_millis, format_rfc3339_nano, parse_api_time, parse_rfc3339,
+};

@@ -46,6 +46,39 @@ pub fn format_rfc3339(ms: i64) -> String {
     }
 }
 
+/// A time as Go marshals `time.Time` to JSON (`time.RFC3339Nano`: as many fraction digits as
+/// needed); 0 is Go's zero time, `0001-01-01T00:00:00Z`.
+pub fn format_rfc3339_nano(ms: i64) -> String {
+    if ms == 0 {
+        return "0001-01-01T00:00:00Z".into();
+    }
+    let s = format_rfc3339(ms);
+    match s.split_once('.') {
+        Some((head, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{head}Z")
+            } else {
+                format!("{head}.{digits}Z")
+            }
+        }
+        None => s,
+    }
+}
+
+/// A time as go-openapi's `strfmt.DateTime` writes it (Alertmanager's API v2): exactly three
+/// fraction digits; 0 is Go's zero time.
+pub fn format_rfc3339_millis(ms: i64) -> String {
+    if ms == 0 {
+        return "0001-01-01T00:00:00.000Z".into();
+    }
+    let s = format_rfc3339(ms);
+    match s.strip_suffix('Z') {
+        Some(head) if !head.contains('.') => format!("{head}.000Z"),
+        _ => s,
+    }
+}
+
 /// Parses RFC 3339 (`2024-05-01T12:00:00Z`, `…T12:00:00.5+02:00`) into milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
@@ -128,6 +161,24 @@ pub fn parse_api_time(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_time_formats() {
+        assert_eq!(format_rfc3339_nano(0), "0001-01-01T00:00:00Z");
+        assert_eq!(
+            format_rfc3339_nano(1_700_000_000_100),
+            "2023-11-14T22:13:20.1Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(1_700_000_000_000),
+            "2023-11-14T22:13:20.000Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(1_700_000_000_390),
+            "2023-11-14T22:13:20.390Z"
+        );
+        assert_eq!(format_rfc3339_millis(0), "0001-01-01T00:00:00.000Z");
+    }
 
     #[test]
     fn formats_and_parses() {

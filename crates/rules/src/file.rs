@@ -200,30 +200,11 @@ pub fn parse(text: &str, file: &Path, ignore_unknown: bool) -> Result<RuleFile, 
                 serde_norway::from_value(v).map_err(|e| e.to_string())
             })
     } else {
-        let de = serde_norway::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string().replace(".?", "");
-            let inner = e.into_inner().to_string();
-            // The YAML error may already lead with the outer part of the path.
-            let inner = match inner.split_once(": ") {
-                Some((head, rest)) if path.starts_with(head) && !head.contains(' ') => {
-                    rest.to_string()
-                }
-                _ => inner,
-            };
-            if path == "." {
-                inner
-            } else {
-                format!("{path}: {inner}")
-            }
-        })
+        medic_model::yaml::from_str(text)
     };
     let rf = parsed.map_err(|m| {
         // serde_norway ends its messages with "at line L column C".
-        let line = regex::Regex::new(r"at line (\d+)")
-            .expect("valid regex")
-            .captures(&m)
-            .and_then(|c| c[1].parse().ok());
+        let line = medic_model::yaml::error_line(&m);
         vec![err(line, m)]
     })?;
     let errs = validate(&rf, text, file);
