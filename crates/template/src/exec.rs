@@ -212,6 +212,34 @@ impl<'a> State<'a> {
             return self.call(name, &args[1..], dot, piped);
         }
         if args.len() > 1 || piped.is_some() {
+            // `.Labels.Remove .Other.Names`: a method called with arguments.
+            let chain = match &args[0] {
+                Arg::Field(c) if !c.is_empty() => Some((dot.clone(), c)),
+                Arg::Var(name, c) if !c.is_empty() => Some((
+                    self.vars
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .ok_or_else(|| ExecError(format!("undefined variable: ${name}")))?,
+                    c,
+                )),
+                _ => None,
+            };
+            if let Some((base, chain)) = chain {
+                let (method, path) = chain.split_last().expect("non-empty chain");
+                if method == "Remove" {
+                    let recv = walk_chain(base, path)?;
+                    let mut vals = Vec::with_capacity(args.len());
+                    for a in &args[1..] {
+                        vals.push(self.arg(a, dot)?);
+                    }
+                    if let Some(p) = piped {
+                        vals.push(p);
+                    }
+                    return recv.call_method(method, &vals).map_err(ExecError);
+                }
+            }
             return Err(ExecError(format!(
                 "can't give argument to non-function {}",
                 describe(&args[0])

@@ -670,6 +670,31 @@ impl Funcs {
         });
         f
     }
+
+    /// Alertmanager's template functions (`toUpper`, `toLower`, `title`, `join`, `match`,
+    /// `safeHtml`, `reReplaceAll`, `stringSlice`, `trimSpace`) with Prometheus's humanizers.
+    pub fn alertmanager() -> Self {
+        let mut f = Funcs::prometheus();
+        f.insert("join", |a| {
+            want("join", a, 2)?;
+            let sep = str_arg(a, 0)?;
+            match &a[1] {
+                Value::List(l) => Ok(Value::Str(
+                    l.iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(sep),
+                )),
+                other => Err(format!("join needs a list, not {}", other.type_name())),
+            }
+        });
+        f.insert("stringSlice", |a| Ok(Value::List(a.to_vec())));
+        f.insert("trimSpace", |a| {
+            want("trimSpace", a, 1)?;
+            Ok(Value::Str(str_arg(a, 0)?.trim().to_string()))
+        });
+        f
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,18 @@ impl Template {
         Ok(t)
     }
 
+    /// Parses `text` as a new template that can call every template `self` defines (a message
+    /// field of an Alertmanager receiver, over the default and user templates).
+    pub fn parse_with(&self, name: &str, text: &str) -> Result<Self, Error> {
+        let mut defined = self.defined.clone();
+        let root = parse::parse(name, text, &mut defined)?;
+        Ok(Template {
+            name: name.to_string(),
+            root: Arc::new(root),
+            defined,
+        })
+    }
+
     /// Adds the `define`d templates of another text (Alertmanager's `templates:` files).
     pub fn add_definitions(&mut self, name: &str, text: &str) -> Result<(), Error> {
         parse::parse(name, text, &mut self.defined)?;

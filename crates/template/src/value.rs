@@ -79,13 +79,78 @@ impl Value {
 
     /// A field of a map: a missing key gives the empty string, as Prometheus's and
     /// Alertmanager's `map[string]string` label sets do.
+    ///
+    /// Alertmanager's methods on its data model are fields here too: `.SortedPairs`,
+    /// `.Names` and `.Values` of a label set (a map without such a key), `.Firing` and
+    /// `.Resolved` of an alert list, and `.Names`/`.Values` of a list of pairs.
     pub fn field(&self, name: &str) -> Result<Value, String> {
         match self {
-            Value::Map(m) => Ok(m.get(name).cloned().unwrap_or(Value::Str(String::new()))),
+            Value::Map(m) => match m.get(name) {
+                Some(v) => Ok(v.clone()),
+                None => Ok(match name {
+                    "SortedPairs" => Value::List(
+                        m.iter()
+                            .map(|(k, v)| {
+                                Value::map([("Name", Value::Str(k.clone())), ("Value", v.clone())])
+                            })
+                            .collect(),
+                    ),
+                    "Names" => Value::List(m.keys().map(|k| Value::Str(k.clone())).collect()),
+                    "Values" => Value::List(m.values().cloned().collect()),
+                    _ => Value::Str(String::new()),
+                }),
+            },
+            Value::List(l) if matches!(name, "Firing" | "Resolved") => {
+                let want = if name == "Firing" {
+                    "firing"
+                } else {
+                    "resolved"
+                };
+                Ok(Value::List(
+                    l.iter()
+                        .filter(|a| {
+                            a.field("Status").ok().as_ref().and_then(Value::as_str) == Some(want)
+                        })
+                        .cloned()
+                        .collect(),
+                ))
+            }
+            Value::List(l) if matches!(name, "Names" | "Values") => {
+                let key = if name == "Names" { "Name" } else { "Value" };
+                l.iter()
+                    .map(|p| p.field(key))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::List)
+            }
             Value::Nil => Ok(Value::Nil),
             other => Err(format!(
                 "can't evaluate field {name} in type {}",
                 other.type_name()
+            )),
+        }
+    }
+}
+
+impl Value {
+    /// Calls a method that takes arguments: Alertmanager's `KV.Remove(keys)`, which returns
+    /// the label set without the named labels (`.CommonLabels.Remove .GroupLabels.Names`).
+    pub fn call_method(&self, name: &str, args: &[Value]) -> Result<Value, String> {
+        match (self, name) {
+            (Value::Map(m), "Remove") => {
+                let [Value::List(keys)] = args else {
+                    return Err("Remove takes one list of label names".into());
+                };
+                let mut out = m.clone();
+                for k in keys {
+                    if let Some(k) = k.as_str() {
+                        out.remove(k);
+                    }
+                }
+                Ok(Value::Map(out))
+            }
+            _ => Err(format!(
+                "can't call method {name} with arguments on type {}",
+                self.type_name()
             )),
         }
     }
