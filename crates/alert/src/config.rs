@@ -1,0 +1,1028 @@
+//! Alertmanager's configuration file (`alertmanager.yml`), read unmodified: `global`, `route`,
+//! `receivers`, `inhibit_rules`, `time_intervals` / `mute_time_intervals` and `templates`. The
+//! structs follow Alertmanager 0.25 field by field, with its defaults. Receivers medic cannot
+//! deliver to yet (OpsGenie, VictorOps, …) are accepted and reported by
+//! [`Config::unsupported_integrations`], so an existing file loads.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{de, Deserialize, Deserializer};
+
+use medic_model::{MatchType, Matcher};
+
+use crate::matchers::{parse_matchers, sort_matchers};
+use crate::timeinterval::TimeInterval;
+use crate::Error;
+
+/// A duration in Prometheus syntax, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub i64);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        medic_model::parse_duration(&s)
+            .map(|d| Dur(d.as_millis() as i64))
+            .map_err(de::Error::custom)
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&medic_model::format_duration(
+            std::time::Duration::from_millis(self.0.max(0) as u64),
+        ))
+    }
+}
+
+/// Matchers written as strings (`matchers: ['a="b"', 'c=~d']`), parsed when read.
+#[derive(Debug, Clone, Default)]
+pub struct MatcherList(pub Vec<Matcher>);
+
+impl<'de> Deserialize<'de> for MatcherList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let lines = Vec::<String>::deserialize(d)?;
+        let mut out = Vec::new();
+        for l in &lines {
+            out.extend(parse_matchers(l).map_err(de::Error::custom)?);
+        }
+        Ok(MatcherList(out))
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub global: GlobalConfig,
+    pub route: Option<RouteConfig>,
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+    #[serde(default)]
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
+    /// Deprecated in Alertmanager in favour of `time_intervals`; both are read.
+    #[serde(default)]
+    pub mute_time_intervals: Vec<NamedTimeInterval>,
+    #[serde(default)]
+    pub time_intervals: Vec<NamedTimeInterval>,
+    /// Template files (globs, relative to the config file) whose `define`s messages can use.
+    #[serde(default)]
+    pub templates: Vec<String>,
+}
+
+/// `global:` — defaults for receivers and the resolve timeout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// How long an alert without an end time stays firing after it was last received.
+    #[serde(default = "default_resolve_timeout")]
+    pub resolve_timeout: Dur,
+    #[serde(default)]
+    pub http_config: Option<HttpConfig>,
+    pub smtp_from: Option<String>,
+    #[serde(default = "default_smtp_hello")]
+    pub smtp_hello: String,
+    pub smtp_smarthost: Option<String>,
+    pub smtp_auth_username: Option<String>,
+    pub smtp_auth_password: Option<String>,
+    pub smtp_auth_password_file: Option<String>,
+    pub smtp_auth_secret: Option<String>,
+    pub smtp_auth_identity: Option<String>,
+    #[serde(default = "yes")]
+    pub smtp_require_tls: bool,
+    pub slack_api_url: Option<String>,
+    pub slack_api_url_file: Option<String>,
+    #[serde(default = "default_pagerduty_url")]
+    pub pagerduty_url: String,
+    // Accepted for compatibility; their receivers are not supported yet.
+    pub opsgenie_api_url: Option<String>,
+    pub opsgenie_api_key: Option<String>,
+    pub opsgenie_api_key_file: Option<String>,
+    pub wechat_api_url: Option<String>,
+    pub wechat_api_secret: Option<String>,
+    pub wechat_api_corp_id: Option<String>,
+    pub victorops_api_url: Option<String>,
+    pub victorops_api_key: Option<String>,
+    pub victorops_api_key_file: Option<String>,
+    pub telegram_api_url: Option<String>,
+    pub webex_api_url: Option<String>,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        medic_model::yaml::from_str("{}").expect("defaults parse")
+    }
+}
+
+fn default_resolve_timeout() -> Dur {
+    Dur(5 * 60_000)
+}
+fn default_smtp_hello() -> String {
+    "localhost".into()
+}
+fn default_pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// prometheus/common's HTTP client settings, as far as medic's receivers use them.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub basic_auth: Option<BasicAuth>,
+    pub authorization: Option<Authorization>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    pub proxy_url: Option<String>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    pub follow_redirects: Option<bool>,
+    pub enable_http2: Option<bool>,
+    /// Accepted so files load; using it is reported as unsupported.
+    pub oauth2: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    #[serde(default)]
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    pub min_version: Option<String>,
+}
+
+/// A node of the routing tree, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub receiver: Option<String>,
+    pub group_by: Option<Vec<String>>,
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+    #[serde(default)]
+    pub matchers: MatcherList,
+    /// Legacy equality matchers.
+    #[serde(default, rename = "match")]
+    pub match_eq: BTreeMap<String, String>,
+    /// Legacy regex matchers.
+    #[serde(default)]
+    pub match_re: BTreeMap<String, String>,
+    pub group_wait: Option<Dur>,
+    pub group_interval: Option<Dur>,
+    pub repeat_interval: Option<Dur>,
+    #[serde(default)]
+    pub mute_time_intervals: Vec<String>,
+    #[serde(default)]
+    pub active_time_intervals: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+impl RouteConfig {
+    /// All matchers of the node (legacy ones converted), sorted as Alertmanager sorts them.
+    pub fn all_matchers(&self) -> Result<Vec<Matcher>, String> {
+        let mut ms = self.matchers.0.clone();
+        for (k, v) in &self.match_eq {
+            ms.push(Matcher::equal(k.clone(), v.clone()));
+        }
+        for (k, v) in &self.match_re {
+            ms.push(
+                Matcher::new(MatchType::Regexp, k.clone(), v.clone()).map_err(|e| e.to_string())?,
+            );
+        }
+        sort_matchers(&mut ms);
+        Ok(ms)
+    }
+}
+
+/// `inhibit_rules[]`: mute target alerts while a source alert fires, if they agree on `equal`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRuleConfig {
+    #[serde(default)]
+    pub source_match: BTreeMap<String, String>,
+    #[serde(default)]
+    pub source_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    pub source_matchers: MatcherList,
+    #[serde(default)]
+    pub target_match: BTreeMap<String, String>,
+    #[serde(default)]
+    pub target_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    pub target_matchers: MatcherList,
+    #[serde(default)]
+    pub equal: Vec<String>,
+}
+
+/// `time_intervals[]` / `mute_time_intervals[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedTimeInterval {
+    pub name: String,
+    #[serde(default)]
+    pub time_intervals: Vec<TimeInterval>,
+}
+
+/// `receivers[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    pub name: String,
+    #[serde(default)]
+    pub webhook_configs: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub slack_configs: Vec<SlackConfig>,
+    #[serde(default)]
+    pub email_configs: Vec<EmailConfig>,
+    #[serde(default)]
+    pub pagerduty_configs: Vec<PagerdutyConfig>,
+    #[serde(default)]
+    pub opsgenie_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub victorops_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub pushover_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub sns_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub telegram_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub wechat_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub webex_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub discord_configs: Vec<serde_norway::Value>,
+    #[serde(default)]
+    pub msteams_configs: Vec<serde_norway::Value>,
+}
+
+/// `webhook_configs[]`: the Alertmanager webhook payload, POSTed as JSON.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub url: Option<String>,
+    pub url_file: Option<String>,
+    /// At most this many alerts per message (0: all); the rest are counted in
+    /// `truncatedAlerts`.
+    #[serde(default)]
+    pub max_alerts: u64,
+}
+
+/// `slack_configs[]`: an incoming-webhook message with one attachment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    #[serde(default)]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub api_url: Option<String>,
+    pub api_url_file: Option<String>,
+    #[serde(default)]
+    pub channel: String,
+    #[serde(default = "slack_username")]
+    pub username: String,
+    #[serde(default = "slack_color")]
+    pub color: String,
+    #[serde(default = "slack_title")]
+    pub title: String,
+    #[serde(default = "slack_title_link")]
+    pub title_link: String,
+    #[serde(default = "slack_pretext")]
+    pub pretext: String,
+    #[serde(default = "slack_text")]
+    pub text: String,
+    #[serde(default)]
+    pub fields: Vec<SlackField>,
+    #[serde(default)]
+    pub short_fields: bool,
+    #[serde(default = "slack_footer")]
+    pub footer: String,
+    #[serde(default = "slack_fallback")]
+    pub fallback: String,
+    #[serde(default = "slack_callback_id")]
+    pub callback_id: String,
+    #[serde(default = "slack_icon_emoji")]
+    pub icon_emoji: String,
+    #[serde(default = "slack_icon_url")]
+    pub icon_url: String,
+    #[serde(default)]
+    pub image_url: String,
+    #[serde(default)]
+    pub thumb_url: String,
+    #[serde(default)]
+    pub link_names: bool,
+    #[serde(default = "slack_mrkdwn_in")]
+    pub mrkdwn_in: Vec<String>,
+    #[serde(default)]
+    pub actions: Vec<SlackAction>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlackField {
+    pub title: String,
+    pub value: String,
+    pub short: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlackAction {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub style: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+    pub confirm: Option<serde_norway::Value>,
+}
+
+fn slack_username() -> String {
+    r#"{{ template "slack.default.username" . }}"#.into()
+}
+fn slack_color() -> String {
+    r#"{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}"#.into()
+}
+fn slack_title() -> String {
+    r#"{{ template "slack.default.title" . }}"#.into()
+}
+fn slack_title_link() -> String {
+    r#"{{ template "slack.default.titlelink" . }}"#.into()
+}
+fn slack_pretext() -> String {
+    r#"{{ template "slack.default.pretext" . }}"#.into()
+}
+fn slack_text() -> String {
+    r#"{{ template "slack.default.text" . }}"#.into()
+}
+fn slack_footer() -> String {
+    r#"{{ template "slack.default.footer" . }}"#.into()
+}
+fn slack_fallback() -> String {
+    r#"{{ template "slack.default.fallback" . }}"#.into()
+}
+fn slack_callback_id() -> String {
+    r#"{{ template "slack.default.callbackid" . }}"#.into()
+}
+fn slack_icon_emoji() -> String {
+    r#"{{ template "slack.default.iconemoji" . }}"#.into()
+}
+fn slack_icon_url() -> String {
+    r#"{{ template "slack.default.iconurl" . }}"#.into()
+}
+fn slack_mrkdwn_in() -> Vec<String> {
+    vec!["fallback".into(), "pretext".into(), "text".into()]
+}
+
+/// `email_configs[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    #[serde(default)]
+    pub send_resolved: bool,
+    pub to: String,
+    pub from: Option<String>,
+    pub hello: Option<String>,
+    pub smarthost: Option<String>,
+    pub auth_username: Option<String>,
+    pub auth_password: Option<String>,
+    pub auth_password_file: Option<String>,
+    pub auth_secret: Option<String>,
+    pub auth_identity: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "email_html")]
+    pub html: String,
+    #[serde(default = "email_text")]
+    pub text: String,
+    pub require_tls: Option<bool>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+}
+
+fn email_html() -> String {
+    r#"{{ template "email.default.html" . }}"#.into()
+}
+fn email_text() -> String {
+    r#"{{ template "email.default.text" . }}"#.into()
+}
+
+/// `pagerduty_configs[]` (Events API v2 with `routing_key`, v1 with `service_key`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerdutyConfig {
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+    pub service_key: Option<String>,
+    pub service_key_file: Option<String>,
+    pub routing_key: Option<String>,
+    pub routing_key_file: Option<String>,
+    pub url: Option<String>,
+    #[serde(default = "pd_client")]
+    pub client: String,
+    #[serde(default = "pd_client_url")]
+    pub client_url: String,
+    #[serde(default = "pd_description")]
+    pub description: String,
+    #[serde(default = "pd_details")]
+    pub details: BTreeMap<String, String>,
+    #[serde(default)]
+    pub images: Vec<PagerdutyImage>,
+    #[serde(default)]
+    pub links: Vec<PagerdutyLink>,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default = "pd_severity")]
+    pub severity: String,
+    #[serde(default)]
+    pub class: String,
+    #[serde(default)]
+    pub component: String,
+    #[serde(default)]
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PagerdutyImage {
+    #[serde(default)]
+    pub src: String,
+    #[serde(default)]
+    pub alt: String,
+    #[serde(default)]
+    pub href: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PagerdutyLink {
+    #[serde(default)]
+    pub href: String,
+    #[serde(default)]
+    pub text: String,
+}
+
+fn pd_client() -> String {
+    r#"{{ template "pagerduty.default.client" . }}"#.into()
+}
+fn pd_client_url() -> String {
+    r#"{{ template "pagerduty.default.clientURL" . }}"#.into()
+}
+fn pd_description() -> String {
+    r#"{{ template "pagerduty.default.description" .}}"#.into()
+}
+fn pd_severity() -> String {
+    "error".into()
+}
+fn pd_details() -> BTreeMap<String, String> {
+    [
+        (
+            "firing",
+            r#"{{ template "pagerduty.default.instances" .Alerts.Firing }}"#,
+        ),
+        (
+            "resolved",
+            r#"{{ template "pagerduty.default.instances" .Alerts.Resolved }}"#,
+        ),
+        ("num_firing", "{{ .Alerts.Firing | len }}"),
+        ("num_resolved", "{{ .Alerts.Resolved | len }}"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+impl Config {
+    /// Reads and validates a file. Errors name the file, the field and the reason.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            file: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
+        let err = |message: String| Error::Config {
+            file: path.to_path_buf(),
+            message,
+        };
+        let mut cfg: Config = medic_model::yaml::from_str(text).map_err(err)?;
+        cfg.apply_global_defaults();
+        cfg.validate().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// Copies `global` settings into the receivers that leave them out, as Alertmanager does.
+    fn apply_global_defaults(&mut self) {
+        let g = self.global.clone();
+        for r in &mut self.receivers {
+            for w in &mut r.webhook_configs {
+                if w.http_config.is_none() {
+                    w.http_config = g.http_config.clone();
+                }
+            }
+            for s in &mut r.slack_configs {
+                if s.http_config.is_none() {
+                    s.http_config = g.http_config.clone();
+                }
+                if s.api_url.is_none() && s.api_url_file.is_none() {
+                    s.api_url = g.slack_api_url.clone();
+                    s.api_url_file = g.slack_api_url_file.clone();
+                }
+            }
+            for p in &mut r.pagerduty_configs {
+                if p.http_config.is_none() {
+                    p.http_config = g.http_config.clone();
+                }
+                if p.url.is_none() {
+                    p.url = Some(g.pagerduty_url.clone());
+                }
+            }
+            for e in &mut r.email_configs {
+                macro_rules! inherit {
+                    ($field:ident, $global:ident) => {
+                        if e.$field.is_none() {
+                            e.$field = g.$global.clone();
+                        }
+                    };
+                }
+                inherit!(from, smtp_from);
+                inherit!(smarthost, smtp_smarthost);
+                inherit!(auth_username, smtp_auth_username);
+                inherit!(auth_password, smtp_auth_password);
+                inherit!(auth_password_file, smtp_auth_password_file);
+                inherit!(auth_secret, smtp_auth_secret);
+                inherit!(auth_identity, smtp_auth_identity);
+                if e.hello.is_none() {
+                    e.hello = Some(g.smtp_hello.clone());
+                }
+                if e.require_tls.is_none() {
+                    e.require_tls = Some(g.smtp_require_tls);
+                }
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut names = HashSet::new();
+        for (i, r) in self.receivers.iter().enumerate() {
+            if r.name.is_empty() {
+                return Err(format!("receivers[{i}]: missing name"));
+            }
+            if !names.insert(r.name.as_str()) {
+                return Err(format!(
+                    "receivers[{i}]: notification config name {:?} is not unique",
+                    r.name
+                ));
+            }
+            for (j, w) in r.webhook_configs.iter().enumerate() {
+                let at = format!("receivers[{i}] ({}).webhook_configs[{j}]", r.name);
+                match (&w.url, &w.url_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(format!(
+                            "{at}: at most one of url & url_file must be configured"
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(format!("{at}: one of url or url_file must be configured"))
+                    }
+                    (Some(u), None) => check_url(u).map_err(|e| format!("{at}.url: {e}"))?,
+                    _ => {}
+                }
+                check_http(&w.http_config).map_err(|e| format!("{at}.http_config: {e}"))?;
+            }
+            for (j, s) in r.slack_configs.iter().enumerate() {
+                let at = format!("receivers[{i}] ({}).slack_configs[{j}]", r.name);
+                match (&s.api_url, &s.api_url_file) {
+                    (None, None) => {
+                        return Err(format!(
+                            "{at}: no global Slack API URL set either inline or in a file"
+                        ))
+                    }
+                    (Some(u), _) => check_url(u).map_err(|e| format!("{at}.api_url: {e}"))?,
+                    _ => {}
+                }
+                check_http(&s.http_config).map_err(|e| format!("{at}.http_config: {e}"))?;
+            }
+            for (j, p) in r.pagerduty_configs.iter().enumerate() {
+                let at = format!("receivers[{i}] ({}).pagerduty_configs[{j}]", r.name);
+                let keys = [
+                    &p.routing_key,
+                    &p.routing_key_file,
+                    &p.service_key,
+                    &p.service_key_file,
+                ];
+                match keys.iter().filter(|k| k.is_some()).count() {
+                    0 => return Err(format!("{at}: missing service or routing key in PagerDuty config")),
+                    1 => {}
+                    _ => return Err(format!("{at}: at most one of routing_key, routing_key_file, service_key and service_key_file must be configured")),
+                }
+                if let Some(u) = &p.url {
+                    check_url(u).map_err(|e| format!("{at}.url: {e}"))?;
+                }
+                check_http(&p.http_config).map_err(|e| format!("{at}.http_config: {e}"))?;
+            }
+            for (j, e) in r.email_configs.iter().enumerate() {
+                let at = format!("receivers[{i}] ({}).email_configs[{j}]", r.name);
+                if e.to.is_empty() {
+                    return Err(format!("{at}: missing to address in email config"));
+                }
+                if e.from.as_deref().unwrap_or("").is_empty() {
+                    return Err(format!("{at}: no global SMTP from set"));
+                }
+                match e.smarthost.as_deref() {
+                    None | Some("") => return Err(format!("{at}: no global SMTP smarthost set")),
+                    Some(h) => {
+                        if h.rsplit_once(':')
+                            .and_then(|(_, p)| p.parse::<u16>().ok())
+                            .is_none()
+                        {
+                            return Err(format!("{at}.smarthost: {h:?} is not host:port"));
+                        }
+                    }
+                }
+                for k in e.headers.keys() {
+                    if e.headers
+                        .keys()
+                        .filter(|o| o.eq_ignore_ascii_case(k))
+                        .count()
+                        > 1
+                    {
+                        return Err(format!("{at}: duplicate header {k:?}"));
+                    }
+                }
+            }
+        }
+        let mut intervals = HashSet::new();
+        for (i, t) in self
+            .mute_time_intervals
+            .iter()
+            .chain(&self.time_intervals)
+            .enumerate()
+        {
+            if t.name.is_empty() {
+                return Err(format!("time_intervals[{i}]: missing name"));
+            }
+            if !intervals.insert(t.name.as_str()) {
+                return Err(format!("time interval {:?} is not unique", t.name));
+            }
+        }
+        for (i, r) in self.inhibit_rules.iter().enumerate() {
+            for l in &r.equal {
+                if !medic_model::is_valid_label_name(l) {
+                    return Err(format!(
+                        "inhibit_rules[{i}].equal: invalid label name {l:?}"
+                    ));
+                }
+            }
+            for (k, v) in r.source_match_re.iter().chain(&r.target_match_re) {
+                Matcher::new(MatchType::Regexp, k.clone(), v.clone())
+                    .map_err(|e| format!("inhibit_rules[{i}]: {e}"))?;
+            }
+        }
+        let Some(root) = &self.route else {
+            return Err("no route provided in config".into());
+        };
+        if root.receiver.as_deref().unwrap_or("").is_empty() {
+            return Err("route: root route must specify a default receiver".into());
+        }
+        if !root.matchers.0.is_empty() || !root.match_eq.is_empty() || !root.match_re.is_empty() {
+            return Err("route: root route must not have any matchers".into());
+        }
+        if !root.mute_time_intervals.is_empty() {
+            return Err("route: root route must not have any mute time intervals".into());
+        }
+        if !root.active_time_intervals.is_empty() {
+            return Err("route: root route must not have any active time intervals".into());
+        }
+        check_route(root, "route", &names, &intervals)
+    }
+
+    /// Receivers whose integrations medic does not deliver to yet, as `(receiver, kind)`.
+    pub fn unsupported_integrations(&self) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        for r in &self.receivers {
+            for (kind, n) in [
+                ("opsgenie", r.opsgenie_configs.len()),
+                ("victorops", r.victorops_configs.len()),
+                ("pushover", r.pushover_configs.len()),
+                ("sns", r.sns_configs.len()),
+                ("telegram", r.telegram_configs.len()),
+                ("wechat", r.wechat_configs.len()),
+                ("webex", r.webex_configs.len()),
+                ("discord", r.discord_configs.len()),
+                ("msteams", r.msteams_configs.len()),
+            ] {
+                if n > 0 {
+                    out.push((r.name.clone(), kind));
+                }
+            }
+        }
+        out
+    }
+
+    /// The template files named by `templates:`, resolved against `base` (the config's
+    /// directory) and expanded.
+    pub fn template_files(&self, base: &Path) -> Result<Vec<PathBuf>, String> {
+        let mut out = Vec::new();
+        for pat in &self.templates {
+            let full = if Path::new(pat).is_absolute() {
+                PathBuf::from(pat)
+            } else {
+                base.join(pat)
+            };
+            let paths = glob::glob(&full.to_string_lossy())
+                .map_err(|e| format!("templates: invalid pattern {pat:?}: {e}"))?;
+            for p in paths {
+                out.push(p.map_err(|e| format!("templates: {e}"))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// All named time intervals (`time_intervals` and the deprecated `mute_time_intervals`).
+    pub fn named_intervals(&self) -> impl Iterator<Item = &NamedTimeInterval> {
+        self.mute_time_intervals.iter().chain(&self.time_intervals)
+    }
+}
+
+fn check_url(u: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(u).map_err(|e| format!("invalid URL {u:?}: {e}"))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(format!("unsupported scheme {:?} for URL", parsed.scheme()));
+    }
+    if parsed.host_str().unwrap_or("").is_empty() {
+        return Err(format!("URL {u:?} has no host"));
+    }
+    Ok(())
+}
+
+fn check_http(h: &Option<HttpConfig>) -> Result<(), String> {
+    let Some(h) = h else { return Ok(()) };
+    if h.oauth2.is_some() {
+        return Err("oauth2 is not supported by medic yet".into());
+    }
+    if h.tls_config.cert_file.is_some() || h.tls_config.key_file.is_some() {
+        return Err(
+            "client certificates (tls_config.cert_file/key_file) are not supported by medic yet"
+                .into(),
+        );
+    }
+    let auths = [
+        h.basic_auth.is_some(),
+        h.authorization.is_some(),
+        h.bearer_token.is_some() || h.bearer_token_file.is_some(),
+    ];
+    if auths.iter().filter(|x| **x).count() > 1 {
+        return Err("at most one of basic_auth, authorization and bearer_token & bearer_token_file must be configured".into());
+    }
+    if let Some(p) = &h.proxy_url {
+        check_url(p).map_err(|e| format!("proxy_url: {e}"))?;
+    }
+    Ok(())
+}
+
+fn check_route(
+    r: &RouteConfig,
+    at: &str,
+    receivers: &HashSet<&str>,
+    intervals: &HashSet<&str>,
+) -> Result<(), String> {
+    if let Some(recv) = &r.receiver {
+        if !receivers.contains(recv.as_str()) {
+            return Err(format!("{at}: undefined receiver {recv:?} used in route"));
+        }
+    }
+    if let Some(gb) = &r.group_by {
+        let mut seen = HashSet::new();
+        for l in gb {
+            if l == "..." {
+                if gb.len() > 1 {
+                    return Err(format!(
+                        "{at}.group_by: cannot have wildcard group_by (`...`) and other labels at the same time"
+                    ));
+                }
+            } else if !medic_model::is_valid_label_name(l) {
+                return Err(format!(
+                    "{at}.group_by: invalid label name {l:?} in group_by list"
+                ));
+            }
+            if !seen.insert(l) {
+                return Err(format!("{at}.group_by: duplicated label {l:?} in group_by"));
+            }
+        }
+    }
+    if r.group_interval == Some(Dur(0)) {
+        return Err(format!(
+            "{at}.group_interval: group_interval cannot be zero"
+        ));
+    }
+    if r.repeat_interval == Some(Dur(0)) {
+        return Err(format!(
+            "{at}.repeat_interval: repeat_interval cannot be zero"
+        ));
+    }
+    for l in r.match_eq.keys().chain(r.match_re.keys()) {
+        if !medic_model::is_valid_label_name(l) {
+            return Err(format!("{at}: invalid label name {l:?} in match"));
+        }
+    }
+    r.all_matchers()
+        .map_err(|e| format!("{at}.match_re: {e}"))?;
+    for t in r.mute_time_intervals.iter().chain(&r.active_time_intervals) {
+        if !intervals.contains(t.as_str()) {
+            return Err(format!("{at}: undefined time interval {t:?} used in route"));
+        }
+    }
+    for (i, c) in r.routes.iter().enumerate() {
+        check_route(c, &format!("{at}.routes[{i}]"), receivers, intervals)?;
+    }
+    Ok(())
+}
+
+/// Replaces secrets in a config text with `<secret>`, for showing the config over the API.
+pub fn redact(text: &str) -> String {
+    const SECRET_KEYS: &[&str] = &[
+        "password",
+        "auth_password",
+        "auth_secret",
+        "smtp_auth_password",
+        "smtp_auth_secret",
+        "credentials",
+        "bearer_token",
+        "routing_key",
+        "service_key",
+        "api_url",
+        "slack_api_url",
+        "api_key",
+        "opsgenie_api_key",
+        "victorops_api_key",
+        "wechat_api_secret",
+        "api_secret",
+        "token",
+        "bot_token",
+        "user_key",
+        "webhook_url",
+        "url",
+        "client_secret",
+    ];
+    fn walk(v: &mut serde_norway::Value, under_webhook: bool) {
+        match v {
+            serde_norway::Value::Mapping(m) => {
+                for (k, val) in m.iter_mut() {
+                    let key = k.as_str().unwrap_or("");
+                    let secret = SECRET_KEYS.contains(&key) && (key != "url" || under_webhook);
+                    if secret && val.is_string() {
+                        *val = serde_norway::Value::String("<secret>".into());
+                    } else {
+                        walk(val, key == "webhook_configs");
+                    }
+                }
+            }
+            serde_norway::Value::Sequence(s) => {
+                for x in s {
+                    walk(x, under_webhook);
+                }
+            }
+            _ => {}
+        }
+    }
+    match serde_norway::from_str::<serde_norway::Value>(text) {
+        Ok(mut v) => {
+            walk(&mut v, false);
+            serde_norway::to_string(&v).unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, String> {
+        Config::parse(s, Path::new("am.yml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_a_typical_alertmanager_file() {
+        let c = parse(
+            r#"
+global:
+  resolve_timeout: 1m
+  slack_api_url: https://hooks.slack.example/x
+route:
+  receiver: default
+  group_by: [alertname, cluster]
+  routes:
+    - matchers: ['severity="critical"', team=~"db|infra"]
+      receiver: pager
+      continue: true
+    - match: {team: web}
+      match_re: {service: "api.*"}
+      receiver: slack
+      group_by: ['...']
+receivers:
+  - name: default
+    webhook_configs: [{url: "http://127.0.0.1:9/hook"}]
+  - name: pager
+    pagerduty_configs: [{routing_key: abc}]
+  - name: slack
+    slack_configs: [{channel: '#ops'}]
+  - name: ops
+    opsgenie_configs: [{api_key: x}]
+inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [alertname]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.global.resolve_timeout, Dur(60_000));
+        assert_eq!(
+            c.receivers[2].slack_configs[0].api_url.as_deref(),
+            Some("https://hooks.slack.example/x")
+        );
+        assert_eq!(
+            c.receivers[1].pagerduty_configs[0].url.as_deref(),
+            Some("https://events.pagerduty.com/v2/enqueue")
+        );
+        let r = c.route.as_ref().unwrap();
+        assert_eq!(r.routes[0].all_matchers().unwrap().len(), 2);
+        assert_eq!(r.routes[1].all_matchers().unwrap()[0].name, "service");
+        assert_eq!(
+            c.unsupported_integrations(),
+            vec![("ops".to_string(), "opsgenie")]
+        );
+    }
+
+    #[test]
+    fn errors_say_where_and_why() {
+        let base = "route: {receiver: a}\nreceivers: [{name: a}]\n";
+        assert!(parse(base).is_ok());
+        for (text, want) in [
+            ("route: {receiver: b}\nreceivers: [{name: a}]\n", "undefined receiver \"b\""),
+            ("receivers: [{name: a}]\n", "no route provided"),
+            ("route: {receiver: a, group_wait: 3x}\nreceivers: [{name: a}]\n", "route.group_wait"),
+            ("route: {receiver: a, routes: [{matchers: ['a=\"b']}]}\nreceivers: [{name: a}]\n", "unescaped double quote"),
+            ("route: {receiver: a, group_by: ['...', x]}\nreceivers: [{name: a}]\n", "wildcard"),
+            ("route: {receiver: a}\nreceivers: [{name: a}, {name: a}]\n", "not unique"),
+            ("route: {receiver: a, routes: [{mute_time_intervals: [night]}]}\nreceivers: [{name: a}]\n", "undefined time interval \"night\""),
+            ("route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{url: 'ftp://x'}]}]\n", "unsupported scheme"),
+            ("route: {receiver: a}\nreceivers: [{name: a, webhok_configs: []}]\n", "unknown field `webhok_configs`"),
+            ("route: {receiver: a}\nreceivers: [{name: a, email_configs: [{to: x@y}]}]\n", "no global SMTP from"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(want), "{text}\n→ {e}");
+            assert!(e.contains("am.yml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_secrets_and_keeps_structure() {
+        let r = redact("global:\n  smtp_auth_password: hunter2\nreceivers:\n- name: a\n  webhook_configs:\n  - url: http://user:pw@x/\n  pagerduty_configs:\n  - routing_key: k\n");
+        assert!(
+            !r.contains("hunter2") && !r.contains("pw@") && !r.contains(": k"),
+            "{r}"
+        );
+        assert!(r.contains("name: a"), "{r}");
+    }
+}

@@ -1,0 +1,246 @@
+//! Aggregation groups: alerts routed to the same route with the same group labels are sent
+//! together, first after `group_wait`, then at most every `group_interval` (Alertmanager's
+//! dispatcher). A deterministic core: time is passed in, and [`Dispatcher::due`] hands out the
+//! groups to flush; the caller runs the notification pipeline and reports back with
+//! [`Dispatcher::flushed`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use medic_model::Labels;
+
+use crate::route::{labels_string, Route};
+use crate::types::{Alert, Fingerprint};
+
+/// Identifies a group: its route and its group labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId {
+    pub route: usize,
+    pub labels: u64,
+}
+
+/// One aggregation group.
+#[derive(Debug)]
+pub struct Group {
+    pub id: GroupId,
+    /// Alertmanager's group key: `route key:group labels`.
+    pub key: String,
+    pub receiver: String,
+    pub labels: Labels,
+    pub alerts: HashMap<Fingerprint, Arc<Alert>>,
+    pub next_flush: i64,
+    pub has_flushed: bool,
+    pub in_flight: bool,
+}
+
+/// A group's alerts as of one flush, for the notification pipeline.
+#[derive(Debug, Clone)]
+pub struct Flush {
+    pub id: GroupId,
+    pub key: String,
+    pub receiver: String,
+    pub group_labels: Labels,
+    /// The route (its index in the tree), for its options.
+    pub route: usize,
+    /// Sorted as Alertmanager sorts them (job, instance, labels); firing alerts have
+    /// `ends_at == 0`, so they do not resolve while the message is on its way.
+    pub alerts: Vec<Alert>,
+    /// When the flush was taken.
+    pub at: i64,
+}
+
+/// The groups and their timers.
+pub struct Dispatcher {
+    root: Arc<Route>,
+    routes: Vec<Route>,
+    groups: HashMap<GroupId, Group>,
+    timers: BinaryHeap<Reverse<(i64, GroupId)>>,
+}
+
+impl Dispatcher {
+    pub fn new(root: Arc<Route>) -> Self {
+        let routes = root.walk().into_iter().cloned().collect();
+        Dispatcher {
+            root,
+            routes,
+            groups: HashMap::new(),
+            timers: BinaryHeap::new(),
+        }
+    }
+
+    /// The route with this index.
+    pub fn route(&self, index: usize) -> &Route {
+        &self.routes[index]
+    }
+
+    /// The routing tree.
+    pub fn root(&self) -> &Route {
+        &self.root
+    }
+
+    /// Routes an alert (new or updated) into its groups.
+    pub fn insert(&mut self, alert: Arc<Alert>, now: i64) {
+        let fp = alert.fingerprint();
+        for r in self.root.matches(&alert.labels) {
+            let labels = r.group_labels(&alert.labels);
+            let id = GroupId {
+                route: r.index,
+                labels: Fingerprint::of(&labels).0,
+            };
+            let group = self.groups.entry(id).or_insert_with(|| {
+                let next = now + r.opts.group_wait;
+                self.timers.push(Reverse((next, id)));
+                Group {
+                    id,
+                    key: format!("{}:{}", r.key, labels_string(&labels)),
+                    receiver: r.opts.receiver.clone(),
+                    labels,
+                    alerts: HashMap::new(),
+                    next_flush: next,
+                    has_flushed: false,
+                    in_flight: false,
+                }
+            });
+            // An alert that started longer than group_wait ago is sent at once.
+            if !group.has_flushed
+                && alert.starts_at + r.opts.group_wait < now
+                && group.next_flush > now
+            {
+                group.next_flush = now;
+                self.timers.push(Reverse((now, id)));
+            }
+            group.alerts.insert(fp, alert.clone());
+        }
+    }
+
+    /// Removes an alert from every group (deleted from the store).
+    pub fn remove(&mut self, fp: Fingerprint) {
+        self.groups.retain(|_, g| {
+            g.alerts.remove(&fp);
+            !g.alerts.is_empty() || g.in_flight
+        });
+    }
+
+    /// When the next group is due, if any (groups in flight are re-armed by
+    /// [`Dispatcher::flushed`]).
+    pub fn next_due(&mut self) -> Option<i64> {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            match self.groups.get(&id) {
+                Some(g) if g.next_flush == t && !g.in_flight => return Some(t),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes the groups due at `now`, marks them in flight and schedules their next flush.
+    pub fn due(&mut self, now: i64) -> Vec<Flush> {
+        let mut out = Vec::new();
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            if g.next_flush != t || g.in_flight {
+                continue;
+            }
+            let interval = self.routes[id.route].opts.group_interval;
+            let mut alerts: Vec<Alert> = g
+                .alerts
+                .values()
+                .map(|a| {
+                    let mut a = Alert::clone(a);
+                    if !a.resolved_at(now) {
+                        a.ends_at = 0;
+                    }
+                    a
+                })
+                .collect();
+            sort_alerts(&mut alerts);
+            g.next_flush = now + interval;
+            g.has_flushed = true;
+            g.in_flight = true;
+            self.timers.push(Reverse((g.next_flush, id)));
+            out.push(Flush {
+                id,
+                key: g.key.clone(),
+                receiver: g.receiver.clone(),
+                group_labels: g.labels.clone(),
+                route: id.route,
+                alerts,
+                at: now,
+            });
+        }
+        out
+    }
+
+    /// Reports a flush's outcome. After a successful one, resolved alerts that have not
+    /// changed since are dropped from the group, and an empty group is deleted.
+    pub fn flushed(&mut self, flush: &Flush, ok: bool) {
+        let Some(g) = self.groups.get_mut(&flush.id) else {
+            return;
+        };
+        g.in_flight = false;
+        // Timers that came due while the flush was in flight were dropped; re-arm.
+        self.timers.push(Reverse((g.next_flush, flush.id)));
+        if ok {
+            for a in &flush.alerts {
+                if a.ends_at == 0 {
+                    continue;
+                }
+                let fp = a.fingerprint();
+                if g.alerts
+                    .get(&fp)
+                    .is_some_and(|cur| cur.updated_at == a.updated_at)
+                {
+                    g.alerts.remove(&fp);
+                }
+            }
+        }
+        if g.alerts.is_empty() {
+            self.groups.remove(&flush.id);
+        }
+    }
+
+    /// All groups.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
+    pub fn group(&self, id: &GroupId) -> Option<&Group> {
+        self.groups.get(id)
+    }
+
+    /// The group with this group key, if any.
+    pub fn group_by_key(&self, key: &str) -> Option<&Group> {
+        self.groups.values().find(|g| g.key == key)
+    }
+}
+
+/// Alertmanager's alert order in a message: by `job`, then `instance`, then labels.
+pub fn sort_alerts(alerts: &mut [Alert]) {
+    alerts.sort_by(|a, b| {
+        for k in ["job", "instance"] {
+            let (x, y) = (a.labels.get(k), b.labels.get(k));
+            if let (Some(x), Some(y)) = (x, y) {
+                if x != y {
+                    return x.cmp(y);
+                }
+            }
+        }
+        let (x, y) = (a.labels.iter(), b.labels.iter());
+        for (l, r) in x.zip(y) {
+            let c = l.name.cmp(&r.name).then_with(|| l.value.cmp(&r.value));
+            if c.is_ne() {
+                return c;
+            }
+        }
+        a.labels.len().cmp(&b.labels.len())
+    });
+}

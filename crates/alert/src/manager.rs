@@ -1,0 +1,980 @@
+//! The alert manager as a running service: receives alerts (API, rules, webhooks), keeps them
+//! with silences, acks and the notification log in durable state, dispatches groups on their
+//! timers and runs the pipeline for each flush, sending on tokio tasks so a slow or dead
+//! receiver never holds up another.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use medic_model::{Clock, Labels, Matcher};
+use tracing::{debug, info, warn};
+
+use crate::ack::Ack;
+use crate::config::Config;
+use crate::dispatch::{Dispatcher, Flush};
+use crate::inhibit::Inhibitor;
+use crate::metrics::{
+    AlertMetrics, FailureLabels, IntegrationLabels, KindLabel, QuietLabel, StateLabel, StatusLabel,
+};
+use crate::nflog::Nflog;
+use crate::notify::{build_receiver, Integration, NotifyError};
+use crate::pipeline::{self, Delivery, EscalationStep, IntegrationInfo, Quiet, Stages};
+use crate::route::Route;
+use crate::silence::{Silence, SilenceError, SilenceState, Silences};
+use crate::state::{Event, EventKind, HistoryQuery, StateError, StateStore};
+use crate::template::{Data, Templates};
+use crate::timeinterval::TimeInterval;
+use crate::types::{Alert, Fingerprint, Status};
+use crate::Error;
+
+/// An escalation policy as configured in medic.yml.
+#[derive(Debug, Clone)]
+pub struct EscalationPolicy {
+    pub name: String,
+    pub matchers: Vec<Matcher>,
+    /// `(after ms, receiver)`, in order.
+    pub steps: Vec<(i64, String)>,
+}
+
+/// A configuration ready to run: the parsed file, the routing tree, receivers with their
+/// templates parsed, and the named time intervals.
+pub struct Loaded {
+    pub config: Config,
+    /// The file's text with secrets replaced, for `/api/v2/status`.
+    pub original: String,
+    pub route: Arc<Route>,
+    integrations: HashMap<String, Vec<Arc<Integration>>>,
+    infos: HashMap<String, Vec<IntegrationInfo>>,
+    intervals: HashMap<String, Vec<TimeInterval>>,
+    escalations: Vec<EscalationStep>,
+}
+
+impl Loaded {
+    /// Loads an Alertmanager configuration file with its templates, and checks the escalation
+    /// policies against its receivers. Errors name the file and the field.
+    pub fn load(path: &Path, escalations: &[EscalationPolicy]) -> Result<Loaded, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            file: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Loaded::parse(&text, path, escalations)
+    }
+
+    /// As [`Loaded::load`], from text (`path` names it and anchors relative template paths).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        escalations: &[EscalationPolicy],
+    ) -> Result<Loaded, Error> {
+        let config = Config::parse(text, path)?;
+        let err = |message: String| Error::Config {
+            file: path.to_path_buf(),
+            message,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let files = config.template_files(base).map_err(err)?;
+        let templates = Templates::load(&files).map_err(err)?;
+        let mut integrations = HashMap::new();
+        let mut infos = HashMap::new();
+        for r in &config.receivers {
+            let built = build_receiver(r, &templates).map_err(err)?;
+            infos.insert(
+                r.name.clone(),
+                built
+                    .iter()
+                    .map(|i| IntegrationInfo {
+                        name: i.name(),
+                        send_resolved: i.send_resolved,
+                    })
+                    .collect(),
+            );
+            integrations.insert(r.name.clone(), built.into_iter().map(Arc::new).collect());
+        }
+        for (recv, kind) in config.unsupported_integrations() {
+            warn!(receiver = %recv, kind, "receiver integration not supported by medic yet; its notifications will fail");
+        }
+        let intervals = config
+            .named_intervals()
+            .map(|n| (n.name.clone(), n.time_intervals.clone()))
+            .collect();
+        let mut steps = Vec::new();
+        for p in escalations {
+            for (after, receiver) in &p.steps {
+                if !integrations.contains_key(receiver) {
+                    return Err(err(format!(
+                        "escalation policy {:?}: receiver {receiver:?} is not defined in this file",
+                        p.name
+                    )));
+                }
+                steps.push(EscalationStep {
+                    policy: p.name.clone(),
+                    matchers: p.matchers.clone(),
+                    after: *after,
+                    receiver: receiver.clone(),
+                });
+            }
+        }
+        let route = Arc::new(Route::new(config.route.as_ref().expect("validated")));
+        Ok(Loaded {
+            original: crate::config::redact(text),
+            config,
+            route,
+            integrations,
+            infos,
+            intervals,
+            escalations: steps,
+        })
+    }
+
+    /// Receiver names.
+    pub fn receivers(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.integrations.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Settings that are not in alertmanager.yml.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The URL medic is reached at, for links in messages.
+    pub external_url: String,
+    /// How long expired silences and old log entries are kept.
+    pub data_retention: i64,
+    /// How long history is kept.
+    pub history_retention: i64,
+    /// Upper bound on retrying one message (the group interval bounds it too).
+    pub max_retry: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            external_url: String::new(),
+            data_retention: 120 * 3_600_000,
+            history_retention: 30 * 86_400_000,
+            max_retry: Duration::from_secs(300),
+        }
+    }
+}
+
+struct Inner {
+    loaded: Arc<Loaded>,
+    alerts: HashMap<Fingerprint, Arc<Alert>>,
+    dispatcher: Dispatcher,
+    inhibitor: Inhibitor,
+    silences: Silences,
+    nflog: Nflog,
+    acks: HashMap<String, Ack>,
+}
+
+/// The running alert manager.
+pub struct AlertManager {
+    inner: Mutex<Inner>,
+    /// Held while writing state, taken before `inner` is released, so writes reach the store
+    /// in the order they were decided.
+    persist: Mutex<()>,
+    state: Arc<dyn StateStore>,
+    clock: Arc<dyn Clock>,
+    wake: tokio::sync::Notify,
+    metrics: Arc<AlertMetrics>,
+    opts: Options,
+    started_at: i64,
+}
+
+/// An alert with its current status, for the API.
+#[derive(Debug, Clone)]
+pub struct AlertView {
+    pub alert: Arc<Alert>,
+    pub silenced_by: Vec<String>,
+    pub inhibited_by: Vec<String>,
+    pub receivers: Vec<String>,
+}
+
+impl AlertView {
+    /// `active`, `suppressed` or (never here) `unprocessed`.
+    pub fn state(&self) -> &'static str {
+        if self.silenced_by.is_empty() && self.inhibited_by.is_empty() {
+            "active"
+        } else {
+            "suppressed"
+        }
+    }
+}
+
+/// A group, for the API.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub key: String,
+    pub labels: Labels,
+    pub receiver: String,
+    pub alerts: Vec<AlertView>,
+    pub ack: Option<Ack>,
+}
+
+/// Filters for listing alerts.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub matchers: Vec<Matcher>,
+    pub receiver: Option<regex::Regex>,
+    pub active: bool,
+    pub silenced: bool,
+    pub inhibited: bool,
+    /// Also list alerts that have resolved but are still held.
+    pub resolved: bool,
+}
+
+impl AlertManager {
+    /// Starts from durable state with a loaded configuration.
+    pub fn new(
+        loaded: Loaded,
+        state: Arc<dyn StateStore>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<AlertMetrics>,
+        opts: Options,
+    ) -> Result<Arc<Self>, Error> {
+        let now = clock.now_ms();
+        let loaded = Arc::new(loaded);
+        let st = |e: StateError| Error::State(e.0);
+        let resolve_timeout = loaded.config.global.resolve_timeout.0;
+        let mut alerts = HashMap::new();
+        for mut a in state.load_alerts().map_err(st)? {
+            // Senders re-send firing alerts; give them one resolve timeout after the restart.
+            if a.timeout && !a.resolved_at(a.updated_at) {
+                a.ends_at = a.ends_at.max(now + resolve_timeout);
+            }
+            alerts.insert(a.fingerprint(), Arc::new(a));
+        }
+        let silences = Silences::from_saved(state.load_silences().map_err(st)?);
+        let nflog = Nflog::from_saved(state.load_nflog().map_err(st)?);
+        let acks = state
+            .load_acks()
+            .map_err(st)?
+            .into_iter()
+            .map(|a| (a.group_key.clone(), a))
+            .collect();
+        info!(
+            alerts = alerts.len(),
+            silences = silences.len(),
+            nflog = nflog.len(),
+            "alert manager state loaded"
+        );
+        let mut inner = Inner {
+            dispatcher: Dispatcher::new(loaded.route.clone()),
+            inhibitor: Inhibitor::new(&loaded.config.inhibit_rules),
+            loaded,
+            alerts,
+            silences,
+            nflog,
+            acks,
+        };
+        rebuild(&mut inner, now);
+        Ok(Arc::new(AlertManager {
+            inner: Mutex::new(inner),
+            persist: Mutex::new(()),
+            state,
+            clock,
+            wake: tokio::sync::Notify::new(),
+            metrics,
+            opts,
+            started_at: now,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current time of the manager's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// When the manager started (ms).
+    pub fn started_at(&self) -> i64 {
+        self.started_at
+    }
+
+    /// The configuration in use.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.lock().loaded.clone()
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Swaps in a new configuration: the routing tree, inhibit rules and receivers change;
+    /// alerts, silences, acks and the log stay. Groups start again and send at once what the
+    /// log says they have not sent.
+    pub fn apply(&self, loaded: Loaded) {
+        let now = self.now();
+        let mut g = self.lock();
+        g.loaded = Arc::new(loaded);
+        g.dispatcher = Dispatcher::new(g.loaded.route.clone());
+        g.inhibitor = Inhibitor::new(&g.loaded.config.inhibit_rules);
+        rebuild(&mut g, now);
+        drop(g);
+        self.wake.notify_one();
+    }
+
+    /// Stores received alerts, all or none: an invalid alert refuses the whole batch. Returns
+    /// once they are durable.
+    pub fn put(&self, batch: Vec<Alert>) -> Result<(), Error> {
+        for (i, a) in batch.iter().enumerate() {
+            if let Err(e) = validate_alert(a) {
+                self.metrics.invalid.inc();
+                return Err(Error::Invalid(format!("alert {i}: {e}")));
+            }
+        }
+        let now = self.now();
+        let mut to_save = Vec::new();
+        let mut events = Vec::new();
+        let mut g = self.lock();
+        for mut a in batch {
+            a.updated_at = now;
+            let fp = a.fingerprint();
+            let old = g.alerts.get(&fp).cloned();
+            let merged = match &old {
+                Some(o) if o.overlaps(&a) => o.merge(&a),
+                _ => a,
+            };
+            let status = merged.status(now);
+            self.metrics
+                .received
+                .get_or_create(&StatusLabel {
+                    status: status.as_str().into(),
+                })
+                .inc();
+            let was = old.as_ref().map(|o| o.status(now));
+            let changed = match &old {
+                None => true,
+                Some(o) => {
+                    o.annotations != merged.annotations
+                        || o.starts_at != merged.starts_at
+                        || o.resolved_at(now) != merged.resolved_at(now)
+                        || (!merged.timeout && o.ends_at != merged.ends_at)
+                        || o.generator_url != merged.generator_url
+                }
+            };
+            if was != Some(status) && !(was.is_none() && status == Status::Resolved) {
+                events.push(Event {
+                    at: now,
+                    kind: if status == Status::Firing {
+                        EventKind::Firing
+                    } else {
+                        EventKind::Resolved
+                    },
+                    fingerprint: Some(fp),
+                    labels: merged.labels.clone(),
+                    group_key: String::new(),
+                    receiver: String::new(),
+                    detail: String::new(),
+                    author: String::new(),
+                });
+            }
+            let merged = Arc::new(merged);
+            g.inhibitor.observe(&merged);
+            g.dispatcher.insert(merged.clone(), now);
+            g.alerts.insert(fp, merged.clone());
+            if changed {
+                to_save.push(merged);
+            }
+        }
+        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(g);
+        self.wake.notify_one();
+        if !to_save.is_empty() {
+            self.state.save_alerts(&to_save).map_err(|e| {
+                self.metrics.state_errors.inc();
+                Error::State(e.0)
+            })?;
+        }
+        if !events.is_empty() {
+            self.record(&events);
+        }
+        Ok(())
+    }
+
+    fn record(&self, events: &[Event]) {
+        if let Err(e) = self.state.record(events) {
+            self.metrics.state_errors.inc();
+            warn!(error = %e, "cannot record alert history");
+        }
+    }
+
+    /// Alerts with their status, filtered, sorted by fingerprint.
+    pub fn alerts(&self, f: &AlertFilter) -> Vec<AlertView> {
+        let now = self.now();
+        let g = self.lock();
+        let mut out: Vec<AlertView> = g
+            .alerts
+            .values()
+            .filter(|a| f.resolved || !a.resolved_at(now))
+            .filter(|a| crate::matchers::matches_all(&f.matchers, &a.labels))
+            .filter_map(|a| {
+                let v = view(&g, a, now);
+                if let Some(re) = &f.receiver {
+                    if !v.receivers.iter().any(|r| re.is_match(r)) {
+                        return None;
+                    }
+                }
+                let keep = (f.active || v.state() != "active")
+                    && (f.silenced || v.silenced_by.is_empty())
+                    && (f.inhibited || v.inhibited_by.is_empty());
+                keep.then_some(v)
+            })
+            .collect();
+        out.sort_by_key(|v| v.alert.fingerprint());
+        out
+    }
+
+    /// The dispatcher's groups with their alerts.
+    pub fn groups(&self, matchers: &[Matcher], receiver: Option<&regex::Regex>) -> Vec<GroupView> {
+        let now = self.now();
+        let g = self.lock();
+        let mut out: Vec<GroupView> = g
+            .dispatcher
+            .groups()
+            .filter(|grp| receiver.is_none_or(|r| r.is_match(&grp.receiver)))
+            .filter_map(|grp| {
+                let mut alerts: Vec<AlertView> = grp
+                    .alerts
+                    .values()
+                    .filter(|a| !a.resolved_at(now))
+                    .filter(|a| crate::matchers::matches_all(matchers, &a.labels))
+                    .map(|a| view(&g, a, now))
+                    .collect();
+                if alerts.is_empty() {
+                    return None;
+                }
+                alerts.sort_by_key(|v| v.alert.fingerprint());
+                Some(GroupView {
+                    key: grp.key.clone(),
+                    labels: grp.labels.clone(),
+                    receiver: grp.receiver.clone(),
+                    alerts,
+                    ack: g.acks.get(&grp.key).filter(|a| a.expires_at > now).cloned(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.receiver.cmp(&b.receiver)));
+        out
+    }
+
+    // ---- silences ----
+
+    /// Creates or updates a silence; returns its id.
+    pub fn set_silence(&self, s: Silence) -> Result<String, SilenceError> {
+        let now = self.now();
+        let mut g = self.lock();
+        let (id, changed) = g.silences.set(s, now)?;
+        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(g);
+        self.save_silences(&changed)?;
+        Ok(id)
+    }
+
+    fn save_silences(&self, changed: &[Silence]) -> Result<(), SilenceError> {
+        self.state.save_silences(changed).map_err(|e| {
+            self.metrics.state_errors.inc();
+            SilenceError::Invalid(format!("not stored: {e}"))
+        })
+    }
+
+    /// Expires a silence now.
+    pub fn expire_silence(&self, id: &str) -> Result<(), SilenceError> {
+        let now = self.now();
+        let mut g = self.lock();
+        let s = g.silences.expire(id, now)?;
+        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(g);
+        self.save_silences(&[s])
+    }
+
+    /// All silences (or those matching `matchers` by equal matcher sets), newest first.
+    pub fn silences(&self) -> Vec<Silence> {
+        let mut v: Vec<Silence> = self.lock().silences.iter().cloned().collect();
+        v.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    pub fn silence(&self, id: &str) -> Option<Silence> {
+        self.lock().silences.get(id).cloned()
+    }
+
+    // ---- acknowledgements ----
+
+    /// Acknowledges a group for `duration` ms.
+    pub fn ack(
+        &self,
+        group_key: &str,
+        author: &str,
+        comment: &str,
+        duration: i64,
+    ) -> Result<Ack, Error> {
+        if author.trim().is_empty() {
+            return Err(Error::Invalid("an acknowledgement needs an author".into()));
+        }
+        if duration <= 0 {
+            return Err(Error::Invalid(
+                "the acknowledgement's duration must be positive".into(),
+            ));
+        }
+        let now = self.now();
+        let mut g = self.lock();
+        let grp = g
+            .dispatcher
+            .group_by_key(group_key)
+            .ok_or_else(|| Error::NotFound(format!("no alert group {group_key:?}")))?;
+        let mut firing: Vec<Fingerprint> = grp
+            .alerts
+            .values()
+            .filter(|a| !a.resolved_at(now))
+            .map(|a| a.fingerprint())
+            .collect();
+        firing.sort();
+        let labels = grp.labels.clone();
+        let ack = Ack {
+            group_key: group_key.to_string(),
+            author: author.to_string(),
+            comment: comment.to_string(),
+            at: now,
+            expires_at: now.saturating_add(duration),
+            firing,
+        };
+        g.acks.insert(group_key.to_string(), ack.clone());
+        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(g);
+        self.state.save_ack(&ack).map_err(|e| Error::State(e.0))?;
+        self.record(&[Event {
+            at: now,
+            kind: EventKind::Acked,
+            fingerprint: None,
+            labels,
+            group_key: group_key.to_string(),
+            receiver: String::new(),
+            detail: comment.to_string(),
+            author: author.to_string(),
+        }]);
+        Ok(ack)
+    }
+
+    /// Removes an acknowledgement.
+    pub fn unack(&self, group_key: &str) -> Result<(), Error> {
+        let mut g = self.lock();
+        if g.acks.remove(group_key).is_none() {
+            return Err(Error::NotFound(format!(
+                "group {group_key:?} is not acknowledged"
+            )));
+        }
+        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(g);
+        self.state
+            .delete_acks(&[group_key.to_string()])
+            .map_err(|e| Error::State(e.0))?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Alert history.
+    pub fn history(&self, q: &HistoryQuery) -> Result<Vec<Event>, Error> {
+        self.state.history(q).map_err(|e| Error::State(e.0))
+    }
+
+    // ---- the loop ----
+
+    /// Dispatches until `shutdown` resolves: flushes due groups, runs the pipeline, and
+    /// collects garbage once a minute.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut last_gc = 0;
+        loop {
+            let now = self.now();
+            let (flushes, next) = {
+                let mut g = self.lock();
+                let f = g.dispatcher.due(now);
+                (f, g.dispatcher.next_due())
+            };
+            for f in flushes {
+                let me = self.clone();
+                tokio::spawn(async move { me.flush(f).await });
+            }
+            if now - last_gc >= 60_000 {
+                last_gc = now;
+                self.gc(now);
+            }
+            let wait = next.map_or(1_000, |t| (t - self.now()).clamp(0, 1_000));
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            }
+        }
+    }
+
+    /// Runs the pipeline for one flush and reports back to the dispatcher.
+    async fn flush(self: Arc<Self>, f: Flush) {
+        let now = self.now();
+        let (deliveries, loaded, group_interval) = {
+            let g = self.lock();
+            let route = g.dispatcher.route(f.route).clone();
+            let stages = Stages {
+                inhibitor: &g.inhibitor,
+                silences: &g.silences,
+                intervals: &g.loaded.intervals,
+                nflog: &g.nflog,
+                acks: &g.acks,
+                receivers: &g.loaded.infos,
+                escalations: &g.loaded.escalations,
+            };
+            (
+                pipeline::prepare(&f, &route, &stages, now),
+                g.loaded.clone(),
+                route.opts.group_interval,
+            )
+        };
+        let deliveries = match deliveries {
+            Ok(d) => d,
+            Err(q) => {
+                let reason = match q {
+                    Quiet::TimeMuted => "time_muted",
+                    Quiet::AllMuted => "all_muted",
+                    Quiet::UpToDate => "up_to_date",
+                };
+                self.metrics
+                    .flushes_quiet
+                    .get_or_create(&QuietLabel {
+                        reason: reason.into(),
+                    })
+                    .inc();
+                self.lock().dispatcher.flushed(&f, true);
+                return;
+            }
+        };
+        let budget =
+            Duration::from_millis(group_interval.max(1_000) as u64).min(self.opts.max_retry);
+        let mut tasks = Vec::new();
+        for d in deliveries {
+            let me = self.clone();
+            let integ = loaded
+                .integrations
+                .get(&d.receiver)
+                .and_then(|v| v.get(d.integration))
+                .cloned();
+            tasks.push(tokio::spawn(
+                async move { me.deliver(d, integ, budget).await },
+            ));
+        }
+        let mut ok = true;
+        for t in tasks {
+            ok &= t.await.unwrap_or(false);
+        }
+        self.lock().dispatcher.flushed(&f, ok);
+    }
+
+    /// Sends one message with retries; logs it when delivered. Returns whether it was.
+    async fn deliver(
+        &self,
+        d: Delivery,
+        integ: Option<Arc<Integration>>,
+        budget: Duration,
+    ) -> bool {
+        let labels = IntegrationLabels {
+            receiver: d.receiver.clone(),
+            integration: d
+                .integration_name
+                .split('[')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        };
+        let result = match (&integ, d.send) {
+            (_, false) => Ok(()),
+            (None, true) => Err(NotifyError {
+                retryable: false,
+                message: "receiver no longer configured".into(),
+                reason: "config",
+            }),
+            (Some(i), true) => self.send_with_retry(i, &d, budget).await,
+        };
+        let now = self.now();
+        match result {
+            Ok(()) => {
+                if d.send {
+                    self.metrics.notifications.get_or_create(&labels).inc();
+                }
+                let entry = pipeline::log_entry(&d, now);
+                let g = {
+                    let mut g = self.lock();
+                    g.nflog.log(entry.clone());
+                    g
+                };
+                let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+                drop(g);
+                if let Err(e) = self.state.save_nflog(&entry) {
+                    self.metrics.state_errors.inc();
+                    warn!(error = %e, "cannot store the notification log; a restart may repeat this message");
+                }
+                if d.send {
+                    self.record(&[self.group_event(
+                        &d,
+                        now,
+                        if d.escalation.is_some() {
+                            EventKind::Escalated
+                        } else {
+                            EventKind::Notified
+                        },
+                        String::new(),
+                    )]);
+                }
+                true
+            }
+            Err(e) => {
+                warn!(receiver = %d.receiver, integration = %d.integration_name, group = %d.group_key, error = %e, "notification failed");
+                self.metrics
+                    .notifications_failed
+                    .get_or_create(&FailureLabels {
+                        receiver: labels.receiver.clone(),
+                        integration: labels.integration.clone(),
+                        reason: e.reason.into(),
+                    })
+                    .inc();
+                self.record(&[self.group_event(
+                    &d,
+                    now,
+                    EventKind::NotifyFailed,
+                    e.message.clone(),
+                )]);
+                false
+            }
+        }
+    }
+
+    fn group_event(&self, d: &Delivery, at: i64, kind: EventKind, detail: String) -> Event {
+        let detail = match (&d.escalation, detail.is_empty()) {
+            (Some(p), true) => format!(
+                "escalation policy {p}; {} firing, {} resolved",
+                d.firing.len(),
+                d.resolved.len()
+            ),
+            (_, true) => format!("{} firing, {} resolved", d.firing.len(), d.resolved.len()),
+            (_, false) => detail,
+        };
+        Event {
+            at,
+            kind,
+            fingerprint: None,
+            labels: d.group_labels.clone(),
+            group_key: d.group_key.clone(),
+            receiver: format!("{}/{}", d.receiver, d.integration_name),
+            detail,
+            author: String::new(),
+        }
+    }
+
+    async fn send_with_retry(
+        &self,
+        integ: &Integration,
+        d: &Delivery,
+        budget: Duration,
+    ) -> Result<(), NotifyError> {
+        let started = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(500);
+        let kind = KindLabel {
+            integration: integ.kind.to_string(),
+        };
+        let data = Data::new(
+            &d.receiver,
+            &d.group_labels,
+            d.alerts.clone(),
+            self.now(),
+            &self.opts.external_url,
+        );
+        loop {
+            self.metrics.requests.get_or_create(&kind).inc();
+            let t0 = std::time::Instant::now();
+            let r = integ.notify(&data, &d.group_key, self.now()).await;
+            self.metrics
+                .latency
+                .get_or_create(&kind)
+                .observe(t0.elapsed().as_secs_f64());
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.metrics.requests_failed.get_or_create(&kind).inc();
+                    if !e.retryable || started.elapsed() + backoff > budget {
+                        return Err(e);
+                    }
+                    debug!(receiver = %d.receiver, error = %e, ?backoff, "retrying notification");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Drops resolved alerts, expired silences, log entries and acks, and old history; updates
+    /// the gauges.
+    pub fn gc(&self, now: i64) {
+        let mut g = self.lock();
+        let resolved: Vec<Arc<Alert>> = g
+            .alerts
+            .values()
+            .filter(|a| a.resolved_at(now))
+            .cloned()
+            .collect();
+        for a in &resolved {
+            g.alerts.remove(&a.fingerprint());
+            g.inhibitor.forget(a);
+        }
+        let silences = g.silences.gc(now, self.opts.data_retention);
+        let nflog = g.nflog.gc(now);
+        let acks: Vec<String> = g
+            .acks
+            .values()
+            .filter(|a| a.expires_at <= now)
+            .map(|a| a.group_key.clone())
+            .collect();
+        for k in &acks {
+            g.acks.remove(k);
+        }
+        // Gauges.
+        let (mut active, mut suppressed) = (0i64, 0i64);
+        for a in g.alerts.values() {
+            if g.silences.mutes(&a.labels, now).is_empty()
+                && g.inhibitor.mutes(&a.labels, now).is_none()
+            {
+                active += 1;
+            } else {
+                suppressed += 1;
+            }
+        }
+        self.metrics
+            .alerts
+            .get_or_create(&StateLabel {
+                state: "active".into(),
+            })
+            .set(active);
+        self.metrics
+            .alerts
+            .get_or_create(&StateLabel {
+                state: "suppressed".into(),
+            })
+            .set(suppressed);
+        let mut by_state: HashMap<SilenceState, i64> = HashMap::new();
+        for s in g.silences.iter() {
+            *by_state.entry(s.state(now)).or_default() += 1;
+        }
+        for st in [
+            SilenceState::Active,
+            SilenceState::Pending,
+            SilenceState::Expired,
+        ] {
+            self.metrics
+                .silences
+                .get_or_create(&StateLabel {
+                    state: st.as_str().into(),
+                })
+                .set(by_state.get(&st).copied().unwrap_or(0));
+        }
+        self.metrics
+            .groups
+            .set(g.dispatcher.groups().count() as i64);
+        self.metrics.nflog_entries.set(g.nflog.len() as i64);
+        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(g);
+        let fps: Vec<Fingerprint> = resolved.iter().map(|a| a.fingerprint()).collect();
+        let results = [
+            (!fps.is_empty()).then(|| self.state.delete_alerts(&fps)),
+            (!silences.is_empty()).then(|| self.state.delete_silences(&silences)),
+            (!nflog.is_empty()).then(|| self.state.delete_nflog(&nflog)),
+            (!acks.is_empty()).then(|| self.state.delete_acks(&acks)),
+            Some(
+                self.state
+                    .prune_history(now - self.opts.history_retention)
+                    .map(|_| ()),
+            ),
+        ];
+        for r in results.into_iter().flatten() {
+            if let Err(e) = r {
+                self.metrics.state_errors.inc();
+                warn!(error = %e, "alert state garbage collection failed");
+            }
+        }
+    }
+
+    /// Receivers a label set is routed to.
+    pub fn routes_for(&self, labels: &Labels) -> Vec<String> {
+        let g = self.lock();
+        let mut seen = HashSet::new();
+        g.loaded
+            .route
+            .matches(labels)
+            .into_iter()
+            .map(|r| r.opts.receiver.clone())
+            .filter(|r| seen.insert(r.clone()))
+            .collect()
+    }
+}
+
+fn view(g: &Inner, a: &Arc<Alert>, now: i64) -> AlertView {
+    let mut seen = HashSet::new();
+    AlertView {
+        alert: a.clone(),
+        silenced_by: g.silences.mutes(&a.labels, now),
+        inhibited_by: g
+            .inhibitor
+            .mutes(&a.labels, now)
+            .map(|f| vec![f.to_string()])
+            .unwrap_or_default(),
+        receivers: g
+            .loaded
+            .route
+            .matches(&a.labels)
+            .into_iter()
+            .map(|r| r.opts.receiver.clone())
+            .filter(|r| seen.insert(r.clone()))
+            .collect(),
+    }
+}
+
+/// Re-feeds every held alert to a fresh dispatcher and inhibitor.
+fn rebuild(g: &mut Inner, now: i64) {
+    let alerts: Vec<Arc<Alert>> = g.alerts.values().cloned().collect();
+    for a in &alerts {
+        g.inhibitor.observe(a);
+    }
+    for a in alerts {
+        g.dispatcher.insert(a, now);
+    }
+}
+
+/// Alertmanager's checks on a received alert.
+pub fn validate_alert(a: &Alert) -> Result<(), String> {
+    if a.labels.is_empty() {
+        return Err("at least one label pair required".into());
+    }
+    for l in a.labels.iter() {
+        if !medic_model::is_valid_label_name(&l.name) {
+            return Err(format!("invalid label name {:?}", &*l.name));
+        }
+        if l.value.is_empty() {
+            return Err(format!("label {:?} has an empty value", &*l.name));
+        }
+    }
+    for k in a.annotations.keys() {
+        if !medic_model::is_valid_label_name(k) {
+            return Err(format!("invalid annotation name {k:?}"));
+        }
+    }
+    if a.starts_at == 0 {
+        return Err("start time missing".into());
+    }
+    if a.ends_at != 0 && a.ends_at < a.starts_at {
+        return Err("start time must be before end time".into());
+    }
+    Ok(())
+}

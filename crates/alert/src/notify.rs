@@ -1,0 +1,872 @@
+//! Receivers' integrations: the webhook, Slack, PagerDuty (Events API v2) and e-mail
+//! messages, built from the templates and sent over HTTP (reqwest, rustls) or SMTP (lettre).
+//! Errors say whether a retry can help: network errors, 5xx and 429 are retryable, other
+//! 4xx are permanent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::config::{
+    EmailConfig, HttpConfig, PagerdutyConfig, ReceiverConfig, SlackConfig, WebhookConfig,
+};
+use crate::template::{Data, FieldTemplate, Templates};
+use crate::types::{rfc3339_nano, Alert};
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotifyError {
+    pub retryable: bool,
+    pub message: String,
+    /// A short reason for metrics: `network`, `5xx`, `4xx`, `429`, `template`, `unsupported`.
+    pub reason: &'static str,
+}
+
+impl NotifyError {
+    fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
+        NotifyError {
+            retryable: false,
+            message: message.into(),
+            reason,
+        }
+    }
+}
+
+/// One integration of a receiver, ready to send.
+#[derive(Debug)]
+pub struct Integration {
+    /// `webhook`, `slack`, `pagerduty`, `email`, or an unsupported kind.
+    pub kind: &'static str,
+    /// Position among the receiver's integrations of this kind.
+    pub index: usize,
+    pub send_resolved: bool,
+    target: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Webhook {
+        url: String,
+        max_alerts: u64,
+        client: reqwest::Client,
+    },
+    Slack {
+        url: String,
+        client: reqwest::Client,
+        fields: Box<SlackFields>,
+    },
+    PagerDuty {
+        url: String,
+        routing_key: String,
+        client: reqwest::Client,
+        fields: Box<PagerdutyFields>,
+    },
+    Email(Box<EmailTarget>),
+    Unsupported,
+}
+
+#[derive(Debug)]
+struct SlackFields {
+    channel: FieldTemplate,
+    username: FieldTemplate,
+    color: FieldTemplate,
+    title: FieldTemplate,
+    title_link: FieldTemplate,
+    pretext: FieldTemplate,
+    text: FieldTemplate,
+    footer: FieldTemplate,
+    fallback: FieldTemplate,
+    callback_id: FieldTemplate,
+    icon_emoji: FieldTemplate,
+    icon_url: FieldTemplate,
+    image_url: FieldTemplate,
+    thumb_url: FieldTemplate,
+    fields: Vec<(FieldTemplate, FieldTemplate, Option<bool>)>,
+    short_fields: bool,
+    link_names: bool,
+    mrkdwn_in: Vec<String>,
+    actions: Vec<Json>,
+}
+
+#[derive(Debug)]
+struct PagerdutyFields {
+    client: FieldTemplate,
+    client_url: FieldTemplate,
+    description: FieldTemplate,
+    details: Vec<(String, FieldTemplate)>,
+    source: FieldTemplate,
+    severity: FieldTemplate,
+    class: FieldTemplate,
+    component: FieldTemplate,
+    group: FieldTemplate,
+    images: Vec<(FieldTemplate, FieldTemplate, FieldTemplate)>,
+    links: Vec<(FieldTemplate, FieldTemplate)>,
+}
+
+#[derive(Debug)]
+struct EmailTarget {
+    to: FieldTemplate,
+    from: FieldTemplate,
+    host: String,
+    port: u16,
+    hello: String,
+    auth: Option<(String, String)>,
+    require_tls: bool,
+    insecure_skip_verify: bool,
+    headers: Vec<(String, FieldTemplate)>,
+    html: FieldTemplate,
+    text: FieldTemplate,
+}
+
+/// How long one HTTP request or SMTP session may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slack and PagerDuty cut texts longer than this.
+const MAX_TITLE_RUNES: usize = 1024;
+
+fn read_secret(
+    inline: &Option<String>,
+    file: &Option<String>,
+    what: &str,
+) -> Result<String, String> {
+    if let Some(s) = inline {
+        return Ok(s.clone());
+    }
+    if let Some(f) = file {
+        return std::fs::read_to_string(f)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("{what}: cannot read {f}: {e}"));
+    }
+    Err(format!("{what} missing"))
+}
+
+/// Builds an HTTP client for an integration's `http_config`.
+pub fn http_client(h: &Option<HttpConfig>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")));
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(h) = h {
+        if let Some(ba) = &h.basic_auth {
+            let pw = read_secret(&ba.password, &ba.password_file, "basic_auth password")
+                .unwrap_or_default();
+            let token = base64_encode(format!("{}:{pw}", ba.username).as_bytes());
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Basic {token}")
+                    .parse()
+                    .map_err(|_| "basic_auth: invalid characters")?,
+            );
+        }
+        let bearer = match (&h.authorization, &h.bearer_token, &h.bearer_token_file) {
+            (Some(a), _, _) => Some((
+                a.kind.clone().unwrap_or_else(|| "Bearer".into()),
+                read_secret(
+                    &a.credentials,
+                    &a.credentials_file,
+                    "authorization credentials",
+                )?,
+            )),
+            (None, t @ Some(_), f) | (None, t @ None, f @ Some(_)) => {
+                Some(("Bearer".into(), read_secret(t, f, "bearer_token")?))
+            }
+            _ => None,
+        };
+        if let Some((kind, cred)) = bearer {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("{kind} {cred}")
+                    .parse()
+                    .map_err(|_| "authorization: invalid characters")?,
+            );
+        }
+        if h.tls_config.insecure_skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        if let Some(ca) = &h.tls_config.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("tls_config.ca_file {ca}: {e}"))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("tls_config.ca_file {ca}: {e}"))?;
+            b = b.add_root_certificate(cert);
+        }
+        if let Some(p) = &h.proxy_url {
+            b = b.proxy(reqwest::Proxy::all(p).map_err(|e| format!("proxy_url: {e}"))?);
+        }
+        if h.follow_redirects == Some(false) {
+            b = b.redirect(reqwest::redirect::Policy::none());
+        }
+    }
+    b.default_headers(headers)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn base64_encode(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Builds every integration of a receiver. Errors name the integration and the field.
+pub fn build_receiver(r: &ReceiverConfig, t: &Templates) -> Result<Vec<Integration>, String> {
+    let mut out = Vec::new();
+    for (i, w) in r.webhook_configs.iter().enumerate() {
+        out.push(
+            webhook(w, i)
+                .map_err(|e| format!("receiver {:?} webhook_configs[{i}]: {e}", r.name))?,
+        );
+    }
+    for (i, s) in r.slack_configs.iter().enumerate() {
+        out.push(
+            slack(s, i, t).map_err(|e| format!("receiver {:?} slack_configs[{i}]: {e}", r.name))?,
+        );
+    }
+    for (i, p) in r.pagerduty_configs.iter().enumerate() {
+        out.push(
+            pagerduty(p, i, t)
+                .map_err(|e| format!("receiver {:?} pagerduty_configs[{i}]: {e}", r.name))?,
+        );
+    }
+    for (i, e) in r.email_configs.iter().enumerate() {
+        out.push(
+            email(e, i, t)
+                .map_err(|err| format!("receiver {:?} email_configs[{i}]: {err}", r.name))?,
+        );
+    }
+    for (kind, n) in [
+        ("opsgenie", r.opsgenie_configs.len()),
+        ("victorops", r.victorops_configs.len()),
+        ("pushover", r.pushover_configs.len()),
+        ("sns", r.sns_configs.len()),
+        ("telegram", r.telegram_configs.len()),
+        ("wechat", r.wechat_configs.len()),
+        ("webex", r.webex_configs.len()),
+        ("discord", r.discord_configs.len()),
+        ("msteams", r.msteams_configs.len()),
+    ] {
+        for index in 0..n {
+            out.push(Integration {
+                kind,
+                index,
+                send_resolved: false,
+                target: Target::Unsupported,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn webhook(w: &WebhookConfig, index: usize) -> Result<Integration, String> {
+    let url = read_secret(&w.url, &w.url_file, "url")?;
+    Ok(Integration {
+        kind: "webhook",
+        index,
+        send_resolved: w.send_resolved,
+        target: Target::Webhook {
+            url,
+            max_alerts: w.max_alerts,
+            client: http_client(&w.http_config)?,
+        },
+    })
+}
+
+fn slack(s: &SlackConfig, index: usize, t: &Templates) -> Result<Integration, String> {
+    let url = read_secret(&s.api_url, &s.api_url_file, "api_url")?;
+    let f = |name: &str, text: &str| t.field(name, text).map_err(|e| format!("{name}: {e}"));
+    let fields = SlackFields {
+        channel: f("channel", &s.channel)?,
+        username: f("username", &s.username)?,
+        color: f("color", &s.color)?,
+        title: f("title", &s.title)?,
+        title_link: f("title_link", &s.title_link)?,
+        pretext: f("pretext", &s.pretext)?,
+        text: f("text", &s.text)?,
+        footer: f("footer", &s.footer)?,
+        fallback: f("fallback", &s.fallback)?,
+        callback_id: f("callback_id", &s.callback_id)?,
+        icon_emoji: f("icon_emoji", &s.icon_emoji)?,
+        icon_url: f("icon_url", &s.icon_url)?,
+        image_url: f("image_url", &s.image_url)?,
+        thumb_url: f("thumb_url", &s.thumb_url)?,
+        fields: s
+            .fields
+            .iter()
+            .map(|x| {
+                Ok((
+                    f("fields.title", &x.title)?,
+                    f("fields.value", &x.value)?,
+                    x.short,
+                ))
+            })
+            .collect::<Result<_, String>>()?,
+        short_fields: s.short_fields,
+        link_names: s.link_names,
+        mrkdwn_in: s.mrkdwn_in.clone(),
+        actions: s
+            .actions
+            .iter()
+            .map(|a| {
+                let mut m = serde_json::Map::new();
+                m.insert("type".into(), json!(a.kind));
+                m.insert("text".into(), json!(a.text));
+                for (k, v) in [
+                    ("url", &a.url),
+                    ("style", &a.style),
+                    ("name", &a.name),
+                    ("value", &a.value),
+                ] {
+                    if !v.is_empty() {
+                        m.insert(k.into(), json!(v));
+                    }
+                }
+                Json::Object(m)
+            })
+            .collect(),
+    };
+    Ok(Integration {
+        kind: "slack",
+        index,
+        send_resolved: s.send_resolved,
+        target: Target::Slack {
+            url,
+            client: http_client(&s.http_config)?,
+            fields: Box::new(fields),
+        },
+    })
+}
+
+fn pagerduty(p: &PagerdutyConfig, index: usize, t: &Templates) -> Result<Integration, String> {
+    if p.service_key.is_some() || p.service_key_file.is_some() {
+        return Err("service_key (Events API v1) is not supported by medic; use routing_key (Events API v2)".into());
+    }
+    let routing_key = read_secret(&p.routing_key, &p.routing_key_file, "routing_key")?;
+    let f = |name: &str, text: &str| t.field(name, text).map_err(|e| format!("{name}: {e}"));
+    let fields = PagerdutyFields {
+        client: f("client", &p.client)?,
+        client_url: f("client_url", &p.client_url)?,
+        description: f("description", &p.description)?,
+        details: p
+            .details
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), f(&format!("details.{k}"), v)?)))
+            .collect::<Result<_, String>>()?,
+        source: f("source", &p.source)?,
+        severity: f("severity", &p.severity)?,
+        class: f("class", &p.class)?,
+        component: f("component", &p.component)?,
+        group: f("group", &p.group)?,
+        images: p
+            .images
+            .iter()
+            .map(|i| {
+                Ok((
+                    f("images.src", &i.src)?,
+                    f("images.alt", &i.alt)?,
+                    f("images.href", &i.href)?,
+                ))
+            })
+            .collect::<Result<_, String>>()?,
+        links: p
+            .links
+            .iter()
+            .map(|l| Ok((f("links.href", &l.href)?, f("links.text", &l.text)?)))
+            .collect::<Result<_, String>>()?,
+    };
+    Ok(Integration {
+        kind: "pagerduty",
+        index,
+        send_resolved: p.send_resolved,
+        target: Target::PagerDuty {
+            url: p.url.clone().unwrap_or_default(),
+            routing_key,
+            client: http_client(&p.http_config)?,
+            fields: Box::new(fields),
+        },
+    })
+}
+
+fn email(e: &EmailConfig, index: usize, t: &Templates) -> Result<Integration, String> {
+    let f = |name: &str, text: &str| t.field(name, text).map_err(|err| format!("{name}: {err}"));
+    let smarthost = e.smarthost.clone().unwrap_or_default();
+    let (host, port) = smarthost
+        .rsplit_once(':')
+        .and_then(|(h, p)| {
+            Some((
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse::<u16>().ok()?,
+            ))
+        })
+        .ok_or_else(|| format!("smarthost {smarthost:?} is not host:port"))?;
+    let auth = match &e.auth_username {
+        Some(u) if !u.is_empty() => Some((
+            u.clone(),
+            read_secret(&e.auth_password, &e.auth_password_file, "auth_password")
+                .unwrap_or_default(),
+        )),
+        _ => None,
+    };
+    let mut headers = BTreeMap::new();
+    headers.insert(
+        "Subject".to_string(),
+        r#"{{ template "email.default.subject" . }}"#.to_string(),
+    );
+    for (k, v) in &e.headers {
+        // Header names are case-insensitive; the configured spelling wins.
+        headers.retain(|h: &String, _| !h.eq_ignore_ascii_case(k));
+        headers.insert(k.clone(), v.clone());
+    }
+    Ok(Integration {
+        kind: "email",
+        index,
+        send_resolved: e.send_resolved,
+        target: Target::Email(Box::new(EmailTarget {
+            to: f("to", &e.to)?,
+            from: f("from", e.from.as_deref().unwrap_or(""))?,
+            host,
+            port,
+            hello: e.hello.clone().unwrap_or_else(|| "localhost".into()),
+            auth,
+            require_tls: e.require_tls.unwrap_or(true),
+            insecure_skip_verify: e.tls_config.insecure_skip_verify,
+            headers: headers
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), f(&format!("headers.{k}"), v)?)))
+                .collect::<Result<_, String>>()?,
+            html: f("html", &e.html)?,
+            text: f("text", &e.text)?,
+        })),
+    })
+}
+
+fn truncate_runes(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s;
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+fn render(f: &FieldTemplate, v: &medic_template::Value) -> Result<String, NotifyError> {
+    f.render(v)
+        .map_err(|e| NotifyError::permanent("template", e))
+}
+
+/// The Alertmanager webhook payload (version 4).
+pub fn webhook_payload(data: &Data, group_key: &str, max_alerts: u64, now: i64) -> Json {
+    let total = data.alerts.len();
+    let keep = if max_alerts == 0 {
+        total
+    } else {
+        total.min(max_alerts as usize)
+    };
+    let labels = |l: &medic_model::Labels| {
+        Json::Object(
+            l.iter()
+                .map(|l| (l.name.to_string(), json!(&*l.value)))
+                .collect(),
+        )
+    };
+    let alerts: Vec<Json> = data.alerts[..keep]
+        .iter()
+        .map(|a| alert_json(a, now, &labels))
+        .collect();
+    json!({
+        "receiver": data.receiver,
+        "status": data.status,
+        "alerts": alerts,
+        "groupLabels": labels(&data.group_labels),
+        "commonLabels": labels(&data.common_labels),
+        "commonAnnotations": data.common_annotations,
+        "externalURL": data.external_url,
+        "version": "4",
+        "groupKey": group_key,
+        "truncatedAlerts": total - keep,
+    })
+}
+
+fn alert_json(a: &Alert, now: i64, labels: &dyn Fn(&medic_model::Labels) -> Json) -> Json {
+    json!({
+        "status": a.status(now).as_str(),
+        "labels": labels(&a.labels),
+        "annotations": a.annotations,
+        "startsAt": rfc3339_nano(a.starts_at),
+        "endsAt": rfc3339_nano(a.ends_at),
+        "generatorURL": a.generator_url,
+        "fingerprint": a.fingerprint().to_string(),
+    })
+}
+
+/// PagerDuty's deduplication key for a group: SHA-256 of the group key, in hex.
+pub fn group_key_hash(group_key: &str) -> String {
+    let d = Sha256::digest(group_key.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Integration {
+    /// `webhook[0]`: the name used in the notification log and in metrics.
+    pub fn name(&self) -> String {
+        format!("{}[{}]", self.kind, self.index)
+    }
+
+    /// Sends one message for `data`.
+    pub async fn notify(&self, data: &Data, group_key: &str, now: i64) -> Result<(), NotifyError> {
+        match &self.target {
+            Target::Webhook {
+                url,
+                max_alerts,
+                client,
+            } => {
+                let body = webhook_payload(data, group_key, *max_alerts, now);
+                post_json(client, url, &body).await
+            }
+            Target::Slack {
+                url,
+                client,
+                fields,
+            } => {
+                let v = data.to_value(now);
+                let body = slack_payload(fields, &v)?;
+                post_json(client, url, &body).await
+            }
+            Target::PagerDuty {
+                url,
+                routing_key,
+                client,
+                fields,
+            } => {
+                let v = data.to_value(now);
+                let body = pagerduty_payload(fields, &v, routing_key, data.status, group_key)?;
+                post_json(client, url, &body).await
+            }
+            Target::Email(e) => send_email(e, &data.to_value(now)).await,
+            Target::Unsupported => Err(NotifyError::permanent(
+                "unsupported",
+                format!("{} receivers are not supported by medic yet", self.kind),
+            )),
+        }
+    }
+}
+
+fn slack_payload(f: &SlackFields, v: &medic_template::Value) -> Result<Json, NotifyError> {
+    let mut att = serde_json::Map::new();
+    let mut put = |k: &str, s: String, omit_empty: bool| {
+        if !(omit_empty && s.is_empty()) {
+            att.insert(k.to_string(), json!(s));
+        }
+    };
+    put(
+        "title",
+        truncate_runes(render(&f.title, v)?, MAX_TITLE_RUNES),
+        true,
+    );
+    put("title_link", render(&f.title_link, v)?, true);
+    put("pretext", render(&f.pretext, v)?, true);
+    put("text", render(&f.text, v)?, false);
+    put("fallback", render(&f.fallback, v)?, false);
+    put("callback_id", render(&f.callback_id, v)?, true);
+    put("image_url", render(&f.image_url, v)?, true);
+    put("thumb_url", render(&f.thumb_url, v)?, true);
+    put("footer", render(&f.footer, v)?, true);
+    put("color", render(&f.color, v)?, true);
+    if !f.fields.is_empty() {
+        let mut fields = Vec::new();
+        for (t, val, short) in &f.fields {
+            fields.push(json!({
+                "title": render(t, v)?,
+                "value": render(val, v)?,
+                "short": short.unwrap_or(f.short_fields),
+            }));
+        }
+        att.insert("fields".into(), Json::Array(fields));
+    }
+    if !f.actions.is_empty() {
+        att.insert("actions".into(), Json::Array(f.actions.clone()));
+    }
+    if !f.mrkdwn_in.is_empty() {
+        att.insert("mrkdwn_in".into(), json!(f.mrkdwn_in));
+    }
+    let mut req = serde_json::Map::new();
+    for (k, t) in [
+        ("channel", &f.channel),
+        ("username", &f.username),
+        ("icon_emoji", &f.icon_emoji),
+        ("icon_url", &f.icon_url),
+    ] {
+        let s = render(t, v)?;
+        if !s.is_empty() {
+            req.insert(k.into(), json!(s));
+        }
+    }
+    if f.link_names {
+        req.insert("link_names".into(), json!(true));
+    }
+    req.insert("attachments".into(), json!([Json::Object(att)]));
+    Ok(Json::Object(req))
+}
+
+fn pagerduty_payload(
+    f: &PagerdutyFields,
+    v: &medic_template::Value,
+    routing_key: &str,
+    status: &str,
+    group_key: &str,
+) -> Result<Json, NotifyError> {
+    let action = if status == "firing" {
+        "trigger"
+    } else {
+        "resolve"
+    };
+    let client = render(&f.client, v)?;
+    let mut details = serde_json::Map::new();
+    for (k, t) in &f.details {
+        details.insert(k.clone(), json!(render(t, v)?));
+    }
+    let source = match render(&f.source, v)? {
+        s if s.is_empty() => client.clone(),
+        s => s,
+    };
+    let mut payload = serde_json::Map::new();
+    payload.insert(
+        "summary".into(),
+        json!(truncate_runes(render(&f.description, v)?, MAX_TITLE_RUNES)),
+    );
+    payload.insert("source".into(), json!(source));
+    payload.insert("severity".into(), json!(render(&f.severity, v)?));
+    payload.insert("custom_details".into(), Json::Object(details));
+    for (k, t) in [
+        ("class", &f.class),
+        ("component", &f.component),
+        ("group", &f.group),
+    ] {
+        let s = render(t, v)?;
+        if !s.is_empty() {
+            payload.insert(k.into(), json!(s));
+        }
+    }
+    let mut images = Vec::new();
+    for (src, alt, href) in &f.images {
+        let src = render(src, v)?;
+        if src.is_empty() {
+            continue;
+        }
+        images.push(json!({"src": src, "alt": render(alt, v)?, "href": render(href, v)?}));
+    }
+    let mut links = Vec::new();
+    for (href, text) in &f.links {
+        let href = render(href, v)?;
+        if href.is_empty() {
+            continue;
+        }
+        links.push(json!({"href": href, "text": render(text, v)?}));
+    }
+    let mut msg = serde_json::Map::new();
+    msg.insert("routing_key".into(), json!(routing_key));
+    msg.insert("event_action".into(), json!(action));
+    msg.insert("dedup_key".into(), json!(group_key_hash(group_key)));
+    msg.insert("payload".into(), Json::Object(payload));
+    msg.insert("client".into(), json!(client));
+    msg.insert("client_url".into(), json!(render(&f.client_url, v)?));
+    if !images.is_empty() {
+        msg.insert("images".into(), Json::Array(images));
+    }
+    if !links.is_empty() {
+        msg.insert("links".into(), Json::Array(links));
+    }
+    Ok(Json::Object(msg))
+}
+
+async fn post_json(client: &reqwest::Client, url: &str, body: &Json) -> Result<(), NotifyError> {
+    let resp = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(body).unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| NotifyError {
+            retryable: true,
+            message: format!("POST {}: {}", redact_url(url), error_chain(&e)),
+            reason: "network",
+        })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let text: String = text.chars().take(512).collect();
+    let (retryable, reason) = if status.as_u16() == 429 {
+        (true, "429")
+    } else if status.is_server_error() {
+        (true, "5xx")
+    } else {
+        (false, "4xx")
+    };
+    Err(NotifyError {
+        retryable,
+        message: format!(
+            "POST {}: unexpected status {status}: {text}",
+            redact_url(url)
+        ),
+        reason,
+    })
+}
+
+/// A URL for logs: scheme, host and path, without credentials or query (webhook URLs often
+/// carry tokens).
+pub fn redact_url(u: &str) -> String {
+    match reqwest::Url::parse(u) {
+        Ok(p) => format!(
+            "{}://{}{}",
+            p.scheme(),
+            p.host_str().unwrap_or(""),
+            p.port().map(|x| format!(":{x}")).unwrap_or_default()
+        ),
+        Err(_) => "<invalid url>".into(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn send_email(e: &EmailTarget, v: &medic_template::Value) -> Result<(), NotifyError> {
+    use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+    use lettre::message::{Mailbox, MultiPart, SinglePart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+    let bad = |m: String| NotifyError::permanent("config", m);
+    let from: Mailbox = render(&e.from, v)?
+        .parse()
+        .map_err(|x| bad(format!("from: {x}")))?;
+    let to_text = render(&e.to, v)?;
+    let mut b = lettre::Message::builder().from(from);
+    for addr in to_text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        b = b.to(addr
+            .parse::<Mailbox>()
+            .map_err(|x| bad(format!("to {addr:?}: {x}")))?);
+    }
+    let mut subject = String::new();
+    for (k, t) in &e.headers {
+        let val = render(t, v)?;
+        if k.eq_ignore_ascii_case("subject") {
+            subject = val;
+        } else if !(k.eq_ignore_ascii_case("to") || k.eq_ignore_ascii_case("from")) {
+            let name = HeaderName::new_from_ascii(k.clone())
+                .map_err(|_| bad(format!("header name {k:?}")))?;
+            b = b.raw_header(HeaderValue::new(name, val));
+        }
+    }
+    let b = b.subject(subject);
+    let text = render(&e.text, v)?;
+    let html = render(&e.html, v)?;
+    let body = match (text.is_empty(), html.is_empty()) {
+        (false, false) => b.multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        ),
+        (true, false) => b.header(ContentType::TEXT_HTML).body(html),
+        _ => b.header(ContentType::TEXT_PLAIN).body(text),
+    }
+    .map_err(|x| bad(format!("building the message: {x}")))?;
+
+    let tls = if e.port == 465 || e.require_tls {
+        let params = TlsParameters::builder(e.host.clone())
+            .dangerous_accept_invalid_certs(e.insecure_skip_verify)
+            .build()
+            .map_err(|x| bad(format!("TLS: {x}")))?;
+        if e.port == 465 {
+            Tls::Wrapper(params)
+        } else {
+            Tls::Required(params)
+        }
+    } else {
+        Tls::None
+    };
+    let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(e.host.as_str())
+        .port(e.port)
+        .hello_name(ClientId::Domain(e.hello.clone()))
+        .tls(tls)
+        .timeout(Some(REQUEST_TIMEOUT));
+    if let Some((u, p)) = &e.auth {
+        t = t.credentials(Credentials::new(u.clone(), p.clone()));
+    }
+    let transport = t.build();
+    transport.send(body).await.map(|_| ()).map_err(|x| {
+        let permanent = x.is_permanent();
+        NotifyError {
+            retryable: !permanent,
+            message: format!("SMTP {}:{}: {}", e.host, e.port, error_chain(&x)),
+            reason: if permanent { "4xx" } else { "network" },
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn group_key_hash_is_sha256_hex() {
+        assert_eq!(
+            group_key_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn urls_in_errors_lose_their_secrets() {
+        assert_eq!(
+            redact_url("https://u:p@hooks.example.com:8443/services/T/B/SECRET?x=1"),
+            "https://hooks.example.com:8443"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! The notification pipeline's decisions, as stages over one flushed group (see STYLE.md):
+//! inhibit → active/mute time windows → silence → acknowledgement → dedup against the
+//! notification log, per receiver integration, plus escalation. Pure: the manager sends what
+//! [`prepare`] returns and logs what was delivered.
+
+use std::collections::{HashMap, HashSet};
+
+use medic_model::{Labels, Matcher};
+
+use crate::ack::Ack;
+use crate::dispatch::Flush;
+use crate::inhibit::Inhibitor;
+use crate::matchers::matches_all;
+use crate::nflog::{self, Nflog};
+use crate::route::Route;
+use crate::silence::Silences;
+use crate::timeinterval::{any_contains, TimeInterval};
+use crate::types::{Alert, Fingerprint};
+
+/// What a receiver integration is, for the pipeline's decisions.
+#[derive(Debug, Clone)]
+pub struct IntegrationInfo {
+    /// `webhook[0]`.
+    pub name: String,
+    pub send_resolved: bool,
+}
+
+/// One step of an escalation policy: page `receiver` when a group with a firing alert matching
+/// `matchers` has fired for `after` without being acknowledged.
+#[derive(Debug, Clone)]
+pub struct EscalationStep {
+    pub policy: String,
+    pub matchers: Vec<Matcher>,
+    pub after: i64,
+    pub receiver: String,
+}
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub group_key: String,
+    pub receiver: String,
+    /// Index into the receiver's integrations.
+    pub integration: usize,
+    pub integration_name: String,
+    pub group_labels: Labels,
+    /// The alerts in the message.
+    pub alerts: Vec<Alert>,
+    /// The group's firing and resolved alerts (what the log records).
+    pub firing: Vec<Fingerprint>,
+    pub resolved: Vec<Fingerprint>,
+    /// False when only resolved alerts remain and the integration does not send resolved
+    /// ones: nothing is sent, but the log records it (as Alertmanager does).
+    pub send: bool,
+    pub repeat_interval: i64,
+    /// The escalation policy this message comes from, if any.
+    pub escalation: Option<String>,
+}
+
+/// Why a flush sent nothing, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quiet {
+    /// Outside the route's active time intervals or inside a mute interval.
+    TimeMuted,
+    /// Every alert is inhibited or silenced.
+    AllMuted,
+    /// Nothing new for any integration.
+    UpToDate,
+}
+
+/// The state the stages read.
+pub struct Stages<'a> {
+    pub inhibitor: &'a Inhibitor,
+    pub silences: &'a Silences,
+    pub intervals: &'a HashMap<String, Vec<TimeInterval>>,
+    pub nflog: &'a Nflog,
+    pub acks: &'a HashMap<String, Ack>,
+    pub receivers: &'a HashMap<String, Vec<IntegrationInfo>>,
+    pub escalations: &'a [EscalationStep],
+}
+
+/// Decides what to send for a flushed group.
+pub fn prepare(
+    flush: &Flush,
+    route: &Route,
+    st: &Stages,
+    now: i64,
+) -> Result<Vec<Delivery>, Quiet> {
+    // Inhibition.
+    let alerts: Vec<&Alert> = flush
+        .alerts
+        .iter()
+        .filter(|a| st.inhibitor.mutes(&a.labels, now).is_none())
+        .collect();
+    // Time windows: the whole group is held outside active intervals or inside mute ones.
+    let active = &route.opts.active_time_intervals;
+    if !active.is_empty()
+        && !active
+            .iter()
+            .any(|n| st.intervals.get(n).is_some_and(|i| any_contains(i, now)))
+    {
+        return Err(Quiet::TimeMuted);
+    }
+    if route
+        .opts
+        .mute_time_intervals
+        .iter()
+        .any(|n| st.intervals.get(n).is_some_and(|i| any_contains(i, now)))
+    {
+        return Err(Quiet::TimeMuted);
+    }
+    // Silences.
+    let alerts: Vec<&Alert> = alerts
+        .into_iter()
+        .filter(|a| st.silences.mutes(&a.labels, now).is_empty())
+        .collect();
+    if alerts.is_empty() {
+        return Err(Quiet::AllMuted);
+    }
+    let firing: HashSet<Fingerprint> = alerts
+        .iter()
+        .filter(|a| !a.resolved_at(now))
+        .map(|a| a.fingerprint())
+        .collect();
+    let resolved: HashSet<Fingerprint> = alerts
+        .iter()
+        .filter(|a| a.resolved_at(now))
+        .map(|a| a.fingerprint())
+        .collect();
+    let acked = st
+        .acks
+        .get(&flush.key)
+        .is_some_and(|a| a.covers(&firing, now));
+    // An acknowledged group is not repeated; changes still go out.
+    let repeat = if acked {
+        i64::MAX / 4
+    } else {
+        route.opts.repeat_interval
+    };
+
+    let mut out = Vec::new();
+    let add = |receiver: &str, escalation: Option<&str>, out: &mut Vec<Delivery>| {
+        let Some(integrations) = st.receivers.get(receiver) else {
+            return;
+        };
+        for (i, integ) in integrations.iter().enumerate() {
+            let key = nflog::entry_key(&flush.key, receiver, &integ.name);
+            if !nflog::needs_update(
+                st.nflog.get(&key),
+                &firing,
+                &resolved,
+                integ.send_resolved,
+                repeat,
+                now,
+            ) {
+                continue;
+            }
+            let msg: Vec<Alert> = alerts
+                .iter()
+                .filter(|a| integ.send_resolved || !a.resolved_at(now))
+                .map(|a| Alert::clone(a))
+                .collect();
+            out.push(Delivery {
+                group_key: flush.key.clone(),
+                receiver: receiver.to_string(),
+                integration: i,
+                integration_name: integ.name.clone(),
+                group_labels: flush.group_labels.clone(),
+                send: !msg.is_empty(),
+                alerts: msg,
+                firing: sorted(&firing),
+                resolved: sorted(&resolved),
+                repeat_interval: route.opts.repeat_interval,
+                escalation: escalation.map(str::to_string),
+            });
+        }
+    };
+    add(&flush.receiver, None, &mut out);
+    if !acked && !firing.is_empty() {
+        let firing_alerts: Vec<&&Alert> = alerts.iter().filter(|a| !a.resolved_at(now)).collect();
+        let started = firing_alerts
+            .iter()
+            .map(|a| a.starts_at)
+            .min()
+            .unwrap_or(now);
+        for step in st.escalations {
+            if step.receiver == flush.receiver || now < started + step.after {
+                continue;
+            }
+            if firing_alerts
+                .iter()
+                .any(|a| matches_all(&step.matchers, &a.labels))
+            {
+                add(&step.receiver, Some(&step.policy), &mut out);
+            }
+        }
+    } else if !firing.is_empty() || !resolved.is_empty() {
+        // Escalation receivers that were paged hear about resolution too.
+        for step in st.escalations {
+            if step.receiver != flush.receiver
+                && st.receivers.get(&step.receiver).is_some_and(|is| {
+                    is.iter().any(|i| {
+                        st.nflog
+                            .get(&nflog::entry_key(&flush.key, &step.receiver, &i.name))
+                            .is_some_and(|e| !e.firing.is_empty())
+                    })
+                })
+            {
+                add(&step.receiver, Some(&step.policy), &mut out);
+            }
+        }
+    }
+    if out.is_empty() {
+        Err(Quiet::UpToDate)
+    } else {
+        Ok(out)
+    }
+}
+
+fn sorted(s: &HashSet<Fingerprint>) -> Vec<Fingerprint> {
+    let mut v: Vec<_> = s.iter().copied().collect();
+    v.sort();
+    v
+}
+
+/// The log entry for a delivered message.
+pub fn log_entry(d: &Delivery, now: i64) -> nflog::Entry {
+    nflog::Entry {
+        key: nflog::entry_key(&d.group_key, &d.receiver, &d.integration_name),
+        group_key: d.group_key.clone(),
+        receiver: d.receiver.clone(),
+        integration: d.integration_name.clone(),
+        firing: d.firing.clone(),
+        resolved: d.resolved.clone(),
+        timestamp: now,
+        expires_at: now
+            .saturating_add(d.repeat_interval.saturating_mul(2))
+            .max(now + 3_600_000),
+    }
+}
