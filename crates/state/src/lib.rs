@@ -1,0 +1,684 @@
+//! medic's durable state in embedded SQLite: the alert manager's alerts, silences,
+//! notification log, acknowledgements and history ([`medic_alert::state::StateStore`]). One
+//! file, WAL journal, every change one transaction; all values are bound parameters, never
+//! spliced into SQL.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use medic_alert::ack::Ack;
+use medic_alert::nflog;
+use medic_alert::silence::Silence;
+use medic_alert::state::{Event, EventKind, HistoryQuery, StateError, StateStore};
+use medic_alert::{Alert, Fingerprint};
+use medic_model::{Labels, MatchType, Matcher};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Value as Json};
+
+/// The schema version this build writes; older files are migrated on open.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint INTEGER PRIMARY KEY,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    timeout INTEGER NOT NULL,
+    generator_url TEXT NOT NULL,
+    value REAL
+);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    matchers TEXT NOT NULL,
+    starts_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    expire_on_resolve INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nflog (
+    key TEXT PRIMARY KEY,
+    group_key TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    firing TEXT NOT NULL,
+    resolved TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acks (
+    group_key TEXT PRIMARY KEY,
+    author TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    firing TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    fingerprint INTEGER,
+    labels TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    author TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_at ON history(at);
+CREATE INDEX IF NOT EXISTS history_fingerprint ON history(fingerprint);
+CREATE INDEX IF NOT EXISTS history_group ON history(group_key);
+";
+
+/// SQLite-backed state.
+pub struct SqliteState {
+    conn: Mutex<Connection>,
+}
+
+fn err(e: impl std::fmt::Display) -> StateError {
+    StateError(e.to_string())
+}
+
+fn labels_json(l: &Labels) -> String {
+    let m: serde_json::Map<String, Json> = l
+        .iter()
+        .map(|l| (l.name.to_string(), json!(&*l.value)))
+        .collect();
+    Json::Object(m).to_string()
+}
+
+fn labels_from(s: &str) -> Result<Labels, StateError> {
+    let m: serde_json::Map<String, Json> = serde_json::from_str(s).map_err(err)?;
+    Ok(Labels::from_pairs(
+        m.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or(""))),
+    ))
+}
+
+fn fps_json(f: &[Fingerprint]) -> String {
+    Json::Array(f.iter().map(|x| json!(x.to_string())).collect()).to_string()
+}
+
+fn fps_from(s: &str) -> Result<Vec<Fingerprint>, StateError> {
+    let v: Vec<String> = serde_json::from_str(s).map_err(err)?;
+    v.iter()
+        .map(|x| Fingerprint::parse(x).ok_or_else(|| StateError(format!("bad fingerprint {x:?}"))))
+        .collect()
+}
+
+fn matchers_json(ms: &[Matcher]) -> String {
+    Json::Array(
+        ms.iter()
+            .map(|m| json!({"name": m.name, "value": m.value, "type": m.kind.as_str()}))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn matchers_from(s: &str) -> Result<Vec<Matcher>, StateError> {
+    let v: Vec<serde_json::Map<String, Json>> = serde_json::from_str(s).map_err(err)?;
+    v.iter()
+        .map(|m| {
+            let get = |k: &str| m.get(k).and_then(Json::as_str).unwrap_or("");
+            let kind = match get("type") {
+                "=" => MatchType::Equal,
+                "!=" => MatchType::NotEqual,
+                "=~" => MatchType::Regexp,
+                "!~" => MatchType::NotRegexp,
+                t => return Err(StateError(format!("bad matcher type {t:?}"))),
+            };
+            Matcher::new(kind, get("name"), get("value")).map_err(err)
+        })
+        .collect()
+}
+
+impl SqliteState {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Arc<Self>, StateError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StateError(format!("{}: {e}", dir.display())))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|e| StateError(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| StateError(format!("{}: {e}", path.display())))?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        match version.as_deref().map(str::parse::<i64>) {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(err)?;
+            }
+            Some(Ok(v)) if v <= SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(StateError(format!(
+                    "{}: schema version {v:?} is newer than this medic understands ({SCHEMA_VERSION}); upgrade medic",
+                    path.display()
+                )))
+            }
+        }
+        Ok(Arc::new(SqliteState {
+            conn: Mutex::new(conn),
+        }))
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn delete(&self, table: &str, column: &str, keys: &[String]) -> Result<(), StateError> {
+        let mut c = self.conn();
+        let tx = c.transaction().map_err(err)?;
+        {
+            // Table and column names are constants of this file, never input.
+            let mut st = tx
+                .prepare_cached(&format!("DELETE FROM {table} WHERE {column} = ?1"))
+                .map_err(err)?;
+            for k in keys {
+                st.execute(params![k]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}
+
+impl StateStore for SqliteState {
+    fn load_alerts(&self) -> Result<Vec<Alert>, StateError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare("SELECT labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value FROM alerts")
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, Option<f64>>(7)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (l, a, starts_at, ends_at, updated_at, timeout, generator_url, value) =
+                row.map_err(err)?;
+            out.push(Alert {
+                labels: labels_from(&l)?,
+                annotations: serde_json::from_str(&a).map_err(err)?,
+                starts_at,
+                ends_at,
+                generator_url,
+                updated_at,
+                timeout,
+                value,
+            });
+        }
+        Ok(out)
+    }
+
+    fn save_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), StateError> {
+        let mut c = self.conn();
+        let tx = c.transaction().map_err(err)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO alerts (fingerprint, labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(err)?;
+            for a in alerts {
+                st.execute(params![
+                    a.fingerprint().0 as i64,
+                    labels_json(&a.labels),
+                    serde_json::to_string(&a.annotations).map_err(err)?,
+                    a.starts_at,
+                    a.ends_at,
+                    a.updated_at,
+                    a.timeout,
+                    a.generator_url,
+                    a.value,
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn delete_alerts(&self, fps: &[Fingerprint]) -> Result<(), StateError> {
+        let mut c = self.conn();
+        let tx = c.transaction().map_err(err)?;
+        {
+            let mut st = tx
+                .prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")
+                .map_err(err)?;
+            for f in fps {
+                st.execute(params![f.0 as i64]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn load_silences(&self) -> Result<Vec<Silence>, StateError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare("SELECT id, matchers, starts_at, ends_at, updated_at, created_by, comment, expire_on_resolve FROM silences")
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, bool>(7)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, m, starts_at, ends_at, updated_at, created_by, comment, expire_on_resolve) =
+                row.map_err(err)?;
+            out.push(Silence {
+                id,
+                matchers: matchers_from(&m)?,
+                starts_at,
+                ends_at,
+                updated_at,
+                created_by,
+                comment,
+                expire_on_resolve,
+            });
+        }
+        Ok(out)
+    }
+
+    fn save_silences(&self, s: &[Silence]) -> Result<(), StateError> {
+        let mut c = self.conn();
+        let tx = c.transaction().map_err(err)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, updated_at, created_by, comment, expire_on_resolve)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(err)?;
+            for x in s {
+                st.execute(params![
+                    x.id,
+                    matchers_json(&x.matchers),
+                    x.starts_at,
+                    x.ends_at,
+                    x.updated_at,
+                    x.created_by,
+                    x.comment,
+                    x.expire_on_resolve
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn delete_silences(&self, ids: &[String]) -> Result<(), StateError> {
+        self.delete("silences", "id", ids)
+    }
+
+    fn load_nflog(&self) -> Result<Vec<nflog::Entry>, StateError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare("SELECT key, group_key, receiver, integration, firing, resolved, timestamp, expires_at FROM nflog")
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, group_key, receiver, integration, f, r, timestamp, expires_at) =
+                row.map_err(err)?;
+            out.push(nflog::Entry {
+                key,
+                group_key,
+                receiver,
+                integration,
+                firing: fps_from(&f)?,
+                resolved: fps_from(&r)?,
+                timestamp,
+                expires_at,
+            });
+        }
+        Ok(out)
+    }
+
+    fn save_nflog(&self, e: &nflog::Entry) -> Result<(), StateError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO nflog (key, group_key, receiver, integration, firing, resolved, timestamp, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.key,
+                    e.group_key,
+                    e.receiver,
+                    e.integration,
+                    fps_json(&e.firing),
+                    fps_json(&e.resolved),
+                    e.timestamp,
+                    e.expires_at
+                ],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn delete_nflog(&self, keys: &[String]) -> Result<(), StateError> {
+        self.delete("nflog", "key", keys)
+    }
+
+    fn load_acks(&self) -> Result<Vec<Ack>, StateError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare("SELECT group_key, author, comment, at, expires_at, firing FROM acks")
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (group_key, author, comment, at, expires_at, f) = row.map_err(err)?;
+            out.push(Ack {
+                group_key,
+                author,
+                comment,
+                at,
+                expires_at,
+                firing: fps_from(&f)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn save_ack(&self, a: &Ack) -> Result<(), StateError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO acks (group_key, author, comment, at, expires_at, firing) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![a.group_key, a.author, a.comment, a.at, a.expires_at, fps_json(&a.firing)],
+            )
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn delete_acks(&self, keys: &[String]) -> Result<(), StateError> {
+        self.delete("acks", "group_key", keys)
+    }
+
+    fn record(&self, events: &[Event]) -> Result<(), StateError> {
+        let mut c = self.conn();
+        let tx = c.transaction().map_err(err)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO history (at, kind, fingerprint, labels, group_key, receiver, detail, author)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(err)?;
+            for e in events {
+                st.execute(params![
+                    e.at,
+                    e.kind.as_str(),
+                    e.fingerprint.map(|f| f.0 as i64),
+                    labels_json(&e.labels),
+                    e.group_key,
+                    e.receiver,
+                    e.detail,
+                    e.author
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> Result<Vec<Event>, StateError> {
+        let c = self.conn();
+        // Every filter is a bound parameter; NULL means "any".
+        let mut st = c
+            .prepare(
+                "SELECT at, kind, fingerprint, labels, group_key, receiver, detail, author FROM history
+                 WHERE (?1 IS NULL OR fingerprint = ?1)
+                   AND (?2 IS NULL OR group_key = ?2)
+                   AND (?3 IS NULL OR at >= ?3)
+                   AND (?4 IS NULL OR at <= ?4)
+                 ORDER BY id DESC",
+            )
+            .map_err(err)?;
+        let mut rows = st
+            .query(params![
+                q.fingerprint.map(|f| f.0 as i64),
+                q.group_key,
+                q.since,
+                q.until
+            ])
+            .map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(err)? {
+            let kind: String = r.get(1).map_err(err)?;
+            let Some(kind) = EventKind::parse(&kind) else {
+                continue;
+            };
+            let e = Event {
+                at: r.get(0).map_err(err)?,
+                kind,
+                fingerprint: r
+                    .get::<_, Option<i64>>(2)
+                    .map_err(err)?
+                    .map(|f| Fingerprint(f as u64)),
+                labels: labels_from(&r.get::<_, String>(3).map_err(err)?)?,
+                group_key: r.get(4).map_err(err)?,
+                receiver: r.get(5).map_err(err)?,
+                detail: r.get(6).map_err(err)?,
+                author: r.get(7).map_err(err)?,
+            };
+            if q.accepts(&e) {
+                out.push(e);
+                if out.len() >= q.effective_limit() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn prune_history(&self, before: i64) -> Result<usize, StateError> {
+        self.conn()
+            .execute("DELETE FROM history WHERE at < ?1", params![before])
+            .map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medic_alert::Annotations;
+
+    fn alert(name: &str, quote: &str) -> Alert {
+        let mut ann = Annotations::new();
+        ann.insert("summary".into(), format!("it's {quote}"));
+        Alert {
+            labels: Labels::from_pairs([("alertname", name), ("evil", quote)]),
+            annotations: ann,
+            starts_at: 1,
+            ends_at: 2,
+            generator_url: "http://x".into(),
+            updated_at: 3,
+            timeout: true,
+            value: Some(1.5),
+        }
+    }
+
+    #[test]
+    fn everything_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let injection = "x'); DROP TABLE alerts; --";
+        {
+            let s = SqliteState::open(&path).unwrap();
+            s.save_alerts(&[
+                Arc::new(alert("A", injection)),
+                Arc::new(alert("B", "\"q\"")),
+            ])
+            .unwrap();
+            s.delete_alerts(&[alert("B", "\"q\"").fingerprint()])
+                .unwrap();
+            s.save_silences(&[Silence {
+                id: "s1".into(),
+                matchers: medic_alert::matchers::parse_matchers(r#"a=~"x|y", b!="2""#).unwrap(),
+                starts_at: 10,
+                ends_at: 20,
+                updated_at: 11,
+                created_by: "me".into(),
+                comment: injection.into(),
+                expire_on_resolve: true,
+            }])
+            .unwrap();
+            s.save_nflog(&nflog::Entry {
+                key: "k".into(),
+                group_key: "g".into(),
+                receiver: "r".into(),
+                integration: "webhook[0]".into(),
+                firing: vec![Fingerprint(u64::MAX), Fingerprint(1)],
+                resolved: vec![],
+                timestamp: 5,
+                expires_at: 6,
+            })
+            .unwrap();
+            s.save_ack(&Ack {
+                group_key: "g".into(),
+                author: "alice".into(),
+                comment: "mine".into(),
+                at: 1,
+                expires_at: 9,
+                firing: vec![Fingerprint(7)],
+            })
+            .unwrap();
+        }
+        let s = SqliteState::open(&path).unwrap();
+        assert_eq!(s.load_alerts().unwrap(), vec![alert("A", injection)]);
+        let sil = s.load_silences().unwrap();
+        assert_eq!(sil.len(), 1);
+        assert_eq!(sil[0].comment, injection);
+        assert_eq!(
+            medic_alert::matchers::format_matchers(&sil[0].matchers),
+            r#"{a=~"x|y",b!="2"}"#
+        );
+        assert!(sil[0].expire_on_resolve);
+        let n = s.load_nflog().unwrap();
+        assert_eq!(n[0].firing, vec![Fingerprint(u64::MAX), Fingerprint(1)]);
+        assert_eq!(s.load_acks().unwrap()[0].firing, vec![Fingerprint(7)]);
+    }
+
+    #[test]
+    fn history_filters_and_prunes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteState::open(&dir.path().join("h.db")).unwrap();
+        let ev = |at: i64, kind: EventKind, name: &str, group: &str| Event {
+            at,
+            kind,
+            fingerprint: Some(Fingerprint::of(&Labels::from_pairs([("alertname", name)]))),
+            labels: Labels::from_pairs([("alertname", name)]),
+            group_key: group.into(),
+            receiver: String::new(),
+            detail: String::new(),
+            author: String::new(),
+        };
+        s.record(&[
+            ev(1, EventKind::Firing, "A", ""),
+            ev(2, EventKind::Notified, "A", "g1"),
+            ev(3, EventKind::Firing, "B", ""),
+            ev(4, EventKind::Resolved, "A", ""),
+        ])
+        .unwrap();
+        let q = HistoryQuery {
+            matchers: medic_alert::matchers::parse_matchers("alertname=A").unwrap(),
+            ..Default::default()
+        };
+        let got: Vec<i64> = s.history(&q).unwrap().iter().map(|e| e.at).collect();
+        assert_eq!(got, vec![4, 2, 1]);
+        let q = HistoryQuery {
+            group_key: Some("g1".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.history(&q).unwrap()[0].kind, EventKind::Notified);
+        let q = HistoryQuery {
+            since: Some(2),
+            kinds: vec![EventKind::Firing],
+            limit: 5,
+            ..Default::default()
+        };
+        assert_eq!(s.history(&q).unwrap().len(), 1);
+        assert_eq!(s.prune_history(3).unwrap(), 2);
+        assert_eq!(s.history(&HistoryQuery::default()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(SqliteState::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let e = SqliteState::open(&path).err().unwrap().to_string();
+        assert!(e.contains("newer"), "{e}");
+    }
+}
