@@ -7,9 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real peers the tests run against (never faked): Prometheus 2.42 for the remote-write test.
+# Real peers the tests run against (never faked): Prometheus 2.42 (remote write, rules, alerts
+# sent to medic), Alertmanager 0.25 and amtool (side by side, API v2 client).
 packages=()
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
+command -v amtool >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
 if ((${#packages[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

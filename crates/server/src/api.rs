@@ -52,6 +52,41 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(crate::rules_api::reload).put(crate::rules_api::reload),
         )
         .route("/api/v1/admin/tsdb/flush", post(flush))
+        .route(
+            "/api/v2/alerts",
+            get(crate::alert_api::get_alerts).post(crate::alert_api::post_alerts),
+        )
+        .route("/api/v2/alerts/groups", get(crate::alert_api::get_groups))
+        .route(
+            "/api/v2/silences",
+            get(crate::alert_api::get_silences).post(crate::alert_api::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(crate::alert_api::get_silence).delete(crate::alert_api::delete_silence),
+        )
+        .route("/api/v2/receivers", get(crate::alert_api::get_receivers))
+        .route("/api/v2/status", get(crate::alert_api::get_status))
+        .route(
+            "/api/v1/medic/alerts/webhook",
+            post(crate::alert_api::post_webhook),
+        )
+        .route(
+            "/api/v1/medic/alerts/cloudwatch",
+            post(crate::alert_api::post_cloudwatch),
+        )
+        .route(
+            "/api/v1/medic/alerts/groups",
+            get(crate::alert_api::medic_groups),
+        )
+        .route(
+            "/api/v1/medic/alerts/ack",
+            post(crate::alert_api::post_ack).delete(crate::alert_api::delete_ack),
+        )
+        .route(
+            "/api/v1/medic/alerts/history",
+            get(crate::alert_api::get_history),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -46,6 +46,8 @@ pub struct AppState {
     pub rules: Arc<medic_rules::Manager>,
     /// Applies SIGHUP and `/-/reload`.
     pub reloader: Reloader,
+    /// The alert manager.
+    pub alerts: Arc<medic_alert::AlertManager>,
 }
 
 /// A running medic.
@@ -108,11 +110,18 @@ impl App {
             rule_metrics.register(r);
             reload_metrics.register(r);
         });
+        let base = overrides
+            .config_file
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let alerts = build_alert_manager(&config, &base, &self_target, &self_metrics)?;
         let rule_store: Arc<dyn medic_rules::Storage> = db.clone();
         let rules = medic_rules::Manager::new(
             engine.clone(),
             rule_store,
-            Arc::new(medic_rules::LogNotifier),
+            Arc::new(crate::alert_api::RulesNotifier(alerts.clone())),
             Arc::new(medic_model::SystemClock),
             rule_metrics,
         );
@@ -120,6 +129,7 @@ impl App {
             overrides.config_file.clone(),
             format!("http://{self_target}"),
             rules.clone(),
+            alerts.clone(),
             reload_metrics,
         );
         // A broken rule file stops the start, as in Prometheus; at reload it only logs.
@@ -141,6 +151,7 @@ impl App {
             engine,
             rules,
             reloader,
+            alerts,
         });
         Ok(App {
             state,
@@ -173,6 +184,16 @@ impl App {
         if let Some(s) = &self.state.scrape {
             s.start();
         }
+        let stop_alerts = Arc::new(tokio::sync::Notify::new());
+        let alerts_task = {
+            let stop = stop_alerts.clone();
+            tokio::spawn(
+                self.state
+                    .alerts
+                    .clone()
+                    .run(async move { stop.notified().await }),
+            )
+        };
         info!(addr = %self.addr, "medic is listening");
         let router = crate::api::router(self.state.clone());
         let served = axum::serve(self.listener, router)
@@ -183,10 +204,59 @@ impl App {
             s.stop().await;
         }
         self.state.rules.stop().await;
+        stop_alerts.notify_one();
+        let _ = alerts_task.await;
         let db = self.state.db.clone();
         tokio::task::spawn_blocking(move || db.close())
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         served.map_err(|e| Error::Internal(format!("HTTP server: {e}")))
     }
+}
+
+/// Opens the alert state and builds the alert manager from the config's alerting section.
+fn build_alert_manager(
+    config: &Config,
+    base: &std::path::Path,
+    self_target: &str,
+    self_metrics: &SelfMetrics,
+) -> Result<Arc<medic_alert::AlertManager>, Error> {
+    let config_err = |message: String| Error::Config {
+        file: config
+            .alerting
+            .config_file
+            .as_ref()
+            .map(|f| base.join(f))
+            .unwrap_or_default(),
+        message,
+    };
+    let loaded = crate::reload::load_alerting(config, base).map_err(config_err)?;
+    let state_path = config
+        .alerting
+        .state_file
+        .clone()
+        .unwrap_or_else(|| config.storage.path.join("alerts.db"));
+    info!(path = %state_path.display(), "opening alert state");
+    let state =
+        medic_state::SqliteState::open(&state_path).map_err(|e| Error::Internal(e.to_string()))?;
+    let metrics = Arc::new(medic_alert::metrics::AlertMetrics::default());
+    self_metrics.with_registry(|r| metrics.register(r));
+    let opts = medic_alert::Options {
+        external_url: config
+            .server
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{self_target}")),
+        data_retention: config.alerting.data_retention.as_millis(),
+        history_retention: config.alerting.history_retention.as_millis(),
+        ..Default::default()
+    };
+    medic_alert::AlertManager::new(
+        loaded,
+        state,
+        Arc::new(medic_model::SystemClock),
+        metrics,
+        opts,
+    )
+    .map_err(|e| Error::Internal(e.to_string()))
 }

@@ -123,6 +123,103 @@ pub struct Config {
     /// How alerting rules behave around restarts and notifications.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// The alert manager: where alerts from rules and from outside go.
+    #[serde(default)]
+    pub alerting: AlertingConfig,
+}
+
+/// `alerting:` — the embedded alert manager.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// An Alertmanager configuration file (`alertmanager.yml`, unmodified), relative to this
+    /// file. Without one, alerts are kept and shown by the API but sent nowhere.
+    pub config_file: Option<String>,
+    /// Where the alert manager's durable state (alerts, silences, acks, notification log,
+    /// history) lives; default `alerts.db` in the storage directory.
+    pub state_file: Option<PathBuf>,
+    /// Escalation policies: page the next receiver when a group stays unacknowledged.
+    #[serde(default)]
+    pub escalations: Vec<EscalationConfig>,
+    /// How long expired silences and notification-log entries are kept (default 120h, as in
+    /// Alertmanager's `--data.retention`).
+    #[serde(default = "default_data_retention")]
+    pub data_retention: PromDuration,
+    /// How long alert history is kept (default 30d).
+    #[serde(default = "default_history_retention")]
+    pub history_retention: PromDuration,
+    /// How long an acknowledgement lasts unless the request says (default 4h).
+    #[serde(default = "default_ack_duration")]
+    pub default_ack_duration: PromDuration,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        medic_model::yaml::from_str("{}").expect("defaults parse")
+    }
+}
+
+fn default_data_retention() -> PromDuration {
+    PromDuration(Duration::from_secs(120 * 3600))
+}
+fn default_history_retention() -> PromDuration {
+    PromDuration(Duration::from_secs(30 * 86_400))
+}
+fn default_ack_duration() -> PromDuration {
+    PromDuration(Duration::from_secs(4 * 3600))
+}
+
+/// One escalation policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// A name for logs, history and the API.
+    pub name: String,
+    /// Alertmanager matchers (`severity="critical"`); a group escalates when one of its firing
+    /// alerts matches all of them.
+    pub matchers: Vec<String>,
+    /// The steps, in order: after how long firing without an ack, which receiver (of the
+    /// Alertmanager configuration) to notify.
+    pub steps: Vec<EscalationStepConfig>,
+}
+
+/// One step of an escalation policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStepConfig {
+    pub after: PromDuration,
+    pub receiver: String,
+}
+
+impl AlertingConfig {
+    /// The escalation policies with their matchers parsed.
+    pub fn escalation_policies(&self) -> Result<Vec<medic_alert::EscalationPolicy>, String> {
+        self.escalations
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut matchers = Vec::new();
+                for m in &e.matchers {
+                    matchers.extend(
+                        medic_alert::matchers::parse_matchers(m)
+                            .map_err(|err| format!("alerting.escalations[{i}].matchers: {err}"))?,
+                    );
+                }
+                if e.steps.is_empty() {
+                    return Err(format!("alerting.escalations[{i}] ({}): no steps", e.name));
+                }
+                Ok(medic_alert::EscalationPolicy {
+                    name: e.name.clone(),
+                    matchers,
+                    steps: e
+                        .steps
+                        .iter()
+                        .map(|s| (s.after.as_millis(), s.receiver.clone()))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// `rules:` — settings Prometheus takes as `--rules.*` flags.
@@ -614,25 +711,7 @@ impl Config {
         let cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            let de = serde_norway::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                // serde_path_to_error writes `?` for segments it cannot name (syntax errors).
-                let path = e.path().to_string().replace(".?", "");
-                let inner = e.into_inner().to_string();
-                // The YAML error already starts with the outer part of the path; lead with
-                // the full path instead.
-                let inner = match inner.split_once(": ") {
-                    Some((head, rest)) if path.starts_with(head) && !head.contains(' ') => {
-                        rest.to_string()
-                    }
-                    _ => inner,
-                };
-                if path == "." {
-                    err(inner)
-                } else {
-                    err(format!("{path}: {inner}"))
-                }
-            })?
+            medic_model::yaml::from_str(text).map_err(err)?
         };
         cfg.validate().map_err(err)?;
         Ok(cfg)
@@ -640,6 +719,7 @@ impl Config {
 
     /// Checks what serde cannot: relations between fields, valid names and regexes.
     fn validate(&self) -> Result<(), String> {
+        self.alerting.escalation_policies()?;
         if let Some(t) = self.global.scrape_timeout {
             if t > self.global.scrape_interval {
                 return Err(format!(

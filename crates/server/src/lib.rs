@@ -6,6 +6,7 @@
 //! exposition parsers, scrape loops), `remote_write`, `api` (routes), `selfmetrics` (`/metrics`),
 //! `app` (wiring and shutdown). Depends on every library crate; nothing depends on it but the CLI.
 
+pub mod alert_api;
 pub mod api;
 pub mod app;
 pub mod config;

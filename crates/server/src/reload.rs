@@ -1,10 +1,12 @@
-//! Reloading on SIGHUP and `POST /-/reload`: re-read the config file, then the rule files it
-//! names. What a reload applies: `rule_files`, `global.evaluation_interval`,
-//! `global.external_labels`, `server.external_url` and `rules:`. Other sections (listen
-//! address, storage, scrape jobs) take effect at the next start.
+//! Reloading on SIGHUP and `POST /-/reload`: re-read the config file, then the rule files and
+//! the Alertmanager configuration it names. What a reload applies: `rule_files`,
+//! `global.evaluation_interval`, `global.external_labels`, `server.external_url`, `rules:`,
+//! and `alerting.config_file` with `alerting.escalations`. Other sections (listen address,
+//! storage, scrape jobs, alert state file and retention) take effect at the next start.
 //!
-//! A failed reload changes nothing: the previous rules keep running, the error is logged, and
-//! `medic_config_last_reload_successful` drops to 0 until a reload succeeds.
+//! A failed reload changes nothing: the previous rules and alert routing keep running, the
+//! error is logged, and `medic_config_last_reload_successful` drops to 0 until a reload
+//! succeeds.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -51,11 +53,35 @@ impl ReloadMetrics {
     }
 }
 
-/// Applies the rule part of a config to the rule manager.
+/// The Alertmanager configuration used when `alerting.config_file` is not set: every alert
+/// goes to a receiver with no integrations, so alerts are held and shown but sent nowhere.
+pub const DEFAULT_ALERTMANAGER_CONFIG: &str =
+    "route:\n  receiver: default\nreceivers:\n  - name: default\n";
+
+/// Loads the Alertmanager configuration `config` names (or the default), with its escalation
+/// policies. `base` is the directory relative paths start from.
+pub fn load_alerting(config: &Config, base: &Path) -> Result<medic_alert::Loaded, String> {
+    let policies = config.alerting.escalation_policies()?;
+    match &config.alerting.config_file {
+        Some(f) => {
+            let path = base.join(f);
+            medic_alert::Loaded::load(&path, &policies).map_err(|e| e.to_string())
+        }
+        None => medic_alert::Loaded::parse(
+            DEFAULT_ALERTMANAGER_CONFIG,
+            Path::new("<default alertmanager config>"),
+            &policies,
+        )
+        .map_err(|e| e.to_string()),
+    }
+}
+
+/// Applies the rule and alerting parts of a config.
 pub struct Reloader {
     config_file: Option<PathBuf>,
     default_external_url: String,
     rules: Arc<Manager>,
+    alerts: Arc<medic_alert::AlertManager>,
     metrics: ReloadMetrics,
     serial: tokio::sync::Mutex<()>,
 }
@@ -65,12 +91,14 @@ impl Reloader {
         config_file: Option<PathBuf>,
         default_external_url: String,
         rules: Arc<Manager>,
+        alerts: Arc<medic_alert::AlertManager>,
         metrics: ReloadMetrics,
     ) -> Reloader {
         Reloader {
             config_file,
             default_external_url,
             rules,
+            alerts,
             metrics,
             serial: tokio::sync::Mutex::new(()),
         }
@@ -101,16 +129,18 @@ impl Reloader {
     /// Loads the rule files `config` names into the manager (at start, or after re-reading
     /// the config file).
     pub async fn apply(&self, config: &Config) -> Result<UpdateSummary, String> {
-        let base = self
-            .config_file
-            .as_deref()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let base = self.base_dir();
+        // Load the alerting configuration first, so a broken one changes nothing.
+        let alerting = {
+            let (config, base) = (config.clone(), base.clone());
+            tokio::task::spawn_blocking(move || load_alerting(&config, &base))
+                .await
+                .map_err(|e| format!("alerting config loading panicked: {e}"))??
+        };
         let files = medic_rules::manager::expand_globs(&config.rule_files, &base)?;
         let opts = self.group_options(config);
         let rules = self.rules.clone();
-        tokio::task::spawn_blocking(move || rules.update(&files, &opts))
+        let summary = tokio::task::spawn_blocking(move || rules.update(&files, &opts))
             .await
             .map_err(|e| format!("rule loading panicked: {e}"))?
             .map_err(|errs| {
@@ -118,7 +148,18 @@ impl Reloader {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("\n")
-            })
+            })?;
+        self.alerts.apply(alerting);
+        Ok(summary)
+    }
+
+    /// The directory relative paths in the config start from.
+    pub fn base_dir(&self) -> PathBuf {
+        self.config_file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
 
     /// Re-reads the config file and applies it; see the module docs.

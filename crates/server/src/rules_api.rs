@@ -15,26 +15,7 @@ use crate::api::{ApiError, Params};
 use crate::app::AppState;
 
 /// Go's zero `time.Time`, which Prometheus prints for "never".
-const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// Milliseconds as Go's RFC3339Nano in UTC: the fraction without trailing zeros.
-fn go_time(ms: i64) -> String {
-    if ms == 0 {
-        return GO_ZERO_TIME.into();
-    }
-    let s = medic_model::format_rfc3339(ms);
-    match s.split_once('.') {
-        Some((head, frac)) => {
-            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
-            if digits.is_empty() {
-                format!("{head}Z")
-            } else {
-                format!("{head}.{digits}Z")
-            }
-        }
-        None => s,
-    }
-}
+use medic_model::format_rfc3339_nano as go_time;
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: the shortest exact digits, exponent with a
 /// sign and at least two digits.
@@ -236,7 +217,7 @@ mod tests {
 
     #[test]
     fn times_format_as_go_rfc3339nano() {
-        assert_eq!(go_time(0), GO_ZERO_TIME);
+        assert_eq!(go_time(0), "0001-01-01T00:00:00Z");
         assert_eq!(go_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(go_time(1_700_000_000_100), "2023-11-14T22:13:20.1Z");
         assert_eq!(go_time(1_700_000_000_123), "2023-11-14T22:13:20.123Z");

@@ -1,5 +1,7 @@
 //! End-to-end tests: the real `medic` binary, started, fed, killed and restarted.
 
+mod alerting;
+mod alerting_vs_alertmanager;
 mod bad_input;
 mod crash;
 mod prometheus;

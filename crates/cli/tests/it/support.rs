@@ -242,3 +242,152 @@ impl Drop for Prometheus {
         let _ = self.child.wait();
     }
 }
+
+/// A real HTTP server that records every POST it receives: path and JSON body. Answers with
+/// the status set for the path (200 by default), so tests can make a receiver fail.
+#[derive(Clone)]
+pub struct Capture {
+    pub addr: std::net::SocketAddr,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    status: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u16>>>,
+}
+
+impl Capture {
+    /// Starts the server on a free loopback port (on the current tokio runtime).
+    pub async fn start() -> Capture {
+        use axum::extract::State;
+        type Shared = (
+            std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+            std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u16>>>,
+        );
+        async fn record(
+            State((got, status)): State<Shared>,
+            uri: axum::http::Uri,
+            body: axum::body::Bytes,
+        ) -> axum::http::StatusCode {
+            let path = uri.path().to_string();
+            let v = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&body).into())
+            });
+            let code = status.lock().unwrap().get(&path).copied().unwrap_or(200);
+            got.lock().unwrap().push((path, v));
+            axum::http::StatusCode::from_u16(code).unwrap()
+        }
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let status = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let app = axum::Router::new()
+            .fallback(axum::routing::post(record))
+            .with_state((got.clone(), status.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Capture { addr, got, status }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything received at `path`, in order.
+    pub fn at(&self, path: &str) -> Vec<serde_json::Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Everything received, with paths.
+    pub fn all(&self) -> Vec<(String, serde_json::Value)> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Makes `path` answer with `code`.
+    pub fn set_status(&self, path: &str, code: u16) {
+        self.status.lock().unwrap().insert(path.to_string(), code);
+    }
+
+    /// Waits until `path` has received at least `n` requests.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.at(path);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} received {} requests, expected {n}: {got:#?}\nall: {:#?}",
+                got.len(),
+                self.all()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A real Alertmanager (Debian package `prometheus-alertmanager`) on a free loopback port,
+/// clustering off, killed when dropped.
+pub struct Alertmanager {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Alertmanager {
+    pub fn start(dir: &Path, config: &str) -> Alertmanager {
+        require_binary(
+            "/usr/bin/prometheus-alertmanager",
+            "prometheus-alertmanager",
+        );
+        let port = free_port();
+        let cfg = dir.join("alertmanager-real.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let child = Command::new("/usr/bin/prometheus-alertmanager")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager");
+        let am = Alertmanager { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "alertmanager did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        am
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts medic with `alertmanager.yml` text as its alerting config (and no scraping), in
+/// `dir`; `extra_config` is appended to medic.yml.
+pub fn medic_with_alerting(dir: &Path, am_config: &str, extra_config: &str) -> Medic {
+    std::fs::write(dir.join("alertmanager.yml"), am_config).unwrap();
+    let cfg = dir.join("medic.yml");
+    std::fs::write(
+        &cfg,
+        format!("scrape_configs: []\nalerting:\n  config_file: alertmanager.yml\n{extra_config}"),
+    )
+    .unwrap();
+    Medic::start(&dir.join("data"), Some(&cfg), &[])
+}
