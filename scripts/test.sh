@@ -20,6 +20,11 @@ if ((${#packages[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
+# A real SMTP server for the e-mail receiver test.
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "==> installing Python packages: aiosmtpd"
+  python3 -m pip install --quiet aiosmtpd
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"
   cargo install cargo-nextest --locked

@@ -783,7 +783,7 @@ async fn send_email(e: &EmailTarget, v: &medic_template::Value) -> Result<(), No
             b = b.raw_header(HeaderValue::new(name, val));
         }
     }
-    let b = b.subject(subject);
+    let b = b.subject(subject).message_id(None).date_now();
     let text = render(&e.text, v)?;
     let html = render(&e.html, v)?;
     let body = match (text.is_empty(), html.is_empty()) {

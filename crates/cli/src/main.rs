@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod alerts_cmd;
 mod promql_cmd;
 mod query;
 mod rules_cmd;
@@ -56,6 +57,13 @@ enum Command {
         #[command(subcommand)]
         what: RulesCommand,
     },
+    /// Alerts in a running medic: list them, their groups, their history.
+    Alerts(alerts_cmd::AlertsArgs),
+    /// Silences in a running medic: add, list, expire (amtool's `silence`).
+    Silence(alerts_cmd::SilenceArgs),
+    /// Acknowledge an alert group: it is not notified again until it changes or the
+    /// acknowledgement expires, and it does not escalate.
+    Ack(alerts_cmd::AckArgs),
     /// Check configuration files without starting anything.
     Check {
         #[command(subcommand)]
@@ -80,8 +88,9 @@ enum RulesCommand {
 
 #[derive(Debug, Subcommand)]
 enum CheckCommand {
-    /// Validate a medic.yml and the rule files it names; prints the first config error with
-    /// file, line and field, and every rule-file error. Exit 1 if anything is invalid.
+    /// Validate a medic.yml, the Alertmanager configuration and the rule files it names; prints
+    /// the first config error with file, line and field, and every rule-file error. Exit 1 if
+    /// anything is invalid.
     Config {
         /// The file to check.
         file: PathBuf,
@@ -107,6 +116,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Query(args) => query::run(args),
+        Command::Alerts(args) => alerts_cmd::alerts(args),
+        Command::Silence(args) => alerts_cmd::silence(args),
+        Command::Ack(args) => alerts_cmd::ack(args),
         Command::Promql {
             what: PromqlCommand::Test(args),
         } => match promql_cmd::test(args) {
@@ -130,8 +142,22 @@ fn main() -> ExitCode {
         } => match medic_server::Config::load(&file) {
             Ok(cfg) => {
                 println!("{}: OK", file.display());
-                // As `promtool check config`: the rule files it names are checked too.
                 let base = file.parent().unwrap_or(std::path::Path::new(""));
+                // The Alertmanager configuration it names, as `amtool check-config` would.
+                if let Some(am) = &cfg.alerting.config_file {
+                    match medic_server::reload::load_alerting(&cfg, base) {
+                        Ok(l) => println!(
+                            "{}: OK ({} receivers)",
+                            base.join(am).display(),
+                            l.receivers().len()
+                        ),
+                        Err(e) => {
+                            eprintln!("medic: error: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                // As `promtool check config`: the rule files it names are checked too.
                 match medic_rules::manager::expand_globs(&cfg.rule_files, base) {
                     Ok(files) if files.is_empty() => Ok(()),
                     Ok(files) => {

@@ -489,3 +489,224 @@ async fn a_real_prometheus_sends_its_alerts_to_medic() {
     );
     assert_eq!(got[0]["groupKey"], "{}:{alertname=\"AlwaysFiring\"}");
 }
+
+fn medic_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(args)
+        .env("MEDIC_URL", url)
+        .env("USER", "tester")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_silences_and_acknowledges() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = "route:\n  receiver: a\n  group_by: [alertname]\n  group_wait: 100ms\nreceivers:\n  - name: a\n";
+    let medic = medic_with_alerting(dir.path(), am, "");
+    let url = medic.url("");
+    let c = client();
+    let start = medic_model::format_rfc3339(now_ms() - 60_000);
+    post_alerts(&c, &medic, json!([
+        {"labels": {"alertname": "DbDown", "instance": "db1"}, "annotations": {"summary": "db1 is down"}, "startsAt": start},
+        {"labels": {"alertname": "DbDown", "instance": "db2"}, "startsAt": start},
+    ]))
+    .await;
+
+    let (ok, out, _) = medic_cli(&url, &["alerts"]);
+    assert!(ok);
+    assert!(out.starts_with("ALERT"), "{out}");
+    assert!(
+        out.contains("DbDown") && out.contains("instance=db1") && out.contains("db1 is down"),
+        "{out}"
+    );
+
+    let (ok, id, err) = medic_cli(
+        &url,
+        &[
+            "silence",
+            "add",
+            "instance=db2",
+            "-c",
+            "rebuilding",
+            "-d",
+            "30m",
+        ],
+    );
+    assert!(ok, "{err}");
+    let id = id.trim().to_string();
+    let (_, out, _) = medic_cli(&url, &["alerts"]);
+    assert!(
+        !out.contains("instance=db2"),
+        "silenced alert listed: {out}"
+    );
+    let (_, out, _) = medic_cli(&url, &["alerts", "--silenced", "--format", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let (_, out, _) = medic_cli(&url, &["silence", "list"]);
+    assert!(
+        out.contains(&id)
+            && out.contains("instance=\"db2\"")
+            && out.contains("tester")
+            && out.contains("rebuilding"),
+        "{out}"
+    );
+
+    let (ok, out, _) = medic_cli(&url, &["alerts", "groups", "--format", "json"]);
+    assert!(ok);
+    let groups: Value = serde_json::from_str(&out).unwrap();
+    let gid = groups[0]["id"].as_str().unwrap().to_string();
+    let (ok, out, err) = medic_cli(
+        &url,
+        &["ack", &gid[..6], "-c", "restoring from backup", "-d", "1h"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("acknowledged {}:{alertname=\"DbDown\"}"),
+        "{out}"
+    );
+    let (_, out, _) = medic_cli(&url, &["alerts", "groups"]);
+    assert!(out.contains("tester until"), "{out}");
+    let (_, out, _) = medic_cli(&url, &["alerts", "history", "--kind", "acked"]);
+    assert!(
+        out.contains("acked") && out.contains("restoring from backup"),
+        "{out}"
+    );
+
+    // Errors: exit 1 with the server's reason or the local one.
+    let (ok, _, err) = medic_cli(&url, &["ack", "ffffffffffff", "-c", "x"]);
+    assert!(!ok && err.contains("no alert group"), "{err}");
+    let (ok, _, err) = medic_cli(&url, &["silence", "add", "instance=\"db", "-c", "x"]);
+    assert!(!ok && err.contains("unescaped double quote"), "{err}");
+    let (ok, _, err) = medic_cli(&url, &["silence", "expire", "no-such-id"]);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    let (ok, out, _) = medic_cli(&url, &["silence", "expire", &id]);
+    assert!(ok && out.contains("expired"));
+    let (_, out, _) = medic_cli(&url, &["silence", "list"]);
+    assert!(!out.contains(&id), "{out}");
+    let (_, out, _) = medic_cli(&url, &["silence", "list", "--expired"]);
+    assert!(out.contains(&id), "{out}");
+}
+
+/// A real SMTP server on loopback: Python's aiosmtpd (PyPI `aiosmtpd`, which the README's test
+/// command installs), writing what it receives to a Maildir.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    mbox: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &std::path::Path) -> SmtpServer {
+        let probe = std::process::Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .output()
+            .expect("python3");
+        assert!(
+            probe.status.success(),
+            "this test needs the Python package aiosmtpd (pip install aiosmtpd), which the README's test command installs"
+        );
+        let port = free_port();
+        let mbox = dir.join("maildir");
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&mbox)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "aiosmtpd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer { child, port, mbox }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_reaches_a_real_smtp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpServer::start(dir.path());
+    let am = format!(
+        r#"global:
+  smtp_smarthost: 127.0.0.1:{}
+  smtp_from: medic@example.org
+  smtp_require_tls: false
+route:
+  receiver: mail
+  group_by: [alertname]
+  group_wait: 100ms
+receivers:
+  - name: mail
+    email_configs:
+      - to: oncall@example.org, lead@example.org
+        headers: {{X-Team: storage}}
+"#,
+        smtp.port
+    );
+    let medic = medic_with_alerting(dir.path(), &am, "");
+    let c = client();
+    post_alerts(&c, &medic, json!([{
+        "labels": {"alertname": "DiskFull", "instance": "db1"},
+        "annotations": {"summary": "disk 97% full", "runbook_url": "https://runbooks.example/disk"},
+        "startsAt": medic_model::format_rfc3339(now_ms() - 60_000),
+    }]))
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mail = loop {
+        let m: String = std::fs::read_dir(smtp.mbox.join("new"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        if m.contains("</html>") {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail arrived; medic log:\n{}",
+            medic.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for want in [
+        "From: medic@example.org",
+        "To: oncall@example.org, lead@example.org",
+        "Subject: [FIRING:1] DiskFull (db1)",
+        "X-Team: storage",
+        "Message-ID: <",
+        "Content-Type: multipart/alternative",
+        "Content-Type: text/plain",
+        "Content-Type: text/html",
+        "disk 97% full",
+        "Runbook: https://runbooks.example/disk",
+    ] {
+        assert!(mail.contains(want), "missing {want:?} in:\n{mail}");
+    }
+}
