@@ -147,6 +147,9 @@ pub struct Options {
     pub history_retention: i64,
     /// Upper bound on retrying one message (the group interval bounds it too).
     pub max_retry: Duration,
+    /// How long a flapping alert (`flapping="true"`, set by medic's rules) that resolved is
+    /// still shown as firing, so its flips are not each sent.
+    pub flap_hold: i64,
 }
 
 impl Default for Options {
@@ -156,6 +159,7 @@ impl Default for Options {
             data_retention: 120 * 3_600_000,
             history_retention: 30 * 86_400_000,
             max_retry: Duration::from_secs(300),
+            flap_hold: 15 * 60_000,
         }
     }
 }
@@ -163,6 +167,13 @@ impl Default for Options {
 struct Inner {
     loaded: Arc<Loaded>,
     alerts: HashMap<Fingerprint, Arc<Alert>>,
+    /// Label names and values shared by the alerts held (most repeat: `alertname`, `job`,
+    /// `severity`, their values); unused ones are dropped at garbage collection.
+    interned: HashSet<Arc<str>>,
+    /// `expire_on_resolve` silences that have silenced a firing alert.
+    eor_seen: HashSet<String>,
+    /// State changes of flapping alerts (ms), for the summary in their messages.
+    flaps: HashMap<Fingerprint, Vec<i64>>,
     dispatcher: Dispatcher,
     inhibitor: Inhibitor,
     silences: Silences,
@@ -240,9 +251,12 @@ impl AlertManager {
         let st = |e: StateError| Error::State(e.0);
         let resolve_timeout = loaded.config.global.resolve_timeout.0;
         let mut alerts = HashMap::new();
+        let mut interned = HashSet::new();
         for mut a in state.load_alerts().map_err(st)? {
-            // Senders re-send firing alerts; give them one resolve timeout after the restart.
-            if a.timeout && !a.resolved_at(a.updated_at) {
+            a.labels = intern_labels(&mut interned, &a.labels);
+            // Senders re-send firing alerts, and a firing alert's moving end is not written at
+            // every re-send; give firing alerts one resolve timeout after the restart.
+            if a.ends_at != 0 && !a.resolved_at(a.updated_at) {
                 a.ends_at = a.ends_at.max(now + resolve_timeout);
             }
             alerts.insert(a.fingerprint(), Arc::new(a));
@@ -266,6 +280,9 @@ impl AlertManager {
             inhibitor: Inhibitor::new(&loaded.config.inhibit_rules),
             loaded,
             alerts,
+            interned,
+            eor_seen: HashSet::new(),
+            flaps: HashMap::new(),
             silences,
             nflog,
             acks,
@@ -335,6 +352,7 @@ impl AlertManager {
         let mut g = self.lock();
         for mut a in batch {
             a.updated_at = now;
+            a.labels = intern_labels(&mut g.interned, &a.labels);
             let fp = a.fingerprint();
             let old = g.alerts.get(&fp).cloned();
             let merged = match &old {
@@ -349,16 +367,22 @@ impl AlertManager {
                 })
                 .inc();
             let was = old.as_ref().map(|o| o.status(now));
+            // Re-sends that only move a firing alert's end forward are not written: after a
+            // restart, firing alerts get at least `resolve_timeout` anyway (see `new`).
             let changed = match &old {
                 None => true,
                 Some(o) => {
                     o.annotations != merged.annotations
                         || o.starts_at != merged.starts_at
                         || o.resolved_at(now) != merged.resolved_at(now)
-                        || (!merged.timeout && o.ends_at != merged.ends_at)
+                        || (merged.resolved_at(now) && o.ends_at != merged.ends_at)
                         || o.generator_url != merged.generator_url
+                        || o.value != merged.value
                 }
             };
+            if was.is_some_and(|w| w != status) && merged.labels.get("flapping") == Some("true") {
+                g.flaps.entry(fp).or_default().push(now);
+            }
             if was != Some(status) && !(was.is_none() && status == Status::Resolved) {
                 events.push(Event {
                     at: now,
@@ -383,17 +407,17 @@ impl AlertManager {
                 to_save.push(merged);
             }
         }
-        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        // Queued under the lock, so writes keep the order of the decisions; waited for
+        // outside it, so concurrent requests share one commit.
+        let ticket = (!to_save.is_empty() || !events.is_empty())
+            .then(|| self.state.queue_alerts(to_save, events));
         drop(g);
         self.wake.notify_one();
-        if !to_save.is_empty() {
-            self.state.save_alerts(&to_save).map_err(|e| {
+        if let Some(t) = ticket {
+            t.wait().map_err(|e| {
                 self.metrics.state_errors.inc();
                 Error::State(e.0)
             })?;
-        }
-        if !events.is_empty() {
-            self.record(&events);
         }
         Ok(())
     }
@@ -590,7 +614,7 @@ impl AlertManager {
     /// collects garbage once a minute.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut last_gc = 0;
+        let (mut last_gc, mut last_eor) = (0, 0);
         loop {
             let now = self.now();
             let (flushes, next) = {
@@ -606,6 +630,10 @@ impl AlertManager {
                 last_gc = now;
                 self.gc(now);
             }
+            if now - last_eor >= 2_000 {
+                last_eor = now;
+                self.expire_resolved_silences(now);
+            }
             let wait = next.map_or(1_000, |t| (t - self.now()).clamp(0, 1_000));
             tokio::select! {
                 _ = &mut shutdown => return,
@@ -616,10 +644,11 @@ impl AlertManager {
     }
 
     /// Runs the pipeline for one flush and reports back to the dispatcher.
-    async fn flush(self: Arc<Self>, f: Flush) {
+    async fn flush(self: Arc<Self>, mut f: Flush) {
         let now = self.now();
         let (deliveries, loaded, group_interval) = {
             let g = self.lock();
+            pipeline::hold_flapping(&mut f.alerts, &g.flaps, self.opts.flap_hold, now);
             let route = g.dispatcher.route(f.route).clone();
             let stages = Stages {
                 inhibitor: &g.inhibitor,
@@ -816,6 +845,44 @@ impl AlertManager {
         }
     }
 
+    /// Expires `expire_on_resolve` silences once the alerts they silenced have all resolved.
+    pub fn expire_resolved_silences(&self, now: i64) {
+        let mut g = self.lock();
+        let candidates: Vec<Silence> = g
+            .silences
+            .iter()
+            .filter(|s| s.expire_on_resolve && s.state(now) == SilenceState::Active)
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let mut expired = Vec::new();
+        for s in candidates {
+            let firing = g
+                .alerts
+                .values()
+                .any(|a| !a.resolved_at(now) && s.matches(&a.labels));
+            if firing {
+                g.eor_seen.insert(s.id.clone());
+            } else if g.eor_seen.remove(&s.id) {
+                if let Ok(x) = g.silences.expire(&s.id, now) {
+                    info!(silence = %s.id, "silence expired: the alerts it silenced have resolved");
+                    expired.push(x);
+                }
+            }
+        }
+        if expired.is_empty() {
+            return;
+        }
+        let _order = self.persist.lock().unwrap_or_else(|p| p.into_inner());
+        drop(g);
+        if let Err(e) = self.state.save_silences(&expired) {
+            self.metrics.state_errors.inc();
+            warn!(error = %e, "cannot store expired silences");
+        }
+    }
+
     /// Drops resolved alerts, expired silences, log entries and acks, and old history; updates
     /// the gauges.
     pub fn gc(&self, now: i64) {
@@ -830,6 +897,12 @@ impl AlertManager {
             g.alerts.remove(&a.fingerprint());
             g.inhibitor.forget(a);
         }
+        g.interned.retain(|s| Arc::strong_count(s) > 1);
+        let horizon = now - 4 * self.opts.flap_hold;
+        g.flaps.retain(|_, times| {
+            times.retain(|t| *t >= horizon);
+            !times.is_empty()
+        });
         let silences = g.silences.gc(now, self.opts.data_retention);
         let nflog = g.nflog.gc(now);
         let acks: Vec<String> = g
@@ -939,6 +1012,28 @@ fn view(g: &Inner, a: &Arc<Alert>, now: i64) -> AlertView {
             .filter(|r| seen.insert(r.clone()))
             .collect(),
     }
+}
+
+/// The same labels, with names and values shared through `interned`.
+fn intern_labels(interned: &mut HashSet<Arc<str>>, labels: &Labels) -> Labels {
+    let mut one = |s: &Arc<str>| -> Arc<str> {
+        match interned.get(s) {
+            Some(x) => x.clone(),
+            None => {
+                interned.insert(s.clone());
+                s.clone()
+            }
+        }
+    };
+    Labels::from_sorted_unchecked(
+        labels
+            .iter()
+            .map(|l| medic_model::Label {
+                name: one(&l.name),
+                value: one(&l.value),
+            })
+            .collect(),
+    )
 }
 
 /// Re-feeds every held alert to a fresh dispatcher and inhibitor.

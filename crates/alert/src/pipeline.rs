@@ -223,6 +223,36 @@ fn sorted(s: &HashSet<Fingerprint>) -> Vec<Fingerprint> {
     v
 }
 
+/// Holds flapping alerts (labelled `flapping="true"` by medic's rules): one that resolved
+/// less than `hold` ago is still shown as firing, so its flips do not each make a message, and
+/// each flapping alert carries a `flapping` annotation summarising its recent state changes.
+pub fn hold_flapping(
+    alerts: &mut [Alert],
+    flaps: &HashMap<Fingerprint, Vec<i64>>,
+    hold: i64,
+    now: i64,
+) {
+    for a in alerts.iter_mut() {
+        if a.labels.get("flapping") != Some("true") {
+            continue;
+        }
+        let changes = flaps.get(&a.fingerprint()).map_or(0, Vec::len);
+        let held = a.resolved_at(now) && now - a.ends_at < hold;
+        if held {
+            a.ends_at = 0;
+        }
+        let minutes = hold / 60_000;
+        a.annotations.insert(
+            "flapping".into(),
+            if held {
+                format!("flapping: {changes} state changes seen; resolved for now, held until it stays resolved for {minutes}m")
+            } else {
+                format!("flapping: {changes} state changes seen; state changes within {minutes}m are held back")
+            },
+        );
+    }
+}
+
 /// The log entry for a delivered message.
 pub fn log_entry(d: &Delivery, now: i64) -> nflog::Entry {
     nflog::Entry {

@@ -115,10 +115,34 @@ impl HistoryQuery {
     }
 }
 
+/// Waits for queued writes to be durable.
+pub struct Ticket(Box<dyn FnOnce() -> Result<(), StateError> + Send>);
+
+impl Ticket {
+    /// A ticket for writes that are already done (or failed).
+    pub fn done(r: Result<(), StateError>) -> Ticket {
+        Ticket(Box::new(move || r))
+    }
+
+    /// A ticket that waits by running `f`.
+    pub fn new(f: impl FnOnce() -> Result<(), StateError> + Send + 'static) -> Ticket {
+        Ticket(Box::new(f))
+    }
+
+    /// Blocks until the writes are durable.
+    pub fn wait(self) -> Result<(), StateError> {
+        (self.0)()
+    }
+}
+
 /// Durable state of the alert manager. Each call is atomic: all of it is stored or none.
 pub trait StateStore: Send + Sync {
     fn load_alerts(&self) -> Result<Vec<Alert>, StateError>;
-    fn save_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), StateError>;
+    /// Queues alerts (new or changed) and the history events they caused for writing, in
+    /// call order; the ticket's `wait` returns once they are durable. Stores may commit
+    /// several queued calls in one transaction (group commit), so the caller can queue under
+    /// its own lock, to keep the order, and wait outside it.
+    fn queue_alerts(&self, alerts: Vec<Arc<Alert>>, events: Vec<Event>) -> Ticket;
     fn delete_alerts(&self, fps: &[Fingerprint]) -> Result<(), StateError>;
     fn load_silences(&self) -> Result<Vec<Silence>, StateError>;
     fn save_silences(&self, s: &[Silence]) -> Result<(), StateError>;
@@ -164,12 +188,13 @@ impl StateStore for MemState {
     fn load_alerts(&self) -> Result<Vec<Alert>, StateError> {
         self.with(|m| m.alerts.values().cloned().collect())
     }
-    fn save_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), StateError> {
-        self.with(|m| {
+    fn queue_alerts(&self, alerts: Vec<Arc<Alert>>, events: Vec<Event>) -> Ticket {
+        Ticket::done(self.with(|m| {
             for a in alerts {
-                m.alerts.insert(a.fingerprint(), Alert::clone(a));
+                m.alerts.insert(a.fingerprint(), Alert::clone(&a));
             }
-        })
+            m.events.extend(events);
+        }))
     }
     fn delete_alerts(&self, fps: &[Fingerprint]) -> Result<(), StateError> {
         self.with(|m| {

@@ -102,7 +102,8 @@ pub(crate) fn start(target: &str, medic: &Path) -> anyhow::Result<Server> {
 }
 
 /// Starts `target` with `extra` appended to its config file (medic.yml or prometheus.yml; YAML
-/// top-level keys such as `rule_files`), and Prometheus with `/-/reload` enabled.
+/// top-level keys such as `rule_files`; for Alertmanager, `extra` is the whole file), and
+/// Prometheus with `/-/reload` enabled.
 pub(crate) fn start_with(target: &str, medic: &Path, extra: &str) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
@@ -136,6 +137,16 @@ pub(crate) fn start_with(target: &str, medic: &Path, extra: &str) -> anyhow::Res
                 ]);
             (c, "/-/ready")
         }
+        "alertmanager" => {
+            let cfg = dir.path().join("alertmanager.yml");
+            std::fs::write(&cfg, extra)?;
+            let mut c = Command::new("/usr/bin/prometheus-alertmanager");
+            c.arg(format!("--config.file={}", cfg.display()))
+                .arg(format!("--storage.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--cluster.listen-address=");
+            (c, "/-/ready")
+        }
         "victoriametrics" => {
             let mut c = Command::new("/usr/bin/victoria-metrics");
             c.arg(format!("-storageDataPath={}", data.display()))
@@ -143,7 +154,9 @@ pub(crate) fn start_with(target: &str, medic: &Path, extra: &str) -> anyhow::Res
                 .args(["-retentionPeriod=100y", "-search.disableCache"]);
             (c, "/health")
         }
-        other => bail!("unknown target {other:?}; use medic, prometheus or victoriametrics"),
+        other => bail!(
+            "unknown target {other:?}; use medic, prometheus, victoriametrics or alertmanager"
+        ),
     };
     let child = cmd
         .stdout(Stdio::null())

@@ -6,9 +6,12 @@
 //! - `query`: query latency of golden-signal queries, instant and range.
 //! - `rules`: rule evaluation time per interval of a mixin-style rule set under live ingest.
 //! - `codecs`: bytes per sample and decode speed of medic's block codecs on the same workload.
+//! - `alerts`: the alert manager against Alertmanager 0.25: alerts accepted per second through
+//!   API v2, memory holding them, notification latency.
 //!
 //! Loopback only; every load is bounded by the pre-built requests.
 
+mod alertbench;
 mod codecs;
 mod ingest;
 mod proc;
@@ -38,6 +41,9 @@ enum Cmd {
     /// Rule evaluation time per interval of a node/service mixin-style rule set, from each
     /// target's own rule-group metrics.
     Rules(rulebench::Args),
+    /// Alerts per second through API v2, memory with N active alerts and alert-to-webhook
+    /// latency, medic against Alertmanager on the same configuration and stream.
+    Alerts(alertbench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Codecs(a) => codecs::run(a),
         Cmd::Query(a) => querybench::run(a),
         Cmd::Rules(a) => rulebench::run(a),
+        Cmd::Alerts(a) => alertbench::run(a),
     }
 }

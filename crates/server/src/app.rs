@@ -249,6 +249,7 @@ fn build_alert_manager(
             .unwrap_or_else(|| format!("http://{self_target}")),
         data_retention: config.alerting.data_retention.as_millis(),
         history_retention: config.alerting.history_retention.as_millis(),
+        flap_hold: config.alerting.flap_hold.as_millis(),
         ..Default::default()
     };
     medic_alert::AlertManager::new(

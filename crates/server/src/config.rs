@@ -151,6 +151,10 @@ pub struct AlertingConfig {
     /// How long an acknowledgement lasts unless the request says (default 4h).
     #[serde(default = "default_ack_duration")]
     pub default_ack_duration: PromDuration,
+    /// How long a flapping alert (`flapping="true"` from medic's rules) that resolved is still
+    /// treated as firing, so its flips are not each notified (default 15m).
+    #[serde(default = "default_flap_hold")]
+    pub flap_hold: PromDuration,
 }
 
 impl Default for AlertingConfig {
@@ -164,6 +168,9 @@ fn default_data_retention() -> PromDuration {
 }
 fn default_history_retention() -> PromDuration {
     PromDuration(Duration::from_secs(30 * 86_400))
+}
+fn default_flap_hold() -> PromDuration {
+    PromDuration(Duration::from_secs(15 * 60))
 }
 fn default_ack_duration() -> PromDuration {
     PromDuration(Duration::from_secs(4 * 3600))

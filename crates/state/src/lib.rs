@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use medic_alert::ack::Ack;
 use medic_alert::nflog;
 use medic_alert::silence::Silence;
-use medic_alert::state::{Event, EventKind, HistoryQuery, StateError, StateStore};
+use medic_alert::state::{Event, EventKind, HistoryQuery, StateError, StateStore, Ticket};
 use medic_alert::{Alert, Fingerprint};
 use medic_model::{Labels, MatchType, Matcher};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -20,8 +20,13 @@ const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alerts (
-    fingerprint INTEGER PRIMARY KEY,
+-- Alerts as an append-only log: every write appends, the newest row per fingerprint wins and
+-- a `deleted` row removes the alert. Appends touch only the table's last pages, whatever the
+-- fingerprints; superseded rows are compacted away now and then.
+CREATE TABLE IF NOT EXISTS alert_log (
+    seq INTEGER PRIMARY KEY,
+    fingerprint INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
     labels TEXT NOT NULL,
     annotations TEXT NOT NULL,
     starts_at INTEGER NOT NULL,
@@ -71,13 +76,37 @@ CREATE TABLE IF NOT EXISTS history (
     author TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_at ON history(at);
-CREATE INDEX IF NOT EXISTS history_fingerprint ON history(fingerprint);
-CREATE INDEX IF NOT EXISTS history_group ON history(group_key);
+-- CREATE INDEX IF NOT EXISTS history_fingerprint ON history(fingerprint) WHERE fingerprint IS NOT NULL;
+CREATE INDEX IF NOT EXISTS history_group ON history(group_key) WHERE group_key != '';
 ";
 
 /// SQLite-backed state.
 pub struct SqliteState {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    commits: Arc<GroupCommit>,
+}
+
+/// Group commit of queued alert writes: callers queue in order; whoever waits first becomes
+/// the leader and commits everything queued so far in one transaction, the others wait for it.
+/// Under load this writes each touched page once per batch rather than once per request.
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<CommitState>,
+    done: std::sync::Condvar,
+}
+
+/// One queued write: its ticket number, the alerts and the history events.
+type Queued = (u64, Vec<Arc<Alert>>, Vec<Event>);
+
+#[derive(Default)]
+struct CommitState {
+    queue: Vec<Queued>,
+    next: u64,
+    /// Every ticket up to this one is committed (or failed, see `failed`).
+    committed: u64,
+    leader: bool,
+    /// Tickets whose batch failed, with the reason.
+    failed: std::collections::HashMap<u64, String>,
 }
 
 fn err(e: impl std::fmt::Display) -> StateError {
@@ -179,7 +208,8 @@ impl SqliteState {
             }
         }
         Ok(Arc::new(SqliteState {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
+            commits: Arc::default(),
         }))
     }
 
@@ -203,54 +233,53 @@ impl SqliteState {
     }
 }
 
-impl StateStore for SqliteState {
-    fn load_alerts(&self) -> Result<Vec<Alert>, StateError> {
-        let c = self.conn();
-        let mut st = c
-            .prepare("SELECT labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value FROM alerts")
-            .map_err(err)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, bool>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, Option<f64>>(7)?,
-                ))
-            })
-            .map_err(err)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (l, a, starts_at, ends_at, updated_at, timeout, generator_url, value) =
-                row.map_err(err)?;
-            out.push(Alert {
-                labels: labels_from(&l)?,
-                annotations: serde_json::from_str(&a).map_err(err)?,
-                starts_at,
-                ends_at,
-                generator_url,
-                updated_at,
-                timeout,
-                value,
-            });
+fn wait_for_commit(
+    conn: &Mutex<Connection>,
+    commits: &GroupCommit,
+    id: u64,
+) -> Result<(), StateError> {
+    let mut st = commits.state.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if st.committed >= id {
+            return match st.failed.remove(&id) {
+                Some(e) => Err(StateError(e)),
+                None => Ok(()),
+            };
         }
-        Ok(out)
+        if !st.leader {
+            st.leader = true;
+            let batch = std::mem::take(&mut st.queue);
+            drop(st);
+            let last = batch.last().map_or(id, |b| b.0);
+            let result = {
+                let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                write_alerts(&mut c, &batch)
+            };
+            st = commits.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = result {
+                for (t, _, _) in &batch {
+                    st.failed.insert(*t, e.0.clone());
+                }
+            }
+            st.committed = st.committed.max(last);
+            st.leader = false;
+            commits.done.notify_all();
+            continue;
+        }
+        st = commits.done.wait(st).unwrap_or_else(|p| p.into_inner());
     }
+}
 
-    fn save_alerts(&self, alerts: &[Arc<Alert>]) -> Result<(), StateError> {
-        let mut c = self.conn();
-        let tx = c.transaction().map_err(err)?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO alerts (fingerprint, labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(err)?;
+fn write_alerts(c: &mut Connection, batch: &[Queued]) -> Result<(), StateError> {
+    let tx = c.transaction().map_err(err)?;
+    {
+        let mut st = tx
+            .prepare_cached(
+                "INSERT INTO alert_log (fingerprint, deleted, labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value)
+                 VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(err)?;
+        for (_, alerts, _) in batch {
             for a in alerts {
                 st.execute(params![
                     a.fingerprint().0 as i64,
@@ -266,7 +295,96 @@ impl StateStore for SqliteState {
                 .map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+    }
+    for (_, _, events) in batch {
+        insert_events(&tx, events)?;
+    }
+    tx.commit().map_err(err)
+}
+
+fn insert_events(tx: &rusqlite::Transaction, events: &[Event]) -> Result<(), StateError> {
+    let mut st = tx
+        .prepare_cached(
+            "INSERT INTO history (at, kind, fingerprint, labels, group_key, receiver, detail, author)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(err)?;
+    for e in events {
+        st.execute(params![
+            e.at,
+            e.kind.as_str(),
+            e.fingerprint.map(|f| f.0 as i64),
+            labels_json(&e.labels),
+            e.group_key,
+            e.receiver,
+            e.detail,
+            e.author
+        ])
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+impl StateStore for SqliteState {
+    fn load_alerts(&self) -> Result<Vec<Alert>, StateError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare(
+                "SELECT labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value, fingerprint, deleted
+                 FROM alert_log ORDER BY seq",
+            )
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, Option<f64>>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, bool>(9)?,
+                ))
+            })
+            .map_err(err)?;
+        let mut out: std::collections::HashMap<i64, Alert> = std::collections::HashMap::new();
+        for row in rows {
+            let (l, a, starts_at, ends_at, updated_at, timeout, generator_url, value, fp, deleted) =
+                row.map_err(err)?;
+            if deleted {
+                out.remove(&fp);
+                continue;
+            }
+            out.insert(
+                fp,
+                Alert {
+                    labels: labels_from(&l)?,
+                    annotations: serde_json::from_str(&a).map_err(err)?,
+                    starts_at,
+                    ends_at,
+                    generator_url,
+                    updated_at,
+                    timeout,
+                    value,
+                },
+            );
+        }
+        Ok(out.into_values().collect())
+    }
+
+    fn queue_alerts(&self, alerts: Vec<Arc<Alert>>, events: Vec<Event>) -> Ticket {
+        let id = {
+            let mut st = self.commits.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.next += 1;
+            let id = st.next;
+            st.queue.push((id, alerts, events));
+            id
+        };
+        let (conn, commits) = (self.conn.clone(), self.commits.clone());
+        Ticket::new(move || wait_for_commit(&conn, &commits, id))
     }
 
     fn delete_alerts(&self, fps: &[Fingerprint]) -> Result<(), StateError> {
@@ -274,7 +392,10 @@ impl StateStore for SqliteState {
         let tx = c.transaction().map_err(err)?;
         {
             let mut st = tx
-                .prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")
+                .prepare_cached(
+                    "INSERT INTO alert_log (fingerprint, deleted, labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url)
+                     VALUES (?1, 1, '', '', 0, 0, 0, 0, '')",
+                )
                 .map_err(err)?;
             for f in fps {
                 st.execute(params![f.0 as i64]).map_err(err)?;
@@ -461,27 +582,7 @@ impl StateStore for SqliteState {
     fn record(&self, events: &[Event]) -> Result<(), StateError> {
         let mut c = self.conn();
         let tx = c.transaction().map_err(err)?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO history (at, kind, fingerprint, labels, group_key, receiver, detail, author)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(err)?;
-            for e in events {
-                st.execute(params![
-                    e.at,
-                    e.kind.as_str(),
-                    e.fingerprint.map(|f| f.0 as i64),
-                    labels_json(&e.labels),
-                    e.group_key,
-                    e.receiver,
-                    e.detail,
-                    e.author
-                ])
-                .map_err(err)?;
-            }
-        }
+        insert_events(&tx, events)?;
         tx.commit().map_err(err)
     }
 
@@ -536,8 +637,25 @@ impl StateStore for SqliteState {
     }
 
     fn prune_history(&self, before: i64) -> Result<usize, StateError> {
-        self.conn()
-            .execute("DELETE FROM history WHERE at < ?1", params![before])
+        let c = self.conn();
+        // Compact the alert log when superseded rows outnumber live ones.
+        let (rows, live): (i64, i64) = c
+            .query_row(
+                "SELECT count(*), count(DISTINCT fingerprint) FROM alert_log",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(err)?;
+        if rows > 2 * live + 1000 {
+            c.execute_batch(
+                "BEGIN;
+                 DELETE FROM alert_log WHERE seq NOT IN (SELECT max(seq) FROM alert_log GROUP BY fingerprint);
+                 DELETE FROM alert_log WHERE deleted = 1;
+                 COMMIT;",
+            )
+            .map_err(err)?;
+        }
+        c.execute("DELETE FROM history WHERE at < ?1", params![before])
             .map_err(err)
     }
 }
@@ -569,10 +687,14 @@ mod tests {
         let injection = "x'); DROP TABLE alerts; --";
         {
             let s = SqliteState::open(&path).unwrap();
-            s.save_alerts(&[
-                Arc::new(alert("A", injection)),
-                Arc::new(alert("B", "\"q\"")),
-            ])
+            s.queue_alerts(
+                vec![
+                    Arc::new(alert("A", injection)),
+                    Arc::new(alert("B", "\"q\"")),
+                ],
+                vec![],
+            )
+            .wait()
             .unwrap();
             s.delete_alerts(&[alert("B", "\"q\"").fingerprint()])
                 .unwrap();
@@ -664,6 +786,73 @@ mod tests {
         assert_eq!(s.history(&q).unwrap().len(), 1);
         assert_eq!(s.prune_history(3).unwrap(), 2);
         assert_eq!(s.history(&HistoryQuery::default()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn concurrent_queued_writes_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteState::open(&dir.path().join("g.db")).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let a = alert(&format!("T{t}-{i}"), "v");
+                        let ev = Event {
+                            at: i,
+                            kind: EventKind::Firing,
+                            fingerprint: Some(a.fingerprint()),
+                            labels: a.labels.clone(),
+                            group_key: String::new(),
+                            receiver: String::new(),
+                            detail: String::new(),
+                            author: String::new(),
+                        };
+                        s.queue_alerts(vec![Arc::new(a)], vec![ev]).wait().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(s.load_alerts().unwrap().len(), 400);
+        let q = HistoryQuery {
+            limit: 1000,
+            ..Default::default()
+        };
+        assert_eq!(s.history(&q).unwrap().len(), 400);
+    }
+
+    #[test]
+    fn the_alert_log_keeps_the_newest_row_and_compacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let s = SqliteState::open(&path).unwrap();
+        let mut a = alert("A", "v");
+        for i in 0..1500 {
+            a.ends_at = i;
+            s.queue_alerts(
+                vec![Arc::new(a.clone()), Arc::new(alert("Gone", "v"))],
+                vec![],
+            )
+            .wait()
+            .unwrap();
+        }
+        s.delete_alerts(&[alert("Gone", "v").fingerprint()])
+            .unwrap();
+        assert_eq!(s.load_alerts().unwrap(), vec![a.clone()]);
+        s.prune_history(0).unwrap();
+        let rows: i64 = s
+            .conn()
+            .query_row("SELECT count(*) FROM alert_log", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "superseded and deleted rows are compacted away");
+        drop(s);
+        assert_eq!(
+            SqliteState::open(&path).unwrap().load_alerts().unwrap(),
+            vec![a]
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ struct Sim {
     intervals: HashMap<String, Vec<TimeInterval>>,
     infos: HashMap<String, Vec<IntegrationInfo>>,
     escalations: Vec<EscalationStep>,
+    /// As the manager's `flap_hold` (0: off).
+    flap_hold: i64,
     now: i64,
     sent: Vec<Msg>,
 }
@@ -73,6 +75,7 @@ impl Sim {
                 .collect(),
             infos,
             escalations,
+            flap_hold: 0,
             now: T0,
             sent: Vec::new(),
         }
@@ -115,7 +118,8 @@ impl Sim {
             let flushes = self.dispatcher.due(self.now);
             // The manager asks for the next timer while flushes are in flight.
             let _ = self.dispatcher.next_due();
-            for f in flushes {
+            for mut f in flushes {
+                pipeline::hold_flapping(&mut f.alerts, &HashMap::new(), self.flap_hold, self.now);
                 let route = self.dispatcher.route(f.route).clone();
                 let stages = Stages {
                     inhibitor: &self.inhibitor,
@@ -490,6 +494,44 @@ fn an_ack_stops_repeats_and_escalation_until_the_group_changes() {
         vec![
             msg(1330, "lead", &["DbDown/a", "DbDown/b"]),
             msg(1330, "oncall", &["DbDown/a", "DbDown/b"])
+        ]
+    );
+}
+
+#[test]
+fn flapping_alerts_are_held_instead_of_sent_at_every_flip() {
+    let flapping = [("instance", "a"), ("flapping", "true")];
+    let run = |hold: i64| {
+        let mut s = Sim::new(BASIC);
+        s.flap_hold = hold * S;
+        s.firing("Link", &flapping);
+        s.run_until(60);
+        s.resolve("Link", &flapping, 0);
+        s.run_until(400);
+        s.firing("Link", &flapping);
+        s.run_until(700);
+        s.resolve("Link", &flapping, 400);
+        s.run_until(2000);
+        s.take()
+    };
+    // Without a hold every flip is a message (the group empties when all is resolved, so the
+    // next firing waits a fresh group_wait).
+    assert_eq!(
+        run(0),
+        vec![
+            msg(30, "team", &["Link/a"]),
+            msg(330, "team", &["Link/a!"]),
+            msg(430, "team", &["Link/a"]),
+            msg(730, "team", &["Link/a!"]),
+        ]
+    );
+    // With a 10-minute hold: the first firing, then the resolution once it stayed resolved
+    // (from 700 s) past the hold, at the next flush.
+    assert_eq!(
+        run(600),
+        vec![
+            msg(30, "team", &["Link/a"]),
+            msg(1530, "team", &["Link/a!"])
         ]
     );
 }

@@ -586,6 +586,53 @@ async fn the_cli_lists_silences_and_acknowledges() {
     let (ok, _, err) = medic_cli(&url, &["silence", "expire", "no-such-id"]);
     assert!(!ok && err.contains("404"), "{err}");
 
+    // A silence that expires when what it silenced resolves (Alertmanager #1057).
+    let (ok, eor, err) = medic_cli(
+        &url,
+        &[
+            "silence",
+            "add",
+            "alertname=Flaky",
+            "-c",
+            "until it clears",
+            "--expire-on-resolve",
+        ],
+    );
+    assert!(ok, "{err}");
+    let eor = eor.trim().to_string();
+    let flaky = |ends: Option<String>| {
+        let mut a = json!({"labels": {"alertname": "Flaky"}, "startsAt": start});
+        if let Some(e) = ends {
+            a["endsAt"] = json!(e);
+        }
+        json!([a])
+    };
+    assert_eq!(post_alerts(&c, &medic, flaky(None)).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = get_json(&c, &medic.url(&format!("/api/v2/silence/{eor}"))).await;
+    assert_eq!(
+        s["status"]["state"], "active",
+        "expired while its alert fires"
+    );
+    assert_eq!(s["expireOnResolve"], true);
+    let now_s = medic_model::format_rfc3339(now_ms());
+    assert_eq!(
+        post_alerts(&c, &medic, flaky(Some(now_s))).await.status(),
+        200
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = get_json(&c, &medic.url(&format!("/api/v2/silence/{eor}"))).await;
+        if s["status"]["state"] == "expired" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not expired after its alert resolved: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let (ok, out, _) = medic_cli(&url, &["silence", "expire", &id]);
     assert!(ok && out.contains("expired"));
     let (_, out, _) = medic_cli(&url, &["silence", "list"]);
