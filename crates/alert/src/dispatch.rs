@@ -74,11 +74,6 @@ impl Dispatcher {
         &self.routes[index]
     }
 
-    /// The routing tree.
-    pub fn root(&self) -> &Route {
-        &self.root
-    }
-
     /// Routes an alert (new or updated) into its groups.
     pub fn insert(&mut self, alert: Arc<Alert>, now: i64) {
         let fp = alert.fingerprint();
@@ -112,14 +107,6 @@ impl Dispatcher {
             }
             group.alerts.insert(fp, alert.clone());
         }
-    }
-
-    /// Removes an alert from every group (deleted from the store).
-    pub fn remove(&mut self, fp: Fingerprint) {
-        self.groups.retain(|_, g| {
-            g.alerts.remove(&fp);
-            !g.alerts.is_empty() || g.in_flight
-        });
     }
 
     /// When the next group is due, if any (groups in flight are re-armed by
@@ -211,10 +198,6 @@ impl Dispatcher {
     /// All groups.
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.values()
-    }
-
-    pub fn group(&self, id: &GroupId) -> Option<&Group> {
-        self.groups.get(id)
     }
 
     /// The group with this group key, if any.

@@ -319,10 +319,6 @@ impl AlertManager {
         self.lock().loaded.clone()
     }
 
-    pub fn options(&self) -> &Options {
-        &self.opts
-    }
-
     /// Swaps in a new configuration: the routing tree, inhibit rules and receivers change;
     /// alerts, silences, acks and the log stay. Groups start again and send at once what the
     /// log says they have not sent.
@@ -977,19 +973,6 @@ impl AlertManager {
                 warn!(error = %e, "alert state garbage collection failed");
             }
         }
-    }
-
-    /// Receivers a label set is routed to.
-    pub fn routes_for(&self, labels: &Labels) -> Vec<String> {
-        let g = self.lock();
-        let mut seen = HashSet::new();
-        g.loaded
-            .route
-            .matches(labels)
-            .into_iter()
-            .map(|r| r.opts.receiver.clone())
-            .filter(|r| seen.insert(r.clone()))
-            .collect()
     }
 }
 

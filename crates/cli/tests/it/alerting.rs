@@ -757,3 +757,83 @@ receivers:
         assert!(mail.contains(want), "missing {want:?} in:\n{mail}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_groups_escalate_in_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Capture::start().await;
+    let am = format!(
+        "route:\n  receiver: oncall\n  group_by: [alertname]\n  group_wait: 200ms\n  group_interval: 500ms\nreceivers:\n  - name: oncall\n    webhook_configs: [{{url: \"{}\"}}]\n  - name: lead\n    webhook_configs: [{{url: \"{}\"}}]\n",
+        cap.url("/oncall"),
+        cap.url("/lead")
+    );
+    let escalations = "  escalations:\n    - name: critical\n      matchers: ['severity=\"critical\"']\n      steps: [{after: 3s, receiver: lead}]\n";
+    let medic = medic_with_alerting(dir.path(), &am, escalations);
+    let c = client();
+    let start = medic_model::format_rfc3339(now_ms());
+    let alert = |name: &str, sev: &str| json!({"labels": {"alertname": name, "severity": sev}, "startsAt": start});
+    post_alerts(
+        &c,
+        &medic,
+        json!([alert("DbDown", "critical"), alert("Disk", "warning")]),
+    )
+    .await;
+    cap.wait_for("/oncall", 2, Duration::from_secs(20)).await;
+    // The warning group does not match the policy; the critical one reaches the lead after
+    // 3 s without an acknowledgement.
+    let lead = cap.wait_for("/lead", 1, Duration::from_secs(20)).await;
+    assert_eq!(lead[0]["groupLabels"], json!({"alertname": "DbDown"}));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        cap.at("/lead").len(),
+        1,
+        "escalated twice: {:#?}",
+        cap.at("/lead")
+    );
+    let h = get_json(
+        &c,
+        &medic.url("/api/v1/medic/alerts/history?kind=escalated"),
+    )
+    .await;
+    assert_eq!(h["data"][0]["receiver"], "lead/webhook[0]");
+    assert!(h["data"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("escalation policy critical"));
+
+    // An acknowledged critical group does not escalate.
+    let fresh = medic_model::format_rfc3339(now_ms());
+    post_alerts(
+        &c,
+        &medic,
+        json!([{"labels": {"alertname": "CacheDown", "severity": "critical"}, "startsAt": fresh}]),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let gid = loop {
+        let g = get_json(
+            &c,
+            &medic.url("/api/v1/medic/alerts/groups?filter=alertname=\"CacheDown\""),
+        )
+        .await;
+        if let Some(id) = g["data"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let r = c
+        .post(medic.url("/api/v1/medic/alerts/ack"))
+        .json(&json!({"group": gid, "author": "bob", "comment": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        cap.at("/lead")
+            .iter()
+            .all(|m| m["groupLabels"]["alertname"] != "CacheDown"),
+        "an acknowledged group escalated"
+    );
+}
