@@ -283,6 +283,23 @@ pub struct ReceiverConfig {
     pub msteams_configs: Vec<serde_norway::Value>,
 }
 
+impl ReceiverConfig {
+    /// The integrations medic does not deliver to yet, with how many of each are configured.
+    pub fn unsupported(&self) -> [(&'static str, usize); 9] {
+        [
+            ("opsgenie", self.opsgenie_configs.len()),
+            ("victorops", self.victorops_configs.len()),
+            ("pushover", self.pushover_configs.len()),
+            ("sns", self.sns_configs.len()),
+            ("telegram", self.telegram_configs.len()),
+            ("wechat", self.wechat_configs.len()),
+            ("webex", self.webex_configs.len()),
+            ("discord", self.discord_configs.len()),
+            ("msteams", self.msteams_configs.len()),
+        ]
+    }
+}
+
 /// `webhook_configs[]`: the Alertmanager webhook payload, POSTed as JSON.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -740,17 +757,7 @@ impl Config {
     pub fn unsupported_integrations(&self) -> Vec<(String, &'static str)> {
         let mut out = Vec::new();
         for r in &self.receivers {
-            for (kind, n) in [
-                ("opsgenie", r.opsgenie_configs.len()),
-                ("victorops", r.victorops_configs.len()),
-                ("pushover", r.pushover_configs.len()),
-                ("sns", r.sns_configs.len()),
-                ("telegram", r.telegram_configs.len()),
-                ("wechat", r.wechat_configs.len()),
-                ("webex", r.webex_configs.len()),
-                ("discord", r.discord_configs.len()),
-                ("msteams", r.msteams_configs.len()),
-            ] {
+            for (kind, n) in r.unsupported() {
                 if n > 0 {
                     out.push((r.name.clone(), kind));
                 }

@@ -250,17 +250,7 @@ pub fn build_receiver(r: &ReceiverConfig, t: &Templates) -> Result<Vec<Integrati
                 .map_err(|err| format!("receiver {:?} email_configs[{i}]: {err}", r.name))?,
         );
     }
-    for (kind, n) in [
-        ("opsgenie", r.opsgenie_configs.len()),
-        ("victorops", r.victorops_configs.len()),
-        ("pushover", r.pushover_configs.len()),
-        ("sns", r.sns_configs.len()),
-        ("telegram", r.telegram_configs.len()),
-        ("wechat", r.wechat_configs.len()),
-        ("webex", r.webex_configs.len()),
-        ("discord", r.discord_configs.len()),
-        ("msteams", r.msteams_configs.len()),
-    ] {
+    for (kind, n) in r.unsupported() {
         for index in 0..n {
             out.push(Integration {
                 kind,
