@@ -911,6 +911,13 @@ mod tests {
     fn example_config_is_valid() {
         let text = include_str!("../../../examples/medic.yml");
         let c = parse(text).unwrap();
+        // The Alertmanager file it names, with its escalation receivers.
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let loaded = crate::reload::load_alerting(&c, &examples).unwrap();
+        assert_eq!(
+            loaded.receivers(),
+            ["pager", "team-db", "team-lead", "team-ops"]
+        );
         assert!(!c.scrape_configs.unwrap().is_empty());
     }
 }
