@@ -62,18 +62,22 @@ View in medic: {{ template "__alertmanagerURL" . }}
 {{ define "email.default.text" }}{{ template "__subject" . }}
 
 {{ template "__medic_body" . }}{{ end }}
+{{ define "__html_subject" -}}
+[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .GroupLabels.SortedPairs.Values | join " " | html }}
+{{- if gt (len .CommonLabels) (len .GroupLabels) }} ({{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join " " | html }}{{ end }}){{ end }}
+{{- end }}
 {{ define "email.default.html" -}}
 <!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{ template "__subject" . }}</title></head>
+<html><head><meta charset="utf-8"><title>{{ template "__html_subject" . }}</title></head>
 <body style="font-family: sans-serif; font-size: 14px;">
-<h2 style="color: {{ if eq .Status "firing" }}#c0392b{{ else }}#27ae60{{ end }};">{{ template "__subject" . }}</h2>
+<h2 style="color: {{ if eq .Status "firing" }}#c0392b{{ else }}#27ae60{{ end }};">{{ template "__html_subject" . }}</h2>
 {{ range .Alerts -}}
 <div style="border-left: 4px solid {{ if eq .Status "firing" }}#c0392b{{ else }}#27ae60{{ end }}; padding: 4px 12px; margin: 12px 0;">
-<b>{{ .Labels.alertname }}</b>{{ if .Value }} = {{ .Value }}{{ end }} ({{ .Status }}){{ with .Annotations.summary }}: {{ . }}{{ end }}<br>
-{{ with .Annotations.description }}{{ . }}<br>{{ end -}}
-{{ range .Labels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}<br>
+<b>{{ .Labels.alertname | html }}</b>{{ if .Value }} = {{ .Value }}{{ end }} ({{ .Status }}){{ with .Annotations.summary }}: {{ . | html }}{{ end }}<br>
+{{ with .Annotations.description }}{{ . | html }}<br>{{ end -}}
+{{ range .Labels.SortedPairs }}{{ .Name | html }}={{ .Value | html }} {{ end }}<br>
 Since {{ .StartsAt }}{{ if eq .Status "resolved" }}, resolved {{ .EndsAt }}{{ end }}<br>
-{{ with .Annotations.runbook_url }}<a href="{{ . }}">Runbook</a> {{ end }}{{ with .GeneratorURL }}<a href="{{ . }}">Source</a>{{ end }}
+{{ with .Annotations.runbook_url }}<a href="{{ . | html }}">Runbook</a> {{ end }}{{ with .GeneratorURL }}<a href="{{ . | html }}">Source</a>{{ end }}
 </div>
 {{ end -}}
 <p><a href="{{ template "__alertmanagerURL" . }}">View in medic</a></p>

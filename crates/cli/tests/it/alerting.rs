@@ -712,15 +712,15 @@ receivers:
   - name: mail
     email_configs:
       - to: oncall@example.org, lead@example.org
-        headers: {{X-Team: storage}}
+        headers: {{X-Team: storage, X-Owner: '{{{{ .CommonLabels.owner }}}}'}}
 "#,
         smtp.port
     );
     let medic = medic_with_alerting(dir.path(), &am, "");
     let c = client();
     post_alerts(&c, &medic, json!([{
-        "labels": {"alertname": "DiskFull", "instance": "db1"},
-        "annotations": {"summary": "disk 97% full", "runbook_url": "https://runbooks.example/disk"},
+        "labels": {"alertname": "DiskFull", "instance": "db1", "owner": "ops\r\nBcc: evil@example.org"},
+        "annotations": {"summary": "disk 97% full", "description": "<b>bold</b>", "runbook_url": "https://runbooks.example/disk"},
         "startsAt": medic_model::format_rfc3339(now_ms() - 60_000),
     }]))
     .await;
@@ -742,10 +742,24 @@ receivers:
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // A label value cannot add a header (or a recipient): CR LF is encoded, not passed on;
+    // and it cannot add markup to the HTML part.
+    let headers = mail.split("\n\n").next().unwrap();
+    assert!(!headers.contains("\nBcc:"), "header injected:\n{mail}");
+    let html = mail.split("Content-Type: text/html").nth(1).unwrap();
+    assert!(
+        html.contains("&lt;b&gt;bold&lt;/b&gt;") && !html.contains("<b>bold</b>"),
+        "{mail}"
+    );
+    assert!(
+        !mail.contains("X-RcptTo: oncall@example.org, lead@example.org, evil"),
+        "{mail}"
+    );
     for want in [
         "From: medic@example.org",
         "To: oncall@example.org, lead@example.org",
-        "Subject: [FIRING:1] DiskFull (db1)",
+        // The subject carries the owner label's CR LF, so it is RFC 2047-encoded.
+        "Subject: [FIRING:1] DiskFull (db1 =?utf-8?b?",
         "X-Team: storage",
         "Message-ID: <",
         "Content-Type: multipart/alternative",
