@@ -48,10 +48,13 @@ pub struct Flush {
     pub alerts: Vec<Alert>,
     /// When the flush was taken.
     pub at: i64,
+    /// The dispatcher it came from (see [`Dispatcher::generation`]).
+    pub generation: u64,
 }
 
 /// The groups and their timers.
 pub struct Dispatcher {
+    generation: u64,
     root: Arc<Route>,
     routes: Vec<Route>,
     groups: HashMap<GroupId, Group>,
@@ -60,13 +63,21 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(root: Arc<Route>) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let routes = root.walk().into_iter().cloned().collect();
         Dispatcher {
+            generation: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             root,
             routes,
             groups: HashMap::new(),
             timers: BinaryHeap::new(),
         }
+    }
+
+    /// Identifies this dispatcher among those of the process: a reload builds a new one, and
+    /// flushes taken from the old one are then dropped rather than applied to the new tree.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The route with this index.
@@ -162,6 +173,7 @@ impl Dispatcher {
                 route: id.route,
                 alerts,
                 at: now,
+                generation: self.generation,
             });
         }
         out
@@ -170,6 +182,9 @@ impl Dispatcher {
     /// Reports a flush's outcome. After a successful one, resolved alerts that have not
     /// changed since are dropped from the group, and an empty group is deleted.
     pub fn flushed(&mut self, flush: &Flush, ok: bool) {
+        if flush.generation != self.generation {
+            return;
+        }
         let Some(g) = self.groups.get_mut(&flush.id) else {
             return;
         };
@@ -226,4 +241,44 @@ pub fn sort_alerts(alerts: &mut [Alert]) {
         }
         a.labels.len().cmp(&b.labels.len())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Annotations;
+
+    #[test]
+    fn flushes_from_a_replaced_dispatcher_are_ignored() {
+        let c = crate::config::Config::parse(
+            "route: {receiver: a, group_wait: 1s}\nreceivers: [{name: a}]\n",
+            std::path::Path::new("t.yml"),
+        )
+        .unwrap();
+        let root = Arc::new(Route::new(c.route.as_ref().unwrap()));
+        let mut old = Dispatcher::new(root.clone());
+        let mut new = Dispatcher::new(root);
+        assert_ne!(old.generation(), new.generation());
+        let a = Arc::new(Alert {
+            labels: Labels::from_pairs([("alertname", "x")]),
+            annotations: Annotations::new(),
+            starts_at: 0,
+            ends_at: 10,
+            generator_url: String::new(),
+            updated_at: 0,
+            timeout: false,
+            value: None,
+        });
+        old.insert(a.clone(), 5_000);
+        new.insert(a, 5_000);
+        let f = old.due(5_000);
+        assert_eq!(f.len(), 1);
+        let mine = new.due(5_000);
+        // The old flush (its alert resolved) does not touch the new dispatcher's group.
+        new.flushed(&f[0], true);
+        assert_eq!(new.groups().count(), 1);
+        assert!(new.groups().next().unwrap().in_flight);
+        new.flushed(&mine[0], true);
+        assert_eq!(new.groups().count(), 0);
+    }
 }

@@ -644,6 +644,10 @@ impl AlertManager {
         let now = self.now();
         let (deliveries, loaded, group_interval) = {
             let g = self.lock();
+            if g.dispatcher.generation() != f.generation {
+                // Taken before a reload; the new dispatcher flushes the group again.
+                return;
+            }
             pipeline::hold_flapping(&mut f.alerts, &g.flaps, self.opts.flap_hold, now);
             let route = g.dispatcher.route(f.route).clone();
             let stages = Stages {
