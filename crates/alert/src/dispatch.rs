@@ -64,7 +64,20 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(root: Arc<Route>) -> Self {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let routes = root.walk().into_iter().cloned().collect();
+        // Each node without its children: flushes need a route's options, not its subtree.
+        let routes = root
+            .walk()
+            .into_iter()
+            .map(|r| Route {
+                matchers: r.matchers.clone(),
+                continue_matching: r.continue_matching,
+                opts: r.opts.clone(),
+                routes: Vec::new(),
+                key: r.key.clone(),
+                id: r.id.clone(),
+                index: r.index,
+            })
+            .collect();
         Dispatcher {
             generation: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             root,

@@ -152,7 +152,10 @@ pub fn http_client(h: &Option<HttpConfig>) -> Result<reqwest::Client, String> {
         if let Some(ba) = &h.basic_auth {
             let pw = read_secret(&ba.password, &ba.password_file, "basic_auth password")
                 .unwrap_or_default();
-            let token = base64_encode(format!("{}:{pw}", ba.username).as_bytes());
+            let token = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{}:{pw}", ba.username),
+            );
             headers.insert(
                 reqwest::header::AUTHORIZATION,
                 format!("Basic {token}")
@@ -201,27 +204,6 @@ pub fn http_client(h: &Option<HttpConfig>) -> Result<reqwest::Client, String> {
     b.default_headers(headers)
         .build()
         .map_err(|e| e.to_string())
-}
-
-fn base64_encode(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Builds every integration of a receiver. Errors name the integration and the field.
@@ -692,7 +674,7 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Json) -> Result<(
         .await
         .map_err(|e| NotifyError {
             retryable: true,
-            message: format!("POST {}: {}", redact_url(url), error_chain(&e)),
+            message: format!("POST {}: {}", redact_url(url), medic_model::error_chain(&e)),
             reason: "network",
         })?;
     let status = resp.status();
@@ -730,17 +712,6 @@ pub fn redact_url(u: &str) -> String {
         ),
         Err(_) => "<invalid url>".into(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 async fn send_email(e: &EmailTarget, v: &medic_template::Value) -> Result<(), NotifyError> {
@@ -821,7 +792,12 @@ async fn send_email(e: &EmailTarget, v: &medic_template::Value) -> Result<(), No
         let permanent = x.is_permanent();
         NotifyError {
             retryable: !permanent,
-            message: format!("SMTP {}:{}: {}", e.host, e.port, error_chain(&x)),
+            message: format!(
+                "SMTP {}:{}: {}",
+                e.host,
+                e.port,
+                medic_model::error_chain(&x)
+            ),
             reason: if permanent { "4xx" } else { "network" },
         }
     })
@@ -830,19 +806,6 @@ async fn send_email(e: &EmailTarget, v: &medic_template::Value) -> Result<(), No
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_encode(i.as_bytes()), o);
-        }
-    }
 
     #[test]
     fn group_key_hash_is_sha256_hex() {

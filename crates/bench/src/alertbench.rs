@@ -71,6 +71,8 @@ const NAMES: &[&str] = &[
     "HostClockSkew",
 ];
 
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
 fn config(hook: &str) -> String {
     format!(
         r#"global:
@@ -130,45 +132,6 @@ fn bodies(n: usize, batch: usize, starts: i64, ends: i64) -> Vec<Bytes> {
         .chunks(batch)
         .map(|c| Bytes::from(serde_json::to_vec(c).expect("json")))
         .collect()
-}
-
-async fn post_all(
-    c: &reqwest::Client,
-    url: &str,
-    bodies: &[Bytes],
-    clients: usize,
-) -> anyhow::Result<()> {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let bodies = Arc::new(bodies.to_vec());
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (c, url, next, bodies) = (c.clone(), url.to_string(), next.clone(), bodies.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(b) = bodies.get(i) else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                let r = c
-                    .post(&url)
-                    .header("Content-Type", "application/json")
-                    .body(b.clone())
-                    .send()
-                    .await?;
-                if !r.status().is_success() {
-                    bail!(
-                        "{url}: {} {}",
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    );
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
 }
 
 /// A webhook receiver that notes when each `id` label first arrived.
@@ -253,10 +216,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let again = bodies(a.alerts, a.batch, now - 60_000, now + 3_660_000);
         let cpu0 = proc::cpu_seconds(pid);
         let t = Instant::now();
-        rt.block_on(post_all(&c, &url, &first, a.clients))?;
+        rt.block_on(ingest::post_concurrently(&c, &url, first, a.clients, JSON))?;
         let new_rate = a.alerts as f64 / t.elapsed().as_secs_f64();
         let t = Instant::now();
-        rt.block_on(post_all(&c, &url, &again, a.clients))?;
+        rt.block_on(ingest::post_concurrently(&c, &url, again, a.clients, JSON))?;
         let resend_rate = a.alerts as f64 / t.elapsed().as_secs_f64();
         let cpu = proc::cpu_seconds(pid) - cpu0;
 

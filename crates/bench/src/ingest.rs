@@ -206,6 +206,47 @@ pub(crate) struct Workload {
     pub(crate) start: i64,
 }
 
+/// POSTs every body to `url` with `headers` from `clients` concurrent tasks, each taking the
+/// next body; fails on the first answer that is not 2xx.
+pub(crate) async fn post_concurrently(
+    c: &reqwest::Client,
+    url: &str,
+    bodies: Vec<Bytes>,
+    clients: usize,
+    headers: &'static [(&'static str, &'static str)],
+) -> anyhow::Result<()> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bodies = Arc::new(bodies);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (c, url, next, bodies) = (c.clone(), url.to_string(), next.clone(), bodies.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(b) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let mut req = c.post(&url).body(b.clone());
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                let r = req.send().await?;
+                if !r.status().is_success() {
+                    bail!(
+                        "{url}: {} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
     medic_model::Clock::now_ms(&medic_model::SystemClock)

@@ -6,7 +6,7 @@
 //! over rounds, side by side.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,40 +85,12 @@ fn requests(
 }
 
 async fn post_all(c: &reqwest::Client, base: &str, reqs: Vec<Bytes>) -> anyhow::Result<()> {
-    let url = format!("{base}/api/v1/write");
-    let reqs = Arc::new(reqs);
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let (c, url, reqs, next) = (c.clone(), url.clone(), reqs.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
-                let Some(body) = reqs.get(i) else {
-                    return Ok::<(), anyhow::Error>(());
-                };
-                let r = c
-                    .post(&url)
-                    .header("Content-Encoding", "snappy")
-                    .header("Content-Type", "application/x-protobuf")
-                    .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                if !r.status().is_success() {
-                    bail!(
-                        "{url}: {} {}",
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    );
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
+    const REMOTE_WRITE: &[(&str, &str)] = &[
+        ("Content-Encoding", "snappy"),
+        ("Content-Type", "application/x-protobuf"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
+    ingest::post_concurrently(c, &format!("{base}/api/v1/write"), reqs, 4, REMOTE_WRITE).await
 }
 
 /// `name{labels} value` lines of a metrics page whose name is `name`, as (labels, value).

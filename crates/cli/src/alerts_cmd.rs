@@ -139,13 +139,14 @@ fn short_time(s: &Value) -> String {
         .to_string()
 }
 
-/// Checks matchers locally, so a typo is reported before anything is sent.
-fn check_matchers(ms: &[String]) -> anyhow::Result<()> {
+/// The `filter` parameters for matchers, checked locally first so a typo is reported before
+/// anything is sent.
+fn filter_query(ms: &[String]) -> anyhow::Result<Vec<(&'static str, String)>> {
     for m in ms {
         medic_alert::matchers::parse_matchers(m)
             .map_err(|e| anyhow::anyhow!("matcher {m:?}: {e}"))?;
     }
-    Ok(())
+    Ok(ms.iter().map(|m| ("filter", m.clone())).collect())
 }
 
 // ---- medic alerts ----
@@ -219,8 +220,7 @@ pub fn alerts(a: AlertsArgs) -> anyhow::Result<()> {
 }
 
 fn list(r: &Remote, a: &ListArgs) -> anyhow::Result<()> {
-    check_matchers(&a.matchers)?;
-    let mut q: Vec<(&str, String)> = a.matchers.iter().map(|m| ("filter", m.clone())).collect();
+    let mut q = filter_query(&a.matchers)?;
     q.push(("silenced", a.silenced.to_string()));
     q.push(("inhibited", a.inhibited.to_string()));
     let v = r.get("/api/v2/alerts", &q)?;
@@ -249,8 +249,7 @@ fn list(r: &Remote, a: &ListArgs) -> anyhow::Result<()> {
 }
 
 fn groups(r: &Remote, a: &GroupsArgs) -> anyhow::Result<()> {
-    check_matchers(&a.matchers)?;
-    let q: Vec<(&str, String)> = a.matchers.iter().map(|m| ("filter", m.clone())).collect();
+    let q = filter_query(&a.matchers)?;
     let v = r.get("/api/v1/medic/alerts/groups", &q)?;
     if r.print_json(&v["data"])? {
         return Ok(());
@@ -282,8 +281,7 @@ fn groups(r: &Remote, a: &GroupsArgs) -> anyhow::Result<()> {
 }
 
 fn history(r: &Remote, a: &HistoryArgs) -> anyhow::Result<()> {
-    check_matchers(&a.matchers)?;
-    let mut q: Vec<(&str, String)> = a.matchers.iter().map(|m| ("filter", m.clone())).collect();
+    let mut q = filter_query(&a.matchers)?;
     if let Some(g) = &a.group {
         q.push(("group", g.clone()));
     }
@@ -425,8 +423,7 @@ pub fn silence(a: SilenceArgs) -> anyhow::Result<()> {
             Ok(())
         }
         SilenceCommand::List(l) => {
-            check_matchers(&l.matchers)?;
-            let q: Vec<(&str, String)> = l.matchers.iter().map(|m| ("filter", m.clone())).collect();
+            let q = filter_query(&l.matchers)?;
             let v = r.get("/api/v2/silences", &q)?;
             let shown: Vec<Value> = v
                 .as_array()

@@ -17,6 +17,18 @@ mod storage;
 mod timefmt;
 pub mod yaml;
 
+/// An error with its chain of sources, `outer: inner: innermost`, for logs and messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use labels::{

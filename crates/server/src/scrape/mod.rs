@@ -711,7 +711,7 @@ async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String>
                 medic_model::format_duration(pool.timeout)
             )
         } else {
-            format!("Get {:?}: {}", target.url, error_chain(&e))
+            format!("Get {:?}: {}", target.url, medic_model::error_chain(&e))
         }
     })?;
     if !resp.status().is_success() {
@@ -731,7 +731,7 @@ async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String>
                 medic_model::format_duration(pool.timeout)
             )
         } else {
-            format!("reading body: {}", error_chain(&e))
+            format!("reading body: {}", medic_model::error_chain(&e))
         }
     })? {
         if limit > 0 && body.len() + chunk.len() > limit {
@@ -742,17 +742,6 @@ async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String>
     let text = String::from_utf8(body)
         .map_err(|e| format!("body is not UTF-8 at byte {}", e.utf8_error().valid_up_to()))?;
     Ok((text, format))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
