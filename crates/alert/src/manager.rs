@@ -179,6 +179,8 @@ struct Inner {
     silences: Silences,
     nflog: Nflog,
     acks: HashMap<String, Ack>,
+    /// Alerts a repair is working on, with the note their messages carry.
+    repairs: HashMap<Fingerprint, String>,
 }
 
 /// The running alert manager.
@@ -193,7 +195,12 @@ pub struct AlertManager {
     metrics: Arc<AlertMetrics>,
     opts: Options,
     started_at: i64,
+    observer: Mutex<Option<AlertObserver>>,
 }
+
+/// Called with every alert a `put` stored (merged), after it is durable: how the heal engine
+/// hears of alerts from every source.
+pub type AlertObserver = Arc<dyn Fn(&[Arc<Alert>]) + Send + Sync>;
 
 /// An alert with its current status, for the API.
 #[derive(Debug, Clone)]
@@ -286,6 +293,7 @@ impl AlertManager {
             silences,
             nflog,
             acks,
+            repairs: HashMap::new(),
         };
         rebuild(&mut inner, now);
         Ok(Arc::new(AlertManager {
@@ -297,6 +305,7 @@ impl AlertManager {
             metrics,
             opts,
             started_at: now,
+            observer: Mutex::new(None),
         }))
     }
 
@@ -345,6 +354,7 @@ impl AlertManager {
         let now = self.now();
         let mut to_save = Vec::new();
         let mut events = Vec::new();
+        let mut stored = Vec::new();
         let mut g = self.lock();
         for mut a in batch {
             a.updated_at = now;
@@ -399,6 +409,7 @@ impl AlertManager {
             g.inhibitor.observe(&merged);
             g.dispatcher.insert(merged.clone(), now);
             g.alerts.insert(fp, merged.clone());
+            stored.push(merged.clone());
             if changed {
                 to_save.push(merged);
             }
@@ -415,7 +426,94 @@ impl AlertManager {
                 Error::State(e.0)
             })?;
         }
+        let observer = self
+            .observer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(obs) = observer {
+            obs(&stored);
+        }
         Ok(())
+    }
+
+    /// Sets the function told of stored alerts (see [`AlertObserver`]).
+    pub fn set_observer(&self, f: AlertObserver) {
+        *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// The alert with this fingerprint, if held.
+    pub fn get(&self, fp: Fingerprint) -> Option<Arc<Alert>> {
+        self.lock().alerts.get(&fp).cloned()
+    }
+
+    /// Marks an alert as under repair with a note its messages carry (`medic_repair`
+    /// annotation); while every firing alert of a group is under repair, the group is not
+    /// repeated or escalated. `None` ends the mark.
+    pub fn set_repair(&self, fp: Fingerprint, note: Option<String>) {
+        let mut g = self.lock();
+        match note {
+            Some(n) => {
+                g.repairs.insert(fp, n);
+            }
+            None => {
+                g.repairs.remove(&fp);
+            }
+        }
+    }
+
+    /// Sends a message straight to a receiver's integrations (no routing, grouping or
+    /// dedup): for the heal engine's reports. Retries like a group's notification.
+    pub async fn send_direct(&self, receiver: &str, alerts: Vec<Alert>) -> Result<(), String> {
+        let loaded = self.loaded();
+        let integs = loaded
+            .integrations
+            .get(receiver)
+            .ok_or_else(|| format!("no receiver named {receiver:?}"))?
+            .clone();
+        let group_labels = alerts
+            .first()
+            .map(|a| {
+                Labels::from_pairs(
+                    a.labels
+                        .iter()
+                        .filter(|l| &*l.name == "alertname" || &*l.name == "playbook")
+                        .map(|l| (&*l.name, &*l.value)),
+                )
+            })
+            .unwrap_or_else(Labels::empty);
+        let group_key = format!("{{}}/{{medic=\"heal\"}}:{group_labels}");
+        let now = self.now();
+        let data = Data::new(
+            receiver,
+            &group_labels,
+            alerts,
+            now,
+            &self.opts.external_url,
+        );
+        let mut errors = Vec::new();
+        for integ in integs {
+            let mut backoff = Duration::from_millis(500);
+            let started = tokio::time::Instant::now();
+            loop {
+                match integ.notify(&data, &group_key, self.now()).await {
+                    Ok(()) => break,
+                    Err(e) if e.retryable && started.elapsed() + backoff < self.opts.max_retry => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                    Err(e) => {
+                        errors.push(format!("{receiver}/{}: {e}", integ.name()));
+                        break;
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     fn record(&self, events: &[Event]) {
@@ -658,6 +756,7 @@ impl AlertManager {
                 acks: &g.acks,
                 receivers: &g.loaded.infos,
                 escalations: &g.loaded.escalations,
+                repairs: &g.repairs,
             };
             (
                 pipeline::prepare(&f, &route, &stages, now),

@@ -77,6 +77,8 @@ pub struct Stages<'a> {
     pub acks: &'a HashMap<String, Ack>,
     pub receivers: &'a HashMap<String, Vec<IntegrationInfo>>,
     pub escalations: &'a [EscalationStep],
+    /// Alerts under repair by the heal engine, with the note to show.
+    pub repairs: &'a HashMap<Fingerprint, String>,
 }
 
 /// Decides what to send for a flushed group.
@@ -131,6 +133,8 @@ pub fn prepare(
         .acks
         .get(&flush.key)
         .is_some_and(|a| a.covers(&firing, now));
+    // A group whose every firing alert is being repaired is treated like an acknowledged one.
+    let acked = acked || (!firing.is_empty() && firing.iter().all(|f| st.repairs.contains_key(f)));
     // An acknowledged group is not repeated; changes still go out.
     let repeat = if acked {
         i64::MAX / 4
@@ -158,7 +162,15 @@ pub fn prepare(
             let msg: Vec<Alert> = alerts
                 .iter()
                 .filter(|a| integ.send_resolved || !a.resolved_at(now))
-                .map(|a| Alert::clone(a))
+                .map(|a| {
+                    let mut a = Alert::clone(a);
+                    if let Some(note) = st.repairs.get(&a.fingerprint()) {
+                        if !a.resolved_at(now) {
+                            a.annotations.insert("medic_repair".into(), note.clone());
+                        }
+                    }
+                    a
+                })
                 .collect();
             out.push(Delivery {
                 group_key: flush.key.clone(),

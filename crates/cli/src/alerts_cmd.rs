@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 /// Where medic is.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Remote {
+pub(crate) struct Remote {
     /// medic's base URL.
     #[arg(
         long,
@@ -30,7 +30,7 @@ enum Format {
 }
 
 impl Remote {
-    fn call(
+    pub(crate) fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -75,11 +75,11 @@ impl Remote {
         })
     }
 
-    fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+    pub(crate) fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, path, query, None)
     }
 
-    fn print_json(&self, v: &Value) -> anyhow::Result<bool> {
+    pub(crate) fn print_json(&self, v: &Value) -> anyhow::Result<bool> {
         if matches!(self.format, Format::Json) {
             println!("{}", serde_json::to_string_pretty(v)?);
             return Ok(true);
@@ -89,7 +89,7 @@ impl Remote {
 }
 
 /// Prints rows under headers in aligned columns.
-fn table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
     if rows.is_empty() {
         println!("(none)");
         return;

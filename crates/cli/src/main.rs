@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod alerts_cmd;
+mod heal_cmd;
 mod promql_cmd;
 mod query;
 mod rules_cmd;
@@ -64,6 +65,8 @@ enum Command {
     /// Acknowledge an alert group: it is not notified again until it changes or the
     /// acknowledgement expires, and it does not escalate.
     Ack(alerts_cmd::AckArgs),
+    /// The heal engine: executions, manual trigger, approvals, pauses, trust, dry runs.
+    Heal(heal_cmd::HealArgs),
     /// Check configuration files without starting anything.
     Check {
         #[command(subcommand)]
@@ -119,6 +122,11 @@ fn main() -> ExitCode {
         Command::Alerts(args) => alerts_cmd::alerts(args),
         Command::Silence(args) => alerts_cmd::silence(args),
         Command::Ack(args) => alerts_cmd::ack(args),
+        Command::Heal(args) => match heal_cmd::heal(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(2),
+            Err(e) => Err(e),
+        },
         Command::Promql {
             what: PromqlCommand::Test(args),
         } => match promql_cmd::test(args) {
@@ -155,6 +163,15 @@ fn main() -> ExitCode {
                             eprintln!("medic: error: {e}");
                             return ExitCode::FAILURE;
                         }
+                    }
+                }
+                // The playbooks it names, each checked whole.
+                match medic_heal::playbook::load_all(&cfg.heal.playbooks, base) {
+                    Ok(pbs) if pbs.is_empty() => {}
+                    Ok(pbs) => println!("{} playbooks: OK", pbs.len()),
+                    Err(e) => {
+                        eprintln!("medic: error: {e}");
+                        return ExitCode::FAILURE;
                     }
                 }
                 // As `promtool check config`: the rule files it names are checked too.

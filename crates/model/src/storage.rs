@@ -177,3 +177,27 @@ pub trait Appender: Send {
     /// Drops the buffered samples.
     fn rollback(self: Box<Self>);
 }
+
+/// One series of a query result: its labels and its samples (one for an instant query).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySeries {
+    pub labels: Labels,
+    /// `(timestamp ms, value)`, oldest first.
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// PromQL as a service: what components that only need answers (the heal engine) use, so they
+/// do not depend on the evaluator. Calls may block; run them off the async runtime.
+pub trait InstantQuery: Send + Sync {
+    /// Evaluates `expr` at `t` (ms). A scalar comes back as one series without labels.
+    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, String>;
+
+    /// Evaluates `expr` at every `step` from `start` to `end` (ms, inclusive).
+    fn range(
+        &self,
+        expr: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<QuerySeries>, String>;
+}

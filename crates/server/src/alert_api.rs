@@ -78,7 +78,7 @@ impl BadRequest {
     }
 }
 
-async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
+pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
     axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         v2_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,7 +87,7 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
     })
 }
 
-fn params(q: &Option<String>) -> Vec<(String, String)> {
+pub(crate) fn params(q: &Option<String>) -> Vec<(String, String)> {
     q.as_deref()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
@@ -512,11 +512,11 @@ pub async fn post_silences(State(st): State<Arc<AppState>>, body: Body) -> Respo
 
 // ---- medic's own endpoints ----
 
-fn medic_ok(data: Value) -> Response {
+pub(crate) fn medic_ok(data: Value) -> Response {
     Json(json!({"status": "success", "data": data})).into_response()
 }
 
-fn medic_err(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn medic_err(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
         Json(json!({"status": "error", "error": msg.into()})),

@@ -87,6 +87,47 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/medic/alerts/history",
             get(crate::alert_api::get_history),
         )
+        .route(
+            "/api/v1/medic/heal/playbooks",
+            get(crate::heal_api::get_playbooks),
+        )
+        .route(
+            "/api/v1/medic/heal/executions",
+            get(crate::heal_api::get_executions),
+        )
+        .route(
+            "/api/v1/medic/heal/executions/{id}",
+            get(crate::heal_api::get_execution),
+        )
+        .route(
+            "/api/v1/medic/heal/executions/{id}/approve",
+            post(crate::heal_api::post_approve),
+        )
+        .route(
+            "/api/v1/medic/heal/executions/{id}/reject",
+            post(crate::heal_api::post_reject),
+        )
+        .route(
+            "/api/v1/medic/heal/trigger",
+            post(crate::heal_api::post_trigger),
+        )
+        .route(
+            "/api/v1/medic/heal/pauses",
+            get(crate::heal_api::get_pauses),
+        )
+        .route(
+            "/api/v1/medic/heal/pause",
+            post(crate::heal_api::post_pause),
+        )
+        .route(
+            "/api/v1/medic/heal/resume",
+            post(crate::heal_api::post_resume),
+        )
+        .route("/api/v1/medic/heal/trust", get(crate::heal_api::get_trust))
+        .route(
+            "/api/v1/medic/heal/dry-run",
+            post(crate::heal_api::post_dry_run),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -48,6 +48,8 @@ pub struct AppState {
     pub reloader: Reloader,
     /// The alert manager.
     pub alerts: Arc<medic_alert::AlertManager>,
+    /// The heal engine.
+    pub heal: Arc<medic_heal::Engine>,
 }
 
 /// A running medic.
@@ -117,6 +119,7 @@ impl App {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
         let alerts = build_alert_manager(&config, &base, &self_target, &self_metrics)?;
+        let heal = build_heal(&config, &self_target, &self_metrics, &alerts, &engine, &db)?;
         let rule_store: Arc<dyn medic_rules::Storage> = db.clone();
         let rules = medic_rules::Manager::new(
             engine.clone(),
@@ -130,6 +133,7 @@ impl App {
             format!("http://{self_target}"),
             rules.clone(),
             alerts.clone(),
+            heal.clone(),
             reload_metrics,
         );
         // A broken rule file stops the start, as in Prometheus; at reload it only logs.
@@ -141,6 +145,8 @@ impl App {
                 message,
             })?;
         reloader.started();
+        // Executions in flight when medic stopped continue, now that playbooks are loaded.
+        heal.resume().map_err(|e| Error::Internal(e.to_string()))?;
 
         let state = Arc::new(AppState {
             config,
@@ -152,6 +158,7 @@ impl App {
             rules,
             reloader,
             alerts,
+            heal,
         });
         Ok(App {
             state,
@@ -194,6 +201,16 @@ impl App {
                     .run(async move { stop.notified().await }),
             )
         };
+        let stop_heal = Arc::new(tokio::sync::Notify::new());
+        let heal_task = {
+            let stop = stop_heal.clone();
+            tokio::spawn(
+                self.state
+                    .heal
+                    .clone()
+                    .run(async move { stop.notified().await }),
+            )
+        };
         info!(addr = %self.addr, "medic is listening");
         let router = crate::api::router(self.state.clone());
         let served = axum::serve(self.listener, router)
@@ -204,14 +221,63 @@ impl App {
             s.stop().await;
         }
         self.state.rules.stop().await;
+        stop_heal.notify_one();
         stop_alerts.notify_one();
         let _ = alerts_task.await;
+        let _ = heal_task.await;
         let db = self.state.db.clone();
         tokio::task::spawn_blocking(move || db.close())
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         served.map_err(|e| Error::Internal(format!("HTTP server: {e}")))
     }
+}
+
+/// Opens the heal journal and builds the engine (playbooks come with the first reload),
+/// with the alert manager as its source of alerts and its way to people.
+fn build_heal(
+    config: &Config,
+    self_target: &str,
+    self_metrics: &SelfMetrics,
+    alerts: &Arc<medic_alert::AlertManager>,
+    engine: &medic_promql::Engine,
+    db: &Arc<Db>,
+) -> Result<Arc<medic_heal::Engine>, Error> {
+    let path = config
+        .heal
+        .state_file
+        .clone()
+        .unwrap_or_else(|| config.storage.path.join("heal.db"));
+    info!(path = %path.display(), "opening heal journal");
+    let store =
+        medic_state::SqliteHealStore::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
+    let metrics = Arc::new(medic_heal::metrics::HealMetrics::default());
+    self_metrics.with_registry(|r| metrics.register(r));
+    let url = config
+        .server
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{self_target}"));
+    let opts = config.heal.options(&url).map_err(|message| Error::Config {
+        file: Default::default(),
+        message,
+    })?;
+    let query = Arc::new(crate::heal_api::PromQuery {
+        engine: engine.clone(),
+        store: db.clone(),
+    });
+    let heal = medic_heal::Engine::new(
+        Vec::new(),
+        opts,
+        store,
+        query,
+        Arc::new(crate::heal_api::AlertHooks(alerts.clone())),
+        Arc::new(medic_model::SystemClock),
+        metrics,
+    )
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    crate::heal_api::observe(alerts, heal.clone());
+    Ok(heal)
 }
 
 /// Opens the alert state and builds the alert manager from the config's alerting section.

@@ -126,6 +126,124 @@ pub struct Config {
     /// The alert manager: where alerts from rules and from outside go.
     #[serde(default)]
     pub alerting: AlertingConfig,
+    /// The heal engine: playbooks and their guards.
+    #[serde(default)]
+    pub heal: HealConfig,
+}
+
+/// `heal:` — the self-healing engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealConfig {
+    /// Playbook files, as paths or globs (`playbooks/*.yml`), relative to this file.
+    #[serde(default)]
+    pub playbooks: Vec<String>,
+    /// `false` stops every automatic repair (executions are recorded as vetoed).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Decide and record everything, execute nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Where the execution journal lives; default `heal.db` in the storage directory.
+    pub state_file: Option<PathBuf>,
+    /// At most this many executions started across all playbooks per window.
+    pub rate_limit: Option<medic_heal::playbook::RateLimit>,
+    /// Periods in which medic repairs nothing the matchers select.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceConfig>,
+    /// The trust ladder.
+    #[serde(default)]
+    pub trust: medic_heal::trust::TrustConfig,
+    /// How often condition triggers are evaluated (default 15s).
+    #[serde(default = "default_condition_interval")]
+    pub condition_interval: PromDuration,
+    /// How long an approval is awaited before escalating, unless a playbook says (default 30m).
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout: PromDuration,
+    /// How long finished executions are kept (default 30d).
+    #[serde(default = "default_history_retention")]
+    pub retention: PromDuration,
+}
+
+fn default_condition_interval() -> PromDuration {
+    PromDuration(Duration::from_secs(15))
+}
+fn default_approval_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(30 * 60))
+}
+
+impl Default for HealConfig {
+    fn default() -> Self {
+        medic_model::yaml::from_str("{}").expect("defaults parse")
+    }
+}
+
+/// One maintenance window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    pub name: String,
+    /// RFC 3339.
+    pub start: String,
+    /// RFC 3339.
+    pub end: String,
+    /// A selector over alert labels (`{service="db"}`); everything when absent.
+    pub matchers: Option<String>,
+}
+
+impl HealConfig {
+    /// The engine options this section implies.
+    pub fn options(&self, external_url: &str) -> Result<medic_heal::Options, String> {
+        let mut maintenance = Vec::new();
+        for (i, m) in self.maintenance.iter().enumerate() {
+            let at = |f: &str, v: &str| {
+                medic_model::parse_rfc3339(v).ok_or_else(|| {
+                    format!("heal.maintenance[{i}].{f}: {v:?} is not an RFC 3339 time")
+                })
+            };
+            let (starts_at, ends_at) = (at("start", &m.start)?, at("end", &m.end)?);
+            if ends_at <= starts_at {
+                return Err(format!("heal.maintenance[{i}]: end is not after start"));
+            }
+            let matchers = match &m.matchers {
+                Some(sel) => medic_model::parse_selector(sel)
+                    .map_err(|e| format!("heal.maintenance[{i}].matchers: {e}"))?,
+                None => Vec::new(),
+            };
+            maintenance.push(medic_heal::guard::MaintenanceWindow {
+                name: m.name.clone(),
+                starts_at,
+                ends_at,
+                matchers,
+            });
+        }
+        if let Some(r) = self.rate_limit {
+            if r.max == 0 || r.per.0 <= 0 {
+                return Err("heal.rate_limit: `max` and `per` must be positive".into());
+            }
+        }
+        let t = &self.trust;
+        if !(0.0..=1.0).contains(&t.demote_below)
+            || !(0.0..=1.0).contains(&t.disable_below)
+            || !(0.0..=1.0).contains(&t.promote_at)
+            || t.disable_below > t.demote_below
+        {
+            return Err(
+                "heal.trust: rates are between 0 and 1, and disable_below ≤ demote_below".into(),
+            );
+        }
+        Ok(medic_heal::Options {
+            enabled: self.enabled,
+            dry_run: self.dry_run,
+            rate_limit: self.rate_limit,
+            maintenance,
+            trust: self.trust,
+            condition_interval: self.condition_interval.as_millis(),
+            approval_timeout: self.approval_timeout.as_millis(),
+            retention: self.retention.as_millis(),
+            external_url: external_url.to_string(),
+        })
+    }
 }
 
 /// `alerting:` — the embedded alert manager.
@@ -727,6 +845,7 @@ impl Config {
     /// Checks what serde cannot: relations between fields, valid names and regexes.
     fn validate(&self) -> Result<(), String> {
         self.alerting.escalation_policies()?;
+        self.heal.options("")?;
         if let Some(t) = self.global.scrape_timeout {
             if t > self.global.scrape_interval {
                 return Err(format!(

@@ -11,6 +11,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 mod error;
+pub mod heal_api;
 pub mod query_api;
 pub mod reload;
 pub mod remote_write;

@@ -82,6 +82,7 @@ pub struct Reloader {
     default_external_url: String,
     rules: Arc<Manager>,
     alerts: Arc<medic_alert::AlertManager>,
+    heal: Arc<medic_heal::Engine>,
     metrics: ReloadMetrics,
     serial: tokio::sync::Mutex<()>,
 }
@@ -92,6 +93,7 @@ impl Reloader {
         default_external_url: String,
         rules: Arc<Manager>,
         alerts: Arc<medic_alert::AlertManager>,
+        heal: Arc<medic_heal::Engine>,
         metrics: ReloadMetrics,
     ) -> Reloader {
         Reloader {
@@ -99,6 +101,7 @@ impl Reloader {
             default_external_url,
             rules,
             alerts,
+            heal,
             metrics,
             serial: tokio::sync::Mutex::new(()),
         }
@@ -137,6 +140,19 @@ impl Reloader {
                 .await
                 .map_err(|e| format!("alerting config loading panicked: {e}"))??
         };
+        let url = config
+            .server
+            .external_url
+            .clone()
+            .unwrap_or_else(|| self.default_external_url.clone());
+        let heal_opts = config.heal.options(&url)?;
+        let playbooks = {
+            let (patterns, base) = (config.heal.playbooks.clone(), base.clone());
+            tokio::task::spawn_blocking(move || medic_heal::playbook::load_all(&patterns, &base))
+                .await
+                .map_err(|e| format!("playbook loading panicked: {e}"))?
+                .map_err(|e| e.to_string())?
+        };
         let files = medic_rules::manager::expand_globs(&config.rule_files, &base)?;
         let opts = self.group_options(config);
         let rules = self.rules.clone();
@@ -150,6 +166,8 @@ impl Reloader {
                     .join("\n")
             })?;
         self.alerts.apply(alerting);
+        info!(playbooks = playbooks.len(), "playbooks loaded");
+        self.heal.apply(playbooks, heal_opts);
         Ok(summary)
     }
 

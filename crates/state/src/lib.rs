@@ -3,6 +3,10 @@
 //! file, WAL journal, every change one transaction; all values are bound parameters, never
 //! spliced into SQL.
 
+mod heal;
+
+pub use heal::SqliteHealStore;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 

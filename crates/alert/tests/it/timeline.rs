@@ -129,6 +129,7 @@ impl Sim {
                     acks: &self.acks,
                     receivers: &self.infos,
                     escalations: &self.escalations,
+                    repairs: &Default::default(),
                 };
                 let out = pipeline::prepare(&f, &route, &stages, self.now).unwrap_or_default();
                 for d in out {

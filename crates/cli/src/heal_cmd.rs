@@ -1,0 +1,425 @@
+//! `medic heal`: the heal engine of a running medic over its HTTP API (executions, manual
+//! trigger, approvals, pauses, trust), and `medic heal dry-run`, which needs no server.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::alerts_cmd::{table, Remote};
+
+#[derive(Debug, clap::Args)]
+pub struct HealArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    what: HealCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HealCommand {
+    /// List executions, newest first.
+    List {
+        /// Only this playbook's.
+        #[arg(long)]
+        playbook: Option<String>,
+        /// Only this target's.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only in this status (running, awaiting_approval, verifying, succeeded, failed,
+        /// vetoed, rejected, resolved, dry_run).
+        #[arg(long)]
+        status: Option<String>,
+        /// Created at or after (RFC 3339 or Unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one execution: trigger, evidence, diagnosis and its step timeline.
+    Show { id: String },
+    /// The playbooks loaded, with their triggers and pauses.
+    Playbooks,
+    /// Start a playbook by hand (guards still apply). Prints the execution.
+    Trigger {
+        playbook: String,
+        /// A trigger label, `name=value` (repeatable): what the playbook's templates see as
+        /// `$labels`.
+        #[arg(long = "label", short = 'l', value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// Who asks (recorded).
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+        /// Wait until the execution ends, then exit 0 only if it succeeded.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Approve the action an execution proposes.
+    Approve {
+        id: String,
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+        #[arg(long, short = 'c', default_value = "")]
+        comment: String,
+    },
+    /// Reject the action an execution proposes (nothing is done).
+    Reject {
+        id: String,
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+        #[arg(long, short = 'c', default_value = "")]
+        comment: String,
+    },
+    /// Pause automatic repair: of one playbook, one target, or everything (`--all`).
+    Pause {
+        /// The playbook to pause.
+        playbook: Option<String>,
+        /// Pause repairs of this target instead.
+        #[arg(long, conflicts_with = "playbook")]
+        target: Option<String>,
+        /// Pause every playbook.
+        #[arg(long, conflicts_with_all = ["playbook", "target"])]
+        all: bool,
+        /// Lift the pause by itself after this long (e.g. 2h); until resumed otherwise.
+        #[arg(long = "for")]
+        duration: Option<String>,
+        /// Why (recorded, shown in vetoes).
+        #[arg(long, short = 'r', default_value = "")]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// Lift a pause.
+    Resume {
+        playbook: Option<String>,
+        #[arg(long, conflicts_with = "playbook")]
+        target: Option<String>,
+        #[arg(long, conflicts_with_all = ["playbook", "target"])]
+        all: bool,
+    },
+    /// Pauses in force.
+    Pauses,
+    /// Success rates and trust levels of actions.
+    Trust,
+    /// Print what a playbook would do for an alert, and why, without doing anything. PLAYBOOK
+    /// is a playbook file (checked offline) or the name of one loaded in the running medic.
+    /// Exit 0 if it would act, 2 if it would not (no match, no cause), 1 on error.
+    DryRun {
+        playbook: String,
+        /// The alert: YAML or JSON with `labels`, `annotations` and optionally `evidence`
+        /// (collector name → the value it would have collected).
+        #[arg(long)]
+        alert: PathBuf,
+    },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected name=value"))?;
+    if !medic_model::is_valid_label_name(k) {
+        return Err(format!("{k:?} is not a valid label name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn scope(playbook: Option<String>, target: Option<String>, all: bool) -> anyhow::Result<String> {
+    match (playbook, target, all) {
+        (Some(p), None, false) => Ok(format!("playbook:{p}")),
+        (None, Some(t), false) => Ok(format!("target:{t}")),
+        (None, None, true) => Ok("all".into()),
+        _ => bail!("name a playbook, or --target T, or --all"),
+    }
+}
+
+fn time(ms: &Value) -> String {
+    ms.as_i64()
+        .filter(|&t| t > 0)
+        .map(medic_model::format_rfc3339)
+        .unwrap_or_default()
+}
+
+/// Runs `medic heal …`; `Ok(false)` means exit 2 (dry run: would not act).
+pub fn heal(args: HealArgs) -> anyhow::Result<bool> {
+    let r = &args.remote;
+    let post = |path: &str, body: Value| r.call(reqwest::Method::POST, path, &[], Some(body));
+    match args.what {
+        HealCommand::List {
+            playbook,
+            target,
+            status,
+            since,
+            limit,
+        } => {
+            let mut q = vec![("limit", limit.to_string())];
+            q.extend(playbook.map(|v| ("playbook", v)));
+            q.extend(target.map(|v| ("target", v)));
+            q.extend(status.map(|v| ("status", v)));
+            q.extend(since.map(|v| ("since", v)));
+            let v = r.get("/api/v1/medic/heal/executions", &q)?;
+            if r.print_json(&v)? {
+                return Ok(true);
+            }
+            let rows: Vec<Vec<String>> = v["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    vec![
+                        e["id"].as_str().unwrap_or("").to_string(),
+                        time(&e["created_at"]),
+                        e["playbook"].as_str().unwrap_or("").to_string(),
+                        e["target"].as_str().unwrap_or("").to_string(),
+                        e["status"].as_str().unwrap_or("").to_string(),
+                        e["summary"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &["ID", "CREATED", "PLAYBOOK", "TARGET", "STATUS", "SUMMARY"],
+                &rows,
+            );
+        }
+        HealCommand::Show { id } => {
+            let v = r.get(&format!("/api/v1/medic/heal/executions/{id}"), &[])?;
+            if r.print_json(&v)? {
+                return Ok(true);
+            }
+            let e = &v["data"];
+            println!(
+                "execution {}  playbook {}  target {}",
+                e["id"].as_str().unwrap_or(""),
+                e["playbook"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or("")
+            );
+            println!(
+                "status:    {}{}",
+                e["status"].as_str().unwrap_or(""),
+                if e["dry_run"].as_bool() == Some(true) {
+                    " (dry run)"
+                } else {
+                    ""
+                }
+            );
+            println!("summary:   {}", e["summary"].as_str().unwrap_or(""));
+            println!(
+                "trigger:   {} {}",
+                e["trigger"]["kind"].as_str().unwrap_or(""),
+                e["trigger"]["labels"]
+            );
+            if let Some(d) = e.get("diagnosis").filter(|d| !d.is_null()) {
+                println!(
+                    "diagnosis: {} because {} {}",
+                    d["cause"].as_str().unwrap_or(""),
+                    d["when"].as_str().unwrap_or(""),
+                    d["support"]
+                );
+            }
+            if let Some(ev) = e["evidence"].as_object() {
+                for (k, val) in ev {
+                    let s = val.to_string();
+                    let s: String = s.chars().take(160).collect();
+                    println!("evidence:  {k} = {s}");
+                }
+            }
+            println!();
+            let rows: Vec<Vec<String>> = e["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    vec![
+                        time(&s["started_at"]),
+                        s["kind"].as_str().unwrap_or("").to_string(),
+                        s["name"].as_str().unwrap_or("").to_string(),
+                        s["state"].as_str().unwrap_or("").to_string(),
+                        s["message"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            table(&["AT", "STEP", "NAME", "STATE", "MESSAGE"], &rows);
+        }
+        HealCommand::Playbooks => {
+            let v = r.get("/api/v1/medic/heal/playbooks", &[])?;
+            if r.print_json(&v)? {
+                return Ok(true);
+            }
+            let rows: Vec<Vec<String>> = v["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let state = if p["enabled"].as_bool() != Some(true) {
+                        "disabled".to_string()
+                    } else if !p["paused"].is_null() {
+                        format!("paused by {}", p["paused"]["by"].as_str().unwrap_or(""))
+                    } else if p["dry_run"].as_bool() == Some(true) {
+                        "dry run".into()
+                    } else {
+                        "active".into()
+                    };
+                    vec![
+                        p["name"].as_str().unwrap_or("").to_string(),
+                        state,
+                        p["trigger"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            table(&["PLAYBOOK", "STATE", "TRIGGER"], &rows);
+        }
+        HealCommand::Trigger {
+            playbook,
+            labels,
+            by,
+            wait,
+        } => {
+            let labels: serde_json::Map<String, Value> =
+                labels.into_iter().map(|(k, v)| (k, json!(v))).collect();
+            let v = post(
+                "/api/v1/medic/heal/trigger",
+                json!({"playbook": playbook, "labels": labels, "by": by}),
+            )?;
+            let mut e = v["data"].clone();
+            let id = e["id"].as_str().unwrap_or("").to_string();
+            if wait {
+                eprint!("waiting for execution {id}");
+                let mut last = String::new();
+                loop {
+                    let status = e["status"].as_str().unwrap_or("").to_string();
+                    if !["running", "awaiting_approval", "verifying"].contains(&status.as_str()) {
+                        break;
+                    }
+                    if status != last {
+                        eprint!(" {status}");
+                        last = status;
+                    } else {
+                        eprint!(".");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    e = r.get(&format!("/api/v1/medic/heal/executions/{id}"), &[])?["data"].clone();
+                }
+                eprintln!();
+            }
+            if !r.print_json(&e)? {
+                println!(
+                    "execution {id}: {} — {}",
+                    e["status"].as_str().unwrap_or(""),
+                    e["summary"].as_str().unwrap_or("started")
+                );
+            }
+            if wait && e["status"] != "succeeded" && e["status"] != "dry_run" {
+                bail!(
+                    "execution {id} ended {}",
+                    e["status"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        HealCommand::Approve { id, by, comment } => {
+            post(
+                &format!("/api/v1/medic/heal/executions/{id}/approve"),
+                json!({"by": by, "comment": comment}),
+            )?;
+            println!("approved {id}");
+        }
+        HealCommand::Reject { id, by, comment } => {
+            post(
+                &format!("/api/v1/medic/heal/executions/{id}/reject"),
+                json!({"by": by, "comment": comment}),
+            )?;
+            println!("rejected {id}");
+        }
+        HealCommand::Pause {
+            playbook,
+            target,
+            all,
+            duration,
+            reason,
+            by,
+        } => {
+            let s = scope(playbook, target, all)?;
+            let v = post(
+                "/api/v1/medic/heal/pause",
+                json!({"scope": s, "reason": reason, "by": by, "duration": duration}),
+            )?;
+            if !r.print_json(&v)? {
+                println!("paused {s}");
+            }
+        }
+        HealCommand::Resume {
+            playbook,
+            target,
+            all,
+        } => {
+            let s = scope(playbook, target, all)?;
+            post("/api/v1/medic/heal/resume", json!({"scope": s}))?;
+            println!("resumed {s}");
+        }
+        HealCommand::Pauses => {
+            let v = r.get("/api/v1/medic/heal/pauses", &[])?;
+            if r.print_json(&v)? {
+                return Ok(true);
+            }
+            let rows: Vec<Vec<String>> = v["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    vec![
+                        p["scope"].as_str().unwrap_or("").to_string(),
+                        p["by"].as_str().unwrap_or("").to_string(),
+                        time(&p["at"]),
+                        time(&p["until"]),
+                        p["reason"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            table(&["SCOPE", "BY", "SINCE", "UNTIL", "REASON"], &rows);
+        }
+        HealCommand::Trust => {
+            let v = r.get("/api/v1/medic/heal/trust", &[])?;
+            if r.print_json(&v)? {
+                return Ok(true);
+            }
+            let rows: Vec<Vec<String>> = v["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    vec![
+                        t["playbook"].as_str().unwrap_or("").to_string(),
+                        t["cause"].as_str().unwrap_or("").to_string(),
+                        t["action"].as_str().unwrap_or("").to_string(),
+                        format!("{}/{}", t["successes"], t["attempts"]),
+                        t["level"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            table(&["PLAYBOOK", "CAUSE", "ACTION", "OK/TRIED", "LEVEL"], &rows);
+        }
+        HealCommand::DryRun { playbook, alert } => {
+            let text = std::fs::read_to_string(&alert)
+                .with_context(|| format!("cannot read {}", alert.display()))?;
+            let file: medic_heal::plan::AlertFile = medic_model::yaml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?;
+            let path = PathBuf::from(&playbook);
+            let (plan, acts) = if path.is_file() {
+                let pb = medic_heal::Playbook::load(&path)?;
+                medic_heal::plan::dry_run(&pb, &file)
+            } else {
+                let v = post(
+                    "/api/v1/medic/heal/dry-run",
+                    json!({"playbook": playbook, "alert": {
+                    "labels": file.labels, "annotations": file.annotations, "evidence": file.evidence}}),
+                )?;
+                (
+                    v["data"]["plan"].as_str().unwrap_or("").to_string(),
+                    v["data"]["would_act"].as_bool().unwrap_or(false),
+                )
+            };
+            print!("{plan}");
+            return Ok(acts);
+        }
+    }
+    Ok(true)
+}

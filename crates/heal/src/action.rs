@@ -1,0 +1,322 @@
+//! Running commands and HTTP requests for collectors, actions and verification.
+//!
+//! Commands never go through a shell: each argument is expanded on its own and passed to
+//! `execve` as one argument, so an alert label holding `x; rm -rf /` is a string, not a
+//! command. A command runs in its own process group, which is killed whole on timeout.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+use tokio::io::AsyncReadExt;
+
+use crate::playbook::{ExecSpec, HttpSpec, Scope};
+
+/// The most output kept from a command or response body.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+
+/// A command with its templates expanded: what would run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Command {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    pub timeout_ms: i64,
+}
+
+/// A request with its templates expanded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Request {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub expect_status: Vec<u16>,
+    pub timeout_ms: i64,
+}
+
+/// Expands a command's templates.
+pub fn command(spec: &ExecSpec, scope: &Scope) -> Result<Command, String> {
+    let mut argv = Vec::with_capacity(spec.command.len());
+    for (i, a) in spec.command.iter().enumerate() {
+        argv.push(a.expand(scope).map_err(|e| format!("command[{i}]: {e}"))?);
+    }
+    let mut env = BTreeMap::new();
+    for (k, v) in &spec.env {
+        let v = v.expand(scope).map_err(|e| format!("env.{k}: {e}"))?;
+        if v.contains('\0') {
+            return Err(format!("env.{k}: contains a NUL byte"));
+        }
+        env.insert(k.clone(), v);
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err("an argument contains a NUL byte".into());
+    }
+    let dir = spec
+        .dir
+        .as_ref()
+        .map(|d| d.expand(scope))
+        .transpose()
+        .map_err(|e| format!("dir: {e}"))?;
+    Ok(Command {
+        argv,
+        env,
+        dir,
+        timeout_ms: spec.timeout,
+    })
+}
+
+/// Expands a request's templates.
+pub fn request(spec: &HttpSpec, scope: &Scope) -> Result<Request, String> {
+    let url = spec.url.expand(scope).map_err(|e| format!("url: {e}"))?;
+    reqwest::Url::parse(&url).map_err(|e| format!("url {url:?}: {e}"))?;
+    let mut headers = BTreeMap::new();
+    for (k, v) in &spec.headers {
+        headers.insert(
+            k.clone(),
+            v.expand(scope).map_err(|e| format!("headers.{k}: {e}"))?,
+        );
+    }
+    let body = spec
+        .body
+        .as_ref()
+        .map(|b| b.expand(scope))
+        .transpose()
+        .map_err(|e| format!("body: {e}"))?;
+    Ok(Request {
+        method: spec.method.to_string(),
+        url,
+        headers,
+        body,
+        expect_status: spec.expect_status.clone(),
+        timeout_ms: spec.timeout,
+    })
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+impl ExecResult {
+    pub fn summary(&self) -> String {
+        if let Some(e) = &self.error {
+            return e.clone();
+        }
+        if self.timed_out {
+            return "timed out; the process group was killed".into();
+        }
+        let mut s = match self.exit_code {
+            Some(c) => format!("exit code {c}"),
+            None => "killed by a signal".into(),
+        };
+        let tail = self.stderr.trim();
+        if !self.ok && !tail.is_empty() {
+            let tail: String = tail
+                .chars()
+                .rev()
+                .take(200)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            s.push_str(": ");
+            s.push_str(&tail);
+        }
+        s
+    }
+}
+
+/// Runs a command (no shell) with `extra_env` added, killing its process group on timeout.
+pub async fn run_command(c: &Command, extra_env: &[(&str, &str)]) -> ExecResult {
+    let started = std::time::Instant::now();
+    let mut cmd = tokio::process::Command::new(&c.argv[0]);
+    cmd.args(&c.argv[1..])
+        .envs(&c.env)
+        .envs(extra_env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(d) = &c.dir {
+        cmd.current_dir(d);
+    }
+    let fail = |e: String| ExecResult {
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        timed_out: false,
+        ok: false,
+        error: Some(e),
+        duration_ms: started.elapsed().as_millis() as i64,
+    };
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot run {:?}: {e}", c.argv[0])),
+    };
+    let pid = child.id();
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let read_out = async move {
+        let mut buf = Vec::new();
+        let _ = (&mut out)
+            .take(MAX_OUTPUT as u64)
+            .read_to_end(&mut buf)
+            .await;
+        // Drain the rest so the child never blocks on a full pipe.
+        let _ = tokio::io::copy(&mut out, &mut tokio::io::sink()).await;
+        buf
+    };
+    let read_err = async move {
+        let mut buf = Vec::new();
+        let _ = (&mut err)
+            .take(MAX_OUTPUT as u64)
+            .read_to_end(&mut buf)
+            .await;
+        let _ = tokio::io::copy(&mut err, &mut tokio::io::sink()).await;
+        buf
+    };
+    let timeout = Duration::from_millis(c.timeout_ms.max(1) as u64);
+    let run = async { tokio::join!(child.wait(), read_out, read_err) };
+    match tokio::time::timeout(timeout, run).await {
+        Ok((status, o, e)) => {
+            let status = match status {
+                Ok(s) => s,
+                Err(e) => return fail(format!("waiting for {:?}: {e}", c.argv[0])),
+            };
+            ExecResult {
+                exit_code: status.code(),
+                stdout: String::from_utf8_lossy(&o).into_owned(),
+                stderr: String::from_utf8_lossy(&e).into_owned(),
+                timed_out: false,
+                ok: status.success(),
+                error: None,
+                duration_ms: started.elapsed().as_millis() as i64,
+            }
+        }
+        Err(_) => {
+            if let Some(pid) = pid {
+                // The whole group: a command's children go too.
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+            ExecResult {
+                exit_code: None,
+                stdout: String::new(),
+                stderr: String::new(),
+                timed_out: true,
+                ok: false,
+                error: None,
+                duration_ms: started.elapsed().as_millis() as i64,
+            }
+        }
+    }
+}
+
+/// What a request did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub body: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+impl HttpResult {
+    pub fn summary(&self) -> String {
+        match (&self.error, self.status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) => format!("HTTP {s}"),
+            (None, None) => "no response".into(),
+        }
+    }
+}
+
+/// Sends a request; success is an expected status (any 2xx when none is listed).
+pub async fn run_request(client: &reqwest::Client, r: &Request) -> HttpResult {
+    let started = std::time::Instant::now();
+    let method = reqwest::Method::from_bytes(r.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = client
+        .request(method, &r.url)
+        .timeout(Duration::from_millis(r.timeout_ms.max(1) as u64));
+    for (k, v) in &r.headers {
+        req = req.header(k, v);
+    }
+    if let Some(b) = &r.body {
+        req = req.body(b.clone());
+    }
+    let res = match req.send().await {
+        Ok(res) => res,
+        Err(e) => {
+            return HttpResult {
+                status: None,
+                body: String::new(),
+                ok: false,
+                error: Some(medic_model::error_chain(&e)),
+                duration_ms: started.elapsed().as_millis() as i64,
+            }
+        }
+    };
+    let status = res.status().as_u16();
+    let mut body = Vec::new();
+    let mut res = res;
+    while let Ok(Some(chunk)) = res.chunk().await {
+        let room = MAX_OUTPUT.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    let ok = if r.expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        r.expect_status.contains(&status)
+    };
+    HttpResult {
+        status: Some(status),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        ok,
+        error: None,
+        duration_ms: started.elapsed().as_millis() as i64,
+    }
+}
+
+/// Evidence from a command, as diagnosis expressions see it.
+pub fn exec_evidence(r: &ExecResult) -> Json {
+    json!({
+        "exit_code": r.exit_code,
+        "stdout": r.stdout,
+        "stderr": r.stderr,
+        "ok": r.ok,
+        "timed_out": r.timed_out,
+        "error": r.error,
+    })
+}
+
+/// Evidence from a request.
+pub fn http_evidence(r: &HttpResult) -> Json {
+    json!({
+        "status": r.status,
+        "body": r.body,
+        "ok": r.ok,
+        "error": r.error,
+    })
+}

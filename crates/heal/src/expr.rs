@@ -1,0 +1,130 @@
+//! Diagnosis conditions in CEL (Common Expression Language, by the `cel-interpreter` crate):
+//! a small, side-effect-free, always-terminating language over the collected evidence.
+
+use std::collections::BTreeMap;
+
+use cel_interpreter::{Context, Program, Value};
+use serde_json::Value as Json;
+
+/// A compiled CEL condition.
+pub struct Expr {
+    source: String,
+    program: Program,
+    variables: Vec<String>,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Expr").field(&self.source).finish()
+    }
+}
+
+/// The longest expression accepted; diagnosis rules are one-liners.
+const MAX_LEN: usize = 4096;
+
+impl Expr {
+    /// Compiles `source`; the error gives line:column within the expression.
+    pub fn compile(source: &str) -> Result<Expr, String> {
+        if source.len() > MAX_LEN {
+            return Err(format!("expression longer than {MAX_LEN} bytes"));
+        }
+        // The parser's error type is not Send; keep only its text. The generated parser
+        // panics on some malformed input instead of returning an error: that is caught and
+        // reported as invalid, never allowed to take medic down.
+        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Program::compile(source)
+                .map_err(|e| e.to_string().replace("ERROR: <input>:", "invalid CEL at "))
+        }));
+        let program = match compiled {
+            Ok(r) => r?,
+            Err(_) => return Err(format!("invalid CEL: cannot parse {source:?}")),
+        };
+        let mut variables: Vec<String> = program
+            .references()
+            .variables()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        variables.sort();
+        Ok(Expr {
+            source: source.to_string(),
+            program,
+            variables,
+        })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The top-level variables the expression reads.
+    pub fn variables(&self) -> &[String] {
+        &self.variables
+    }
+
+    /// Evaluates to a boolean with `vars` bound; a non-boolean result or a missing key is an
+    /// error (the rule does not match, and the reason is recorded).
+    pub fn eval_bool(&self, vars: &BTreeMap<String, Json>) -> Result<bool, String> {
+        let mut ctx = Context::default();
+        for v in &self.variables {
+            let Some(val) = vars.get(v) else {
+                return Err(format!("{v} is not available"));
+            };
+            ctx.add_variable(v.as_str(), val)
+                .map_err(|e| format!("{v}: {e}"))?;
+        }
+        match self.program.execute(&ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("evaluates to {:?}, not a boolean", other.type_of())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The values of the variables the expression reads: the evidence behind a conclusion.
+    pub fn support(&self, vars: &BTreeMap<String, Json>) -> BTreeMap<String, Json> {
+        self.variables
+            .iter()
+            .filter_map(|v| vars.get(v).map(|j| (v.clone(), j.clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(j: Json) -> BTreeMap<String, Json> {
+        serde_json::from_value(j).unwrap()
+    }
+
+    #[test]
+    fn evaluates_over_evidence_with_mixed_numbers() {
+        let e = Expr::compile("restarts.value >= 3 && status.stdout.contains('failed')").unwrap();
+        assert_eq!(e.variables(), ["restarts", "status"]);
+        let v = vars(json!({"restarts": {"value": 4.0}, "status": {"stdout": "failed\n"}}));
+        assert_eq!(e.eval_bool(&v), Ok(true));
+        let v = vars(json!({"restarts": {"value": 1.0}, "status": {"stdout": "failed\n"}}));
+        assert_eq!(e.eval_bool(&v), Ok(false));
+    }
+
+    #[test]
+    fn errors_are_reasons_not_panics() {
+        assert!(Expr::compile("a >").unwrap_err().contains("invalid CEL"));
+        assert!(Expr::compile("a ==== b")
+            .unwrap_err()
+            .contains("invalid CEL"));
+        let e = Expr::compile("a.b > 1").unwrap();
+        assert!(e
+            .eval_bool(&vars(json!({})))
+            .unwrap_err()
+            .contains("a is not available"));
+        assert!(e.eval_bool(&vars(json!({"a": {}}))).is_err());
+        let e = Expr::compile("a").unwrap();
+        assert!(e
+            .eval_bool(&vars(json!({"a": 1})))
+            .unwrap_err()
+            .contains("not a boolean"));
+    }
+}
