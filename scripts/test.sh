@@ -8,11 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real peers the tests run against (never faked): Prometheus 2.42 (remote write, rules, alerts
-# sent to medic), Alertmanager 0.25 and amtool (side by side, API v2 client).
+# sent to medic), Alertmanager 0.25 and amtool (side by side, API v2 client), PostgreSQL and
+# Redis (heal scenarios).
 packages=()
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
+# The heal scenarios break a real PostgreSQL and a real Redis.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
+command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
+command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
 if ((${#packages[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

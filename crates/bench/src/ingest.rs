@@ -111,10 +111,13 @@ pub(crate) fn start_with(target: &str, medic: &Path, extra: &str) -> anyhow::Res
     let (mut cmd, ready) = match target {
         "medic" => {
             let cfg = dir.path().join("medic.yml");
-            std::fs::write(
-                &cfg,
-                format!("scrape_configs: []\nstorage:\n  retention: 0\n{extra}"),
-            )?;
+            // No scraping unless `extra` sets its own jobs.
+            let scrape = if extra.lines().any(|l| l.starts_with("scrape_configs:")) {
+                ""
+            } else {
+                "scrape_configs: []\n"
+            };
+            std::fs::write(&cfg, format!("{scrape}storage:\n  retention: 0\n{extra}"))?;
             let mut c = Command::new(medic);
             c.args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
                 .arg(&data)

@@ -13,6 +13,7 @@
 
 mod alertbench;
 mod codecs;
+mod healbench;
 mod ingest;
 mod proc;
 mod querybench;
@@ -44,6 +45,9 @@ enum Cmd {
     /// Alerts per second through API v2, memory with N active alerts and alert-to-webhook
     /// latency, medic against Alertmanager on the same configuration and stream.
     Alerts(alertbench::Args),
+    /// The heal engine: alert-to-action reaction time, a storm of alerts under guards, and a
+    /// crashed service's time to verified recovery.
+    Heal(healbench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Query(a) => querybench::run(a),
         Cmd::Rules(a) => rulebench::run(a),
         Cmd::Alerts(a) => alertbench::run(a),
+        Cmd::Heal(a) => healbench::run(a),
     }
 }

@@ -165,8 +165,15 @@ fn main() -> ExitCode {
                         }
                     }
                 }
-                // The playbooks it names, each checked whole.
-                match medic_heal::playbook::load_all(&cfg.heal.playbooks, base) {
+                // The playbooks it names, each checked whole, and the receivers they notify.
+                let pbs = medic_heal::playbook::load_all(&cfg.heal.playbooks, base)
+                    .map_err(|e| e.to_string())
+                    .and_then(|pbs| {
+                        let alerting = medic_server::reload::load_alerting(&cfg, base)?;
+                        medic_server::reload::check_receivers(&pbs, &alerting)?;
+                        Ok(pbs)
+                    });
+                match pbs {
                     Ok(pbs) if pbs.is_empty() => {}
                     Ok(pbs) => println!("{} playbooks: OK", pbs.len()),
                     Err(e) => {

@@ -18,13 +18,38 @@ use crate::playbook::{ExecSpec, HttpSpec, Scope};
 pub const MAX_OUTPUT: usize = 64 * 1024;
 
 /// A command with its templates expanded: what would run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Command {
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
     pub timeout_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_regex")]
+    pub expect_output: Option<regex::Regex>,
+}
+
+impl PartialEq for Command {
+    fn eq(&self, o: &Self) -> bool {
+        self.argv == o.argv
+            && self.env == o.env
+            && self.dir == o.dir
+            && self.timeout_ms == o.timeout_ms
+            && self.expect_output.as_ref().map(regex::Regex::as_str)
+                == o.expect_output.as_ref().map(regex::Regex::as_str)
+    }
+}
+
+mod opt_regex {
+    pub fn serialize<S: serde::Serializer>(
+        r: &Option<regex::Regex>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => s.serialize_str(r.as_str()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// A request with its templates expanded.
@@ -67,6 +92,7 @@ pub fn command(spec: &ExecSpec, scope: &Scope) -> Result<Command, String> {
         env,
         dir,
         timeout_ms: spec.timeout,
+        expect_output: spec.expect_output.clone(),
     })
 }
 
@@ -198,13 +224,24 @@ pub async fn run_command(c: &Command, extra_env: &[(&str, &str)]) -> ExecResult 
                 Ok(s) => s,
                 Err(e) => return fail(format!("waiting for {:?}: {e}", c.argv[0])),
             };
+            let stdout = String::from_utf8_lossy(&o).into_owned();
+            let matched = c.expect_output.as_ref().is_none_or(|r| r.is_match(&stdout));
             ExecResult {
                 exit_code: status.code(),
-                stdout: String::from_utf8_lossy(&o).into_owned(),
+                error: (status.success() && !matched).then(|| {
+                    format!(
+                        "exit code 0 but the output does not match {:?}: {}",
+                        c.expect_output
+                            .as_ref()
+                            .map(regex::Regex::as_str)
+                            .unwrap_or(""),
+                        stdout.trim().chars().take(200).collect::<String>()
+                    )
+                }),
+                stdout,
                 stderr: String::from_utf8_lossy(&e).into_owned(),
                 timed_out: false,
-                ok: status.success(),
-                error: None,
+                ok: status.success() && matched,
                 duration_ms: started.elapsed().as_millis() as i64,
             }
         }
@@ -301,8 +338,11 @@ pub async fn run_request(client: &reqwest::Client, r: &Request) -> HttpResult {
 
 /// Evidence from a command, as diagnosis expressions see it.
 pub fn exec_evidence(r: &ExecResult) -> Json {
+    // Output that is JSON is also given parsed, so conditions can read its fields.
+    let parsed: Json = serde_json::from_str(r.stdout.trim()).unwrap_or(Json::Null);
     json!({
         "exit_code": r.exit_code,
+        "json": parsed,
         "stdout": r.stdout,
         "stderr": r.stderr,
         "ok": r.ok,

@@ -19,6 +19,25 @@ impl std::fmt::Debug for Expr {
     }
 }
 
+/// Keeps the CEL parser's caught panics (see [`Expr::compile`]) out of stderr: a panic hook
+/// that skips panics raised inside the generated parser's runtime and hands every other one to
+/// the hook that was there before. Installed once.
+fn quiet_parser_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info
+                .location()
+                .is_some_and(|l| l.file().contains("antlr4rust") || l.file().contains("cel-parser"))
+            {
+                return;
+            }
+            previous(info);
+        }));
+    });
+}
+
 /// The longest expression accepted; diagnosis rules are one-liners.
 const MAX_LEN: usize = 4096;
 
@@ -31,6 +50,7 @@ impl Expr {
         // The parser's error type is not Send; keep only its text. The generated parser
         // panics on some malformed input instead of returning an error: that is caught and
         // reported as invalid, never allowed to take medic down.
+        quiet_parser_panics();
         let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Program::compile(source)
                 .map_err(|e| e.to_string().replace("ERROR: <input>:", "invalid CEL at "))

@@ -179,6 +179,8 @@ struct RawExec {
     dir: Option<String>,
     #[serde(default)]
     timeout: Option<Dur>,
+    #[serde(default)]
+    expect_output: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,6 +330,8 @@ pub struct ExecSpec {
     pub env: Vec<(String, Text)>,
     pub dir: Option<Text>,
     pub timeout: i64,
+    /// Success also needs stdout to match this regex (for tools that exit 0 on failure).
+    pub expect_output: Option<regex::Regex>,
 }
 
 /// An HTTP request.
@@ -950,7 +954,14 @@ fn exec_spec(field: &str, e: RawExec) -> CheckResult<ExecSpec> {
         .map(|d| Text::parse(&format!("{field}.dir"), d))
         .transpose()
         .map_err(fail)?;
+    let expect_output = e
+        .expect_output
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|err| fail(format!("expect_output: {err}")))?;
     Ok(ExecSpec {
+        expect_output,
         command,
         env,
         dir,
@@ -1042,6 +1053,27 @@ impl Playbook {
             .map_err(|e| format!("target: {e}"))?;
         scope.target = target.trim_end_matches(',').to_string();
         Ok(scope)
+    }
+
+    /// Every receiver the playbook may notify (to check against the alert manager's).
+    pub fn receivers(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .notify
+            .receivers
+            .iter()
+            .chain(&self.notify.escalate)
+            .map(String::as_str)
+            .collect();
+        for a in self.actions.values() {
+            for k in std::iter::once(&a.kind).chain(a.rollback.as_ref().map(|r| &r.kind)) {
+                if let ActionKind::Notify { receivers, .. } = k {
+                    v.extend(receivers.iter().map(String::as_str));
+                }
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// The blast-radius group of a target.

@@ -76,6 +76,26 @@ pub fn load_alerting(config: &Config, base: &Path) -> Result<medic_alert::Loaded
     }
 }
 
+/// Refuses playbooks that notify receivers the Alertmanager configuration does not have.
+pub fn check_receivers(
+    playbooks: &[medic_heal::Playbook],
+    alerting: &medic_alert::Loaded,
+) -> Result<(), String> {
+    let known = alerting.receivers();
+    for pb in playbooks {
+        for r in pb.receivers() {
+            if !known.iter().any(|k| k == r) {
+                return Err(format!(
+                    "{}: notify: no receiver named {r:?} in the Alertmanager configuration (it has {})",
+                    pb.file.display(),
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Applies the rule and alerting parts of a config.
 pub struct Reloader {
     config_file: Option<PathBuf>,
@@ -153,6 +173,7 @@ impl Reloader {
                 .map_err(|e| format!("playbook loading panicked: {e}"))?
                 .map_err(|e| e.to_string())?
         };
+        check_receivers(&playbooks, &alerting)?;
         let files = medic_rules::manager::expand_globs(&config.rule_files, &base)?;
         let opts = self.group_options(config);
         let rules = self.rules.clone();

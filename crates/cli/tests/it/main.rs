@@ -4,6 +4,7 @@ mod alerting;
 mod alerting_vs_alertmanager;
 mod bad_input;
 mod crash;
+mod heal;
 mod prometheus;
 mod promql;
 mod rules;
