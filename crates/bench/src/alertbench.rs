@@ -19,7 +19,7 @@ use anyhow::bail;
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::ingest::{self, median, now_ms};
+use crate::ingest::{self, median, now_ms, pct};
 use crate::proc;
 
 /// Arguments of `alerts`.
@@ -288,14 +288,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     report(&a, &outcomes);
     Ok(())
-}
-
-fn pct(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if v.is_empty() {
-        return 0.0;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 fn report(a: &Args, outcomes: &[Outcome]) {

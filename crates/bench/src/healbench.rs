@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::ingest::{self, median, now_ms};
+use crate::ingest::{self, median, now_ms, pct};
 
 /// Arguments of `heal`.
 #[derive(Debug, clap::Args)]
@@ -238,14 +238,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         median(rounds.iter().map(|r| r.recovery_ms).collect())
     );
     Ok(())
-}
-
-fn pct(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    if v.is_empty() {
-        return 0.0;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Crashes a real service and measures until medic's restart is verified.

@@ -444,6 +444,15 @@ async fn verify_medic(s: &Server, expected: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `p` quantile (0–1) of `v`, nearest rank; 0 when empty.
+pub(crate) fn pct(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     if v.is_empty() {

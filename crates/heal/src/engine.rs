@@ -951,20 +951,7 @@ impl Engine {
             self.save(e);
             return;
         }
-        if self.trigger_resolved(pb, e).await == Some(true) {
-            e.note(
-                "guard",
-                "resolved",
-                StepState::Failed,
-                "the trigger resolved before medic acted".into(),
-                now,
-            );
-            e.finish(
-                Status::Resolved,
-                format!("the trigger resolved before {action} ran; nothing was done"),
-                now,
-            );
-            self.save(e);
+        if self.stop_if_resolved(pb, e, &action).await {
             return;
         }
         if e.dry_run {
@@ -1088,22 +1075,31 @@ impl Engine {
         }
     }
 
+    /// Ends the execution, doing nothing, if its trigger has resolved (a repair never runs on
+    /// an alert that is already over). Returns whether it did.
+    async fn stop_if_resolved(&self, pb: &Playbook, e: &mut Execution, action: &str) -> bool {
+        if self.trigger_resolved(pb, e).await != Some(true) {
+            return false;
+        }
+        let now = self.now();
+        e.note(
+            "guard",
+            "resolved",
+            StepState::Failed,
+            "the trigger resolved before medic acted".into(),
+            now,
+        );
+        e.finish(
+            Status::Resolved,
+            format!("the trigger resolved before {action} ran; nothing was done"),
+            now,
+        );
+        self.save(e);
+        true
+    }
+
     async fn act(&self, pb: &Playbook, scope: &Scope, e: &mut Execution, action: &str) {
-        if self.trigger_resolved(pb, e).await == Some(true) {
-            let now = self.now();
-            e.note(
-                "guard",
-                "resolved",
-                StepState::Failed,
-                "the trigger resolved before medic acted".into(),
-                now,
-            );
-            e.finish(
-                Status::Resolved,
-                format!("the trigger resolved before {action} ran; nothing was done"),
-                now,
-            );
-            self.save(e);
+        if self.stop_if_resolved(pb, e, action).await {
             return;
         }
         let def = pb.actions[action].clone();
