@@ -170,7 +170,7 @@ fn main() -> ExitCode {
                     .map_err(|e| e.to_string())
                     .and_then(|pbs| {
                         let alerting = medic_server::reload::load_alerting(&cfg, base)?;
-                        medic_server::reload::check_receivers(&pbs, &alerting)?;
+                        medic_server::reload::check_playbooks(&pbs, &alerting)?;
                         Ok(pbs)
                     });
                 match pbs {

@@ -595,10 +595,10 @@ fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
     };
     let target = Text::parse(
         "target",
-        raw.target.as_deref().unwrap_or(match trigger {
-            Trigger::Alert(_) => "{{ range $k, $v := $labels }}{{ $k }}={{ $v }},{{ end }}",
-            Trigger::Condition { .. } => "{{ range $k, $v := $labels }}{{ $k }}={{ $v }},{{ end }}",
-        }),
+        // Without a target, the trigger's whole label set is the target.
+        raw.target
+            .as_deref()
+            .unwrap_or("{{ range $k, $v := $labels }}{{ $k }}={{ $v }},{{ end }}"),
     )
     .map_err(|e| fail("target", e))?;
     let group = raw
@@ -864,9 +864,9 @@ fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
     })
 }
 
-/// Queries are PromQL, parsed where they are used (heal does not depend on the evaluator);
-/// here only what can be checked without it: not empty, balanced brackets after templating
-/// is not knowable, so only emptiness.
+/// Queries are PromQL; heal does not depend on the evaluator, so here only emptiness is
+/// checked. The server parses every query without templates at load
+/// ([`Playbook::queries`]); templated ones can only be parsed once expanded.
 fn check_promql_text(field: &str, q: &str) -> CheckResult<()> {
     if q.trim().is_empty() {
         return Err((field.to_string(), "query is empty".into()));
@@ -1053,6 +1053,34 @@ impl Playbook {
             .map_err(|e| format!("target: {e}"))?;
         scope.target = target.trim_end_matches(',').to_string();
         Ok(scope)
+    }
+
+    /// The PromQL queries written without templates, with where they are, for checking at load.
+    pub fn queries(&self) -> Vec<(String, &str)> {
+        fn plain(t: &Text) -> Option<&str> {
+            match t {
+                Text::Plain(q) => Some(q.as_str()),
+                Text::Template(_) => None,
+            }
+        }
+        let mut out = Vec::new();
+        if let Trigger::Condition { query, .. } = &self.trigger {
+            out.push(("trigger.condition.query".to_string(), query.as_str()));
+        }
+        for c in &self.collect {
+            if let CollectKind::Query(t) | CollectKind::Range { query: t, .. } = &c.kind {
+                out.extend(plain(t).map(|q| (format!("collect.{}.query", c.name), q)));
+            }
+        }
+        if let VerifyCheck::Query(t) = &self.verify.check {
+            out.extend(plain(t).map(|q| ("verify.query".to_string(), q)));
+        }
+        if let Some(BlastRadius::Percent { group_size, .. }) = &self.guards.blast_radius {
+            out.extend(
+                plain(group_size).map(|q| ("guards.blast_radius.group_size".to_string(), q)),
+            );
+        }
+        out
     }
 
     /// Every receiver the playbook may notify (to check against the alert manager's).

@@ -76,13 +76,19 @@ pub fn load_alerting(config: &Config, base: &Path) -> Result<medic_alert::Loaded
     }
 }
 
-/// Refuses playbooks that notify receivers the Alertmanager configuration does not have.
-pub fn check_receivers(
+/// Refuses playbooks whose PromQL does not parse or that notify receivers the Alertmanager
+/// configuration does not have.
+pub fn check_playbooks(
     playbooks: &[medic_heal::Playbook],
     alerting: &medic_alert::Loaded,
 ) -> Result<(), String> {
     let known = alerting.receivers();
     for pb in playbooks {
+        for (field, q) in pb.queries() {
+            if let Err(e) = medic_promql::Engine::parse(q) {
+                return Err(format!("{}: {field}: {e}", pb.file.display()));
+            }
+        }
         for r in pb.receivers() {
             if !known.iter().any(|k| k == r) {
                 return Err(format!(
@@ -173,7 +179,7 @@ impl Reloader {
                 .map_err(|e| format!("playbook loading panicked: {e}"))?
                 .map_err(|e| e.to_string())?
         };
-        check_receivers(&playbooks, &alerting)?;
+        check_playbooks(&playbooks, &alerting)?;
         let files = medic_rules::manager::expand_globs(&config.rule_files, &base)?;
         let opts = self.group_options(config);
         let rules = self.rules.clone();

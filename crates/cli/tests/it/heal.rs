@@ -881,7 +881,7 @@ fn a_bad_playbook_is_refused_with_file_line_and_field() {
 }
 
 #[test]
-fn playbooks_that_notify_unknown_receivers_are_refused() {
+fn playbooks_with_unknown_receivers_or_bad_promql_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("alertmanager.yml"),
@@ -899,15 +899,30 @@ fn playbooks_that_notify_unknown_receivers_are_refused() {
         "alerting: {config_file: alertmanager.yml}\nheal: {playbooks: ['pb/*.yml']}\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["check", "config"])
-        .arg(dir.path().join("medic.yml"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["check", "config"])
+            .arg(dir.path().join("medic.yml"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check();
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("x.yml: notify: no receiver named \"nobody\""),
         "{err}"
     );
+    // PromQL that does not parse is refused at load too.
+    std::fs::write(
+        dir.path().join("pb/x.yml"),
+        "name: x\ntrigger: {alert: '{alertname=\"X\"}'}\nactions:\n  a:\n    exec: {command: ['true']}\nverify: {query: 'up{job=', within: 1m}\n",
+    )
+    .unwrap();
+    let (code, err) = check();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("x.yml: verify.query:"), "{err}");
 }
