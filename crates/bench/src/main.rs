@@ -9,9 +9,13 @@
 //! - `alerts`: the alert manager against Alertmanager 0.25: alerts accepted per second through
 //!   API v2, memory holding them, notification latency.
 //!
+//! - `heal`: the heal engine's reaction time, storm behaviour under guards, recovery time.
+//! - `anomaly`: the anomaly detector's cost per update and state per series.
+//!
 //! Loopback only; every load is bounded by the pre-built requests.
 
 mod alertbench;
+mod anomalybench;
 mod codecs;
 mod healbench;
 mod ingest;
@@ -48,6 +52,9 @@ enum Cmd {
     /// The heal engine: alert-to-action reaction time, a storm of alerts under guards, and a
     /// crashed service's time to verified recovery.
     Heal(healbench::Args),
+    /// The anomaly detector's cost: nanoseconds per update and bytes of state per series, over
+    /// the NAB corpus.
+    Anomaly(anomalybench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,5 +65,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Rules(a) => rulebench::run(a),
         Cmd::Alerts(a) => alertbench::run(a),
         Cmd::Heal(a) => healbench::run(a),
+        Cmd::Anomaly(a) => anomalybench::run(a),
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod alerts_cmd;
+mod anomaly_cmd;
 mod heal_cmd;
 mod promql_cmd;
 mod query;
@@ -67,6 +68,10 @@ enum Command {
     Ack(alerts_cmd::AckArgs),
     /// The heal engine: executions, manual trigger, approvals, pauses, trust, dry runs.
     Heal(heal_cmd::HealArgs),
+    /// Anomalies in a running medic: recent ones with scores, baselines, the per-rule report.
+    Anomalies(anomaly_cmd::AnomaliesArgs),
+    /// Anomaly detection offline: run and score the Numenta Anomaly Benchmark.
+    Anomaly(anomaly_cmd::AnomalyArgs),
     /// Check configuration files without starting anything.
     Check {
         #[command(subcommand)]
@@ -122,6 +127,8 @@ fn main() -> ExitCode {
         Command::Alerts(args) => alerts_cmd::alerts(args),
         Command::Silence(args) => alerts_cmd::silence(args),
         Command::Ack(args) => alerts_cmd::ack(args),
+        Command::Anomalies(args) => anomaly_cmd::anomalies(args),
+        Command::Anomaly(args) => anomaly_cmd::anomaly(args),
         Command::Heal(args) => match heal_cmd::heal(args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(2),

@@ -238,6 +238,14 @@ impl Serialize for Labels {
     }
 }
 
+/// Reads the JSON object shape written by `Serialize`.
+impl<'de> serde::Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m: std::collections::BTreeMap<String, String> = serde::Deserialize::deserialize(d)?;
+        Ok(Labels::from_pairs(m))
+    }
+}
+
 /// Builds a label set by setting and deleting names; the result is sorted and has no empty
 /// values. Used by relabelling and by anything that derives one label set from another.
 #[derive(Debug, Clone, Default)]

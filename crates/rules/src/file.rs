@@ -49,7 +49,8 @@ pub struct GroupSpec {
     pub rules: Vec<RuleSpec>,
 }
 
-/// One rule as written: recording (`record`) or alerting (`alert`).
+/// One rule as written: recording (`record`), alerting (`alert`) or medic's anomaly rule
+/// (`anomaly`).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
@@ -57,6 +58,22 @@ pub struct RuleSpec {
     pub record: Option<String>,
     #[serde(default)]
     pub alert: Option<String>,
+    /// medic: an anomaly rule; each series of `expr` gets a detector, and the rule fires like
+    /// an alerting rule named this while a series is anomalous.
+    #[serde(default)]
+    pub anomaly: Option<String>,
+    /// medic, anomaly rules: `low`, `medium` (default), `high`, or a score threshold in (0, 1].
+    #[serde(default)]
+    pub sensitivity: Option<Sensitivity>,
+    /// medic, anomaly rules: `auto` (default), `none`, `daily` or `weekly`.
+    #[serde(default)]
+    pub seasonality: Option<String>,
+    /// medic, anomaly rules: an anomaly ends once its score has stayed low this long (1h).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub settle: Option<Duration>,
+    /// medic, anomaly rules: how much history warms a new detector (7d; 0s to not warm).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub history: Option<Duration>,
     #[serde(default, deserialize_with = "de_scalar")]
     pub expr: String,
     #[serde(default, rename = "for", deserialize_with = "de_opt_duration")]
@@ -76,6 +93,29 @@ pub struct RuleSpec {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// `sensitivity:` of an anomaly rule: a name or a score threshold.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Sensitivity {
+    Threshold(f64),
+    Named(String),
+}
+
+impl Sensitivity {
+    /// The score threshold, or why there is none.
+    pub fn threshold(&self) -> Result<f64, String> {
+        match self {
+            Sensitivity::Threshold(t) if *t > 0.0 && *t <= 1.0 => Ok(*t),
+            Sensitivity::Threshold(t) => Err(format!(
+                "sensitivity: a score threshold must be in (0, 1], got {t}"
+            )),
+            Sensitivity::Named(n) => medic_anomaly::sensitivity_threshold(n).ok_or_else(|| {
+                format!("sensitivity: unknown {n:?} (want low, medium, high or a score threshold)")
+            }),
+        }
+    }
+}
+
 /// `flapping:` on an alerting rule: an alert that changes between firing and not firing more
 /// than `max_changes` times within `window` is labelled `flapping="true"`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -92,6 +132,7 @@ impl RuleSpec {
         self.record
             .as_deref()
             .or(self.alert.as_deref())
+            .or(self.anomaly.as_deref())
             .unwrap_or("")
     }
 }
@@ -135,6 +176,11 @@ const GROUP_KEYS: &[&str] = &[
 const RULE_KEYS: &[&str] = &[
     "record",
     "alert",
+    "anomaly",
+    "sensitivity",
+    "seasonality",
+    "settle",
+    "history",
     "expr",
     "for",
     "keep_firing_for",
@@ -165,7 +211,7 @@ fn strip_unknown(v: &mut serde_norway::Value) {
 
 /// The line of each rule (its `alert:`/`record:` key) in document order, for messages.
 fn rule_lines(text: &str) -> Vec<usize> {
-    let re = regex::Regex::new(r"^\s*(?:-\s+)?(?:alert|record)\s*:").expect("valid regex");
+    let re = regex::Regex::new(r"^\s*(?:-\s+)?(?:alert|record|anomaly)\s*:").expect("valid regex");
     text.lines()
         .enumerate()
         .filter(|(_, l)| re.is_match(l))
@@ -287,10 +333,49 @@ fn validate(rf: &RuleFile, text: &str, file: &Path) -> Vec<FileError> {
 
 fn validate_rule(r: &RuleSpec, funcs: &Funcs) -> Vec<String> {
     let mut errs = Vec::new();
-    match (&r.record, &r.alert) {
-        (Some(_), Some(_)) => errs.push("only one of 'record' and 'alert' must be set".into()),
-        (None, None) => errs.push("one of 'record' or 'alert' must be set".into()),
-        _ => {}
+    match [&r.record, &r.alert, &r.anomaly]
+        .iter()
+        .filter(|k| k.is_some())
+        .count()
+    {
+        0 => errs.push("one of 'record', 'alert' or 'anomaly' must be set".into()),
+        1 => {}
+        _ => errs.push("only one of 'record', 'alert' and 'anomaly' must be set".into()),
+    }
+    if r.anomaly.is_none() {
+        for (set, field) in [
+            (r.sensitivity.is_some(), "sensitivity"),
+            (r.seasonality.is_some(), "seasonality"),
+            (r.settle.is_some(), "settle"),
+            (r.history.is_some(), "history"),
+        ] {
+            if set {
+                errs.push(format!(
+                    "invalid field '{field}': only anomaly rules have it"
+                ));
+            }
+        }
+    }
+    if let Some(name) = &r.anomaly {
+        if name.is_empty() {
+            errs.push("anomaly name must not be empty".into());
+        }
+        if let Some(Err(e)) = r.sensitivity.as_ref().map(Sensitivity::threshold) {
+            errs.push(e);
+        }
+        if let Some(Err(e)) = r
+            .seasonality
+            .as_deref()
+            .map(str::parse::<medic_anomaly::Seasonality>)
+        {
+            errs.push(format!("seasonality: {e}"));
+        }
+        if r.keep_firing_while.is_some() {
+            errs.push(
+                "invalid field 'keep_firing_while' in anomaly rule (anomalies settle on their own; see 'settle')"
+                    .into(),
+            );
+        }
     }
     if r.expr.trim().is_empty() {
         errs.push("field 'expr' must be set in rule".into());
@@ -339,7 +424,7 @@ fn validate_rule(r: &RuleSpec, funcs: &Funcs) -> Vec<String> {
         if n == "__name__" {
             errs.push("invalid label name: __name__".into());
         }
-        if r.alert.is_some() {
+        if r.alert.is_some() || r.anomaly.is_some() {
             if let Err(e) = check_template(&format!("__alert_{}", r.name()), v, funcs) {
                 errs.push(format!("label {n:?}: {e}"));
             }

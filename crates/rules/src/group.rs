@@ -74,7 +74,9 @@ pub struct RuleStatus {
     /// The labels as written in the file (templates unexpanded), group labels included.
     pub labels: Labels,
     pub health: RuleHealth,
-    /// Set for alerting rules.
+    /// An anomaly rule (its alerting part is in `alerting`).
+    pub anomaly: bool,
+    /// Set for alerting and anomaly rules.
     pub alerting: Option<AlertingStatus>,
 }
 
@@ -152,7 +154,7 @@ impl Group {
     pub fn mark_restored(&mut self) {
         self.should_restore = false;
         for r in &mut self.rules {
-            if let Rule::Alerting(a) = r {
+            if let Some(a) = r.alerting_mut() {
                 a.restored = true;
             }
         }
@@ -193,7 +195,10 @@ impl Group {
             let j = js.remove(0);
             self.health[i] = old.health[j].clone();
             self.written[i] = std::mem::take(&mut old.written[j]);
-            if let (Rule::Alerting(new), Rule::Alerting(prev)) = (r, &mut old.rules[j]) {
+            if let (Rule::Anomaly(new), Rule::Anomaly(prev)) = (&mut *r, &mut old.rules[j]) {
+                new.copy_state(prev);
+            }
+            if let (Some(new), Some(prev)) = (r.alerting_mut(), old.rules[j].alerting_mut()) {
                 new.active = std::mem::take(&mut prev.active);
                 new.restored = prev.restored;
             }
@@ -229,6 +234,7 @@ impl Group {
             let res = match &mut self.rules[i] {
                 Rule::Recording(r) => r.eval(&ctx, self.limit),
                 Rule::Alerting(r) => r.eval(&ctx, self.limit),
+                Rule::Anomaly(r) => r.eval(&ctx, self.limit, self.interval),
             };
             let mut health = RuleHealth {
                 last_error: None,
@@ -254,6 +260,13 @@ impl Group {
                     cache.invalidate("ALERTS");
                     cache.invalidate("ALERTS_FOR_STATE");
                 }
+                Rule::Anomaly(_) => {
+                    for name in crate::anomaly::SERIES {
+                        cache.invalidate(name);
+                    }
+                    cache.invalidate("ALERTS");
+                    cache.invalidate("ALERTS_FOR_STATE");
+                }
             }
             health.duration = rule_start.elapsed();
             self.health[i] = health;
@@ -261,7 +274,7 @@ impl Group {
         if self.should_restore {
             self.should_restore = false;
             for r in &mut self.rules {
-                if let Rule::Alerting(a) = r {
+                if let Some(a) = r.alerting_mut() {
                     a.restore_for_state(
                         &*raw,
                         ts,
@@ -313,7 +326,9 @@ impl Group {
         let delta = resend.max(self.interval.as_millis() as i64);
         let mut out = Vec::new();
         for r in &mut self.rules {
-            let Rule::Alerting(ar) = r else { continue };
+            let Some(ar) = r.alerting_mut() else {
+                continue;
+            };
             for a in ar.active.values_mut() {
                 if !a.needs_sending(ts, resend) {
                     continue;
@@ -329,18 +344,12 @@ impl Group {
 
     /// Every alert of the group's alerting rules, firing and pending (not resolved ones).
     pub fn active_alerts(&self) -> impl Iterator<Item = (&crate::rule::AlertingRule, &Alert)> {
-        self.rules
-            .iter()
-            .filter_map(|r| match r {
-                Rule::Alerting(a) => Some(&**a),
-                _ => None,
-            })
-            .flat_map(|r| {
-                r.alerts()
-                    .into_iter()
-                    .filter(|a| a.state != AlertState::Inactive)
-                    .map(move |a| (r, a))
-            })
+        self.rules.iter().filter_map(Rule::alerting).flat_map(|r| {
+            r.alerts()
+                .into_iter()
+                .filter(|a| a.state != AlertState::Inactive)
+                .map(move |a| (r, a))
+        })
     }
 
     /// Ends every series the group wrote with a staleness marker at `ts` (the group was
@@ -367,27 +376,32 @@ impl Group {
                     query: r.query.clone(),
                     labels: r.labels.clone(),
                     health: h.clone(),
+                    anomaly: false,
                     alerting: None,
                 },
-                Rule::Alerting(a) => RuleStatus {
-                    name: a.name.clone(),
-                    query: a.query.clone(),
-                    labels: a.raw_labels.clone(),
-                    health: h.clone(),
-                    alerting: Some(AlertingStatus {
-                        hold: a.hold,
-                        keep_firing_for: a.keep_firing_for,
-                        keep_firing_while: a.keep_firing_while.as_ref().map(|(q, _)| q.clone()),
-                        annotations: a.raw_annotations.clone(),
-                        state: a.state(),
-                        alerts: a
-                            .alerts()
-                            .into_iter()
-                            .filter(|x| x.state != AlertState::Inactive)
-                            .cloned()
-                            .collect(),
-                    }),
-                },
+                Rule::Alerting(_) | Rule::Anomaly(_) => {
+                    let a = r.alerting().expect("alerting or anomaly rule");
+                    RuleStatus {
+                        name: a.name.clone(),
+                        query: a.query.clone(),
+                        labels: a.raw_labels.clone(),
+                        health: h.clone(),
+                        anomaly: matches!(r, Rule::Anomaly(_)),
+                        alerting: Some(AlertingStatus {
+                            hold: a.hold,
+                            keep_firing_for: a.keep_firing_for,
+                            keep_firing_while: a.keep_firing_while.as_ref().map(|(q, _)| q.clone()),
+                            annotations: a.raw_annotations.clone(),
+                            state: a.state(),
+                            alerts: a
+                                .alerts()
+                                .into_iter()
+                                .filter(|x| x.state != AlertState::Inactive)
+                                .cloned()
+                                .collect(),
+                        }),
+                    }
+                }
             })
             .collect();
         GroupStatus {
@@ -445,10 +459,8 @@ mod tests {
     }
 
     fn states(g: &Group) -> Vec<AlertState> {
-        match &g.rules[0] {
-            Rule::Alerting(a) => a.alerts().iter().map(|a| a.state).collect(),
-            _ => unreachable!(),
-        }
+        let a = g.rules[0].alerting().expect("an alerting rule");
+        a.alerts().iter().map(|a| a.state).collect()
     }
 
     fn run(g: &mut Group, store: &Arc<dyn Storage>, minutes: usize) -> Vec<Vec<AlertState>> {
@@ -574,6 +586,95 @@ mod tests {
             Some("exceeded limit of 1 with 2 series")
         );
         assert_eq!(g.failures, 1);
+    }
+
+    #[test]
+    fn anomaly_rules_write_bands_fire_and_keep_their_detectors() {
+        // A flat-ish temperature, then a jump: the rule warms from the first 200 minutes of
+        // history, writes its band, fires once the jump comes, and records the anomaly.
+        let mut temps: Vec<f64> = (0..260).map(|i| 20.0 + (i % 7) as f64 * 0.1).collect();
+        for t in &mut temps[240..] {
+            *t = 35.0;
+        }
+        let rules = "  - anomaly: TempAnomaly\n    expr: temp\n    sensitivity: high\n    history: 200m\n    labels: {severity: warning}\n";
+        let (mut g, s) = setup(rules, &temps);
+        let engine = Engine::default();
+        for m in 200..250 {
+            g.eval(&engine, &s, m * MIN);
+        }
+        assert!(g.health[0].last_error.is_none(), "{:?}", g.health[0]);
+        let Rule::Anomaly(a) = &g.rules[0] else {
+            unreachable!()
+        };
+        let sd = a.detectors.values().next().unwrap();
+        assert!(
+            sd.detector.n >= 240,
+            "warmed from history: {}",
+            sd.detector.n
+        );
+        assert_eq!(a.events.len(), 1, "{:?}", a.events);
+        assert_eq!(a.events[0].start, 240 * MIN);
+        assert_eq!(states(&g), vec![F]);
+        let alert = &a.alerting.alerts()[0];
+        assert_eq!(alert.labels.get("alertname"), Some("TempAnomaly"));
+        assert_eq!(alert.labels.get("severity"), Some("warning"));
+        assert!(alert.value >= 0.25 && alert.value <= 1.0, "{alert:?}");
+        // The band series, queryable like any other.
+        let medic_promql::Value::Vector(v) = engine
+            .instant(
+                &*s,
+                "anomaly_upper{anomaly=\"TempAnomaly\", host=\"a\"}",
+                239 * MIN,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].v > 20.0 && v[0].v < 30.0, "{v:?}");
+        // A reload keeps detectors and anomalies; a snapshot restores them elsewhere.
+        let snap = a.snapshot();
+        let (mut fresh, _) = setup(rules, &[]);
+        fresh.copy_state(&mut g);
+        let Rule::Anomaly(b) = &mut fresh.rules[0] else {
+            unreachable!()
+        };
+        assert_eq!(b.events.len(), 1);
+        let (mut other, _) = setup(rules, &[]);
+        let Rule::Anomaly(c) = &mut other.rules[0] else {
+            unreachable!()
+        };
+        c.restore(snap.clone());
+        assert_eq!(c.snapshot(), snap);
+        assert!(c.warmed);
+    }
+
+    #[test]
+    fn bad_anomaly_rules_are_refused_with_where_and_why() {
+        let text = "groups:\n- name: g\n  rules:\n  - record: ok\n    expr: up\n  - anomaly: A\n    expr: 'rate(x[5m]'\n    sensitivity: extreme\n  - anomaly: B\n    expr: up\n    seasonality: yearly\n    keep_firing_while: up\n  - alert: C\n    expr: up\n    sensitivity: high\n";
+        let errs = crate::file::parse(text, Path::new("a.yml"), false).unwrap_err();
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let has = |needle: &str| all.iter().any(|e| e.contains(needle));
+        assert!(
+            has("a.yml:6: group \"g\", rule 2, \"A\": could not parse expression"),
+            "{all:#?}"
+        );
+        assert!(
+            has("a.yml:6: group \"g\", rule 2, \"A\": sensitivity: unknown \"extreme\""),
+            "{all:#?}"
+        );
+        assert!(
+            has("a.yml:9: group \"g\", rule 3, \"B\": seasonality: unknown seasonality \"yearly\""),
+            "{all:#?}"
+        );
+        assert!(
+            has("invalid field 'keep_firing_while' in anomaly rule"),
+            "{all:#?}"
+        );
+        assert!(
+            has("a.yml:13: group \"g\", rule 4, \"C\": invalid field 'sensitivity'"),
+            "{all:#?}"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! medic's rules engine: Prometheus rule files ([`file`]), recording and alerting rules with
-//! the alert state machine ([`rule`]), groups evaluated over a store ([`group`]), the manager
+//! the alert state machine ([`rule`]), anomaly rules ([`anomaly`]), groups evaluated over a store ([`group`]), the manager
 //! that schedules and reloads them ([`manager`]), and a promtool-compatible unit-test runner
 //! ([`unittest`]). Alerts leave through a callback: this crate does not know the alert manager.
 
+pub mod anomaly;
 pub mod cache;
 pub mod file;
 pub mod group;
@@ -11,11 +12,14 @@ pub mod rule;
 pub mod template;
 pub mod unittest;
 
+pub use anomaly::{AnomalyEvent, AnomalyRule, RuleSnapshot, SeriesDetector};
 pub use file::{FileError, RuleFile};
 pub use group::{
     AlertingStatus, Group, GroupOptions, GroupStatus, RuleHealth, RuleStatus, Storage,
 };
-pub use manager::{LogNotifier, Manager, Notification, Notifier, RuleMetrics, UpdateSummary};
+pub use manager::{
+    LogNotifier, Manager, Notification, Notifier, RuleMetrics, SeriesView, UpdateSummary,
+};
 pub use rule::{Alert, AlertState, AlertingRule, RecordingRule, Rule};
 
 /// The functions a rule template may call (with `query` and the URL functions as stubs), for

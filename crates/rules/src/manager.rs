@@ -22,9 +22,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::anomaly::{AnomalyEvent, AnomalyRule, RuleSnapshot, SeriesDetector};
 use crate::file::FileError;
 use crate::group::{Group, GroupOptions, GroupStatus, Storage};
-use crate::rule::Alert;
+use crate::rule::{Alert, Rule};
 
 /// An alert as it leaves the rules engine (Prometheus's notifier alert): labels with the
 /// external labels added, `ends_at` in the future while firing and the resolve time once
@@ -229,6 +230,16 @@ pub struct Manager {
     slots: Mutex<Vec<Arc<Slot>>>,
     /// Serialises updates (a SIGHUP and a `/-/reload` at once).
     updating: Mutex<()>,
+    /// Anomaly detectors read from a snapshot, waiting for their rules to load.
+    pending_detectors: Mutex<HashMap<(String, String), RuleSnapshot>>,
+}
+
+/// One series' detector as the anomaly API shows it.
+#[derive(Debug, Clone)]
+pub struct SeriesView {
+    pub rule: String,
+    pub params: medic_anomaly::Params,
+    pub series: SeriesDetector,
 }
 
 impl Manager {
@@ -250,6 +261,7 @@ impl Manager {
             runtime: tokio::runtime::Handle::current(),
             slots: Mutex::new(Vec::new()),
             updating: Mutex::new(()),
+            pending_detectors: Mutex::new(HashMap::new()),
         })
     }
 
@@ -309,6 +321,7 @@ impl Manager {
                 g.copy_state(&mut prev.group());
                 self.metrics.forget(&prev.labels);
             }
+            self.restore_detectors(&mut g);
             new_slots.push(Slot::new(g));
         }
         let now = self.clock.now_ms();
@@ -349,6 +362,90 @@ impl Manager {
             "rules loaded"
         );
         Ok(summary)
+    }
+
+    /// Gives anomaly rules that have no detectors yet the ones a snapshot holds for them.
+    fn restore_detectors(&self, g: &mut Group) {
+        let mut pending = self
+            .pending_detectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if pending.is_empty() {
+            return;
+        }
+        for r in &mut g.rules {
+            if let Rule::Anomaly(a) = r {
+                if a.detectors.is_empty() {
+                    let key = (a.alerting.name.clone(), a.alerting.query.clone());
+                    if let Some(snap) = pending.remove(&key) {
+                        info!(rule = %key.0, series = snap.series.len(), "anomaly detectors restored");
+                        a.restore(snap);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Detectors to give anomaly rules of the same name and query when they load (after a
+    /// restart); the next [`Manager::update`] applies them.
+    pub fn restore_anomalies(&self, snaps: Vec<RuleSnapshot>) {
+        let mut pending = self
+            .pending_detectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for s in snaps {
+            pending.insert((s.name.clone(), s.query.clone()), s);
+        }
+    }
+
+    /// Every anomaly rule's detectors, to save.
+    pub fn anomaly_snapshots(&self) -> Vec<RuleSnapshot> {
+        self.each_anomaly_rule(|_, a| a.snapshot())
+    }
+
+    /// Recent anomalies of every anomaly rule, oldest first.
+    pub fn anomaly_events(&self) -> Vec<AnomalyEvent> {
+        let mut v: Vec<AnomalyEvent> = self
+            .each_anomaly_rule(|_, a| a.events())
+            .into_iter()
+            .flatten()
+            .collect();
+        v.sort_by_key(|e| e.start);
+        v
+    }
+
+    /// Every series' detector.
+    pub fn anomaly_series(&self) -> Vec<SeriesView> {
+        let mut v: Vec<SeriesView> = self
+            .each_anomaly_rule(|_, a| {
+                a.detectors
+                    .values()
+                    .map(|sd| SeriesView {
+                        rule: a.name().to_string(),
+                        params: a.params,
+                        series: sd.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        v.sort_by(|a, b| (&a.rule, &a.series.labels).cmp(&(&b.rule, &b.series.labels)));
+        v
+    }
+
+    fn each_anomaly_rule<T>(&self, mut f: impl FnMut(&Group, &AnomalyRule) -> T) -> Vec<T> {
+        let slots: Vec<Arc<Slot>> = self.slots_lock().clone();
+        let mut out = Vec::new();
+        for s in slots {
+            let g = s.group();
+            for r in &g.rules {
+                if let Rule::Anomaly(a) = r {
+                    out.push(f(&g, a));
+                }
+            }
+        }
+        out
     }
 
     fn slots_lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {

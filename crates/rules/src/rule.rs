@@ -100,7 +100,10 @@ pub struct EvalContext<'a> {
     pub funcs: &'a Funcs,
 }
 
-fn query_vector(ctx: &EvalContext<'_>, expr: &Expr) -> Result<Vec<VectorSample>, EvalError> {
+pub(crate) fn query_vector(
+    ctx: &EvalContext<'_>,
+    expr: &Expr,
+) -> Result<Vec<VectorSample>, EvalError> {
     match ctx.engine.instant_expr(&*ctx.store, expr, ctx.t) {
         Ok(PromValue::Vector(v)) => Ok(v),
         Ok(PromValue::Scalar(v)) => Ok(vec![VectorSample::new(Labels::empty(), ctx.t, v)]),
@@ -183,6 +186,7 @@ pub struct AlertingRule {
 pub enum Rule {
     Recording(RecordingRule),
     Alerting(Box<AlertingRule>),
+    Anomaly(Box<crate::anomaly::AnomalyRule>),
 }
 
 impl Rule {
@@ -207,7 +211,22 @@ impl Rule {
                 labels: raw_labels,
             }));
         }
-        let name = spec.alert.clone().unwrap_or_default();
+        let alerting = Self::alerting_from_spec(spec, expr, labels, raw_labels)?;
+        if spec.anomaly.is_some() {
+            return Ok(Rule::Anomaly(Box::new(crate::anomaly::AnomalyRule::new(
+                spec, alerting,
+            )?)));
+        }
+        Ok(Rule::Alerting(Box::new(alerting)))
+    }
+
+    fn alerting_from_spec(
+        spec: &RuleSpec,
+        expr: Expr,
+        labels: Vec<(String, String)>,
+        raw_labels: Labels,
+    ) -> Result<AlertingRule, EvalError> {
+        let name = spec.name().to_string();
         let keep_firing_while = match &spec.keep_firing_while {
             Some(q) => Some((
                 q.clone(),
@@ -215,7 +234,7 @@ impl Rule {
             )),
             None => None,
         };
-        Ok(Rule::Alerting(Box::new(AlertingRule {
+        Ok(AlertingRule {
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.clone(), Text::parse(&name, v)))
@@ -241,13 +260,31 @@ impl Rule {
             active: HashMap::new(),
             changes: HashMap::new(),
             restored: false,
-        })))
+        })
     }
 
     pub fn name(&self) -> &str {
         match self {
             Rule::Recording(r) => &r.name,
             Rule::Alerting(r) => &r.name,
+            Rule::Anomaly(r) => &r.alerting.name,
+        }
+    }
+
+    /// The alerting part of an alerting or anomaly rule.
+    pub fn alerting(&self) -> Option<&AlertingRule> {
+        match self {
+            Rule::Recording(_) => None,
+            Rule::Alerting(a) => Some(a),
+            Rule::Anomaly(a) => Some(&a.alerting),
+        }
+    }
+
+    pub fn alerting_mut(&mut self) -> Option<&mut AlertingRule> {
+        match self {
+            Rule::Recording(_) => None,
+            Rule::Alerting(a) => Some(a),
+            Rule::Anomaly(a) => Some(&mut a.alerting),
         }
     }
 
@@ -255,11 +292,17 @@ impl Rule {
         match self {
             Rule::Recording(r) => &r.query,
             Rule::Alerting(r) => &r.query,
+            Rule::Anomaly(r) => &r.alerting.query,
         }
     }
 }
 
 impl AlertingRule {
+    /// The parsed query.
+    pub(crate) fn expr(&self) -> &Expr {
+        &self.expr
+    }
+
     /// Evaluates at `ctx.t` and advances the state machine; returns the `ALERTS` and
     /// `ALERTS_FOR_STATE` samples to write (once `for` state is restored).
     pub fn eval(
@@ -267,10 +310,21 @@ impl AlertingRule {
         ctx: &EvalContext<'_>,
         limit: usize,
     ) -> Result<Vec<VectorSample>, EvalError> {
-        let ts = ctx.t;
         let res = query_vector(ctx, &self.expr)?;
+        self.eval_vector(ctx, &res, limit)
+    }
+
+    /// Advances the state machine with `res` as the query result at `ctx.t` (anomaly rules
+    /// feed the series that are anomalous).
+    pub fn eval_vector(
+        &mut self,
+        ctx: &EvalContext<'_>,
+        res: &[VectorSample],
+        limit: usize,
+    ) -> Result<Vec<VectorSample>, EvalError> {
+        let ts = ctx.t;
         let mut current: HashMap<u64, Alert> = HashMap::with_capacity(res.len());
-        for s in &res {
+        for s in res {
             let (labels, annotations) = self.expand(ctx, &s.labels, s.v);
             let h = labels.stable_hash();
             if current.contains_key(&h) {

@@ -18,7 +18,7 @@ use medic_promql::{Engine, EngineOptions, Value as PromValue};
 use serde::{Deserialize, Deserializer};
 
 use crate::group::{Group, GroupOptions, Storage};
-use crate::rule::{AlertState, Rule};
+use crate::rule::AlertState;
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
@@ -449,7 +449,7 @@ fn run_group(
                 let mut got: Vec<(Labels, Labels)> = Vec::new();
                 for g in &groups {
                     for r in &g.rules {
-                        if let Rule::Alerting(ar) = r {
+                        if let Some(ar) = r.alerting() {
                             if ar.name == test.alertname {
                                 for a in ar.alerts() {
                                     if a.state == AlertState::Firing {

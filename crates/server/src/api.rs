@@ -123,6 +123,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/medic/heal/resume",
             post(crate::heal_api::post_resume),
         )
+        .route(
+            "/api/v1/medic/anomalies",
+            get(crate::anomaly_api::get_anomalies),
+        )
+        .route(
+            "/api/v1/medic/anomalies/baseline",
+            get(crate::anomaly_api::get_baseline),
+        )
+        .route(
+            "/api/v1/medic/anomalies/report",
+            get(crate::anomaly_api::get_report),
+        )
         .route("/api/v1/medic/heal/trust", get(crate::heal_api::get_trust))
         .route(
             "/api/v1/medic/heal/dry-run",

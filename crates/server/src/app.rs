@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use medic_tsdb::Db;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::reload::{ReloadMetrics, Reloader};
@@ -128,6 +128,9 @@ impl App {
             Arc::new(medic_model::SystemClock),
             rule_metrics,
         );
+        // Detectors saved at the last stop go to their rules as the rules load.
+        let anomaly_path = crate::anomaly_api::snapshot_path(&config.storage.path);
+        rules.restore_anomalies(crate::anomaly_api::load_snapshot(&anomaly_path));
         let reloader = Reloader::new(
             overrides.config_file.clone(),
             format!("http://{self_target}"),
@@ -211,6 +214,19 @@ impl App {
                     .run(async move { stop.notified().await }),
             )
         };
+        let anomaly_path = crate::anomaly_api::snapshot_path(&self.state.config.storage.path);
+        let save_task = {
+            let rules = self.state.rules.clone();
+            let path = anomaly_path.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(crate::anomaly_api::SAVE_INTERVAL);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    save_detectors(&rules, &path).await;
+                }
+            })
+        };
         info!(addr = %self.addr, "medic is listening");
         let router = crate::api::router(self.state.clone());
         let served = axum::serve(self.listener, router)
@@ -221,6 +237,8 @@ impl App {
             s.stop().await;
         }
         self.state.rules.stop().await;
+        save_task.abort();
+        save_detectors(&self.state.rules, &anomaly_path).await;
         stop_heal.notify_one();
         stop_alerts.notify_one();
         let _ = alerts_task.await;
@@ -230,6 +248,22 @@ impl App {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         served.map_err(|e| Error::Internal(format!("HTTP server: {e}")))
+    }
+}
+
+/// Saves anomaly detectors (off the async threads: it writes and fsyncs a file).
+async fn save_detectors(rules: &Arc<medic_rules::Manager>, path: &std::path::Path) {
+    let snaps = rules.anomaly_snapshots();
+    if snaps.is_empty() && !path.exists() {
+        return;
+    }
+    let path = path.to_path_buf();
+    let res =
+        tokio::task::spawn_blocking(move || crate::anomaly_api::save_snapshot(&path, &snaps)).await;
+    match res {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "could not save anomaly detectors"),
+        Err(e) => warn!(error = %e, "saving anomaly detectors panicked"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! `app` (wiring and shutdown). Depends on every library crate; nothing depends on it but the CLI.
 
 pub mod alert_api;
+pub mod anomaly_api;
 pub mod api;
 pub mod app;
 pub mod config;

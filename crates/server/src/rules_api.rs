@@ -85,6 +85,10 @@ fn rule_json(r: &RuleStatus, with_alerts: bool) -> Value {
                 );
             }
             m.insert("type".into(), json!("alerting"));
+            if r.anomaly {
+                // medic: an anomaly rule (its alerts are those of an alerting rule).
+                m.insert("anomaly".into(), json!(true));
+            }
         }
         None => {
             if !r.labels.is_empty() {

@@ -2,6 +2,7 @@
 
 mod alerting;
 mod alerting_vs_alertmanager;
+mod anomaly;
 mod bad_input;
 mod crash;
 mod heal;

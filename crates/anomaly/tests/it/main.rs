@@ -1,0 +1,2 @@
+mod detector;
+mod nab;
