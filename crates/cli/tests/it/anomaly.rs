@@ -3,7 +3,7 @@
 //! detectors saved at shutdown and restored at start; and `medic anomaly nab`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -40,25 +40,6 @@ fn latency(points: &[(i64, f64)]) -> Vec<u8> {
 /// A value around 100 ms that wobbles by ±3 with a period of 7 points.
 fn normal(i: i64) -> f64 {
     100.0 + ((i * 5) % 7) as f64 - 3.0
-}
-
-async fn until<T, F, Fut>(what: &str, medic: &Medic, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; medic log:\n{}",
-            medic.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn medic_cli(args: &[&str]) -> std::process::Output {
@@ -124,7 +105,7 @@ async fn anomaly_rules_warm_fire_answer_and_survive_a_restart() {
             }
         })
     };
-    let event = until("an anomaly", &medic, || async {
+    let event = eventually("an anomaly", &medic, || async {
         let a = get_json(&c, &medic.url("/api/v1/medic/anomalies?min_score=0.25")).await;
         a["data"].as_array().and_then(|v| v.first().cloned())
     })
@@ -134,7 +115,7 @@ async fn anomaly_rules_warm_fire_answer_and_survive_a_restart() {
     assert_eq!(event["value"], 400.0, "{event}");
     assert!(event["upper"].as_f64().unwrap() < 400.0, "{event}");
     // It fires as an alert with the rule's labels and annotations.
-    let alert = until("the alert", &medic, || async {
+    let alert = eventually("the alert", &medic, || async {
         let a = get_json(&c, &medic.url("/api/v1/alerts")).await;
         a["data"]["alerts"]
             .as_array()
@@ -205,7 +186,7 @@ async fn anomaly_rules_warm_fire_answer_and_survive_a_restart() {
     assert!(medic.terminate().success());
     assert!(data.join("anomaly-detectors.json").exists());
     let medic = Medic::start(&data, Some(&cfg), &[]);
-    let after = until("restored detectors", &medic, || async {
+    let after = eventually("restored detectors", &medic, || async {
         let b = get_json(&c, &medic.url("/api/v1/medic/anomalies/baseline")).await;
         b["data"][0]["points"].as_u64()
     })

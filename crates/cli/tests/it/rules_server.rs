@@ -3,7 +3,7 @@
 //! broken), and `for` state restored after a restart.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -59,26 +59,6 @@ async fn push_temps(c: &reqwest::Client, base: &str) {
         .collect();
     let r = post_write(c, base, write_request(&series)).await.unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-}
-
-/// Polls `f` until it returns Some, for at most 20 s.
-async fn eventually<T, F, Fut>(what: &str, medic: &Medic, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; medic log:\n{}",
-            medic.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn rule<'a>(rules: &'a Value, name: &str) -> &'a Value {

@@ -391,3 +391,23 @@ pub fn medic_with_alerting(dir: &Path, am_config: &str, extra_config: &str) -> M
     .unwrap();
     Medic::start(&dir.join("data"), Some(&cfg), &[])
 }
+
+/// Polls `f` until it returns Some, for at most 30 s; the panic names `what` and shows medic's log.
+pub async fn eventually<T, F, Fut>(what: &str, medic: &Medic, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; medic log:\n{}",
+            medic.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
