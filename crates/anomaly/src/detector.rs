@@ -487,15 +487,14 @@ impl Detector {
 
         // Learn: clip the residual (Huber), loosening while a shift persists.
         let clip = 4.0 * sd * (1.0 + self.outliers as f64 / 4.0);
-        let rc = r.clamp(-clip, clip);
         if r.abs() > clip {
             self.outliers += 1;
         } else {
             self.outliers = 0;
         }
-        let v_learn = pred + rc;
         // Each predictor judges (and learns from) the value clipped around its own prediction.
         let learn = |i: usize| preds[i] + (v - preds[i]).clamp(-clip, clip);
+        let v_learn = learn(sel);
         // Which predictor is better is judged on errors capped at 10 spreads: a recurring
         // jump counts (that is what a profile is for), a one-off wild value does not dominate.
         for (i, e) in self.err.iter_mut().enumerate() {

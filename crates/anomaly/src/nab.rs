@@ -293,6 +293,11 @@ fn sigma(x: f64) -> f64 {
     }
 }
 
+/// NAB's probation: the first 15% of a file's rows, at most 750, are not scored.
+fn probation(rows: usize) -> usize {
+    ((0.15 * rows as f64).floor() as usize).min(750)
+}
+
 /// One file prepared for scoring: each row's weight and window.
 struct Prepared {
     probation: usize,
@@ -305,7 +310,7 @@ struct Prepared {
 
 fn prepare(times: &[i64], windows: &[(i64, i64)]) -> Prepared {
     let n = times.len();
-    let probation = ((0.15 * n as f64).floor() as usize).min(750);
+    let probation = probation(n);
     // Windows as row ranges.
     let mut ranges: Vec<(usize, usize)> = Vec::new();
     for &(ws, we) in windows {
@@ -605,10 +610,9 @@ pub fn report(
             .iter()
             .filter(|s| s.series.name.starts_with("artificialNoAnomaly/"))
             .map(|s| {
-                let probation = ((0.15 * s.scores.len() as f64) as usize).min(750);
                 episode_starts(&s.series.times, &s.scores, p.threshold, p.settle_ms)
                     .iter()
-                    .skip(probation)
+                    .skip(probation(s.scores.len()))
                     .filter(|a| **a)
                     .count()
             })

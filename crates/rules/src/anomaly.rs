@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use medic_anomaly::{Detector, Episode, Params, Point};
-use medic_model::{Labels, STALE_NAN};
+use medic_model::Labels;
 use medic_promql::VectorSample;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
@@ -169,14 +169,15 @@ impl AnomalyRule {
             });
             sd.seen_at = t;
             let was = sd.detector.episode.active;
+            let peak_before = sd.detector.episode.peak;
             let Some(p) = sd.detector.update(&self.params, t, s.v) else {
                 // NaN, ±Inf, a staleness marker or a repeated timestamp: nothing to say.
                 continue;
             };
             let values = [p.score, p.baseline, p.lower, p.upper];
             for (name, v) in SERIES.iter().zip(values) {
-                let v = if v.is_finite() { v } else { STALE_NAN };
-                if medic_model::is_stale_nan(v) {
+                // The band is infinite until the spike tail is learned: nothing to write.
+                if !v.is_finite() {
                     continue;
                 }
                 out.push(VectorSample::new(self.series_labels(name, &labels), t, v));
@@ -184,7 +185,7 @@ impl AnomalyRule {
             if p.signal {
                 self.record(labels.clone(), t, s.v, &p);
             } else if was && !p.anomalous {
-                self.close(&labels, t, sd_peak(&self.detectors, h));
+                self.close(&labels, t, peak_before.max(p.score));
             }
             if p.anomalous {
                 anomalous.push(VectorSample::new(labels, t, p.score));
@@ -324,8 +325,4 @@ impl AnomalyRule {
         self.events = std::mem::take(&mut old.events);
         self.warmed = old.warmed;
     }
-}
-
-fn sd_peak(d: &HashMap<u64, SeriesDetector>, h: u64) -> f64 {
-    d.get(&h).map(|sd| sd.detector.episode.peak).unwrap_or(0.0)
 }
