@@ -309,6 +309,28 @@ impl Capture {
         self.status.lock().unwrap().insert(path.to_string(), code);
     }
 
+    /// Waits until `path` has received a request whose body satisfies `pred`, and returns it.
+    /// For receivers that several groups reach, whose order of arrival is not fixed.
+    pub async fn wait_for_match(
+        &self,
+        path: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.at(path).into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching request at {path}; all: {:#?}",
+                self.all()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until `path` has received at least `n` requests.
     pub async fn wait_for(
         &self,
