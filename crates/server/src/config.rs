@@ -833,12 +833,24 @@ impl Config {
             file: path.to_path_buf(),
             message,
         };
-        let cfg: Config = if text.trim().is_empty() {
+        let mut cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
             medic_model::yaml::from_str(text).map_err(err)?
         };
         cfg.validate().map_err(err)?;
+        // As in Prometheus, file_sd paths are relative to the configuration file.
+        if let Some(base) = path.parent().filter(|b| !b.as_os_str().is_empty()) {
+            for sc in cfg.scrape_configs.iter_mut().flatten() {
+                for sd in &mut sc.file_sd_configs {
+                    for f in &mut sd.files {
+                        if Path::new(f.as_str()).is_relative() {
+                            *f = base.join(&*f).to_string_lossy().into_owned();
+                        }
+                    }
+                }
+            }
+        }
         Ok(cfg)
     }
 
@@ -989,6 +1001,23 @@ mod tests {
         assert_eq!(c.global.scrape_interval.0, Duration::from_secs(15));
         let jobs = c.effective_scrape_configs("127.0.0.1:9099");
         assert_eq!(jobs[0].job_name, "medic");
+    }
+
+    #[test]
+    fn file_sd_paths_are_relative_to_the_config_file() {
+        let text = "scrape_configs:\n  - job_name: a\n    file_sd_configs: [{files: ['targets/*.json', '/abs/t.json']}]\n";
+        let cfg = Config::parse(text, Path::new("/etc/medic/medic.yml")).unwrap();
+        let sc = &cfg.scrape_configs.as_ref().unwrap()[0];
+        assert_eq!(
+            sc.file_sd_configs[0].files,
+            ["/etc/medic/targets/*.json", "/abs/t.json"]
+        );
+        // A bare file name (the current directory) leaves them as written.
+        let cfg = Config::parse(text, Path::new("medic.yml")).unwrap();
+        assert_eq!(
+            cfg.scrape_configs.as_ref().unwrap()[0].file_sd_configs[0].files[0],
+            "targets/*.json"
+        );
     }
 
     #[test]
