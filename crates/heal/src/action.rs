@@ -353,9 +353,12 @@ pub fn exec_evidence(r: &ExecResult) -> Json {
 
 /// Evidence from a request.
 pub fn http_evidence(r: &HttpResult) -> Json {
+    // A JSON answer (most APIs) is also given parsed, as command output is.
+    let parsed: Json = serde_json::from_str(r.body.trim()).unwrap_or(Json::Null);
     json!({
         "status": r.status,
         "body": r.body,
+        "json": parsed,
         "ok": r.ok,
         "error": r.error,
     })

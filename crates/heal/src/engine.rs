@@ -203,6 +203,13 @@ impl Engine {
             if e.status != Status::Vetoed && e.status.is_final() {
                 guards.remember(&e.playbook, &e.target, e.created_at);
             }
+            if e.status == Status::Succeeded {
+                guards.record_fixed(
+                    &e.playbook,
+                    &e.target,
+                    e.finished_at.unwrap_or(e.updated_at),
+                );
+            }
         }
         metrics.playbooks.set(playbooks.len() as i64);
         let inner = Inner {
@@ -375,6 +382,27 @@ impl Engine {
 
     /// Puts a candidate through the guards; starts it or records the veto.
     async fn consider(self: &Arc<Self>, pb: Arc<Playbook>, trigger: TriggerInfo) -> Execution {
+        self.consider_as(pb, trigger, false).await
+    }
+
+    /// The retry of an alert a cooldown held back, boxed (it is spawned from
+    /// [`Engine::consider_as`] itself).
+    fn consider_deferred(
+        self: Arc<Self>,
+        pb: Arc<Playbook>,
+        trigger: TriggerInfo,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Execution> + Send>> {
+        Box::pin(async move { self.consider_as(pb, trigger, true).await })
+    }
+
+    /// [`Engine::consider`]; `deferred` when this is the retry of an alert a cooldown held
+    /// back (its recurrence was counted the first time).
+    async fn consider_as(
+        self: &Arc<Self>,
+        pb: Arc<Playbook>,
+        trigger: TriggerInfo,
+        deferred: bool,
+    ) -> Execution {
         let now = self.now();
         let id = ulid::Ulid::new().to_string().to_lowercase();
         let dry_run = pb.dry_run || self.lock().opts.dry_run;
@@ -441,6 +469,33 @@ impl Engine {
         };
         let resolved =
             trigger.kind == "alert" && self.hooks.alert_resolved(&trigger.labels) == Some(true);
+        // A fault that comes back soon after a verified repair means the fix did not hold:
+        // it counts against the circuit breaker like a failed verification.
+        if let Some(b) = pb.guards.circuit_breaker {
+            let fixed = b.recurrence.and_then(|w| {
+                self.lock()
+                    .guards
+                    .fixed_within(&pb.name, &e.target, w.0, now)
+            });
+            if let (Some(at), false, false) = (fixed, deferred, resolved) {
+                e.note(
+                    "guard",
+                    "recurrence",
+                    StepState::Failed,
+                    format!(
+                        "{} repaired {} {} ago and the fault is back: counted as a failed repair",
+                        pb.name,
+                        e.target,
+                        Dur(now - at)
+                    ),
+                    now,
+                );
+                let opened = self.lock().guards.record_failure(&pb.name, Some(b), now);
+                if opened {
+                    self.open_breaker(&pb, &mut e, "repairs that did not hold", now);
+                }
+            }
+        }
         let verdict = {
             let mut g = self.lock();
             let cfg = GuardConfig {
@@ -490,11 +545,34 @@ impl Engine {
                     format!("vetoed by {}: {}", v.guard, v.reason),
                     now,
                 );
+                let retry_at = (v.guard == "cooldown" && trigger.kind == "alert")
+                    .then(|| {
+                        self.lock().guards.cooldown_ends(
+                            &pb.name,
+                            &e.target,
+                            pb.guards.cooldown,
+                            now,
+                        )
+                    })
+                    .flatten();
                 e.veto = Some(v);
                 self.save(&e);
                 self.ended(&e);
                 if pb.notify.on.contains(&NotifyOn::Vetoed) {
                     self.announce(&pb, &e, "vetoed", &pb.notify.receivers);
+                }
+                // A cooldown delays a repair, it does not cancel it: if the alert still fires
+                // when the cooldown ends, the playbook is considered again.
+                if let Some(at) = retry_at {
+                    let this = self.clone();
+                    let (pb, trigger) = (pb.clone(), trigger.clone());
+                    self.runtime.spawn(async move {
+                        let wait = (at - this.now()).max(0) as u64 + 50;
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        if this.hooks.alert_resolved(&trigger.labels) == Some(false) {
+                            this.consider_deferred(pb, trigger).await;
+                        }
+                    });
                 }
                 e
             }
@@ -1259,6 +1337,7 @@ impl Engine {
             .inc();
         self.outcome(pb, e, action, ok);
         if ok {
+            self.lock().guards.record_fixed(&pb.name, &e.target, now);
             let took = now - e.trigger.received_at;
             e.finish(
                 Status::Succeeded,
@@ -1286,32 +1365,11 @@ impl Engine {
             .guards
             .record_failure(&pb.name, pb.guards.circuit_breaker, now);
         if opened {
-            let b = pb.guards.circuit_breaker.expect("breaker opened");
-            let p = Pause {
-                scope: guard::playbook_scope(&pb.name),
-                reason: format!("{} failed verifications within {}", b.failures, b.within),
-                by: guard::BREAKER.into(),
-                at: now,
-                until: None,
+            let what = match pb.guards.circuit_breaker.and_then(|b| b.recurrence) {
+                Some(_) => "failed verifications or repairs that did not hold",
+                None => "failed verifications",
             };
-            let _ = self
-                .store
-                .put_pause(&p)
-                .map_err(|err| warn!(error = %err, "cannot save pause"));
-            self.lock().guards.set_pause(p.clone());
-            e.note(
-                "guard",
-                "circuit_breaker",
-                StepState::Failed,
-                format!("opened: playbook {} paused ({})", pb.name, p.reason),
-                now,
-            );
-            let receivers = if pb.notify.escalate.is_empty() {
-                pb.notify.receivers.clone()
-            } else {
-                pb.notify.escalate.clone()
-            };
-            self.announce(pb, e, "circuit_breaker", &receivers);
+            self.open_breaker(pb, e, what, now);
         }
         if unknown {
             match pb.on_unknown_outcome {
@@ -1349,6 +1407,37 @@ impl Engine {
             };
         }
         self.save(e);
+    }
+
+    /// Opens a playbook's circuit breaker: pauses the playbook (until a person resumes it),
+    /// records it in `e` and tells the escalation receivers.
+    fn open_breaker(&self, pb: &Playbook, e: &mut Execution, what: &str, now: i64) {
+        let b = pb.guards.circuit_breaker.expect("breaker opened");
+        let p = Pause {
+            scope: guard::playbook_scope(&pb.name),
+            reason: format!("{} {what} within {}", b.failures, b.within),
+            by: guard::BREAKER.into(),
+            at: now,
+            until: None,
+        };
+        let _ = self
+            .store
+            .put_pause(&p)
+            .map_err(|err| warn!(error = %err, "cannot save pause"));
+        self.lock().guards.set_pause(p.clone());
+        e.note(
+            "guard",
+            "circuit_breaker",
+            StepState::Failed,
+            format!("opened: playbook {} paused ({})", pb.name, p.reason),
+            now,
+        );
+        let receivers = if pb.notify.escalate.is_empty() {
+            pb.notify.receivers.clone()
+        } else {
+            pb.notify.escalate.clone()
+        };
+        self.announce(pb, e, "circuit_breaker", &receivers);
     }
 
     /// One verification check: `(fixed, what was seen)`.

@@ -63,6 +63,8 @@ pub struct Guards {
     starts: HashMap<String, VecDeque<i64>>,
     global: VecDeque<i64>,
     failures: HashMap<String, VecDeque<i64>>,
+    /// When each (playbook, target) was last repaired and verified.
+    fixed: HashMap<(String, String), i64>,
     pauses: BTreeMap<String, Pause>,
 }
 
@@ -269,6 +271,34 @@ impl Guards {
             q.pop_front();
         }
         q.len() >= b.failures && self.pause(&playbook_scope(playbook), now).is_none()
+    }
+
+    /// Records a verified repair of `target` by `playbook`.
+    pub fn record_fixed(&mut self, playbook: &str, target: &str, now: i64) {
+        self.fixed
+            .insert((playbook.to_string(), target.to_string()), now);
+    }
+
+    /// When `playbook` last repaired `target`, if it did within `window` of `now`.
+    pub fn fixed_within(&self, playbook: &str, target: &str, window: i64, now: i64) -> Option<i64> {
+        self.fixed
+            .get(&(playbook.to_string(), target.to_string()))
+            .copied()
+            .filter(|&t| now - t < window)
+    }
+
+    /// When the cooldown of `playbook` for `target` ends, if it is in force at `now`.
+    pub fn cooldown_ends(
+        &self,
+        playbook: &str,
+        target: &str,
+        cooldown: i64,
+        now: i64,
+    ) -> Option<i64> {
+        self.last_start
+            .get(&(playbook.to_string(), target.to_string()))
+            .map(|&t| t + cooldown)
+            .filter(|&end| end > now)
     }
 
     /// Forgets the failures counted against a playbook (when it is resumed).

@@ -127,6 +127,18 @@ pub enum StepState {
     Unknown,
 }
 
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Started => "started",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::Unknown => "unknown",
+        }
+    }
+}
+
 /// One line of an execution's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {

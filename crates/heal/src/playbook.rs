@@ -469,6 +469,10 @@ pub struct CircuitBreaker {
     pub failures: usize,
     /// …within this window.
     pub within: Dur,
+    /// A trigger for a target this playbook repaired (verified) less than this long ago also
+    /// counts as a failure: the fix did not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Dur>,
 }
 
 #[derive(Debug, Clone)]

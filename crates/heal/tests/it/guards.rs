@@ -314,6 +314,40 @@ async fn the_circuit_breaker_pauses_the_playbook_and_escalates() {
     assert_eq!(run(&rig, "p", "c").await.status, Status::Succeeded);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_that_do_not_hold_open_the_circuit_breaker() {
+    let rig = Rig::new(
+        &[&slow(
+            "p",
+            0.0,
+            "guards:\n  circuit_breaker: {failures: 2, within: 1h, recurrence: 1h}\nnotify:\n  receivers: [ops]",
+        )],
+        Options::default(),
+    );
+    std::fs::write(rig.path("ok"), "").unwrap();
+    // Every repair verifies, but the fault keeps coming back to the same target.
+    let first = run(&rig, "p", "a").await;
+    assert_eq!(first.status, Status::Succeeded);
+    assert!(!first.steps.iter().any(|s| s.name == "recurrence"));
+    // Another target is not a recurrence.
+    let other = run(&rig, "p", "b").await;
+    assert!(!other.steps.iter().any(|s| s.name == "recurrence"));
+    let second = run(&rig, "p", "a").await;
+    assert_eq!(second.status, Status::Succeeded);
+    assert!(second.steps.iter().any(|s| s.name == "recurrence"));
+    let (g, reason) = veto(&run(&rig, "p", "a").await);
+    assert_eq!(g, "circuit_breaker");
+    assert!(reason.contains("2 repairs that did not hold"), "{reason}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(rig
+        .hooks
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|n| n.event == "circuit_breaker"));
+}
+
 fn outcome(success: bool, at: i64) -> Outcome {
     Outcome {
         playbook: "p".into(),
