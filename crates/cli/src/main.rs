@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod alerts_cmd;
 mod anomaly_cmd;
+mod demo;
 mod heal_cmd;
 mod promql_cmd;
 mod query;
@@ -72,6 +73,13 @@ enum Command {
     Anomalies(anomaly_cmd::AnomaliesArgs),
     /// Anomaly detection offline: run and score the Numenta Anomaly Benchmark.
     Anomaly(anomaly_cmd::AnomalyArgs),
+    /// The whole loop in one command: a small web service breaks in five ways, medic notices,
+    /// repairs and verifies each, and stays still in the quiet periods between them.
+    ///
+    /// Starts the demo service's instances and medic itself as child processes, on the
+    /// configuration in examples/demo/; prints a timeline and a table per fault, then keeps
+    /// running (until Ctrl-C) so the APIs can be explored. `--once` exits after the schedule.
+    Demo(demo::DemoArgs),
     /// Check configuration files without starting anything.
     Check {
         #[command(subcommand)]
@@ -129,6 +137,7 @@ fn main() -> ExitCode {
         Command::Ack(args) => alerts_cmd::ack(args),
         Command::Anomalies(args) => anomaly_cmd::anomalies(args),
         Command::Anomaly(args) => anomaly_cmd::anomaly(args),
+        Command::Demo(args) => demo::run(args),
         Command::Heal(args) => match heal_cmd::heal(args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(2),

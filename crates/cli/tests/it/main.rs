@@ -5,6 +5,7 @@ mod alerting_vs_alertmanager;
 mod anomaly;
 mod bad_input;
 mod crash;
+mod demo;
 mod heal;
 mod prometheus;
 mod promql;
