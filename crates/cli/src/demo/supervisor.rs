@@ -225,8 +225,8 @@ impl Supervisor {
             .count()
     }
 
-    /// Starts a new instance `web-N` and puts it in service once it answers.
-    pub fn add(&self, version: &str) -> anyhow::Result<String> {
+    /// Records a new instance `web-N` (not started, not in service) and returns its name.
+    fn reserve(&self, version: &str) -> anyhow::Result<String> {
         let name = {
             let mut n = self.next.lock().unwrap();
             let name = format!("web-{n}");
@@ -251,6 +251,12 @@ impl Supervisor {
                 in_service: false,
             },
         );
+        Ok(name)
+    }
+
+    /// Starts a new instance `web-N` and puts it in service once it answers.
+    pub fn add(&self, version: &str) -> anyhow::Result<String> {
+        let name = self.reserve(version)?;
         self.spawn(&name, None)?;
         self.instances
             .lock()
@@ -373,30 +379,7 @@ impl Supervisor {
     }
 
     fn add_broken(&self) -> anyhow::Result<String> {
-        let name = {
-            let mut n = self.next.lock().unwrap();
-            let name = format!("web-{n}");
-            *n += 1;
-            name
-        };
-        let port = free_port()?;
-        let log_dir = self.dir.join(&name).join("logs");
-        std::fs::create_dir_all(&log_dir)?;
-        self.instances.lock().unwrap().insert(
-            name.clone(),
-            Instance {
-                name: name.clone(),
-                port,
-                version: "v1.4.2".into(),
-                previous: None,
-                deployed_at: None,
-                log_dir,
-                child: None,
-                exit_code: None,
-                restarts: 0,
-                in_service: false,
-            },
-        );
+        let name = self.reserve("v1.4.2")?;
         let _ = self.spawn(&name, Some(0.0));
         Ok(name)
     }

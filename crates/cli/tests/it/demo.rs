@@ -53,6 +53,13 @@ fn demo(dir: &Path, extra: &[&str]) -> Run {
     }
 }
 
+/// Instances in the file_sd targets file the supervisor keeps.
+fn targets_in_service(dir: &Path) -> usize {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("targets/web.json")).unwrap()).unwrap();
+    v.as_array().unwrap().len()
+}
+
 fn executions(fault: &Value) -> Vec<Value> {
     fault["executions"].as_array().cloned().unwrap_or_default()
 }
@@ -126,10 +133,7 @@ fn the_demo_heals_every_fault_and_stays_still_when_quiet() {
         .collect();
     assert_eq!(left, ["app.log"], "{}", r.stdout);
     // The saturation repair put a fourth instance in service.
-    let targets: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("targets/web.json")).unwrap())
-            .unwrap();
-    assert_eq!(targets.as_array().unwrap().len(), 4);
+    assert_eq!(targets_in_service(dir.path()), 4);
     // People heard of each repair: a success report to `ops` per fault.
     let reports = r.summary["notifications"]
         .as_array()
@@ -164,10 +168,7 @@ fn a_failing_action_is_rolled_back_then_escalated() {
     assert!(at("rollback", "succeeded") < at("escalate", "succeeded"));
     // The broken instance was started, then taken away again.
     assert_eq!(r.calls, ["scale-out web", "scale-in web"]);
-    let targets: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("targets/web.json")).unwrap())
-            .unwrap();
-    assert_eq!(targets.as_array().unwrap().len(), 3);
+    assert_eq!(targets_in_service(dir.path()), 3);
     // The on-call receiver was told, with what medic saw and did.
     let paged = r.summary["notifications"]
         .as_array()
