@@ -865,19 +865,32 @@ async fn wait_until<F: std::future::Future<Output = bool>>(
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
-    let exe = std::env::current_exe().context("finding the medic binary")?;
-    let (dir, _tmp) = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (d.clone(), None)
-        }
-        None => {
-            let d = std::env::temp_dir().join(format!("medic-demo-{}", std::process::id()));
-            std::fs::create_dir_all(&d)?;
-            let guard = TempDir(d.clone(), args.keep);
-            (d, Some(guard))
-        }
+    let (dir, temporary) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("medic-demo-{}", std::process::id())),
+            true,
+        ),
     };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    match run_demo(&args, &dir).await {
+        Ok(code) => {
+            if temporary && !args.keep {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            Ok(code)
+        }
+        // Kept: the error may point at medic.log or a patient's stderr.log in it.
+        Err(e) => Err(e.context(format!(
+            "the demo failed; its working directory {} is kept",
+            dir.display()
+        ))),
+    }
+}
+
+async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe().context("finding the medic binary")?;
+    let dir = dir.to_path_buf();
     let (faults, trouble, expect) = match args.trouble {
         None => (
             if args.faults.is_empty() {
@@ -1170,15 +1183,4 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
     medic.stop();
     sup.stop_all();
     Ok(if ok { 0 } else { 1 })
-}
-
-/// The temporary working directory, removed unless kept.
-struct TempDir(PathBuf, bool);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !self.1 {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
