@@ -266,17 +266,15 @@ async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > limit {
-            return (StatusCode::PAYLOAD_TOO_LARGE, format!("body of {len} bytes exceeds the limit of {limit} bytes (remote_write.max_body_size)\n")).into_response();
+            return too_large(format!("body of {len} bytes exceeds the limit of {limit} bytes (remote_write.max_body_size)\n"));
         }
     }
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body exceeds the limit of {limit} bytes (remote_write.max_body_size)\n"),
-            )
-                .into_response();
+            return too_large(format!(
+                "body exceeds the limit of {limit} bytes (remote_write.max_body_size)\n"
+            ));
         }
     };
     let max_decoded = st.config.remote_write.max_decoded_size.0 as usize;
@@ -587,4 +585,15 @@ async fn flush(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let db = st.db.clone();
     let summary = blocking(move || db.flush().map_err(|e| e.to_string())).await?;
     Ok(success(json!(summary)))
+}
+
+/// 413 for a body left unread: with `Connection: close`, so that the client does not send its
+/// next request on a connection the server is about to drop.
+fn too_large(message: String) -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONNECTION, "close")],
+        message,
+    )
+        .into_response()
 }
