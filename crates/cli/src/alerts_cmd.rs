@@ -94,13 +94,19 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
         println!("(none)");
         return;
     }
+    print!("{}", table_string(headers, rows));
+}
+
+/// Rows under headers in aligned columns, a line each.
+pub(crate) fn table_string(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -109,12 +115,14 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
                 s.push_str(&format!("{c:width$}  ", width = w[i]));
             }
         }
-        println!("{}", s.trim_end());
+        out.push_str(s.trim_end());
+        out.push('\n');
     };
-    line(headers.iter().map(|h| h.to_string()).collect());
+    line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
     for r in rows {
-        line(r.clone());
+        line(r);
     }
+    out
 }
 
 fn labels_text(v: &Value, skip: &[&str]) -> String {

@@ -21,7 +21,9 @@ use medic_heal::journal::{Execution, Status, StepState};
 use serde_json::{json, Value};
 
 use supervisor::{Supervisor, Trouble};
-use view::{table, Timeline};
+use view::Timeline;
+
+use crate::alerts_cmd::table_string;
 
 /// The demo configuration, embedded so that the binary runs the demo from anywhere.
 const FILES: &[(&str, &str)] = &[
@@ -581,8 +583,8 @@ impl Demo {
                     let _ = self.patient_post(name, path).await;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(1000).min(end - Instant::now().min(end)))
-                .await;
+            let left = end.saturating_duration_since(Instant::now());
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
         }
         self.set_load(BASE_LOAD);
         self.timeline.waiting(None);
@@ -1102,14 +1104,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         .collect();
 
     // The closing table.
-    let mut rows = vec![vec![
-        "FAULT".to_string(),
-        "TARGET".into(),
-        "DETECT".into(),
-        "RECOVER".into(),
-        "ACTIONS".into(),
-        "OUTCOME".into(),
-    ]];
+    let mut rows = Vec::new();
     let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}s"));
     for r in &results {
         rows.push(vec![
@@ -1136,7 +1131,8 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         }
     });
     let all_ok = results.iter().all(|r| r.ok) && results.len() == faults.len();
-    timeline.plain(format!("\n{}", table(&rows)));
+    let headers = ["FAULT", "TARGET", "DETECT", "RECOVER", "ACTIONS", "OUTCOME"];
+    timeline.plain(format!("\n{}", table_string(&headers, &rows)));
     timeline.plain(format!(
         "fault → verified recovery: median {}, max {}; quiet periods: {} action(s) taken, {} execution(s) started; schedule took {:.0}s",
         secs(median),
