@@ -40,6 +40,10 @@ pub enum AppendError {
     /// Older than the store accepts at all (before the head's window).
     #[error("out of bounds: sample is too old")]
     TooOld,
+    /// Newer than the clock allows (by default more than 10 minutes ahead, Prometheus's rule for
+    /// scrapes): such a sample would move the store's idea of "now" and with it retention.
+    #[error("out of bounds: sample timestamp is too far in the future")]
+    TooFarInFuture,
     /// Same timestamp as the newest sample of its series but a different value.
     #[error("duplicate sample for timestamp")]
     DuplicateTimestamp,
@@ -82,6 +86,7 @@ impl AppendError {
         match self {
             AppendError::OutOfOrder => "out_of_order",
             AppendError::TooOld => "too_old",
+            AppendError::TooFarInFuture => "too_far_in_future",
             AppendError::DuplicateTimestamp => "duplicate_timestamp",
             AppendError::InvalidLabels(_) => "invalid_labels",
             AppendError::TooManyLabels { .. } => "too_many_labels",

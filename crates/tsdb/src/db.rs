@@ -64,9 +64,9 @@ pub struct FlushSummary {
 pub struct DbStats {
     /// Series in the head.
     pub head_series: usize,
-    /// Oldest timestamp the head answers for (ms).
+    /// Oldest sample in the head (ms); `i64::MAX` when the head is empty, as Prometheus reports.
     pub head_min_time: i64,
-    /// Newest timestamp in the head (ms).
+    /// Newest timestamp in the head (ms); `i64::MIN` when the head is empty.
     pub head_max_time: i64,
     /// Blocks on disk.
     pub blocks: Vec<block::BlockMeta>,
@@ -223,7 +223,7 @@ impl Db {
         let blocks = self.blocks();
         DbStats {
             head_series: self.head.num_series(),
-            head_min_time: self.head.min_time(),
+            head_min_time: self.head.oldest_sample().unwrap_or(i64::MAX),
             head_max_time: self.head.max_time(),
             blocks_bytes: blocks.iter().map(|b| b.bytes()).sum(),
             blocks: blocks.iter().map(|b| b.meta().clone()).collect(),
@@ -425,12 +425,16 @@ impl Db {
         let blocks = self.blocks();
         let mut doomed: Vec<(Arc<Block>, &'static str)> = Vec::new();
         if self.opts.retention_ms > 0 {
+            // "Now" for retention is the newest sample stored, but never later than the clock
+            // allows a sample to be: one sample from the far future (stored before the future
+            // check existed, or restored from elsewhere) must not age out all history.
             let newest = blocks
                 .iter()
                 .map(|b| b.meta().max_time)
                 .chain(std::iter::once(self.head.max_time()))
                 .max()
-                .unwrap_or(i64::MIN);
+                .unwrap_or(i64::MIN)
+                .min(self.head.max_valid_time());
             let cutoff = newest.saturating_sub(self.opts.retention_ms);
             doomed.extend(
                 blocks

@@ -383,6 +383,18 @@ impl Head {
         self.min_time().max(by_range)
     }
 
+    /// Newest timestamp a new sample may have: the wall clock plus `max_future_ms`.
+    pub fn max_valid_time(&self) -> i64 {
+        if self.opts.max_future_ms <= 0 {
+            return i64::MAX;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        now.saturating_add(self.opts.max_future_ms)
+    }
+
     /// Number of series.
     pub fn num_series(&self) -> usize {
         self.index().series.len()
@@ -393,6 +405,7 @@ impl Head {
         HeadAppender {
             head: self,
             min_valid: self.min_valid_time(),
+            max_valid: self.max_valid_time(),
             new_series: Vec::new(),
             new_by_hash: HashMap::new(),
             runs: Vec::new(),
@@ -728,6 +741,8 @@ struct Run {
 pub struct HeadAppender<'a> {
     head: &'a Head,
     min_valid: i64,
+    /// Newest timestamp accepted (the clock plus the future tolerance), fixed per transaction.
+    max_valid: i64,
     /// Series this transaction creates, indexed by `ref & !PENDING`.
     new_series: Vec<Labels>,
     new_by_hash: HashMap<u64, Vec<usize>>,
@@ -787,6 +802,11 @@ impl Appender for HeadAppender<'_> {
     }
 
     fn append(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
+        if t > self.max_valid {
+            let e = AppendError::TooFarInFuture;
+            self.head.metrics.reject(e.reason());
+            return Err(e);
+        }
         let same_run = self.runs.last().is_some_and(|run| run.r == r);
         let mut new_run = None;
         let (last_t, last_v) = if same_run {

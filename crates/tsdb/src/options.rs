@@ -28,6 +28,9 @@ pub struct Options {
     pub retention_bytes: u64,
     /// How far behind a series' newest sample an older sample is still accepted (ms, 0 = none).
     pub out_of_order_window_ms: i64,
+    /// How far ahead of the wall clock a sample may be (ms; 0 = no limit). Default 10 minutes,
+    /// the limit Prometheus applies to scraped samples.
+    pub max_future_ms: i64,
     /// WAL fsync policy.
     pub fsync: FsyncPolicy,
     /// Size at which a WAL segment is closed and a new one started.
@@ -59,6 +62,7 @@ impl Default for Options {
             retention_ms: 15 * 24 * 3_600_000,
             retention_bytes: 0,
             out_of_order_window_ms: 0,
+            max_future_ms: 10 * 60_000,
             fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
             wal_segment_bytes: 128 << 20,
             wal_checkpoint_bytes: 512 << 20,
@@ -100,6 +104,9 @@ impl Options {
         }
         if !(16..=crate::chunkenc::MAX_CHUNK_SAMPLES).contains(&self.block_chunk_samples) {
             return bad("block chunk samples must be between 16 and 1048576".into());
+        }
+        if self.max_future_ms < 0 {
+            return bad("future tolerance must not be negative".into());
         }
         if self.retention_ms < 0 {
             return bad("retention must not be negative".into());

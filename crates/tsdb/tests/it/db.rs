@@ -255,6 +255,82 @@ fn retention_by_time_and_size() {
     assert!(db.blocks().is_empty(), "a 1-byte limit leaves no block");
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A sample 15 days ahead of the clock once made retention delete every block and then refused
+/// every normal write as too old. It is refused instead, counted, and history stays.
+#[test]
+fn a_sample_from_the_future_is_refused_and_history_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        retention_ms: 15 * 24 * H,
+        ..opts()
+    };
+    let metrics = Metrics::default();
+    let db = Db::open(dir.path(), o, metrics.clone()).unwrap();
+    let now = now_ms() / 15_000 * 15_000;
+    ingest(&db, 2, now - 6 * H, now - H);
+    db.flush().unwrap();
+    let blocks = db.blocks().len();
+    assert!(blocks > 0);
+
+    let mut app = db.appender();
+    let e = app
+        .append_labels(&series(0), now + 15 * 24 * H, 1.0)
+        .unwrap_err();
+    assert_eq!(e, medic_model::AppendError::TooFarInFuture);
+    assert_eq!(e.reason(), "too_far_in_future");
+    // Within the 10-minute tolerance is fine.
+    app.append_labels(&series(0), now + 5 * 60_000, 1.0)
+        .unwrap();
+    app.commit().unwrap();
+    db.flush().unwrap();
+    assert!(db.blocks().len() >= blocks.min(1), "history kept");
+    assert_eq!(all(&db)[0].1.first().unwrap().t, now - 6 * H);
+    // Normal writes go on.
+    ingest(&db, 2, now + 6 * 60_000, now + 7 * 60_000);
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains("reason=\"too_far_in_future\"} 1"), "{text}");
+}
+
+/// Retention never measures from a stored sample later than the clock allows: blocks holding
+/// such a sample (written before the check existed, or restored) do not age out the rest.
+#[test]
+fn retention_ignores_time_beyond_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_ms() / 15_000 * 15_000;
+    {
+        let o = Options {
+            retention_ms: 0,
+            max_future_ms: 0,
+            ..opts()
+        };
+        let db = Db::open(dir.path(), o, Metrics::default()).unwrap();
+        ingest(&db, 2, now - 4 * H, now - 3 * H);
+        let mut app = db.appender();
+        app.append_labels(&series(9), now + 30 * 24 * H, 1.0)
+            .unwrap();
+        app.commit().unwrap();
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
+    let o = Options {
+        retention_ms: 15 * 24 * H,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o, Metrics::default()).unwrap();
+    db.flush().unwrap();
+    assert_eq!(all(&db).len(), 3, "no block deleted");
+}
+
 #[test]
 fn second_process_cannot_open_the_same_directory() {
     let dir = tempfile::tempdir().unwrap();
