@@ -211,9 +211,13 @@ impl RouteConfig {
         for (k, v) in &self.match_eq {
             ms.push(Matcher::equal(k.clone(), v.clone()));
         }
+        // Alertmanager keeps a `match_re` value in its anchored form (`^(?:…)$`), and that is
+        // the form its group keys show; the same here, so group keys (and the dedup keys of
+        // PagerDuty and Opsgenie, made from them) do not change on a migration.
         for (k, v) in &self.match_re {
             ms.push(
-                Matcher::new(MatchType::Regexp, k.clone(), v.clone()).map_err(|e| e.to_string())?,
+                Matcher::new(MatchType::Regexp, k.clone(), format!("^(?:{v})$"))
+                    .map_err(|e| e.to_string())?,
             );
         }
         sort_matchers(&mut ms);
@@ -931,6 +935,9 @@ pub fn redact(text: &str) -> String {
             }
             _ => {}
         }
+    }
+    if medic_model::yaml::check_depth(text).is_err() {
+        return String::new();
     }
     match serde_norway::from_str::<serde_norway::Value>(text) {
         Ok(mut v) => {

@@ -4,8 +4,60 @@
 
 use serde::de::DeserializeOwned;
 
+/// Deepest nesting of flow collections (`[`, `{`) a document may have.
+pub const MAX_FLOW_DEPTH: usize = 128;
+/// Deepest block nesting (indentation plus leading `- `/`? ` markers on one line).
+pub const MAX_BLOCK_DEPTH: usize = 1000;
+
+/// Refuses a document nested deeper than any configuration needs, before the YAML parser sees
+/// it: parsing deeply nested YAML takes time quadratic in the depth (40,000 levels took 3.8 s),
+/// so a hostile or broken file could hang `check config` and reloads. Linear in the text.
+pub fn check_depth(text: &str) -> Result<(), String> {
+    let mut flow = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let mut rest = &line[indent..];
+        let mut markers = 0;
+        while let Some(r) = rest
+            .strip_prefix("- ")
+            .or_else(|| rest.strip_prefix("? "))
+            .or_else(|| rest.strip_prefix(": "))
+        {
+            markers += 1;
+            rest = r.trim_start_matches(' ');
+        }
+        if indent + markers > MAX_BLOCK_DEPTH {
+            return Err(format!(
+                "line {}: nested deeper than {MAX_BLOCK_DEPTH} levels; no configuration needs that",
+                n + 1
+            ));
+        }
+        let mut quote: Option<char> = None;
+        for c in line[indent..].chars() {
+            match (quote, c) {
+                (None, '#') => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow > MAX_FLOW_DEPTH {
+                        return Err(format!(
+                            "line {}: brackets nested deeper than {MAX_FLOW_DEPTH} levels; no configuration needs that",
+                            n + 1
+                        ));
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Deserializes `text`; the error names the field path, the reason, and the line and column.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    check_depth(text)?;
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         // serde_path_to_error writes `?` for segments it cannot name (syntax errors).
@@ -50,6 +102,23 @@ mod tests {
     #[allow(dead_code)]
     struct Inner {
         n: u32,
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        let start = std::time::Instant::now();
+        let flow = format!("a: {}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = from_str::<serde_norway::Value>(&flow).unwrap_err();
+        assert!(e.contains("line 1: brackets nested deeper than 128"), "{e}");
+        let block = format!("a:\n{}x", "- ".repeat(50_000));
+        let e = from_str::<serde_norway::Value>(&block).unwrap_err();
+        assert!(e.contains("line 2: nested deeper than 1000"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // Ordinary nesting, and brackets inside strings and comments, are fine.
+        from_str::<serde_norway::Value>("a: ['[[[[', \"{{{{\"] # [[[[\nb: {c: [1, {d: 2}]}\n")
+            .unwrap();
+        let deep_ok = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
+        from_str::<serde_norway::Value>(&deep_ok).unwrap();
     }
 
     #[test]

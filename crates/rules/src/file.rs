@@ -239,8 +239,10 @@ pub fn parse(text: &str, file: &Path, ignore_unknown: bool) -> Result<RuleFile, 
         return Ok(RuleFile::default());
     }
     let parsed: Result<RuleFile, String> = if ignore_unknown {
-        serde_norway::from_str::<serde_norway::Value>(text)
-            .map_err(|e| e.to_string())
+        medic_model::yaml::check_depth(text)
+            .and_then(|()| {
+                serde_norway::from_str::<serde_norway::Value>(text).map_err(|e| e.to_string())
+            })
             .and_then(|mut v| {
                 strip_unknown(&mut v);
                 serde_norway::from_value(v).map_err(|e| e.to_string())

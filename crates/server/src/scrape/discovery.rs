@@ -97,7 +97,9 @@ fn read_groups(path: &PathBuf) -> Result<Vec<TargetGroup>, String> {
     if is_json {
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     } else {
-        serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        medic_model::yaml::check_depth(&text)
+            .and_then(|()| serde_norway::from_str(&text).map_err(|e| e.to_string()))
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
