@@ -61,9 +61,20 @@ impl Engine {
         &self.opts
     }
 
-    /// Parses a query.
+    /// Parses a query, refusing one nested deeper than [`MAX_DEPTH`]. Parsing runs on a stack
+    /// of its own, large enough for any query that fits in a request, so no query can overflow
+    /// the stack (and abort the process) however it is nested.
     pub fn parse(query: &str) -> Result<Expr, Error> {
-        promql_parser::parser::parse(query).map_err(Error::Parse)
+        stacker::grow(PARSE_STACK, || {
+            let expr = promql_parser::parser::parse(query).map_err(Error::Parse)?;
+            let depth = depth(&expr);
+            if depth > MAX_DEPTH {
+                // Dropped here, on the large stack: dropping a deep tree recurses too.
+                drop(expr);
+                return Err(Error::TooDeep { depth });
+            }
+            Ok(expr)
+        })
     }
 
     /// Evaluates `query` at `t` (ms).
@@ -140,6 +151,7 @@ impl Engine {
                 _ => unreachable!("checked above"),
             }
             ev.check_deadline()?;
+            ev.end_step();
             t += step;
         }
         let mut series: Vec<RangeSeries> = order
@@ -152,6 +164,48 @@ impl Engine {
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(series)
     }
+}
+
+/// Deepest expression tree a query may have (nested calls, aggregations, parentheses, chains of
+/// binary operators). Deeper queries get a clear error instead of exhausting the stack.
+pub const MAX_DEPTH: usize = 2048;
+
+/// Stack for parsing (the parser and its checks recurse over the tree).
+const PARSE_STACK: usize = 256 << 20;
+
+/// Evaluation grows its stack by this much when less than [`RED_ZONE`] is left.
+pub(crate) const EVAL_STACK: usize = 8 << 20;
+pub(crate) const RED_ZONE: usize = 256 << 10;
+
+/// Depth of an expression tree, walked without recursion.
+pub fn depth(e: &Expr) -> usize {
+    let mut max = 0;
+    let mut todo: Vec<(&Expr, usize)> = vec![(e, 1)];
+    while let Some((e, d)) = todo.pop() {
+        max = max.max(d);
+        match e {
+            Expr::Aggregate(ag) => {
+                todo.push((&ag.expr, d + 1));
+                if let Some(p) = &ag.param {
+                    todo.push((p, d + 1));
+                }
+            }
+            Expr::Unary(u) => todo.push((&u.expr, d + 1)),
+            Expr::Binary(b) => {
+                todo.push((&b.lhs, d + 1));
+                todo.push((&b.rhs, d + 1));
+            }
+            Expr::Paren(p) => todo.push((&p.expr, d + 1)),
+            Expr::Subquery(sq) => todo.push((&sq.expr, d + 1)),
+            Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
+            Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::Extension(_) => {}
+        }
+    }
+    max
 }
 
 /// Milliseconds of a parser duration.
@@ -185,7 +239,10 @@ pub(crate) struct Evaluator<'a> {
     /// Results of subquery inner expressions by (node address, time): consecutive steps of a
     /// range query share most of their subquery points, so each is evaluated once.
     pub(crate) subquery_cache: HashMap<(usize, i64), Value>,
+    /// Samples held for the whole query: selectors' series and the subquery cache.
     samples_loaded: usize,
+    /// Samples produced by subqueries in the current step.
+    samples_transient: usize,
     deadline: Instant,
 }
 
@@ -208,8 +265,35 @@ impl<'a> Evaluator<'a> {
             stripped: HashMap::new(),
             subquery_cache: HashMap::new(),
             samples_loaded: 0,
+            samples_transient: 0,
             deadline: Instant::now() + opts.timeout,
         }
+    }
+
+    /// Counts `n` more samples held by the query (loaded, cached or produced by a subquery)
+    /// against the limit.
+    pub(crate) fn charge(&mut self, n: usize) -> Result<(), Error> {
+        self.samples_loaded += n;
+        if self.samples_loaded.saturating_add(self.samples_transient) > self.opts.max_samples {
+            return Err(Error::TooManySamples(self.opts.max_samples));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` samples that live only until the current step ends (subquery results).
+    pub(crate) fn charge_transient(&mut self, n: usize) -> Result<(), Error> {
+        self.samples_transient += n;
+        self.charge(0)
+    }
+
+    /// Gives back samples a query no longer holds.
+    pub(crate) fn release(&mut self, n: usize) {
+        self.samples_loaded = self.samples_loaded.saturating_sub(n);
+    }
+
+    /// The step is over: its transient samples are gone.
+    pub(crate) fn end_step(&mut self) {
+        self.samples_transient = 0;
     }
 
     pub(crate) fn check_deadline(&self) -> Result<(), Error> {
@@ -243,6 +327,10 @@ impl<'a> Evaluator<'a> {
     /// Records the time range every selector in `e` needs when `e` is evaluated at times in
     /// `[a, b]`.
     pub(crate) fn prepare(&mut self, e: &Expr, a: i64, b: i64) {
+        stacker::maybe_grow(RED_ZONE, EVAL_STACK, || self.prepare_node(e, a, b))
+    }
+
+    fn prepare_node(&mut self, e: &Expr, a: i64, b: i64) {
         match e {
             Expr::VectorSelector(vs) => {
                 let (x, y) = (
@@ -342,10 +430,7 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         for s in q.select(&matchers)? {
             let s = s?;
-            self.samples_loaded += s.samples.len();
-            if self.samples_loaded > self.opts.max_samples {
-                return Err(Error::TooManySamples(self.opts.max_samples));
-            }
+            self.charge(s.samples.len())?;
             out.push(RangeSeries {
                 labels: s.labels,
                 samples: s.samples,
@@ -393,6 +478,86 @@ mod tests {
             .instant(&store, "max_over_time(x[1d:10ms])", 0)
             .unwrap_err();
         assert!(matches!(err, Error::Timeout(_)), "{err}");
+    }
+
+    /// Every point a subquery produces counts: 4,000 series × 15,000 points is 60 M samples
+    /// from a selector that loaded only 4,000, over the 50 M limit.
+    #[test]
+    fn subquery_points_count_against_the_sample_limit() {
+        let store = MemStorage::new();
+        for i in 0..4000 {
+            store.add(
+                Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]),
+                &[Sample::new(0, 1.0)],
+            );
+        }
+        let e = Engine::new(EngineOptions {
+            max_samples: 1_000_000,
+            ..EngineOptions::default()
+        });
+        let err = e
+            .instant(&store, "max_over_time((m @ 0)[1d:1s])", 86_400_000)
+            .unwrap_err();
+        assert!(matches!(err, Error::TooManySamples(_)), "{err}");
+        // Within the limit it answers.
+        let v = e
+            .instant(&store, "count(max_over_time((m @ 0)[100s:1s]))", 100_000)
+            .unwrap();
+        assert_eq!(
+            v,
+            Value::Vector(vec![crate::value::VectorSample {
+                labels: Labels::empty(),
+                t: 100_000,
+                v: 4000.0,
+                drop_name: false,
+            }])
+        );
+    }
+
+    fn nest(open: &str, close: &str, n: usize, inner: &str) -> String {
+        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+    }
+
+    /// Queries as deep as the limit work on a 2 MiB thread (tokio's blocking threads); deeper
+    /// ones get a clear error; none overflows the stack.
+    #[test]
+    fn deep_queries_work_or_fail_cleanly() {
+        let ok = MAX_DEPTH - 2;
+        let shapes: Vec<(String, String)> = vec![
+            ("abs".into(), nest("abs(", ")", ok, "vector(1)")),
+            ("sum".into(), nest("sum(", ")", ok, "vector(1)")),
+            ("neg".into(), format!("{}x", "-".repeat(ok))),
+            ("paren".into(), nest("(", ")", ok, "1")),
+            ("plus".into(), format!("1{}", "+1".repeat(ok))),
+            (
+                "or".into(),
+                format!("vector(1){}", " or vector(1)".repeat(ok)),
+            ),
+        ];
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let store = MemStorage::new();
+                let e = Engine::default();
+                for (name, q) in &shapes {
+                    e.instant(&store, q, 0)
+                        .unwrap_or_else(|err| panic!("{name}: {err}"));
+                }
+                let too_deep = [
+                    nest("abs(", ")", 5000, "vector(1)"),
+                    format!("1{}", "+1".repeat(5000)),
+                    format!("{}x", "-".repeat(5000)),
+                    nest("(", ")", 40_000, "1"),
+                    nest("sum(", ")", 5000, "vector(1)"),
+                ];
+                for q in &too_deep {
+                    let err = e.instant(&store, q, 0).unwrap_err();
+                    assert!(matches!(err, Error::TooDeep { .. }), "{err}");
+                    assert!(err.to_string().contains("the limit is 2048"), "{err}");
+                }
+            })
+            .unwrap();
+        handle.join().unwrap();
     }
 
     #[test]

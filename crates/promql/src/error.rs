@@ -9,6 +9,12 @@ pub enum Error {
     /// The query parsed but cannot be evaluated as written (wrong types, bad arguments).
     #[error("{0}")]
     Eval(String),
+    /// The query is nested deeper than the engine allows.
+    #[error("query is nested {depth} levels deep; the limit is {max}", max = crate::engine::MAX_DEPTH)]
+    TooDeep {
+        /// The query's depth.
+        depth: usize,
+    },
     /// The query would load more samples than allowed.
     #[error("query processing would load too many samples into memory in query execution (limit {0}); narrow the selectors or the time range")]
     TooManySamples(usize),

@@ -12,6 +12,13 @@ use crate::Error;
 impl Evaluator<'_> {
     /// Evaluates `e` at `t`.
     pub(crate) fn eval(&mut self, e: &Expr, t: i64) -> Result<Value, Error> {
+        // Deep (but allowed) queries grow the stack instead of overflowing it.
+        stacker::maybe_grow(crate::engine::RED_ZONE, crate::engine::EVAL_STACK, || {
+            self.eval_node(e, t)
+        })
+    }
+
+    fn eval_node(&mut self, e: &Expr, t: i64) -> Result<Value, Error> {
         match e {
             Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
@@ -77,8 +84,18 @@ impl Evaluator<'_> {
         let mut out: HashMap<Labels, Vec<Sample>> = HashMap::new();
         let key = &*sq.expr as *const Expr as usize;
         // Steps move forward, so points at or before this window's start are not needed again.
-        self.subquery_cache
-            .retain(|(k, t), _| *k != key || *t > from);
+        // Only range queries reuse points (consecutive steps overlap); an instant query does
+        // not keep them.
+        let mut freed = 0;
+        self.subquery_cache.retain(|(k, t), v| {
+            let keep = *k != key || *t > from;
+            if !keep {
+                freed += v.len();
+            }
+            keep
+        });
+        self.release(freed);
+        let cache = self.step > 0;
         // Bound the work and memory of a subquery by the query's limits: a tiny step over a long
         // range must end in an error, not in an unbounded loop.
         let points = ((te - ti) / step).max(0) as usize + 1;
@@ -95,10 +112,16 @@ impl Evaluator<'_> {
                 Some(v) => v.clone(),
                 None => {
                     let v = self.eval(&sq.expr, ti)?;
-                    self.subquery_cache.insert((key, ti), v.clone());
+                    if cache {
+                        self.charge(v.len())?;
+                        self.subquery_cache.insert((key, ti), v.clone());
+                    }
                     v
                 }
             };
+            // Every point the subquery produces counts against the sample limit, so a tiny step
+            // over a long range ends in an error, not in gigabytes.
+            self.charge_transient(v.len())?;
             match v {
                 Value::Scalar(v) => out
                     .entry(Labels::empty())

@@ -92,6 +92,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// Samples the value holds (for the query's sample limit).
+    pub fn len(&self) -> usize {
+        match self {
+            Value::Scalar(_) | Value::String(_) => 1,
+            Value::Vector(v) => v.len(),
+            Value::Matrix(m) => m.iter().map(|s| s.samples.len()).sum(),
+        }
+    }
+
+    /// Whether the value holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The type name as Prometheus prints it.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -82,9 +82,9 @@ impl App {
 
         let listener = TcpListener::bind(&config.server.listen)
             .await
-            .map_err(|source| Error::Listen {
+            .map_err(|error| Error::Listen {
                 addr: config.server.listen.clone(),
-                source,
+                error,
             })?;
         let addr = listener
             .local_addr()
@@ -105,7 +105,7 @@ impl App {
             scrape_metrics,
         )?;
 
-        let engine = medic_promql::Engine::default();
+        let engine = medic_promql::Engine::new(config.query.engine_options());
         let rule_metrics = medic_rules::RuleMetrics::default();
         let reload_metrics = ReloadMetrics::default();
         self_metrics.with_registry(|r| {

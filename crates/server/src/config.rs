@@ -129,6 +129,60 @@ pub struct Config {
     /// The heal engine: playbooks and their guards.
     #[serde(default)]
     pub heal: HealConfig,
+    /// Limits of the PromQL engine (Prometheus's `--query.*` flags).
+    #[serde(default)]
+    pub query: QueryConfig,
+}
+
+/// `query:` — limits of the PromQL engine, for the API, rules and playbooks alike.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Most samples one query may hold at once: loaded by selectors, produced by subqueries,
+    /// cached across steps (Prometheus's `--query.max-samples`, default 50,000,000). Bounds a
+    /// query's memory at roughly 16–48 bytes per sample.
+    #[serde(default = "default_max_samples")]
+    pub max_samples: usize,
+    /// Longest a query may run (default 2m; a request's `timeout` may only shorten it).
+    #[serde(default = "default_query_timeout")]
+    pub timeout: PromDuration,
+    /// How far back an instant selector looks for a sample (default 5m).
+    #[serde(default = "default_lookback")]
+    pub lookback_delta: PromDuration,
+}
+
+fn default_max_samples() -> usize {
+    50_000_000
+}
+
+fn default_query_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(120))
+}
+
+fn default_lookback() -> PromDuration {
+    PromDuration(Duration::from_secs(300))
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_samples: default_max_samples(),
+            timeout: default_query_timeout(),
+            lookback_delta: default_lookback(),
+        }
+    }
+}
+
+impl QueryConfig {
+    /// The engine options these limits give.
+    pub fn engine_options(&self) -> medic_promql::EngineOptions {
+        medic_promql::EngineOptions {
+            lookback_ms: self.lookback_delta.0.as_millis() as i64,
+            max_samples: self.max_samples.max(1),
+            timeout: self.timeout.0,
+            ..medic_promql::EngineOptions::default()
+        }
+    }
 }
 
 /// `heal:` — the self-healing engine.

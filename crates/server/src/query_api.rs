@@ -52,6 +52,9 @@ fn value_json(v: &Value, t: i64) -> Json {
 fn query_error(e: PromqlError) -> ApiError {
     match e {
         PromqlError::Parse(m) => ApiError::bad_data(format!("invalid parameter \"query\": {m}")),
+        PromqlError::TooDeep { .. } => {
+            ApiError::bad_data(format!("invalid parameter \"query\": {e}"))
+        }
         PromqlError::Timeout(_) => ApiError::timeout(e.to_string()),
         other => ApiError::execution(other.to_string()),
     }
