@@ -66,9 +66,28 @@ pub struct Request {
 
 /// Expands a command's templates.
 pub fn command(spec: &ExecSpec, scope: &Scope) -> Result<Command, String> {
-    let mut argv = Vec::with_capacity(spec.command.len());
+    let mut argv: Vec<String> = Vec::with_capacity(spec.command.len());
+    let mut options_ended = false;
     for (i, a) in spec.command.iter().enumerate() {
-        argv.push(a.expand(scope).map_err(|e| format!("command[{i}]: {e}"))?);
+        let v = a.expand(scope).map_err(|e| format!("command[{i}]: {e}"))?;
+        // A value from a template must never become an option: `find {{ $labels.dir }}` fed
+        // `-delete` would delete. An argument the author wrote starting with `-` (`--unit={{…}}`)
+        // is an option on purpose; after a literal `--` nothing is an option.
+        if i > 0
+            && !options_ended
+            && a.is_template()
+            && v.starts_with('-')
+            && !a.source().starts_with('-')
+        {
+            return Err(format!(
+                "command[{i}]: the value {v:?} starts with '-' and {:?} would read it as an option; refused (constrain it with a `params` pattern, or put \"--\" before it)",
+                argv[0]
+            ));
+        }
+        if !a.is_template() && v == "--" {
+            options_ended = true;
+        }
+        argv.push(v);
     }
     let mut env = BTreeMap::new();
     for (k, v) in &spec.env {

@@ -432,7 +432,28 @@ impl Engine {
         };
         let scope = match pb.scope(&trigger.labels, &trigger.annotations, &id) {
             Ok(s) => s,
-            Err(err) => {
+            Err(ScopeError::Refused(reason)) => {
+                // The trigger names something the playbook does not allow: a veto, recorded
+                // and counted like the guards' (nothing ran).
+                e.target = "?".into();
+                self.metrics
+                    .vetoes
+                    .get_or_create(&GuardLabels {
+                        playbook: pb.name.clone(),
+                        guard: "params".into(),
+                    })
+                    .inc();
+                e.note("guard", "params", StepState::Failed, reason.clone(), now);
+                e.finish(Status::Vetoed, format!("vetoed by params: {reason}"), now);
+                e.veto = Some(Veto {
+                    guard: "params".into(),
+                    reason,
+                });
+                self.save(&e);
+                self.ended(&e);
+                return e;
+            }
+            Err(ScopeError::Template(err)) => {
                 e.target = "?".into();
                 e.note("guard", "template", StepState::Failed, err.clone(), now);
                 e.finish(

@@ -13,6 +13,7 @@
 
 pub mod action;
 pub mod engine;
+pub mod escape;
 pub mod expr;
 pub mod guard;
 pub mod journal;

@@ -69,6 +69,10 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
     }
     let scope = match pb.scope(&alert.labels, &alert.annotations, "dry-run") {
         Ok(sc) => sc,
+        Err(ScopeError::Refused(e)) => {
+            let _ = writeln!(s, "refused: {e}");
+            return (s, false);
+        }
         Err(e) => {
             let _ = writeln!(s, "error: {e}");
             return (s, false);

@@ -40,12 +40,29 @@ impl fmt::Display for Dur {
     }
 }
 
+/// What a templated string becomes, and so how values expanded into it are escaped
+/// ([`crate::escape`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Plain text: an argument, a header, a message. Values go in as they are.
+    Text,
+    /// A PromQL query: values are escaped for the string literal they land in.
+    Promql,
+    /// A JSON document: values are escaped as JSON strings.
+    Json,
+}
+
 /// A string that may hold a template (`{{ $labels.instance }}`), expanded per execution with
 /// `$labels`, `$annotations`, `$params`, `$target` and `$execution` defined.
 #[derive(Debug, Clone)]
 pub enum Text {
     Plain(String),
-    Template(Arc<Template>),
+    Template {
+        template: Arc<Template>,
+        lang: Lang,
+        /// The string as written (without the variable prelude).
+        source: String,
+    },
 }
 
 /// What templates see.
@@ -60,6 +77,15 @@ pub struct Scope {
 
 impl Text {
     fn parse(field: &str, s: &str) -> Result<Text, String> {
+        Self::parse_as(field, s, Lang::Text)
+    }
+
+    /// A PromQL query whose template values are escaped for where they land.
+    fn promql(field: &str, s: &str) -> Result<Text, String> {
+        Self::parse_as(field, s, Lang::Promql)
+    }
+
+    fn parse_as(field: &str, s: &str, lang: Lang) -> Result<Text, String> {
         if !s.contains("{{") {
             return Ok(Text::Plain(s.to_string()));
         }
@@ -68,14 +94,18 @@ impl Text {
             .map_err(|e| format!("{field}: invalid template: {e}"))?;
         t.check_functions(&funcs())
             .map_err(|e| format!("{field}: {e}"))?;
-        Ok(Text::Template(Arc::new(t)))
+        Ok(Text::Template {
+            template: Arc::new(t),
+            lang,
+            source: s.to_string(),
+        })
     }
 
     /// Expands the text; an error names what failed.
     pub fn expand(&self, scope: &Scope) -> Result<String, String> {
         match self {
             Text::Plain(s) => Ok(s.clone()),
-            Text::Template(t) => {
+            Text::Template { template, lang, .. } => {
                 let data = TValue::map([
                     ("labels", TValue::str_map(&scope.labels)),
                     ("annotations", TValue::str_map(&scope.annotations)),
@@ -83,14 +113,31 @@ impl Text {
                     ("target", TValue::Str(scope.target.clone())),
                     ("execution", TValue::Str(scope.execution.clone())),
                 ]);
-                t.execute(&data, &funcs(), &[]).map_err(|e| e.to_string())
+                let r = match lang {
+                    Lang::Text => template.execute(&data, &funcs(), &[]),
+                    Lang::Promql => {
+                        template.execute_escaped(&data, &funcs(), &[], &crate::escape::promql)
+                    }
+                    Lang::Json => {
+                        template.execute_escaped(&data, &funcs(), &[], &crate::escape::json)
+                    }
+                };
+                r.map_err(|e| e.to_string())
             }
         }
     }
 
-    /// The text as written (for plans of templates that cannot be expanded).
+    /// Whether the text holds a template.
     pub fn is_template(&self) -> bool {
-        matches!(self, Text::Template(_))
+        matches!(self, Text::Template { .. })
+    }
+
+    /// The text as written.
+    pub fn source(&self) -> &str {
+        match self {
+            Text::Plain(s) => s,
+            Text::Template { source, .. } => source,
+        }
     }
 }
 
@@ -117,7 +164,7 @@ struct RawPlaybook {
     #[serde(default)]
     group: Option<String>,
     #[serde(default)]
-    params: BTreeMap<String, String>,
+    params: BTreeMap<String, RawParam>,
     #[serde(default)]
     collect: Vec<RawCollector>,
     #[serde(default)]
@@ -492,6 +539,42 @@ pub struct Guards {
     pub approval_timeout: Option<i64>,
 }
 
+/// A parameter as written: a template, or a template with the pattern its value must match.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawParam {
+    Text(String),
+    Checked(RawCheckedParam),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckedParam {
+    value: String,
+    pattern: String,
+}
+
+/// A playbook parameter: a template expanded per execution and, when a pattern is given, checked
+/// against it (anchored at both ends) before anything runs.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub value: Text,
+    pub pattern: Option<regex::Regex>,
+}
+
+/// Why a playbook's scope could not be built for a trigger.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScopeError {
+    /// A template failed to expand.
+    #[error("{0}")]
+    Template(String),
+    /// A parameter's value does not match its pattern: the trigger names something the playbook
+    /// does not allow, so nothing runs.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// A loaded playbook.
 #[derive(Debug, Clone)]
 pub struct Playbook {
@@ -503,7 +586,7 @@ pub struct Playbook {
     pub trigger: Trigger,
     pub target: Text,
     pub group: Option<Text>,
-    pub params: Vec<(String, Text)>,
+    pub params: Vec<Param>,
     pub collect: Vec<Collector>,
     pub diagnose: Vec<Cause>,
     pub actions: BTreeMap<String, Action>,
@@ -619,10 +702,23 @@ fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
                 "parameter names are identifiers ([A-Za-z_][A-Za-z0-9_]*)".into(),
             ));
         }
-        params.push((
-            k.clone(),
-            Text::parse(&format!("params.{k}"), v).map_err(|e| fail(k, e))?,
-        ));
+        let (value, pattern) = match v {
+            RawParam::Text(t) => (t, None),
+            RawParam::Checked(c) => {
+                let re = regex::Regex::new(&format!("^(?:{})$", c.pattern)).map_err(|e| {
+                    fail(
+                        k,
+                        format!("params.{k}.pattern: invalid regular expression: {e}"),
+                    )
+                })?;
+                (&c.value, Some(re))
+            }
+        };
+        params.push(Param {
+            name: k.clone(),
+            value: Text::parse(&format!("params.{k}"), value).map_err(|e| fail(k, e))?,
+            pattern,
+        });
     }
 
     let mut collect = Vec::new();
@@ -653,7 +749,7 @@ fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
         }
         let kind = if let Some(q) = c.query {
             check_promql_text(&c.name, &q)?;
-            let query = Text::parse(&field, &q).map_err(|e| fail(&c.name, e))?;
+            let query = Text::promql(&field, &q).map_err(|e| fail(&c.name, e))?;
             match c.range {
                 Some(r) if r.0 > 0 => {
                     let step = c.step.map(|s| s.0).unwrap_or((r.0 / 60).max(1000));
@@ -768,7 +864,7 @@ fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
     }
     let check = if let Some(q) = v.query {
         check_promql_text("verify", &q)?;
-        VerifyCheck::Query(Text::parse("verify.query", &q).map_err(|e| fail("verify", e))?)
+        VerifyCheck::Query(Text::promql("verify.query", &q).map_err(|e| fail("verify", e))?)
     } else if v.alert_resolved {
         VerifyCheck::AlertResolved
     } else if let Some(e) = v.exec {
@@ -816,7 +912,7 @@ fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
             check_promql_text("group_size", &q)?;
             Some(BlastRadius::Percent {
                 percent: p,
-                group_size: Text::parse("guards.blast_radius.group_size", &q).map_err(|e| fail("group_size", e))?,
+                group_size: Text::promql("guards.blast_radius.group_size", &q).map_err(|e| fail("group_size", e))?,
             })
         }
         Some(_) => {
@@ -1003,6 +1099,15 @@ fn http_spec(field: &str, h: RawHttp) -> CheckResult<HttpSpec> {
             return Err(fail(format!("expect_status: {s} is not an HTTP status")));
         }
     }
+    // A body that is JSON (by its Content-Type, or by how it starts) gets its values escaped as
+    // JSON strings, so a label cannot add fields.
+    let json_body = h.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("content-type") && v.to_ascii_lowercase().contains("json")
+    }) || h
+        .body
+        .as_deref()
+        .is_some_and(|b| b.trim_start().starts_with(['{', '[']));
+    let body_lang = if json_body { Lang::Json } else { Lang::Text };
     Ok(HttpSpec {
         method,
         url: Text::parse(&format!("{field}.url"), &h.url).map_err(fail)?,
@@ -1010,7 +1115,7 @@ fn http_spec(field: &str, h: RawHttp) -> CheckResult<HttpSpec> {
         body: h
             .body
             .as_deref()
-            .map(|b| Text::parse(&format!("{field}.body"), b))
+            .map(|b| Text::parse_as(&format!("{field}.body"), b, body_lang))
             .transpose()
             .map_err(fail)?,
         expect_status: h.expect_status,
@@ -1039,7 +1144,7 @@ impl Playbook {
         labels: &BTreeMap<String, String>,
         annotations: &BTreeMap<String, String>,
         execution: &str,
-    ) -> Result<Scope, String> {
+    ) -> Result<Scope, ScopeError> {
         let mut scope = Scope {
             labels: labels.clone(),
             annotations: annotations.clone(),
@@ -1047,14 +1152,27 @@ impl Playbook {
             target: String::new(),
             execution: execution.to_string(),
         };
-        for (k, t) in &self.params {
-            let v = t.expand(&scope).map_err(|e| format!("params.{k}: {e}"))?;
+        for p in &self.params {
+            let k = &p.name;
+            let v = p
+                .value
+                .expand(&scope)
+                .map_err(|e| ScopeError::Template(format!("params.{k}: {e}")))?;
+            if let Some(re) = &p.pattern {
+                if !re.is_match(&v) {
+                    let pat = re.as_str();
+                    let pat = &pat[4..pat.len() - 2];
+                    return Err(ScopeError::Refused(format!(
+                        "params.{k}: the value {v:?} does not match the pattern {pat:?}; refused before anything ran"
+                    )));
+                }
+            }
             scope.params.insert(k.clone(), v);
         }
         let target = self
             .target
             .expand(&scope)
-            .map_err(|e| format!("target: {e}"))?;
+            .map_err(|e| ScopeError::Template(format!("target: {e}")))?;
         scope.target = target.trim_end_matches(',').to_string();
         Ok(scope)
     }
@@ -1064,7 +1182,7 @@ impl Playbook {
         fn plain(t: &Text) -> Option<&str> {
             match t {
                 Text::Plain(q) => Some(q.as_str()),
-                Text::Template(_) => None,
+                Text::Template { .. } => None,
             }
         }
         let mut out = Vec::new();

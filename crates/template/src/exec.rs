@@ -22,11 +22,16 @@ pub(crate) enum Flow {
 /// Nested `{{template}}` calls allowed before execution stops (a template calling itself).
 const MAX_DEPTH: usize = 1000;
 
+/// Escapes a value printed by an action for where it lands: given the output so far (which
+/// tells whether the value is inside a string literal, and of which kind) and the value.
+pub type Escaper<'a> = &'a dyn Fn(&str, &str) -> Result<String, String>;
+
 pub(crate) struct State<'a> {
     tmpl: &'a Template,
     funcs: &'a Funcs,
     vars: Vec<(String, Value)>,
     depth: usize,
+    escape: Option<Escaper<'a>>,
 }
 
 fn walk_chain(mut v: Value, chain: &[String]) -> Result<Value, ExecError> {
@@ -50,7 +55,14 @@ impl<'a> State<'a> {
             funcs,
             vars: all,
             depth: 0,
+            escape: None,
         }
+    }
+
+    /// Every value an action prints goes through `escape` first.
+    pub(crate) fn with_escaper(mut self, escape: Escaper<'a>) -> Self {
+        self.escape = Some(escape);
+        self
     }
 
     pub(crate) fn walk_list(
@@ -82,7 +94,13 @@ impl<'a> State<'a> {
             Node::Action(p) => {
                 let v = self.pipeline(p, dot)?;
                 if p.vars.is_empty() {
-                    out.push_str(&v.to_string());
+                    match self.escape {
+                        Some(escape) => {
+                            let text = escape(out, &v.to_string())?;
+                            out.push_str(&text);
+                        }
+                        None => out.push_str(&v.to_string()),
+                    }
                 }
             }
             Node::If(p, then, els) | Node::With(p, then, els) => {
@@ -120,7 +138,8 @@ impl<'a> State<'a> {
                 }
                 let saved = std::mem::replace(&mut self.vars, vec![(String::new(), d.clone())]);
                 self.depth += 1;
-                let r = self.walk_list(&nodes, &d, out);
+                // Nested calls may go MAX_DEPTH deep: grow the stack rather than overflow it.
+                let r = stacker::maybe_grow(64 << 10, 2 << 20, || self.walk_list(&nodes, &d, out));
                 self.depth -= 1;
                 self.vars = saved;
                 r?;

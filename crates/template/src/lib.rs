@@ -26,6 +26,7 @@ mod value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use exec::Escaper;
 pub use funcs::Funcs;
 pub use value::Value;
 
@@ -130,6 +131,26 @@ impl Template {
             msg: format!("no such template {name:?}"),
         })?;
         self.execute_nodes(nodes, data, funcs, &[])
+    }
+
+    /// Runs the template like [`Template::execute`], passing every value an action prints
+    /// through `escape` (output so far, value) — contextual escaping, as Go's html/template does,
+    /// so that data cannot change the structure of the text it lands in.
+    pub fn execute_escaped(
+        &self,
+        data: &Value,
+        funcs: &Funcs,
+        vars: &[(&str, Value)],
+        escape: Escaper<'_>,
+    ) -> Result<String, Error> {
+        let mut out = String::new();
+        let mut st = exec::State::new(self, funcs, data, vars).with_escaper(escape);
+        st.walk_list(&self.root, data, &mut out)
+            .map_err(|msg| Error::Exec {
+                name: self.name.clone(),
+                msg: msg.0,
+            })?;
+        Ok(out)
     }
 
     fn execute_nodes(

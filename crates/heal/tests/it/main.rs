@@ -4,4 +4,5 @@
 
 mod engine;
 mod guards;
+mod hostile;
 mod support;

@@ -1,0 +1,185 @@
+//! Hostile label values through every place a playbook template reaches: command arguments,
+//! PromQL in collectors and verification. Each once changed what medic did.
+
+use medic_heal::{Options, Status};
+
+use crate::support::*;
+
+/// The demo's unmodified `clean-log-dir.yml`, fed `log_dir="-delete"`, once ran
+/// `find -delete …` in medic's working directory. Its parameter pattern now refuses the value
+/// before anything runs, and the refusal is recorded as a veto.
+#[tokio::test]
+async fn the_demo_log_cleaner_refuses_a_label_that_is_an_option() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/demo/playbooks/clean-log-dir.yml"
+    ))
+    .unwrap();
+    let rig = Rig::new(&[&yaml], Options::default());
+    let e = rig
+        .trigger(
+            "clean-log-dir",
+            &[
+                ("alertname", "LogDirFilling"),
+                ("job", "web"),
+                ("log_dir", "-delete"),
+            ],
+        )
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Vetoed, "{e:#?}");
+    let veto = e.veto.as_ref().unwrap();
+    assert_eq!(veto.guard, "params");
+    assert!(
+        veto.reason.contains("\"-delete\" does not match"),
+        "{}",
+        veto.reason
+    );
+    assert!(
+        e.steps.iter().all(|s| s.kind == "guard"),
+        "nothing ran: {:#?}",
+        e.steps
+    );
+    // `..` cannot climb out either.
+    let e = rig
+        .trigger(
+            "clean-log-dir",
+            &[
+                ("alertname", "LogDirFilling"),
+                ("job", "web"),
+                ("log_dir", "/var/log/../../etc"),
+            ],
+        )
+        .await;
+    assert_eq!(rig.settle(&e.id).await.status, Status::Vetoed);
+}
+
+fn find_playbook(dashdash: bool) -> String {
+    let sep = if dashdash { "'--', " } else { "" };
+    format!(
+        r#"
+name: lister
+trigger:
+  alert: '{{alertname="Full"}}'
+target: 'x'
+actions:
+  list:
+    exec:
+      command: [python3, -c, 'import sys; open(sys.argv[1], "a").write(" ".join(sys.argv[2:]) + "\n")', '$DIR/ran', {sep}'{{{{ $labels.dir }}}}']
+diagnose:
+  - cause: any
+    when: 'true'
+    actions: [list]
+verify:
+  exec:
+    command: ['true']
+  within: 1s
+"#
+    )
+}
+
+/// Without a pattern, a templated argument that would start with `-` is still refused by
+/// construction — unless it follows a literal `--`, where nothing is an option.
+#[tokio::test]
+async fn a_templated_argument_never_becomes_an_option() {
+    let rig = Rig::new(&[&find_playbook(false)], Options::default());
+    let e = rig
+        .trigger("lister", &[("alertname", "Full"), ("dir", "--delete")])
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Failed, "{e:#?}");
+    let act = e.steps.iter().find(|s| s.kind == "action").unwrap();
+    assert!(
+        act.message.contains("would read it as an option"),
+        "{act:#?}"
+    );
+    assert!(
+        !std::path::Path::new(&rig.path("ran")).exists(),
+        "nothing ran"
+    );
+
+    let rig = Rig::new(&[&find_playbook(true)], Options::default());
+    let e = rig
+        .trigger("lister", &[("alertname", "Full"), ("dir", "--delete")])
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Succeeded, "{e:#?}");
+    assert_eq!(
+        std::fs::read_to_string(rig.path("ran")).unwrap(),
+        "-- --delete\n"
+    );
+}
+
+fn query_playbook() -> &'static str {
+    r#"
+name: checker
+trigger:
+  alert: '{alertname="Down"}'
+target: '{{ $labels.instance }}'
+collect:
+  - name: restarts
+    query: 'app_restarts{instance="{{ $labels.instance }}"}'
+  - name: by_regex
+    query: 'count(app_restarts{instance=~"{{ $labels.instance }}"})'
+diagnose:
+  - cause: any
+    when: 'true'
+    actions: [noop]
+actions:
+  noop:
+    exec:
+      command: ['true']
+verify:
+  query: 'count(up{instance="{{ $labels.instance }}"}) == 1'
+  within: 300ms
+  interval: 50ms
+"#
+}
+
+/// `count(up{instance="{{ $labels.instance }}"}) == 1` with the value
+/// `nope"} or vector(42) or up{instance="x` once became a verification that always held, so a
+/// repair was reported verified when it was not. Values now stay inside their string, and
+/// ordinary values with quotes and backslashes no longer break collection.
+#[tokio::test]
+async fn label_values_stay_values_inside_promql() {
+    let rig = Rig::new(&[query_playbook()], Options::default());
+    rig.prom.set(r#"app_restarts{instance="other"}"#, 1.0);
+    let hostile = r#"nope"} or vector(42) or up{instance="x"#;
+    let e = rig
+        .trigger("checker", &[("alertname", "Down"), ("instance", hostile)])
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Failed, "not verified: {e:#?}");
+    let collect: Vec<_> = e.steps.iter().filter(|s| s.kind == "collect").collect();
+    assert!(
+        collect
+            .iter()
+            .all(|s| s.state == medic_heal::journal::StepState::Succeeded),
+        "{collect:#?}"
+    );
+
+    // A regex matcher matches the value literally: `.*` is not every instance.
+    let e = rig
+        .trigger("checker", &[("alertname", "Down"), ("instance", ".*")])
+        .await;
+    let e = rig.settle(&e.id).await;
+    let ev = &e.evidence["by_regex"];
+    assert!(
+        ev["value"].is_null(),
+        "`.*` matched nothing literally: {ev}"
+    );
+
+    // Windows paths and quotes are ordinary values.
+    rig.prom
+        .set(r#"app_restarts{instance="C:\\data\\new \"x\""}"#, 7.0);
+    rig.prom.set(r#"up{instance="C:\\data\\new \"x\""}"#, 1.0);
+    let e = rig
+        .trigger(
+            "checker",
+            &[("alertname", "Down"), ("instance", r#"C:\data\new "x""#)],
+        )
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Succeeded, "{e:#?}");
+    assert_eq!(e.evidence["restarts"]["value"], 7.0, "{:#?}", e.evidence);
+}
