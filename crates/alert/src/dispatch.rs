@@ -234,32 +234,93 @@ impl Dispatcher {
     }
 }
 
-/// Alertmanager's alert order in a message: by `job`, then `instance`, then labels.
+/// Alertmanager's alert order in a message (`types.AlertSlice.Less`): by `job`, then
+/// `instance` — an alert without the label after one with it — then by label set
+/// (`LabelSet.Before`: fewer labels first, then by the values of the sorted names).
 pub fn sort_alerts(alerts: &mut [Alert]) {
-    alerts.sort_by(|a, b| {
-        for k in ["job", "instance"] {
-            let (x, y) = (a.labels.get(k), b.labels.get(k));
-            if let (Some(x), Some(y)) = (x, y) {
-                if x != y {
-                    return x.cmp(y);
-                }
-            }
+    alerts.sort_by(|a, b| alert_order(&a.labels, &b.labels));
+}
+
+pub(crate) fn alert_order(a: &medic_model::Labels, b: &medic_model::Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for k in ["job", "instance"] {
+        match (a.get(k), b.get(k)) {
+            (None, None) => continue,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(_), None) => return Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
         }
-        let (x, y) = (a.labels.iter(), b.labels.iter());
-        for (l, r) in x.zip(y) {
-            let c = l.name.cmp(&r.name).then_with(|| l.value.cmp(&r.value));
-            if c.is_ne() {
-                return c;
-            }
+    }
+    labels_order(a, b)
+}
+
+/// Go's `model.LabelSet.Before`: fewer labels first, then by the values of the sorted names.
+pub fn labels_order(a: &medic_model::Labels, b: &medic_model::Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if a.len() != b.len() {
+        return a.len().cmp(&b.len());
+    }
+    let mut names: Vec<&str> = a.iter().chain(b.iter()).map(|l| &*l.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    for n in names {
+        match (a.get(n), b.get(n)) {
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
         }
-        a.labels.len().cmp(&b.labels.len())
-    });
+    }
+    Ordering::Equal
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::Annotations;
+
+    #[test]
+    fn alerts_are_ordered_as_alertmanager_orders_them() {
+        let l = |pairs: &[(&str, &str)]| medic_model::Labels::from_pairs(pairs.iter().copied());
+        let mut alerts: Vec<Alert> = [
+            l(&[("alertname", "A"), ("zone", "z")]),
+            l(&[("alertname", "A"), ("job", "b")]),
+            l(&[("alertname", "A"), ("instance", "i2"), ("job", "a")]),
+            l(&[("alertname", "A"), ("instance", "i1"), ("job", "a")]),
+            l(&[("alertname", "A"), ("job", "a")]),
+            l(&[("alertname", "B")]),
+            l(&[("alertname", "A"), ("b", "1"), ("c", "1")]),
+        ]
+        .into_iter()
+        .map(|labels| Alert {
+            labels,
+            annotations: Annotations::default(),
+            starts_at: 0,
+            ends_at: 0,
+            generator_url: String::new(),
+            updated_at: 0,
+            timeout: false,
+            value: None,
+        })
+        .collect();
+        sort_alerts(&mut alerts);
+        let got: Vec<String> = alerts.iter().map(|a| a.labels.to_string()).collect();
+        // job first (missing last), then instance (missing last), then fewer labels first,
+        // then by value of the sorted names.
+        assert_eq!(
+            got,
+            [
+                r#"{alertname="A", instance="i1", job="a"}"#,
+                r#"{alertname="A", instance="i2", job="a"}"#,
+                r#"{alertname="A", job="a"}"#,
+                r#"{alertname="A", job="b"}"#,
+                r#"{alertname="B"}"#,
+                r#"{alertname="A", zone="z"}"#,
+                r#"{alertname="A", b="1", c="1"}"#,
+            ]
+        );
+    }
 
     #[test]
     fn flushes_from_a_replaced_dispatcher_are_ignored() {

@@ -129,10 +129,14 @@ impl Loaded {
     }
 
     /// Receiver names.
+    /// Receiver names in the order the configuration lists them (as Alertmanager's
+    /// `/api/v2/receivers`).
     pub fn receivers(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.integrations.keys().cloned().collect();
-        v.sort();
-        v
+        self.config
+            .receivers
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
     }
 }
 
@@ -262,8 +266,11 @@ impl AlertManager {
         for mut a in state.load_alerts().map_err(st)? {
             a.labels = intern_labels(&mut interned, &a.labels);
             // Senders re-send firing alerts, and a firing alert's moving end is not written at
-            // every re-send; give firing alerts one resolve timeout after the restart.
-            if a.ends_at != 0 && !a.resolved_at(a.updated_at) {
+            // every re-send; give firing alerts one resolve timeout after the restart. Not an
+            // alert whose end medic set itself (posted without `endsAt`): that end is written
+            // at every re-send, and extending it at each restart would keep an alert firing
+            // for ever through a crash loop shorter than the timeout.
+            if a.ends_at != 0 && !a.timeout && !a.resolved_at(a.updated_at) {
                 a.ends_at = a.ends_at.max(now + resolve_timeout);
             }
             alerts.insert(a.fingerprint(), Arc::new(a));
@@ -344,13 +351,22 @@ impl AlertManager {
 
     /// Stores received alerts, all or none: an invalid alert refuses the whole batch. Returns
     /// once they are durable.
+    /// Invalid alerts are refused and counted, the valid ones of the batch stored; then
+    /// `Error::Invalid` names the refused ones (`alert N: why`), as Alertmanager answers.
     pub fn put(&self, batch: Vec<Alert>) -> Result<(), Error> {
-        for (i, a) in batch.iter().enumerate() {
-            if let Err(e) = validate_alert(a) {
-                self.metrics.invalid.inc();
-                return Err(Error::Invalid(format!("alert {i}: {e}")));
-            }
-        }
+        let mut refused = Vec::new();
+        let batch: Vec<Alert> = batch
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, a)| match validate_alert(&a) {
+                Ok(()) => Some(a),
+                Err(e) => {
+                    self.metrics.invalid.inc();
+                    refused.push(format!("alert {i}: {e}"));
+                    None
+                }
+            })
+            .collect();
         let now = self.now();
         let mut to_save = Vec::new();
         let mut events = Vec::new();
@@ -374,7 +390,8 @@ impl AlertManager {
                 .inc();
             let was = old.as_ref().map(|o| o.status(now));
             // Re-sends that only move a firing alert's end forward are not written: after a
-            // restart, firing alerts get at least `resolve_timeout` anyway (see `new`).
+            // restart, firing alerts get at least `resolve_timeout` anyway (see `new`) — except
+            // an end medic set itself, which is written so that a restart keeps it.
             let changed = match &old {
                 None => true,
                 Some(o) => {
@@ -382,6 +399,7 @@ impl AlertManager {
                         || o.starts_at != merged.starts_at
                         || o.resolved_at(now) != merged.resolved_at(now)
                         || (merged.resolved_at(now) && o.ends_at != merged.ends_at)
+                        || (merged.timeout && o.ends_at != merged.ends_at)
                         || o.generator_url != merged.generator_url
                         || o.value != merged.value
                 }
@@ -434,7 +452,11 @@ impl AlertManager {
         if let Some(obs) = observer {
             obs(&stored);
         }
-        Ok(())
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(refused.join("; ")))
+        }
     }
 
     /// Sets the function told of stored alerts (see [`AlertObserver`]).
@@ -563,12 +585,21 @@ impl AlertManager {
                     .values()
                     .filter(|a| !a.resolved_at(now))
                     .filter(|a| crate::matchers::matches_all(matchers, &a.labels))
-                    .map(|a| view(&g, a, now))
+                    .map(|a| {
+                        let mut v = view(&g, a, now);
+                        // As Alertmanager: with a receiver filter, an alert lists only the
+                        // receivers that pass it.
+                        if let Some(r) = receiver {
+                            v.receivers.retain(|x| r.is_match(x));
+                        }
+                        v
+                    })
                     .collect();
                 if alerts.is_empty() {
                     return None;
                 }
-                alerts.sort_by_key(|v| v.alert.fingerprint());
+                alerts
+                    .sort_by(|a, b| crate::dispatch::alert_order(&a.alert.labels, &b.alert.labels));
                 Some(GroupView {
                     key: grp.key.clone(),
                     labels: grp.labels.clone(),
@@ -578,7 +609,11 @@ impl AlertManager {
                 })
             })
             .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key).then(a.receiver.cmp(&b.receiver)));
+        // Alertmanager's order (`dispatch.AlertGroups.Less`): by label set, then receiver.
+        out.sort_by(|a, b| {
+            crate::dispatch::labels_order(&a.labels, &b.labels)
+                .then_with(|| a.receiver.cmp(&b.receiver))
+        });
         out
     }
 

@@ -81,7 +81,8 @@ impl Route {
         if let Some(r) = &c.receiver {
             opts.receiver = r.clone();
         }
-        if let Some(gb) = &c.group_by {
+        // An empty `group_by: []` is unset, as in Alertmanager: the parent's grouping holds.
+        if let Some(gb) = c.group_by.as_ref().filter(|gb| !gb.is_empty()) {
             opts.group_by = if gb.iter().any(|l| l == "...") {
                 GroupBy::All
             } else {

@@ -138,11 +138,13 @@ fn labels_json(l: &Labels) -> Value {
 
 fn alert_json(v: &AlertView) -> Value {
     let a = &v.alert;
-    json!({
+    let mut receivers: Vec<&String> = v.receivers.iter().collect();
+    receivers.sort();
+    let mut out = json!({
         "annotations": a.annotations,
         "endsAt": rfc3339_nano(a.ends_at),
         "fingerprint": a.fingerprint().to_string(),
-        "receivers": v.receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
+        "receivers": receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
         "startsAt": rfc3339_nano(a.starts_at),
         "status": {
             "inhibitedBy": v.inhibited_by,
@@ -150,9 +152,13 @@ fn alert_json(v: &AlertView) -> Value {
             "state": v.state(),
         },
         "updatedAt": rfc3339_nano(a.updated_at),
-        "generatorURL": a.generator_url,
         "labels": labels_json(&a.labels),
-    })
+    });
+    // `omitempty`, as in Alertmanager's API.
+    if !a.generator_url.is_empty() {
+        out["generatorURL"] = json!(a.generator_url);
+    }
+    out
 }
 
 /// Go's zero time (`0001-01-01T00:00:00Z`) and absent values mean "not set".
@@ -180,32 +186,39 @@ struct PostableAlert {
     generator_url: String,
 }
 
+/// Received alerts turned into stored ones, and the ones refused (`alert N: why`).
+struct Converted {
+    alerts: Vec<Alert>,
+    refused: Vec<String>,
+}
+
 /// Turns received alerts into stored ones the way Alertmanager's API does: a missing start is
-/// now (or the end, if that is in the past), a missing end is now + `resolve_timeout`.
-fn to_alerts(
-    posted: Vec<PostableAlert>,
-    now: i64,
-    resolve_timeout: i64,
-) -> Result<Vec<Alert>, String> {
-    let mut out = Vec::with_capacity(posted.len());
+/// the end if one is given, else now; a missing end is now + `resolve_timeout`. An alert whose
+/// times do not parse is refused alone; the others are kept.
+fn to_alerts(posted: Vec<PostableAlert>, now: i64, resolve_timeout: i64) -> Converted {
+    let mut out = Converted {
+        alerts: Vec::with_capacity(posted.len()),
+        refused: Vec::new(),
+    };
     for (i, p) in posted.into_iter().enumerate() {
-        let mut starts_at = parse_time(p.starts_at.as_deref(), "startsAt")
-            .map_err(|e| format!("alert {i}: {e}"))?;
-        let mut ends_at =
-            parse_time(p.ends_at.as_deref(), "endsAt").map_err(|e| format!("alert {i}: {e}"))?;
+        let times = parse_time(p.starts_at.as_deref(), "startsAt")
+            .and_then(|s| Ok((s, parse_time(p.ends_at.as_deref(), "endsAt")?)));
+        let (mut starts_at, mut ends_at) = match times {
+            Ok(t) => t,
+            Err(e) => {
+                out.refused.push(format!("alert {i}: {e}"));
+                continue;
+            }
+        };
         if starts_at == 0 {
-            starts_at = if ends_at != 0 && ends_at < now {
-                ends_at
-            } else {
-                now
-            };
+            starts_at = if ends_at != 0 { ends_at } else { now };
         }
         let timeout = ends_at == 0;
         if timeout {
             ends_at = now + resolve_timeout;
         }
         let labels = Labels::from_pairs(p.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        out.push(Alert {
+        let alert = Alert {
             labels,
             annotations: p.annotations.into_iter().collect::<Annotations>(),
             starts_at,
@@ -214,15 +227,41 @@ fn to_alerts(
             updated_at: now,
             timeout,
             value: None,
-        });
+        };
+        match medic_alert::manager::validate_alert(&alert) {
+            Ok(()) => out.alerts.push(alert),
+            Err(e) => out.refused.push(format!("alert {i}: {e}")),
+        }
     }
-    Ok(out)
+    out
 }
 
-async fn store(am: Arc<AlertManager>, alerts: Vec<Alert>) -> Response {
-    match tokio::task::spawn_blocking(move || am.put(alerts)).await {
-        Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(medic_alert::Error::Invalid(m))) => v2_error(StatusCode::BAD_REQUEST, m),
+/// Stores the valid alerts of a batch. A batch with refused alerts answers 400 naming them —
+/// after the valid ones are stored, as Alertmanager does (Prometheus does not retry a 400, so
+/// refusing the whole batch would lose the valid alerts).
+async fn store(am: Arc<AlertManager>, c: Converted) -> Response {
+    let Converted {
+        alerts,
+        mut refused,
+    } = c;
+    let total = alerts.len() + refused.len();
+    let r = match tokio::task::spawn_blocking(move || am.put(alerts)).await {
+        Ok(Err(medic_alert::Error::Invalid(m))) => {
+            refused.push(m);
+            Ok(Ok(()))
+        }
+        other => other,
+    };
+    match r {
+        Ok(Ok(())) if refused.is_empty() => StatusCode::OK.into_response(),
+        Ok(Ok(())) => v2_error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} of {total} alerts refused, the others were stored: {}",
+                refused.len(),
+                refused.join("; ")
+            ),
+        ),
         Ok(Err(e)) => v2_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => v2_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -240,10 +279,7 @@ pub async fn post_alerts(State(st): State<Arc<AppState>>, body: Body) -> Respons
     };
     let now = st.alerts.now();
     let timeout = st.alerts.loaded().config.global.resolve_timeout.0;
-    match to_alerts(posted, now, timeout) {
-        Ok(a) => store(st.alerts.clone(), a).await,
-        Err(e) => v2_error(StatusCode::BAD_REQUEST, e),
-    }
+    store(st.alerts.clone(), to_alerts(posted, now, timeout)).await
 }
 
 /// `GET /api/v2/alerts`.
@@ -323,7 +359,7 @@ pub async fn get_receivers(State(st): State<Arc<AppState>>) -> Response {
 /// `GET /api/v2/status`.
 pub async fn get_status(State(st): State<Arc<AppState>>) -> Response {
     Json(json!({
-        "cluster": {"name": "", "peers": [], "status": "disabled"},
+        "cluster": {"peers": [], "status": "disabled"},
         "config": {"original": st.alerts.loaded().original},
         "uptime": rfc3339_nano(st.alerts.started_at()),
         "versionInfo": {
@@ -551,12 +587,9 @@ pub async fn post_webhook(State(st): State<Arc<AppState>>, body: Body) -> Respon
     };
     let now = st.alerts.now();
     let timeout = st.alerts.loaded().config.global.resolve_timeout.0;
-    match to_alerts(p.alerts, now, timeout) {
-        Ok(a) => match store(st.alerts.clone(), a).await {
-            r if r.status() == StatusCode::OK => medic_ok(json!({})),
-            r => r,
-        },
-        Err(e) => medic_err(StatusCode::BAD_REQUEST, e),
+    match store(st.alerts.clone(), to_alerts(p.alerts, now, timeout)).await {
+        r if r.status() == StatusCode::OK => medic_ok(json!({})),
+        r => r,
     }
 }
 
@@ -669,7 +702,11 @@ pub async fn post_cloudwatch(State(st): State<Arc<AppState>>, body: Body) -> Res
             Err(m) => return medic_err(StatusCode::BAD_REQUEST, format!("event {i}: {m}")),
         }
     }
-    match store(st.alerts.clone(), alerts).await {
+    let c = Converted {
+        alerts,
+        refused: Vec::new(),
+    };
+    match store(st.alerts.clone(), c).await {
         r if r.status() == StatusCode::OK => medic_ok(json!({})),
         r => r,
     }
@@ -908,7 +945,7 @@ mod tests {
         )
         .unwrap();
         let now = medic_model::parse_rfc3339("2024-01-01T00:00:00Z").unwrap();
-        let a = to_alerts(p, now, 300_000).unwrap();
+        let a = to_alerts(p, now, 300_000).alerts;
         assert_eq!(
             (a[0].starts_at, a[0].ends_at, a[0].timeout),
             (now, now + 300_000, true)
@@ -919,8 +956,20 @@ mod tests {
             (past, past, false)
         );
         assert_eq!(a[2].starts_at, now);
-        let bad: Vec<PostableAlert> =
-            serde_json::from_str(r#"[{"labels": {"a": "b"}, "startsAt": "yesterday"}]"#).unwrap();
-        assert!(to_alerts(bad, now, 1).unwrap_err().contains("startsAt"));
+        // An end without a start: the start is the end, also for an end in the future.
+        let p: Vec<PostableAlert> = serde_json::from_str(
+            r#"[{"labels": {"alertname": "d"}, "endsAt": "2030-01-01T00:00:00Z"}]"#,
+        )
+        .unwrap();
+        let a = to_alerts(p, now, 300_000).alerts;
+        let future = medic_model::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+        assert_eq!((a[0].starts_at, a[0].ends_at), (future, future));
+        let bad: Vec<PostableAlert> = serde_json::from_str(
+            r#"[{"labels": {"a": "b"}, "startsAt": "yesterday"}, {"labels": {"a": "c"}}]"#,
+        )
+        .unwrap();
+        let c = to_alerts(bad, now, 1);
+        assert_eq!(c.alerts.len(), 1, "the valid alert is kept");
+        assert!(c.refused[0].starts_with("alert 0: ") && c.refused[0].contains("startsAt"));
     }
 }
