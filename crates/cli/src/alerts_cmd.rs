@@ -411,11 +411,9 @@ pub fn silence(a: SilenceArgs) -> anyhow::Result<()> {
             };
             let dur = medic_model::parse_duration(&s.duration)
                 .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
-            let author = s
-                .author
-                .or_else(|| std::env::var("USER").ok())
-                .filter(|a| !a.is_empty())
-                .context("--author is required when $USER is not set")?;
+            let author = s.author.or_else(current_user).context(
+                "--author is required: no user name in $USER, $LOGNAME or the user database",
+            )?;
             let body = json!({
                 "matchers": matchers,
                 "startsAt": medic_model::format_rfc3339(start),
@@ -535,9 +533,8 @@ pub fn ack(a: AckArgs) -> anyhow::Result<()> {
     }
     let author = a
         .author
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|x| !x.is_empty())
-        .context("--author is required when $USER is not set")?;
+        .or_else(current_user)
+        .context("--author is required: no user name in $USER, $LOGNAME or the user database")?;
     let mut body =
         json!({"group": a.group, "author": author, "comment": a.comment.unwrap_or_default()});
     if let Some(d) = a.duration {
@@ -559,4 +556,37 @@ pub fn ack(a: AckArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Who runs the command, as amtool finds it: `$USER`, then `$LOGNAME`, then the user database
+/// entry of the effective user id (containers and systemd units often set neither variable).
+pub fn current_user() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.is_empty() {
+                return Some(v);
+            }
+        }
+    }
+    // SAFETY: getpwuid_r writes into the buffers we own and sizes we pass; `result` is null or
+    // points into `pwd`, whose strings point into `buf`, all alive while read here.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pwd.pw_name)
+            .to_string_lossy()
+            .into_owned();
+        (!name.is_empty()).then_some(name)
+    }
 }

@@ -15,26 +15,45 @@ mod query;
 mod rules_cmd;
 mod run;
 
-/// medic — a self-healing operations engine: it stores metrics, evaluates rules, manages alerts
-/// and repairs what breaks.
+/// medic — a self-healing operations engine: it stores metrics, evaluates Prometheus-style rules
+/// and anomaly detectors, manages alerts, and repairs what breaks under guards.
 #[derive(Debug, Parser)]
-#[command(name = "medic", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "medic",
+    version,
+    about = "medic — a self-healing operations engine: stores metrics, evaluates rules and anomaly detectors, manages alerts, and repairs what breaks",
+    long_about = None,
+    propagate_version = true
+)]
 struct Cli {
-    /// Log level filter (error, warn, info, debug, trace, or a tracing filter like
-    /// `info,medic_tsdb=debug`). Overrides MEDIC_LOG.
-    #[arg(long, global = true, env = "MEDIC_LOG", default_value = "info")]
-    log_level: String,
-
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    log_format: LogFormat,
-
     #[command(subcommand)]
     command: Command,
 }
 
+/// Logging options of the commands that run medic (`run`, `demo`); client commands do not log.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log level filter (error, warn, info, debug, trace, or a tracing filter like
+    /// `info,medic_tsdb=debug`). Overrides MEDIC_LOG.
+    #[arg(long, env = "MEDIC_LOG", default_value = "info")]
+    log_level: String,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+impl Default for LogArgs {
+    fn default() -> Self {
+        LogArgs {
+            log_level: "warn".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
+pub enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -128,7 +147,12 @@ fn init_logging(level: &str, format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level, cli.log_format);
+    let log = match &cli.command {
+        Command::Run(a) => a.log.clone(),
+        Command::Demo(a) => a.log.clone(),
+        _ => LogArgs::default(),
+    };
+    init_logging(&log.log_level, log.log_format);
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Query(args) => query::run(args),

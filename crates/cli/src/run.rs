@@ -9,6 +9,9 @@ use tracing::info;
 /// Arguments of `medic run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub log: crate::LogArgs,
+
     /// Configuration file (YAML). Without it, embedded defaults apply (see `examples/medic.yml`).
     #[arg(long, short = 'c', env = "MEDIC_CONFIG")]
     config: Option<PathBuf>,

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// What can stop the server from starting or running.
+/// What can stop the server from starting or running. Each message carries its cause's text
+/// itself, so causes are not also chained as sources (which printed them twice).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration is invalid; the message names the field and what was expected.
@@ -15,16 +16,22 @@ pub enum Error {
     },
     /// The store failed to open or close.
     #[error("storage: {0}")]
-    Storage(#[from] medic_tsdb::Error),
+    Storage(medic_tsdb::Error),
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Listen {
         /// The address.
         addr: String,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Anything else.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<medic_tsdb::Error> for Error {
+    fn from(e: medic_tsdb::Error) -> Self {
+        Error::Storage(e)
+    }
 }

@@ -74,6 +74,9 @@ pub struct DemoArgs {
     #[command(subcommand)]
     command: Option<DemoCommand>,
 
+    #[command(flatten)]
+    pub log: crate::LogArgs,
+
     /// Exit after the schedule instead of running until Ctrl-C: status 0 only if every fault
     /// ended as expected (healed, unless --trouble says otherwise) and medic took no action in
     /// a quiet period.

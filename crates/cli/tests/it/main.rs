@@ -7,6 +7,7 @@ mod bad_input;
 mod crash;
 mod demo;
 mod heal;
+mod hostile;
 mod prometheus;
 mod promql;
 mod rules;

@@ -1,0 +1,219 @@
+//! Hostile and careless input against the real binary: a sample from the future, queries nested
+//! to overflow a stack, subqueries that would exhaust memory, YAML nested to hang the parser.
+//! Each once crashed medic, hung it or lost data; each now gets a clear error.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn series(name: &str) -> Vec<(String, String)> {
+    vec![
+        ("__name__".to_string(), name.to_string()),
+        ("job".to_string(), "probe".to_string()),
+    ]
+}
+
+/// One sample 15 days ahead once made retention delete every block and then refused every
+/// normal write as too old, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_from_the_future_is_refused_and_history_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let medic = Medic::start(&data, None, &[]);
+    let c = client();
+    let base = medic.url("");
+    let now = now_ms() / 1000 * 1000;
+    let history: Vec<(i64, f64)> = (0..120)
+        .map(|i| (now - 3_600_000 + i * 15_000, 1.0))
+        .collect();
+    let r = post_write(&c, &base, write_request(&[(series("history"), history)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let r = c
+        .post(medic.url("/api/v1/admin/tsdb/flush"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    let stats = get_json(&c, &medic.url("/api/v1/status/tsdb")).await;
+    assert_eq!(
+        stats["data"]["headStats"]["minTime"].as_i64(),
+        Some(i64::MAX),
+        "an empty head reports MaxInt64, as Prometheus does: {stats}"
+    );
+
+    let future = write_request(&[(series("future"), vec![(now + 15 * 86_400_000, 1.0)])]);
+    let r = post_write(&c, &base, future).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let msg = r.text().await.unwrap();
+    assert!(msg.contains("too far in the future"), "{msg}");
+
+    // Normal writes go on, history stays, and the head's minTime is a real timestamp.
+    let r = post_write(
+        &c,
+        &base,
+        write_request(&[(series("now"), vec![(now, 2.0)])]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let stats = get_json(&c, &medic.url("/api/v1/status/tsdb")).await;
+    assert_eq!(
+        stats["data"]["headStats"]["minTime"].as_i64(),
+        Some(now),
+        "{stats}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = export(&c, &base, "history").await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].timestamps.len(), 120, "history kept");
+    let metrics = c
+        .get(medic.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reason=\"too_far_in_future\"} 1"),
+        "counted by reason"
+    );
+}
+
+fn nest(open: &str, close: &str, n: usize, inner: &str) -> String {
+    format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+}
+
+/// Each of these overflowed the stack and aborted the process (and every repair with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_queries_get_an_answer_or_a_400_and_medic_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let medic = Medic::start(&dir.path().join("data"), None, &[]);
+    let c = client();
+    let query = |q: String| {
+        let c = c.clone();
+        let url = medic.url("/api/v1/query");
+        async move {
+            let r = c.post(url).form(&[("query", q)]).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Deep but within the limit: answered, as Prometheus answers them.
+    for q in [
+        nest("abs(", ")", 1150, "vector(1)"),
+        nest("sum(", ")", 1600, "vector(1)"),
+        format!("{}vector(1)", "-".repeat(2000)),
+        format!("vector(1){}", " + vector(1)".repeat(2000)),
+    ] {
+        let (status, body) = query(q).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Beyond the limit: a 400 that says why.
+    for q in [
+        format!("vector(1){}", " or vector(1)".repeat(3800)),
+        nest("(", ")", 33_000, "1"),
+        nest("abs(", ")", 5000, "vector(1)"),
+    ] {
+        let (status, body) = query(q).await;
+        assert_eq!(status, 400, "{body}");
+        let e = body["error"].as_str().unwrap();
+        assert!(e.contains("nested") && e.contains("limit is 2048"), "{e}");
+    }
+    let r = c.get(medic.url("/-/healthy")).send().await.unwrap();
+    assert!(r.status().is_success(), "medic is still up");
+}
+
+/// `sum_over_time(vector(1)[399d:1s])` once passed 6 GiB in 40 s: subquery points were not
+/// counted against the sample limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_subqueries_are_refused_by_the_sample_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(
+        &config,
+        "scrape_configs: []\nquery:\n  max_samples: 5000000\n",
+    )
+    .unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&config), &[]);
+    let c = client();
+    let started = Instant::now();
+    for q in [
+        "sum_over_time(vector(1)[399d:1s])",
+        "max_over_time((vector(1) + 0)[90d:1s])",
+    ] {
+        let r = c
+            .post(medic.url("/api/v1/query"))
+            .form(&[("query", q)])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 422, "{q}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("too many samples"),
+            "{body}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let pid = medic.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(hwm_kb < 1024 * 1024, "peak RSS {hwm_kb} kB");
+}
+
+/// Deeply nested YAML took quadratic time (40,000 levels: 3.8 s), hanging `check config`.
+#[test]
+fn deeply_nested_yaml_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "medic.yml",
+            format!(
+                "scrape_configs: {}1{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+        ),
+        (
+            "medic.yml",
+            format!("scrape_configs:\n{}x\n", "- ".repeat(100_000)),
+        ),
+    ];
+    for (name, text) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(["check", "config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("nested deeper than"), "{err}");
+        assert!(err.contains("line "), "{err}");
+    }
+}
