@@ -299,3 +299,151 @@ async fn medic_routes_groups_inhibits_and_silences_like_alertmanager() {
     };
     assert_eq!(shape(&g_medic), shape(&g_am), "alert groups differ");
 }
+
+const CONFIG_PARITY: &str = r#"
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+  routes:
+    - match_re: {service: "foo|bar"}
+      receiver: svc
+      group_by: []
+receivers:
+  - name: team
+    webhook_configs: [{url: "HOOK/team"}]
+  - name: svc
+    webhook_configs: [{url: "HOOK/svc", max_alerts: 3}]
+"#;
+
+/// What a migration from Alertmanager once changed: `group_by: []` inherits the parent's
+/// grouping, `match_re` group keys are anchored (so PagerDuty/Opsgenie dedup keys stay), alerts
+/// are ordered by job, then instance (missing last), then label set — which decides what
+/// `max_alerts` keeps —, a batch with one invalid alert keeps the valid ones, an alert with only
+/// `endsAt` starts then, and the API's shapes (`generatorURL` and `cluster.name` omitted when
+/// empty, groups in order, receivers in config order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_from_alertmanager_keeps_keys_order_and_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = Capture::start().await;
+    let am = Alertmanager::start(
+        dir.path(),
+        &CONFIG_PARITY.replace("HOOK", &hooks.url("/am")),
+    );
+    let medic = medic_with_alerting(
+        dir.path(),
+        &CONFIG_PARITY.replace("HOOK", &hooks.url("/medic")),
+        "",
+    );
+    let c = client();
+    let now = medic_model::Clock::now_ms(&medic_model::SystemClock);
+    let start = rfc3339(now - 10_000);
+    let mut batch = vec![];
+    for (name, job, inst) in [
+        ("A", Some("web"), Some("b")),
+        ("A", Some("web"), None),
+        ("A", None, Some("a")),
+        ("A", Some("api"), Some("z")),
+        ("A", None, None),
+        ("B", Some("web"), Some("a")),
+    ] {
+        let mut labels = vec![("alertname", name), ("service", "foo")];
+        if let Some(j) = job {
+            labels.push(("job", j));
+        }
+        if let Some(i) = inst {
+            labels.push(("instance", i));
+        }
+        let mut a = alert(&labels, &start, None);
+        if job.is_none() && inst.is_none() {
+            a.as_object_mut().unwrap().remove("generatorURL");
+        }
+        batch.push(a);
+    }
+    // Invalid: an empty label name. Alertmanager answers 400 and keeps the others.
+    batch.push(json!({"labels": {"alertname": "C", "": "x"}, "startsAt": start}));
+    // Only an end: it starts then.
+    let end = rfc3339(now + 3_600_000);
+    batch.push(json!({"labels": {"alertname": "D", "service": "bar"}, "endsAt": end}));
+    let batch = Value::Array(batch);
+    for base in [am.url(""), medic.url("")] {
+        let r = c
+            .post(format!("{base}/api/v2/alerts"))
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{base}");
+    }
+    for p in ["/am", "/medic"] {
+        hooks
+            .wait_for(&format!("{p}/svc"), 3, Duration::from_secs(20))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m = last_per_group(&hooks.at("/medic/svc"));
+    let a = last_per_group(&hooks.at("/am/svc"));
+    assert_eq!(
+        m.keys().collect::<Vec<_>>(),
+        a.keys().collect::<Vec<_>>(),
+        "group keys differ (left medic, right Alertmanager)"
+    );
+    assert_eq!(m.len(), 3, "one group per alertname: {:#?}", m.keys());
+    assert!(
+        m.keys().any(|k| k.contains(r#"service=~\"^(?:foo|bar)$\""#)
+            || k.contains(r#"service=~"^(?:foo|bar)$""#)),
+        "{:#?}",
+        m.keys()
+    );
+    assert_eq!(m, a, "messages differ (left medic, right Alertmanager)");
+
+    let s_am = status(&c, &am.url("/api/v2/alerts")).await;
+    let s_medic = status(&c, &medic.url("/api/v2/alerts")).await;
+    assert_eq!(
+        s_medic, s_am,
+        "API v2 alerts differ (left medic, right Alertmanager)"
+    );
+    let raw_medic = get_json(&c, &medic.url("/api/v2/alerts")).await;
+    let raw_am = get_json(&c, &am.url("/api/v2/alerts")).await;
+    let with_url = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a.get("generatorURL").is_some())
+            .count()
+    };
+    assert_eq!(with_url(&raw_medic), with_url(&raw_am));
+    let order = |g: &Value| -> Vec<String> {
+        g.as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let fps: Vec<&str> = g["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["fingerprint"].as_str().unwrap())
+                    .collect();
+                format!("{} {} {:?}", g["receiver"]["name"], g["labels"], fps)
+            })
+            .collect()
+    };
+    let g_medic = get_json(&c, &medic.url("/api/v2/alerts/groups")).await;
+    let g_am = get_json(&c, &am.url("/api/v2/alerts/groups")).await;
+    assert_eq!(
+        order(&g_medic),
+        order(&g_am),
+        "groups or their order differ"
+    );
+    let st_medic = get_json(&c, &medic.url("/api/v2/status")).await;
+    let st_am = get_json(&c, &am.url("/api/v2/status")).await;
+    assert_eq!(
+        st_medic["cluster"].get("name").is_some(),
+        st_am["cluster"].get("name").is_some()
+    );
+    let r_medic = get_json(&c, &medic.url("/api/v2/receivers")).await;
+    let r_am = get_json(&c, &am.url("/api/v2/receivers")).await;
+    assert_eq!(r_medic, r_am, "receivers differ");
+}
