@@ -921,7 +921,12 @@ pub fn redact(text: &str) -> String {
                 for (k, val) in m.iter_mut() {
                     let key = k.as_str().unwrap_or("");
                     let secret = SECRET_KEYS.contains(&key) && (key != "url" || under_webhook);
-                    if secret && val.is_string() {
+                    if key == "url" && under_webhook && val.is_string() {
+                        // Alertmanager 0.25 shows webhook URLs (amtool parses them to check the
+                        // config); only the parts that may carry a key are masked.
+                        let shown = webhook_url_shown(val.as_str().unwrap_or(""));
+                        *val = serde_norway::Value::String(shown);
+                    } else if secret && val.is_string() {
                         *val = serde_norway::Value::String("<secret>".into());
                     } else {
                         walk(val, key == "webhook_configs");
@@ -938,6 +943,24 @@ pub fn redact(text: &str) -> String {
     }
     if medic_model::yaml::check_depth(text).is_err() {
         return String::new();
+    }
+    /// A webhook URL with its password and query values masked, still a URL.
+    fn webhook_url_shown(u: &str) -> String {
+        let Ok(mut p) = reqwest::Url::parse(u) else {
+            return "<secret>".into();
+        };
+        if p.password().is_some() {
+            let _ = p.set_password(Some("secret"));
+        }
+        if p.query().is_some() {
+            let pairs: Vec<(String, String)> = p
+                .query_pairs()
+                .map(|(k, _)| (k.into_owned(), "secret".to_string()))
+                .collect();
+            p.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        p.set_fragment(None);
+        p.to_string()
     }
     match serde_norway::from_str::<serde_norway::Value>(text) {
         Ok(mut v) => {
@@ -1038,5 +1061,11 @@ inhibit_rules:
             "{r}"
         );
         assert!(r.contains("name: a"), "{r}");
+        // Webhook URLs stay URLs (amtool parses them), with keys masked.
+        let r = redact("receivers:\n- name: a\n  webhook_configs:\n  - url: https://hooks.example/x?token=abc123&y=2\n");
+        assert!(
+            r.contains("url: https://hooks.example/x?token=secret&y=secret"),
+            "{r}"
+        );
     }
 }

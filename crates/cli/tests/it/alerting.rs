@@ -397,11 +397,22 @@ async fn amtool_works_against_medic() {
     let dir = tempfile::tempdir().unwrap();
     let medic = medic_with_alerting(
         dir.path(),
-        "route:\n  receiver: a\nreceivers:\n  - name: a\n",
+        "route:\n  receiver: a\n  routes:\n    - matchers: [team=\"db\"]\n      receiver: db\nreceivers:\n  - name: a\n  - name: db\n    webhook_configs: [{url: \"http://127.0.0.1:9/hook?token=abc123\"}]\n",
         "",
     );
     let url = medic.url("");
     let c = client();
+    // `amtool config routes` reads the configuration through /api/v2/status and parses it: the
+    // webhook URL must still be a URL (Alertmanager 0.25 shows it), with its key masked.
+    let routes = amtool(&url, &["config", "routes", "show"]);
+    assert!(
+        routes.contains("db") && routes.contains("team=\"db\""),
+        "{routes}"
+    );
+    let test = amtool(&url, &["config", "routes", "test", "team=db"]);
+    assert_eq!(test.trim(), "db", "{test}");
+    let config = amtool(&url, &["config", "show"]);
+    assert!(!config.contains("abc123"), "{config}");
     amtool(
         &url,
         &[
