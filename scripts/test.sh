@@ -14,6 +14,8 @@ packages=()
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
+# The blackbox exporter, probing URLs through medic's scrape relabelling.
+command -v prometheus-blackbox-exporter >/dev/null 2>&1 || packages+=(prometheus-blackbox-exporter)
 # The heal scenarios break a real PostgreSQL and a real Redis.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)

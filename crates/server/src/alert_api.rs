@@ -25,8 +25,12 @@ use crate::app::AppState;
 /// The largest request body the alert endpoints read.
 const MAX_BODY: usize = 16 << 20;
 
-/// Hands alerts from medic's rules to the alert manager.
-pub struct RulesNotifier(pub Arc<AlertManager>);
+/// Hands alerts from medic's rules to the alert manager, and to external Alertmanagers when
+/// `alerting.alertmanagers` names some.
+pub struct RulesNotifier(
+    pub Arc<AlertManager>,
+    pub Option<Arc<crate::forward::Forwarder>>,
+);
 
 impl medic_rules::Notifier for RulesNotifier {
     fn notify(&self, alerts: Vec<medic_rules::Notification>) {
@@ -47,6 +51,9 @@ impl medic_rules::Notifier for RulesNotifier {
                 value: Some(n.value),
             })
             .collect();
+        if let Some(f) = &self.1 {
+            f.send(&batch);
+        }
         if let Err(e) = self.0.put(batch) {
             tracing::error!(error = %e, "alerts from rules were not stored");
         }

@@ -120,11 +120,18 @@ impl App {
             .unwrap_or_default();
         let alerts = build_alert_manager(&config, &base, &self_target, &self_metrics)?;
         let heal = build_heal(&config, &self_target, &self_metrics, &alerts, &engine, &db)?;
+        let forward_metrics = crate::forward::ForwardMetrics::default();
+        self_metrics.with_registry(|r| forward_metrics.register(r));
+        let forwarder = crate::forward::Forwarder::start(
+            &config.alerting.prometheus(),
+            medic_model::Labels::from_pairs(config.global.external_labels.clone()),
+            forward_metrics,
+        )?;
         let rule_store: Arc<dyn medic_rules::Storage> = db.clone();
         let rules = medic_rules::Manager::new(
             engine.clone(),
             rule_store,
-            Arc::new(crate::alert_api::RulesNotifier(alerts.clone())),
+            Arc::new(crate::alert_api::RulesNotifier(alerts.clone(), forwarder)),
             Arc::new(medic_model::SystemClock),
             rule_metrics,
         );

@@ -109,16 +109,20 @@ pub struct Config {
     /// The embedded time-series store.
     #[serde(default)]
     pub storage: StorageConfig,
-    /// The Prometheus remote_write receiver at `POST /api/v1/write`.
-    #[serde(default)]
+    /// The Prometheus remote_write receiver at `POST /api/v1/write`. (A `prometheus.yml`'s
+    /// `remote_write:` list of stores to send to is refused with a message that says what to do.)
+    #[serde(default, deserialize_with = "remote_write_field")]
     pub remote_write: RemoteWriteConfig,
+    /// Prometheus's `remote_read`: refused when it lists stores (medic answers from its own).
+    #[serde(default)]
+    pub remote_read: Option<serde_norway::Value>,
     /// Prometheus scrape jobs, in Prometheus's syntax. When the file has no `scrape_configs`
     /// key, medic scrapes its own `/metrics` (job `medic`); an explicit empty list scrapes
     /// nothing.
     pub scrape_configs: Option<Vec<ScrapeConfig>>,
     /// Prometheus rule files to load, as paths or globs (`rules/*.yml`); relative ones are
     /// taken from the config file's directory. Re-read on SIGHUP and `POST /-/reload`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub rule_files: Vec<String>,
     /// How alerting rules behave around restarts and notifications.
     #[serde(default)]
@@ -327,6 +331,23 @@ pub struct AlertingConfig {
     /// treated as firing, so its flips are not each notified (default 15m).
     #[serde(default = "default_flap_hold")]
     pub flap_hold: PromDuration,
+    /// Prometheus's `alertmanagers`: external Alertmanagers the rules' alerts are sent to as
+    /// well (a `prometheus.yml`'s `alerting:` section works unchanged).
+    #[serde(default)]
+    pub alertmanagers: Vec<crate::forward::AlertmanagerTarget>,
+    /// Prometheus's `alert_relabel_configs`, applied to alerts sent to those Alertmanagers.
+    #[serde(default)]
+    pub alert_relabel_configs: Vec<RelabelConfig>,
+}
+
+impl AlertingConfig {
+    /// The Prometheus part of the section.
+    pub fn prometheus(&self) -> crate::forward::PrometheusAlerting {
+        crate::forward::PrometheusAlerting {
+            alertmanagers: self.alertmanagers.clone(),
+            alert_relabel_configs: self.alert_relabel_configs.clone(),
+        }
+    }
 }
 
 impl Default for AlertingConfig {
@@ -785,6 +806,31 @@ pub struct ScrapeConfig {
     /// Targets read from JSON or YAML files, re-read when they change.
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets from an HTTP endpoint answering target groups in JSON (Prometheus's http_sd).
+    #[serde(default)]
+    pub http_sd_configs: Vec<crate::scrape::sd::HttpSdConfig>,
+    /// Targets from DNS names (Prometheus's dns_sd: `A` and `AAAA` records with a port).
+    #[serde(default)]
+    pub dns_sd_configs: Vec<crate::scrape::sd::DnsSdConfig>,
+    /// Parsed so a `prometheus.yml` loads, but not run: medic cannot reach Consul here and
+    /// does not discover from it yet (a warning at start says so).
+    #[serde(default)]
+    pub consul_sd_configs: Vec<serde_norway::Value>,
+    /// Parsed so a `prometheus.yml` loads, but not run (see `consul_sd_configs`).
+    #[serde(default)]
+    pub kubernetes_sd_configs: Vec<serde_norway::Value>,
+    /// Accepted for compatibility; medic negotiates the text formats it reads.
+    #[serde(default)]
+    pub scrape_protocols: Option<serde_norway::Value>,
+    /// Accepted for compatibility; medic always asks for gzip.
+    #[serde(default)]
+    pub enable_compression: Option<bool>,
+    /// Accepted for compatibility; redirects are followed.
+    #[serde(default)]
+    pub follow_redirects: Option<bool>,
+    /// Accepted for compatibility.
+    #[serde(default)]
+    pub enable_http2: Option<bool>,
     /// Relabelling of targets before scraping.
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
@@ -910,7 +956,13 @@ impl Config {
 
     /// Checks what serde cannot: relations between fields, valid names and regexes.
     fn validate(&self) -> Result<(), String> {
+        if self.remote_read.as_ref().is_some_and(|v| {
+            !matches!(v, serde_norway::Value::Null) && v.as_sequence().is_none_or(|s| !s.is_empty())
+        }) {
+            return Err("remote_read: medic answers queries from its own store and does not read from remote stores; remove remote_read".into());
+        }
         self.alerting.escalation_policies()?;
+        self.alerting.prometheus().validate()?;
         self.heal.options("")?;
         if let Some(t) = self.global.scrape_timeout {
             if t > self.global.scrape_interval {
@@ -980,12 +1032,10 @@ impl Config {
                 ));
             }
             for (j, sg) in sc.static_configs.iter().enumerate() {
-                for t in &sg.targets {
-                    if t.is_empty() || t.contains('/') {
-                        return Err(format!(
-                            "{at}.static_configs[{j}].targets: {t:?} is not a host:port"
-                        ));
-                    }
+                // Any string is a target here: the address is checked after relabelling, as
+                // Prometheus does, so URLs can be probe targets (`__param_target`).
+                if sg.targets.iter().any(|t| t.is_empty()) {
+                    return Err(format!("{at}.static_configs[{j}].targets: an empty target"));
                 }
                 for k in sg.labels.keys() {
                     if !medic_model::is_valid_label_name(k) {
@@ -994,6 +1044,14 @@ impl Config {
                         ));
                     }
                 }
+            }
+            for (j, h) in sc.http_sd_configs.iter().enumerate() {
+                h.validate()
+                    .map_err(|e| format!("{at}.http_sd_configs[{j}].{e}"))?;
+            }
+            for (j, d) in sc.dns_sd_configs.iter().enumerate() {
+                d.validate()
+                    .map_err(|e| format!("{at}.dns_sd_configs[{j}]: {e}"))?;
             }
             for (j, r) in sc.relabel_configs.iter().enumerate() {
                 r.validate()
@@ -1012,31 +1070,43 @@ impl Config {
     pub fn effective_scrape_configs(&self, self_target: &str) -> Vec<ScrapeConfig> {
         match &self.scrape_configs {
             Some(list) => list.clone(),
-            None => vec![ScrapeConfig {
-                job_name: "medic".into(),
-                scrape_interval: None,
-                scrape_timeout: None,
-                metrics_path: default_metrics_path(),
-                scheme: default_scheme(),
-                params: BTreeMap::new(),
-                basic_auth: None,
-                authorization: None,
-                bearer_token: None,
-                bearer_token_file: None,
-                tls_config: None,
-                honor_labels: false,
-                honor_timestamps: true,
-                sample_limit: 0,
-                body_size_limit: default_body_limit(),
-                static_configs: vec![StaticConfig {
+            None => {
+                let mut own: ScrapeConfig =
+                    medic_model::yaml::from_str("job_name: medic\n").expect("a valid job");
+                own.static_configs = vec![StaticConfig {
                     targets: vec![self_target.to_string()],
                     labels: BTreeMap::new(),
-                }],
-                file_sd_configs: Vec::new(),
-                relabel_configs: Vec::new(),
-                metric_relabel_configs: Vec::new(),
-            }],
+                }];
+                vec![own]
+            }
         }
+    }
+}
+
+/// A list or map that may be written as `null` (`rule_files:` with nothing under it).
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `remote_write:` is medic's receiver settings (a map); a Prometheus list of stores to send to
+/// is refused with what to do instead.
+fn remote_write_field<'de, D>(d: D) -> Result<RemoteWriteConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let v = serde_norway::Value::deserialize(d)?;
+    match v {
+        serde_norway::Value::Null => Ok(RemoteWriteConfig::default()),
+        serde_norway::Value::Sequence(s) if s.is_empty() => Ok(RemoteWriteConfig::default()),
+        serde_norway::Value::Sequence(_) => Err(D::Error::custom(
+            "a list of stores to send samples to (Prometheus's remote_write) is not supported: medic keeps samples in its own store and receives remote write at /api/v1/write; remove the list, or keep a Prometheus (or its agent) in front to send elsewhere",
+        )),
+        other => RemoteWriteConfig::deserialize(other).map_err(D::Error::custom),
     }
 }
 

@@ -9,6 +9,7 @@ mod demo;
 mod heal;
 mod hostile;
 mod prometheus;
+mod prometheus_config;
 mod promql;
 mod rules;
 mod rules_server;

@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod parser;
 pub mod relabel;
+pub mod sd;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -145,6 +146,7 @@ struct Pool {
     running: Mutex<HashMap<Labels, RunningTarget>>,
     dropped: Mutex<Vec<Labels>>,
     file_sd: Mutex<FileSd>,
+    net_sd: tokio::sync::Mutex<sd::NetSd>,
 }
 
 /// Runs every scrape job.
@@ -181,6 +183,7 @@ impl ScrapeManager {
                 running: Mutex::new(HashMap::new()),
                 dropped: Mutex::new(Vec::new()),
                 file_sd: Mutex::new(FileSd::default()),
+                net_sd: tokio::sync::Mutex::new(sd::NetSd::default()),
             }));
         }
         let (stop, _) = watch::channel(false);
@@ -200,15 +203,36 @@ impl ScrapeManager {
             let pool = pool.clone();
             let mut stop = self.stop.subscribe();
             tokio::spawn(async move {
-                let refresh = pool
-                    .cfg
+                let cfg = &pool.cfg;
+                let refresh = cfg
                     .file_sd_configs
                     .iter()
                     .map(|f| f.refresh_interval.0)
+                    .chain(cfg.http_sd_configs.iter().map(|h| h.refresh_interval.0))
+                    .chain(cfg.dns_sd_configs.iter().map(|d| d.refresh_interval.0))
                     .min()
                     .unwrap_or(Duration::from_secs(3600));
+                for (what, n) in [
+                    ("consul_sd_configs", cfg.consul_sd_configs.len()),
+                    ("kubernetes_sd_configs", cfg.kubernetes_sd_configs.len()),
+                ] {
+                    if n > 0 {
+                        tracing::warn!(job = %cfg.job_name, "{what} is parsed but not run by medic yet: its targets are not scraped (see docs/configuration.md)");
+                    }
+                }
                 loop {
-                    mgr.sync_pool(&pool);
+                    let net = if cfg.http_sd_configs.is_empty() && cfg.dns_sd_configs.is_empty() {
+                        Vec::new()
+                    } else {
+                        let mut sd = pool.net_sd.lock().await;
+                        let before = sd.errors;
+                        let groups = sd
+                            .refresh(&pool.client, &cfg.http_sd_configs, &cfg.dns_sd_configs)
+                            .await;
+                        mgr.metrics.sd_errors.inc_by(sd.errors - before);
+                        groups
+                    };
+                    mgr.sync_pool(&pool, net);
                     tokio::select! {
                         _ = tokio::time::sleep(refresh) => {}
                         _ = stop.changed() => return,
@@ -278,7 +302,7 @@ impl ScrapeManager {
     }
 
     /// Recomputes a pool's targets and starts or stops loops to match.
-    fn sync_pool(self: &Arc<Self>, pool: &Arc<Pool>) {
+    fn sync_pool(self: &Arc<Self>, pool: &Arc<Pool>, discovered: Vec<(Labels, Vec<String>)>) {
         let mut groups: Vec<(Labels, Vec<String>)> = pool
             .cfg
             .static_configs
@@ -293,6 +317,7 @@ impl ScrapeManager {
             }
             self.metrics.sd_errors.inc_by(sd.errors - before);
         }
+        groups.extend(discovered);
         let mut wanted: HashMap<Labels, Arc<Target>> = HashMap::new();
         let mut dropped = Vec::new();
         for (group_labels, addrs) in groups {
@@ -420,6 +445,12 @@ fn discovered_labels(
 fn target_from(cfg: &ScrapeConfig, discovered: &Labels) -> Option<(Labels, String)> {
     let relabelled = relabel::relabel(discovered, &cfg.relabel_configs)?;
     let addr = relabelled.get("__address__")?.to_string();
+    // As Prometheus: the address must be a host[:port] once relabelling is done (blackbox
+    // probes put the URL in `__param_target` and the exporter in `__address__`).
+    if !is_host_port(&addr) {
+        tracing::warn!(job = %cfg.job_name, address = %addr, "target dropped: __address__ is not a host:port after relabelling");
+        return None;
+    }
     let scheme = relabelled.get("__scheme__").unwrap_or("http");
     let path = relabelled.get("__metrics_path__").unwrap_or("/metrics");
     let mut url = format!("{scheme}://{addr}{path}");
@@ -456,6 +487,14 @@ fn target_from(cfg: &ScrapeConfig, discovered: &Labels) -> Option<(Labels, Strin
         b.set("instance", addr.as_str());
     }
     Some((b.build(), url))
+}
+
+/// Whether `addr` is a `host` or `host:port` with nothing else (Prometheus's `checkAddr`).
+fn is_host_port(addr: &str) -> bool {
+    if addr.is_empty() || addr.contains(['/', '?', '#', '@', ' ']) {
+        return false;
+    }
+    reqwest::Url::parse(&format!("http://{addr}")).is_ok_and(|u| u.path() == "/")
 }
 
 fn urlencode(s: &str) -> String {
@@ -651,7 +690,7 @@ fn merge_target_labels(scraped: &Labels, target: &Labels, honor: bool) -> Labels
 
 async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String> {
     let cfg = &pool.cfg;
-    let mut req = pool
+    let req = pool
         .client
         .get(&target.url)
         .header(reqwest::header::ACCEPT, ACCEPT_HEADER)
@@ -660,50 +699,13 @@ async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String>
             format!("{}", pool.timeout.as_secs_f64()),
         )
         .timeout(pool.timeout);
-    if let Some(ba) = &cfg.basic_auth {
-        let password = match (&ba.password, &ba.password_file) {
-            (_, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| format!("reading basic_auth.password_file {}: {e}", f.display()))?
-                .trim()
-                .to_string(),
-            (Some(p), None) => p.clone(),
-            (None, None) => String::new(),
-        };
-        req = req.basic_auth(&ba.username, Some(password));
-    }
-    let bearer = match (
-        &cfg.authorization,
-        &cfg.bearer_token,
-        &cfg.bearer_token_file,
-    ) {
-        (Some(a), _, _) => {
-            let cred = match (&a.credentials, &a.credentials_file) {
-                (_, Some(f)) => std::fs::read_to_string(f)
-                    .map_err(|e| {
-                        format!(
-                            "reading authorization.credentials_file {}: {e}",
-                            f.display()
-                        )
-                    })?
-                    .trim()
-                    .to_string(),
-                (Some(c), None) => c.clone(),
-                (None, None) => String::new(),
-            };
-            Some(format!("{} {cred}", a.kind))
-        }
-        (None, Some(t), _) => Some(format!("Bearer {t}")),
-        (None, None, Some(f)) => Some(format!(
-            "Bearer {}",
-            std::fs::read_to_string(f)
-                .map_err(|e| format!("reading bearer_token_file {}: {e}", f.display()))?
-                .trim()
-        )),
-        _ => None,
-    };
-    if let Some(b) = bearer {
-        req = req.header(reqwest::header::AUTHORIZATION, b);
-    }
+    let req = crate::http_auth::apply(
+        req,
+        cfg.basic_auth.as_ref(),
+        cfg.authorization.as_ref(),
+        cfg.bearer_token.as_deref(),
+        cfg.bearer_token_file.as_deref(),
+    )?;
     let mut resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
             format!(
@@ -788,6 +790,22 @@ relabel_configs:
         assert_eq!(labels.get("instance"), Some("blackbox:9115"));
         assert_eq!(labels.get("job"), Some("node"));
         assert!(labels.iter().all(|l| !l.name.starts_with("__")));
+        // The blackbox pattern: a URL as the target, relabelled into the probe's parameter.
+        let d = discovered_labels(
+            &cfg,
+            Duration::from_secs(15),
+            Duration::from_secs(10),
+            &Labels::empty(),
+            "https://shop.example.com/health",
+        );
+        let (_, url) = target_from(&cfg, &d).unwrap();
+        assert_eq!(
+            url,
+            "http://blackbox:9115/probe?module=http_2xx&target=https%3A%2F%2Fshop.example.com%2Fhealth"
+        );
+        // Without relabelling, a URL is not an address: the target is dropped.
+        let plain: ScrapeConfig = serde_norway::from_str("job_name: x\n").unwrap();
+        assert!(target_from(&plain, &d).is_none());
     }
 
     #[test]

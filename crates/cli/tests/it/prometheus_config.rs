@@ -1,0 +1,318 @@
+//! A `prometheus.yml` as Prometheus users have it: it loads unchanged, its Alertmanagers get the
+//! rules' alerts (a real Alertmanager 0.25), the blackbox exporter pattern works (a real
+//! `prometheus-blackbox-exporter`), and HTTP and DNS service discovery find their targets.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The Debian package's own /etc/prometheus/prometheus.yml (comments trimmed), with `rule_files:`
+/// left empty as it ships.
+const DEBIAN_PROMETHEUS_YML: &str = r#"
+global:
+  scrape_interval:     15s
+  evaluation_interval: 15s
+  external_labels:
+      monitor: 'example'
+alerting:
+  alertmanagers:
+  - static_configs:
+    - targets: ['localhost:9093']
+rule_files:
+scrape_configs:
+  - job_name: 'prometheus'
+    scrape_interval: 5s
+    scrape_timeout: 5s
+    static_configs:
+      - targets: ['localhost:9090']
+  - job_name: node
+    static_configs:
+      - targets: ['localhost:9100']
+"#;
+
+fn check_config(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["check", "config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn a_prometheus_yml_loads_unchanged_and_what_medic_does_not_do_is_named() {
+    let (ok, out) = check_config(DEBIAN_PROMETHEUS_YML);
+    assert!(ok, "{out}");
+    let more = r#"
+scrape_configs:
+  - job_name: sd
+    http_sd_configs: [{url: "http://127.0.0.1:1/targets", refresh_interval: 1m}]
+    dns_sd_configs: [{names: [localhost], type: A, port: 9100}]
+    consul_sd_configs: [{server: "localhost:8500", services: [web]}]
+    kubernetes_sd_configs: [{role: pod}]
+    scrape_protocols: [PrometheusText0.0.4]
+    follow_redirects: true
+"#;
+    let (ok, out) = check_config(more);
+    assert!(ok, "{out}");
+    // What medic does not do is refused with what to do instead.
+    let (ok, out) = check_config("remote_write:\n  - url: http://thanos:19291/api/v1/receive\n");
+    assert!(!ok);
+    assert!(
+        out.contains("remote_write") && out.contains("/api/v1/write"),
+        "{out}"
+    );
+    let (ok, out) = check_config("remote_read:\n  - url: http://x/read\n");
+    assert!(!ok && out.contains("remote_read"), "{out}");
+    let (ok, out) = check_config(
+        "scrape_configs:\n  - job_name: d\n    dns_sd_configs: [{names: [_x._tcp.example]}]\n",
+    );
+    assert!(!ok && out.contains("use type: A with port"), "{out}");
+    // medic's own remote_write receiver settings still load.
+    let (ok, out) = check_config("remote_write:\n  max_body_size: 1MiB\n");
+    assert!(ok, "{out}");
+}
+
+/// `alerting.alertmanagers`: the rules' alerts reach a real Alertmanager too, with the external
+/// labels and `alert_relabel_configs` applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_from_rules_reach_an_external_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(
+        dir.path(),
+        "route: {receiver: x, group_wait: 1s}\nreceivers: [{name: x}]\n",
+    );
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n        labels: {severity: page, team: drop-me}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  external_labels: {{monitor: medic-test}}\nscrape_configs: []\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{}']\n  alert_relabel_configs:\n    - {{action: labeldrop, regex: team}}\n",
+            am.port
+        ),
+    )
+    .unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&config), &[]);
+    let c = client();
+    let alert = eventually("the alert in the external Alertmanager", &medic, || {
+        let c = c.clone();
+        let url = am.url("/api/v2/alerts");
+        async move {
+            let v: Value = c.get(url).send().await.ok()?.json().await.ok()?;
+            v.as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == "AlwaysOn")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(alert["labels"]["monitor"], "medic-test", "{alert:#}");
+    assert_eq!(alert["labels"]["severity"], "page");
+    assert!(
+        alert["labels"].get("team").is_none(),
+        "relabelled: {alert:#}"
+    );
+    let metrics = c
+        .get(medic.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("medic_notifications_sent_total{"),
+        "{metrics}"
+    );
+}
+
+fn listen_arg() -> (u16, String) {
+    let port = free_port();
+    (port, format!("127.0.0.1:{port}"))
+}
+
+/// The blackbox pattern: URLs as targets, relabelled into `__param_target` with the exporter as
+/// `__address__`. medic refused the URL targets before relabelling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blackbox_exporter_pattern_probes_urls() {
+    require_binary(
+        "/usr/bin/prometheus-blackbox-exporter",
+        "prometheus-blackbox-exporter",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bb_port = free_port();
+    std::fs::write(
+        dir.path().join("blackbox.yml"),
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n",
+    )
+    .unwrap();
+    let mut bb = Command::new("/usr/bin/prometheus-blackbox-exporter")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("blackbox.yml").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{bb_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (port, listen) = listen_arg();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+scrape_configs:
+  - job_name: blackbox
+    scrape_interval: 1s
+    scrape_timeout: 1s
+    metrics_path: /probe
+    params: {{module: [http_2xx]}}
+    static_configs:
+      - targets: ['http://127.0.0.1:{port}/-/healthy', 'http://127.0.0.1:{port}/no-such-page']
+    relabel_configs:
+      - {{source_labels: [__address__], target_label: __param_target}}
+      - {{source_labels: [__param_target], target_label: instance}}
+      - {{target_label: __address__, replacement: '127.0.0.1:{bb_port}'}}
+"#
+        ),
+    )
+    .unwrap();
+    let medic = Medic::start(
+        &dir.path().join("data"),
+        Some(&config),
+        &["--listen", &listen],
+    );
+    let c = client();
+    let results = eventually("probe_success for both URLs", &medic, || {
+        let c = c.clone();
+        let url = medic.url("/api/v1/query");
+        async move {
+            let v: Value = c
+                .post(url)
+                .form(&[("query", "probe_success")])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let r = v["data"]["result"].as_array()?.clone();
+            (r.len() == 2).then_some(r)
+        }
+    })
+    .await;
+    let _ = bb.kill();
+    let _ = bb.wait();
+    let value = |suffix: &str| {
+        results
+            .iter()
+            .find(|r| r["metric"]["instance"].as_str().unwrap().ends_with(suffix))
+            .map(|r| r["value"][1].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(value("/-/healthy"), "1");
+    assert_eq!(value("/no-such-page"), "0");
+}
+
+/// HTTP SD (target groups from an endpoint) and DNS SD (`A` records with a port) find medic
+/// itself; Prometheus's `__meta_*` labels are there for relabelling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_and_dns_discovery_find_their_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, listen) = listen_arg();
+    let sd = dir.path().join("sd");
+    std::fs::create_dir(&sd).unwrap();
+    std::fs::write(
+        sd.join("targets.json"),
+        format!(r#"[{{"targets": ["127.0.0.1:{port}"], "labels": {{"team": "sre"}}}}]"#),
+    )
+    .unwrap();
+    let http_port = free_port();
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &http_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .current_dir(&sd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+scrape_configs:
+  - job_name: by-http
+    scrape_interval: 1s
+    http_sd_configs: [{{url: "http://127.0.0.1:{http_port}/targets.json", refresh_interval: 1s}}]
+    relabel_configs:
+      - {{source_labels: [__meta_url], regex: '.*/(targets).json', target_label: source}}
+  - job_name: by-dns
+    scrape_interval: 1s
+    dns_sd_configs: [{{names: [localhost], type: A, port: {port}, refresh_interval: 1s}}]
+    relabel_configs:
+      - {{source_labels: [__meta_dns_name], target_label: dns_name}}
+"#
+        ),
+    )
+    .unwrap();
+    let medic = Medic::start(
+        &dir.path().join("data"),
+        Some(&config),
+        &["--listen", &listen],
+    );
+    let c = client();
+    let up = eventually("both jobs up", &medic, || {
+        let c = c.clone();
+        let url = medic.url("/api/v1/query");
+        async move {
+            let v: Value = c
+                .post(url)
+                .form(&[("query", "up == 1")])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let r = v["data"]["result"].as_array()?.clone();
+            (r.len() == 2).then_some(r)
+        }
+    })
+    .await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let by = |job: &str| {
+        up.iter()
+            .find(|r| r["metric"]["job"] == job)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("by-http")["metric"]["team"], "sre");
+    assert_eq!(by("by-http")["metric"]["source"], "targets");
+    assert_eq!(by("by-dns")["metric"]["dns_name"], "localhost");
+    assert_eq!(
+        by("by-dns")["metric"]["instance"],
+        format!("127.0.0.1:{port}")
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
