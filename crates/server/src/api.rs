@@ -45,6 +45,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/status/buildinfo", get(crate::query_api::buildinfo))
         .route("/api/v1/status/tsdb", get(tsdb_status))
+        .route("/api/v1/status/config", get(crate::status_api::config))
+        .route("/api/v1/status/flags", get(crate::status_api::flags))
+        .route(
+            "/api/v1/status/runtimeinfo",
+            get(crate::status_api::runtimeinfo),
+        )
+        .route("/api/v1/metadata", get(crate::status_api::metadata))
+        .route(
+            "/api/v1/targets/metadata",
+            get(crate::status_api::targets_metadata),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(crate::status_api::query_exemplars).post(crate::status_api::query_exemplars),
+        )
+        .route("/federate", get(crate::status_api::federate))
         .route("/api/v1/rules", get(crate::rules_api::rules))
         .route("/api/v1/alerts", get(crate::rules_api::alerts))
         .route(
@@ -444,7 +460,7 @@ const MIN_TIME: i64 = i64::MIN / 2;
 const MAX_TIME: i64 = i64::MAX / 2;
 
 /// Runs a storage read off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
@@ -464,7 +480,7 @@ async fn series(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, 
 }
 
 /// The series matching any of the selector sets, each once, in label order.
-fn select_union(
+pub(crate) fn select_union(
     db: &dyn Queryable,
     sets: &[Vec<Matcher>],
     start: i64,

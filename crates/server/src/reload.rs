@@ -114,6 +114,11 @@ pub struct Reloader {
 }
 
 impl Reloader {
+    /// The configuration file, if medic was started with one.
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.config_file.as_deref()
+    }
+
     pub(crate) fn new(
         config_file: Option<PathBuf>,
         default_external_url: String,

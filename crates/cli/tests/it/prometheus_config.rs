@@ -316,3 +316,102 @@ scrape_configs:
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+async fn api(c: &reqwest::Client, url: &str) -> Value {
+    let r = c.get(url).send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// What Grafana's Prometheus data source and other clients call besides queries: metric
+/// metadata from the HELP/TYPE lines scrapes saw, exemplars (none), the status pages with
+/// secrets masked — and `/federate`, scraped by a real Prometheus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_and_federation_endpoints_answer_like_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, listen) = listen_arg();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  external_labels: {{dc: eu1}}\nscrape_configs:\n  - job_name: medic\n    scrape_interval: 1s\n    basic_auth: {{username: u, password: hunter2-secret}}\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let medic = Medic::start(
+        &dir.path().join("data"),
+        Some(&config),
+        &["--listen", &listen],
+    );
+    let c = client();
+    let meta = eventually("metadata from the first scrape", &medic, || {
+        let c = c.clone();
+        let url = medic.url("/api/v1/metadata");
+        async move {
+            let v: Value = c.get(url).send().await.ok()?.json().await.ok()?;
+            v["data"].get("medic_tsdb_head_series").cloned()
+        }
+    })
+    .await;
+    assert_eq!(meta[0]["type"], "gauge", "{meta:#}");
+    assert!(!meta[0]["help"].as_str().unwrap().is_empty());
+    let one = api(
+        &c,
+        &medic.url("/api/v1/metadata?metric=medic_tsdb_head_series"),
+    )
+    .await;
+    assert_eq!(one["data"].as_object().unwrap().len(), 1);
+    let tm = api(
+        &c,
+        &medic.url("/api/v1/targets/metadata?match_target=%7Bjob%3D%22medic%22%7D&metric=medic_tsdb_head_series"),
+    )
+    .await;
+    assert_eq!(tm["data"][0]["target"]["job"], "medic", "{tm:#}");
+    assert_eq!(tm["data"][0]["type"], "gauge");
+    let ex = api(
+        &c,
+        &medic.url("/api/v1/query_exemplars?query=up&start=0&end=1"),
+    )
+    .await;
+    assert_eq!(ex["data"], serde_json::json!([]));
+    let cfg = api(&c, &medic.url("/api/v1/status/config")).await;
+    let yaml = cfg["data"]["yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("job_name: medic") && !yaml.contains("hunter2"),
+        "{yaml}"
+    );
+    let flags = api(&c, &medic.url("/api/v1/status/flags")).await;
+    assert_eq!(flags["data"]["web.listen-address"], listen);
+    let rt = api(&c, &medic.url("/api/v1/status/runtimeinfo")).await;
+    assert!(rt["data"]["startTime"].as_str().unwrap().starts_with("20"));
+
+    // A real Prometheus federates from medic.
+    let prom = Prometheus::start(
+        dir.path(),
+        |_| {
+            format!(
+                "scrape_configs:\n  - job_name: federate\n    scrape_interval: 1s\n    honor_labels: true\n    metrics_path: /federate\n    params: {{'match[]': ['{{job=\"medic\"}}']}}\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+            )
+        },
+        &[],
+    );
+    let got = eventually("up from medic, federated into Prometheus", &medic, || {
+        let c = c.clone();
+        let url = format!("{}/api/v1/query", prom.url());
+        async move {
+            let v: Value = c
+                .post(url)
+                .form(&[("query", "up{job=\"medic\"}")])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            v["data"]["result"].as_array()?.first().cloned()
+        }
+    })
+    .await;
+    assert_eq!(got["metric"]["dc"], "eu1", "external labels added: {got:#}");
+    assert_eq!(got["value"][1], "1");
+}

@@ -9,7 +9,7 @@ pub mod parser;
 pub mod relabel;
 pub mod sd;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,8 @@ pub struct Target {
     /// The URL scraped.
     pub url: String,
     status: Mutex<Status>,
+    /// HELP/TYPE/UNIT of the metric families of the last successful scrape.
+    metadata: Mutex<Arc<BTreeMap<String, parser::MetricMeta>>>,
 }
 
 impl Target {
@@ -260,6 +262,25 @@ impl ScrapeManager {
         }
     }
 
+    /// The metadata of every active target: its labels and its metric families.
+    pub fn metadata(&self) -> Vec<(Labels, Arc<BTreeMap<String, parser::MetricMeta>>)> {
+        let mut out = Vec::new();
+        for pool in &self.pools {
+            let running = pool.running.lock().unwrap_or_else(|e| e.into_inner());
+            for rt in running.values() {
+                let m = rt
+                    .target
+                    .metadata
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                out.push((rt.target.labels.clone(), m));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Targets for `/api/v1/targets`.
     pub fn targets(&self) -> (Vec<ActiveTarget>, Vec<DroppedTarget>) {
         let mut active = Vec::new();
@@ -332,6 +353,7 @@ impl ScrapeManager {
                                 discovered,
                                 labels,
                                 url,
+                                metadata: Mutex::default(),
                                 status: Mutex::new(Status {
                                     health: Health::Unknown,
                                     last_error: String::new(),
@@ -569,6 +591,11 @@ async fn scrape_once(
     let result = fetch(pool, target).await;
     let result = result.and_then(|(body, format)| {
         let parsed = parser::parse(&body, format).map_err(|e| e.to_string())?;
+        let meta = parser::metadata(&body);
+        let mut held = target.metadata.lock().unwrap_or_else(|e| e.into_inner());
+        if **held != meta {
+            *held = Arc::new(meta);
+        }
         Ok(parsed)
     });
     let cfg = &pool.cfg;

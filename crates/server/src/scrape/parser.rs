@@ -46,6 +46,80 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// What a target says about a metric family: `# TYPE`, `# HELP` and (OpenMetrics) `# UNIT`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MetricMeta {
+    /// `counter`, `gauge`, `histogram`, `summary`, `unknown`, … (`unknown` when not given).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The help text, unescaped.
+    pub help: String,
+    /// The unit, or empty.
+    pub unit: String,
+}
+
+/// The metadata lines of a body (cheap: only lines starting with `#` are looked at), by metric
+/// family name. Prometheus's `untyped` is reported as `unknown`, as its metadata API does.
+pub fn metadata(body: &str) -> std::collections::BTreeMap<String, MetricMeta> {
+    let mut out: std::collections::BTreeMap<String, MetricMeta> = Default::default();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let mut parts = rest.trim_start().splitn(3, [' ', '\t']);
+        let (Some(kw), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let value = parts.next().unwrap_or("").trim_end_matches('\r');
+        if !is_valid_metric_name(name) || out.len() >= 100_000 {
+            continue;
+        }
+        let entry = || MetricMeta {
+            kind: "unknown".into(),
+            ..MetricMeta::default()
+        };
+        match kw {
+            "TYPE" => {
+                let kind = match value.trim() {
+                    "untyped" => "unknown",
+                    k => k,
+                };
+                out.entry(name.to_string()).or_insert_with(entry).kind = kind.to_string();
+            }
+            "HELP" => {
+                out.entry(name.to_string()).or_insert_with(entry).help = unescape_help(value);
+            }
+            "UNIT" => {
+                out.entry(name.to_string()).or_insert_with(entry).unit = value.trim().to_string();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn unescape_help(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some(o) => {
+                out.push('\\');
+                out.push(o);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 /// Parses a whole response body.
 pub fn parse(body: &str, format: Format) -> Result<Vec<ParsedSample>, ParseError> {
     let mut out = Vec::new();
@@ -399,6 +473,15 @@ go_gc{quantile=\"0.5\", } NaN\n";
         assert_eq!(s[4].value, f64::INFINITY);
         assert_eq!(s[4].timestamp, Some(-3982045));
         assert!(s[5].value.is_nan());
+    }
+
+    #[test]
+    fn metadata_is_read_from_help_type_and_unit() {
+        let m = metadata("# HELP a_total Requests \\ with\\nnewline.\n# TYPE a_total counter\na_total 1\n# TYPE b untyped\n# TYPE c_seconds gauge\n# UNIT c_seconds seconds\n");
+        assert_eq!(m["a_total"].kind, "counter");
+        assert_eq!(m["a_total"].help, "Requests \\ with\nnewline.");
+        assert_eq!(m["b"].kind, "unknown");
+        assert_eq!(m["c_seconds"].unit, "seconds");
     }
 
     #[test]
