@@ -73,13 +73,8 @@ impl App {
         let tsdb_metrics = medic_tsdb::Metrics::default();
         self_metrics.with_registry(|r| tsdb_metrics.register(r));
 
-        let path = config.storage.path.clone();
-        let opts = config.storage.tsdb_options();
-        info!(path = %path.display(), "opening storage");
-        let db = tokio::task::spawn_blocking(move || Db::open(&path, opts, tsdb_metrics))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-
+        // Listen first: while the WAL replays (minutes for a large head), `/-/healthy` says the
+        // process is up and `/-/ready` that it is not ready yet, as Prometheus does.
         let listener = TcpListener::bind(&config.server.listen)
             .await
             .map_err(|error| Error::Listen {
@@ -89,6 +84,16 @@ impl App {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Internal(e.to_string()))?;
+        let (listener, starting) = crate::starting::serve_while_starting(listener)?;
+        info!(%addr, "listening; ready once storage is open");
+
+        let path = config.storage.path.clone();
+        let opts = config.storage.tsdb_options();
+        info!(path = %path.display(), "opening storage");
+        let db = tokio::task::spawn_blocking(move || Db::open(&path, opts, tsdb_metrics))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        info!("storage open");
 
         let self_target = if addr.ip().is_unspecified() {
             format!("127.0.0.1:{}", addr.port())
@@ -170,6 +175,7 @@ impl App {
             alerts,
             heal,
         });
+        starting.stop().await;
         Ok(App {
             state,
             listener,

@@ -21,6 +21,7 @@ pub mod remote_write;
 pub mod rules_api;
 pub mod scrape;
 pub mod selfmetrics;
+mod starting;
 pub mod status_api;
 
 pub use app::{App, Overrides};

@@ -584,6 +584,7 @@ fn replay_wal(wal_dir: &Path, head: &Head, metrics: &Metrics) -> Result<u64, Err
         }
         records += head.replay(&recs.payloads)?;
         last_seq = *seq;
+        info!(checkpoint = %path.display(), records, seconds = start.elapsed().as_secs_f64(), "WAL checkpoint loaded");
     }
     let segments: Vec<u64> = listing.segments.to_vec();
     for (i, &seq) in segments.iter().enumerate() {
@@ -596,6 +597,13 @@ fn replay_wal(wal_dir: &Path, head: &Head, metrics: &Metrics) -> Result<u64, Err
         let recs = wal::read_file(&path)?;
         records += head.replay(&recs.payloads)?;
         last_seq = seq;
+        // Progress, as Prometheus logs it: one line per segment.
+        info!(
+            segment = seq,
+            max_segment = segments.last().copied().unwrap_or(seq),
+            records,
+            "WAL segment loaded"
+        );
         if let Some((offset, why)) = recs.corrupt_at {
             let later: Vec<u64> = segments[i + 1..].to_vec();
             warn!(segment = %path.display(), offset, reason = %why, dropped_segments = later.len(),

@@ -217,3 +217,70 @@ fn deeply_nested_yaml_is_refused_at_once() {
         assert!(err.contains("line "), "{err}");
     }
 }
+
+/// While the WAL replays, `/-/healthy` answers 200 and `/-/ready` 503 (as Prometheus does); the
+/// listener used to open only after the replay, so supervisors saw a dead process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_but_not_ready_while_the_wal_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let medic = Medic::start(&data, None, &[]);
+    let c = client();
+    let base = medic.url("");
+    let now = now_ms();
+    // 200,000 series: their replay takes long enough to be seen.
+    for k in 0..20 {
+        let series: Vec<_> = (0..10_000)
+            .map(|i| {
+                let labels = vec![
+                    ("__name__".to_string(), "replay_me".to_string()),
+                    ("i".to_string(), format!("{k}-{i}")),
+                ];
+                (labels, vec![(now, 1.0)])
+            })
+            .collect();
+        let r = post_write(&c, &base, write_request(&series)).await.unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    medic.kill9();
+
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let quick = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let status = |u: String| {
+        let quick = quick.clone();
+        async move { quick.get(u).send().await.ok().map(|r| r.status().as_u16()) }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen_starting = false;
+    loop {
+        assert!(Instant::now() < deadline, "medic never became ready");
+        let ready = status(url("/-/ready")).await;
+        if ready == Some(200) {
+            break;
+        }
+        if ready == Some(503) {
+            assert_eq!(status(url("/-/healthy")).await, Some(200));
+            assert_eq!(status(url("/api/v1/query?query=1")).await, Some(503));
+            seen_starting = true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen_starting,
+        "never saw healthy-but-not-ready during the replay"
+    );
+}

@@ -1,0 +1,83 @@
+//! What medic answers while it starts (storage opening, the WAL replaying): `/-/healthy` 200,
+//! `/-/ready` 503, everything else 503 with `Retry-After` — so a supervisor sees a live process
+//! and a load balancer waits, instead of both seeing a refused connection.
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::Error;
+
+/// The server answering during start-up; stopped (gracefully) when medic is ready.
+pub struct Starting {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Starting {
+    /// Stops answering; in-flight requests finish first.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        // Start-up failed: stop at once.
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Serves the start-up answers on a clone of `listener`; returns the listener for the real
+/// server.
+pub fn serve_while_starting(listener: TcpListener) -> Result<(TcpListener, Starting), Error> {
+    let internal = |e: std::io::Error| Error::Internal(format!("listener: {e}"));
+    let std = listener.into_std().map_err(internal)?;
+    let early = TcpListener::from_std(std.try_clone().map_err(internal)?).map_err(internal)?;
+    let listener = TcpListener::from_std(std).map_err(internal)?;
+    let router = Router::new()
+        .route("/-/healthy", get(|| async { "medic is Healthy.\n" }))
+        .route(
+            "/-/ready",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "medic is not ready: opening storage (replaying the WAL).\n",
+                )
+            }),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                "medic is starting: opening storage (replaying the WAL); try again shortly.\n",
+            )
+                .into_response()
+        });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(early, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((
+        listener,
+        Starting {
+            stop: Some(stop),
+            task: Some(task),
+        },
+    ))
+}
