@@ -239,12 +239,46 @@ fn now_ms() -> i64 {
     medic_model::Clock::now_ms(&medic_model::SystemClock)
 }
 
+/// Starts child processes from one thread that lives as long as the demo: a child's
+/// parent-death signal fires when the *thread* that forked it exits, so children must not be
+/// started from the runtime's short-lived blocking threads.
+struct Spawner {
+    tx: Mutex<std::sync::mpsc::Sender<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>>,
+}
+
+impl Spawner {
+    fn new() -> Spawner {
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>(
+            );
+        std::thread::Builder::new()
+            .name("medic-demo-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("starting the spawner thread");
+        Spawner { tx: Mutex::new(tx) }
+    }
+
+    fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let sent = self.tx.lock().unwrap().send((cmd, reply));
+        sent.map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+        answer
+            .recv()
+            .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
+    }
+}
+
 /// medic itself, `medic run` as a child process.
 struct MedicProcess {
     exe: PathBuf,
     dir: PathBuf,
     listen: String,
     child: Mutex<Option<Child>>,
+    spawner: Spawner,
 }
 
 impl MedicProcess {
@@ -253,8 +287,18 @@ impl MedicProcess {
             .create(true)
             .append(true)
             .open(self.dir.join("medic.log"))?;
-        let child = Command::new(&self.exe)
-            .arg("run")
+        let mut cmd = Command::new(&self.exe);
+        // medic dies with the demo however the demo ends (terminal closed, SIGTERM, even
+        // SIGKILL): the kernel sends it SIGTERM when the thread that started it exits — the
+        // spawner's, which lives as long as the demo.
+        // SAFETY: prctl is async-signal-safe and touches only the child's own settings.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        cmd.arg("run")
             .arg("--config")
             .arg(self.dir.join("medic.yml"))
             .arg("--listen")
@@ -264,8 +308,10 @@ impl MedicProcess {
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
+            .stderr(log);
+        let child = self
+            .spawner
+            .spawn(cmd)
             .with_context(|| format!("starting {} run", self.exe.display()))?;
         *self.child.lock().unwrap() = Some(child);
         Ok(())
@@ -314,6 +360,17 @@ impl MedicProcess {
 impl Drop for MedicProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The timeline mark of a fault's end: a success only when it was healed; an escalation or an
+/// open circuit breaker that the scenario expected is marked as what it is.
+fn outcome_mark(r: &FaultResult) -> &'static str {
+    match (r.ok, r.expected.as_str()) {
+        (false, _) => "❌",
+        (true, "healed") => "✅",
+        (true, "escalated") => "📟",
+        (true, _) => "⏸",
     }
 }
 
@@ -693,7 +750,12 @@ fn spawn_monitor(d: Arc<Demo>) {
                     }
                 };
                 if new {
-                    d.timeline.event(
+                    let at = a["activeAt"]
+                        .as_str()
+                        .and_then(medic_model::parse_rfc3339)
+                        .unwrap_or(now);
+                    d.timeline.event_at(
+                        at,
                         "🔔",
                         format!(
                             "alert {} firing: {}",
@@ -729,7 +791,8 @@ fn spawn_monitor(d: Arc<Demo>) {
             for e in list.iter().rev() {
                 let old = printed.entry(e.id.clone()).or_default();
                 if old.is_empty() {
-                    d.timeline.event(
+                    d.timeline.event_at(
+                        e.created_at,
                         "▶",
                         format!(
                             "medic: playbook {} for {} (alert {})",
@@ -748,7 +811,11 @@ fn spawn_monitor(d: Arc<Demo>) {
                         continue;
                     }
                     if let Some(line) = describe_step(e, s) {
-                        d.timeline.event(line.0, format!("  {}", line.1));
+                        let at = match s.state {
+                            StepState::Started => s.started_at,
+                            _ => s.ended_at.unwrap_or(s.started_at),
+                        };
+                        d.timeline.event_at(at, line.0, format!("  {}", line.1));
                     }
                     if i < old.len() {
                         old[i] = now_state;
@@ -770,7 +837,8 @@ fn spawn_monitor(d: Arc<Demo>) {
                         Status::Vetoed => "⛔",
                         _ => "❌",
                     };
-                    d.timeline.event(
+                    d.timeline.event_at(
+                        e.finished_at.unwrap_or(now),
                         mark,
                         format!(
                             "  {} {}{took}: {}",
@@ -894,6 +962,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<i32> {
 }
 
 async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
+    // Ctrl-C, a closed terminal (SIGHUP) and SIGTERM all end the demo the same way: children
+    // stopped, working directory removed.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let stop = stop.clone();
+        let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
     let exe = std::env::current_exe().context("finding the medic binary")?;
     let dir = dir.to_path_buf();
     let (faults, trouble, expect) = match args.trouble {
@@ -940,6 +1026,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         dir: dir.clone(),
         listen,
         child: Mutex::new(None),
+        spawner: Spawner::new(),
     });
     timeline.plain(format!(
         "medic demo — the whole loop: a web service breaks, medic notices, repairs, verifies.\n  working directory: {}\n  configuration:     {}/medic.yml (from examples/demo/)",
@@ -1052,15 +1139,6 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
     }
     timeline.event("●", "medic scrapes all three every second");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
-    }
     let schedule_start = Instant::now();
     let mut results = Vec::new();
     let mut quiet_execs = d.quiet(args.quiet, &stop).await;
@@ -1086,7 +1164,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
             d.set_load(BASE_LOAD);
         }
         timeline.event(
-            if r.ok { "✅" } else { "❌" },
+            outcome_mark(&r),
             format!(
                 "{} on {}: {}{}",
                 r.fault,
@@ -1120,7 +1198,12 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
             } else {
                 r.actions.join(", ")
             },
-            format!("{}{}", if r.ok { "✔ " } else { "✘ " }, r.outcome),
+            match (r.ok, r.expected.as_str()) {
+                (false, _) => format!("✘ {}", r.outcome),
+                (true, "healed") => format!("✔ {}", r.outcome),
+                // The scenario expected a failure handled well; that is no success to cheer.
+                (true, _) => format!("• {} (as this scenario expects)", r.outcome),
+            },
         ]);
     }
     let mut recover: Vec<f64> = results.iter().filter_map(|r| r.recover_seconds).collect();

@@ -149,6 +149,18 @@ async fn serve(args: PatientArgs) -> anyhow::Result<()> {
         leaked: Mutex::new(Vec::new()),
         rng: AtomicU64::new(now.as_nanos() as u64 | 1),
     });
+    // A patient dies with the demo that started it, however the demo ended (even `kill -9`):
+    // once it has been re-parented, its parent is gone.
+    let parent = std::os::unix::process::parent_id();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if std::os::unix::process::parent_id() != parent {
+                eprintln!("patient: the demo that started me is gone; exiting");
+                std::process::exit(0);
+            }
+        }
+    });
     if let Some(s) = args.crash_after {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await;

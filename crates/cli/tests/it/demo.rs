@@ -79,11 +79,39 @@ fn steps(e: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The timeline's lines: (seconds, the rest).
+fn timeline(stdout: &str) -> Vec<(f64, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let (t, rest) = l.trim_start().split_once("s  ")?;
+            Some((t.parse().ok()?, rest.to_string()))
+        })
+        .collect()
+}
+
 #[test]
 fn the_demo_heals_every_fault_and_stays_still_when_quiet() {
     let dir = tempfile::tempdir().unwrap();
     let r = demo(dir.path(), &[]);
     assert_eq!(r.code, 0, "{}", r.stdout);
+    // Events in the order they happened: times never go back, and the alert that caused a
+    // restart comes before it (the poller once printed the restart first).
+    let lines = timeline(&r.stdout);
+    for w in lines.windows(2) {
+        assert!(w[0].0 <= w[1].0, "out of order: {w:?}\n{}", r.stdout);
+    }
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|(_, l)| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{}", r.stdout))
+    };
+    assert!(
+        pos("alert InstanceDown firing") < pos("action restart succeeded"),
+        "{}",
+        r.stdout
+    );
     let faults = r.summary["faults"].as_array().unwrap();
     let names: Vec<&str> = faults
         .iter()
@@ -156,6 +184,13 @@ fn a_failing_action_is_rolled_back_then_escalated() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     let f = &r.summary["faults"][0];
     assert_eq!(f["outcome"], "escalated", "{f:#}");
+    // An escalation is not shown as a success.
+    let end = timeline(&r.stdout)
+        .into_iter()
+        .find(|(_, l)| l.contains("saturation on web: escalated"))
+        .unwrap();
+    assert!(end.1.starts_with("📟"), "{end:?}");
+    assert!(!r.stdout.contains("✔ escalated"), "{}", r.stdout);
     let e = executions(f);
     let failed = e.iter().find(|e| e["status"] == "failed").unwrap();
     let s = steps(failed);
@@ -260,4 +295,75 @@ fn the_demo_configuration_passes_medic_check_config() {
     );
     assert!(text.contains("5 playbooks: OK"), "{text}");
     assert!(text.contains("SUCCESS: 6 rules found"), "{text}");
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// Starts `medic demo` (not `--once`) and waits until its schedule runs; returns the child, the
+/// port medic listens on, and the demo's working directory.
+fn running_demo() -> (std::process::Child, u16, std::path::PathBuf) {
+    use std::io::BufRead;
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["demo", "--quiet", "60s", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("medic-demo-{}", child.id()));
+    let out = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(out).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("quiet period (60s)") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    assert!(port_open(port), "medic is up");
+    (child, port, dir)
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Whatever ends the demo, nothing of it is left running: on SIGHUP (terminal closed) the child
+/// `medic run` once kept running and held its port (it takes SIGHUP as "reload"), and on SIGTERM
+/// the working directory stayed behind.
+#[test]
+fn the_demo_leaves_nothing_behind_when_the_terminal_closes_or_it_is_killed() {
+    for sig in [libc::SIGHUP, libc::SIGTERM] {
+        let (mut child, port, dir) = running_demo();
+        assert!(dir.exists());
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert!(
+            status.code().is_some(),
+            "signal {sig}: the demo ended by itself: {status}"
+        );
+        wait_until(&format!("signal {sig}: medic stopped"), || !port_open(port));
+        assert!(!dir.exists(), "signal {sig}: working directory removed");
+    }
+    // Even SIGKILL, which nothing can catch: medic and the patients follow the demo.
+    let (mut child, port, dir) = running_demo();
+    let _ = child.kill();
+    let _ = child.wait();
+    wait_until("SIGKILL: medic stopped", || !port_open(port));
+    wait_until("SIGKILL: patients stopped", || {
+        let needle = dir.to_string_lossy().into_owned();
+        !std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
