@@ -97,14 +97,64 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
     print!("{}", table_string(headers, rows));
 }
 
-/// Rows under headers in aligned columns, a line each.
+/// The terminal's width in columns, when standard output is a terminal.
+fn terminal_width() -> Option<usize> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ fills the winsize we pass; nothing else is touched.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
+}
+
+/// `s` cut to `width` characters, with `…` where it was cut.
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Rows under headers in aligned columns, a line each. On a terminal, the widest columns are
+/// cut (with `…`) until a row fits its width; piped output is never cut.
 pub(crate) fn table_string(headers: &[&str], rows: &[Vec<String>]) -> String {
+    table_string_width(headers, rows, terminal_width())
+}
+
+fn table_string_width(headers: &[&str], rows: &[Vec<String>], width: Option<usize>) -> String {
     let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
         }
     }
+    if let Some(max) = width {
+        let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+        while total(&w) > max {
+            let (i, &widest) = w
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, x)| **x)
+                .expect("columns");
+            if widest <= 12 {
+                break;
+            }
+            w[i] = (widest - (total(&w) - max)).max(12).min(widest - 1);
+        }
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(i, c)| truncate(c, w[i]))
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut out = String::new();
     let mut line = |cells: &[String]| {
         let mut s = String::new();
@@ -137,14 +187,13 @@ fn labels_text(v: &Value, skip: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// An RFC 3339 time from the API, in the CLI's one format (UTC, to the second, with its zone).
 fn short_time(s: &Value) -> String {
     let s = s.as_str().unwrap_or("");
-    s.split('.')
-        .next()
-        .unwrap_or(s)
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
+    match medic_model::parse_rfc3339(s) {
+        Some(ms) => medic_model::format_human_time(ms),
+        None => s.to_string(),
+    }
 }
 
 /// The `filter` parameters for matchers, checked locally first so a typo is reported before
@@ -588,5 +637,23 @@ pub fn current_user() -> Option<String> {
             .to_string_lossy()
             .into_owned();
         (!name.is_empty()).then_some(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_fit_the_terminal_by_cutting_the_widest_column() {
+        let rows = vec![vec!["a1".to_string(), "x".repeat(100), "short".to_string()]];
+        let t = table_string_width(&["ID", "LABELS", "STATE"], &rows, Some(40));
+        for l in t.lines() {
+            assert!(l.chars().count() <= 40, "{l:?}");
+        }
+        assert!(t.contains('…'), "{t}");
+        // Piped output is never cut.
+        let t = table_string_width(&["ID", "LABELS", "STATE"], &rows, None);
+        assert!(t.contains(&"x".repeat(100)));
     }
 }

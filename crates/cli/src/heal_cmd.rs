@@ -136,8 +136,49 @@ fn scope(playbook: Option<String>, target: Option<String>, all: bool) -> anyhow:
 fn time(ms: &Value) -> String {
     ms.as_i64()
         .filter(|&t| t > 0)
-        .map(medic_model::format_rfc3339)
+        .map(medic_model::format_human_time)
         .unwrap_or_default()
+}
+
+/// Evidence for people: each collector's result as indented lines, long text kept to its first
+/// lines, never one escaped JSON line.
+fn print_evidence(ev: &serde_json::Map<String, Value>) {
+    const MAX_LINES: usize = 8;
+    println!("evidence:");
+    for (name, val) in ev {
+        println!("  {name}:");
+        let Some(fields) = val.as_object() else {
+            println!("    {val}");
+            continue;
+        };
+        for (k, v) in fields {
+            match v {
+                Value::String(s) if s.contains('\n') || s.len() > 100 => {
+                    let lines: Vec<&str> = s.trim_end().lines().collect();
+                    println!("    {k}: |");
+                    for l in lines.iter().take(MAX_LINES) {
+                        println!("      {}", l.chars().take(160).collect::<String>());
+                    }
+                    if lines.len() > MAX_LINES {
+                        println!("      … {} more lines", lines.len() - MAX_LINES);
+                    }
+                }
+                Value::Object(_) | Value::Array(_) => {
+                    let pretty = serde_json::to_string_pretty(v).unwrap_or_default();
+                    let lines: Vec<&str> = pretty.lines().collect();
+                    println!("    {k}: {}", lines[0]);
+                    for l in lines.iter().skip(1).take(MAX_LINES * 2) {
+                        println!("      {l}");
+                    }
+                    if lines.len() > MAX_LINES * 2 + 1 {
+                        println!("      … {} more lines", lines.len() - MAX_LINES * 2 - 1);
+                    }
+                }
+                Value::String(s) => println!("    {k}: {s}"),
+                other => println!("    {k}: {other}"),
+            }
+        }
+    }
 }
 
 /// Runs `medic heal …`; `Ok(false)` means exit 2 (dry run: would not act).
@@ -216,12 +257,8 @@ pub fn heal(args: HealArgs) -> anyhow::Result<bool> {
                     d["support"]
                 );
             }
-            if let Some(ev) = e["evidence"].as_object() {
-                for (k, val) in ev {
-                    let s = val.to_string();
-                    let s: String = s.chars().take(160).collect();
-                    println!("evidence:  {k} = {s}");
-                }
+            if let Some(ev) = e["evidence"].as_object().filter(|ev| !ev.is_empty()) {
+                print_evidence(ev);
             }
             println!();
             let rows: Vec<Vec<String>> = e["steps"]
@@ -302,11 +339,13 @@ pub fn heal(args: HealArgs) -> anyhow::Result<bool> {
                 eprintln!();
             }
             if !r.print_json(&e)? {
-                println!(
-                    "execution {id}: {} — {}",
-                    e["status"].as_str().unwrap_or(""),
-                    e["summary"].as_str().unwrap_or("started")
-                );
+                let status = e["status"].as_str().unwrap_or("");
+                match e["summary"].as_str().filter(|s| !s.is_empty()) {
+                    Some(summary) => println!("execution {id}: {status} — {summary}"),
+                    None => println!(
+                        "execution {id}: {status}; follow it with `medic heal show {id}`, or wait for it with --wait"
+                    ),
+                }
             }
             if wait && e["status"] != "succeeded" && e["status"] != "dry_run" {
                 bail!(

@@ -1370,7 +1370,7 @@ impl Engine {
                         .as_ref()
                         .map(|d| d.cause.as_str())
                         .unwrap_or("?"),
-                    Dur(took.max(0))
+                    medic_model::format_human_duration(took)
                 ),
                 now,
             );

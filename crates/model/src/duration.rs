@@ -97,9 +97,33 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// A duration for people reading medic's output (the CLI, reports, summaries): `420ms`, `3.1s`,
+/// `4m12s`, `2h3m`, `3d4h` — one format everywhere. Configuration keeps Prometheus's
+/// [`format_duration`].
+pub fn format_human_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m{}s", ms / 60_000, ms % 60_000 / 1000),
+        3_600_000..=86_399_999 => format!("{}h{}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
+        _ => format!("{}d{}h", ms / 86_400_000, ms % 86_400_000 / 3_600_000),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_durations_have_one_format() {
+        assert_eq!(format_human_duration(420), "420ms");
+        assert_eq!(format_human_duration(1029), "1.0s");
+        assert_eq!(format_human_duration(3_140), "3.1s");
+        assert_eq!(format_human_duration(252_000), "4m12s");
+        assert_eq!(format_human_duration(7_380_000), "2h3m");
+        assert_eq!(format_human_duration(4 * 86_400_000 + 3_600_000), "4d1h");
+    }
 
     #[test]
     fn parses_prometheus_durations() {

@@ -30,7 +30,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use duration::{format_duration, parse_duration, DurationError};
+pub use duration::{format_duration, format_human_duration, parse_duration, DurationError};
 pub use labels::{
     is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME,
 };
@@ -43,5 +43,6 @@ pub use storage::{
     Queryable, Series, SeriesRef, SeriesSet, StorageError, VecSeriesSet,
 };
 pub use timefmt::{
-    format_rfc3339, format_rfc3339_millis, format_rfc3339_nano, parse_api_time, parse_rfc3339,
+    format_human_time, format_rfc3339, format_rfc3339_millis, format_rfc3339_nano, parse_api_time,
+    parse_rfc3339,
 };

@@ -79,6 +79,12 @@ pub fn format_rfc3339_millis(ms: i64) -> String {
     }
 }
 
+/// A timestamp for people reading medic's output: RFC 3339 in UTC to the second, with its zone
+/// (`2026-12-03T09:45:12Z`) — one format everywhere in the CLI.
+pub fn format_human_time(ms: i64) -> String {
+    format_rfc3339(ms.div_euclid(1000) * 1000)
+}
+
 /// Parses RFC 3339 (`2024-05-01T12:00:00Z`, `…T12:00:00.5+02:00`) into milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();

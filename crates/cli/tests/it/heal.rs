@@ -757,6 +757,25 @@ async fn cli_trigger_show_pause_and_injection_attempts() {
     let (code, out, _) = medic_cli(&["heal", "show", e["id"].as_str().unwrap()]);
     assert_eq!(code, Some(0));
     assert!(out.contains("STEP") && out.contains("say"), "{out}");
+    // One timestamp format, with its zone; no escaped JSON lines.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("20") && l.split_whitespace().next().unwrap().ends_with('Z')),
+        "{out}"
+    );
+    assert!(!out.contains("\\\""), "{out}");
+    // Without --wait, trigger says what to do next instead of an empty summary.
+    let (code, out, _) = medic_cli(&[
+        "heal",
+        "trigger",
+        "echo",
+        "-l",
+        "instance=i3",
+        "-l",
+        "arg=b",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(!out.trim_end().ends_with('—'), "{out}");
     // Pause, vetoed with the reason, resume.
     let (code, _, err) = medic_cli(&[
         "heal",
