@@ -1,8 +1,8 @@
 //! Alertmanager's configuration file (`alertmanager.yml`), read unmodified: `global`, `route`,
 //! `receivers`, `inhibit_rules`, `time_intervals` / `mute_time_intervals` and `templates`. The
-//! structs follow Alertmanager 0.25 field by field, with its defaults. Receivers medic cannot
-//! deliver to yet (OpsGenie, VictorOps, …) are accepted and reported by
-//! [`Config::unsupported_integrations`], so an existing file loads.
+//! structs follow Alertmanager 0.25 field by field, with its defaults. The receivers beyond
+//! webhook, Slack, PagerDuty and e-mail are read by [`crate::receivers`]; Amazon SNS is refused
+//! at load (medic does not deliver to it yet).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -97,7 +97,6 @@ pub struct GlobalConfig {
     pub slack_api_url_file: Option<String>,
     #[serde(default = "default_pagerduty_url")]
     pub pagerduty_url: String,
-    // Accepted for compatibility; their receivers are not supported yet.
     pub opsgenie_api_url: Option<String>,
     pub opsgenie_api_key: Option<String>,
     pub opsgenie_api_key_file: Option<String>,
@@ -288,18 +287,17 @@ pub struct ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    /// The integrations medic does not deliver to yet, with how many of each are configured.
-    pub fn unsupported(&self) -> [(&'static str, usize); 9] {
+    /// The integrations built by [`crate::receivers`], by kind.
+    pub fn chat_configs(&self) -> [(&'static str, &Vec<serde_norway::Value>); 8] {
         [
-            ("opsgenie", self.opsgenie_configs.len()),
-            ("victorops", self.victorops_configs.len()),
-            ("pushover", self.pushover_configs.len()),
-            ("sns", self.sns_configs.len()),
-            ("telegram", self.telegram_configs.len()),
-            ("wechat", self.wechat_configs.len()),
-            ("webex", self.webex_configs.len()),
-            ("discord", self.discord_configs.len()),
-            ("msteams", self.msteams_configs.len()),
+            ("discord", &self.discord_configs),
+            ("msteams", &self.msteams_configs),
+            ("telegram", &self.telegram_configs),
+            ("webex", &self.webex_configs),
+            ("opsgenie", &self.opsgenie_configs),
+            ("victorops", &self.victorops_configs),
+            ("pushover", &self.pushover_configs),
+            ("wechat", &self.wechat_configs),
         ]
     }
 }
@@ -757,19 +755,6 @@ impl Config {
         check_route(root, "route", &names, &intervals)
     }
 
-    /// Receivers whose integrations medic does not deliver to yet, as `(receiver, kind)`.
-    pub fn unsupported_integrations(&self) -> Vec<(String, &'static str)> {
-        let mut out = Vec::new();
-        for r in &self.receivers {
-            for (kind, n) in r.unsupported() {
-                if n > 0 {
-                    out.push((r.name.clone(), kind));
-                }
-            }
-        }
-        out
-    }
-
     /// The template files named by `templates:`, resolved against `base` (the config's
     /// directory) and expanded.
     pub fn template_files(&self, base: &Path) -> Result<Vec<PathBuf>, String> {
@@ -1025,10 +1010,9 @@ inhibit_rules:
         let r = c.route.as_ref().unwrap();
         assert_eq!(r.routes[0].all_matchers().unwrap().len(), 2);
         assert_eq!(r.routes[1].all_matchers().unwrap()[0].name, "service");
-        assert_eq!(
-            c.unsupported_integrations(),
-            vec![("ops".to_string(), "opsgenie")]
-        );
+        let ops = c.receivers.iter().find(|r| r.name == "ops").unwrap();
+        assert_eq!(ops.chat_configs()[4], ("opsgenie", &ops.opsgenie_configs));
+        assert_eq!(ops.opsgenie_configs.len(), 1);
     }
 
     #[test]

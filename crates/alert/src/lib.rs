@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod nflog;
 pub mod notify;
 pub mod pipeline;
+pub mod receivers;
 pub mod route;
 pub mod silence;
 pub mod state;

@@ -79,7 +79,7 @@ impl Loaded {
         let mut integrations = HashMap::new();
         let mut infos = HashMap::new();
         for r in &config.receivers {
-            let built = build_receiver(r, &templates).map_err(err)?;
+            let built = build_receiver(r, &config.global, &templates).map_err(err)?;
             infos.insert(
                 r.name.clone(),
                 built
@@ -91,9 +91,6 @@ impl Loaded {
                     .collect(),
             );
             integrations.insert(r.name.clone(), built.into_iter().map(Arc::new).collect());
-        }
-        for (recv, kind) in config.unsupported_integrations() {
-            warn!(receiver = %recv, kind, "receiver integration not supported by medic yet; its notifications will fail");
         }
         let intervals = config
             .named_intervals()

@@ -26,7 +26,7 @@ pub struct NotifyError {
 }
 
 impl NotifyError {
-    fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
         NotifyError {
             retryable: false,
             message: message.into(),
@@ -65,7 +65,8 @@ enum Target {
         fields: Box<PagerdutyFields>,
     },
     Email(Box<EmailTarget>),
-    Unsupported,
+    /// Discord, Teams, Telegram, Webex, Opsgenie, VictorOps, Pushover, WeChat.
+    Chat(Box<crate::receivers::ChatTarget>),
 }
 
 #[derive(Debug)]
@@ -126,7 +127,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Slack and PagerDuty cut texts longer than this.
 const MAX_TITLE_RUNES: usize = 1024;
 
-fn read_secret(
+pub(crate) fn read_secret(
     inline: &Option<String>,
     file: &Option<String>,
     what: &str,
@@ -207,7 +208,12 @@ pub fn http_client(h: &Option<HttpConfig>) -> Result<reqwest::Client, String> {
 }
 
 /// Builds every integration of a receiver. Errors name the integration and the field.
-pub fn build_receiver(r: &ReceiverConfig, t: &Templates) -> Result<Vec<Integration>, String> {
+pub fn build_receiver(
+    r: &ReceiverConfig,
+    g: &crate::config::GlobalConfig,
+    t: &Templates,
+) -> Result<Vec<Integration>, String> {
+    crate::receivers::refuse_unsupported(&r.name, r.sns_configs.len())?;
     let mut out = Vec::new();
     for (i, w) in r.webhook_configs.iter().enumerate() {
         out.push(
@@ -232,13 +238,15 @@ pub fn build_receiver(r: &ReceiverConfig, t: &Templates) -> Result<Vec<Integrati
                 .map_err(|err| format!("receiver {:?} email_configs[{i}]: {err}", r.name))?,
         );
     }
-    for (kind, n) in r.unsupported() {
-        for index in 0..n {
+    for (kind, configs) in r.chat_configs() {
+        for (index, raw) in configs.iter().enumerate() {
+            let (send_resolved, target) = crate::receivers::build(kind, raw, g, t)
+                .map_err(|e| format!("receiver {:?} {kind}_configs[{index}]: {e}", r.name))?;
             out.push(Integration {
                 kind,
                 index,
-                send_resolved: false,
-                target: Target::Unsupported,
+                send_resolved,
+                target: Target::Chat(Box::new(target)),
             });
         }
     }
@@ -529,10 +537,7 @@ impl Integration {
                 post_json(client, url, &body).await
             }
             Target::Email(e) => send_email(e, &data.to_value(now)).await,
-            Target::Unsupported => Err(NotifyError::permanent(
-                "unsupported",
-                format!("{} receivers are not supported by medic yet", self.kind),
-            )),
+            Target::Chat(c) => c.send(data, group_key, now).await,
         }
     }
 }
@@ -666,20 +671,84 @@ fn pagerduty_payload(
 }
 
 async fn post_json(client: &reqwest::Client, url: &str, body: &Json) -> Result<(), NotifyError> {
-    let resp = client
-        .post(url)
+    send_json(client, reqwest::Method::POST, url, &[], body).await
+}
+
+/// Sends a JSON body with extra headers; classifies the outcome (see [`NotifyError`]).
+pub(crate) async fn send_json(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: &Json,
+) -> Result<(), NotifyError> {
+    let mut req = client
+        .request(method.clone(), url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::to_vec(body).unwrap_or_default())
-        .send()
+        .body(serde_json::to_vec(body).unwrap_or_default());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    check(method.as_str(), url, req.send().await)
         .await
-        .map_err(|e| NotifyError {
-            retryable: true,
-            message: format!("POST {}: {}", redact_url(url), medic_model::error_chain(&e)),
-            reason: "network",
-        })?;
+        .map(|_| ())
+}
+
+/// Sends a form (`application/x-www-form-urlencoded`) body.
+pub(crate) async fn send_form(
+    client: &reqwest::Client,
+    url: &str,
+    form: &[(&str, String)],
+) -> Result<(), NotifyError> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let req = client
+        .post(url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body);
+    check("POST", url, req.send().await).await.map(|_| ())
+}
+
+/// GETs a JSON document.
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Result<Json, NotifyError> {
+    let resp = check("GET", url, client.get(url).send().await).await?;
+    let bytes = resp.bytes().await.map_err(|e| NotifyError {
+        retryable: true,
+        message: format!(
+            "GET {}: {}",
+            redact_url(url),
+            medic_model::error_chain(&e.without_url())
+        ),
+        reason: "network",
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        NotifyError::permanent("4xx", format!("GET {}: not JSON: {e}", redact_url(url)))
+    })
+}
+
+/// A response that is a success, or the error that says whether retrying can help. Neither
+/// the URL's query nor its credentials appear in the message (webhook URLs carry keys).
+async fn check(
+    method: &str,
+    url: &str,
+    sent: reqwest::Result<reqwest::Response>,
+) -> Result<reqwest::Response, NotifyError> {
+    let resp = sent.map_err(|e| NotifyError {
+        retryable: true,
+        message: format!(
+            "{method} {}: {}",
+            redact_url(url),
+            medic_model::error_chain(&e.without_url())
+        ),
+        reason: "network",
+    })?;
     let status = resp.status();
     if status.is_success() {
-        return Ok(());
+        return Ok(resp);
     }
     let text = resp.text().await.unwrap_or_default();
     let text: String = text.chars().take(512).collect();
@@ -693,7 +762,7 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Json) -> Result<(
     Err(NotifyError {
         retryable,
         message: format!(
-            "POST {}: unexpected status {status}: {text}",
+            "{method} {}: unexpected status {status}: {text}",
             redact_url(url)
         ),
         reason,

@@ -42,6 +42,32 @@ pub const DEFAULTS: &str = r#"
 View in medic: {{ template "__alertmanagerURL" . }}
 {{ end }}
 
+{{ define "discord.default.title" }}{{ template "__subject" . }}{{ end }}
+{{ define "discord.default.message" }}{{ template "__medic_body" . }}{{ end }}
+{{ define "msteams.default.title" }}{{ template "__subject" . }}{{ end }}
+{{ define "msteams.default.summary" }}{{ template "__subject" . }}{{ end }}
+{{ define "msteams.default.text" }}{{ template "__medic_body" . }}{{ end }}
+{{ define "telegram.default.message" }}{{ template "__subject" . }}
+{{ template "__medic_body" . }}{{ end }}
+{{ define "webex.default.message" }}{{ template "__subject" . }}
+{{ template "__medic_body" . }}{{ end }}
+{{ define "opsgenie.default.message" }}{{ template "__subject" . }}{{ end }}
+{{ define "opsgenie.default.description" }}{{ template "__medic_body" . }}{{ end }}
+{{ define "opsgenie.default.source" }}{{ template "__alertmanagerURL" . }}{{ end }}
+{{ define "victorops.default.message_type" }}CRITICAL{{ end }}
+{{ define "victorops.default.entity_display_name" }}{{ template "__subject" . }}{{ end }}
+{{ define "victorops.default.state_message" }}{{ template "__medic_body" . }}{{ end }}
+{{ define "victorops.default.monitoring_tool" }}{{ template "__alertmanager" . }}{{ end }}
+{{ define "pushover.default.title" }}{{ template "__subject" . }}{{ end }}
+{{ define "pushover.default.message" }}{{ template "__medic_body" . }}{{ end }}
+{{ define "pushover.default.url" }}{{ template "__alertmanagerURL" . }}{{ end }}
+{{ define "wechat.default.message" }}{{ template "__subject" . }}
+{{ template "__medic_body" . }}{{ end }}
+{{ define "wechat.default.to_user" }}@all{{ end }}
+{{ define "wechat.default.to_party" }}{{ end }}
+{{ define "wechat.default.to_tag" }}{{ end }}
+{{ define "wechat.default.agent_id" }}{{ end }}
+
 {{ define "slack.default.title" }}{{ template "__subject" . }}{{ end }}
 {{ define "slack.default.username" }}{{ template "__alertmanager" . }}{{ end }}
 {{ define "slack.default.fallback" }}{{ template "slack.default.title" . }} | {{ template "slack.default.titlelink" . }}{{ end }}

@@ -11,6 +11,7 @@ mod hostile;
 mod prometheus;
 mod prometheus_config;
 mod promql;
+mod receivers;
 mod rules;
 mod rules_server;
 mod rules_vs_prometheus;
