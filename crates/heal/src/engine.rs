@@ -651,12 +651,22 @@ impl Engine {
                 .steps
                 .iter()
                 .rposition(|s| s.state == StepState::Started && s.ended_at.is_none());
+            // A sequence's own step is still open around the interrupted one: unknown too.
+            for (j, s) in e.steps.iter_mut().enumerate() {
+                if Some(j) != interrupted && s.state == StepState::Started && s.ended_at.is_none() {
+                    s.state = StepState::Unknown;
+                    s.ended_at = Some(now);
+                    s.message = "medic stopped while this step ran; outcome unknown".into();
+                }
+            }
             if let Some(i) = interrupted {
                 let kind = e.steps[i].kind.clone();
                 let name = e.steps[i].name.clone();
                 e.steps[i].state = StepState::Unknown;
                 e.steps[i].ended_at = Some(now);
                 e.steps[i].message = "medic stopped while this step ran; outcome unknown".into();
+                // A step of a sequence (`action/step`) stands for its action.
+                let name = name.split('/').next().unwrap_or(&name).to_string();
                 match kind.as_str() {
                     "action" => {
                         self.metrics
@@ -871,6 +881,22 @@ impl Engine {
                 } => {
                     self.verify(&pb, &scope, &mut e, &action, since, unknown)
                         .await
+                }
+                Phase::Rollback { action }
+                    if matches!(
+                        pb.actions.get(&action).map(|a| &a.kind),
+                        Some(ActionKind::Steps(_))
+                    ) =>
+                {
+                    let def = pb.actions[&action].clone();
+                    match self.roll_back_steps(&pb, &scope, &mut e, &def).await {
+                        Ok(()) => {
+                            e.attempt += 1;
+                            e.phase = Phase::Choose;
+                        }
+                        Err(reason) => e.phase = Phase::Escalate { reason },
+                    }
+                    self.save(&e);
                 }
                 Phase::Rollback { action } => {
                     let Some(rb) = pb.actions.get(&action).and_then(|a| a.rollback.clone()) else {
@@ -1213,7 +1239,10 @@ impl Engine {
         }
         // Journal first: a crash from here on leaves an action of unknown outcome.
         self.save(e);
-        let (ok, msg, detail) = self.run_action(pb, scope, e, &def).await;
+        let (ok, msg, detail) = match &def.kind {
+            ActionKind::Steps(steps) => self.run_steps(pb, scope, e, action, steps).await,
+            _ => self.run_action(pb, scope, e, &def).await,
+        };
         let now = self.now();
         e.end(
             i,
@@ -1251,6 +1280,92 @@ impl Engine {
         self.save(e);
     }
 
+    /// Runs the steps of a sequence in order, each journaled as `action/step` before it starts
+    /// and after it ends; stops at the first that fails. `(ok, message, detail)` of the whole.
+    async fn run_steps(
+        &self,
+        pb: &Playbook,
+        scope: &Scope,
+        e: &mut Execution,
+        action: &str,
+        steps: &[Action],
+    ) -> (bool, String, Json) {
+        for (n, step) in steps.iter().enumerate() {
+            let name = format!("{action}/{}", step.name);
+            let i = e.begin("action", &name, self.now());
+            self.save(e);
+            let (ok, msg, detail) = self.run_action(pb, scope, e, step).await;
+            let state = if ok {
+                StepState::Succeeded
+            } else {
+                StepState::Failed
+            };
+            e.end(i, state, msg.clone(), detail, self.now());
+            self.save(e);
+            if !ok {
+                return (
+                    false,
+                    format!(
+                        "step {} of {} ({}) failed: {msg}",
+                        n + 1,
+                        steps.len(),
+                        step.name
+                    ),
+                    Json::Null,
+                );
+            }
+        }
+        (true, format!("{} steps succeeded", steps.len()), Json::Null)
+    }
+
+    /// Rolls back a sequence: the steps that succeeded, in reverse order, each by its own
+    /// rollback; then the action's rollback. `Err` names what failed.
+    async fn roll_back_steps(
+        &self,
+        pb: &Playbook,
+        scope: &Scope,
+        e: &mut Execution,
+        def: &Action,
+    ) -> Result<(), String> {
+        let done: Vec<String> = e
+            .steps
+            .iter()
+            .filter(|s| {
+                s.kind == "action"
+                    && s.state == StepState::Succeeded
+                    && s.name.starts_with(&format!("{}/", def.name))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        let mut undo: Vec<(String, Action)> = done
+            .iter()
+            .rev()
+            .filter_map(|n| {
+                let rb = def.step(n)?.rollback.clone()?;
+                Some((n.clone(), *rb))
+            })
+            .collect();
+        if let Some(rb) = &def.rollback {
+            undo.push((def.name.clone(), (**rb).clone()));
+        }
+        for (name, rb) in undo {
+            let i = e.begin("rollback", &name, self.now());
+            self.save(e);
+            let (ok, msg, detail) = self.run_action(pb, scope, e, &rb).await;
+            let state = if ok {
+                StepState::Succeeded
+            } else {
+                StepState::Failed
+            };
+            e.end(i, state, msg.clone(), detail, self.now());
+            self.save(e);
+            if !ok {
+                return Err(format!("rollback of {name} failed: {msg}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs an action or rollback; `(ok, message, detail)`.
     async fn run_action(
         &self,
@@ -1278,6 +1393,11 @@ impl Engine {
                 tokio::time::sleep(Duration::from_millis(*ms as u64)).await;
                 (true, format!("waited {}", Dur(*ms)), Json::Null)
             }
+            ActionKind::Steps(_) => (
+                false,
+                "a sequence of steps runs as a whole action, not as a step".into(),
+                Json::Null,
+            ),
             ActionKind::Notify { receivers, message } => match message.expand(scope) {
                 Ok(text) => {
                     let n = Notification {
@@ -1900,6 +2020,12 @@ pub fn action_plan(a: &Action, scope: &Scope) -> Json {
             Err(e) => json!({"error": e}),
         },
         ActionKind::Wait(ms) => json!({"wait": Dur(*ms).to_string()}),
+        ActionKind::Steps(steps) => json!({
+            "steps": steps
+                .iter()
+                .map(|s| json!({"name": s.name, "plan": action_plan(s, scope)}))
+                .collect::<Vec<_>>()
+        }),
         ActionKind::Notify { receivers, message } => {
             json!({"notify": {"receivers": receivers, "message": message.expand(scope).unwrap_or_else(|e| e)}})
         }
@@ -1945,6 +2071,19 @@ pub fn plan_text(plan: &Json) -> String {
     }
     if let Some(n) = plan.get("notify") {
         return format!("notify {}", n["receivers"]);
+    }
+    if let Some(steps) = plan.get("steps").and_then(Json::as_array) {
+        let parts: Vec<String> = steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    s["name"].as_str().unwrap_or(""),
+                    plan_text(&s["plan"])
+                )
+            })
+            .collect();
+        return format!("steps {}", parts.join(", then "));
     }
     plan.get("error")
         .and_then(Json::as_str)

@@ -269,10 +269,32 @@ struct RawAction {
     wait: Option<Dur>,
     #[serde(default)]
     notify: Option<RawNotifyAction>,
+    /// A sequence: each step runs after the one before succeeded; verified once at the end.
+    #[serde(default)]
+    steps: Option<Vec<RawStep>>,
     #[serde(default)]
     rollback: Option<Box<RawAction>>,
     #[serde(default)]
     approval: Approval,
+}
+
+/// One step of a sequence: an action of its own kind with a name, and its own rollback.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    exec: Option<RawExec>,
+    #[serde(default)]
+    http: Option<RawHttp>,
+    #[serde(default)]
+    wait: Option<Dur>,
+    #[serde(default)]
+    notify: Option<RawNotifyAction>,
+    #[serde(default)]
+    rollback: Option<Box<RawAction>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -435,6 +457,9 @@ pub enum ActionKind {
         receivers: Vec<String>,
         message: Text,
     },
+    /// Steps run in order (each journaled as `action/step`), verified once after the last; on
+    /// failure the steps done so far are rolled back in reverse order.
+    Steps(Vec<Action>),
 }
 
 impl ActionKind {
@@ -444,6 +469,18 @@ impl ActionKind {
             ActionKind::Http(_) => "http",
             ActionKind::Wait(_) => "wait",
             ActionKind::Notify { .. } => "notify",
+            ActionKind::Steps(_) => "steps",
+        }
+    }
+}
+
+impl Action {
+    /// The step of a sequence journaled as `name` (`action/step`).
+    pub fn step(&self, journaled: &str) -> Option<&Action> {
+        let (_, step) = journaled.split_once('/')?;
+        match &self.kind {
+            ActionKind::Steps(steps) => steps.iter().find(|s| s.name == step),
+            _ => None,
         }
     }
 }
@@ -979,13 +1016,41 @@ fn action(field: &str, name: &str, a: RawAction) -> CheckResult<Action> {
     let kinds = a.exec.is_some() as u8
         + a.http.is_some() as u8
         + a.wait.is_some() as u8
-        + a.notify.is_some() as u8;
+        + a.notify.is_some() as u8
+        + a.steps.is_some() as u8;
     if kinds != 1 {
         return Err(fail(
-            "needs exactly one of `exec`, `http`, `wait`, `notify`".into(),
+            "needs exactly one of `exec`, `http`, `wait`, `notify`, `steps`".into(),
         ));
     }
-    let kind = if let Some(e) = a.exec {
+    let kind = if let Some(steps) = a.steps {
+        if steps.is_empty() {
+            return Err(fail("steps: at least one step".into()));
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, s) in steps.into_iter().enumerate() {
+            let at = format!("{field}.steps[{i}]");
+            if !is_name(&s.name) || !seen.insert(s.name.clone()) {
+                return Err(fail(format!(
+                    "steps[{i}].name: {:?} must be a unique name ([A-Za-z0-9_.-])",
+                    s.name
+                )));
+            }
+            let raw = RawAction {
+                description: s.description,
+                exec: s.exec,
+                http: s.http,
+                wait: s.wait,
+                notify: s.notify,
+                steps: None,
+                rollback: s.rollback,
+                approval: Approval::default(),
+            };
+            out.push(action(&at, &s.name, raw)?);
+        }
+        ActionKind::Steps(out)
+    } else if let Some(e) = a.exec {
         ActionKind::Exec(exec_spec(field, e)?)
     } else if let Some(h) = a.http {
         ActionKind::Http(http_spec(field, h)?)
@@ -1004,9 +1069,9 @@ fn action(field: &str, name: &str, a: RawAction) -> CheckResult<Action> {
     };
     let rollback = match a.rollback {
         Some(r) => {
-            if r.rollback.is_some() {
+            if r.rollback.is_some() || r.steps.is_some() {
                 return Err(fail(
-                    "rollback: a rollback cannot have its own rollback".into(),
+                    "rollback: a rollback is one action, without its own rollback or steps".into(),
                 ));
             }
             Some(Box::new(action(&format!("{field}.rollback"), name, *r)?))

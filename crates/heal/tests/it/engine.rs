@@ -458,3 +458,108 @@ verify:
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].trigger.kind, "condition");
 }
+
+/// A two-step repair (renew, then reload): each step journaled, verified once at the end; a
+/// step that fails, or a verification that fails, rolls back the steps done so far in reverse.
+fn two_steps(fail_second: bool) -> String {
+    let second = if fail_second { "false" } else { "true" };
+    format!(
+        r#"
+name: cert
+trigger:
+  alert: '{{alertname="CertExpiring"}}'
+target: '{{{{ $labels.instance }}}}'
+actions:
+  renew_and_reload:
+    steps:
+      - name: renew
+        exec:
+          command: [python3, -c, 'import sys; open(sys.argv[1], "a").write("renew\n")', '$DIR/ran']
+        rollback:
+          exec:
+            command: [python3, -c, 'import sys; open(sys.argv[1], "a").write("undo-renew\n")', '$DIR/ran']
+      - name: reload
+        exec:
+          command: [sh, -c, 'echo reload >> $DIR/ran; {second}']
+        rollback:
+          exec:
+            command: [python3, -c, 'import sys; open(sys.argv[1], "a").write("undo-reload\n")', '$DIR/ran']
+verify:
+  exec:
+    command: [test, -f, '$DIR/ok']
+  within: 300ms
+  interval: 50ms
+notify:
+  receivers: [ops]
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_repair_in_steps_runs_them_in_order_and_rolls_back_in_reverse() {
+    // Both steps run, then one verification.
+    let rig = Rig::new(&[&two_steps(false)], Options::default());
+    std::fs::write(rig.path("ok"), "").unwrap();
+    let e = rig
+        .trigger(
+            "cert",
+            &[("alertname", "CertExpiring"), ("instance", "web")],
+        )
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Succeeded, "{e:#?}");
+    assert_eq!(lines(&rig.path("ran")), ["renew", "reload"]);
+    let names: Vec<(&str, &str)> = e
+        .steps
+        .iter()
+        .filter(|s| s.kind == "action" || s.kind == "verify")
+        .map(|s| (s.kind.as_str(), s.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("action", "renew_and_reload"),
+            ("action", "renew_and_reload/renew"),
+            ("action", "renew_and_reload/reload"),
+            ("verify", "renew_and_reload"),
+        ]
+    );
+
+    // The second step fails: the first is rolled back, nothing is verified.
+    let rig = Rig::new(&[&two_steps(true)], Options::default());
+    let e = rig
+        .trigger(
+            "cert",
+            &[("alertname", "CertExpiring"), ("instance", "web")],
+        )
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Failed, "{e:#?}");
+    assert_eq!(lines(&rig.path("ran")), ["renew", "reload", "undo-renew"]);
+    assert!(e.steps.iter().all(|s| s.kind != "verify"), "{:#?}", e.steps);
+
+    // Both steps succeed but the fix does not hold: both are rolled back, last first.
+    let rig = Rig::new(&[&two_steps(false)], Options::default());
+    let e = rig
+        .trigger(
+            "cert",
+            &[("alertname", "CertExpiring"), ("instance", "web")],
+        )
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Failed, "{e:#?}");
+    assert_eq!(
+        lines(&rig.path("ran")),
+        ["renew", "reload", "undo-reload", "undo-renew"]
+    );
+}
+
+#[test]
+fn a_sequence_is_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = two_steps(false).replace("- name: reload", "- name: renew");
+    let path = dir.path().join("pb.yml");
+    std::fs::write(&path, bad).unwrap();
+    let e = medic_heal::Playbook::load(&path).unwrap_err().to_string();
+    assert!(e.contains("steps[1].name") && e.contains("unique"), "{e}");
+}
