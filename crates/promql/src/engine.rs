@@ -66,7 +66,8 @@ impl Engine {
     /// the stack (and abort the process) however it is nested.
     pub fn parse(query: &str) -> Result<Expr, Error> {
         stacker::grow(PARSE_STACK, || {
-            let expr = promql_parser::parser::parse(query).map_err(Error::Parse)?;
+            let expr = promql_parser::parser::parse(query)
+                .map_err(|m| Error::Parse(crate::diagnose::describe(query, &m)))?;
             let depth = depth(&expr);
             if depth > MAX_DEPTH {
                 // Dropped here, on the large stack: dropping a deep tree recurses too.

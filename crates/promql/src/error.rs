@@ -3,8 +3,8 @@
 /// Why a query failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
-    /// The query does not parse; the message carries the parser's position.
-    #[error("parse error: {0}")]
+    /// The query does not parse; the message is Prometheus's `line:col: parse error: what`.
+    #[error("{0}")]
     Parse(String),
     /// The query parsed but cannot be evaluated as written (wrong types, bad arguments).
     #[error("{0}")]

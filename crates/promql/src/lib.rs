@@ -9,6 +9,7 @@
 
 mod aggregate;
 mod binary;
+pub mod diagnose;
 pub mod engine;
 mod error;
 mod eval;

@@ -1188,7 +1188,8 @@ mod tests {
         let loaded = crate::reload::load_alerting(&c, &examples).unwrap();
         assert_eq!(
             loaded.receivers(),
-            ["pager", "team-db", "team-lead", "team-ops"]
+            ["team-ops", "team-db", "pager", "team-lead"],
+            "in the configuration's order, as Alertmanager lists them"
         );
         assert!(!c.scrape_configs.unwrap().is_empty());
     }

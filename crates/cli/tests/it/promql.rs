@@ -530,6 +530,22 @@ async fn query_api_errors_have_prometheus_types_and_codes() {
         "{j}"
     );
     assert!(j["error"].as_str().unwrap().contains("parenthes"), "{j}");
+    // Where, as Prometheus says it: line:column.
+    assert_eq!(
+        j["error"],
+        "invalid parameter \"query\": 1:4: parse error: unclosed left parenthesis"
+    );
+    let (code, j) = get(
+        "/api/v1/query",
+        vec![("query", "sum(rate(demo_a[5m])) by".into())],
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        j["error"],
+        "invalid parameter \"query\": 1:25: parse error: unexpected end of input after \"by\"",
+        "{j}"
+    );
     let (code, j) = get(
         "/api/v1/query",
         vec![("query", "{__name__=~\"demo_.*\"} * 2".into())],
