@@ -115,6 +115,9 @@ impl AnomalyRule {
         if let Some(d) = spec.settle {
             params.settle_ms = d.as_millis() as i64;
         }
+        if let Some(w) = spec.warmup {
+            params.warmup = w;
+        }
         Ok(AnomalyRule {
             alerting,
             params,

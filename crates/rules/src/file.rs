@@ -74,6 +74,9 @@ pub struct RuleSpec {
     /// medic, anomaly rules: how much history warms a new detector (7d; 0s to not warm).
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub history: Option<Duration>,
+    /// medic, anomaly rules: points a detector learns from before it scores (100, at least 10).
+    #[serde(default)]
+    pub warmup: Option<u32>,
     #[serde(default, deserialize_with = "de_scalar")]
     pub expr: String,
     #[serde(default, rename = "for", deserialize_with = "de_opt_duration")]
@@ -181,6 +184,7 @@ const RULE_KEYS: &[&str] = &[
     "seasonality",
     "settle",
     "history",
+    "warmup",
     "expr",
     "for",
     "keep_firing_for",
@@ -350,6 +354,7 @@ fn validate_rule(r: &RuleSpec, funcs: &Funcs) -> Vec<String> {
             (r.seasonality.is_some(), "seasonality"),
             (r.settle.is_some(), "settle"),
             (r.history.is_some(), "history"),
+            (r.warmup.is_some(), "warmup"),
         ] {
             if set {
                 errs.push(format!(
@@ -361,6 +366,11 @@ fn validate_rule(r: &RuleSpec, funcs: &Funcs) -> Vec<String> {
     if let Some(name) = &r.anomaly {
         if name.is_empty() {
             errs.push("anomaly name must not be empty".into());
+        }
+        if r.warmup.is_some_and(|w| w < 10) {
+            errs.push(
+                "warmup: at least 10 points (fewer cannot tell noise from an anomaly)".into(),
+            );
         }
         if let Some(Err(e)) = r.sensitivity.as_ref().map(Sensitivity::threshold) {
             errs.push(e);

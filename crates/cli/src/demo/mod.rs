@@ -4,6 +4,7 @@
 //! saturation, a filling log directory — with quiet, noisy-but-healthy periods between them in
 //! which medic must do nothing. It prints what happens as it happens and a table per fault.
 
+mod history;
 mod patient;
 mod supervisor;
 mod view;
@@ -1044,6 +1045,14 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         .await??;
     }
     timeline.event("●", "started web-1, web-2, web-3 (the patients)");
+    let data = dir.join("data");
+    if !data.exists() {
+        history::seed(&data, BASE_LOAD)?;
+        timeline.event(
+            "●",
+            "wrote 30 minutes of past traffic, so the anomaly rule knows what normal looks like",
+        );
+    }
     medic.start()?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -1217,6 +1226,11 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         }
     });
     let all_ok = results.iter().all(|r| r.ok) && results.len() == faults.len();
+    // What the anomaly rule saw (no playbook acts on it; it tells people).
+    let anomalies = get_json(&client, &medic.url("/api/v1/medic/anomalies"))
+        .await
+        .and_then(|v| v["data"].as_array().cloned())
+        .unwrap_or_default();
     let headers = ["FAULT", "TARGET", "DETECT", "RECOVER", "ACTIONS", "OUTCOME"];
     timeline.plain(format!("\n{}", table_string(&headers, &rows)));
     timeline.plain(format!(
@@ -1227,6 +1241,25 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         quiet_execs.len(),
         schedule.as_secs_f64()
     ));
+    if !anomalies.is_empty() {
+        let list: Vec<String> = anomalies
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} on {} (score {:.2})",
+                    a["rule"].as_str().unwrap_or("?"),
+                    a["labels"]["job"].as_str().unwrap_or("?"),
+                    a["peak"].as_f64().or(a["score"].as_f64()).unwrap_or(0.0)
+                )
+            })
+            .collect();
+        timeline.plain(format!(
+            "anomaly detection: {} anomal{} — {}",
+            anomalies.len(),
+            if anomalies.len() == 1 { "y" } else { "ies" },
+            list.join(", ")
+        ));
+    }
     let ok = all_ok && quiet_actions.is_empty();
     let summary = json!({
         "ok": ok,
@@ -1236,6 +1269,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         "max_recover_seconds": recover.last(),
         "quiet_actions": quiet_actions.len(),
         "quiet_executions": quiet_execs.len(),
+        "anomalies": anomalies,
         "schedule_seconds": schedule.as_secs_f64(),
         "supervisor_calls": sup.calls(),
         "notifications": sup.notifications().iter().map(|(r, m)| json!({"receiver": r, "message": m})).collect::<Vec<_>>(),

@@ -112,6 +112,10 @@ fn the_demo_heals_every_fault_and_stays_still_when_quiet() {
         "{}",
         r.stdout
     );
+    // The anomaly rule, warmed from the history the demo writes, sees the traffic change.
+    let anomalies = r.summary["anomalies"].as_array().unwrap();
+    assert!(!anomalies.is_empty(), "{}", r.stdout);
+    assert!(r.stdout.contains("anomaly detection: "), "{}", r.stdout);
     let faults = r.summary["faults"].as_array().unwrap();
     let names: Vec<&str> = faults
         .iter()
