@@ -906,7 +906,17 @@ pub fn redact(text: &str) -> String {
                 for (k, val) in m.iter_mut() {
                     let key = k.as_str().unwrap_or("");
                     let secret = SECRET_KEYS.contains(&key) && (key != "url" || under_webhook);
-                    if key == "url" && under_webhook && val.is_string() {
+                    if key == "headers" {
+                        // E-mail and HTTP headers may carry credentials: keep the names only.
+                        if let serde_norway::Value::Mapping(h) = val {
+                            for (_, hv) in h.iter_mut() {
+                                *hv = serde_norway::Value::String("<secret>".into());
+                            }
+                        }
+                    } else if key == "proxy_url" && val.is_string() {
+                        let shown = webhook_url_shown(val.as_str().unwrap_or(""));
+                        *val = serde_norway::Value::String(shown);
+                    } else if key == "url" && under_webhook && val.is_string() {
                         // Alertmanager 0.25 shows webhook URLs (amtool parses them to check the
                         // config); only the parts that may carry a key are masked.
                         let shown = webhook_url_shown(val.as_str().unwrap_or(""));
@@ -1051,5 +1061,9 @@ inhibit_rules:
             r.contains("url: https://hooks.example/x?token=secret&y=secret"),
             "{r}"
         );
+        // Proxy passwords and e-mail headers (which may carry tokens) are masked too.
+        let r = redact("global:\n  http_config: {proxy_url: 'http://u:proxypw@proxy:3128'}\nreceivers:\n- name: a\n  email_configs:\n  - to: x@y\n    headers: {X-Api-Key: hdr-secret}\n");
+        assert!(!r.contains("proxypw") && !r.contains("hdr-secret"), "{r}");
+        assert!(r.contains("X-Api-Key"), "{r}");
     }
 }

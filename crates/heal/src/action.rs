@@ -21,6 +21,9 @@ pub const MAX_OUTPUT: usize = 64 * 1024;
 #[derive(Debug, Clone, Serialize)]
 pub struct Command {
     pub argv: Vec<String>,
+    /// Values are shown as `<secret>` wherever the command is shown (journal, API, dry run):
+    /// `env` is where credentials such as `PGPASSWORD` go.
+    #[serde(serialize_with = "masked_values")]
     pub env: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
@@ -40,6 +43,39 @@ impl PartialEq for Command {
     }
 }
 
+/// What is shown instead of a secret value, as Prometheus shows it.
+pub const MASK: &str = "<secret>";
+
+fn masked_values<S: serde::Serializer>(
+    m: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(m.len()))?;
+    for k in m.keys() {
+        map.serialize_entry(k, MASK)?;
+    }
+    map.end()
+}
+
+fn masked_headers<S: serde::Serializer>(
+    m: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    const PLAIN: &[&str] = &["accept", "content-type", "user-agent", "accept-encoding"];
+    let mut map = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        let shown = if PLAIN.contains(&k.to_ascii_lowercase().as_str()) {
+            v.as_str()
+        } else {
+            MASK
+        };
+        map.serialize_entry(k, shown)?;
+    }
+    map.end()
+}
+
 mod opt_regex {
     pub fn serialize<S: serde::Serializer>(
         r: &Option<regex::Regex>,
@@ -57,6 +93,8 @@ mod opt_regex {
 pub struct Request {
     pub method: String,
     pub url: String,
+    /// Shown with values masked, except headers that never carry credentials.
+    #[serde(serialize_with = "masked_headers")]
     pub headers: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,

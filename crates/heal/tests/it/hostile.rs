@@ -183,3 +183,48 @@ async fn label_values_stay_values_inside_promql() {
     assert_eq!(e.status, Status::Succeeded, "{e:#?}");
     assert_eq!(e.evidence["restarts"]["value"], 7.0, "{:#?}", e.evidence);
 }
+
+/// Credentials given to actions (`env`, headers) are never shown: not in the journal the
+/// executions API serves, not in a dry run.
+#[tokio::test]
+async fn secrets_of_actions_are_masked_in_the_record() {
+    let yaml = r#"
+name: secretive
+trigger:
+  alert: '{alertname="Db"}'
+target: 'db'
+actions:
+  query_db:
+    exec:
+      command: ['true']
+      env: {PGPASSWORD: hunter2-pg-secret}
+  call_api:
+    http:
+      url: 'http://127.0.0.1:9/restart'
+      headers: {Authorization: 'Bearer tok-api-secret', Content-Type: application/json}
+      body: '{"x": 1}'
+diagnose:
+  - cause: any
+    when: 'true'
+    actions: [call_api, query_db]
+verify:
+  exec:
+    command: ['false']
+  within: 100ms
+  interval: 50ms
+"#;
+    let rig = Rig::new(&[yaml], Options::default());
+    let e = rig.trigger("secretive", &[("alertname", "Db")]).await;
+    let e = rig.settle(&e.id).await;
+    let text = serde_json::to_string(&e).unwrap();
+    assert!(
+        text.contains("PGPASSWORD") && text.contains("Authorization"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2-pg-secret"), "{text}");
+    assert!(!text.contains("tok-api-secret"), "{text}");
+    assert!(
+        text.contains("application/json"),
+        "harmless headers stay: {text}"
+    );
+}
