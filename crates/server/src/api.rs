@@ -157,9 +157,42 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(crate::heal_api::post_dry_run),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(require_json))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// State-changing requests to the JSON APIs (Alertmanager's v2, medic's own) must say they
+/// are JSON: a web page can POST `text/plain` to any origin without asking, so accepting it would
+/// let any page an operator visits approve a repair or add a silence. Alertmanager answers 415
+/// too.
+async fn require_json(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let json_api = path.starts_with("/api/v2/") || path.starts_with("/api/v1/medic/");
+    let writes = matches!(*req.method(), Method::POST | Method::PUT);
+    if json_api && writes {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let is_json = ct
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "{path} takes a JSON body: send Content-Type: application/json (got {:?})\n",
+                    ct
+                ),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Records request count and latency per matched route.

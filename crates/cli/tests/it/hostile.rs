@@ -284,3 +284,53 @@ async fn healthy_but_not_ready_while_the_wal_replays() {
         "never saw healthy-but-not-ready during the replay"
     );
 }
+
+/// A web page can POST `text/plain` to any origin without a preflight; medic once accepted it,
+/// so any page an operator visited could approve a repair or add a silence. JSON APIs now
+/// answer 415 to anything but `application/json`, as Alertmanager does, and store nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_text_plain_posts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let medic = medic_with_alerting(
+        dir.path(),
+        "route: {receiver: a}\nreceivers: [{name: a}]\n",
+        "",
+    );
+    let c = client();
+    let alerts = r#"[{"labels": {"alertname": "Forged"}}]"#;
+    for (path, body) in [
+        ("/api/v2/alerts", alerts),
+        (
+            "/api/v2/silences",
+            r#"{"matchers": [], "createdBy": "x", "comment": "y"}"#,
+        ),
+        (
+            "/api/v1/medic/heal/executions/x/approve",
+            r#"{"by": "evil"}"#,
+        ),
+        (
+            "/api/v1/medic/alerts/ack",
+            r#"{"group": "x", "author": "evil"}"#,
+        ),
+    ] {
+        let r = c
+            .post(medic.url(path))
+            .header("Content-Type", "text/plain")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{path}");
+    }
+    let held = get_json(&c, &medic.url("/api/v2/alerts")).await;
+    assert_eq!(held, serde_json::json!([]));
+    // The same with the right type goes through.
+    let r = c
+        .post(medic.url("/api/v2/alerts"))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(alerts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
