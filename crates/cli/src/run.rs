@@ -31,6 +31,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("medic")
@@ -75,5 +76,30 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
         _ = term.recv() => info!("received SIGTERM"),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go programs (Prometheus,
+/// Alertmanager) do at start: the common soft limit of 1,024 is reached by a few hundred scrape
+/// targets and clients, after which even `/-/ready` cannot be answered.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit on our own process with a struct we own.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return;
+        }
+        let before = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            info!(
+                from = before,
+                to = lim.rlim_max,
+                "raised the open files limit"
+            );
+        }
     }
 }
