@@ -153,10 +153,41 @@ pub fn command(spec: &ExecSpec, scope: &Scope) -> Result<Command, String> {
     })
 }
 
-/// Expands a request's templates.
+/// Whether the host part of a URL as written (`scheme://host/…`) holds a template.
+fn host_is_templated(source: &str) -> bool {
+    let rest = source.split_once("://").map_or(source, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    host.contains("{{") || !source.contains("://")
+}
+
+/// Expands a request's templates. A URL whose host comes from alert data gets no credentials
+/// unless the playbook lists the hosts they may go to (`hosts:`): a crafted `instance` label
+/// must not receive the `Authorization` header.
 pub fn request(spec: &HttpSpec, scope: &Scope) -> Result<Request, String> {
     let url = spec.url.expand(scope).map_err(|e| format!("url: {e}"))?;
-    reqwest::Url::parse(&url).map_err(|e| format!("url {url:?}: {e}"))?;
+    let parsed = reqwest::Url::parse(&url).map_err(|e| format!("url {url:?}: {e}"))?;
+    let sensitive = spec.headers.iter().any(|(k, _)| {
+        !matches!(
+            k.to_ascii_lowercase().as_str(),
+            "content-type" | "accept" | "user-agent" | "accept-encoding"
+        )
+    });
+    if sensitive && spec.url.is_template() && host_is_templated(spec.url.source()) {
+        let host = parsed.host_str().unwrap_or("");
+        let with_port = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let allowed = spec
+            .hosts
+            .iter()
+            .any(|re| re.is_match(host) || re.is_match(&with_port));
+        if !allowed {
+            return Err(format!(
+                "url: the host {with_port:?} comes from a template and is not among the playbook's `hosts`; the request's headers are not sent there (list the hosts credentials may go to under `hosts:`)"
+            ));
+        }
+    }
     let mut headers = BTreeMap::new();
     for (k, v) in &spec.headers {
         headers.insert(

@@ -234,6 +234,10 @@ struct RawExec {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     url: String,
+    /// Hosts (anchored regexes) a URL whose host comes from a template may name when the
+    /// request carries headers other than plain ones (credentials go nowhere else).
+    #[serde(default)]
+    hosts: Vec<String>,
     #[serde(default)]
     method: Option<String>,
     #[serde(default)]
@@ -413,6 +417,8 @@ pub struct HttpSpec {
     /// Statuses that count as success; empty means any 2xx.
     pub expect_status: Vec<u16>,
     pub timeout: i64,
+    /// When the URL's host is templated: the hosts it may name (anchored).
+    pub hosts: Vec<regex::Regex>,
 }
 
 /// An ordered diagnosis rule.
@@ -1173,6 +1179,13 @@ fn http_spec(field: &str, h: RawHttp) -> CheckResult<HttpSpec> {
         .as_deref()
         .is_some_and(|b| b.trim_start().starts_with(['{', '[']));
     let body_lang = if json_body { Lang::Json } else { Lang::Text };
+    let mut hosts = Vec::new();
+    for (i, h) in h.hosts.iter().enumerate() {
+        hosts.push(
+            regex::Regex::new(&format!("^(?:{h})$"))
+                .map_err(|e| fail(format!("hosts[{i}]: invalid regular expression: {e}")))?,
+        );
+    }
     Ok(HttpSpec {
         method,
         url: Text::parse(&format!("{field}.url"), &h.url).map_err(fail)?,
@@ -1184,6 +1197,7 @@ fn http_spec(field: &str, h: RawHttp) -> CheckResult<HttpSpec> {
             .transpose()
             .map_err(fail)?,
         expect_status: h.expect_status,
+        hosts,
         timeout: h
             .timeout
             .map(|d| d.0)

@@ -228,3 +228,79 @@ verify:
         "harmless headers stay: {text}"
     );
 }
+
+fn api_playbook(hosts: &str) -> String {
+    format!(
+        r#"
+name: api
+trigger:
+  alert: '{{alertname="Down"}}'
+target: '{{{{ $labels.instance }}}}'
+actions:
+  restart:
+    http:
+      method: POST
+      url: 'http://{{{{ $labels.instance }}}}/restart'
+      headers: {{Authorization: 'Bearer tok-api-secret'}}
+{hosts}
+diagnose:
+  - cause: any
+    when: 'true'
+    actions: [restart]
+verify:
+  exec:
+    command: ['true']
+  within: 1s
+"#
+    )
+}
+
+/// Whether anything connects to `listener` within `wait`; answers 200 to what does.
+async fn contacted(listener: &tokio::net::TcpListener, wait: std::time::Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    match tokio::time::timeout(wait, listener.accept()).await {
+        Ok(Ok((mut s, _))) => {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `url: http://{{ $labels.instance }}/restart` with an `Authorization` header once sent the
+/// token to whatever host a crafted label named. A templated host now gets no credentials unless
+/// the playbook lists it.
+#[tokio::test]
+async fn credentials_go_only_to_hosts_the_playbook_allows() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let rig = Rig::new(&[&api_playbook("")], Options::default());
+    let e = rig
+        .trigger("api", &[("alertname", "Down"), ("instance", &addr)])
+        .await;
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Failed, "{e:#?}");
+    let act = e.steps.iter().find(|s| s.kind == "action").unwrap();
+    assert!(
+        act.message.contains("not among the playbook's `hosts`"),
+        "{act:#?}"
+    );
+    assert!(
+        !contacted(&listener, std::time::Duration::from_millis(300)).await,
+        "nothing was sent to the attacker's host"
+    );
+
+    // Listed, the host gets the request.
+    let hosts = format!("      hosts: ['{}']", regex::escape(&addr));
+    let rig = Rig::new(&[&api_playbook(&hosts)], Options::default());
+    let e = rig
+        .trigger("api", &[("alertname", "Down"), ("instance", &addr)])
+        .await;
+    assert!(contacted(&listener, std::time::Duration::from_secs(5)).await);
+    let e = rig.settle(&e.id).await;
+    assert_eq!(e.status, Status::Succeeded, "{e:#?}");
+}
