@@ -481,8 +481,8 @@ mod tests {
         assert!(matches!(err, Error::Timeout(_)), "{err}");
     }
 
-    /// Every point a subquery produces counts: 4,000 series × 15,000 points is 60 M samples
-    /// from a selector that loaded only 4,000, over the 50 M limit.
+    /// Every point a subquery produces counts: 4,000 series × 86,400 points is far over a
+    /// 1 M limit, though the selector itself loaded only 4,000 samples.
     #[test]
     fn subquery_points_count_against_the_sample_limit() {
         let store = MemStorage::new();

@@ -310,13 +310,14 @@ async fn send_loop(
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => metrics.sent.get_or_create(&label).inc_by(n),
+                Ok(()) => {
+                    metrics.sent.get_or_create(&label).inc_by(n);
+                }
                 Err(e) => {
                     metrics.errors.get_or_create(&label).inc_by(n);
                     tracing::warn!(alertmanager = %medic_alert::notify::redact_url(&ep.url), error = %e, "sending alerts to Alertmanager failed");
-                    0
                 }
-            };
+            }
         }
     }
 }

@@ -19,13 +19,19 @@ pub struct Starting {
 }
 
 impl Starting {
-    /// Stops answering; in-flight requests finish first.
+    /// Stops answering; in-flight requests get a few seconds to finish (a client that never
+    /// finishes its request must not keep medic from starting).
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
+        if let Some(mut t) = self.task.take() {
+            if tokio::time::timeout(std::time::Duration::from_secs(3), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
     }
 }

@@ -10,8 +10,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// How long an event waits for earlier ones that the poller has not seen yet.
-const HOLD_MS: i64 = 600;
+/// How long an event waits for earlier ones that the poller has not seen yet (an alert is seen
+/// firing up to a `for`, an evaluation and a poll after it became active).
+const HOLD_MS: i64 = 1500;
 
 pub struct Timeline {
     start_ms: i64,
@@ -21,6 +22,8 @@ pub struct Timeline {
     /// Events not printed yet: (time in ms since the epoch, arrival order, mark, text).
     held: Mutex<Vec<(i64, u64, String, String)>>,
     seq: std::sync::atomic::AtomicU64,
+    /// The time of the last line printed: a later line is never shown as earlier.
+    printed: std::sync::atomic::AtomicI64,
 }
 
 fn now_ms() -> i64 {
@@ -38,6 +41,7 @@ impl Timeline {
             out: Mutex::new(()),
             held: Mutex::new(Vec::new()),
             seq: std::sync::atomic::AtomicU64::new(0),
+            printed: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -73,6 +77,11 @@ impl Timeline {
         let _g = self.out.lock().unwrap_or_else(|p| p.into_inner());
         let mut o = std::io::stdout().lock();
         for (at, _, mark, text) in due {
+            // Something seen too late for its place is shown at the last time printed.
+            let at = at.max(
+                self.printed
+                    .fetch_max(at, std::sync::atomic::Ordering::Relaxed),
+            );
             if self.tty {
                 let _ = write!(o, "\r\x1b[2K");
             }
