@@ -23,6 +23,12 @@ pub struct RunArgs {
     /// Data directory, overriding `storage.path`.
     #[arg(long)]
     data: Option<PathBuf>,
+
+    /// Serve other hosts although medic has no authentication yet: anyone who reaches the port
+    /// can post alerts that start repairs, approve them, silence and reload. Without this flag
+    /// medic refuses to listen on anything but a loopback address.
+    #[arg(long)]
+    allow_unauthenticated_remote_access: bool,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -44,6 +50,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 listen: args.listen,
                 data: args.data,
                 config_file: args.config.clone(),
+                allow_remote_unauthenticated: args.allow_unauthenticated_remote_access,
             },
         )
         .await?;

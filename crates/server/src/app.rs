@@ -26,6 +26,25 @@ pub struct Overrides {
     /// The file the config came from: reloads re-read it, and relative `rule_files` are taken
     /// from its directory.
     pub config_file: Option<PathBuf>,
+    /// Listen on a non-loopback address although no authentication exists yet.
+    pub allow_remote_unauthenticated: bool,
+}
+
+/// Refuses a listen address other hosts can reach unless the operator said they accept that
+/// medic has no authentication yet.
+fn check_exposure(listen: &str, allowed: bool) -> Result<(), Error> {
+    let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
+    let host = host.trim_matches(['[', ']']);
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || allowed {
+        return Ok(());
+    }
+    Err(Error::Internal(format!(
+        "refusing to listen on {listen}: other hosts could post alerts that start repairs, approve them, silence and reload, and medic has no authentication yet. Listen on 127.0.0.1 (the default) behind a proxy that authenticates, or pass --allow-unauthenticated-remote-access if this network is trusted"
+    )))
 }
 
 /// Shared state of the HTTP handlers.
@@ -73,6 +92,10 @@ impl App {
         let tsdb_metrics = medic_tsdb::Metrics::default();
         self_metrics.with_registry(|r| tsdb_metrics.register(r));
 
+        check_exposure(
+            &config.server.listen,
+            overrides.allow_remote_unauthenticated,
+        )?;
         // Listen first: while the WAL replays (minutes for a large head), `/-/healthy` says the
         // process is up and `/-/ready` that it is not ready yet, as Prometheus does.
         let listener = TcpListener::bind(&config.server.listen)

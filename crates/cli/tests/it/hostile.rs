@@ -377,3 +377,41 @@ fn the_open_files_soft_limit_is_raised_at_start() {
         .collect();
     assert_eq!(nums[0], nums[1], "soft = hard: {row}");
 }
+
+/// Anyone who reaches medic's port can start and approve repairs (there is no authentication
+/// yet), so an address other hosts can reach is refused unless the operator says the network is
+/// trusted.
+#[test]
+fn listening_beyond_loopback_needs_an_explicit_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["run", "--listen", &format!("0.0.0.0:{port}"), "--data"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--allow-unauthenticated-remote-access"),
+        "{err}"
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["run", "--allow-unauthenticated-remote-access", "--listen"])
+        .arg(format!("0.0.0.0:{port}"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("medic listening"), "{line}");
+}
