@@ -327,8 +327,30 @@ async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) 
         }
     };
     let max_decoded = st.config.remote_write.max_decoded_size.0 as usize;
+    // What decoding and storing this body will hold: about 8× its decoded size. Taken from the
+    // shared budget, or refused at once with 503 (Prometheus retries); a body larger than the
+    // whole budget may still go alone.
+    let decoded = snap::raw::decompress_len(&bytes)
+        .unwrap_or(0)
+        .min(max_decoded);
+    let total = (st.config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize;
+    let kib = ((bytes.len() + decoded.saturating_mul(8)) >> 10)
+        .clamp(1, total.min(u32::MAX as usize)) as u32;
+    let Ok(permit) = st.write_budget.clone().try_acquire_many_owned(kib) else {
+        st.http
+            .refused
+            .get_or_create(&vec![("reason", "remote_write_inflight".to_string())])
+            .inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "too many remote-write bytes in flight (remote_write.max_inflight_bytes); retry shortly\n",
+        )
+            .into_response();
+    };
     let db = st.db.clone();
     let result = tokio::task::spawn_blocking(move || {
+        let _held = permit;
         let raw = remote_write::decompress(&bytes, max_decoded)?;
         remote_write::ingest(db.as_ref(), &raw)
     })

@@ -69,6 +69,8 @@ pub struct AppState {
     pub alerts: Arc<medic_alert::AlertManager>,
     /// The heal engine.
     pub heal: Arc<medic_heal::Engine>,
+    /// Remote write's in-flight memory budget, in KiB.
+    pub write_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running medic.
@@ -186,7 +188,11 @@ impl App {
         // Executions in flight when medic stopped continue, now that playbooks are loaded.
         heal.resume().map_err(|e| Error::Internal(e.to_string()))?;
 
+        let write_budget = Arc::new(tokio::sync::Semaphore::new(
+            (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
+        ));
         let state = Arc::new(AppState {
+            write_budget,
             config,
             db,
             scrape: Some(Arc::new(scrape)),

@@ -736,6 +736,15 @@ pub struct RemoteWriteConfig {
     /// Largest body after snappy decompression (default 256MiB); larger requests get 413.
     #[serde(default = "default_max_decoded")]
     pub max_decoded_size: ByteSize,
+    /// Memory that requests being decoded and stored may hold together (default 1GiB),
+    /// estimated at 8× each body's decoded size; a request that finds it full gets 503 with
+    /// `Retry-After` (Prometheus retries), so concurrent large bodies cannot exhaust memory.
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight_bytes: ByteSize,
+}
+
+fn default_max_inflight() -> ByteSize {
+    ByteSize(1 << 30)
 }
 
 impl Default for RemoteWriteConfig {
@@ -744,6 +753,7 @@ impl Default for RemoteWriteConfig {
             enabled: true,
             max_body_size: default_max_body(),
             max_decoded_size: default_max_decoded(),
+            max_inflight_bytes: default_max_inflight(),
         }
     }
 }

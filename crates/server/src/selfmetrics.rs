@@ -20,12 +20,15 @@ pub struct HttpMetrics {
     pub requests: Family<HandlerLabels, Counter>,
     /// Request latency by handler.
     pub duration: Family<HandlerLabels, Histogram>,
+    /// Requests refused by a limit, by reason.
+    pub refused: Family<HandlerLabels, Counter>,
 }
 
 impl Default for HttpMetrics {
     fn default() -> Self {
         Self {
             requests: Family::default(),
+            refused: Family::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 3.0, 10))
             }),
@@ -55,6 +58,11 @@ impl SelfMetrics {
             "medic_http_requests",
             "HTTP requests by handler and code",
             http.requests.clone(),
+        );
+        registry.register(
+            "medic_http_refused",
+            "Requests refused by a limit, by reason",
+            http.refused.clone(),
         );
         registry.register(
             "medic_http_request_duration_seconds",

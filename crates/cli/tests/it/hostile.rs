@@ -415,3 +415,83 @@ fn listening_beyond_loopback_needs_an_explicit_flag() {
     let _ = child.wait();
     assert!(line.starts_with("medic listening"), "{line}");
 }
+
+/// A 12 MB remote-write body once cost ≈ 780 MiB and concurrent requests were unbounded. Bytes
+/// in flight now come from a budget; a request that finds it spent gets 503 with `Retry-After`
+/// (Prometheus retries), counted — and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_bytes_in_flight_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(
+        &config,
+        "scrape_configs: []\nremote_write:\n  max_inflight_bytes: 8MiB\n",
+    )
+    .unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&config), &[]);
+    let c = client();
+    let base = medic.url("");
+    let now = now_ms();
+    let body = |k: usize| {
+        let series: Vec<_> = (0..10_000)
+            .map(|i| {
+                let labels = vec![
+                    ("__name__".to_string(), "inflight".to_string()),
+                    ("k".to_string(), k.to_string()),
+                    ("i".to_string(), i.to_string()),
+                ];
+                (labels, vec![(now, i as f64)])
+            })
+            .collect();
+        write_request(&series)
+    };
+    let mut saw_503 = false;
+    let mut stored = std::collections::BTreeSet::new();
+    for round in 0..20 {
+        let sends: Vec<_> = (0..6)
+            .filter(|k| !stored.contains(k))
+            .map(|k| {
+                let (c, base, b) = (c.clone(), base.clone(), body(k));
+                tokio::spawn(async move { (k, post_write(&c, &base, b).await.unwrap()) })
+            })
+            .collect();
+        for s in sends {
+            let (k, r) = s.await.unwrap();
+            match r.status().as_u16() {
+                204 => {
+                    stored.insert(k);
+                }
+                503 => {
+                    assert_eq!(r.headers()["retry-after"], "1");
+                    saw_503 = true;
+                }
+                other => panic!("round {round}: {other} {}", r.text().await.unwrap()),
+            }
+        }
+        if stored.len() == 6 && saw_503 {
+            break;
+        }
+    }
+    assert!(saw_503, "concurrent bodies over the budget were refused");
+    assert_eq!(stored.len(), 6, "every body was stored once retried");
+    let metrics = c
+        .get(medic.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("medic_http_refused_total{reason=\"remote_write_inflight\"}"),
+        "counted"
+    );
+    let r = c
+        .post(medic.url("/api/v1/query"))
+        .form(&[("query", "count(inflight)")])
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["data"]["result"][0]["value"][1], "60000", "{v}");
+}
