@@ -200,6 +200,10 @@ async fn a_re_sent_alert_starts_one_execution() {
     other.labels.insert("alertname".into(), "Other".into());
     rig.engine.on_alerts(&[other]);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = rig.store.executions(&Default::default()).unwrap();
+    assert_eq!(all.len(), 1);
+    // Wait for it to end (a loaded machine may take longer than the pause above to run it).
+    rig.settle(&all[0].id).await;
     assert_eq!(rig.store.executions(&Default::default()).unwrap().len(), 1);
     assert_eq!(lines(&rig.path("ran")), ["a"]);
 }
