@@ -260,19 +260,8 @@ fn endpoints(cfg: &PrometheusAlerting) -> Result<Vec<Endpoint>, crate::Error> {
 }
 
 fn client(am: &AlertmanagerTarget) -> Result<reqwest::Client, crate::Error> {
-    let mut b = reqwest::Client::builder().timeout(am.timeout.0).no_proxy();
-    if let Some(tls) = &am.tls_config {
-        b = b.danger_accept_invalid_certs(tls.insecure_skip_verify);
-        if let Some(ca) = &tls.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                crate::Error::Internal(format!("reading tls_config.ca_file {}: {e}", ca.display()))
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                crate::Error::Internal(format!("tls_config.ca_file {}: {e}", ca.display()))
-            })?;
-            b = b.add_root_certificate(cert);
-        }
-    }
+    let b = reqwest::Client::builder().timeout(am.timeout.0).no_proxy();
+    let b = crate::http_auth::with_tls(b, am.tls_config.as_ref(), "alerting.alertmanagers")?;
     b.build()
         .map_err(|e| crate::Error::Internal(format!("building HTTP client: {e}")))
 }

@@ -1,10 +1,37 @@
-//! Credentials on outgoing requests, from Prometheus's `http_config` fields (`basic_auth`,
+//! Outgoing requests' TLS settings and credentials, from Prometheus's `http_config` fields (`basic_auth`,
 //! `authorization`, `bearer_token`, `bearer_token_file`); files are read at each request, so a
 //! rotated secret is picked up without a reload.
 
 use std::path::Path;
 
-use crate::config::{Authorization, BasicAuth};
+use crate::config::{Authorization, BasicAuth, TlsConfig};
+
+/// Applies `tls_config` to a client being built: `insecure_skip_verify`, and every certificate
+/// of `ca_file` (a PEM bundle) trusted. `what` names the owner in errors (`job "node"`).
+pub fn with_tls(
+    mut b: reqwest::ClientBuilder,
+    tls: Option<&TlsConfig>,
+    what: &str,
+) -> Result<reqwest::ClientBuilder, crate::Error> {
+    let Some(tls) = tls else { return Ok(b) };
+    if tls.insecure_skip_verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    if let Some(ca) = &tls.ca_file {
+        let err = |message: String| crate::Error::Config {
+            file: ca.clone(),
+            message,
+        };
+        let pem = std::fs::read(ca)
+            .map_err(|e| err(format!("{what}: cannot read tls_config.ca_file: {e}")))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| err(format!("{what}: tls_config.ca_file is not PEM: {e}")))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    Ok(b)
+}
 
 fn read_secret(what: &str, f: &Path) -> Result<String, String> {
     std::fs::read_to_string(f)

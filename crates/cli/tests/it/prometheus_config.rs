@@ -125,18 +125,33 @@ async fn alerts_from_rules_reach_an_external_alertmanager() {
         alert["labels"].get("team").is_none(),
         "relabelled: {alert:#}"
     );
-    let metrics = c
-        .get(medic.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&c, &medic).await;
     assert!(
         metrics.contains("medic_notifications_sent_total{"),
         "{metrics}"
     );
+}
+
+/// The result of an instant query once it holds two series (within `eventually`'s time).
+async fn two_results(c: &reqwest::Client, medic: &Medic, query: &str) -> Vec<Value> {
+    eventually(&format!("two series from {query}"), medic, || {
+        let c = c.clone();
+        let url = medic.url("/api/v1/query");
+        async move {
+            let v: Value = c
+                .post(url)
+                .form(&[("query", query)])
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let r = v["data"]["result"].as_array()?.clone();
+            (r.len() == 2).then_some(r)
+        }
+    })
+    .await
 }
 
 fn listen_arg() -> (u16, String) {
@@ -197,24 +212,7 @@ scrape_configs:
         &["--listen", &listen],
     );
     let c = client();
-    let results = eventually("probe_success for both URLs", &medic, || {
-        let c = c.clone();
-        let url = medic.url("/api/v1/query");
-        async move {
-            let v: Value = c
-                .post(url)
-                .form(&[("query", "probe_success")])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let r = v["data"]["result"].as_array()?.clone();
-            (r.len() == 2).then_some(r)
-        }
-    })
-    .await;
+    let results = two_results(&c, &medic, "probe_success").await;
     let _ = bb.kill();
     let _ = bb.wait();
     let value = |suffix: &str| {
@@ -281,24 +279,7 @@ scrape_configs:
         &["--listen", &listen],
     );
     let c = client();
-    let up = eventually("both jobs up", &medic, || {
-        let c = c.clone();
-        let url = medic.url("/api/v1/query");
-        async move {
-            let v: Value = c
-                .post(url)
-                .form(&[("query", "up == 1")])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let r = v["data"]["result"].as_array()?.clone();
-            (r.len() == 2).then_some(r)
-        }
-    })
-    .await;
+    let up = two_results(&c, &medic, "up == 1").await;
     let _ = server.kill();
     let _ = server.wait();
     let by = |job: &str| {

@@ -178,6 +178,17 @@ pub async fn export(c: &reqwest::Client, base: &str, selector: &str) -> Vec<Expo
         .collect()
 }
 
+/// medic's own `/metrics`, as text.
+pub async fn metrics_text(c: &reqwest::Client, medic: &Medic) -> String {
+    c.get(medic.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
     c.get(url).send().await.unwrap().json().await.unwrap()
 }

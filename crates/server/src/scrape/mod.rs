@@ -407,32 +407,15 @@ impl ScrapeManager {
 }
 
 fn build_client(cfg: &ScrapeConfig) -> Result<reqwest::Client, crate::Error> {
-    let mut b = reqwest::Client::builder()
+    let b = reqwest::Client::builder()
         .no_proxy()
         .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(1);
-    if let Some(tls) = &cfg.tls_config {
-        if tls.insecure_skip_verify {
-            b = b.danger_accept_invalid_certs(true);
-        }
-        if let Some(ca) = &tls.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| crate::Error::Config {
-                file: ca.clone(),
-                message: format!(
-                    "job {:?}: cannot read tls_config.ca_file: {e}",
-                    cfg.job_name
-                ),
-            })?;
-            for cert in
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| crate::Error::Config {
-                    file: ca.clone(),
-                    message: format!("job {:?}: tls_config.ca_file is not PEM: {e}", cfg.job_name),
-                })?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
-    }
+    let b = crate::http_auth::with_tls(
+        b,
+        cfg.tls_config.as_ref(),
+        &format!("job {:?}", cfg.job_name),
+    )?;
     b.build()
         .map_err(|e| crate::Error::Internal(format!("building HTTP client: {e}")))
 }
@@ -590,8 +573,8 @@ async fn scrape_once(
     let start = Instant::now();
     let result = fetch(pool, target).await;
     let result = result.and_then(|(body, format)| {
-        let parsed = parser::parse(&body, format).map_err(|e| e.to_string())?;
-        let meta = parser::metadata(&body);
+        let (parsed, meta) =
+            parser::parse_with_metadata(&body, format).map_err(|e| e.to_string())?;
         let mut held = target.metadata.lock().unwrap_or_else(|e| e.into_inner());
         if **held != meta {
             *held = Arc::new(meta);

@@ -58,44 +58,40 @@ pub struct MetricMeta {
     pub unit: String,
 }
 
-/// The metadata lines of a body (cheap: only lines starting with `#` are looked at), by metric
-/// family name. Prometheus's `untyped` is reported as `unknown`, as its metadata API does.
-pub fn metadata(body: &str) -> std::collections::BTreeMap<String, MetricMeta> {
-    let mut out: std::collections::BTreeMap<String, MetricMeta> = Default::default();
-    for line in body.lines() {
-        let Some(rest) = line.strip_prefix('#') else {
-            continue;
-        };
-        let mut parts = rest.trim_start().splitn(3, [' ', '\t']);
-        let (Some(kw), Some(name)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let value = parts.next().unwrap_or("").trim_end_matches('\r');
-        if !is_valid_metric_name(name) || out.len() >= 100_000 {
-            continue;
-        }
-        let entry = || MetricMeta {
-            kind: "unknown".into(),
-            ..MetricMeta::default()
-        };
-        match kw {
-            "TYPE" => {
-                let kind = match value.trim() {
-                    "untyped" => "unknown",
-                    k => k,
-                };
-                out.entry(name.to_string()).or_insert_with(entry).kind = kind.to_string();
-            }
-            "HELP" => {
-                out.entry(name.to_string()).or_insert_with(entry).help = unescape_help(value);
-            }
-            "UNIT" => {
-                out.entry(name.to_string()).or_insert_with(entry).unit = value.trim().to_string();
-            }
-            _ => {}
-        }
+/// Metric families' metadata by name.
+pub type Metadata = std::collections::BTreeMap<String, MetricMeta>;
+
+/// Records one comment line's metadata (`rest` is what follows `#`): `TYPE`, `HELP`, `UNIT`.
+/// Prometheus's `untyped` is reported as `unknown`, as its metadata API does.
+fn note_metadata(out: &mut Metadata, rest: &str) {
+    let mut parts = rest.trim_start().splitn(3, [' ', '\t']);
+    let (Some(kw), Some(name)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let value = parts.next().unwrap_or("");
+    if !is_valid_metric_name(name) || out.len() >= 100_000 {
+        return;
     }
-    out
+    let entry = || MetricMeta {
+        kind: "unknown".into(),
+        ..MetricMeta::default()
+    };
+    match kw {
+        "TYPE" => {
+            let kind = match value.trim() {
+                "untyped" => "unknown",
+                k => k,
+            };
+            out.entry(name.to_string()).or_insert_with(entry).kind = kind.to_string();
+        }
+        "HELP" => {
+            out.entry(name.to_string()).or_insert_with(entry).help = unescape_help(value);
+        }
+        "UNIT" => {
+            out.entry(name.to_string()).or_insert_with(entry).unit = value.trim().to_string();
+        }
+        _ => {}
+    }
 }
 
 fn unescape_help(s: &str) -> String {
@@ -122,6 +118,24 @@ fn unescape_help(s: &str) -> String {
 
 /// Parses a whole response body.
 pub fn parse(body: &str, format: Format) -> Result<Vec<ParsedSample>, ParseError> {
+    parse_into(body, format, None)
+}
+
+/// Parses a whole response body and, in the same pass, the metadata of its metric families.
+pub fn parse_with_metadata(
+    body: &str,
+    format: Format,
+) -> Result<(Vec<ParsedSample>, Metadata), ParseError> {
+    let mut meta = Metadata::new();
+    let samples = parse_into(body, format, Some(&mut meta))?;
+    Ok((samples, meta))
+}
+
+fn parse_into(
+    body: &str,
+    format: Format,
+    mut meta: Option<&mut Metadata>,
+) -> Result<Vec<ParsedSample>, ParseError> {
     let mut out = Vec::new();
     let mut saw_eof = false;
     for (i, raw) in body.split('\n').enumerate() {
@@ -144,6 +158,9 @@ pub fn parse(body: &str, format: Format) -> Result<Vec<ParsedSample>, ParseError
             }
             if let Some(rest) = t.strip_prefix('#') {
                 check_text_comment(rest).map_err(err)?;
+                if let Some(m) = meta.as_deref_mut() {
+                    note_metadata(m, rest);
+                }
                 continue;
             }
             out.push(parse_sample(t, format).map_err(err)?);
@@ -160,6 +177,9 @@ pub fn parse(body: &str, format: Format) -> Result<Vec<ParsedSample>, ParseError
             }
             if let Some(rest) = line.strip_prefix("# ") {
                 check_om_comment(rest).map_err(err)?;
+                if let Some(m) = meta.as_deref_mut() {
+                    note_metadata(m, rest);
+                }
                 continue;
             }
             if line.starts_with('#') {
@@ -477,7 +497,7 @@ go_gc{quantile=\"0.5\", } NaN\n";
 
     #[test]
     fn metadata_is_read_from_help_type_and_unit() {
-        let m = metadata("# HELP a_total Requests \\ with\\nnewline.\n# TYPE a_total counter\na_total 1\n# TYPE b untyped\n# TYPE c_seconds gauge\n# UNIT c_seconds seconds\n");
+        let (_, m) = parse_with_metadata("# HELP a_total Requests \\ with\\nnewline.\n# TYPE a_total counter\na_total 1\n# TYPE b untyped\n# TYPE c_seconds gauge\n# UNIT c_seconds seconds\n", Format::Text).unwrap();
         assert_eq!(m["a_total"].kind, "counter");
         assert_eq!(m["a_total"].help, "Requests \\ with\nnewline.");
         assert_eq!(m["b"].kind, "unknown");
