@@ -276,7 +276,7 @@ async fn send_loop(
         let n = body.as_array().map_or(0, Vec::len) as u64;
         for ep in &endpoints {
             let label = AmLabels {
-                alertmanager: ep.url.clone(),
+                alertmanager: medic_alert::notify::redact_url(&ep.url),
             };
             let req = ep
                 .client
