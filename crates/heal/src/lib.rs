@@ -8,18 +8,27 @@
 //! - [`trust`]: success rates, ranking and the trust ladder;
 //! - [`journal`]: execution records and the [`journal::HealStore`] trait;
 //! - [`action`]: commands (never through a shell) and HTTP requests;
-//! - [`engine`]: the running engine that ties them together;
+//! - [`machine`]: the execution state machine, a deterministic core (events in, effects out;
+//!   cases in `crates/heal/testdata/machine/`);
+//! - [`engine`]: the async shell that performs the machine's effects;
+//! - [`evidence`]: query evidence, diagnosis and action plans (the engine and dry-run share
+//!   them); [`report`]: reports for people; [`kinds`]: the names as enums;
 //! - [`plan`]: what a playbook would do for an alert, for `medic heal dry-run`.
 
 pub mod action;
 pub mod engine;
 pub mod escape;
+pub mod evidence;
 pub mod expr;
 pub mod guard;
+pub mod hooks;
 pub mod journal;
+pub mod kinds;
+pub mod machine;
 pub mod metrics;
 pub mod plan;
 pub mod playbook;
+pub mod report;
 pub mod trust;
 
 use std::path::PathBuf;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::action;
-use crate::engine::{action_plan, diagnose, plan_text, variables};
+use crate::evidence::{action_plan, diagnose, plan_text, variables};
 use crate::playbook::*;
 
 /// The alert file: labels and annotations as an alert carries them, and optionally the

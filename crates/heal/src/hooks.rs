@@ -1,0 +1,61 @@
+//! What the engine needs from the rest of medic, and what it tells it: alerts in, marks and
+//! notifications out.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+/// An alert as the engine sees it (from any source the alert manager accepts).
+#[derive(Debug, Clone)]
+pub struct AlertInput {
+    pub fingerprint: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: i64,
+    /// 0 while firing with no end known.
+    pub ends_at: i64,
+}
+
+/// A message for people about an execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub receivers: Vec<String>,
+    /// `started`, `success`, `failure`, `approval`, `vetoed`, `dry_run`, `action`,
+    /// `circuit_breaker`, `trust`.
+    pub event: String,
+    pub playbook: String,
+    pub target: String,
+    pub execution: String,
+    pub title: String,
+    pub text: String,
+    /// The trigger's labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A boxed future, for the object-safe hooks.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What the engine needs from the rest of medic (the alert manager, in `medic run`).
+pub trait Hooks: Send + Sync {
+    /// Whether the alert with these labels has resolved; `None` when it is unknown.
+    fn alert_resolved(&self, labels: &BTreeMap<String, String>) -> Option<bool>;
+    /// Marks the alert with these labels as under repair (a note), or not (`None`).
+    fn repairing(&self, labels: &BTreeMap<String, String>, note: Option<String>);
+    /// Sends a message to receivers.
+    fn notify(&self, n: Notification) -> BoxFuture<Result<(), String>>;
+}
+
+/// Hooks that know no alerts and send nothing (tests, offline tools).
+pub struct NoHooks;
+
+impl Hooks for NoHooks {
+    fn alert_resolved(&self, _: &BTreeMap<String, String>) -> Option<bool> {
+        None
+    }
+    fn repairing(&self, _: &BTreeMap<String, String>, _: Option<String>) {}
+    fn notify(&self, _: Notification) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
