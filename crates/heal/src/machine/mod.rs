@@ -145,6 +145,10 @@ pub fn step(
     event: Event,
     now: i64,
 ) -> Vec<Effect> {
+    // An ended execution has nothing left to do, whatever arrives late.
+    if e.phase == crate::journal::Phase::Done {
+        return Vec::new();
+    }
     let mut m = Machine {
         world,
         pb,
@@ -152,7 +156,12 @@ pub fn step(
         now,
         out: Vec::new(),
     };
-    if m.on(event) {
+    let phase = m.e.phase.clone();
+    let go_on = m.on(event);
+    if m.e.phase != phase {
+        m.emit(Effect::Mark);
+    }
+    if go_on {
         m.advance();
     }
     m.out
@@ -169,8 +178,12 @@ pub(crate) struct Machine<'w, 'a, 'p> {
 
 impl Machine<'_, '_, '_> {
     pub(crate) fn emit(&mut self, effect: Effect) {
-        // Two journal writes in a row would write the same record.
-        if matches!(effect, Effect::Journal) && matches!(self.out.last(), Some(Effect::Journal)) {
+        // Two journal writes (or marks) in a row would write the same thing.
+        let same = matches!(
+            (&effect, self.out.last()),
+            (Effect::Journal, Some(Effect::Journal)) | (Effect::Mark, Some(Effect::Mark))
+        );
+        if same {
             return;
         }
         self.out.push(effect);

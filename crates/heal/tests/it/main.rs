@@ -5,4 +5,5 @@
 mod engine;
 mod guards;
 mod hostile;
+mod machine;
 mod support;
