@@ -5,7 +5,7 @@
 //! at load (medic does not deliver to it yet).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
+
 use std::path::{Path, PathBuf};
 
 use serde::{de, Deserialize, Deserializer};
@@ -16,26 +16,7 @@ use crate::matchers::{parse_matchers, sort_matchers};
 use crate::timeinterval::TimeInterval;
 use crate::Error;
 
-/// A duration in Prometheus syntax, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Dur(pub i64);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        medic_model::parse_duration(&s)
-            .map(|d| Dur(d.as_millis() as i64))
-            .map_err(de::Error::custom)
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&medic_model::format_duration(
-            std::time::Duration::from_millis(self.0.max(0) as u64),
-        ))
-    }
-}
+pub use medic_model::Dur;
 
 /// Matchers written as strings (`matchers: ['a="b"', 'c=~d']`), parsed when read.
 #[derive(Debug, Clone, Default)]

@@ -111,6 +111,71 @@ pub fn format_human_duration(ms: i64) -> String {
     }
 }
 
+/// A duration in Prometheus syntax as it appears in configuration files (`15s`, `1h30m`), in
+/// milliseconds: the one serde duration type of medic's files (medic.yml, alertmanager.yml,
+/// playbooks). Written back in the same syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Dur(pub i64);
+
+impl Dur {
+    pub const ZERO: Dur = Dur(0);
+
+    pub const fn from_secs(s: i64) -> Dur {
+        Dur(s * 1_000)
+    }
+
+    pub const fn from_millis(ms: i64) -> Dur {
+        Dur(ms)
+    }
+
+    /// The duration in milliseconds.
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// As a [`Duration`] (negative values are zero).
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0.max(0) as u64)
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl From<Duration> for Dur {
+    fn from(d: Duration) -> Dur {
+        Dur(d.as_millis() as i64)
+    }
+}
+
+impl std::str::FromStr for Dur {
+    type Err = DurationError;
+
+    fn from_str(s: &str) -> Result<Dur, DurationError> {
+        parse_duration(s).map(Dur::from)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.duration()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +240,16 @@ mod tests {
         ] {
             assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
+    }
+
+    #[test]
+    fn dur_reads_and_writes_prometheus_syntax() {
+        let d: Dur = serde_norway::from_str("1h30m").unwrap();
+        assert_eq!(d, Dur(5_400_000));
+        assert_eq!(d.to_string(), "1h30m");
+        assert_eq!(serde_norway::to_string(&d).unwrap().trim(), "1h30m");
+        assert_eq!(Dur::from_secs(15).duration(), Duration::from_secs(15));
+        let e = serde_norway::from_str::<Dur>("90").unwrap_err().to_string();
+        assert!(e.contains("not a valid duration"), "{e}");
     }
 }

@@ -30,7 +30,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use duration::{format_duration, format_human_duration, parse_duration, DurationError};
+pub use duration::{format_duration, format_human_duration, parse_duration, Dur, DurationError};
 pub use labels::{
     is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME,
 };

@@ -3,46 +3,15 @@
 //! Prometheus's syntax unchanged, so `scrape_configs` can be copied from a `prometheus.yml`.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{de, Deserialize, Deserializer, Serialize};
+use std::path::{Path, PathBuf};
+
+use serde::{de, Deserialize, Deserializer};
 
 use crate::scrape::relabel::RelabelConfig;
 use crate::Error;
 
-/// A duration in Prometheus syntax (`15s`, `1h30m`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PromDuration(pub Duration);
-
-impl PromDuration {
-    /// The duration in milliseconds.
-    pub fn as_millis(&self) -> i64 {
-        self.0.as_millis() as i64
-    }
-}
-
-impl<'de> Deserialize<'de> for PromDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        medic_model::parse_duration(&s)
-            .map(PromDuration)
-            .map_err(de::Error::custom)
-    }
-}
-
-impl Serialize for PromDuration {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&medic_model::format_duration(self.0))
-    }
-}
-
-impl fmt::Display for PromDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&medic_model::format_duration(self.0))
-    }
-}
+pub use medic_model::Dur;
 
 /// A size in bytes: a plain number, or with a unit (`512KiB`, `128MiB`, `10GB`, `1TB`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,22 +118,22 @@ pub struct QueryConfig {
     pub max_samples: usize,
     /// Longest a query may run (default 2m; a request's `timeout` may only shorten it).
     #[serde(default = "default_query_timeout")]
-    pub timeout: PromDuration,
+    pub timeout: Dur,
     /// How far back an instant selector looks for a sample (default 5m).
     #[serde(default = "default_lookback")]
-    pub lookback_delta: PromDuration,
+    pub lookback_delta: Dur,
 }
 
 fn default_max_samples() -> usize {
     50_000_000
 }
 
-fn default_query_timeout() -> PromDuration {
-    PromDuration(Duration::from_secs(120))
+fn default_query_timeout() -> Dur {
+    Dur::from_secs(120)
 }
 
-fn default_lookback() -> PromDuration {
-    PromDuration(Duration::from_secs(300))
+fn default_lookback() -> Dur {
+    Dur::from_secs(300)
 }
 
 impl Default for QueryConfig {
@@ -181,9 +150,9 @@ impl QueryConfig {
     /// The engine options these limits give.
     pub fn engine_options(&self) -> medic_promql::EngineOptions {
         medic_promql::EngineOptions {
-            lookback_ms: self.lookback_delta.0.as_millis() as i64,
+            lookback_ms: self.lookback_delta.as_millis(),
             max_samples: self.max_samples.max(1),
-            timeout: self.timeout.0,
+            timeout: self.timeout.duration(),
             ..medic_promql::EngineOptions::default()
         }
     }
@@ -214,20 +183,20 @@ pub struct HealConfig {
     pub trust: medic_heal::trust::TrustConfig,
     /// How often condition triggers are evaluated (default 15s).
     #[serde(default = "default_condition_interval")]
-    pub condition_interval: PromDuration,
+    pub condition_interval: Dur,
     /// How long an approval is awaited before escalating, unless a playbook says (default 30m).
     #[serde(default = "default_approval_timeout")]
-    pub approval_timeout: PromDuration,
+    pub approval_timeout: Dur,
     /// How long finished executions are kept (default 30d).
     #[serde(default = "default_history_retention")]
-    pub retention: PromDuration,
+    pub retention: Dur,
 }
 
-fn default_condition_interval() -> PromDuration {
-    PromDuration(Duration::from_secs(15))
+fn default_condition_interval() -> Dur {
+    Dur::from_secs(15)
 }
-fn default_approval_timeout() -> PromDuration {
-    PromDuration(Duration::from_secs(30 * 60))
+fn default_approval_timeout() -> Dur {
+    Dur::from_secs(30 * 60)
 }
 
 impl Default for HealConfig {
@@ -320,17 +289,17 @@ pub struct AlertingConfig {
     /// How long expired silences and notification-log entries are kept (default 120h, as in
     /// Alertmanager's `--data.retention`).
     #[serde(default = "default_data_retention")]
-    pub data_retention: PromDuration,
+    pub data_retention: Dur,
     /// How long alert history is kept (default 30d).
     #[serde(default = "default_history_retention")]
-    pub history_retention: PromDuration,
+    pub history_retention: Dur,
     /// How long an acknowledgement lasts unless the request says (default 4h).
     #[serde(default = "default_ack_duration")]
-    pub default_ack_duration: PromDuration,
+    pub default_ack_duration: Dur,
     /// How long a flapping alert (`flapping="true"` from medic's rules) that resolved is still
     /// treated as firing, so its flips are not each notified (default 15m).
     #[serde(default = "default_flap_hold")]
-    pub flap_hold: PromDuration,
+    pub flap_hold: Dur,
     /// Prometheus's `alertmanagers`: external Alertmanagers the rules' alerts are sent to as
     /// well (a `prometheus.yml`'s `alerting:` section works unchanged).
     #[serde(default)]
@@ -356,17 +325,17 @@ impl Default for AlertingConfig {
     }
 }
 
-fn default_data_retention() -> PromDuration {
-    PromDuration(Duration::from_secs(120 * 3600))
+fn default_data_retention() -> Dur {
+    Dur::from_secs(120 * 3600)
 }
-fn default_history_retention() -> PromDuration {
-    PromDuration(Duration::from_secs(30 * 86_400))
+fn default_history_retention() -> Dur {
+    Dur::from_secs(30 * 86_400)
 }
-fn default_flap_hold() -> PromDuration {
-    PromDuration(Duration::from_secs(15 * 60))
+fn default_flap_hold() -> Dur {
+    Dur::from_secs(15 * 60)
 }
-fn default_ack_duration() -> PromDuration {
-    PromDuration(Duration::from_secs(4 * 3600))
+fn default_ack_duration() -> Dur {
+    Dur::from_secs(4 * 3600)
 }
 
 /// One escalation policy.
@@ -387,7 +356,7 @@ pub struct EscalationConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationStepConfig {
-    pub after: PromDuration,
+    pub after: Dur,
     pub receiver: String,
 }
 
@@ -429,14 +398,14 @@ pub struct RulesConfig {
     /// After a restart, pending alerts resume their `for` timer if medic was down at most this
     /// long (default 1h); after a longer outage they start over.
     #[serde(default = "default_outage_tolerance")]
-    pub for_outage_tolerance: PromDuration,
+    pub for_outage_tolerance: Dur,
     /// After a restart, an alert whose `for` is at least this long waits at least this long
     /// before firing again (default 10m), so a restart does not page at once.
     #[serde(default = "default_for_grace_period")]
-    pub for_grace_period: PromDuration,
+    pub for_grace_period: Dur,
     /// Firing alerts are re-sent to the alert manager at most this often (default 1m).
     #[serde(default = "default_resend_delay")]
-    pub resend_delay: PromDuration,
+    pub resend_delay: Dur,
 }
 
 impl Default for RulesConfig {
@@ -449,14 +418,14 @@ impl Default for RulesConfig {
     }
 }
 
-fn default_outage_tolerance() -> PromDuration {
-    PromDuration(Duration::from_secs(3600))
+fn default_outage_tolerance() -> Dur {
+    Dur::from_secs(3600)
 }
-fn default_for_grace_period() -> PromDuration {
-    PromDuration(Duration::from_secs(600))
+fn default_for_grace_period() -> Dur {
+    Dur::from_secs(600)
 }
-fn default_resend_delay() -> PromDuration {
-    PromDuration(Duration::from_secs(60))
+fn default_resend_delay() -> Dur {
+    Dur::from_secs(60)
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -465,15 +434,15 @@ fn default_resend_delay() -> PromDuration {
 pub struct GlobalConfig {
     /// How often to scrape targets by default (default 15s).
     #[serde(default = "default_scrape_interval")]
-    pub scrape_interval: PromDuration,
+    pub scrape_interval: Dur,
     /// How long a scrape may take by default (default 10s, or `scrape_interval` when that is
     /// shorter, as in Prometheus). Set explicitly, it must not exceed `scrape_interval`.
     #[serde(default)]
-    pub scrape_timeout: Option<PromDuration>,
+    pub scrape_timeout: Option<Dur>,
     /// How often rule groups are evaluated unless a group sets its own `interval` (default 1m,
     /// as in Prometheus).
     #[serde(default = "default_evaluation_interval")]
-    pub evaluation_interval: PromDuration,
+    pub evaluation_interval: Dur,
     /// Labels added to alerts medic's rules send out (where the alert lacks them) and available
     /// to rule templates as `$externalLabels`; not added to stored series, as in Prometheus.
     #[serde(default)]
@@ -493,22 +462,22 @@ impl Default for GlobalConfig {
 
 impl GlobalConfig {
     /// The default scrape timeout in force: as set, or 10s capped at `scrape_interval`.
-    pub fn scrape_timeout(&self) -> PromDuration {
+    pub fn scrape_timeout(&self) -> Dur {
         self.scrape_timeout
             .unwrap_or_else(|| default_scrape_timeout().min(self.scrape_interval))
     }
 }
 
-fn default_evaluation_interval() -> PromDuration {
-    PromDuration(Duration::from_secs(60))
+fn default_evaluation_interval() -> Dur {
+    Dur::from_secs(60)
 }
 
-fn default_scrape_interval() -> PromDuration {
-    PromDuration(Duration::from_secs(15))
+fn default_scrape_interval() -> Dur {
+    Dur::from_secs(15)
 }
 
-fn default_scrape_timeout() -> PromDuration {
-    PromDuration(Duration::from_secs(10))
+fn default_scrape_timeout() -> Dur {
+    Dur::from_secs(10)
 }
 
 /// `server:` — the HTTP listener.
@@ -561,7 +530,7 @@ pub struct WalConfig {
     pub fsync: FsyncMode,
     /// fsync period under `interval` (default 1s).
     #[serde(default = "default_fsync_interval")]
-    pub fsync_interval: PromDuration,
+    pub fsync_interval: Dur,
     /// Size of one WAL segment file (default 128MiB).
     #[serde(default = "default_segment_size")]
     pub segment_size: ByteSize,
@@ -582,8 +551,8 @@ impl Default for WalConfig {
     }
 }
 
-fn default_fsync_interval() -> PromDuration {
-    PromDuration(Duration::from_secs(1))
+fn default_fsync_interval() -> Dur {
+    Dur::from_secs(1)
 }
 fn default_segment_size() -> ByteSize {
     ByteSize(128 << 20)
@@ -645,7 +614,7 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// How long to keep samples (default 15d; `0` keeps them forever).
     #[serde(default = "default_retention")]
-    pub retention: PromDuration,
+    pub retention: Dur,
     /// Most bytes of blocks and WAL to keep; the oldest blocks are deleted first (default 0:
     /// no limit). Accepts units: `50GB`, `200GiB`.
     #[serde(default)]
@@ -653,11 +622,11 @@ pub struct StorageConfig {
     /// Time span of a block cut from the in-memory head (default 2h). The head holds up to
     /// 1.5× this; samples older than half of it behind the newest are rejected as too old.
     #[serde(default = "default_block_range")]
-    pub block_range: PromDuration,
+    pub block_range: Dur,
     /// Accept samples up to this far behind their series' newest sample (default 0s: reject
     /// out-of-order samples, as Prometheus does by default). At most half of `block_range`.
     #[serde(default = "default_zero")]
-    pub out_of_order_window: PromDuration,
+    pub out_of_order_window: Dur,
     /// Codec for persisted chunks: `pco` (default, smallest) or `xor` (Gorilla, as in the head).
     #[serde(default)]
     pub block_codec: medic_tsdb::BlockCodec,
@@ -687,21 +656,23 @@ impl Default for StorageConfig {
 fn default_path() -> PathBuf {
     PathBuf::from("./data")
 }
-fn default_retention() -> PromDuration {
-    PromDuration(Duration::from_secs(15 * 86_400))
+fn default_retention() -> Dur {
+    Dur::from_secs(15 * 86_400)
 }
-fn default_block_range() -> PromDuration {
-    PromDuration(Duration::from_secs(2 * 3600))
+fn default_block_range() -> Dur {
+    Dur::from_secs(2 * 3600)
 }
-fn default_zero() -> PromDuration {
-    PromDuration(Duration::ZERO)
+fn default_zero() -> Dur {
+    Dur::ZERO
 }
 
 impl StorageConfig {
     /// The store's options.
     pub fn tsdb_options(&self) -> medic_tsdb::Options {
         let fsync = match self.wal.fsync {
-            FsyncMode::Interval => medic_tsdb::FsyncPolicy::Interval(self.wal.fsync_interval.0),
+            FsyncMode::Interval => {
+                medic_tsdb::FsyncPolicy::Interval(self.wal.fsync_interval.duration())
+            }
             FsyncMode::Always => medic_tsdb::FsyncPolicy::Always,
             FsyncMode::Never => medic_tsdb::FsyncPolicy::Never,
         };
@@ -775,9 +746,9 @@ pub struct ScrapeConfig {
     /// Name of the job; becomes the `job` label.
     pub job_name: String,
     /// How often to scrape (default: `global.scrape_interval`).
-    pub scrape_interval: Option<PromDuration>,
+    pub scrape_interval: Option<Dur>,
     /// Scrape timeout (default: `global.scrape_timeout`, capped at the interval).
-    pub scrape_timeout: Option<PromDuration>,
+    pub scrape_timeout: Option<Dur>,
     /// HTTP path (default `/metrics`).
     #[serde(default = "default_metrics_path")]
     pub metrics_path: String,
@@ -919,11 +890,11 @@ pub struct FileSdConfig {
     pub files: Vec<String>,
     /// How often to re-read the files (default 5m); changes are also noticed at that pace.
     #[serde(default = "default_refresh")]
-    pub refresh_interval: PromDuration,
+    pub refresh_interval: Dur,
 }
 
-fn default_refresh() -> PromDuration {
-    PromDuration(Duration::from_secs(300))
+fn default_refresh() -> Dur {
+    Dur::from_secs(300)
 }
 
 impl Config {
@@ -986,7 +957,7 @@ impl Config {
             .tsdb_options()
             .validate()
             .map_err(|e| format!("storage: {e}"))?;
-        if self.global.evaluation_interval.0.is_zero() {
+        if self.global.evaluation_interval.is_zero() {
             return Err("global.evaluation_interval must be greater than 0".into());
         }
         for (i, p) in self.rule_files.iter().enumerate() {
@@ -1021,7 +992,7 @@ impl Config {
                 ));
             }
             let interval = sc.scrape_interval.unwrap_or(self.global.scrape_interval);
-            if interval.0.is_zero() {
+            if interval.is_zero() {
                 return Err(format!("{at}.scrape_interval: must be greater than 0"));
             }
             if let Some(t) = sc.scrape_timeout {
@@ -1132,7 +1103,10 @@ mod tests {
     fn empty_file_gives_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:9099");
-        assert_eq!(c.global.scrape_interval.0, Duration::from_secs(15));
+        assert_eq!(
+            c.global.scrape_interval.duration(),
+            std::time::Duration::from_secs(15)
+        );
         let jobs = c.effective_scrape_configs("127.0.0.1:9099");
         assert_eq!(jobs[0].job_name, "medic");
     }

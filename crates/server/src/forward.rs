@@ -6,7 +6,6 @@
 //! so a slow Alertmanager never holds up rule evaluation.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use medic_model::{Labels, LabelsBuilder};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -17,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::config::{Authorization, BasicAuth, PromDuration, StaticConfig, TlsConfig};
+use crate::config::{Authorization, BasicAuth, Dur, StaticConfig, TlsConfig};
 use crate::scrape::relabel::{self, RelabelConfig};
 
 /// The Prometheus part of `alerting:` (`alertmanagers`, `alert_relabel_configs`).
@@ -44,7 +43,7 @@ pub struct AlertmanagerTarget {
     pub path_prefix: String,
     /// Per-request timeout (default 10s).
     #[serde(default = "default_timeout")]
-    pub timeout: PromDuration,
+    pub timeout: Dur,
     /// Only `v2` (Alertmanager removed v1 in 0.27).
     #[serde(default = "default_api_version")]
     pub api_version: String,
@@ -69,8 +68,8 @@ pub struct AlertmanagerTarget {
 fn default_scheme() -> String {
     "http".into()
 }
-fn default_timeout() -> PromDuration {
-    PromDuration(Duration::from_secs(10))
+fn default_timeout() -> Dur {
+    Dur::from_secs(10)
 }
 fn default_api_version() -> String {
     "v2".into()
@@ -260,7 +259,9 @@ fn endpoints(cfg: &PrometheusAlerting) -> Result<Vec<Endpoint>, crate::Error> {
 }
 
 fn client(am: &AlertmanagerTarget) -> Result<reqwest::Client, crate::Error> {
-    let b = reqwest::Client::builder().timeout(am.timeout.0).no_proxy();
+    let b = reqwest::Client::builder()
+        .timeout(am.timeout.duration())
+        .no_proxy();
     let b = crate::http_auth::with_tls(b, am.tls_config.as_ref(), "alerting.alertmanagers")?;
     b.build()
         .map_err(|e| crate::Error::Internal(format!("building HTTP client: {e}")))

@@ -141,7 +141,7 @@ impl Reloader {
     /// The rule-group settings a config implies.
     pub fn group_options(&self, config: &Config) -> GroupOptions {
         GroupOptions {
-            default_interval: config.global.evaluation_interval.0,
+            default_interval: config.global.evaluation_interval.duration(),
             external_labels: Labels::from_pairs(
                 config
                     .global
@@ -154,9 +154,9 @@ impl Reloader {
                 .external_url
                 .clone()
                 .unwrap_or_else(|| self.default_external_url.clone()),
-            outage_tolerance: config.rules.for_outage_tolerance.0,
-            for_grace_period: config.rules.for_grace_period.0,
-            resend_delay: config.rules.resend_delay.0,
+            outage_tolerance: config.rules.for_outage_tolerance.duration(),
+            for_grace_period: config.rules.for_grace_period.duration(),
+            resend_delay: config.rules.resend_delay.duration(),
         }
     }
 

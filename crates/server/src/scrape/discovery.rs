@@ -123,7 +123,7 @@ mod tests {
                 format!("{}/*.json", dir.path().display()),
                 format!("{}/*.yml", dir.path().display()),
             ],
-            refresh_interval: crate::config::PromDuration(std::time::Duration::from_secs(1)),
+            refresh_interval: crate::config::Dur::from_secs(1),
         };
         let mut sd = FileSd::default();
         let groups = sd.refresh(&cfg);

@@ -170,11 +170,14 @@ impl ScrapeManager {
     ) -> Result<Self, crate::Error> {
         let mut pools = Vec::new();
         for cfg in configs {
-            let interval = cfg.scrape_interval.unwrap_or(global.scrape_interval).0;
+            let interval = cfg
+                .scrape_interval
+                .unwrap_or(global.scrape_interval)
+                .duration();
             let timeout = cfg
                 .scrape_timeout
                 .unwrap_or(global.scrape_timeout())
-                .0
+                .duration()
                 .min(interval);
             let client = build_client(&cfg)?;
             pools.push(Arc::new(Pool {
@@ -209,9 +212,17 @@ impl ScrapeManager {
                 let refresh = cfg
                     .file_sd_configs
                     .iter()
-                    .map(|f| f.refresh_interval.0)
-                    .chain(cfg.http_sd_configs.iter().map(|h| h.refresh_interval.0))
-                    .chain(cfg.dns_sd_configs.iter().map(|d| d.refresh_interval.0))
+                    .map(|f| f.refresh_interval.duration())
+                    .chain(
+                        cfg.http_sd_configs
+                            .iter()
+                            .map(|h| h.refresh_interval.duration()),
+                    )
+                    .chain(
+                        cfg.dns_sd_configs
+                            .iter()
+                            .map(|d| d.refresh_interval.duration()),
+                    )
                     .min()
                     .unwrap_or(Duration::from_secs(3600));
                 for (what, n) in [

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tracing::warn;
 
 use super::discovery::TargetGroup;
-use crate::config::PromDuration;
+use crate::config::Dur;
 
 /// `http_sd_configs:` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,11 +20,11 @@ pub struct HttpSdConfig {
     pub url: String,
     /// How often to ask (default 60s).
     #[serde(default = "default_http_refresh")]
-    pub refresh_interval: PromDuration,
+    pub refresh_interval: Dur,
 }
 
-fn default_http_refresh() -> PromDuration {
-    PromDuration(Duration::from_secs(60))
+fn default_http_refresh() -> Dur {
+    Dur::from_secs(60)
 }
 
 /// `dns_sd_configs:` entry.
@@ -41,15 +41,15 @@ pub struct DnsSdConfig {
     pub port: Option<u16>,
     /// How often to resolve (default 30s).
     #[serde(default = "default_dns_refresh")]
-    pub refresh_interval: PromDuration,
+    pub refresh_interval: Dur,
 }
 
 fn default_dns_type() -> String {
     "SRV".into()
 }
 
-fn default_dns_refresh() -> PromDuration {
-    PromDuration(Duration::from_secs(30))
+fn default_dns_refresh() -> Dur {
+    Dur::from_secs(30)
 }
 
 impl DnsSdConfig {
