@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::http::AppState;
 use crate::reload::{ReloadMetrics, Reloader};
 use crate::scrape::{ScrapeManager, ScrapeMetrics};
 use crate::selfmetrics::{HttpMetrics, SelfMetrics};
@@ -45,32 +46,6 @@ fn check_exposure(listen: &str, allowed: bool) -> Result<(), Error> {
     Err(Error::Internal(format!(
         "refusing to listen on {listen}: other hosts could post alerts that start repairs, approve them, silence and reload, and medic has no authentication yet. Listen on 127.0.0.1 (the default) behind a proxy that authenticates, or pass --allow-unauthenticated-remote-access if this network is trusted"
     )))
-}
-
-/// Shared state of the HTTP handlers.
-pub struct AppState {
-    /// The configuration in force.
-    pub config: Config,
-    /// The store.
-    pub db: Arc<Db>,
-    /// The scrape manager (absent until started).
-    pub scrape: Option<Arc<ScrapeManager>>,
-    /// `/metrics`.
-    pub self_metrics: SelfMetrics,
-    /// HTTP request metrics.
-    pub http: HttpMetrics,
-    /// The PromQL engine.
-    pub engine: medic_promql::Engine,
-    /// The rule manager.
-    pub rules: Arc<medic_rules::Manager>,
-    /// Applies SIGHUP and `/-/reload`.
-    pub reloader: Reloader,
-    /// The alert manager.
-    pub alerts: Arc<medic_alert::AlertManager>,
-    /// The heal engine.
-    pub heal: Arc<medic_heal::Engine>,
-    /// Remote write's in-flight memory budget, in KiB.
-    pub write_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running medic.
@@ -161,13 +136,13 @@ impl App {
         let rules = medic_rules::Manager::new(
             engine.clone(),
             rule_store,
-            Arc::new(crate::alert_api::RulesNotifier(alerts.clone(), forwarder)),
+            Arc::new(crate::bridge::RulesNotifier(alerts.clone(), forwarder)),
             Arc::new(medic_model::SystemClock),
             rule_metrics,
         );
         // Detectors saved at the last stop go to their rules as the rules load.
-        let anomaly_path = crate::anomaly_api::snapshot_path(&config.storage.path);
-        rules.restore_anomalies(crate::anomaly_api::load_snapshot(&anomaly_path));
+        let anomaly_path = crate::bridge::anomaly::snapshot_path(&config.storage.path);
+        rules.restore_anomalies(crate::bridge::anomaly::load_snapshot(&anomaly_path));
         let reloader = Reloader::new(
             overrides.config_file.clone(),
             format!("http://{self_target}"),
@@ -256,12 +231,12 @@ impl App {
                     .run(async move { stop.notified().await }),
             )
         };
-        let anomaly_path = crate::anomaly_api::snapshot_path(&self.state.config.storage.path);
+        let anomaly_path = crate::bridge::anomaly::snapshot_path(&self.state.config.storage.path);
         let save_task = {
             let rules = self.state.rules.clone();
             let path = anomaly_path.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(crate::anomaly_api::SAVE_INTERVAL);
+                let mut tick = tokio::time::interval(crate::bridge::anomaly::SAVE_INTERVAL);
                 tick.tick().await;
                 loop {
                     tick.tick().await;
@@ -270,7 +245,7 @@ impl App {
             })
         };
         info!(addr = %self.addr, "medic is listening");
-        let router = crate::api::router(self.state.clone());
+        let router = crate::http::router(self.state.clone());
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -301,7 +276,8 @@ async fn save_detectors(rules: &Arc<medic_rules::Manager>, path: &std::path::Pat
     }
     let path = path.to_path_buf();
     let res =
-        tokio::task::spawn_blocking(move || crate::anomaly_api::save_snapshot(&path, &snaps)).await;
+        tokio::task::spawn_blocking(move || crate::bridge::anomaly::save_snapshot(&path, &snaps))
+            .await;
     match res {
         Ok(Ok(())) => {}
         Ok(Err(e)) => warn!(error = %e, "could not save anomaly detectors"),
@@ -338,7 +314,7 @@ fn build_heal(
         file: Default::default(),
         message,
     })?;
-    let query = Arc::new(crate::heal_api::PromQuery {
+    let query = Arc::new(crate::bridge::PromQuery {
         engine: engine.clone(),
         store: db.clone(),
     });
@@ -347,12 +323,12 @@ fn build_heal(
         opts,
         store,
         query,
-        Arc::new(crate::heal_api::AlertHooks(alerts.clone())),
+        Arc::new(crate::bridge::AlertHooks(alerts.clone())),
         Arc::new(medic_model::SystemClock),
         metrics,
     )
     .map_err(|e| Error::Internal(e.to_string()))?;
-    crate::heal_api::observe(alerts, heal.clone());
+    crate::bridge::observe(alerts, heal.clone());
     Ok(heal)
 }
 

@@ -262,7 +262,7 @@ fn client(am: &AlertmanagerTarget) -> Result<reqwest::Client, crate::Error> {
     let b = reqwest::Client::builder()
         .timeout(am.timeout.duration())
         .no_proxy();
-    let b = crate::http_auth::with_tls(b, am.tls_config.as_ref(), "alerting.alertmanagers")?;
+    let b = crate::client_auth::with_tls(b, am.tls_config.as_ref(), "alerting.alertmanagers")?;
     b.build()
         .map_err(|e| crate::Error::Internal(format!("building HTTP client: {e}")))
 }
@@ -284,7 +284,7 @@ async fn send_loop(
                 .post(&ep.url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string());
-            let req = crate::http_auth::apply(
+            let req = crate::client_auth::apply(
                 req,
                 ep.cfg.basic_auth.as_ref(),
                 ep.cfg.authorization.as_ref(),

@@ -3,26 +3,25 @@
 //! (Prometheus-compatible where Prometheus has the endpoint, medic's own elsewhere).
 //!
 //! Layout: `config` (the YAML file, documented field by field), `scrape` (discovery, relabelling,
-//! exposition parsers, scrape loops), `remote_write`, `api` (routes), `selfmetrics` (`/metrics`),
-//! `app` (wiring and shutdown). Depends on every library crate; nothing depends on it but the CLI.
+//! exposition parsers, scrape loops), `remote_write` (the protocol and the sample path),
+//! `forward` (alerts to external Alertmanagers), `client_auth` (credentials and TLS of outgoing
+//! requests), `http` (the router, the shared state, one error type, one file per API), `bridge`
+//! (the adapters between crates), `reload`, `selfmetrics` (`/metrics`), `app` (wiring and
+//! shutdown). Imports go one way: `app` → `http`, `bridge` → the library crates. Depends on
+//! every library crate; nothing depends on it but the CLI.
 
-pub mod alert_api;
-pub mod anomaly_api;
-pub mod api;
 pub mod app;
+pub mod bridge;
+mod client_auth;
 pub mod config;
 mod error;
 pub mod forward;
-pub mod heal_api;
-mod http_auth;
-pub mod query_api;
+pub mod http;
 pub mod reload;
 pub mod remote_write;
-pub mod rules_api;
 pub mod scrape;
 pub mod selfmetrics;
 mod starting;
-pub mod status_api;
 
 pub use app::{App, Overrides};
 pub use config::Config;

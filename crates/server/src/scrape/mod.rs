@@ -422,7 +422,7 @@ fn build_client(cfg: &ScrapeConfig) -> Result<reqwest::Client, crate::Error> {
         .no_proxy()
         .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(1);
-    let b = crate::http_auth::with_tls(
+    let b = crate::client_auth::with_tls(
         b,
         cfg.tls_config.as_ref(),
         &format!("job {:?}", cfg.job_name),
@@ -720,7 +720,7 @@ async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String>
             format!("{}", pool.timeout.as_secs_f64()),
         )
         .timeout(pool.timeout);
-    let req = crate::http_auth::apply(
+    let req = crate::client_auth::apply(
         req,
         cfg.basic_auth.as_ref(),
         cfg.authorization.as_ref(),

@@ -1,5 +1,5 @@
-//! The heal engine in `medic run`: PromQL answers for it, the alert manager as its source of
-//! alerts and its way to people, and its HTTP API under `/api/v1/medic/heal/`.
+//! The heal engine's HTTP API under `/api/v1/medic/heal/`: playbooks, executions, manual
+//! triggers, approvals, pauses, trust and dry runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,162 +8,13 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use medic_alert::{Alert, AlertManager, Fingerprint};
-use medic_heal::engine::{BoxFuture, Hooks, Notification};
 use medic_heal::journal::{ExecutionQuery, Status};
-use medic_model::{InstantQuery, Labels, QuerySeries, Queryable};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::alert_api::{medic_err, medic_ok, params, read_body};
-use crate::app::AppState;
-
-/// PromQL over medic's store, for the heal engine.
-pub struct PromQuery {
-    pub engine: medic_promql::Engine,
-    pub store: Arc<dyn Queryable>,
-}
-
-impl InstantQuery for PromQuery {
-    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, String> {
-        use medic_promql::Value;
-        match self
-            .engine
-            .instant(&*self.store, expr, t)
-            .map_err(|e| e.to_string())?
-        {
-            Value::Scalar(v) => Ok(vec![QuerySeries {
-                labels: Labels::empty(),
-                samples: vec![(t, v)],
-            }]),
-            Value::Vector(v) => Ok(v
-                .into_iter()
-                .map(|s| QuerySeries {
-                    labels: s.labels,
-                    samples: vec![(s.t, s.v)],
-                })
-                .collect()),
-            Value::Matrix(m) => Ok(m
-                .into_iter()
-                .map(|s| QuerySeries {
-                    labels: s.labels,
-                    samples: s.samples.iter().map(|p| (p.t, p.v)).collect(),
-                })
-                .collect()),
-            Value::String(_) => Err(format!("{expr}: a string is not a usable result")),
-        }
-    }
-
-    fn range(
-        &self,
-        expr: &str,
-        start: i64,
-        end: i64,
-        step: i64,
-    ) -> Result<Vec<QuerySeries>, String> {
-        let r = self
-            .engine
-            .range(&*self.store, expr, start, end, step)
-            .map_err(|e| e.to_string())?;
-        Ok(r.into_iter()
-            .map(|s| QuerySeries {
-                labels: s.labels,
-                samples: s.samples.iter().map(|p| (p.t, p.v)).collect(),
-            })
-            .collect())
-    }
-}
-
-/// The alert manager as the heal engine sees it.
-pub struct AlertHooks(pub Arc<AlertManager>);
-
-fn fingerprint(labels: &BTreeMap<String, String>) -> Fingerprint {
-    Fingerprint::of(&Labels::from_pairs(
-        labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    ))
-}
-
-impl Hooks for AlertHooks {
-    fn alert_resolved(&self, labels: &BTreeMap<String, String>) -> Option<bool> {
-        let a = self.0.get(fingerprint(labels))?;
-        Some(a.resolved_at(self.0.now()))
-    }
-
-    fn repairing(&self, labels: &BTreeMap<String, String>, note: Option<String>) {
-        self.0.set_repair(fingerprint(labels), note);
-    }
-
-    fn notify(&self, n: Notification) -> BoxFuture<Result<(), String>> {
-        let am = self.0.clone();
-        Box::pin(async move {
-            let now = am.now();
-            let labels = Labels::from_pairs([
-                ("alertname", "MedicHeal"),
-                ("medic_event", n.event.as_str()),
-                ("playbook", n.playbook.as_str()),
-                ("target", n.target.as_str()),
-            ]);
-            let mut annotations = BTreeMap::new();
-            annotations.insert("summary".to_string(), n.title.clone());
-            annotations.insert("description".to_string(), n.text.clone());
-            annotations.insert("execution".to_string(), n.execution.clone());
-            let alert = Alert {
-                labels,
-                annotations,
-                starts_at: now,
-                // A success closes the matter: it goes out as resolved.
-                ends_at: if n.event == "success" { now } else { 0 },
-                generator_url: String::new(),
-                updated_at: now,
-                timeout: false,
-                value: None,
-            };
-            let mut errors = Vec::new();
-            for r in &n.receivers {
-                if let Err(e) = am.send_direct(r, vec![alert.clone()]).await {
-                    errors.push(e);
-                }
-            }
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(errors.join("; "))
-            }
-        })
-    }
-}
-
-/// Connects the alert manager's alerts to the engine.
-pub fn observe(am: &AlertManager, heal: Arc<medic_heal::Engine>) {
-    am.set_observer(Arc::new(move |alerts: &[Arc<Alert>]| {
-        let inputs: Vec<medic_heal::AlertInput> = alerts
-            .iter()
-            .map(|a| medic_heal::AlertInput {
-                fingerprint: a.fingerprint().to_string(),
-                labels: a
-                    .labels
-                    .iter()
-                    .map(|l| (l.name.to_string(), l.value.to_string()))
-                    .collect(),
-                annotations: a.annotations.clone(),
-                starts_at: a.starts_at,
-                ends_at: a.ends_at,
-            })
-            .collect();
-        heal.on_alerts(&inputs);
-    }));
-}
-
-fn heal_err(e: medic_heal::Error) -> Response {
-    let status = match &e {
-        medic_heal::Error::NotFound(_) => StatusCode::NOT_FOUND,
-        medic_heal::Error::Invalid(_) | medic_heal::Error::Playbook { .. } => {
-            StatusCode::BAD_REQUEST
-        }
-        medic_heal::Error::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    medic_err(status, e.to_string())
-}
+use super::error::{heal_err, medic_err, medic_ok};
+use super::params::{params, read_body};
+use super::AppState;
 
 async fn json_body<T: serde::de::DeserializeOwned>(body: Body, what: &str) -> Result<T, Response> {
     let bytes = read_body(body).await?;

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use medic_promql::{format_value, Engine, Error as PromqlError, RangeSeries, Value};
 use serde_json::{json, Value as Json};
 
-use crate::api::{ApiError, Params};
-use crate::app::AppState;
+use super::AppState;
+use super::{ApiError, Params};
 
 /// Most points one range query may return per series, as in Prometheus.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use medic_rules::{Alert, AlertState, GroupStatus, RuleStatus};
 use serde_json::{json, Map, Value};
 
-use crate::api::{ApiError, Params};
-use crate::app::AppState;
+use super::AppState;
+use super::{ApiError, Params};
 
 /// Go's zero `time.Time`, which Prometheus prints for "never".
 use medic_model::format_rfc3339_nano as go_time;
@@ -153,7 +153,7 @@ pub async fn rules(State(st): State<Arc<AppState>>, p: Params) -> Result<Respons
         }
         groups.push(group_json(&g, rules));
     }
-    Ok(crate::api::success(json!({ "groups": groups })))
+    Ok(super::success(json!({ "groups": groups })))
 }
 
 fn group_json(g: &GroupStatus, rules: Vec<Value>) -> Value {
@@ -180,7 +180,7 @@ pub async fn alerts(State(st): State<Arc<AppState>>) -> Response {
         .filter(|a| a.state != AlertState::Inactive)
         .map(alert_json)
         .collect();
-    crate::api::success(json!({ "alerts": alerts }))
+    super::success(json!({ "alerts": alerts }))
 }
 
 /// `POST /-/reload` (and `PUT`): re-reads the config file and the rule files. On failure the

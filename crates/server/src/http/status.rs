@@ -11,8 +11,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::api::{blocking, select_union, success, ApiError, Params};
-use crate::app::AppState;
+use super::params::blocking;
+use super::prom::select_union;
+use super::AppState;
+use super::{success, ApiError, Params};
 
 fn limit(p: &Params, key: &str) -> Result<Option<usize>, ApiError> {
     match p.get(key) {

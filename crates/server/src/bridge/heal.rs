@@ -1,0 +1,145 @@
+//! The heal engine in `medic run`: PromQL answers for it, and the alert manager as its source
+//! of alerts and its way to people.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use medic_alert::{Alert, AlertManager, Fingerprint};
+use medic_heal::engine::{BoxFuture, Hooks, Notification};
+use medic_model::{InstantQuery, Labels, QuerySeries, Queryable};
+
+/// PromQL over medic's store, for the heal engine.
+pub struct PromQuery {
+    pub engine: medic_promql::Engine,
+    pub store: Arc<dyn Queryable>,
+}
+
+impl InstantQuery for PromQuery {
+    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, String> {
+        use medic_promql::Value;
+        match self
+            .engine
+            .instant(&*self.store, expr, t)
+            .map_err(|e| e.to_string())?
+        {
+            Value::Scalar(v) => Ok(vec![QuerySeries {
+                labels: Labels::empty(),
+                samples: vec![(t, v)],
+            }]),
+            Value::Vector(v) => Ok(v
+                .into_iter()
+                .map(|s| QuerySeries {
+                    labels: s.labels,
+                    samples: vec![(s.t, s.v)],
+                })
+                .collect()),
+            Value::Matrix(m) => Ok(m
+                .into_iter()
+                .map(|s| QuerySeries {
+                    labels: s.labels,
+                    samples: s.samples.iter().map(|p| (p.t, p.v)).collect(),
+                })
+                .collect()),
+            Value::String(_) => Err(format!("{expr}: a string is not a usable result")),
+        }
+    }
+
+    fn range(
+        &self,
+        expr: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<QuerySeries>, String> {
+        let r = self
+            .engine
+            .range(&*self.store, expr, start, end, step)
+            .map_err(|e| e.to_string())?;
+        Ok(r.into_iter()
+            .map(|s| QuerySeries {
+                labels: s.labels,
+                samples: s.samples.iter().map(|p| (p.t, p.v)).collect(),
+            })
+            .collect())
+    }
+}
+
+/// The alert manager as the heal engine sees it.
+pub struct AlertHooks(pub Arc<AlertManager>);
+
+fn fingerprint(labels: &BTreeMap<String, String>) -> Fingerprint {
+    Fingerprint::of(&Labels::from_pairs(
+        labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+}
+
+impl Hooks for AlertHooks {
+    fn alert_resolved(&self, labels: &BTreeMap<String, String>) -> Option<bool> {
+        let a = self.0.get(fingerprint(labels))?;
+        Some(a.resolved_at(self.0.now()))
+    }
+
+    fn repairing(&self, labels: &BTreeMap<String, String>, note: Option<String>) {
+        self.0.set_repair(fingerprint(labels), note);
+    }
+
+    fn notify(&self, n: Notification) -> BoxFuture<Result<(), String>> {
+        let am = self.0.clone();
+        Box::pin(async move {
+            let now = am.now();
+            let labels = Labels::from_pairs([
+                ("alertname", "MedicHeal"),
+                ("medic_event", n.event.as_str()),
+                ("playbook", n.playbook.as_str()),
+                ("target", n.target.as_str()),
+            ]);
+            let mut annotations = BTreeMap::new();
+            annotations.insert("summary".to_string(), n.title.clone());
+            annotations.insert("description".to_string(), n.text.clone());
+            annotations.insert("execution".to_string(), n.execution.clone());
+            let alert = Alert {
+                labels,
+                annotations,
+                starts_at: now,
+                // A success closes the matter: it goes out as resolved.
+                ends_at: if n.event == "success" { now } else { 0 },
+                generator_url: String::new(),
+                updated_at: now,
+                timeout: false,
+                value: None,
+            };
+            let mut errors = Vec::new();
+            for r in &n.receivers {
+                if let Err(e) = am.send_direct(r, vec![alert.clone()]).await {
+                    errors.push(e);
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("; "))
+            }
+        })
+    }
+}
+
+/// Connects the alert manager's alerts to the engine.
+pub fn observe(am: &AlertManager, heal: Arc<medic_heal::Engine>) {
+    am.set_observer(Arc::new(move |alerts: &[Arc<Alert>]| {
+        let inputs: Vec<medic_heal::AlertInput> = alerts
+            .iter()
+            .map(|a| medic_heal::AlertInput {
+                fingerprint: a.fingerprint().to_string(),
+                labels: a
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect(),
+                annotations: a.annotations.clone(),
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+            })
+            .collect();
+        heal.on_alerts(&inputs);
+    }));
+}

@@ -1,0 +1,36 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use medic_tsdb::Db;
+
+use crate::config::Config;
+use crate::reload::Reloader;
+use crate::scrape::ScrapeManager;
+use crate::selfmetrics::{HttpMetrics, SelfMetrics};
+
+/// Shared state of the HTTP handlers.
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Config,
+    /// The store.
+    pub db: Arc<Db>,
+    /// The scrape manager (absent until started).
+    pub scrape: Option<Arc<ScrapeManager>>,
+    /// `/metrics`.
+    pub self_metrics: SelfMetrics,
+    /// HTTP request metrics.
+    pub http: HttpMetrics,
+    /// The PromQL engine.
+    pub engine: medic_promql::Engine,
+    /// The rule manager.
+    pub rules: Arc<medic_rules::Manager>,
+    /// Applies SIGHUP and `/-/reload`.
+    pub reloader: Reloader,
+    /// The alert manager.
+    pub alerts: Arc<medic_alert::AlertManager>,
+    /// The heal engine.
+    pub heal: Arc<medic_heal::Engine>,
+    /// Remote write's in-flight memory budget, in KiB.
+    pub write_budget: Arc<tokio::sync::Semaphore>,
+}
