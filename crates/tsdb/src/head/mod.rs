@@ -18,288 +18,26 @@ use crate::postings::{matches_all, Postings};
 use crate::wal::{self, RefSample, Wal};
 use crate::Options;
 
+mod appender;
+mod series;
+
+pub use appender::HeadAppender;
+use series::Index;
+pub use series::MemSeries;
+
 /// Marks a series reference as "created by this transaction, not yet committed".
 const PENDING: u64 = 1 << 63;
 
-/// A closed, immutable head chunk.
-#[derive(Debug)]
-struct ClosedChunk {
-    mint: i64,
-    maxt: i64,
-    count: u32,
-    bytes: Box<[u8]>,
-}
-
-/// The samples of one series in the head.
-#[derive(Debug)]
-struct SeriesData {
-    closed: Vec<ClosedChunk>,
-    open: XorEncoder,
-    open_mint: i64,
-    open_maxt: i64,
-    /// Newest in-order timestamp and its value, kept after the chunks holding them are
-    /// truncated, so order checks stay exact.
-    last_t: i64,
-    last_v: f64,
-    /// Accepted out-of-order samples (within the window), sorted by time.
-    ooo: Vec<Sample>,
-}
-
-impl SeriesData {
-    fn new() -> Self {
-        Self {
-            closed: Vec::new(),
-            open: XorEncoder::default(),
-            open_mint: i64::MAX,
-            open_maxt: i64::MIN,
-            last_t: i64::MIN,
-            last_v: 0.0,
-            ooo: Vec::new(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.closed.is_empty() && self.open.count() == 0 && self.ooo.is_empty()
-    }
-
-    fn append_in_order(&mut self, t: i64, v: f64, chunk_samples: u32) -> bool {
-        let mut cut = false;
-        if self.open.count() >= chunk_samples {
-            let full = std::mem::replace(&mut self.open, XorEncoder::with_capacity(128));
-            let count = full.count();
-            self.closed.push(ClosedChunk {
-                mint: self.open_mint,
-                maxt: self.open_maxt,
-                count,
-                bytes: full.into_bytes().into_boxed_slice(),
-            });
-            self.open_mint = i64::MAX;
-            cut = true;
-        }
-        if self.open.count() == 0 {
-            self.open_mint = t;
-        }
-        self.open.append(t, v);
-        self.open_maxt = t;
-        self.last_t = t;
-        self.last_v = v;
-        cut
-    }
-
-    fn insert_ooo(&mut self, s: Sample) {
-        match self.ooo.binary_search_by_key(&s.t, |x| x.t) {
-            Ok(_) => {} // already there (e.g. replayed twice): keep the first
-            Err(i) => self.ooo.insert(i, s),
-        }
-    }
-
-    /// Appends the samples in `[mint, maxt]` to `out`, in time order.
-    fn collect(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
-        let start = out.len();
-        for c in &self.closed {
-            if c.maxt < mint || c.mint > maxt {
-                continue;
-            }
-            out.extend(XorIter::new(&c.bytes, c.count).filter(|s| s.t >= mint && s.t <= maxt));
-        }
-        if self.open.count() > 0 && self.open_maxt >= mint && self.open_mint <= maxt {
-            out.extend(
-                XorIter::new(self.open.bytes(), self.open.count())
-                    .filter(|s| s.t >= mint && s.t <= maxt),
-            );
-        }
-        let ooo: Vec<Sample> = self
-            .ooo
-            .iter()
-            .filter(|s| s.t >= mint && s.t <= maxt)
-            .copied()
-            .collect();
-        if !ooo.is_empty() {
-            merge_into(out, start, &ooo);
-        }
-    }
-
-    fn oldest(&self) -> Option<i64> {
-        let chunk = self
-            .closed
-            .first()
-            .map(|c| c.mint)
-            .or((self.open.count() > 0).then_some(self.open_mint));
-        match (chunk, self.ooo.first().map(|s| s.t)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn chunk_count(&self) -> usize {
-        self.closed.len() + usize::from(self.open.count() > 0)
-    }
-
-    /// Drops data older than `mint`. Returns how many chunks were dropped.
-    fn truncate(&mut self, mint: i64) -> usize {
-        let before = self.closed.len();
-        self.closed.retain(|c| c.maxt >= mint);
-        let mut dropped = before - self.closed.len();
-        if self.open.count() > 0 && self.open_maxt < mint {
-            self.open = XorEncoder::default();
-            self.open_mint = i64::MAX;
-            dropped += 1;
-        }
-        self.ooo.retain(|s| s.t >= mint);
-        dropped
-    }
-}
-
-/// Merges sorted `extra` into the sorted tail `out[start..]`; on equal timestamps the in-order
-/// sample wins.
-fn merge_into(out: &mut Vec<Sample>, start: usize, extra: &[Sample]) {
-    let base: Vec<Sample> = out.drain(start..).collect();
-    let (mut i, mut j) = (0, 0);
-    while i < base.len() || j < extra.len() {
-        if j >= extra.len() || (i < base.len() && base[i].t <= extra[j].t) {
-            if j < extra.len() && base[i].t == extra[j].t {
-                j += 1;
-            }
-            out.push(base[i]);
-            i += 1;
-        } else {
-            out.push(extra[j]);
-            j += 1;
-        }
-    }
-}
-
-/// One series in the head.
-#[derive(Debug)]
-pub struct MemSeries {
-    r: SeriesRef,
-    labels: Labels,
-    data: Mutex<SeriesData>,
-    /// Set (under the commit lock) when garbage collection removes the series from the index.
-    removed: std::sync::atomic::AtomicBool,
-}
-
-impl MemSeries {
-    fn lock(&self) -> MutexGuard<'_, SeriesData> {
-        self.data.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The series' labels.
-    pub fn labels(&self) -> &Labels {
-        &self.labels
-    }
-
-    /// The series' reference.
-    pub fn series_ref(&self) -> SeriesRef {
-        self.r
-    }
-
-    /// Samples in `[mint, maxt]`.
-    pub fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
-        let mut out = Vec::new();
-        self.lock().collect(mint, maxt, &mut out);
-        out
-    }
-}
-
-#[derive(Debug, Default)]
-struct Index {
-    /// Labels hash → series ref; collisions go to `collisions`.
-    by_hash: HashMap<u64, SeriesRef>,
-    collisions: HashMap<u64, Vec<SeriesRef>>,
-    series: HashMap<SeriesRef, Arc<MemSeries>>,
-    postings: Postings,
-    symbols: HashSet<Arc<str>>,
-}
-
-impl Index {
-    fn get(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
-        let first = self.by_hash.get(&hash)?;
-        let s = self.series.get(first)?;
-        if s.labels == *labels {
-            return Some(s);
-        }
-        self.collisions
-            .get(&hash)?
-            .iter()
-            .filter_map(|r| self.series.get(r))
-            .find(|s| s.labels == *labels)
-    }
-
-    fn get_pairs(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<&Arc<MemSeries>> {
-        let first = self.by_hash.get(&hash)?;
-        let s = self.series.get(first)?;
-        if s.labels.eq_pairs(pairs) {
-            return Some(s);
-        }
-        self.collisions
-            .get(&hash)?
-            .iter()
-            .filter_map(|r| self.series.get(r))
-            .find(|s| s.labels.eq_pairs(pairs))
-    }
-
-    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
-        if let Some(x) = self.symbols.get(s) {
-            return x.clone();
-        }
-        self.symbols.insert(s.clone());
-        s.clone()
-    }
-
-    fn insert(&mut self, r: SeriesRef, labels: &Labels) -> Arc<MemSeries> {
-        let interned: Vec<Label> = labels
-            .iter()
-            .map(|l| Label {
-                name: self.intern(&l.name),
-                value: self.intern(&l.value),
-            })
-            .collect();
-        let labels = Labels::from_sorted_unchecked(interned);
-        let hash = labels.stable_hash();
-        let s = Arc::new(MemSeries {
-            r,
-            labels,
-            data: Mutex::new(SeriesData::new()),
-            removed: std::sync::atomic::AtomicBool::new(false),
-        });
-        match self.by_hash.entry(hash) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.collisions.entry(hash).or_default().push(r);
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(r);
-            }
-        }
-        self.postings.add(r, &s.labels);
-        self.series.insert(r, s.clone());
-        s
-    }
-
-    fn remove(&mut self, removed: &[(SeriesRef, Labels)]) {
-        for (r, labels) in removed {
-            self.series.remove(r);
-            let hash = labels.stable_hash();
-            if self.by_hash.get(&hash) == Some(r) {
-                self.by_hash.remove(&hash);
-                if let Some(mut c) = self.collisions.remove(&hash) {
-                    let next = c.remove(0);
-                    self.by_hash.insert(hash, next);
-                    if !c.is_empty() {
-                        self.collisions.insert(hash, c);
-                    }
-                }
-            } else if let Some(c) = self.collisions.get_mut(&hash) {
-                c.retain(|x| x != r);
-                if c.is_empty() {
-                    self.collisions.remove(&hash);
-                }
-            }
-        }
-        self.postings.remove(removed);
-        // Symbols only the table still holds belong to no series any more.
-        self.symbols.retain(|s| Arc::strong_count(s) > 1);
-    }
+/// What becomes of one sample, given the newest in-order sample of its series.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// Newer than anything stored: appended to the open chunk.
+    InOrder,
+    /// Older, within the out-of-order window: buffered.
+    OutOfOrder,
+    /// The same timestamp and value as the newest sample: dropped silently, as Prometheus does.
+    Duplicate,
+    Rejected(AppendError),
 }
 
 /// The in-memory part of the store.
@@ -402,17 +140,7 @@ impl Head {
 
     /// A new transaction.
     pub fn appender(&self) -> HeadAppender<'_> {
-        HeadAppender {
-            head: self,
-            min_valid: self.min_valid_time(),
-            max_valid: self.max_valid_time(),
-            new_series: Vec::new(),
-            new_by_hash: HashMap::new(),
-            runs: Vec::new(),
-            samples: Vec::new(),
-            last: HashMap::new(),
-            found: None,
-        }
+        HeadAppender::new(self)
     }
 
     fn validate_labels(&self, labels: &Labels) -> Result<(), AppendError> {
@@ -458,34 +186,26 @@ impl Head {
     }
 
     /// Decides what to do with sample `(t, v)` for a series whose newest in-order sample is
-    /// `(last_t, last_v)`: `Ok(true)` appends in order, `Ok(false)` goes to the out-of-order
-    /// buffer, `Err(None)` is a silent duplicate, `Err(Some(e))` a rejection.
-    fn classify(
-        &self,
-        t: i64,
-        v: f64,
-        last_t: i64,
-        last_v: f64,
-        min_valid: i64,
-    ) -> Result<bool, Option<AppendError>> {
+    /// `(last_t, last_v)`.
+    fn classify(&self, t: i64, v: f64, last_t: i64, last_v: f64, min_valid: i64) -> Verdict {
         if t < min_valid {
-            return Err(Some(AppendError::TooOld));
+            return Verdict::Rejected(AppendError::TooOld);
         }
         if last_t == i64::MIN || t > last_t {
-            return Ok(true);
+            return Verdict::InOrder;
         }
         if t == last_t {
             return if v.to_bits() == last_v.to_bits() {
-                Err(None)
+                Verdict::Duplicate
             } else {
-                Err(Some(AppendError::DuplicateTimestamp))
+                Verdict::Rejected(AppendError::DuplicateTimestamp)
             };
         }
         let window = self.opts.out_of_order_window_ms;
         if window > 0 && t >= last_t - window {
-            return Ok(false);
+            return Verdict::OutOfOrder;
         }
-        Err(Some(AppendError::OutOfOrder))
+        Verdict::Rejected(AppendError::OutOfOrder)
     }
 
     fn get_series(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
@@ -503,11 +223,11 @@ impl Head {
         }
         let mut d = s.lock();
         match self.classify(t, v, d.last_t, d.last_v, i64::MIN) {
-            Ok(true) => {
+            Verdict::InOrder => {
                 d.append_in_order(t, v, self.opts.head_chunk_samples);
             }
-            Ok(false) => d.insert_ooo(Sample::new(t, v)),
-            Err(_) => return false,
+            Verdict::OutOfOrder => d.insert_ooo(Sample::new(t, v)),
+            Verdict::Duplicate | Verdict::Rejected(_) => return false,
         }
         drop(d);
         self.note_time(t);
@@ -722,281 +442,6 @@ impl Head {
             .as_ref()
             .map_or(0, |w| w.disk_bytes())
     }
-}
-
-/// Consecutive buffered samples of one series. Remote write and most callers append a series'
-/// samples together, so lookups and locks happen once per run, not once per sample.
-struct Run {
-    r: SeriesRef,
-    /// `None` for a series this transaction creates.
-    series: Option<Arc<MemSeries>>,
-    /// Range of this run's samples in `HeadAppender::samples`.
-    start: usize,
-    /// Newest in-order sample so far (stored or buffered).
-    last_t: i64,
-    last_v: f64,
-}
-
-/// A transaction against the head.
-pub struct HeadAppender<'a> {
-    head: &'a Head,
-    min_valid: i64,
-    /// Newest timestamp accepted (the clock plus the future tolerance), fixed per transaction.
-    max_valid: i64,
-    /// Series this transaction creates, indexed by `ref & !PENDING`.
-    new_series: Vec<Labels>,
-    new_by_hash: HashMap<u64, Vec<usize>>,
-    runs: Vec<Run>,
-    samples: Vec<(i64, f64)>,
-    /// Newest buffered sample of series whose run is closed, for a series that comes back.
-    last: HashMap<SeriesRef, (i64, f64)>,
-    /// The series most recently found by `series_ref`, so `append` need not look it up again.
-    found: Option<Arc<MemSeries>>,
-}
-
-impl HeadAppender<'_> {
-    fn resolve(&mut self, r: SeriesRef) -> Option<Arc<MemSeries>> {
-        if r & PENDING != 0 {
-            return None;
-        }
-        match self.found.take() {
-            Some(s) if s.r == r => Some(s),
-            _ => self.head.get_series(r),
-        }
-    }
-
-    fn found(&mut self, s: &Arc<MemSeries>) -> SeriesRef {
-        self.found = Some(s.clone());
-        s.r
-    }
-}
-
-impl Appender for HeadAppender<'_> {
-    fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, AppendError> {
-        let hash = labels.stable_hash();
-        if let Some(s) = self.head.index().get(hash, labels).cloned() {
-            return Ok(self.found(&s));
-        }
-        self.head.validate_labels(labels).inspect_err(|e| {
-            self.head.metrics.reject(e.reason());
-        })?;
-        let limit = self.head.opts.max_series;
-        if limit > 0 && self.head.num_series() + self.new_series.len() >= limit {
-            let e = AppendError::SeriesLimit { limit };
-            self.head.metrics.reject(e.reason());
-            return Err(e);
-        }
-        let pending = self.new_by_hash.entry(hash).or_default();
-        if let Some(&i) = pending.iter().find(|&&i| self.new_series[i] == *labels) {
-            return Ok(i as u64 | PENDING);
-        }
-        let i = self.new_series.len();
-        self.new_series.push(labels.clone());
-        pending.push(i);
-        Ok(i as u64 | PENDING)
-    }
-
-    fn existing_series_ref(&mut self, hash: u64, pairs: &[(&str, &str)]) -> Option<SeriesRef> {
-        let s = self.head.index().get_pairs(hash, pairs).cloned()?;
-        Some(self.found(&s))
-    }
-
-    fn append(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
-        if t > self.max_valid {
-            let e = AppendError::TooFarInFuture;
-            self.head.metrics.reject(e.reason());
-            return Err(e);
-        }
-        let same_run = self.runs.last().is_some_and(|run| run.r == r);
-        let mut new_run = None;
-        let (last_t, last_v) = if same_run {
-            let run = self.runs.last().expect("checked");
-            (run.last_t, run.last_v)
-        } else if let Some(&x) = self.last.get(&r) {
-            new_run = Some(self.resolve(r));
-            x
-        } else {
-            let series = self.resolve(r);
-            let last = match &series {
-                Some(s) => {
-                    let d = s.lock();
-                    (d.last_t, d.last_v)
-                }
-                None => (i64::MIN, 0.0),
-            };
-            new_run = Some(series);
-            last
-        };
-        match self.head.classify(t, v, last_t, last_v, self.min_valid) {
-            Ok(in_order) => {
-                if let Some(series) = new_run {
-                    if let Some(prev) = self.runs.last() {
-                        self.last.insert(prev.r, (prev.last_t, prev.last_v));
-                    }
-                    self.runs.push(Run {
-                        r,
-                        series,
-                        start: self.samples.len(),
-                        last_t,
-                        last_v,
-                    });
-                }
-                if in_order {
-                    let run = self.runs.last_mut().expect("a run exists");
-                    run.last_t = t;
-                    run.last_v = v;
-                }
-                self.samples.push((t, v));
-                Ok(())
-            }
-            Err(None) => Ok(()),
-            Err(Some(e)) => {
-                self.head.metrics.reject(e.reason());
-                Err(e)
-            }
-        }
-    }
-
-    fn commit(self: Box<Self>) -> Result<CommitSummary, StorageError> {
-        let head = self.head;
-        let mut buf = head.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
-        buf.clear();
-
-        // 1. Create new series (another transaction may have created some meanwhile).
-        // `None`: not created because the series limit was reached meanwhile.
-        let mut resolved: Vec<Option<Arc<MemSeries>>> = Vec::with_capacity(self.new_series.len());
-        let mut created: Vec<Arc<MemSeries>> = Vec::new();
-        let limit = head.opts.max_series;
-        if !self.new_series.is_empty() {
-            let mut idx = head.index_mut();
-            for labels in &self.new_series {
-                let hash = labels.stable_hash();
-                let s = match idx.get(hash, labels) {
-                    Some(s) => Some(s.clone()),
-                    None if limit > 0 && idx.series.len() >= limit => None,
-                    None => {
-                        let r = head.next_ref.fetch_add(1, Ordering::AcqRel);
-                        let s = idx.insert(r, labels);
-                        created.push(s.clone());
-                        Some(s)
-                    }
-                };
-                resolved.push(s);
-            }
-            head.metrics.head_series.set(idx.series.len() as i64);
-        }
-        head.metrics
-            .head_series_created
-            .inc_by(created.len() as u64);
-
-        // 2. Re-check order against what other commits stored since append(), one lock per run.
-        // verdict: 0 rejected, 1 in order, 2 out-of-order buffer.
-        let mut verdicts = vec![0u8; self.samples.len()];
-        let mut runs: Vec<(Arc<MemSeries>, usize, usize)> = Vec::with_capacity(self.runs.len());
-        let mut to_log: Vec<RefSample> = Vec::with_capacity(self.samples.len());
-        let mut rejected = Vec::new();
-        let mut batch_last: HashMap<SeriesRef, (i64, f64)> = HashMap::new();
-        let min_time = head.min_time();
-        for (i, run) in self.runs.iter().enumerate() {
-            let end = self.runs.get(i + 1).map_or(self.samples.len(), |n| n.start);
-            let s = match &run.series {
-                Some(s) => s.clone(),
-                None => match &resolved[(run.r & !PENDING) as usize] {
-                    Some(s) => s.clone(),
-                    None => {
-                        for _ in run.start..end {
-                            let e = AppendError::SeriesLimit { limit };
-                            head.metrics.reject(e.reason());
-                            rejected.push((run.r, e));
-                        }
-                        continue;
-                    }
-                },
-            };
-            if s.removed.load(Ordering::Acquire) {
-                // Garbage-collected since append(): its data was older than the head.
-                for _ in run.start..end {
-                    head.metrics.reject(AppendError::TooOld.reason());
-                    rejected.push((run.r, AppendError::TooOld));
-                }
-                continue;
-            }
-            let (mut lt, mut lv) = match batch_last.get(&s.r) {
-                Some(&x) => x,
-                None => {
-                    let d = s.lock();
-                    (d.last_t, d.last_v)
-                }
-            };
-            for (k, &(t, v)) in self.samples[run.start..end].iter().enumerate() {
-                match head.classify(t, v, lt, lv, min_time) {
-                    Ok(in_order) => {
-                        if in_order {
-                            lt = t;
-                            lv = v;
-                        }
-                        verdicts[run.start + k] = if in_order { 1 } else { 2 };
-                        to_log.push(RefSample { r: s.r, t, v });
-                    }
-                    Err(None) => {}
-                    Err(Some(e)) => {
-                        head.metrics.reject(e.reason());
-                        rejected.push((s.r, e));
-                    }
-                }
-            }
-            batch_last.insert(s.r, (lt, lv));
-            runs.push((s, run.start, end));
-        }
-
-        // 3. Log to the WAL before the head changes.
-        if !created.is_empty() {
-            let refs: Vec<(SeriesRef, &Labels)> =
-                created.iter().map(|s| (s.r, &s.labels)).collect();
-            wal::encode_series(&mut buf, &refs);
-        }
-        wal::encode_samples(&mut buf, &to_log);
-        if let Some(w) = head.wal.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            if let Err(e) = w.append(&buf) {
-                // Series created above stay (empty) in the index; the samples are not applied
-                // and the caller learns that nothing was stored.
-                return Err(e.into());
-            }
-        }
-
-        // 4. Apply, one lock per run.
-        let mut max_t = i64::MIN;
-        let mut new_chunks = 0i64;
-        for (s, start, end) in runs {
-            let mut d = s.lock();
-            for (&(t, v), verdict) in self.samples[start..end].iter().zip(&verdicts[start..end]) {
-                match verdict {
-                    1 => {
-                        if d.append_in_order(t, v, head.opts.head_chunk_samples)
-                            || d.open.count() == 1
-                        {
-                            new_chunks += 1;
-                        }
-                    }
-                    2 => d.insert_ooo(Sample::new(t, v)),
-                    _ => continue,
-                }
-                max_t = max_t.max(t);
-            }
-        }
-        if max_t != i64::MIN {
-            head.note_time(max_t);
-            head.metrics.head_max_time.set(head.max_time());
-        }
-        head.metrics.head_chunks.inc_by(new_chunks);
-        head.metrics.samples_appended.inc_by(to_log.len() as u64);
-        Ok(CommitSummary {
-            accepted: to_log.len(),
-            rejected,
-        })
-    }
-
-    fn rollback(self: Box<Self>) {}
 }
 
 #[cfg(test)]
