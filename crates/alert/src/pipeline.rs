@@ -235,6 +235,21 @@ fn sorted(s: &HashSet<Fingerprint>) -> Vec<Fingerprint> {
     v
 }
 
+/// The pipeline for one flush, as the alert manager runs it: flapping alerts are held, then
+/// the flush goes through [`prepare`] on its route. The manager and the timeline tests both
+/// call this.
+pub fn plan_flush(
+    flush: &mut Flush,
+    route: &Route,
+    flaps: &HashMap<Fingerprint, Vec<i64>>,
+    flap_hold: i64,
+    st: &Stages,
+    now: i64,
+) -> Result<Vec<Delivery>, Quiet> {
+    hold_flapping(&mut flush.alerts, flaps, flap_hold, now);
+    prepare(flush, route, st, now)
+}
+
 /// Holds flapping alerts (labelled `flapping="true"` by medic's rules): one that resolved
 /// less than `hold` ago is still shown as firing, so its flips do not each make a message, and
 /// each flapping alert carries a `flapping` annotation summarising its recent state changes.

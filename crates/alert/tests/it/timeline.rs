@@ -119,7 +119,6 @@ impl Sim {
             // The manager asks for the next timer while flushes are in flight.
             let _ = self.dispatcher.next_due();
             for mut f in flushes {
-                pipeline::hold_flapping(&mut f.alerts, &HashMap::new(), self.flap_hold, self.now);
                 let route = self.dispatcher.route(f.route).clone();
                 let stages = Stages {
                     inhibitor: &self.inhibitor,
@@ -131,7 +130,10 @@ impl Sim {
                     escalations: &self.escalations,
                     repairs: &Default::default(),
                 };
-                let out = pipeline::prepare(&f, &route, &stages, self.now).unwrap_or_default();
+                let flaps = HashMap::new();
+                let out =
+                    pipeline::plan_flush(&mut f, &route, &flaps, self.flap_hold, &stages, self.now)
+                        .unwrap_or_default();
                 for d in out {
                     if d.send {
                         let mut names: Vec<String> = d
