@@ -1,0 +1,161 @@
+//! `scrape_configs`: Prometheus's scrape configuration, field for field, with its credentials, TLS and service discovery.
+
+use super::*;
+
+/// One entry of `scrape_configs:`, in Prometheus's syntax.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// Name of the job; becomes the `job` label.
+    pub job_name: String,
+    /// How often to scrape (default: `global.scrape_interval`).
+    pub scrape_interval: Option<Dur>,
+    /// Scrape timeout (default: `global.scrape_timeout`, capped at the interval).
+    pub scrape_timeout: Option<Dur>,
+    /// HTTP path (default `/metrics`).
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    /// `http` (default) or `https`.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// URL query parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    /// Basic authentication.
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization` header credentials.
+    pub authorization: Option<Authorization>,
+    /// Bearer token (legacy form of `authorization`).
+    pub bearer_token: Option<String>,
+    /// File holding a bearer token (legacy form of `authorization.credentials_file`).
+    pub bearer_token_file: Option<PathBuf>,
+    /// TLS settings for `https` targets.
+    pub tls_config: Option<TlsConfig>,
+    /// Keep the scraped value of labels that clash with target labels (default false: the
+    /// scraped ones are renamed `exported_<name>`).
+    #[serde(default)]
+    pub honor_labels: bool,
+    /// Use timestamps the target exposes (default true).
+    #[serde(default = "default_true")]
+    pub honor_timestamps: bool,
+    /// Fail a scrape that yields more samples than this after metric relabelling (0 = none).
+    #[serde(default)]
+    pub sample_limit: usize,
+    /// Largest uncompressed response body (default 64MiB); larger scrapes fail.
+    #[serde(default = "default_body_limit")]
+    pub body_size_limit: ByteSize,
+    /// Fixed lists of targets.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// Targets read from JSON or YAML files, re-read when they change.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Targets from an HTTP endpoint answering target groups in JSON (Prometheus's http_sd).
+    #[serde(default)]
+    pub http_sd_configs: Vec<crate::scrape::sd::HttpSdConfig>,
+    /// Targets from DNS names (Prometheus's dns_sd: `A` and `AAAA` records with a port).
+    #[serde(default)]
+    pub dns_sd_configs: Vec<crate::scrape::sd::DnsSdConfig>,
+    /// Parsed so a `prometheus.yml` loads, but not run: medic cannot reach Consul here and
+    /// does not discover from it yet (a warning at start says so).
+    #[serde(default)]
+    pub consul_sd_configs: Vec<serde_norway::Value>,
+    /// Parsed so a `prometheus.yml` loads, but not run (see `consul_sd_configs`).
+    #[serde(default)]
+    pub kubernetes_sd_configs: Vec<serde_norway::Value>,
+    /// Accepted for compatibility; medic negotiates the text formats it reads.
+    #[serde(default)]
+    pub scrape_protocols: Option<serde_norway::Value>,
+    /// Accepted for compatibility; medic always asks for gzip.
+    #[serde(default)]
+    pub enable_compression: Option<bool>,
+    /// Accepted for compatibility; redirects are followed.
+    #[serde(default)]
+    pub follow_redirects: Option<bool>,
+    /// Accepted for compatibility.
+    #[serde(default)]
+    pub enable_http2: Option<bool>,
+    /// Relabelling of targets before scraping.
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Relabelling of scraped samples before storing.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+}
+
+pub(super) fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+pub(super) fn default_scheme() -> String {
+    "http".into()
+}
+pub(super) fn default_body_limit() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+/// `basic_auth:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Option<String>,
+    /// File holding the password.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `authorization:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// Scheme (default `Bearer`).
+    #[serde(rename = "type", default = "default_auth_type")]
+    pub kind: String,
+    /// Credentials.
+    pub credentials: Option<String>,
+    /// File holding the credentials.
+    pub credentials_file: Option<PathBuf>,
+}
+
+pub(super) fn default_auth_type() -> String {
+    "Bearer".into()
+}
+
+/// `tls_config:`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with CA certificates to trust in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification (insecure; for tests only).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `static_configs:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` of each target.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Labels added to every target of this group.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `file_sd_configs:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// File paths or globs (`targets/*.json`); JSON or YAML lists of `{targets, labels}`.
+    pub files: Vec<String>,
+    /// How often to re-read the files (default 5m); changes are also noticed at that pace.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: Dur,
+}
+
+pub(super) fn default_refresh() -> Dur {
+    Dur::from_secs(300)
+}

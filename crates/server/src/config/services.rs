@@ -1,0 +1,324 @@
+//! `query`, `heal`, `alerting` and `rules`: the engines' settings.
+
+use super::*;
+
+/// `query:` — limits of the PromQL engine, for the API, rules and playbooks alike.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Most samples one query may hold at once: loaded by selectors, produced by subqueries,
+    /// cached across steps (Prometheus's `--query.max-samples`, default 50,000,000). Bounds a
+    /// query's memory at roughly 16–48 bytes per sample.
+    #[serde(default = "default_max_samples")]
+    pub max_samples: usize,
+    /// Longest a query may run (default 2m; a request's `timeout` may only shorten it).
+    #[serde(default = "default_query_timeout")]
+    pub timeout: Dur,
+    /// How far back an instant selector looks for a sample (default 5m).
+    #[serde(default = "default_lookback")]
+    pub lookback_delta: Dur,
+}
+
+pub(super) fn default_max_samples() -> usize {
+    50_000_000
+}
+
+pub(super) fn default_query_timeout() -> Dur {
+    Dur::from_secs(120)
+}
+
+pub(super) fn default_lookback() -> Dur {
+    Dur::from_secs(300)
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            max_samples: default_max_samples(),
+            timeout: default_query_timeout(),
+            lookback_delta: default_lookback(),
+        }
+    }
+}
+
+impl QueryConfig {
+    /// The engine options these limits give.
+    pub fn engine_options(&self) -> medic_promql::EngineOptions {
+        medic_promql::EngineOptions {
+            lookback_ms: self.lookback_delta.as_millis(),
+            max_samples: self.max_samples.max(1),
+            timeout: self.timeout.duration(),
+            ..medic_promql::EngineOptions::default()
+        }
+    }
+}
+
+/// `heal:` — the self-healing engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealConfig {
+    /// Playbook files, as paths or globs (`playbooks/*.yml`), relative to this file.
+    #[serde(default)]
+    pub playbooks: Vec<String>,
+    /// `false` stops every automatic repair (executions are recorded as vetoed).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Decide and record everything, execute nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Where the execution journal lives; default `heal.db` in the storage directory.
+    pub state_file: Option<PathBuf>,
+    /// At most this many executions started across all playbooks per window.
+    pub rate_limit: Option<medic_heal::playbook::RateLimit>,
+    /// Periods in which medic repairs nothing the matchers select.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceConfig>,
+    /// The trust ladder.
+    #[serde(default)]
+    pub trust: medic_heal::trust::TrustConfig,
+    /// How often condition triggers are evaluated (default 15s).
+    #[serde(default = "default_condition_interval")]
+    pub condition_interval: Dur,
+    /// How long an approval is awaited before escalating, unless a playbook says (default 30m).
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout: Dur,
+    /// How long finished executions are kept (default 30d).
+    #[serde(default = "default_history_retention")]
+    pub retention: Dur,
+}
+
+pub(super) fn default_condition_interval() -> Dur {
+    Dur::from_secs(15)
+}
+pub(super) fn default_approval_timeout() -> Dur {
+    Dur::from_secs(30 * 60)
+}
+
+impl Default for HealConfig {
+    fn default() -> Self {
+        medic_model::yaml::from_str("{}").expect("defaults parse")
+    }
+}
+
+/// One maintenance window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    pub name: String,
+    /// RFC 3339.
+    pub start: String,
+    /// RFC 3339.
+    pub end: String,
+    /// A selector over alert labels (`{service="db"}`); everything when absent.
+    pub matchers: Option<String>,
+}
+
+impl HealConfig {
+    /// The engine options this section implies.
+    pub fn options(&self, external_url: &str) -> Result<medic_heal::Options, String> {
+        let mut maintenance = Vec::new();
+        for (i, m) in self.maintenance.iter().enumerate() {
+            let at = |f: &str, v: &str| {
+                medic_model::parse_rfc3339(v).ok_or_else(|| {
+                    format!("heal.maintenance[{i}].{f}: {v:?} is not an RFC 3339 time")
+                })
+            };
+            let (starts_at, ends_at) = (at("start", &m.start)?, at("end", &m.end)?);
+            if ends_at <= starts_at {
+                return Err(format!("heal.maintenance[{i}]: end is not after start"));
+            }
+            let matchers = match &m.matchers {
+                Some(sel) => medic_model::parse_selector(sel)
+                    .map_err(|e| format!("heal.maintenance[{i}].matchers: {e}"))?,
+                None => Vec::new(),
+            };
+            maintenance.push(medic_heal::guard::MaintenanceWindow {
+                name: m.name.clone(),
+                starts_at,
+                ends_at,
+                matchers,
+            });
+        }
+        if let Some(r) = self.rate_limit {
+            if r.max == 0 || r.per.0 <= 0 {
+                return Err("heal.rate_limit: `max` and `per` must be positive".into());
+            }
+        }
+        let t = &self.trust;
+        if !(0.0..=1.0).contains(&t.demote_below)
+            || !(0.0..=1.0).contains(&t.disable_below)
+            || !(0.0..=1.0).contains(&t.promote_at)
+            || t.disable_below > t.demote_below
+        {
+            return Err(
+                "heal.trust: rates are between 0 and 1, and disable_below ≤ demote_below".into(),
+            );
+        }
+        Ok(medic_heal::Options {
+            enabled: self.enabled,
+            dry_run: self.dry_run,
+            rate_limit: self.rate_limit,
+            maintenance,
+            trust: self.trust,
+            condition_interval: self.condition_interval.as_millis(),
+            approval_timeout: self.approval_timeout.as_millis(),
+            retention: self.retention.as_millis(),
+            external_url: external_url.to_string(),
+        })
+    }
+}
+
+/// `alerting:` — the embedded alert manager.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// An Alertmanager configuration file (`alertmanager.yml`, unmodified), relative to this
+    /// file. Without one, alerts are kept and shown by the API but sent nowhere.
+    pub config_file: Option<String>,
+    /// Where the alert manager's durable state (alerts, silences, acks, notification log,
+    /// history) lives; default `alerts.db` in the storage directory.
+    pub state_file: Option<PathBuf>,
+    /// Escalation policies: page the next receiver when a group stays unacknowledged.
+    #[serde(default)]
+    pub escalations: Vec<EscalationConfig>,
+    /// How long expired silences and notification-log entries are kept (default 120h, as in
+    /// Alertmanager's `--data.retention`).
+    #[serde(default = "default_data_retention")]
+    pub data_retention: Dur,
+    /// How long alert history is kept (default 30d).
+    #[serde(default = "default_history_retention")]
+    pub history_retention: Dur,
+    /// How long an acknowledgement lasts unless the request says (default 4h).
+    #[serde(default = "default_ack_duration")]
+    pub default_ack_duration: Dur,
+    /// How long a flapping alert (`flapping="true"` from medic's rules) that resolved is still
+    /// treated as firing, so its flips are not each notified (default 15m).
+    #[serde(default = "default_flap_hold")]
+    pub flap_hold: Dur,
+    /// Prometheus's `alertmanagers`: external Alertmanagers the rules' alerts are sent to as
+    /// well (a `prometheus.yml`'s `alerting:` section works unchanged).
+    #[serde(default)]
+    pub alertmanagers: Vec<crate::forward::AlertmanagerTarget>,
+    /// Prometheus's `alert_relabel_configs`, applied to alerts sent to those Alertmanagers.
+    #[serde(default)]
+    pub alert_relabel_configs: Vec<RelabelConfig>,
+}
+
+impl AlertingConfig {
+    /// The Prometheus part of the section.
+    pub fn prometheus(&self) -> crate::forward::PrometheusAlerting {
+        crate::forward::PrometheusAlerting {
+            alertmanagers: self.alertmanagers.clone(),
+            alert_relabel_configs: self.alert_relabel_configs.clone(),
+        }
+    }
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        medic_model::yaml::from_str("{}").expect("defaults parse")
+    }
+}
+
+pub(super) fn default_data_retention() -> Dur {
+    Dur::from_secs(120 * 3600)
+}
+pub(super) fn default_history_retention() -> Dur {
+    Dur::from_secs(30 * 86_400)
+}
+pub(super) fn default_flap_hold() -> Dur {
+    Dur::from_secs(15 * 60)
+}
+pub(super) fn default_ack_duration() -> Dur {
+    Dur::from_secs(4 * 3600)
+}
+
+/// One escalation policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// A name for logs, history and the API.
+    pub name: String,
+    /// Alertmanager matchers (`severity="critical"`); a group escalates when one of its firing
+    /// alerts matches all of them.
+    pub matchers: Vec<String>,
+    /// The steps, in order: after how long firing without an ack, which receiver (of the
+    /// Alertmanager configuration) to notify.
+    pub steps: Vec<EscalationStepConfig>,
+}
+
+/// One step of an escalation policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStepConfig {
+    pub after: Dur,
+    pub receiver: String,
+}
+
+impl AlertingConfig {
+    /// The escalation policies with their matchers parsed.
+    pub fn escalation_policies(&self) -> Result<Vec<medic_alert::EscalationPolicy>, String> {
+        self.escalations
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut matchers = Vec::new();
+                for m in &e.matchers {
+                    matchers.extend(
+                        medic_alert::matchers::parse_matchers(m)
+                            .map_err(|err| format!("alerting.escalations[{i}].matchers: {err}"))?,
+                    );
+                }
+                if e.steps.is_empty() {
+                    return Err(format!("alerting.escalations[{i}] ({}): no steps", e.name));
+                }
+                Ok(medic_alert::EscalationPolicy {
+                    name: e.name.clone(),
+                    matchers,
+                    steps: e
+                        .steps
+                        .iter()
+                        .map(|s| (s.after.as_millis(), s.receiver.clone()))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `rules:` — settings Prometheus takes as `--rules.*` flags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// After a restart, pending alerts resume their `for` timer if medic was down at most this
+    /// long (default 1h); after a longer outage they start over.
+    #[serde(default = "default_outage_tolerance")]
+    pub for_outage_tolerance: Dur,
+    /// After a restart, an alert whose `for` is at least this long waits at least this long
+    /// before firing again (default 10m), so a restart does not page at once.
+    #[serde(default = "default_for_grace_period")]
+    pub for_grace_period: Dur,
+    /// Firing alerts are re-sent to the alert manager at most this often (default 1m).
+    #[serde(default = "default_resend_delay")]
+    pub resend_delay: Dur,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            for_outage_tolerance: default_outage_tolerance(),
+            for_grace_period: default_for_grace_period(),
+            resend_delay: default_resend_delay(),
+        }
+    }
+}
+
+pub(super) fn default_outage_tolerance() -> Dur {
+    Dur::from_secs(3600)
+}
+pub(super) fn default_for_grace_period() -> Dur {
+    Dur::from_secs(600)
+}
+pub(super) fn default_resend_delay() -> Dur {
+    Dur::from_secs(60)
+}
