@@ -3,6 +3,11 @@
 //! Errors say whether a retry can help: network errors, 5xx and 429 are retryable, other
 //! 4xx are permanent.
 
+mod email;
+use email::{email, send_email, EmailTarget};
+mod payloads;
+use payloads::{pagerduty_payload, slack_payload};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -105,21 +110,6 @@ struct PagerdutyFields {
     group: FieldTemplate,
     images: Vec<(FieldTemplate, FieldTemplate, FieldTemplate)>,
     links: Vec<(FieldTemplate, FieldTemplate)>,
-}
-
-#[derive(Debug)]
-struct EmailTarget {
-    to: FieldTemplate,
-    from: FieldTemplate,
-    host: String,
-    port: u16,
-    hello: String,
-    auth: Option<(String, String)>,
-    require_tls: bool,
-    insecure_skip_verify: bool,
-    headers: Vec<(String, FieldTemplate)>,
-    html: FieldTemplate,
-    text: FieldTemplate,
 }
 
 /// How long one HTTP request or SMTP session may take.
@@ -382,59 +372,6 @@ fn pagerduty(p: &PagerdutyConfig, index: usize, t: &Templates) -> Result<Integra
     })
 }
 
-fn email(e: &EmailConfig, index: usize, t: &Templates) -> Result<Integration, String> {
-    let f = |name: &str, text: &str| t.field(name, text).map_err(|err| format!("{name}: {err}"));
-    let smarthost = e.smarthost.clone().unwrap_or_default();
-    let (host, port) = smarthost
-        .rsplit_once(':')
-        .and_then(|(h, p)| {
-            Some((
-                h.trim_matches(['[', ']']).to_string(),
-                p.parse::<u16>().ok()?,
-            ))
-        })
-        .ok_or_else(|| format!("smarthost {smarthost:?} is not host:port"))?;
-    let auth = match &e.auth_username {
-        Some(u) if !u.is_empty() => Some((
-            u.clone(),
-            read_secret(&e.auth_password, &e.auth_password_file, "auth_password")
-                .unwrap_or_default(),
-        )),
-        _ => None,
-    };
-    let mut headers = BTreeMap::new();
-    headers.insert(
-        "Subject".to_string(),
-        r#"{{ template "email.default.subject" . }}"#.to_string(),
-    );
-    for (k, v) in &e.headers {
-        // Header names are case-insensitive; the configured spelling wins.
-        headers.retain(|h: &String, _| !h.eq_ignore_ascii_case(k));
-        headers.insert(k.clone(), v.clone());
-    }
-    Ok(Integration {
-        kind: "email",
-        index,
-        send_resolved: e.send_resolved,
-        target: Target::Email(Box::new(EmailTarget {
-            to: f("to", &e.to)?,
-            from: f("from", e.from.as_deref().unwrap_or(""))?,
-            host,
-            port,
-            hello: e.hello.clone().unwrap_or_else(|| "localhost".into()),
-            auth,
-            require_tls: e.require_tls.unwrap_or(true),
-            insecure_skip_verify: e.tls_config.insecure_skip_verify,
-            headers: headers
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), f(&format!("headers.{k}"), v)?)))
-                .collect::<Result<_, String>>()?,
-            html: f("html", &e.html)?,
-            text: f("text", &e.text)?,
-        })),
-    })
-}
-
 fn truncate_runes(s: String, max: usize) -> String {
     if s.chars().count() <= max {
         return s;
@@ -540,134 +477,6 @@ impl Integration {
             Target::Chat(c) => c.send(data, group_key, now).await,
         }
     }
-}
-
-fn slack_payload(f: &SlackFields, v: &medic_template::Value) -> Result<Json, NotifyError> {
-    let mut att = serde_json::Map::new();
-    let mut put = |k: &str, s: String, omit_empty: bool| {
-        if !(omit_empty && s.is_empty()) {
-            att.insert(k.to_string(), json!(s));
-        }
-    };
-    put(
-        "title",
-        truncate_runes(render(&f.title, v)?, MAX_TITLE_RUNES),
-        true,
-    );
-    put("title_link", render(&f.title_link, v)?, true);
-    put("pretext", render(&f.pretext, v)?, true);
-    put("text", render(&f.text, v)?, false);
-    put("fallback", render(&f.fallback, v)?, false);
-    put("callback_id", render(&f.callback_id, v)?, true);
-    put("image_url", render(&f.image_url, v)?, true);
-    put("thumb_url", render(&f.thumb_url, v)?, true);
-    put("footer", render(&f.footer, v)?, true);
-    put("color", render(&f.color, v)?, true);
-    if !f.fields.is_empty() {
-        let mut fields = Vec::new();
-        for (t, val, short) in &f.fields {
-            fields.push(json!({
-                "title": render(t, v)?,
-                "value": render(val, v)?,
-                "short": short.unwrap_or(f.short_fields),
-            }));
-        }
-        att.insert("fields".into(), Json::Array(fields));
-    }
-    if !f.actions.is_empty() {
-        att.insert("actions".into(), Json::Array(f.actions.clone()));
-    }
-    if !f.mrkdwn_in.is_empty() {
-        att.insert("mrkdwn_in".into(), json!(f.mrkdwn_in));
-    }
-    let mut req = serde_json::Map::new();
-    for (k, t) in [
-        ("channel", &f.channel),
-        ("username", &f.username),
-        ("icon_emoji", &f.icon_emoji),
-        ("icon_url", &f.icon_url),
-    ] {
-        let s = render(t, v)?;
-        if !s.is_empty() {
-            req.insert(k.into(), json!(s));
-        }
-    }
-    if f.link_names {
-        req.insert("link_names".into(), json!(true));
-    }
-    req.insert("attachments".into(), json!([Json::Object(att)]));
-    Ok(Json::Object(req))
-}
-
-fn pagerduty_payload(
-    f: &PagerdutyFields,
-    v: &medic_template::Value,
-    routing_key: &str,
-    status: &str,
-    group_key: &str,
-) -> Result<Json, NotifyError> {
-    let action = if status == "firing" {
-        "trigger"
-    } else {
-        "resolve"
-    };
-    let client = render(&f.client, v)?;
-    let mut details = serde_json::Map::new();
-    for (k, t) in &f.details {
-        details.insert(k.clone(), json!(render(t, v)?));
-    }
-    let source = match render(&f.source, v)? {
-        s if s.is_empty() => client.clone(),
-        s => s,
-    };
-    let mut payload = serde_json::Map::new();
-    payload.insert(
-        "summary".into(),
-        json!(truncate_runes(render(&f.description, v)?, MAX_TITLE_RUNES)),
-    );
-    payload.insert("source".into(), json!(source));
-    payload.insert("severity".into(), json!(render(&f.severity, v)?));
-    payload.insert("custom_details".into(), Json::Object(details));
-    for (k, t) in [
-        ("class", &f.class),
-        ("component", &f.component),
-        ("group", &f.group),
-    ] {
-        let s = render(t, v)?;
-        if !s.is_empty() {
-            payload.insert(k.into(), json!(s));
-        }
-    }
-    let mut images = Vec::new();
-    for (src, alt, href) in &f.images {
-        let src = render(src, v)?;
-        if src.is_empty() {
-            continue;
-        }
-        images.push(json!({"src": src, "alt": render(alt, v)?, "href": render(href, v)?}));
-    }
-    let mut links = Vec::new();
-    for (href, text) in &f.links {
-        let href = render(href, v)?;
-        if href.is_empty() {
-            continue;
-        }
-        links.push(json!({"href": href, "text": render(text, v)?}));
-    }
-    let mut msg = serde_json::Map::new();
-    msg.insert("routing_key".into(), json!(routing_key));
-    msg.insert("event_action".into(), json!(action));
-    msg.insert("dedup_key".into(), json!(group_key_hash(group_key)));
-    msg.insert("payload".into(), Json::Object(payload));
-    msg.insert("client".into(), json!(client));
-    msg.insert("client_url".into(), json!(render(&f.client_url, v)?));
-    if !images.is_empty() {
-        msg.insert("images".into(), Json::Array(images));
-    }
-    if !links.is_empty() {
-        msg.insert("links".into(), Json::Array(links));
-    }
-    Ok(Json::Object(msg))
 }
 
 async fn post_json(client: &reqwest::Client, url: &str, body: &Json) -> Result<(), NotifyError> {
@@ -781,95 +590,6 @@ pub fn redact_url(u: &str) -> String {
         ),
         Err(_) => "<invalid url>".into(),
     }
-}
-
-async fn send_email(e: &EmailTarget, v: &medic_template::Value) -> Result<(), NotifyError> {
-    use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-    use lettre::message::{Mailbox, MultiPart, SinglePart};
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::client::{Tls, TlsParameters};
-    use lettre::transport::smtp::extension::ClientId;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-
-    let bad = |m: String| NotifyError::permanent("config", m);
-    let from: Mailbox = render(&e.from, v)?
-        .parse()
-        .map_err(|x| bad(format!("from: {x}")))?;
-    let to_text = render(&e.to, v)?;
-    let mut b = lettre::Message::builder().from(from);
-    for addr in to_text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        b = b.to(addr
-            .parse::<Mailbox>()
-            .map_err(|x| bad(format!("to {addr:?}: {x}")))?);
-    }
-    let mut subject = String::new();
-    for (k, t) in &e.headers {
-        let val = render(t, v)?;
-        if k.eq_ignore_ascii_case("subject") {
-            subject = val;
-        } else if !(k.eq_ignore_ascii_case("to") || k.eq_ignore_ascii_case("from")) {
-            let name = HeaderName::new_from_ascii(k.clone())
-                .map_err(|_| bad(format!("header name {k:?}")))?;
-            b = b.raw_header(HeaderValue::new(name, val));
-        }
-    }
-    let b = b.subject(subject).message_id(None).date_now();
-    let text = render(&e.text, v)?;
-    let html = render(&e.html, v)?;
-    let body = match (text.is_empty(), html.is_empty()) {
-        (false, false) => b.multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(text),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html),
-                ),
-        ),
-        (true, false) => b.header(ContentType::TEXT_HTML).body(html),
-        _ => b.header(ContentType::TEXT_PLAIN).body(text),
-    }
-    .map_err(|x| bad(format!("building the message: {x}")))?;
-
-    let tls = if e.port == 465 || e.require_tls {
-        let params = TlsParameters::builder(e.host.clone())
-            .dangerous_accept_invalid_certs(e.insecure_skip_verify)
-            .build()
-            .map_err(|x| bad(format!("TLS: {x}")))?;
-        if e.port == 465 {
-            Tls::Wrapper(params)
-        } else {
-            Tls::Required(params)
-        }
-    } else {
-        Tls::None
-    };
-    let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(e.host.as_str())
-        .port(e.port)
-        .hello_name(ClientId::Domain(e.hello.clone()))
-        .tls(tls)
-        .timeout(Some(REQUEST_TIMEOUT));
-    if let Some((u, p)) = &e.auth {
-        t = t.credentials(Credentials::new(u.clone(), p.clone()));
-    }
-    let transport = t.build();
-    transport.send(body).await.map(|_| ()).map_err(|x| {
-        let permanent = x.is_permanent();
-        NotifyError {
-            retryable: !permanent,
-            message: format!(
-                "SMTP {}:{}: {}",
-                e.host,
-                e.port,
-                medic_model::error_chain(&x)
-            ),
-            reason: if permanent { "4xx" } else { "network" },
-        }
-    })
 }
 
 #[cfg(test)]
