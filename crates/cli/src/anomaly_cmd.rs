@@ -8,7 +8,7 @@ use anyhow::Context;
 use medic_anomaly::nab;
 use serde_json::{json, Value};
 
-use crate::alerts_cmd::{table, Remote};
+use crate::client::{secs_time, table, Remote};
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -57,12 +57,6 @@ enum AnomaliesCommand {
     Report,
 }
 
-fn time(v: &Value) -> String {
-    v.as_f64()
-        .map(|s| medic_model::format_rfc3339((s * 1000.0) as i64))
-        .unwrap_or_else(|| "-".into())
-}
-
 fn num(v: &Value) -> String {
     v.as_f64()
         .map(|x| format!("{x:.4}"))
@@ -100,11 +94,11 @@ pub fn anomalies(args: AnomaliesArgs) -> anyhow::Result<()> {
                 .flatten()
                 .map(|e| {
                     vec![
-                        time(&e["start"]),
+                        secs_time(&e["start"]),
                         if e["end"].is_null() {
                             "ongoing".into()
                         } else {
-                            time(&e["end"])
+                            secs_time(&e["end"])
                         },
                         e["rule"].as_str().unwrap_or("").to_string(),
                         labels(&e["labels"]),

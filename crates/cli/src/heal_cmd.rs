@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::alerts_cmd::{table, Remote};
+use crate::client::{ms_time, table, text, Remote};
 
 #[derive(Debug, clap::Args)]
 pub struct HealArgs {
@@ -133,13 +133,6 @@ fn scope(playbook: Option<String>, target: Option<String>, all: bool) -> anyhow:
     }
 }
 
-fn time(ms: &Value) -> String {
-    ms.as_i64()
-        .filter(|&t| t > 0)
-        .map(medic_model::format_human_time)
-        .unwrap_or_default()
-}
-
 /// Evidence for people: each collector's result as indented lines, long text kept to its first
 /// lines, never one escaped JSON line.
 fn print_evidence(ev: &serde_json::Map<String, Value>) {
@@ -184,7 +177,6 @@ fn print_evidence(ev: &serde_json::Map<String, Value>) {
 /// Runs `medic heal …`; `Ok(false)` means exit 2 (dry run: would not act).
 pub fn heal(args: HealArgs) -> anyhow::Result<bool> {
     let r = &args.remote;
-    let post = |path: &str, body: Value| r.call(reqwest::Method::POST, path, &[], Some(body));
     match args.what {
         HealCommand::List {
             playbook,
@@ -192,181 +184,32 @@ pub fn heal(args: HealArgs) -> anyhow::Result<bool> {
             status,
             since,
             limit,
-        } => {
-            let mut q = vec![("limit", limit.to_string())];
-            q.extend(playbook.map(|v| ("playbook", v)));
-            q.extend(target.map(|v| ("target", v)));
-            q.extend(status.map(|v| ("status", v)));
-            q.extend(since.map(|v| ("since", v)));
-            let v = r.get("/api/v1/medic/heal/executions", &q)?;
-            if r.print_json(&v)? {
-                return Ok(true);
-            }
-            let rows: Vec<Vec<String>> = v["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| {
-                    vec![
-                        e["id"].as_str().unwrap_or("").to_string(),
-                        time(&e["created_at"]),
-                        e["playbook"].as_str().unwrap_or("").to_string(),
-                        e["target"].as_str().unwrap_or("").to_string(),
-                        e["status"].as_str().unwrap_or("").to_string(),
-                        e["summary"].as_str().unwrap_or("").to_string(),
-                    ]
-                })
-                .collect();
-            table(
-                &["ID", "CREATED", "PLAYBOOK", "TARGET", "STATUS", "SUMMARY"],
-                &rows,
-            );
-        }
-        HealCommand::Show { id } => {
-            let v = r.get(&format!("/api/v1/medic/heal/executions/{id}"), &[])?;
-            if r.print_json(&v)? {
-                return Ok(true);
-            }
-            let e = &v["data"];
-            println!(
-                "execution {}  playbook {}  target {}",
-                e["id"].as_str().unwrap_or(""),
-                e["playbook"].as_str().unwrap_or(""),
-                e["target"].as_str().unwrap_or("")
-            );
-            println!(
-                "status:    {}{}",
-                e["status"].as_str().unwrap_or(""),
-                if e["dry_run"].as_bool() == Some(true) {
-                    " (dry run)"
-                } else {
-                    ""
-                }
-            );
-            println!("summary:   {}", e["summary"].as_str().unwrap_or(""));
-            println!(
-                "trigger:   {} {}",
-                e["trigger"]["kind"].as_str().unwrap_or(""),
-                e["trigger"]["labels"]
-            );
-            if let Some(d) = e.get("diagnosis").filter(|d| !d.is_null()) {
-                println!(
-                    "diagnosis: {} because {} {}",
-                    d["cause"].as_str().unwrap_or(""),
-                    d["when"].as_str().unwrap_or(""),
-                    d["support"]
-                );
-            }
-            if let Some(ev) = e["evidence"].as_object().filter(|ev| !ev.is_empty()) {
-                print_evidence(ev);
-            }
-            println!();
-            let rows: Vec<Vec<String>> = e["steps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| {
-                    vec![
-                        time(&s["started_at"]),
-                        s["kind"].as_str().unwrap_or("").to_string(),
-                        s["name"].as_str().unwrap_or("").to_string(),
-                        s["state"].as_str().unwrap_or("").to_string(),
-                        s["message"].as_str().unwrap_or("").to_string(),
-                    ]
-                })
-                .collect();
-            table(&["AT", "STEP", "NAME", "STATE", "MESSAGE"], &rows);
-        }
-        HealCommand::Playbooks => {
-            let v = r.get("/api/v1/medic/heal/playbooks", &[])?;
-            if r.print_json(&v)? {
-                return Ok(true);
-            }
-            let rows: Vec<Vec<String>> = v["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    let state = if p["enabled"].as_bool() != Some(true) {
-                        "disabled".to_string()
-                    } else if !p["paused"].is_null() {
-                        format!("paused by {}", p["paused"]["by"].as_str().unwrap_or(""))
-                    } else if p["dry_run"].as_bool() == Some(true) {
-                        "dry run".into()
-                    } else {
-                        "active".into()
-                    };
-                    vec![
-                        p["name"].as_str().unwrap_or("").to_string(),
-                        state,
-                        p["trigger"].as_str().unwrap_or("").to_string(),
-                    ]
-                })
-                .collect();
-            table(&["PLAYBOOK", "STATE", "TRIGGER"], &rows);
-        }
+        } => list(r, playbook, target, status, since, limit),
+        HealCommand::Show { id } => show(r, id),
+        HealCommand::Playbooks => playbooks(r),
         HealCommand::Trigger {
             playbook,
             labels,
             by,
             wait,
-        } => {
-            let labels: serde_json::Map<String, Value> =
-                labels.into_iter().map(|(k, v)| (k, json!(v))).collect();
-            let v = post(
-                "/api/v1/medic/heal/trigger",
-                json!({"playbook": playbook, "labels": labels, "by": by}),
-            )?;
-            let mut e = v["data"].clone();
-            let id = e["id"].as_str().unwrap_or("").to_string();
-            if wait {
-                eprint!("waiting for execution {id}");
-                let mut last = String::new();
-                loop {
-                    let status = e["status"].as_str().unwrap_or("").to_string();
-                    if !["running", "awaiting_approval", "verifying"].contains(&status.as_str()) {
-                        break;
-                    }
-                    if status != last {
-                        eprint!(" {status}");
-                        last = status;
-                    } else {
-                        eprint!(".");
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                    e = r.get(&format!("/api/v1/medic/heal/executions/{id}"), &[])?["data"].clone();
-                }
-                eprintln!();
-            }
-            if !r.print_json(&e)? {
-                let status = e["status"].as_str().unwrap_or("");
-                match e["summary"].as_str().filter(|s| !s.is_empty()) {
-                    Some(summary) => println!("execution {id}: {status} — {summary}"),
-                    None => println!(
-                        "execution {id}: {status}; follow it with `medic heal show {id}`, or wait for it with --wait"
-                    ),
-                }
-            }
-            if wait && e["status"] != "succeeded" && e["status"] != "dry_run" {
-                bail!(
-                    "execution {id} ended {}",
-                    e["status"].as_str().unwrap_or("?")
-                );
-            }
-        }
+        } => trigger(r, playbook, labels, by, wait),
         HealCommand::Approve { id, by, comment } => {
             post(
+                r,
                 &format!("/api/v1/medic/heal/executions/{id}/approve"),
                 json!({"by": by, "comment": comment}),
             )?;
             println!("approved {id}");
+            Ok(true)
         }
         HealCommand::Reject { id, by, comment } => {
             post(
+                r,
                 &format!("/api/v1/medic/heal/executions/{id}/reject"),
                 json!({"by": by, "comment": comment}),
             )?;
             println!("rejected {id}");
+            Ok(true)
         }
         HealCommand::Pause {
             playbook,
@@ -378,12 +221,14 @@ pub fn heal(args: HealArgs) -> anyhow::Result<bool> {
         } => {
             let s = scope(playbook, target, all)?;
             let v = post(
+                r,
                 "/api/v1/medic/heal/pause",
                 json!({"scope": s, "reason": reason, "by": by, "duration": duration}),
             )?;
             if !r.print_json(&v)? {
                 println!("paused {s}");
             }
+            Ok(true)
         }
         HealCommand::Resume {
             playbook,
@@ -391,74 +236,262 @@ pub fn heal(args: HealArgs) -> anyhow::Result<bool> {
             all,
         } => {
             let s = scope(playbook, target, all)?;
-            post("/api/v1/medic/heal/resume", json!({"scope": s}))?;
+            post(r, "/api/v1/medic/heal/resume", json!({"scope": s}))?;
             println!("resumed {s}");
+            Ok(true)
         }
-        HealCommand::Pauses => {
-            let v = r.get("/api/v1/medic/heal/pauses", &[])?;
-            if r.print_json(&v)? {
-                return Ok(true);
-            }
-            let rows: Vec<Vec<String>> = v["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    vec![
-                        p["scope"].as_str().unwrap_or("").to_string(),
-                        p["by"].as_str().unwrap_or("").to_string(),
-                        time(&p["at"]),
-                        time(&p["until"]),
-                        p["reason"].as_str().unwrap_or("").to_string(),
-                    ]
-                })
-                .collect();
-            table(&["SCOPE", "BY", "SINCE", "UNTIL", "REASON"], &rows);
+        HealCommand::Pauses => pauses(r),
+        HealCommand::Trust => trust(r),
+        HealCommand::DryRun { playbook, alert } => dry_run(r, playbook, alert),
+    }
+}
+
+fn post(r: &Remote, path: &str, body: Value) -> anyhow::Result<Value> {
+    r.call(reqwest::Method::POST, path, &[], Some(body))
+}
+
+fn list(
+    r: &Remote,
+    playbook: Option<String>,
+    target: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    limit: usize,
+) -> anyhow::Result<bool> {
+    let mut q = vec![("limit", limit.to_string())];
+    q.extend(playbook.map(|v| ("playbook", v)));
+    q.extend(target.map(|v| ("target", v)));
+    q.extend(status.map(|v| ("status", v)));
+    q.extend(since.map(|v| ("since", v)));
+    let v = r.get("/api/v1/medic/heal/executions", &q)?;
+    if r.print_json(&v)? {
+        return Ok(true);
+    }
+    let rows: Vec<Vec<String>> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            vec![
+                text(e, "id"),
+                ms_time(&e["created_at"]),
+                text(e, "playbook"),
+                text(e, "target"),
+                text(e, "status"),
+                text(e, "summary"),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "CREATED", "PLAYBOOK", "TARGET", "STATUS", "SUMMARY"],
+        &rows,
+    );
+    Ok(true)
+}
+
+fn show(r: &Remote, id: String) -> anyhow::Result<bool> {
+    let v = r.get(&format!("/api/v1/medic/heal/executions/{id}"), &[])?;
+    if r.print_json(&v)? {
+        return Ok(true);
+    }
+    let e = &v["data"];
+    println!(
+        "execution {}  playbook {}  target {}",
+        e["id"].as_str().unwrap_or(""),
+        e["playbook"].as_str().unwrap_or(""),
+        e["target"].as_str().unwrap_or("")
+    );
+    println!(
+        "status:    {}{}",
+        e["status"].as_str().unwrap_or(""),
+        if e["dry_run"].as_bool() == Some(true) {
+            " (dry run)"
+        } else {
+            ""
         }
-        HealCommand::Trust => {
-            let v = r.get("/api/v1/medic/heal/trust", &[])?;
-            if r.print_json(&v)? {
-                return Ok(true);
-            }
-            let rows: Vec<Vec<String>> = v["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| {
-                    vec![
-                        t["playbook"].as_str().unwrap_or("").to_string(),
-                        t["cause"].as_str().unwrap_or("").to_string(),
-                        t["action"].as_str().unwrap_or("").to_string(),
-                        format!("{}/{}", t["successes"], t["attempts"]),
-                        t["level"].as_str().unwrap_or("").to_string(),
-                    ]
-                })
-                .collect();
-            table(&["PLAYBOOK", "CAUSE", "ACTION", "OK/TRIED", "LEVEL"], &rows);
-        }
-        HealCommand::DryRun { playbook, alert } => {
-            let text = std::fs::read_to_string(&alert)
-                .with_context(|| format!("cannot read {}", alert.display()))?;
-            let file: medic_heal::plan::AlertFile = medic_model::yaml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?;
-            let path = PathBuf::from(&playbook);
-            let (plan, acts) = if path.is_file() {
-                let pb = medic_heal::Playbook::load(&path)?;
-                medic_heal::plan::dry_run(&pb, &file)
+    );
+    println!("summary:   {}", e["summary"].as_str().unwrap_or(""));
+    println!(
+        "trigger:   {} {}",
+        e["trigger"]["kind"].as_str().unwrap_or(""),
+        e["trigger"]["labels"]
+    );
+    if let Some(d) = e.get("diagnosis").filter(|d| !d.is_null()) {
+        println!(
+            "diagnosis: {} because {} {}",
+            d["cause"].as_str().unwrap_or(""),
+            d["when"].as_str().unwrap_or(""),
+            d["support"]
+        );
+    }
+    if let Some(ev) = e["evidence"].as_object().filter(|ev| !ev.is_empty()) {
+        print_evidence(ev);
+    }
+    println!();
+    let rows: Vec<Vec<String>> = e["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            vec![
+                ms_time(&s["started_at"]),
+                text(s, "kind"),
+                text(s, "name"),
+                text(s, "state"),
+                text(s, "message"),
+            ]
+        })
+        .collect();
+    table(&["AT", "STEP", "NAME", "STATE", "MESSAGE"], &rows);
+    Ok(true)
+}
+
+fn playbooks(r: &Remote) -> anyhow::Result<bool> {
+    let v = r.get("/api/v1/medic/heal/playbooks", &[])?;
+    if r.print_json(&v)? {
+        return Ok(true);
+    }
+    let rows: Vec<Vec<String>> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let state = if p["enabled"].as_bool() != Some(true) {
+                "disabled".to_string()
+            } else if !p["paused"].is_null() {
+                format!("paused by {}", p["paused"]["by"].as_str().unwrap_or(""))
+            } else if p["dry_run"].as_bool() == Some(true) {
+                "dry run".into()
             } else {
-                let v = post(
-                    "/api/v1/medic/heal/dry-run",
-                    json!({"playbook": playbook, "alert": {
-                    "labels": file.labels, "annotations": file.annotations, "evidence": file.evidence}}),
-                )?;
-                (
-                    v["data"]["plan"].as_str().unwrap_or("").to_string(),
-                    v["data"]["would_act"].as_bool().unwrap_or(false),
-                )
+                "active".into()
             };
-            print!("{plan}");
-            return Ok(acts);
+            vec![text(p, "name"), state, text(p, "trigger")]
+        })
+        .collect();
+    table(&["PLAYBOOK", "STATE", "TRIGGER"], &rows);
+    Ok(true)
+}
+
+fn trigger(
+    r: &Remote,
+    playbook: String,
+    labels: Vec<(String, String)>,
+    by: String,
+    wait: bool,
+) -> anyhow::Result<bool> {
+    let labels: serde_json::Map<String, Value> =
+        labels.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let v = post(
+        r,
+        "/api/v1/medic/heal/trigger",
+        json!({"playbook": playbook, "labels": labels, "by": by}),
+    )?;
+    let mut e = v["data"].clone();
+    let id = text(&e, "id");
+    if wait {
+        eprint!("waiting for execution {id}");
+        let mut last = String::new();
+        loop {
+            let status = text(&e, "status");
+            if !["running", "awaiting_approval", "verifying"].contains(&status.as_str()) {
+                break;
+            }
+            if status != last {
+                eprint!(" {status}");
+                last = status;
+            } else {
+                eprint!(".");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            e = r.get(&format!("/api/v1/medic/heal/executions/{id}"), &[])?["data"].clone();
+        }
+        eprintln!();
+    }
+    if !r.print_json(&e)? {
+        let status = e["status"].as_str().unwrap_or("");
+        match e["summary"].as_str().filter(|s| !s.is_empty()) {
+            Some(summary) => println!("execution {id}: {status} — {summary}"),
+            None => println!(
+                "execution {id}: {status}; follow it with `medic heal show {id}`, or wait for it with --wait"
+            ),
         }
     }
+    if wait && e["status"] != "succeeded" && e["status"] != "dry_run" {
+        bail!(
+            "execution {id} ended {}",
+            e["status"].as_str().unwrap_or("?")
+        );
+    }
     Ok(true)
+}
+
+fn pauses(r: &Remote) -> anyhow::Result<bool> {
+    let v = r.get("/api/v1/medic/heal/pauses", &[])?;
+    if r.print_json(&v)? {
+        return Ok(true);
+    }
+    let rows: Vec<Vec<String>> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                text(p, "scope"),
+                text(p, "by"),
+                ms_time(&p["at"]),
+                ms_time(&p["until"]),
+                text(p, "reason"),
+            ]
+        })
+        .collect();
+    table(&["SCOPE", "BY", "SINCE", "UNTIL", "REASON"], &rows);
+    Ok(true)
+}
+
+fn trust(r: &Remote) -> anyhow::Result<bool> {
+    let v = r.get("/api/v1/medic/heal/trust", &[])?;
+    if r.print_json(&v)? {
+        return Ok(true);
+    }
+    let rows: Vec<Vec<String>> = v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            vec![
+                text(t, "playbook"),
+                text(t, "cause"),
+                text(t, "action"),
+                format!("{}/{}", t["successes"], t["attempts"]),
+                text(t, "level"),
+            ]
+        })
+        .collect();
+    table(&["PLAYBOOK", "CAUSE", "ACTION", "OK/TRIED", "LEVEL"], &rows);
+    Ok(true)
+}
+
+fn dry_run(r: &Remote, playbook: String, alert: PathBuf) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(&alert)
+        .with_context(|| format!("cannot read {}", alert.display()))?;
+    let file: medic_heal::plan::AlertFile = medic_model::yaml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", alert.display()))?;
+    let path = PathBuf::from(&playbook);
+    let (plan, acts) = if path.is_file() {
+        let pb = medic_heal::Playbook::load(&path)?;
+        medic_heal::plan::dry_run(&pb, &file)
+    } else {
+        let v = post(
+            r,
+            "/api/v1/medic/heal/dry-run",
+            json!({"playbook": playbook, "alert": {
+            "labels": file.labels, "annotations": file.annotations, "evidence": file.evidence}}),
+        )?;
+        (
+            v["data"]["plan"].as_str().unwrap_or("").to_string(),
+            v["data"]["would_act"].as_bool().unwrap_or(false),
+        )
+    };
+    print!("{plan}");
+    Ok(acts)
 }

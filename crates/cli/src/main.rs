@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod alerts_cmd;
 mod anomaly_cmd;
+mod client;
 mod demo;
 mod heal_cmd;
 mod promql_cmd;

@@ -31,7 +31,7 @@ use scenario::{outcome_mark, spawn_load, Demo, FaultResult};
 use supervisor::{Supervisor, Trouble};
 use view::Timeline;
 
-use crate::alerts_cmd::table_string;
+use crate::client::table_string;
 
 /// The demo configuration, embedded so that the binary runs the demo from anywhere.
 const FILES: &[(&str, &str)] = &[
