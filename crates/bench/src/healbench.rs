@@ -137,57 +137,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let base = server.base.clone();
         let url = format!("{base}/api/v2/alerts");
 
-        // Reaction, one alert at a time.
-        let mut reaction_ms = Vec::new();
-        let mut verified_ms = Vec::new();
-        for i in 0..a.samples {
-            let instance = format!("r{round}-seq-{i}");
-            let body =
-                json!([{"labels": {"alertname": "Down", "bench": "heal", "instance": instance}}]);
-            let sent = now_ms();
-            rt.block_on(async { c.post(&url).json(&body).send().await?.error_for_status() })?;
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let e = rt.block_on(execution(&c, &base, &instance))?;
-                if let Some(e) = e.as_ref().filter(|e| e["status"] == "succeeded") {
-                    let started = e["action_started_at"].as_i64().context("no action start")?;
-                    let ended = e["finished_at"].as_i64().context("no end")?;
-                    reaction_ms.push((started - sent) as f64);
-                    verified_ms.push((ended - sent) as f64);
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("execution for {instance} did not succeed: {e:?}");
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
+        let (reaction_ms, verified_ms) = sequential(&rt, &c, &base, &url, round, a.samples)?;
 
-        // The storm.
-        let alerts: Vec<Value> = (0..a.storm)
-            .map(|i| json!({"labels": {"alertname": "Down", "bench": "heal", "instance": format!("r{round}-storm-{i}")}}))
-            .collect();
-        let bodies: Vec<Bytes> = alerts
-            .chunks(64)
-            .map(|c| Bytes::from(serde_json::to_vec(c).expect("json")))
-            .collect();
-        let before = rt.block_on(counter_sum(&c, &base, "medic_heal_executions_total"))?;
-        let t = Instant::now();
-        rt.block_on(ingest::post_concurrently(&c, &url, bodies, 4, JSON))?;
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let n = rt.block_on(counter_sum(&c, &base, "medic_heal_executions_total"))? - before;
-            if n >= a.storm as f64 {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("only {n} of {} storm executions ended", a.storm);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let judged_per_s = a.storm as f64 / t.elapsed().as_secs_f64();
-        let actions =
-            rt.block_on(counter_sum(&c, &base, "medic_heal_actions_total"))? - a.samples as f64;
+        let (judged_per_s, actions) = storm(&rt, &c, &base, &url, round, &a)?;
         drop(server);
 
         let recovery_ms = recovery(&a.medic, &rt, &c)?;
@@ -205,6 +157,85 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             recovery_ms,
         });
     }
+    print_table(&a, &rounds);
+    Ok(())
+}
+
+type Rt = tokio::runtime::Runtime;
+
+/// Reaction, one alert at a time: (alert → action started, alert → verified) in ms.
+fn sequential(
+    rt: &Rt,
+    c: &reqwest::Client,
+    base: &str,
+    url: &str,
+    round: usize,
+    samples: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    // Reaction, one alert at a time.
+    let mut reaction_ms = Vec::new();
+    let mut verified_ms = Vec::new();
+    for i in 0..samples {
+        let instance = format!("r{round}-seq-{i}");
+        let body =
+            json!([{"labels": {"alertname": "Down", "bench": "heal", "instance": instance}}]);
+        let sent = now_ms();
+        rt.block_on(async { c.post(url).json(&body).send().await?.error_for_status() })?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let e = rt.block_on(execution(c, base, &instance))?;
+            if let Some(e) = e.as_ref().filter(|e| e["status"] == "succeeded") {
+                let started = e["action_started_at"].as_i64().context("no action start")?;
+                let ended = e["finished_at"].as_i64().context("no end")?;
+                reaction_ms.push((started - sent) as f64);
+                verified_ms.push((ended - sent) as f64);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("execution for {instance} did not succeed: {e:?}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok((reaction_ms, verified_ms))
+}
+
+/// The storm: executions judged per second, and the actions run.
+fn storm(
+    rt: &Rt,
+    c: &reqwest::Client,
+    base: &str,
+    url: &str,
+    round: usize,
+    a: &Args,
+) -> anyhow::Result<(f64, f64)> {
+    let alerts: Vec<Value> = (0..a.storm)
+        .map(|i| json!({"labels": {"alertname": "Down", "bench": "heal", "instance": format!("r{round}-storm-{i}")}}))
+        .collect();
+    let bodies: Vec<Bytes> = alerts
+        .chunks(64)
+        .map(|c| Bytes::from(serde_json::to_vec(c).expect("json")))
+        .collect();
+    let before = rt.block_on(counter_sum(c, base, "medic_heal_executions_total"))?;
+    let t = Instant::now();
+    rt.block_on(ingest::post_concurrently(c, url, bodies, 4, JSON))?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let n = rt.block_on(counter_sum(c, base, "medic_heal_executions_total"))? - before;
+        if n >= a.storm as f64 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {n} of {} storm executions ended", a.storm);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let judged_per_s = a.storm as f64 / t.elapsed().as_secs_f64();
+    let actions = rt.block_on(counter_sum(c, base, "medic_heal_actions_total"))? - a.samples as f64;
+    Ok((judged_per_s, actions))
+}
+
+fn print_table(a: &Args, rounds: &[Round]) {
     let all = |f: fn(&Round) -> &Vec<f64>| -> Vec<f64> {
         rounds.iter().flat_map(|r| f(r).clone()).collect()
     };
@@ -237,7 +268,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "| service crash → restart verified (scrape 1s, rule 1s) | {:.0} ms |",
         median(rounds.iter().map(|r| r.recovery_ms).collect())
     );
-    Ok(())
 }
 
 /// Crashes a real service and measures until medic's restart is verified.

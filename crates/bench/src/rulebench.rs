@@ -152,40 +152,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let load_start = Instant::now();
         // In time order, 5 minutes at a time, as it would have arrived (both stores refuse
         // samples far behind their newest).
-        let mut from = t0 - a.hours * 3_600_000 - 60_000;
-        while from < t0 {
-            let to = (from + 300_000).min(t0);
-            rt.block_on(post_all(
-                &c,
-                &server.base,
-                requests(&specs, &data, from, to, 2000),
-            ))?;
-            from = to;
-        }
+        load_history(&rt, &c, &server.base, &specs, &data, t0, a.hours)?;
         eprintln!(
             "{target}: loaded in {:.0} s",
             load_start.elapsed().as_secs_f64()
         );
 
         // Fresh samples every 5 s from here on, as scrapes would bring them.
-        let feeding = Arc::new(AtomicBool::new(true));
-        let feeder = {
-            let (feeding, c, base) = (feeding.clone(), c.clone(), server.base.clone());
-            let specs = workload::series(a.series, 42);
-            let data = Arc::new(data);
-            rt.spawn(async move {
-                let mut sent_to = t0;
-                while feeding.load(Ordering::SeqCst) {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    let now = now_ms();
-                    let reqs = requests(&specs, &data, sent_to, now, 5000);
-                    sent_to = now;
-                    if let Err(e) = post_all(&c, &base, reqs).await {
-                        eprintln!("feeding {base}: {e}");
-                    }
-                }
-            })
-        };
+        let (feeding, feeder) = spawn_feeder(&rt, &c, &server.base, a.series, data, t0);
 
         std::fs::write(rules_dir.path().join("rules.yml"), &rules)?;
         let reload = rt.block_on(async {
@@ -198,108 +172,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let pid = server.child.id();
         let cpu_before = proc::cpu_seconds(pid);
         let eval_start = Instant::now();
-        let mut peak_rss = 0;
 
-        // Each group's (evaluation time → duration), until every group has rounds+1.
-        let mut seen: HashMap<String, BTreeMap<i64, f64>> = HashMap::new();
-        let deadline =
-            Instant::now() + Duration::from_secs_f64(interval_s * (a.rounds as f64 + 4.0) + 120.0);
-        let dur_name = format!("{prefix}_rule_group_last_duration_seconds");
-        let ts_name = format!("{prefix}_rule_group_last_evaluation_timestamp_seconds");
-        let mut missed;
-        loop {
-            std::thread::sleep(Duration::from_millis(500));
-            peak_rss = peak_rss.max(proc::status_bytes(pid, "VmRSS:"));
-            let text = rt.block_on(async {
-                c.get(format!("{}/metrics", server.base))
-                    .send()
-                    .await?
-                    .text()
-                    .await
-            })?;
-            let durs: HashMap<&str, f64> = metric_lines(&text, &dur_name).into_iter().collect();
-            for (labels, ts) in metric_lines(&text, &ts_name) {
-                if ts <= 0.0 {
-                    continue;
-                }
-                if let Some(d) = durs.get(labels) {
-                    seen.entry(labels.to_string())
-                        .or_default()
-                        .insert((ts * 1000.0) as i64, *d);
-                }
-            }
-            missed = metric_lines(
-                &text,
-                &format!("{prefix}_rule_group_iterations_missed_total"),
-            )
-            .iter()
-            .map(|x| x.1)
-            .sum();
-            let groups_done = seen.len() >= 7 && seen.values().all(|m| m.len() > a.rounds);
-            if groups_done {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{target}: groups did not complete {} evaluations in time: {:?}",
-                    a.rounds + 1,
-                    seen.iter().map(|(g, m)| (g, m.len())).collect::<Vec<_>>()
-                );
-            }
-        }
+        let (seen, missed, peak_rss) =
+            watch_groups(&rt, &c, &server.base, pid, prefix, &a, interval_s, target)?;
         let cpu_seconds = proc::cpu_seconds(pid) - cpu_before;
         let eval_wall = eval_start.elapsed().as_secs_f64();
-        let rules_json: serde_json::Value = rt.block_on(async {
-            c.get(format!("{}/api/v1/rules", server.base))
-                .send()
-                .await?
-                .json()
-                .await
-        })?;
-        let mut unhealthy = Vec::new();
-        for g in rules_json["data"]["groups"]
-            .as_array()
-            .context("rules API")?
-        {
-            for r in g["rules"].as_array().context("rules API")? {
-                if r["health"] != "ok" {
-                    unhealthy.push(format!("{}: {}", r["name"], r["lastError"]));
-                }
-            }
-        }
+        let unhealthy = unhealthy_rules(&rt, &c, &server.base)?;
         // What the recording rules produced, to check both did the same work.
-        let recorded: serde_json::Value = rt.block_on(async {
-            c.get(format!("{}/api/v1/query", server.base))
-                .query(&[("query", "count({__name__=~\".+:.+\"})")])
-                .send()
-                .await?
-                .json()
-                .await
-        })?;
-        let recorded: f64 = recorded["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
+        let recorded = recorded_series(&rt, &c, &server.base)?;
         feeding.store(false, Ordering::SeqCst);
         let _ = rt.block_on(feeder);
-        // Round k is every group's k-th evaluation (the first, which restores state, skipped).
-        let rounds: Vec<f64> = (1..=a.rounds)
-            .map(|k| {
-                seen.values()
-                    .map(|m| m.values().nth(k).unwrap_or(&0.0))
-                    .sum()
-            })
-            .collect();
-        let groups = seen
-            .iter()
-            .map(|(g, m)| {
-                let name = g
-                    .rsplit_once(';')
-                    .map(|x| x.1.trim_end_matches("\"}").to_string())
-                    .unwrap_or_else(|| g.clone());
-                (name, median(m.values().skip(1).copied().collect()))
-            })
-            .collect();
+        let (rounds, groups) = per_round(&seen, a.rounds);
         eprintln!(
             "{target}: rounds {:?} s; {cpu_seconds:.1} CPU-s over {eval_wall:.0} s",
             rounds
@@ -318,6 +201,188 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     report(&a, n_rules, &outcomes);
     Ok(())
+}
+
+type Rt = tokio::runtime::Runtime;
+
+/// Per rule group: evaluation time (ms) → duration (s).
+type Evaluations = HashMap<String, BTreeMap<i64, f64>>;
+
+/// Loads the history in time order, 5 minutes at a time, as it would have arrived (both stores
+/// refuse samples far behind their newest).
+fn load_history(
+    rt: &Rt,
+    c: &reqwest::Client,
+    base: &str,
+    specs: &[workload::SeriesSpec],
+    data: &[Vec<medic_model::Sample>],
+    t0: i64,
+    hours: i64,
+) -> anyhow::Result<()> {
+    let mut from = t0 - hours * 3_600_000 - 60_000;
+    while from < t0 {
+        let to = (from + 300_000).min(t0);
+        rt.block_on(post_all(c, base, requests(specs, data, from, to, 2000)))?;
+        from = to;
+    }
+    Ok(())
+}
+
+/// Fresh samples every 5 s from `t0` on, as scrapes would bring them, until the flag drops.
+fn spawn_feeder(
+    rt: &Rt,
+    c: &reqwest::Client,
+    base: &str,
+    series: usize,
+    data: Vec<Vec<medic_model::Sample>>,
+    t0: i64,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let feeding = Arc::new(AtomicBool::new(true));
+    let feeder = {
+        let (feeding, c, base) = (feeding.clone(), c.clone(), base.to_string());
+        let specs = workload::series(series, 42);
+        let data = Arc::new(data);
+        rt.spawn(async move {
+            let mut sent_to = t0;
+            while feeding.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let now = now_ms();
+                let reqs = requests(&specs, &data, sent_to, now, 5000);
+                sent_to = now;
+                if let Err(e) = post_all(&c, &base, reqs).await {
+                    eprintln!("feeding {base}: {e}");
+                }
+            }
+        })
+    };
+    (feeding, feeder)
+}
+
+/// Each group's (evaluation time → duration) from `/metrics`, until every group has
+/// `rounds + 1` evaluations; the iterations missed and the peak RSS.
+#[allow(clippy::too_many_arguments)]
+fn watch_groups(
+    rt: &Rt,
+    c: &reqwest::Client,
+    base: &str,
+    pid: u32,
+    prefix: &str,
+    a: &Args,
+    interval_s: f64,
+    target: &str,
+) -> anyhow::Result<(Evaluations, f64, u64)> {
+    let mut peak_rss = 0;
+    // Each group's (evaluation time → duration), until every group has rounds+1.
+    let mut seen: HashMap<String, BTreeMap<i64, f64>> = HashMap::new();
+    let deadline =
+        Instant::now() + Duration::from_secs_f64(interval_s * (a.rounds as f64 + 4.0) + 120.0);
+    let dur_name = format!("{prefix}_rule_group_last_duration_seconds");
+    let ts_name = format!("{prefix}_rule_group_last_evaluation_timestamp_seconds");
+    let mut missed;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        peak_rss = peak_rss.max(proc::status_bytes(pid, "VmRSS:"));
+        let text = rt.block_on(async {
+            c.get(format!("{}/metrics", base))
+                .send()
+                .await?
+                .text()
+                .await
+        })?;
+        let durs: HashMap<&str, f64> = metric_lines(&text, &dur_name).into_iter().collect();
+        for (labels, ts) in metric_lines(&text, &ts_name) {
+            if ts <= 0.0 {
+                continue;
+            }
+            if let Some(d) = durs.get(labels) {
+                seen.entry(labels.to_string())
+                    .or_default()
+                    .insert((ts * 1000.0) as i64, *d);
+            }
+        }
+        missed = metric_lines(
+            &text,
+            &format!("{prefix}_rule_group_iterations_missed_total"),
+        )
+        .iter()
+        .map(|x| x.1)
+        .sum();
+        let groups_done = seen.len() >= 7 && seen.values().all(|m| m.len() > a.rounds);
+        if groups_done {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{target}: groups did not complete {} evaluations in time: {:?}",
+                a.rounds + 1,
+                seen.iter().map(|(g, m)| (g, m.len())).collect::<Vec<_>>()
+            );
+        }
+    }
+    Ok((seen, missed, peak_rss))
+}
+
+fn unhealthy_rules(rt: &Rt, c: &reqwest::Client, base: &str) -> anyhow::Result<Vec<String>> {
+    let rules_json: serde_json::Value = rt.block_on(async {
+        c.get(format!("{base}/api/v1/rules"))
+            .send()
+            .await?
+            .json()
+            .await
+    })?;
+    let mut unhealthy = Vec::new();
+    for g in rules_json["data"]["groups"]
+        .as_array()
+        .context("rules API")?
+    {
+        for r in g["rules"].as_array().context("rules API")? {
+            if r["health"] != "ok" {
+                unhealthy.push(format!("{}: {}", r["name"], r["lastError"]));
+            }
+        }
+    }
+    Ok(unhealthy)
+}
+
+/// What the recording rules produced, to check both did the same work.
+fn recorded_series(rt: &Rt, c: &reqwest::Client, base: &str) -> anyhow::Result<f64> {
+    let recorded: serde_json::Value = rt.block_on(async {
+        c.get(format!("{}/api/v1/query", base))
+            .query(&[("query", "count({__name__=~\".+:.+\"})")])
+            .send()
+            .await?
+            .json()
+            .await
+    })?;
+    let recorded: f64 = recorded["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Ok(recorded)
+}
+
+/// Round k is every group's k-th evaluation (the first, which restores state, skipped); and
+/// each group's median.
+fn per_round(seen: &Evaluations, n: usize) -> (Vec<f64>, BTreeMap<String, f64>) {
+    // Round k is every group's k-th evaluation (the first, which restores state, skipped).
+    let rounds: Vec<f64> = (1..=n)
+        .map(|k| {
+            seen.values()
+                .map(|m| m.values().nth(k).unwrap_or(&0.0))
+                .sum()
+        })
+        .collect();
+    let groups = seen
+        .iter()
+        .map(|(g, m)| {
+            let name = g
+                .rsplit_once(';')
+                .map(|x| x.1.trim_end_matches("\"}").to_string())
+                .unwrap_or_else(|| g.clone());
+            (name, median(m.values().skip(1).copied().collect()))
+        })
+        .collect();
+    (rounds, groups)
 }
 
 fn report(a: &Args, n_rules: usize, outcomes: &[Outcome]) {

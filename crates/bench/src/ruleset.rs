@@ -55,8 +55,24 @@ pub fn rule_file(interval: &str) -> (String, usize) {
         out: String::from("groups:\n"),
         count: 0,
     };
-    let node = r#"job="node""#;
+    node_exporter_rules(&mut r);
+    node_exporter_cluster(&mut r);
+    node_exporter(&mut r);
+    api_rules(&mut r);
+    api_slo_rules(&mut r);
+    api_slo(&mut r);
+    api_alerts(&mut r);
 
+    // Every group evaluates at the same interval.
+    let out = r
+        .out
+        .replace("  rules:\n", &format!("  interval: {interval}\n  rules:\n"));
+    (out, r.count)
+}
+
+/// The `node-exporter.rules` group.
+fn node_exporter_rules(r: &mut Rules) {
+    let node = r#"job="node""#;
     r.group("node-exporter.rules");
     r.record(
         "instance:node_num_cpu:sum",
@@ -126,7 +142,10 @@ pub fn rule_file(interval: &str) -> (String, usize) {
         "instance:node_uptime:seconds",
         &format!("time() - node_boot_time_seconds{{{node}}}"),
     );
+}
 
+/// The `node-exporter.cluster` group.
+fn node_exporter_cluster(r: &mut Rules) {
     r.group("node-exporter.cluster");
     for w in ["1m", "5m", "15m", "1h"] {
         r.record(
@@ -175,7 +194,11 @@ pub fn rule_file(interval: &str) -> (String, usize) {
         "max by (mountpoint) (instance_mountpoint:node_filesystem_used:ratio)",
     );
     r.record("cluster:node_count:sum", "count(instance:node_num_cpu:sum)");
+}
 
+/// The `node-exporter` group.
+fn node_exporter(r: &mut Rules) {
+    let node = r#"job="node""#;
     r.group("node-exporter");
     for (sev, pct, h) in [("warning", 15, "24"), ("critical", 10, "4")] {
         r.alert(
@@ -274,7 +297,10 @@ pub fn rule_file(interval: &str) -> (String, usize) {
         "info",
         "{{ $labels.instance }} rebooted {{ $value | humanizeDuration }} ago.",
     );
+}
 
+/// The `api.rules` group.
+fn api_rules(r: &mut Rules) {
     let api = r#"job="api""#;
     r.group("api.rules");
     for w in ["1m", "5m", "30m", "1h"] {
@@ -345,7 +371,11 @@ pub fn rule_file(interval: &str) -> (String, usize) {
         "job:go_goroutines:max",
         &format!("max by (job) (go_goroutines{{{api}}})"),
     );
+}
 
+/// The `api.slo.rules` group.
+fn api_slo_rules(r: &mut Rules) {
+    let api = r#"job="api""#;
     r.group("api.slo.rules");
     for w in SLO_WINDOWS {
         r.record(
@@ -367,7 +397,10 @@ pub fn rule_file(interval: &str) -> (String, usize) {
             );
         }
     }
+}
 
+/// The `api.slo` group.
+fn api_slo(r: &mut Rules) {
     r.group("api.slo");
     for h in HANDLERS {
         for (long, short, factor, sev) in [
@@ -385,7 +418,11 @@ pub fn rule_file(interval: &str) -> (String, usize) {
             );
         }
     }
+}
 
+/// The `api.alerts` group.
+fn api_alerts(r: &mut Rules) {
+    let api = r#"job="api""#;
     r.group("api.alerts");
     for h in HANDLERS {
         for q in ["90", "99"] {
@@ -454,12 +491,6 @@ pub fn rule_file(interval: &str) -> (String, usize) {
         "warning",
         "{{ $labels.instance }} uses {{ $value | humanizePercentage }} of a CPU.",
     );
-
-    // Every group evaluates at the same interval.
-    let out = r
-        .out
-        .replace("  rules:\n", &format!("  interval: {interval}\n  rules:\n"));
-    (out, r.count)
 }
 
 fn mp_name(mp: &str) -> String {

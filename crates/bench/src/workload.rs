@@ -64,267 +64,296 @@ pub fn series(n: usize, seed: u64) -> Vec<SeriesSpec> {
         if out.len() < n / 2 || svc * 140 > host * 55 + n / 2 {
             let inst = format!("node-{host:04}:9100");
             let off = (rng.next_u64() % 14_999 + 1) as i64;
-            for cpu in 0..4 {
-                for (mode, share) in [
-                    ("user", 0.2),
-                    ("system", 0.05),
-                    ("idle", 0.7),
-                    ("iowait", 0.01),
-                    ("irq", 0.001),
-                    ("softirq", 0.005),
-                    ("steal", 0.002),
-                    ("nice", 0.0005),
-                ] {
-                    out.push(SeriesSpec {
-                        labels: l(&[
-                            ("__name__", "node_cpu_seconds_total"),
-                            ("job", "node"),
-                            ("instance", &inst),
-                            ("cpu", &cpu.to_string()),
-                            ("mode", mode),
-                        ]),
-                        kind: Kind::Counter {
-                            rate: share * (0.6 + rng.f() * 0.8),
-                            decimals: 2,
-                        },
-                        offset_ms: off,
-                        seed: rng.next_u64(),
-                    });
-                }
-            }
-            for (name, base) in [
-                ("node_memory_MemAvailable_bytes", 6e9),
-                ("node_memory_MemFree_bytes", 2e9),
-                ("node_memory_Cached_bytes", 3e9),
-                ("node_memory_Buffers_bytes", 3e8),
-                ("node_memory_MemTotal_bytes", 16e9),
-            ] {
-                let amp = if name.ends_with("Total_bytes") {
-                    0.0
-                } else {
-                    base * 0.2
-                };
-                out.push(SeriesSpec {
-                    labels: l(&[("__name__", name), ("job", "node"), ("instance", &inst)]),
-                    kind: Kind::Gauge {
-                        base,
-                        amp,
-                        noise: amp * 0.05,
-                        step: 4096.0,
-                    },
-                    offset_ms: off,
-                    seed: rng.next_u64(),
-                });
-            }
-            for mp in ["/", "/var", "/home"] {
-                let size = 1e11 * (1.0 + rng.f());
-                out.push(SeriesSpec {
-                    labels: l(&[
-                        ("__name__", "node_filesystem_avail_bytes"),
-                        ("job", "node"),
-                        ("instance", &inst),
-                        ("mountpoint", mp),
-                        ("fstype", "ext4"),
-                    ]),
-                    kind: Kind::Trend {
-                        start: size * 0.6,
-                        per_sec: -(rng.f() * 2e4),
-                        step: 4096.0,
-                    },
-                    offset_ms: off,
-                    seed: rng.next_u64(),
-                });
-                out.push(SeriesSpec {
-                    labels: l(&[
-                        ("__name__", "node_filesystem_size_bytes"),
-                        ("job", "node"),
-                        ("instance", &inst),
-                        ("mountpoint", mp),
-                        ("fstype", "ext4"),
-                    ]),
-                    kind: Kind::Gauge {
-                        base: size.round(),
-                        amp: 0.0,
-                        noise: 0.0,
-                        step: 4096.0,
-                    },
-                    offset_ms: off,
-                    seed: rng.next_u64(),
-                });
-            }
-            for dev in ["eth0", "eth1"] {
-                for name in [
-                    "node_network_receive_bytes_total",
-                    "node_network_transmit_bytes_total",
-                ] {
-                    out.push(SeriesSpec {
-                        labels: l(&[
-                            ("__name__", name),
-                            ("job", "node"),
-                            ("instance", &inst),
-                            ("device", dev),
-                        ]),
-                        kind: Kind::Counter {
-                            rate: 1e5 + rng.f() * 1e6,
-                            decimals: 0,
-                        },
-                        offset_ms: off,
-                        seed: rng.next_u64(),
-                    });
-                }
-            }
-            for dev in ["sda", "sdb"] {
-                for name in [
-                    "node_disk_read_bytes_total",
-                    "node_disk_written_bytes_total",
-                ] {
-                    out.push(SeriesSpec {
-                        labels: l(&[
-                            ("__name__", name),
-                            ("job", "node"),
-                            ("instance", &inst),
-                            ("device", dev),
-                        ]),
-                        kind: Kind::Counter {
-                            rate: 1e4 + rng.f() * 1e5,
-                            decimals: 0,
-                        },
-                        offset_ms: off,
-                        seed: rng.next_u64(),
-                    });
-                }
-            }
-            for name in ["node_load1", "node_load5", "node_load15"] {
-                out.push(SeriesSpec {
-                    labels: l(&[("__name__", name), ("job", "node"), ("instance", &inst)]),
-                    kind: Kind::Gauge {
-                        base: 1.5,
-                        amp: 1.0,
-                        noise: 0.3,
-                        step: 0.01,
-                    },
-                    offset_ms: off,
-                    seed: rng.next_u64(),
-                });
-            }
-            out.push(SeriesSpec {
-                labels: l(&[
-                    ("__name__", "node_boot_time_seconds"),
-                    ("job", "node"),
-                    ("instance", &inst),
-                ]),
-                kind: Kind::Gauge {
-                    base: 1.69e9,
-                    amp: 0.0,
-                    noise: 0.0,
-                    step: 1.0,
-                },
-                offset_ms: off,
-                seed: rng.next_u64(),
-            });
+            node_cpu(&mut out, &mut rng, &inst, off);
+            node_memory(&mut out, &mut rng, &inst, off);
+            node_filesystems(&mut out, &mut rng, &inst, off);
+            node_network(&mut out, &mut rng, &inst, off);
+            node_disks(&mut out, &mut rng, &inst, off);
+            node_load(&mut out, &mut rng, &inst, off);
             host += 1;
         } else {
             let inst = format!("api-{svc:04}:8080");
             let off = (rng.next_u64() % 14_999 + 1) as i64;
-            let handlers = ["/api/users", "/api/orders", "/api/search", "/health"];
-            for h in handlers {
-                let rps = 5.0 + rng.f() * 50.0;
-                for method in ["GET", "POST"] {
-                    for (status, share) in [("200", 0.97), ("404", 0.02), ("500", 0.01)] {
-                        out.push(SeriesSpec {
-                            labels: l(&[
-                                ("__name__", "http_requests_total"),
-                                ("job", "api"),
-                                ("instance", &inst),
-                                ("handler", h),
-                                ("method", method),
-                                ("status", status),
-                            ]),
-                            kind: Kind::Counter {
-                                rate: rps * share * 0.5,
-                                decimals: 0,
-                            },
-                            offset_ms: off,
-                            seed: rng.next_u64(),
-                        });
-                    }
-                    let les = [
-                        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
-                        "10", "+Inf",
-                    ];
-                    for (i, le) in les.iter().enumerate() {
-                        let share = 1.0 - (-(i as f64 + 1.0) / 2.5).exp();
-                        let share = if *le == "+Inf" { 1.0 } else { share };
-                        out.push(SeriesSpec {
-                            labels: l(&[
-                                ("__name__", "http_request_duration_seconds_bucket"),
-                                ("job", "api"),
-                                ("instance", &inst),
-                                ("handler", h),
-                                ("method", method),
-                                ("le", le),
-                            ]),
-                            kind: Kind::Counter {
-                                rate: rps * 0.5 * share,
-                                decimals: 0,
-                            },
-                            offset_ms: off,
-                            seed: rng.next_u64(),
-                        });
-                    }
-                    for (name, rate, dec) in [
-                        ("http_request_duration_seconds_sum", rps * 0.04, 3),
-                        ("http_request_duration_seconds_count", rps * 0.5, 0),
-                    ] {
-                        out.push(SeriesSpec {
-                            labels: l(&[
-                                ("__name__", name),
-                                ("job", "api"),
-                                ("instance", &inst),
-                                ("handler", h),
-                                ("method", method),
-                            ]),
-                            kind: Kind::Counter {
-                                rate,
-                                decimals: dec,
-                            },
-                            offset_ms: off,
-                            seed: rng.next_u64(),
-                        });
-                    }
-                }
-            }
-            for (name, base, step) in [
-                ("process_resident_memory_bytes", 2.5e8, 4096.0),
-                ("process_open_fds", 120.0, 1.0),
-                ("go_goroutines", 80.0, 1.0),
-                ("process_cpu_seconds_total", 0.0, 0.01),
-            ] {
-                let kind = if name.ends_with("_total") {
-                    Kind::Counter {
-                        rate: 0.3,
-                        decimals: 2,
-                    }
-                } else {
-                    Kind::Gauge {
-                        base,
-                        amp: base * 0.1,
-                        noise: base * 0.03,
-                        step,
-                    }
-                };
-                out.push(SeriesSpec {
-                    labels: l(&[("__name__", name), ("job", "api"), ("instance", &inst)]),
-                    kind,
-                    offset_ms: off,
-                    seed: rng.next_u64(),
-                });
-            }
+            api_service(&mut out, &mut rng, &inst, off);
             svc += 1;
         }
     }
     out.truncate(n);
     out
+}
+
+fn node_cpu(out: &mut Vec<SeriesSpec>, rng: &mut Rng, inst: &str, off: i64) {
+    for cpu in 0..4 {
+        for (mode, share) in [
+            ("user", 0.2),
+            ("system", 0.05),
+            ("idle", 0.7),
+            ("iowait", 0.01),
+            ("irq", 0.001),
+            ("softirq", 0.005),
+            ("steal", 0.002),
+            ("nice", 0.0005),
+        ] {
+            out.push(SeriesSpec {
+                labels: l(&[
+                    ("__name__", "node_cpu_seconds_total"),
+                    ("job", "node"),
+                    ("instance", inst),
+                    ("cpu", &cpu.to_string()),
+                    ("mode", mode),
+                ]),
+                kind: Kind::Counter {
+                    rate: share * (0.6 + rng.f() * 0.8),
+                    decimals: 2,
+                },
+                offset_ms: off,
+                seed: rng.next_u64(),
+            });
+        }
+    }
+}
+
+fn node_memory(out: &mut Vec<SeriesSpec>, rng: &mut Rng, inst: &str, off: i64) {
+    for (name, base) in [
+        ("node_memory_MemAvailable_bytes", 6e9),
+        ("node_memory_MemFree_bytes", 2e9),
+        ("node_memory_Cached_bytes", 3e9),
+        ("node_memory_Buffers_bytes", 3e8),
+        ("node_memory_MemTotal_bytes", 16e9),
+    ] {
+        let amp = if name.ends_with("Total_bytes") {
+            0.0
+        } else {
+            base * 0.2
+        };
+        out.push(SeriesSpec {
+            labels: l(&[("__name__", name), ("job", "node"), ("instance", inst)]),
+            kind: Kind::Gauge {
+                base,
+                amp,
+                noise: amp * 0.05,
+                step: 4096.0,
+            },
+            offset_ms: off,
+            seed: rng.next_u64(),
+        });
+    }
+}
+
+fn node_filesystems(out: &mut Vec<SeriesSpec>, rng: &mut Rng, inst: &str, off: i64) {
+    for mp in ["/", "/var", "/home"] {
+        let size = 1e11 * (1.0 + rng.f());
+        out.push(SeriesSpec {
+            labels: l(&[
+                ("__name__", "node_filesystem_avail_bytes"),
+                ("job", "node"),
+                ("instance", inst),
+                ("mountpoint", mp),
+                ("fstype", "ext4"),
+            ]),
+            kind: Kind::Trend {
+                start: size * 0.6,
+                per_sec: -(rng.f() * 2e4),
+                step: 4096.0,
+            },
+            offset_ms: off,
+            seed: rng.next_u64(),
+        });
+        out.push(SeriesSpec {
+            labels: l(&[
+                ("__name__", "node_filesystem_size_bytes"),
+                ("job", "node"),
+                ("instance", inst),
+                ("mountpoint", mp),
+                ("fstype", "ext4"),
+            ]),
+            kind: Kind::Gauge {
+                base: size.round(),
+                amp: 0.0,
+                noise: 0.0,
+                step: 4096.0,
+            },
+            offset_ms: off,
+            seed: rng.next_u64(),
+        });
+    }
+}
+
+fn node_network(out: &mut Vec<SeriesSpec>, rng: &mut Rng, inst: &str, off: i64) {
+    for dev in ["eth0", "eth1"] {
+        for name in [
+            "node_network_receive_bytes_total",
+            "node_network_transmit_bytes_total",
+        ] {
+            out.push(SeriesSpec {
+                labels: l(&[
+                    ("__name__", name),
+                    ("job", "node"),
+                    ("instance", inst),
+                    ("device", dev),
+                ]),
+                kind: Kind::Counter {
+                    rate: 1e5 + rng.f() * 1e6,
+                    decimals: 0,
+                },
+                offset_ms: off,
+                seed: rng.next_u64(),
+            });
+        }
+    }
+}
+
+fn node_disks(out: &mut Vec<SeriesSpec>, rng: &mut Rng, inst: &str, off: i64) {
+    for dev in ["sda", "sdb"] {
+        for name in [
+            "node_disk_read_bytes_total",
+            "node_disk_written_bytes_total",
+        ] {
+            out.push(SeriesSpec {
+                labels: l(&[
+                    ("__name__", name),
+                    ("job", "node"),
+                    ("instance", inst),
+                    ("device", dev),
+                ]),
+                kind: Kind::Counter {
+                    rate: 1e4 + rng.f() * 1e5,
+                    decimals: 0,
+                },
+                offset_ms: off,
+                seed: rng.next_u64(),
+            });
+        }
+    }
+}
+
+fn node_load(out: &mut Vec<SeriesSpec>, rng: &mut Rng, inst: &str, off: i64) {
+    for name in ["node_load1", "node_load5", "node_load15"] {
+        out.push(SeriesSpec {
+            labels: l(&[("__name__", name), ("job", "node"), ("instance", inst)]),
+            kind: Kind::Gauge {
+                base: 1.5,
+                amp: 1.0,
+                noise: 0.3,
+                step: 0.01,
+            },
+            offset_ms: off,
+            seed: rng.next_u64(),
+        });
+    }
+    out.push(SeriesSpec {
+        labels: l(&[
+            ("__name__", "node_boot_time_seconds"),
+            ("job", "node"),
+            ("instance", inst),
+        ]),
+        kind: Kind::Gauge {
+            base: 1.69e9,
+            amp: 0.0,
+            noise: 0.0,
+            step: 1.0,
+        },
+        offset_ms: off,
+        seed: rng.next_u64(),
+    });
+}
+
+/// An HTTP service's series.
+fn api_service(out: &mut Vec<SeriesSpec>, rng: &mut Rng, inst: &str, off: i64) {
+    let handlers = ["/api/users", "/api/orders", "/api/search", "/health"];
+    for h in handlers {
+        let rps = 5.0 + rng.f() * 50.0;
+        for method in ["GET", "POST"] {
+            for (status, share) in [("200", 0.97), ("404", 0.02), ("500", 0.01)] {
+                out.push(SeriesSpec {
+                    labels: l(&[
+                        ("__name__", "http_requests_total"),
+                        ("job", "api"),
+                        ("instance", inst),
+                        ("handler", h),
+                        ("method", method),
+                        ("status", status),
+                    ]),
+                    kind: Kind::Counter {
+                        rate: rps * share * 0.5,
+                        decimals: 0,
+                    },
+                    offset_ms: off,
+                    seed: rng.next_u64(),
+                });
+            }
+            let les = [
+                "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
+                "+Inf",
+            ];
+            for (i, le) in les.iter().enumerate() {
+                let share = 1.0 - (-(i as f64 + 1.0) / 2.5).exp();
+                let share = if *le == "+Inf" { 1.0 } else { share };
+                out.push(SeriesSpec {
+                    labels: l(&[
+                        ("__name__", "http_request_duration_seconds_bucket"),
+                        ("job", "api"),
+                        ("instance", inst),
+                        ("handler", h),
+                        ("method", method),
+                        ("le", le),
+                    ]),
+                    kind: Kind::Counter {
+                        rate: rps * 0.5 * share,
+                        decimals: 0,
+                    },
+                    offset_ms: off,
+                    seed: rng.next_u64(),
+                });
+            }
+            for (name, rate, dec) in [
+                ("http_request_duration_seconds_sum", rps * 0.04, 3),
+                ("http_request_duration_seconds_count", rps * 0.5, 0),
+            ] {
+                out.push(SeriesSpec {
+                    labels: l(&[
+                        ("__name__", name),
+                        ("job", "api"),
+                        ("instance", inst),
+                        ("handler", h),
+                        ("method", method),
+                    ]),
+                    kind: Kind::Counter {
+                        rate,
+                        decimals: dec,
+                    },
+                    offset_ms: off,
+                    seed: rng.next_u64(),
+                });
+            }
+        }
+    }
+    for (name, base, step) in [
+        ("process_resident_memory_bytes", 2.5e8, 4096.0),
+        ("process_open_fds", 120.0, 1.0),
+        ("go_goroutines", 80.0, 1.0),
+        ("process_cpu_seconds_total", 0.0, 0.01),
+    ] {
+        let kind = if name.ends_with("_total") {
+            Kind::Counter {
+                rate: 0.3,
+                decimals: 2,
+            }
+        } else {
+            Kind::Gauge {
+                base,
+                amp: base * 0.1,
+                noise: base * 0.03,
+                step,
+            }
+        };
+        out.push(SeriesSpec {
+            labels: l(&[("__name__", name), ("job", "api"), ("instance", inst)]),
+            kind,
+            offset_ms: off,
+            seed: rng.next_u64(),
+        });
+    }
 }
 
 fn round(v: f64, step: f64) -> f64 {
