@@ -94,21 +94,7 @@ pub fn prepare(
         .iter()
         .filter(|a| st.inhibitor.mutes(&a.labels, now).is_none())
         .collect();
-    // Time windows: the whole group is held outside active intervals or inside mute ones.
-    let active = &route.opts.active_time_intervals;
-    if !active.is_empty()
-        && !active
-            .iter()
-            .any(|n| st.intervals.get(n).is_some_and(|i| any_contains(i, now)))
-    {
-        return Err(Quiet::TimeMuted);
-    }
-    if route
-        .opts
-        .mute_time_intervals
-        .iter()
-        .any(|n| st.intervals.get(n).is_some_and(|i| any_contains(i, now)))
-    {
+    if time_muted(route, st, now) {
         return Err(Quiet::TimeMuted);
     }
     // Silences.
@@ -119,47 +105,104 @@ pub fn prepare(
     if alerts.is_empty() {
         return Err(Quiet::AllMuted);
     }
-    let firing: HashSet<Fingerprint> = alerts
-        .iter()
-        .filter(|a| !a.resolved_at(now))
-        .map(|a| a.fingerprint())
-        .collect();
-    let resolved: HashSet<Fingerprint> = alerts
-        .iter()
-        .filter(|a| a.resolved_at(now))
-        .map(|a| a.fingerprint())
-        .collect();
-    let acked = st
-        .acks
-        .get(&flush.key)
-        .is_some_and(|a| a.covers(&firing, now));
-    // A group whose every firing alert is being repaired is treated like an acknowledged one.
-    let acked = acked || (!firing.is_empty() && firing.iter().all(|f| st.repairs.contains_key(f)));
-    // An acknowledged group is not repeated; changes still go out.
-    let repeat = if acked {
-        i64::MAX / 4
-    } else {
-        route.opts.repeat_interval
-    };
-
+    let b = Batch::new(flush, route, st, alerts, now);
     let mut out = Vec::new();
-    let add = |receiver: &str, escalation: Option<&str>, out: &mut Vec<Delivery>| {
+    b.add(&flush.receiver, None, &mut out);
+    b.escalate(&mut out);
+    if out.is_empty() {
+        Err(Quiet::UpToDate)
+    } else {
+        Ok(out)
+    }
+}
+
+/// The whole group is held outside its route's active intervals or inside mute ones.
+fn time_muted(route: &Route, st: &Stages, now: i64) -> bool {
+    let inside = |n: &String| st.intervals.get(n).is_some_and(|i| any_contains(i, now));
+    let active = &route.opts.active_time_intervals;
+    (!active.is_empty() && !active.iter().any(inside))
+        || route.opts.mute_time_intervals.iter().any(inside)
+}
+
+/// A flushed group's alerts after inhibition and silences, and what follows from them.
+struct Batch<'a> {
+    flush: &'a Flush,
+    route: &'a Route,
+    st: &'a Stages<'a>,
+    alerts: Vec<&'a Alert>,
+    firing: HashSet<Fingerprint>,
+    resolved: HashSet<Fingerprint>,
+    /// Acknowledged, or every firing alert under repair: not repeated, not escalated.
+    acked: bool,
+    repeat: i64,
+    now: i64,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        flush: &'a Flush,
+        route: &'a Route,
+        st: &'a Stages<'a>,
+        alerts: Vec<&'a Alert>,
+        now: i64,
+    ) -> Self {
+        let firing: HashSet<Fingerprint> = alerts
+            .iter()
+            .filter(|a| !a.resolved_at(now))
+            .map(|a| a.fingerprint())
+            .collect();
+        let resolved: HashSet<Fingerprint> = alerts
+            .iter()
+            .filter(|a| a.resolved_at(now))
+            .map(|a| a.fingerprint())
+            .collect();
+        let acked = st
+            .acks
+            .get(&flush.key)
+            .is_some_and(|a| a.covers(&firing, now));
+        // A group whose every firing alert is being repaired is treated like an acknowledged
+        // one.
+        let acked =
+            acked || (!firing.is_empty() && firing.iter().all(|f| st.repairs.contains_key(f)));
+        // An acknowledged group is not repeated; changes still go out.
+        let repeat = if acked {
+            i64::MAX / 4
+        } else {
+            route.opts.repeat_interval
+        };
+        Batch {
+            flush,
+            route,
+            st,
+            alerts,
+            firing,
+            resolved,
+            acked,
+            repeat,
+            now,
+        }
+    }
+
+    /// A delivery per integration of `receiver` that has something new to say.
+    fn add(&self, receiver: &str, escalation: Option<&str>, out: &mut Vec<Delivery>) {
+        let (st, now) = (self.st, self.now);
         let Some(integrations) = st.receivers.get(receiver) else {
             return;
         };
         for (i, integ) in integrations.iter().enumerate() {
-            let key = nflog::entry_key(&flush.key, receiver, &integ.name);
+            let key = nflog::entry_key(&self.flush.key, receiver, &integ.name);
             if !nflog::needs_update(
                 st.nflog.get(&key),
-                &firing,
-                &resolved,
+                &self.firing,
+                &self.resolved,
                 integ.send_resolved,
-                repeat,
+                self.repeat,
                 now,
             ) {
                 continue;
             }
-            let msg: Vec<Alert> = alerts
+            let msg: Vec<Alert> = self
+                .alerts
                 .iter()
                 .filter(|a| integ.send_resolved || !a.resolved_at(now))
                 .map(|a| {
@@ -173,59 +216,59 @@ pub fn prepare(
                 })
                 .collect();
             out.push(Delivery {
-                group_key: flush.key.clone(),
+                group_key: self.flush.key.clone(),
                 receiver: receiver.to_string(),
                 integration: i,
                 integration_name: integ.name.clone(),
-                group_labels: flush.group_labels.clone(),
+                group_labels: self.flush.group_labels.clone(),
                 send: !msg.is_empty(),
                 alerts: msg,
-                firing: sorted(&firing),
-                resolved: sorted(&resolved),
-                repeat_interval: route.opts.repeat_interval,
+                firing: sorted(&self.firing),
+                resolved: sorted(&self.resolved),
+                repeat_interval: self.route.opts.repeat_interval,
                 escalation: escalation.map(str::to_string),
             });
         }
-    };
-    add(&flush.receiver, None, &mut out);
-    if !acked && !firing.is_empty() {
-        let firing_alerts: Vec<&&Alert> = alerts.iter().filter(|a| !a.resolved_at(now)).collect();
-        let started = firing_alerts
-            .iter()
-            .map(|a| a.starts_at)
-            .min()
-            .unwrap_or(now);
-        for step in st.escalations {
-            if step.receiver == flush.receiver || now < started + step.after {
-                continue;
-            }
-            if firing_alerts
-                .iter()
-                .any(|a| matches_all(&step.matchers, &a.labels))
-            {
-                add(&step.receiver, Some(&step.policy), &mut out);
-            }
-        }
-    } else if !firing.is_empty() || !resolved.is_empty() {
-        // Escalation receivers that were paged hear about resolution too.
-        for step in st.escalations {
-            if step.receiver != flush.receiver
-                && st.receivers.get(&step.receiver).is_some_and(|is| {
-                    is.iter().any(|i| {
-                        st.nflog
-                            .get(&nflog::entry_key(&flush.key, &step.receiver, &i.name))
-                            .is_some_and(|e| !e.firing.is_empty())
-                    })
-                })
-            {
-                add(&step.receiver, Some(&step.policy), &mut out);
-            }
-        }
     }
-    if out.is_empty() {
-        Err(Quiet::UpToDate)
-    } else {
-        Ok(out)
+
+    /// Escalation receivers whose deadline passed for a firing, unacknowledged group; and
+    /// those already paged, who hear about the resolution too.
+    fn escalate(&self, out: &mut Vec<Delivery>) {
+        let (st, flush, now) = (self.st, self.flush, self.now);
+        if !self.acked && !self.firing.is_empty() {
+            let firing_alerts: Vec<&&Alert> =
+                self.alerts.iter().filter(|a| !a.resolved_at(now)).collect();
+            let started = firing_alerts
+                .iter()
+                .map(|a| a.starts_at)
+                .min()
+                .unwrap_or(now);
+            for step in st.escalations {
+                if step.receiver == flush.receiver || now < started + step.after {
+                    continue;
+                }
+                if firing_alerts
+                    .iter()
+                    .any(|a| matches_all(&step.matchers, &a.labels))
+                {
+                    self.add(&step.receiver, Some(&step.policy), out);
+                }
+            }
+        } else if !self.firing.is_empty() || !self.resolved.is_empty() {
+            for step in st.escalations {
+                if step.receiver != flush.receiver
+                    && st.receivers.get(&step.receiver).is_some_and(|is| {
+                        is.iter().any(|i| {
+                            st.nflog
+                                .get(&nflog::entry_key(&flush.key, &step.receiver, &i.name))
+                                .is_some_and(|e| !e.firing.is_empty())
+                        })
+                    })
+                {
+                    self.add(&step.receiver, Some(&step.policy), out);
+                }
+            }
+        }
     }
 }
 
