@@ -246,242 +246,278 @@ impl Evaluator<'_> {
                 let v = self.eval_vector(args[0], t)?;
                 Value::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN })
             }
-            "timestamp" => {
-                // The timestamp of the sample each series' selector picked.
-                let e = strip_parens(args[0]);
-                let vec = match e {
-                    Expr::VectorSelector(vs) => {
-                        let series = self.series(vs)?;
-                        let te = self.shifted(t, &vs.at, &vs.offset);
-                        let lookback = self.opts.lookback_ms;
-                        series
-                            .iter()
-                            .filter_map(|s| {
-                                let end = s.samples.partition_point(|x| x.t <= te);
-                                let last = *s.samples.get(end.checked_sub(1)?)?;
-                                (last.t > te - lookback && !medic_model::is_stale_nan(last.v)).then(
-                                    || VectorSample {
-                                        drop_name: true,
-                                        labels: s.labels.clone(),
-                                        t,
-                                        v: last.t as f64 / 1000.0,
-                                    },
-                                )
-                            })
-                            .collect()
-                    }
-                    _ => self
-                        .eval_vector(e, t)?
-                        .into_iter()
-                        .map(|s| VectorSample {
-                            drop_name: true,
-                            labels: s.labels.clone(),
-                            t,
-                            v: s.t as f64 / 1000.0,
-                        })
-                        .collect(),
-                };
-                Value::Vector(vec)
-            }
-            "absent" | "absent_over_time" => {
-                let empty = if name == "absent" {
-                    self.eval_vector(args[0], t)?.is_empty()
-                } else {
-                    self.range_arg(args[0], t)?.is_empty()
-                };
-                Value::Vector(if empty {
-                    vec![VectorSample {
-                        drop_name: false,
-                        labels: absent_labels(args[0]),
-                        t,
-                        v: 1.0,
-                    }]
-                } else {
-                    Vec::new()
-                })
-            }
+            "timestamp" => self.misc_timestamp(args, t)?,
+            "absent" | "absent_over_time" => self.misc_absent(name, args, t)?,
             "sort" | "sort_desc" => {
                 let mut v = self.eval_vector(args[0], t)?;
                 v.sort_by(|a, b| crate::aggregate::cmp_nan_last(a.v, b.v, name == "sort_desc"));
                 Value::Vector(v)
             }
-            "sort_by_label" | "sort_by_label_desc" => {
-                let mut names = Vec::new();
-                for a in &args[1..] {
-                    match self.eval(a, t)? {
-                        Value::String(s) => names.push(s),
-                        other => {
-                            return Err(Error::Eval(format!(
-                                "expected string, got {}",
-                                other.type_name()
-                            )))
-                        }
-                    }
-                }
-                let mut v = self.eval_vector(args[0], t)?;
-                v.sort_by(|a, b| {
-                    let mut o = std::cmp::Ordering::Equal;
-                    for n in &names {
-                        o = natural_cmp(
-                            a.labels.get(n).unwrap_or(""),
-                            b.labels.get(n).unwrap_or(""),
-                        );
-                        if o != std::cmp::Ordering::Equal {
-                            break;
-                        }
-                    }
-                    if o == std::cmp::Ordering::Equal {
-                        o = a.labels.cmp(&b.labels);
-                    }
-                    if name == "sort_by_label_desc" {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                });
-                Value::Vector(v)
-            }
-            "label_replace" => {
-                let strs = self.string_args(&args[1..], t)?;
-                let (dst, repl, src, re) = (&strs[0], &strs[1], &strs[2], &strs[3]);
-                let regex = regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
-                    Error::Eval(format!(
-                        "invalid regular expression in label_replace(): {re}: {e}"
-                    ))
-                })?;
-                check_destination(dst, "label_replace")?;
-                let v = self.eval_vector(args[0], t)?;
-                let mut out = Vec::with_capacity(v.len());
-                for mut s in v {
-                    let val = s.labels.get(src).unwrap_or("").to_string();
-                    if let Some(caps) = regex.captures(&val) {
-                        let mut res = String::new();
-                        caps.expand(repl, &mut res);
-                        set_label(&mut s, dst, res);
-                    }
-                    out.push(s);
-                }
-                super::check_unique_labels(&out)?;
-                Value::Vector(out)
-            }
-            "label_join" => {
-                let strs = self.string_args(&args[1..], t)?;
-                let (dst, sep) = (&strs[0], &strs[1]);
-                check_destination(dst, "label_join")?;
-                let v = self.eval_vector(args[0], t)?;
-                let mut out = Vec::with_capacity(v.len());
-                for mut s in v {
-                    let joined: Vec<&str> = strs[2..]
-                        .iter()
-                        .map(|n| s.labels.get(n).unwrap_or(""))
-                        .collect();
-                    let joined = joined.join(sep);
-                    set_label(&mut s, dst, joined);
-                    out.push(s);
-                }
-                super::check_unique_labels(&out)?;
-                Value::Vector(out)
-            }
+            "sort_by_label" | "sort_by_label_desc" => self.misc_sort_by_label(name, args, t)?,
+            "label_replace" => self.misc_label_replace(args, t)?,
+            "label_join" => self.misc_label_join(args, t)?,
             "histogram_quantile" | "histogram_fraction" => {
-                let params: Vec<f64> = if name == "histogram_quantile" {
-                    vec![self.eval_scalar(args[0], t)?]
-                } else {
-                    vec![self.eval_scalar(args[0], t)?, self.eval_scalar(args[1], t)?]
-                };
-                let v = self.eval_vector(args[params.len()], t)?;
-                let (order, mut groups) = bucket_groups(v);
-                let mut out = Vec::new();
-                for g in order {
-                    let mut b = groups.remove(&g).unwrap_or_default();
-                    out.push(VectorSample {
-                        drop_name: true,
-                        labels: g,
-                        t,
-                        v: if name == "histogram_quantile" {
-                            bucket_quantile(params[0], &mut b)
-                        } else {
-                            bucket_fraction(params[0], params[1], &mut b)
-                        },
-                    });
-                }
-                Value::Vector(out)
+                self.misc_histogram_quantile(name, args, t)?
             }
-            "histogram_quantiles" => {
-                // histogram_quantiles(v, "label", q1, q2, …): one series per histogram and
-                // quantile, the quantile in the given label.
-                let dst = self.string_args(&args[1..2], t)?.remove(0);
-                if !medic_model::is_valid_label_name(&dst) {
-                    return Err(Error::Eval(format!("invalid label name {dst:?}")));
-                }
-                let qs = args[2..]
-                    .iter()
-                    .map(|a| self.eval_scalar(a, t))
-                    .collect::<Result<Vec<f64>, Error>>()?;
-                let (order, groups) = bucket_groups(self.eval_vector(args[0], t)?);
-                let mut out = Vec::with_capacity(order.len() * qs.len());
-                for &q in &qs {
-                    let label = format_quantile_label(q);
-                    for g in &order {
-                        let mut b = groups[g].clone();
-                        let mut lb = g.to_builder();
-                        lb.set(dst.as_str(), label.clone());
-                        out.push(VectorSample {
-                            drop_name: true,
-                            labels: lb.build(),
-                            t,
-                            v: bucket_quantile(q, &mut b),
-                        });
-                    }
-                }
-                // Names are dropped when evaluation finishes, which fails on label sets that
-                // then collide (two histograms differing only in name, or `label` clashing).
-                super::check_unique_labels(&out)?;
-                Value::Vector(out)
-            }
+            "histogram_quantiles" => self.misc_histogram_quantiles(args, t)?,
             "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year"
-            | "days_in_month" | "month" | "year" => {
-                let inputs: Vec<VectorSample> = if args.is_empty() {
-                    vec![VectorSample {
-                        drop_name: false,
-                        labels: Labels::empty(),
-                        t,
-                        v: t as f64 / 1000.0,
-                    }]
-                } else {
-                    self.eval_vector(args[0], t)?
-                        .into_iter()
-                        .map(|s| VectorSample {
-                            drop_name: true,
-                            ..s
-                        })
-                        .collect()
-                };
-                Value::Vector(
-                    inputs
-                        .into_iter()
-                        .map(|mut s| {
-                            if !s.v.is_finite() {
-                                return s;
-                            }
-                            let (y, mo, d, h, mi, dow, doy) = civil(s.v);
-                            s.v = match name {
-                                "minute" => mi,
-                                "hour" => h,
-                                "day_of_week" => dow,
-                                "day_of_month" => d,
-                                "day_of_year" => doy,
-                                "days_in_month" => days_in_month(y, mo),
-                                "month" => mo,
-                                _ => y,
-                            } as f64;
-                            s
-                        })
-                        .collect(),
-                )
-            }
+            | "days_in_month" | "month" | "year" => self.misc_minute(name, args, t)?,
             _ => return Ok(None),
         };
         Ok(Some(v))
+    }
+
+    fn misc_sort_by_label(&mut self, name: &str, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        Ok({
+            let mut names = Vec::new();
+            for a in &args[1..] {
+                match self.eval(a, t)? {
+                    Value::String(s) => names.push(s),
+                    other => {
+                        return Err(Error::Eval(format!(
+                            "expected string, got {}",
+                            other.type_name()
+                        )))
+                    }
+                }
+            }
+            let mut v = self.eval_vector(args[0], t)?;
+            v.sort_by(|a, b| {
+                let mut o = std::cmp::Ordering::Equal;
+                for n in &names {
+                    o = natural_cmp(a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                    if o != std::cmp::Ordering::Equal {
+                        break;
+                    }
+                }
+                if o == std::cmp::Ordering::Equal {
+                    o = a.labels.cmp(&b.labels);
+                }
+                if name == "sort_by_label_desc" {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+            Value::Vector(v)
+        })
+    }
+
+    fn misc_histogram_quantiles(&mut self, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        Ok({
+            // histogram_quantiles(v, "label", q1, q2, …): one series per histogram and
+            // quantile, the quantile in the given label.
+            let dst = self.string_args(&args[1..2], t)?.remove(0);
+            if !medic_model::is_valid_label_name(&dst) {
+                return Err(Error::Eval(format!("invalid label name {dst:?}")));
+            }
+            let qs = args[2..]
+                .iter()
+                .map(|a| self.eval_scalar(a, t))
+                .collect::<Result<Vec<f64>, Error>>()?;
+            let (order, groups) = bucket_groups(self.eval_vector(args[0], t)?);
+            let mut out = Vec::with_capacity(order.len() * qs.len());
+            for &q in &qs {
+                let label = format_quantile_label(q);
+                for g in &order {
+                    let mut b = groups[g].clone();
+                    let mut lb = g.to_builder();
+                    lb.set(dst.as_str(), label.clone());
+                    out.push(VectorSample {
+                        drop_name: true,
+                        labels: lb.build(),
+                        t,
+                        v: bucket_quantile(q, &mut b),
+                    });
+                }
+            }
+            // Names are dropped when evaluation finishes, which fails on label sets that
+            // then collide (two histograms differing only in name, or `label` clashing).
+            super::check_unique_labels(&out)?;
+            Value::Vector(out)
+        })
+    }
+
+    fn misc_minute(&mut self, name: &str, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        Ok({
+            let inputs: Vec<VectorSample> = if args.is_empty() {
+                vec![VectorSample {
+                    drop_name: false,
+                    labels: Labels::empty(),
+                    t,
+                    v: t as f64 / 1000.0,
+                }]
+            } else {
+                self.eval_vector(args[0], t)?
+                    .into_iter()
+                    .map(|s| VectorSample {
+                        drop_name: true,
+                        ..s
+                    })
+                    .collect()
+            };
+            Value::Vector(
+                inputs
+                    .into_iter()
+                    .map(|mut s| {
+                        if !s.v.is_finite() {
+                            return s;
+                        }
+                        let (y, mo, d, h, mi, dow, doy) = civil(s.v);
+                        s.v = match name {
+                            "minute" => mi,
+                            "hour" => h,
+                            "day_of_week" => dow,
+                            "day_of_month" => d,
+                            "day_of_year" => doy,
+                            "days_in_month" => days_in_month(y, mo),
+                            "month" => mo,
+                            _ => y,
+                        } as f64;
+                        s
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn misc_timestamp(&mut self, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        Ok({
+            // The timestamp of the sample each series' selector picked.
+            let e = strip_parens(args[0]);
+            let vec = match e {
+                Expr::VectorSelector(vs) => {
+                    let series = self.series(vs)?;
+                    let te = self.shifted(t, &vs.at, &vs.offset);
+                    let lookback = self.opts.lookback_ms;
+                    series
+                        .iter()
+                        .filter_map(|s| {
+                            let end = s.samples.partition_point(|x| x.t <= te);
+                            let last = *s.samples.get(end.checked_sub(1)?)?;
+                            (last.t > te - lookback && !medic_model::is_stale_nan(last.v)).then(
+                                || VectorSample {
+                                    drop_name: true,
+                                    labels: s.labels.clone(),
+                                    t,
+                                    v: last.t as f64 / 1000.0,
+                                },
+                            )
+                        })
+                        .collect()
+                }
+                _ => self
+                    .eval_vector(e, t)?
+                    .into_iter()
+                    .map(|s| VectorSample {
+                        drop_name: true,
+                        labels: s.labels.clone(),
+                        t,
+                        v: s.t as f64 / 1000.0,
+                    })
+                    .collect(),
+            };
+            Value::Vector(vec)
+        })
+    }
+
+    fn misc_absent(&mut self, name: &str, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        Ok({
+            let empty = if name == "absent" {
+                self.eval_vector(args[0], t)?.is_empty()
+            } else {
+                self.range_arg(args[0], t)?.is_empty()
+            };
+            Value::Vector(if empty {
+                vec![VectorSample {
+                    drop_name: false,
+                    labels: absent_labels(args[0]),
+                    t,
+                    v: 1.0,
+                }]
+            } else {
+                Vec::new()
+            })
+        })
+    }
+
+    fn misc_label_replace(&mut self, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        Ok({
+            let strs = self.string_args(&args[1..], t)?;
+            let (dst, repl, src, re) = (&strs[0], &strs[1], &strs[2], &strs[3]);
+            let regex = regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| {
+                Error::Eval(format!(
+                    "invalid regular expression in label_replace(): {re}: {e}"
+                ))
+            })?;
+            check_destination(dst, "label_replace")?;
+            let v = self.eval_vector(args[0], t)?;
+            let mut out = Vec::with_capacity(v.len());
+            for mut s in v {
+                let val = s.labels.get(src).unwrap_or("").to_string();
+                if let Some(caps) = regex.captures(&val) {
+                    let mut res = String::new();
+                    caps.expand(repl, &mut res);
+                    set_label(&mut s, dst, res);
+                }
+                out.push(s);
+            }
+            super::check_unique_labels(&out)?;
+            Value::Vector(out)
+        })
+    }
+
+    fn misc_label_join(&mut self, args: &[&Expr], t: i64) -> Result<Value, Error> {
+        Ok({
+            let strs = self.string_args(&args[1..], t)?;
+            let (dst, sep) = (&strs[0], &strs[1]);
+            check_destination(dst, "label_join")?;
+            let v = self.eval_vector(args[0], t)?;
+            let mut out = Vec::with_capacity(v.len());
+            for mut s in v {
+                let joined: Vec<&str> = strs[2..]
+                    .iter()
+                    .map(|n| s.labels.get(n).unwrap_or(""))
+                    .collect();
+                let joined = joined.join(sep);
+                set_label(&mut s, dst, joined);
+                out.push(s);
+            }
+            super::check_unique_labels(&out)?;
+            Value::Vector(out)
+        })
+    }
+
+    fn misc_histogram_quantile(
+        &mut self,
+        name: &str,
+        args: &[&Expr],
+        t: i64,
+    ) -> Result<Value, Error> {
+        Ok({
+            let params: Vec<f64> = if name == "histogram_quantile" {
+                vec![self.eval_scalar(args[0], t)?]
+            } else {
+                vec![self.eval_scalar(args[0], t)?, self.eval_scalar(args[1], t)?]
+            };
+            let v = self.eval_vector(args[params.len()], t)?;
+            let (order, mut groups) = bucket_groups(v);
+            let mut out = Vec::new();
+            for g in order {
+                let mut b = groups.remove(&g).unwrap_or_default();
+                out.push(VectorSample {
+                    drop_name: true,
+                    labels: g,
+                    t,
+                    v: if name == "histogram_quantile" {
+                        bucket_quantile(params[0], &mut b)
+                    } else {
+                        bucket_fraction(params[0], params[1], &mut b)
+                    },
+                });
+            }
+            Value::Vector(out)
+        })
     }
 
     fn string_args(&mut self, args: &[&Expr], t: i64) -> Result<Vec<String>, Error> {
