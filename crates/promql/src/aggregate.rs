@@ -142,6 +142,153 @@ fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
     modifier.map_or_else(Labels::empty, |m| project(labels, m))
 }
 
+/// A vector's samples by group, groups in order of first appearance (for stable output).
+struct Groups {
+    order: Vec<Labels>,
+    members: HashMap<Labels, Vec<VectorSample>>,
+}
+
+impl Groups {
+    fn of(
+        input: Vec<VectorSample>,
+        modifier: Option<&LabelModifier>,
+        label: Option<&str>,
+    ) -> Groups {
+        let mut g = Groups {
+            order: Vec::new(),
+            members: HashMap::new(),
+        };
+        for s in input {
+            let mut key = group_labels(&s.labels, modifier);
+            if let Some(l) = label {
+                let mut b = key.to_builder();
+                b.set(l, crate::value::format_value(s.v));
+                key = b.build();
+            }
+            match g.members.get_mut(&key) {
+                Some(v) => v.push(s),
+                None => {
+                    g.order.push(key.clone());
+                    g.members.insert(key, vec![s]);
+                }
+            }
+        }
+        g
+    }
+
+    /// Each group with its members, in order.
+    fn into_iter(mut self) -> impl Iterator<Item = (Labels, Vec<VectorSample>)> {
+        self.order.into_iter().map(move |k| {
+            let m = self.members.remove(&k).unwrap_or_default();
+            (k, m)
+        })
+    }
+}
+
+fn scalar_param(param: &Option<Value>, name: &str) -> Result<f64, Error> {
+    match param {
+        Some(Value::Scalar(v)) => Ok(*v),
+        _ => Err(Error::Eval(format!("{name} requires a scalar parameter"))),
+    }
+}
+
+/// The label `count_values` writes the value into.
+fn count_values_label(op: &str, param: &Option<Value>) -> Result<Option<String>, Error> {
+    match (op, param) {
+        ("count_values", Some(Value::String(s))) => {
+            if !medic_model::is_valid_label_name(s) {
+                return Err(Error::Eval(format!("invalid label name {s:?}")));
+            }
+            Ok(Some(s.clone()))
+        }
+        ("count_values", _) => Err(Error::Eval(
+            "count_values requires a string parameter".into(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// `topk`, `bottomk`, `limitk`: the first k members of each group (by value, NaN last, for
+/// topk/bottomk; in input order for limitk).
+fn select_k(op: &str, k: f64, groups: Groups, t: i64) -> Result<Value, Error> {
+    if k.is_nan() {
+        return Err(Error::Eval("Parameter value is NaN".into()));
+    }
+    let k = if k >= 1.0 {
+        k.min(i64::MAX as f64) as usize
+    } else {
+        0
+    };
+    let mut out = Vec::new();
+    for (_, mut members) in groups.into_iter() {
+        if op != "limitk" {
+            members.sort_by(|x, y| cmp_nan_last(x.v, y.v, op == "topk"));
+        }
+        out.extend(members.into_iter().take(k).map(|mut s| {
+            s.t = t;
+            s
+        }));
+    }
+    Ok(Value::Vector(out))
+}
+
+/// `limit_ratio`: a series is kept by where its label hash falls in [0, 1), as Prometheus's
+/// HashRatioSampler does, so the same series are kept at every step and a ratio r and its
+/// complement r-1 partition the input.
+fn limit_ratio(r: f64, groups: Groups, t: i64) -> Result<Value, Error> {
+    if r.is_nan() {
+        return Err(Error::Eval("Ratio value is NaN".into()));
+    }
+    let r = r.clamp(-1.0, 1.0);
+    let mut out = Vec::new();
+    if r == 0.0 {
+        return Ok(Value::Vector(out));
+    }
+    for (_, members) in groups.into_iter() {
+        for mut s in members {
+            let offset = s.labels.prometheus_hash() as f64 / u64::MAX as f64;
+            let keep = if r >= 0.0 {
+                offset < r
+            } else {
+                offset >= 1.0 + r
+            };
+            if keep {
+                s.t = t;
+                out.push(s);
+            }
+        }
+    }
+    Ok(Value::Vector(out))
+}
+
+/// One value per group.
+fn fold(op: &str, param: &Option<Value>, members: &[VectorSample]) -> Result<f64, Error> {
+    let vals = || members.iter().map(|s| s.v);
+    Ok(match op {
+        "sum" => {
+            let (s, c) = vals().fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
+            s + c
+        }
+        "avg" => mean(vals()),
+        "count" | "count_values" => members.len() as f64,
+        "group" => 1.0,
+        "min" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
+        "max" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
+        "stdvar" => variance(vals()),
+        "stddev" => variance(vals()).sqrt(),
+        "quantile" => {
+            let q = scalar_param(param, "quantile")?;
+            let mut v: Vec<f64> = vals().collect();
+            quantile(q, &mut v)
+        }
+        other => {
+            return Err(Error::Eval(format!(
+                "aggregation {other:?} is not supported yet"
+            )))
+        }
+    })
+}
+
 impl Evaluator<'_> {
     pub(crate) fn aggregate(&mut self, a: &AggregateExpr, t: i64) -> Result<Value, Error> {
         let op = a.op.to_string().to_lowercase();
@@ -150,127 +297,18 @@ impl Evaluator<'_> {
             None => None,
         };
         let input = self.eval_vector(&a.expr, t)?;
-        let modifier = a.modifier.as_ref();
-        // Groups in order of first appearance, for stable output.
-        let mut order: Vec<Labels> = Vec::new();
-        let mut groups: HashMap<Labels, Vec<VectorSample>> = HashMap::new();
-        let count_values_label = match (&op[..], &param) {
-            ("count_values", Some(Value::String(s))) => {
-                if !medic_model::is_valid_label_name(s) {
-                    return Err(Error::Eval(format!("invalid label name {s:?}")));
-                }
-                Some(s.clone())
-            }
-            ("count_values", _) => {
-                return Err(Error::Eval(
-                    "count_values requires a string parameter".into(),
-                ))
-            }
-            _ => None,
-        };
-        for s in input {
-            let mut g = group_labels(&s.labels, modifier);
-            if let Some(l) = &count_values_label {
-                let mut b = g.to_builder();
-                b.set(l.as_str(), crate::value::format_value(s.v));
-                g = b.build();
-            }
-            match groups.get_mut(&g) {
-                Some(v) => v.push(s),
-                None => {
-                    order.push(g.clone());
-                    groups.insert(g, vec![s]);
-                }
-            }
-        }
-        let scalar_param = |name: &str| -> Result<f64, Error> {
-            match &param {
-                Some(Value::Scalar(v)) => Ok(*v),
-                _ => Err(Error::Eval(format!("{name} requires a scalar parameter"))),
-            }
-        };
-        let mut out = Vec::new();
+        let label = count_values_label(&op, &param)?;
+        let groups = Groups::of(input, a.modifier.as_ref(), label.as_deref());
         match &op[..] {
             "topk" | "bottomk" | "limitk" => {
-                let k = scalar_param(&op)?;
-                if k.is_nan() {
-                    return Err(Error::Eval("Parameter value is NaN".into()));
-                }
-                let k = if k >= 1.0 {
-                    k.min(i64::MAX as f64) as usize
-                } else {
-                    0
-                };
-                for g in &order {
-                    let mut members = groups.remove(g).unwrap_or_default();
-                    // topk/bottomk: NaN sorts last for both. limitk: the first k members of
-                    // each group, in input order.
-                    if op != "limitk" {
-                        members.sort_by(|x, y| cmp_nan_last(x.v, y.v, op == "topk"));
-                    }
-                    out.extend(members.into_iter().take(k).map(|mut s| {
-                        s.t = t;
-                        s
-                    }));
-                }
-                return Ok(Value::Vector(out));
+                return select_k(&op, scalar_param(&param, &op)?, groups, t)
             }
-            "limit_ratio" => {
-                let r = scalar_param(&op)?;
-                if r.is_nan() {
-                    return Err(Error::Eval("Ratio value is NaN".into()));
-                }
-                let r = r.clamp(-1.0, 1.0);
-                if r == 0.0 {
-                    return Ok(Value::Vector(Vec::new()));
-                }
-                // A series is kept by where its label hash falls in [0, 1), as Prometheus's
-                // HashRatioSampler does, so the same series are kept at every step and a
-                // ratio r and its complement r-1 partition the input.
-                for g in &order {
-                    for mut s in groups.remove(g).unwrap_or_default() {
-                        let offset = s.labels.prometheus_hash() as f64 / u64::MAX as f64;
-                        let keep = if r >= 0.0 {
-                            offset < r
-                        } else {
-                            offset >= 1.0 + r
-                        };
-                        if keep {
-                            s.t = t;
-                            out.push(s);
-                        }
-                    }
-                }
-                return Ok(Value::Vector(out));
-            }
+            "limit_ratio" => return limit_ratio(scalar_param(&param, &op)?, groups, t),
             _ => {}
         }
-        for g in order {
-            let members = groups.remove(&g).unwrap_or_default();
-            let vals = || members.iter().map(|s| s.v);
-            let v = match &op[..] {
-                "sum" => {
-                    let (s, c) = vals().fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
-                    s + c
-                }
-                "avg" => mean(vals()),
-                "count" | "count_values" => members.len() as f64,
-                "group" => 1.0,
-                "min" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
-                "max" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
-                "stdvar" => variance(vals()),
-                "stddev" => variance(vals()).sqrt(),
-                "quantile" => {
-                    let q = scalar_param("quantile")?;
-                    let mut v: Vec<f64> = vals().collect();
-                    quantile(q, &mut v)
-                }
-                other => {
-                    return Err(Error::Eval(format!(
-                        "aggregation {other:?} is not supported yet"
-                    )))
-                }
-            };
+        let mut out = Vec::new();
+        for (g, members) in groups.into_iter() {
+            let v = fold(&op, &param, &members)?;
             // The group drops its name if any member's name was marked for removal.
             let drop_name = members.iter().any(|m| m.drop_name);
             out.push(VectorSample {
