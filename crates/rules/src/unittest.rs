@@ -322,33 +322,10 @@ fn run_group(
         Err(e) => return vec![e],
     };
     // Input samples, in time order, appended as evaluation reaches them.
-    let mut input: Vec<(i64, Labels, f64)> = Vec::new();
-    for s in &tg.input_series {
-        let labels = match parse_labels(&s.series) {
-            Ok((l, rest)) if rest.trim().is_empty() => l,
-            Ok((_, rest)) => {
-                return vec![format!(
-                    "series {:?}: unexpected {:?}",
-                    s.series,
-                    rest.trim()
-                )]
-            }
-            Err(e) => return vec![format!("series {:?}: {e}", s.series)],
-        };
-        let items = match expand(&s.values) {
-            Ok(i) => i,
-            Err(e) => return vec![format!("series {:?}: values {:?}: {e}", s.series, s.values)],
-        };
-        for (i, it) in items.iter().enumerate() {
-            let t = mint + i as i64 * interval.as_millis() as i64;
-            match it {
-                Item::Value(v) => input.push((t, labels.clone(), *v)),
-                Item::Stale => input.push((t, labels.clone(), STALE_NAN)),
-                Item::Gap => {}
-            }
-        }
-    }
-    input.sort_by_key(|(t, _, _)| *t);
+    let input = match input_samples(tg, mint, interval) {
+        Ok(i) => i,
+        Err(e) => return vec![e],
+    };
     let external_labels = Labels::from_pairs(
         tg.external_labels
             .iter()
@@ -387,18 +364,8 @@ fn run_group(
     } else {
         format!("    name: {},\n", tg.name)
     };
-    for a in &tg.alert_rule_test {
-        if a.alertname.is_empty() {
-            let in_group = if tg.name.is_empty() {
-                String::new()
-            } else {
-                format!(" (in TestGroup {})", tg.name)
-            };
-            return vec![format!(
-                "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
-                format_duration(a.eval_time)
-            )];
-        }
+    if let Some(e) = missing_alertname(tg) {
+        return vec![e];
     }
     let mut alert_times: Vec<Duration> = tg.alert_rule_test.iter().map(|a| a.eval_time).collect();
     alert_times.sort();
@@ -446,123 +413,187 @@ fn run_group(
                 .iter()
                 .filter(|a| a.eval_time == alert_times[curr])
             {
-                let mut got: Vec<(Labels, Labels)> = Vec::new();
-                for g in &groups {
-                    for r in &g.rules {
-                        if let Some(ar) = r.alerting() {
-                            if ar.name == test.alertname {
-                                for a in ar.alerts() {
-                                    if a.state == AlertState::Firing {
-                                        got.push((a.public_labels(), a.annotations.clone()));
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                let mut exp: Vec<(Labels, Labels)> = test
-                    .exp_alerts
-                    .iter()
-                    .map(|e| {
-                        let mut l = e.exp_labels.clone();
-                        l.insert("alertname".into(), test.alertname.clone());
-                        (
-                            Labels::from_pairs(l.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-                            Labels::from_pairs(
-                                e.exp_annotations
-                                    .iter()
-                                    .map(|(k, v)| (k.as_str(), v.as_str())),
-                            ),
-                        )
-                    })
-                    .collect();
-                got.sort();
-                exp.sort();
-                if got != exp {
-                    errs.push(format!(
-                        "{name_prefix}    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
-                        test.alertname,
-                        format_duration(test.eval_time),
-                        indent(&alerts_string(&exp), "            "),
-                        indent(&alerts_string(&got), "            "),
-                    ));
-                }
+                errs.extend(check_alerts(test, &groups, &name_prefix));
             }
             curr += 1;
         }
         ts += step;
     }
-    let fuzzy = tf.fuzzy_compare;
-    'tests: for t in &tg.promql_expr_test {
-        let at = mint + t.eval_time.as_millis() as i64;
-        let when = format_duration(t.eval_time);
-        let got = match engine.instant(&*mem, &t.expr, at) {
-            Ok(PromValue::Vector(v)) => v.into_iter().map(|s| (s.labels, s.v)).collect::<Vec<_>>(),
-            Ok(PromValue::Scalar(v)) => vec![(Labels::empty(), v)],
-            Ok(_) => {
-                errs.push(format!(
-                    "    expr: {:?}, time: {when}, err: rule result is not a vector or scalar",
-                    t.expr
-                ));
-                continue;
+    for t in &tg.promql_expr_test {
+        errs.extend(check_expr(t, &engine, &mem, mint, tf.fuzzy_compare));
+    }
+    errs
+}
+
+/// The input series as samples in time order.
+fn input_samples(
+    tg: &TestGroup,
+    mint: i64,
+    interval: Duration,
+) -> Result<Vec<(i64, Labels, f64)>, String> {
+    let mut input: Vec<(i64, Labels, f64)> = Vec::new();
+    for s in &tg.input_series {
+        let labels = match parse_labels(&s.series) {
+            Ok((l, rest)) if rest.trim().is_empty() => l,
+            Ok((_, rest)) => {
+                return Err(format!(
+                    "series {:?}: unexpected {:?}",
+                    s.series,
+                    rest.trim()
+                ))
             }
-            Err(e) => {
-                errs.push(format!("    expr: {:?}, time: {when}, err: {e}", t.expr));
-                continue;
-            }
+            Err(e) => return Err(format!("series {:?}: {e}", s.series)),
         };
-        let mut exp = Vec::new();
-        for s in &t.exp_samples {
-            if !s.histogram.is_empty() {
-                errs.push(format!(
-                    "    expr: {:?}, time: {when}, err: native histogram samples are not supported yet",
-                    t.expr
-                ));
-                continue 'tests;
+        let items = match expand(&s.values) {
+            Ok(i) => i,
+            Err(e) => return Err(format!("series {:?}: values {:?}: {e}", s.series, s.values)),
+        };
+        for (i, it) in items.iter().enumerate() {
+            let t = mint + i as i64 * interval.as_millis() as i64;
+            match it {
+                Item::Value(v) => input.push((t, labels.clone(), *v)),
+                Item::Stale => input.push((t, labels.clone(), STALE_NAN)),
+                Item::Gap => {}
             }
-            let labels = if s.labels.trim().is_empty() {
-                Labels::empty()
-            } else {
-                match parse_labels(&s.labels) {
-                    Ok((l, rest)) if rest.trim().is_empty() => l,
-                    Ok((_, rest)) => {
-                        errs.push(format!(
-                            "    expr: {:?}, time: {when}, err: labels {:?}: unexpected {:?}",
-                            t.expr,
-                            s.labels,
-                            rest.trim()
-                        ));
-                        continue 'tests;
-                    }
-                    Err(e) => {
-                        errs.push(format!(
-                            "    expr: {:?}, time: {when}, err: labels {:?}: {e}",
-                            t.expr, s.labels
-                        ));
-                        continue 'tests;
-                    }
-                }
-            };
-            exp.push((labels, s.value));
         }
-        let mut got = got;
-        got.sort_by(|a, b| a.0.cmp(&b.0));
-        exp.sort_by(|a, b| a.0.cmp(&b.0));
-        let same = got.len() == exp.len()
-            && got
-                .iter()
-                .zip(&exp)
-                .all(|(g, e)| g.0 == e.0 && float_eq(e.1, g.1, fuzzy));
-        if !same {
-            errs.push(format!(
-                "    expr: {:?}, time: {when},\n        exp: {}\n        got: {}",
-                t.expr,
-                samples_string(&exp),
-                samples_string(&got)
+    }
+    input.sort_by_key(|(t, _, _)| *t);
+    Ok(input)
+}
+
+/// promtool's error for an alert test without an alert name.
+fn missing_alertname(tg: &TestGroup) -> Option<String> {
+    for a in &tg.alert_rule_test {
+        if a.alertname.is_empty() {
+            let in_group = if tg.name.is_empty() {
+                String::new()
+            } else {
+                format!(" (in TestGroup {})", tg.name)
+            };
+            return Some(format!(
+                "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
+                format_duration(a.eval_time)
             ));
         }
     }
-    errs
+    None
+}
+
+/// The alerts firing at an alert test's time against the expected ones.
+fn check_alerts(test: &AlertTest, groups: &[Group], name_prefix: &str) -> Option<String> {
+    let mut got: Vec<(Labels, Labels)> = Vec::new();
+    for g in groups {
+        for r in &g.rules {
+            let Some(ar) = r.alerting().filter(|ar| ar.name == test.alertname) else {
+                continue;
+            };
+            for a in ar.alerts() {
+                if a.state == AlertState::Firing {
+                    got.push((a.public_labels(), a.annotations.clone()));
+                }
+            }
+        }
+    }
+    let mut exp: Vec<(Labels, Labels)> = test
+        .exp_alerts
+        .iter()
+        .map(|e| {
+            let mut l = e.exp_labels.clone();
+            l.insert("alertname".into(), test.alertname.clone());
+            (
+                Labels::from_pairs(l.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                Labels::from_pairs(
+                    e.exp_annotations
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+            )
+        })
+        .collect();
+    got.sort();
+    exp.sort();
+    (got != exp).then(|| {
+        format!(
+            "{name_prefix}    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
+            test.alertname,
+            format_duration(test.eval_time),
+            indent(&alerts_string(&exp), "            "),
+            indent(&alerts_string(&got), "            "),
+        )
+    })
+}
+
+/// A PromQL test against its expected samples.
+fn check_expr(
+    t: &ExprTest,
+    engine: &Engine,
+    mem: &MemStorage,
+    mint: i64,
+    fuzzy: bool,
+) -> Option<String> {
+    let at = mint + t.eval_time.as_millis() as i64;
+    let when = format_duration(t.eval_time);
+    let got = match engine.instant(mem, &t.expr, at) {
+        Ok(PromValue::Vector(v)) => v.into_iter().map(|s| (s.labels, s.v)).collect::<Vec<_>>(),
+        Ok(PromValue::Scalar(v)) => vec![(Labels::empty(), v)],
+        Ok(_) => {
+            return Some(format!(
+                "    expr: {:?}, time: {when}, err: rule result is not a vector or scalar",
+                t.expr
+            ));
+        }
+        Err(e) => {
+            return Some(format!("    expr: {:?}, time: {when}, err: {e}", t.expr));
+        }
+    };
+    let mut exp = Vec::new();
+    for s in &t.exp_samples {
+        if !s.histogram.is_empty() {
+            return Some(format!(
+                "    expr: {:?}, time: {when}, err: native histogram samples are not supported yet",
+                t.expr
+            ));
+        }
+        let labels = if s.labels.trim().is_empty() {
+            Labels::empty()
+        } else {
+            match parse_labels(&s.labels) {
+                Ok((l, rest)) if rest.trim().is_empty() => l,
+                Ok((_, rest)) => {
+                    return Some(format!(
+                        "    expr: {:?}, time: {when}, err: labels {:?}: unexpected {:?}",
+                        t.expr,
+                        s.labels,
+                        rest.trim()
+                    ));
+                }
+                Err(e) => {
+                    return Some(format!(
+                        "    expr: {:?}, time: {when}, err: labels {:?}: {e}",
+                        t.expr, s.labels
+                    ));
+                }
+            }
+        };
+        exp.push((labels, s.value));
+    }
+    let mut got = got;
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    exp.sort_by(|a, b| a.0.cmp(&b.0));
+    let same = got.len() == exp.len()
+        && got
+            .iter()
+            .zip(&exp)
+            .all(|(g, e)| g.0 == e.0 && float_eq(e.1, g.1, fuzzy));
+    if !same {
+        return Some(format!(
+            "    expr: {:?}, time: {when},\n        exp: {}\n        got: {}",
+            t.expr,
+            samples_string(&exp),
+            samples_string(&got)
+        ));
+    }
+    None
 }
 
 fn samples_string(s: &[(Labels, f64)]) -> String {
