@@ -36,10 +36,41 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
     }
     let labels =
         medic_model::Labels::from_pairs(alert.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    acts &= write_trigger(&mut s, pb, &labels);
+    if !pb.enabled {
+        let _ = writeln!(s, "guard: the playbook is disabled; nothing would run");
+        acts = false;
+    }
+    let scope = match pb.scope(&alert.labels, &alert.annotations, "dry-run") {
+        Ok(sc) => sc,
+        Err(ScopeError::Refused(e)) => {
+            let _ = writeln!(s, "refused: {e}");
+            return (s, false);
+        }
+        Err(e) => {
+            let _ = writeln!(s, "error: {e}");
+            return (s, false);
+        }
+    };
+    let group = pb.group_of(&scope).unwrap_or_else(|e| format!("<{e}>"));
+    let _ = writeln!(s, "target: {}   group: {group}", scope.target);
+    for (k, v) in &scope.params {
+        let _ = writeln!(s, "param {k} = {v:?}");
+    }
+    write_guards(&mut s, pb);
+    write_collect(&mut s, pb, &scope, alert);
+    acts &= write_diagnosis(&mut s, pb, &scope, alert);
+    write_verify(&mut s, pb, &scope);
+    (s, acts)
+}
+
+/// Whether the trigger matches the alert, written out.
+fn write_trigger(s: &mut String, pb: &Playbook, labels: &medic_model::Labels) -> bool {
+    let mut acts = true;
     match &pb.trigger {
         Trigger::Alert(ms) => {
             let sel: Vec<String> = ms.iter().map(|m| m.to_string()).collect();
-            if pb.matches_alert(&labels) {
+            if pb.matches_alert(labels) {
                 let _ = writeln!(
                     s,
                     "trigger: the alert {labels} matches {{{}}}",
@@ -63,26 +94,10 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
             let _ = writeln!(s, "trigger: condition {query} holding for {}; the alert's labels stand for one result series", Dur(*for_));
         }
     }
-    if !pb.enabled {
-        let _ = writeln!(s, "guard: the playbook is disabled; nothing would run");
-        acts = false;
-    }
-    let scope = match pb.scope(&alert.labels, &alert.annotations, "dry-run") {
-        Ok(sc) => sc,
-        Err(ScopeError::Refused(e)) => {
-            let _ = writeln!(s, "refused: {e}");
-            return (s, false);
-        }
-        Err(e) => {
-            let _ = writeln!(s, "error: {e}");
-            return (s, false);
-        }
-    };
-    let group = pb.group_of(&scope).unwrap_or_else(|e| format!("<{e}>"));
-    let _ = writeln!(s, "target: {}   group: {group}", scope.target);
-    for (k, v) in &scope.params {
-        let _ = writeln!(s, "param {k} = {v:?}");
-    }
+    acts
+}
+
+fn write_guards(s: &mut String, pb: &Playbook) {
     let g = &pb.guards;
     let mut guards = vec![
         "enabled".to_string(),
@@ -117,24 +132,27 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
             "the playbook is in dry-run mode: it records but never acts"
         );
     }
+}
+
+fn write_collect(s: &mut String, pb: &Playbook, scope: &Scope, alert: &AlertFile) {
     let _ = writeln!(s, "collect:");
     for c in &pb.collect {
         let what = match &c.kind {
             CollectKind::Query(t) => format!(
                 "query {}",
-                t.expand(&scope).unwrap_or_else(|e| format!("<{e}>"))
+                t.expand(scope).unwrap_or_else(|e| format!("<{e}>"))
             ),
             CollectKind::Range { query, range, step } => format!(
                 "range query {} over {} every {}",
-                query.expand(&scope).unwrap_or_else(|e| format!("<{e}>")),
+                query.expand(scope).unwrap_or_else(|e| format!("<{e}>")),
                 Dur(*range),
                 Dur(*step)
             ),
-            CollectKind::Exec(spec) => match action::command(spec, &scope) {
+            CollectKind::Exec(spec) => match action::command(spec, scope) {
                 Ok(cmd) => plan_text(&serde_json::json!({"exec": cmd})),
                 Err(e) => format!("<{e}>"),
             },
-            CollectKind::Http(spec) => match action::request(spec, &scope) {
+            CollectKind::Http(spec) => match action::request(spec, scope) {
                 Ok(r) => format!("{} {}", r.method, r.url),
                 Err(e) => format!("<{e}>"),
             },
@@ -146,7 +164,12 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
         };
         let _ = writeln!(s, "  {}: {what}{given}", c.name);
     }
-    let vars = variables(&scope, &alert.evidence);
+}
+
+/// The diagnosis over the given evidence and the ranked actions; whether a cause matched.
+fn write_diagnosis(s: &mut String, pb: &Playbook, scope: &Scope, alert: &AlertFile) -> bool {
+    let mut acts = true;
+    let vars = variables(scope, &alert.evidence);
     let _ = writeln!(s, "diagnose:");
     let cause = match diagnose(pb, &vars) {
         Ok(d) => {
@@ -184,7 +207,7 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
         );
         for (i, name) in c.actions.iter().enumerate() {
             let a = &pb.actions[name];
-            let plan = action_plan(a, &scope);
+            let plan = action_plan(a, scope);
             let approval = match a.approval {
                 Approval::Never => "runs by itself",
                 Approval::Always => "needs approval",
@@ -196,18 +219,22 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
             }
         }
     }
+    acts
+}
+
+fn write_verify(s: &mut String, pb: &Playbook, scope: &Scope) {
     let v = &pb.verify;
     let check = match &v.check {
         VerifyCheck::Query(t) => format!(
             "query {} returns a result",
-            t.expand(&scope).unwrap_or_else(|e| format!("<{e}>"))
+            t.expand(scope).unwrap_or_else(|e| format!("<{e}>"))
         ),
         VerifyCheck::AlertResolved => "the alert resolves".into(),
-        VerifyCheck::Exec(spec) => match action::command(spec, &scope) {
+        VerifyCheck::Exec(spec) => match action::command(spec, scope) {
             Ok(cmd) => format!("{} succeeds", plan_text(&serde_json::json!({"exec": cmd}))),
             Err(e) => format!("<{e}>"),
         },
-        VerifyCheck::Http(spec) => match action::request(spec, &scope) {
+        VerifyCheck::Http(spec) => match action::request(spec, scope) {
             Ok(r) => format!("{} {} answers as expected", r.method, r.url),
             Err(e) => format!("<{e}>"),
         },
@@ -235,5 +262,4 @@ pub fn dry_run(pb: &Playbook, alert: &AlertFile) -> (String, bool) {
     if !pb.notify.receivers.is_empty() {
         let _ = writeln!(s, "notify: {}", pb.notify.receivers.join(", "));
     }
-    (s, acts)
 }
