@@ -418,23 +418,7 @@ impl Detector {
         }
         let (d, w) = Self::buckets(t);
         if self.n == 0 {
-            self.level = v;
-            self.daily[d] = v as f32;
-            self.weekly[w] = v as f32;
-            self.daily_seen[d] = 1;
-            self.weekly_seen[w] = 1;
-            self.magnitude = v.abs();
-            self.trend.update(t, v, true);
-            self.n = 1;
-            self.last_t = t;
-            self.last_v = v;
-            self.last = Point {
-                baseline: v,
-                lower: v,
-                upper: v,
-                ..Point::default()
-            };
-            return Some(self.last);
+            return Some(self.first(t, v, d, w));
         }
 
         let preds = [
@@ -455,6 +439,57 @@ impl Detector {
         let sd = (MAD_TO_SD * self.mad).max(floor);
         let z = r / sd;
 
+        let (spike, shift, spread, score) = self.judge(p, z);
+
+        self.learn(p, t, v, (d, w), &preds, sel, r, sd, floor);
+
+        self.n += 1;
+        self.last_t = t;
+        self.last_v = v;
+        // The band: values whose spike evidence alone stays under the threshold.
+        let zt = self
+            .spike_tail
+            .level_for(p.threshold * SCORE_DECADES + TESTS.log10());
+        let signal = self.episode.step(t, score, p.threshold, p.settle_ms);
+        self.last = Point {
+            score,
+            baseline: pred,
+            lower: pred - zt * sd,
+            upper: pred + zt * sd,
+            z,
+            spike,
+            shift,
+            spread,
+            signal,
+            anomalous: self.episode.active,
+        };
+        Some(self.last)
+    }
+
+    /// The first point: every estimate starts from it.
+    fn first(&mut self, t: i64, v: f64, d: usize, w: usize) -> Point {
+        self.level = v;
+        self.daily[d] = v as f32;
+        self.weekly[w] = v as f32;
+        self.daily_seen[d] = 1;
+        self.weekly_seen[w] = 1;
+        self.magnitude = v.abs();
+        self.trend.update(t, v, true);
+        self.n = 1;
+        self.last_t = t;
+        self.last_v = v;
+        self.last = Point {
+            baseline: v,
+            lower: v,
+            upper: v,
+            ..Point::default()
+        };
+        self.last
+    }
+
+    /// The evidence of a residual of `z` spreads: spike, shift and spread in decades (0 while
+    /// warming up), and the score; the calibrations learn from it.
+    fn judge(&mut self, p: &Params, z: f64) -> (f64, f64, f64, f64) {
         // Short averages of the residuals, clipped so one wild point cannot dominate.
         let zc = z.clamp(-6.0, 6.0);
         self.shift += p.short_alpha * (zc - self.shift);
@@ -484,7 +519,24 @@ impl Detector {
         self.spike_tail.update(x_spike, p.calib_alpha);
         self.shift_tail.update(x_shift, p.calib_alpha);
         self.spread_tail.update(x_spread, p.calib_alpha);
+        (spike, shift, spread, score)
+    }
 
+    /// Learns from the point: the predictors' errors, the spread, the level and the seasonal
+    /// profiles, each from the value clipped around its own prediction.
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &mut self,
+        p: &Params,
+        t: i64,
+        v: f64,
+        (d, w): (usize, usize),
+        preds: &[f64; 3],
+        sel: usize,
+        r: f64,
+        sd: f64,
+        floor: f64,
+    ) {
         // Learn: clip the residual (Huber), loosening while a shift persists.
         let clip = 4.0 * sd * (1.0 + self.outliers as f64 / 4.0);
         if r.abs() > clip {
@@ -537,28 +589,6 @@ impl Detector {
             self.weekly_seen[w] = self.weekly_seen[w].saturating_add(1);
         }
         self.trend.update(t, v, false);
-
-        self.n += 1;
-        self.last_t = t;
-        self.last_v = v;
-        // The band: values whose spike evidence alone stays under the threshold.
-        let zt = self
-            .spike_tail
-            .level_for(p.threshold * SCORE_DECADES + TESTS.log10());
-        let signal = self.episode.step(t, score, p.threshold, p.settle_ms);
-        self.last = Point {
-            score,
-            baseline: pred,
-            lower: pred - zt * sd,
-            upper: pred + zt * sd,
-            z,
-            spike,
-            shift,
-            spread,
-            signal,
-            anomalous: self.episode.active,
-        };
-        Some(self.last)
     }
 }
 
