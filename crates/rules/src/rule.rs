@@ -323,35 +323,7 @@ impl AlertingRule {
         limit: usize,
     ) -> Result<Vec<VectorSample>, EvalError> {
         let ts = ctx.t;
-        let mut current: HashMap<u64, Alert> = HashMap::with_capacity(res.len());
-        for s in res {
-            let (labels, annotations) = self.expand(ctx, &s.labels, s.v);
-            let h = labels.stable_hash();
-            if current.contains_key(&h) {
-                return Err(EvalError(
-                    "vector contains metrics with the same labelset after applying alert labels"
-                        .into(),
-                ));
-            }
-            current.insert(
-                h,
-                Alert {
-                    state: AlertState::Pending,
-                    labels,
-                    annotations,
-                    value: s.v,
-                    active_at: ts,
-                    fired_at: 0,
-                    resolved_at: 0,
-                    last_sent_at: 0,
-                    valid_until: 0,
-                    keep_firing_since: 0,
-                    kept_by_while_since: 0,
-                    flapping: false,
-                    source: s.labels.without_metric_name().stable_hash(),
-                },
-            );
-        }
+        let current = self.current(ctx, res)?;
         let result_fps: HashSet<u64> = current.keys().copied().collect();
         for (h, a) in current {
             match self.active.get_mut(&h) {
@@ -365,45 +337,14 @@ impl AlertingRule {
                 }
             }
         }
-        // medic's hysteresis: which firing alerts the looser condition still holds for.
-        let held: HashMap<u64, f64> = match &self.keep_firing_while {
-            Some((_, expr))
-                if self
-                    .active
-                    .iter()
-                    .any(|(h, a)| a.state == AlertState::Firing && !result_fps.contains(h)) =>
-            {
-                query_vector(ctx, expr)?
-                    .into_iter()
-                    .map(|s| (s.labels.without_metric_name().stable_hash(), s.v))
-                    .collect()
-            }
-            _ => HashMap::new(),
-        };
+        let held = self.held(ctx, &result_fps)?;
         let mut out = Vec::new();
         let mut active_pending = 0;
         let mut remove = Vec::new();
         let mut changed: Vec<u64> = Vec::new();
         for (&h, a) in self.active.iter_mut() {
             if !result_fps.contains(&h) {
-                let mut keep = false;
-                if a.state == AlertState::Firing {
-                    if let Some(v) = held.get(&a.source) {
-                        keep = true;
-                        a.value = *v;
-                        if a.kept_by_while_since == 0 {
-                            a.kept_by_while_since = ts;
-                        }
-                    } else if !self.keep_firing_for.is_zero() {
-                        if a.keep_firing_since == 0 {
-                            a.keep_firing_since = ts;
-                        }
-                        if ts - a.keep_firing_since < self.keep_firing_for.as_millis() as i64 {
-                            keep = true;
-                        }
-                    }
-                }
-                if !keep {
+                if !still_kept(a, &held, self.keep_firing_for, ts) {
                     if a.state == AlertState::Pending
                         || (a.resolved_at != 0
                             && ts - a.resolved_at > RESOLVED_RETENTION.as_millis() as i64)
@@ -454,6 +395,68 @@ impl AlertingRule {
             )));
         }
         Ok(out)
+    }
+
+    /// The alerts the query result stands for now, by label hash (pending, new).
+    fn current(
+        &self,
+        ctx: &EvalContext<'_>,
+        res: &[VectorSample],
+    ) -> Result<HashMap<u64, Alert>, EvalError> {
+        let ts = ctx.t;
+        let mut current: HashMap<u64, Alert> = HashMap::with_capacity(res.len());
+        for s in res {
+            let (labels, annotations) = self.expand(ctx, &s.labels, s.v);
+            let h = labels.stable_hash();
+            if current.contains_key(&h) {
+                return Err(EvalError(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                        .into(),
+                ));
+            }
+            current.insert(
+                h,
+                Alert {
+                    state: AlertState::Pending,
+                    labels,
+                    annotations,
+                    value: s.v,
+                    active_at: ts,
+                    fired_at: 0,
+                    resolved_at: 0,
+                    last_sent_at: 0,
+                    valid_until: 0,
+                    keep_firing_since: 0,
+                    kept_by_while_since: 0,
+                    flapping: false,
+                    source: s.labels.without_metric_name().stable_hash(),
+                },
+            );
+        }
+        Ok(current)
+    }
+
+    /// medic's hysteresis: which firing alerts the looser condition still holds for (by
+    /// source series), queried only when a firing alert left the result.
+    fn held(
+        &self,
+        ctx: &EvalContext<'_>,
+        result_fps: &HashSet<u64>,
+    ) -> Result<HashMap<u64, f64>, EvalError> {
+        Ok(match &self.keep_firing_while {
+            Some((_, expr))
+                if self
+                    .active
+                    .iter()
+                    .any(|(h, a)| a.state == AlertState::Firing && !result_fps.contains(h)) =>
+            {
+                query_vector(ctx, expr)?
+                    .into_iter()
+                    .map(|s| (s.labels.without_metric_name().stable_hash(), s.v))
+                    .collect()
+            }
+            _ => HashMap::new(),
+        })
     }
 
     fn expand(&self, ctx: &EvalContext<'_>, series: &Labels, value: f64) -> (Labels, Labels) {
@@ -561,4 +564,27 @@ impl AlertingRule {
             a.active_at = restored;
         }
     }
+}
+
+/// Whether a firing alert that left the query result stays firing: held by
+/// `keep_firing_while`, or within `keep_firing_for`.
+fn still_kept(a: &mut Alert, held: &HashMap<u64, f64>, keep_firing_for: Duration, ts: i64) -> bool {
+    let mut keep = false;
+    if a.state == AlertState::Firing {
+        if let Some(v) = held.get(&a.source) {
+            keep = true;
+            a.value = *v;
+            if a.kept_by_while_since == 0 {
+                a.kept_by_while_since = ts;
+            }
+        } else if !keep_firing_for.is_zero() {
+            if a.keep_firing_since == 0 {
+                a.keep_firing_since = ts;
+            }
+            if ts - a.keep_firing_since < keep_firing_for.as_millis() as i64 {
+                keep = true;
+            }
+        }
+    }
+    keep
 }
