@@ -200,48 +200,9 @@ fn tokens(body: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Var(name, field_chain(&chars, &mut i)));
             }
             '"' => {
-                i += 1;
-                let mut s = String::new();
-                loop {
-                    let Some(&c) = chars.get(i) else {
-                        return Err("unterminated quoted string".into());
-                    };
-                    i += 1;
-                    match c {
-                        '"' => break,
-                        '\\' => {
-                            let e = *chars.get(i).ok_or("unterminated quoted string")?;
-                            i += 1;
-                            match e {
-                                'n' => s.push('\n'),
-                                't' => s.push('\t'),
-                                'r' => s.push('\r'),
-                                'a' => s.push('\x07'),
-                                'b' => s.push('\x08'),
-                                'f' => s.push('\x0c'),
-                                'v' => s.push('\x0b'),
-                                '\\' | '"' | '\'' => s.push(e),
-                                'x' | 'u' | 'U' => {
-                                    let n = match e {
-                                        'x' => 2,
-                                        'u' => 4,
-                                        _ => 8,
-                                    };
-                                    let hex: String =
-                                        chars.get(i..i + n).ok_or("bad escape")?.iter().collect();
-                                    i += n;
-                                    let v =
-                                        u32::from_str_radix(&hex, 16).map_err(|_| "bad escape")?;
-                                    s.push(char::from_u32(v).ok_or("bad escape")?);
-                                }
-                                other => return Err(format!("unknown escape sequence \\{other}")),
-                            }
-                        }
-                        '\n' => return Err("newline in quoted string".into()),
-                        c => s.push(c),
-                    }
-                }
-                out.push(Tok::Str(s));
+                let (text, next) = quoted(&chars, i + 1)?;
+                out.push(Tok::Str(text));
+                i = next;
             }
             '`' => {
                 i += 1;
@@ -282,6 +243,49 @@ fn tokens(body: &str) -> Result<Vec<Tok>, String> {
         }
     }
     Ok(out)
+}
+
+/// A double-quoted string starting after its quote at `i`, with Go's escapes: the text and
+/// the index after the closing quote.
+fn quoted(chars: &[char], mut i: usize) -> Result<(String, usize), String> {
+    let mut s = String::new();
+    loop {
+        let Some(&c) = chars.get(i) else {
+            return Err("unterminated quoted string".into());
+        };
+        i += 1;
+        match c {
+            '"' => return Ok((s, i)),
+            '\\' => {
+                let e = *chars.get(i).ok_or("unterminated quoted string")?;
+                i += 1;
+                match e {
+                    'n' => s.push('\n'),
+                    't' => s.push('\t'),
+                    'r' => s.push('\r'),
+                    'a' => s.push('\x07'),
+                    'b' => s.push('\x08'),
+                    'f' => s.push('\x0c'),
+                    'v' => s.push('\x0b'),
+                    '\\' | '"' | '\'' => s.push(e),
+                    'x' | 'u' | 'U' => {
+                        let n = match e {
+                            'x' => 2,
+                            'u' => 4,
+                            _ => 8,
+                        };
+                        let hex: String = chars.get(i..i + n).ok_or("bad escape")?.iter().collect();
+                        i += n;
+                        let v = u32::from_str_radix(&hex, 16).map_err(|_| "bad escape")?;
+                        s.push(char::from_u32(v).ok_or("bad escape")?);
+                    }
+                    other => return Err(format!("unknown escape sequence \\{other}")),
+                }
+            }
+            '\n' => return Err("newline in quoted string".into()),
+            c => s.push(c),
+        }
+    }
 }
 
 fn number(chars: &[char], mut i: usize, out: &mut Vec<Tok>) -> Result<usize, String> {
