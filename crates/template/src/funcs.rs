@@ -538,6 +538,15 @@ impl Funcs {
     /// the caller adds.
     pub fn prometheus() -> Self {
         let mut f = Funcs::builtin();
+        f.add_humanizers();
+        f.add_strings();
+        f.add_query_results();
+        f
+    }
+
+    /// `humanize*`, times and durations.
+    fn add_humanizers(&mut self) {
+        let f = self;
         f.insert("humanize", |a| {
             want("humanize", a, 1)?;
             Ok(Value::Str(humanize(float_arg(a, 0)?)))
@@ -584,6 +593,11 @@ impl Funcs {
                 .map(Value::Float)
                 .ok_or_else(|| format!("not a valid duration string: {s:?}"))
         });
+    }
+
+    /// Text: case, regular expressions, hosts, `args`.
+    fn add_strings(&mut self) {
+        let f = self;
         f.insert("title", |a| {
             want("title", a, 1)?;
             Ok(Value::Str(title(str_arg(a, 0)?)))
@@ -628,6 +642,10 @@ impl Funcs {
                     .collect(),
             ))
         });
+    }
+
+    fn add_query_results(&mut self) {
+        let f = self;
         // Query results are lists of {Labels, Value} maps.
         f.insert("first", |a| {
             want("first", a, 1)?;
@@ -668,7 +686,6 @@ impl Funcs {
             l.sort_by_key(key);
             Ok(Value::List(l))
         });
-        f
     }
 
     /// Alertmanager's template functions (`toUpper`, `toLower`, `title`, `join`, `match`,
