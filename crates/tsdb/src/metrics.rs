@@ -111,6 +111,12 @@ impl Metrics {
     /// Registers every metric under `medic_tsdb_`.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("medic_tsdb");
+        self.register_head(r);
+        self.register_wal(r);
+        self.register_blocks(r);
+    }
+
+    fn register_head(&self, r: &mut Registry) {
         r.register(
             "head_samples_appended",
             "Samples appended to the head",
@@ -156,12 +162,14 @@ impl Metrics {
             "Head truncations after a block was cut",
             self.head_truncations.clone(),
         );
+    }
+
+    fn register_wal(&self, r: &mut Registry) {
         r.register(
             "wal_written_bytes",
             "Bytes written to the WAL",
             self.wal_bytes_written.clone(),
         );
-        r.register("wal_fsyncs", "WAL fsyncs.", self.wal_fsyncs.clone());
         r.register(
             "wal_fsync_duration_seconds",
             "WAL fsync latency",
@@ -197,6 +205,10 @@ impl Metrics {
             "WAL checkpoints that failed",
             self.checkpoints_failed.clone(),
         );
+    }
+
+    /// Blocks, compaction and retention.
+    fn register_blocks(&self, r: &mut Registry) {
         r.register(
             "blocks_written",
             "Blocks written from the head or by compaction",
