@@ -73,19 +73,7 @@ impl App {
             &config.server.listen,
             overrides.allow_remote_unauthenticated,
         )?;
-        // Listen first: while the WAL replays (minutes for a large head), `/-/healthy` says the
-        // process is up and `/-/ready` that it is not ready yet, as Prometheus does.
-        let listener = TcpListener::bind(&config.server.listen)
-            .await
-            .map_err(|error| Error::Listen {
-                addr: config.server.listen.clone(),
-                error,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let (listener, starting) = crate::starting::serve_while_starting(listener)?;
-        info!(%addr, "listening; ready once storage is open");
+        let (listener, addr, starting) = listen(&config.server.listen).await?;
 
         let path = config.storage.path.clone();
         let opts = config.storage.tsdb_options();
@@ -125,21 +113,7 @@ impl App {
             .unwrap_or_default();
         let alerts = build_alert_manager(&config, &base, &self_target, &self_metrics)?;
         let heal = build_heal(&config, &self_target, &self_metrics, &alerts, &engine, &db)?;
-        let forward_metrics = crate::forward::ForwardMetrics::default();
-        self_metrics.with_registry(|r| forward_metrics.register(r));
-        let forwarder = crate::forward::Forwarder::start(
-            &config.alerting.prometheus(),
-            medic_model::Labels::from_pairs(config.global.external_labels.clone()),
-            forward_metrics,
-        )?;
-        let rule_store: Arc<dyn medic_rules::Storage> = db.clone();
-        let rules = medic_rules::Manager::new(
-            engine.clone(),
-            rule_store,
-            Arc::new(crate::bridge::RulesNotifier(alerts.clone(), forwarder)),
-            Arc::new(medic_model::SystemClock),
-            rule_metrics,
-        );
+        let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
         // Detectors saved at the last stop go to their rules as the rules load.
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&config.storage.path);
         rules.restore_anomalies(crate::bridge::anomaly::load_snapshot(&anomaly_path));
@@ -378,4 +352,50 @@ fn build_alert_manager(
         opts,
     )
     .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Listens before the WAL replays (minutes for a large head): meanwhile `/-/healthy` says the
+/// process is up and `/-/ready` that it is not ready yet, as Prometheus does.
+async fn listen(addr: &str) -> Result<(TcpListener, SocketAddr, crate::starting::Starting), Error> {
+    // Listen first: while the WAL replays (minutes for a large head), `/-/healthy` says the
+    // process is up and `/-/ready` that it is not ready yet, as Prometheus does.
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|error| Error::Listen {
+            addr: addr.to_string(),
+            error,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let (listener, starting) = crate::starting::serve_while_starting(listener)?;
+    info!(addr = %local, "listening; ready once storage is open");
+    Ok((listener, local, starting))
+}
+
+/// The rule manager, its alerts going to the alert manager and to external Alertmanagers.
+fn build_rules(
+    config: &Config,
+    self_metrics: &SelfMetrics,
+    alerts: &Arc<medic_alert::AlertManager>,
+    engine: &medic_promql::Engine,
+    db: &Arc<Db>,
+    rule_metrics: medic_rules::RuleMetrics,
+) -> Result<Arc<medic_rules::Manager>, Error> {
+    let forward_metrics = crate::forward::ForwardMetrics::default();
+    self_metrics.with_registry(|r| forward_metrics.register(r));
+    let forwarder = crate::forward::Forwarder::start(
+        &config.alerting.prometheus(),
+        medic_model::Labels::from_pairs(config.global.external_labels.clone()),
+        forward_metrics,
+    )?;
+    let rule_store: Arc<dyn medic_rules::Storage> = db.clone();
+    let rules = medic_rules::Manager::new(
+        engine.clone(),
+        rule_store,
+        Arc::new(crate::bridge::RulesNotifier(alerts.clone(), forwarder)),
+        Arc::new(medic_model::SystemClock),
+        rule_metrics,
+    );
+    Ok(rules)
 }
