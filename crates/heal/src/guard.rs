@@ -13,6 +13,7 @@ use medic_model::format_duration;
 use medic_model::Matcher;
 
 use crate::journal::{Pause, Veto};
+use crate::kinds::GuardName;
 use crate::playbook::{CircuitBreaker, RateLimit};
 
 /// Who pauses a playbook when its circuit breaker opens.
@@ -68,11 +69,8 @@ pub struct Guards {
     pauses: BTreeMap<String, Pause>,
 }
 
-fn veto(guard: &str, reason: String) -> Result<(), Veto> {
-    Err(Veto {
-        guard: guard.into(),
-        reason,
-    })
+fn veto(guard: GuardName, reason: String) -> Result<(), Veto> {
+    Err(Veto { guard, reason })
 }
 
 fn dur(ms: i64) -> String {
@@ -98,12 +96,15 @@ impl Guards {
     pub fn check(&self, cfg: &GuardConfig, c: &Candidate) -> Result<(), Veto> {
         if cfg.disabled {
             return veto(
-                "enabled",
+                GuardName::Enabled,
                 "automatic repair is disabled (heal.enabled: false)".into(),
             );
         }
         if !c.playbook_enabled {
-            return veto("enabled", format!("playbook {} is disabled", c.playbook));
+            return veto(
+                GuardName::Enabled,
+                format!("playbook {} is disabled", c.playbook),
+            );
         }
         for scope in [
             "all".to_string(),
@@ -112,9 +113,9 @@ impl Guards {
         ] {
             if let Some(p) = self.pause(&scope, c.now) {
                 let guard = if p.by == BREAKER {
-                    "circuit_breaker"
+                    GuardName::CircuitBreaker
                 } else {
-                    "paused"
+                    GuardName::Paused
                 };
                 let until = p
                     .until
@@ -134,7 +135,7 @@ impl Guards {
                     .all(|m| m.matches(c.labels.get(&m.name).map(String::as_str).unwrap_or("")))
             {
                 return veto(
-                    "maintenance",
+                    GuardName::Maintenance,
                     format!(
                         "maintenance window {} (ends in {})",
                         w.name,
@@ -144,11 +145,14 @@ impl Guards {
             }
         }
         if c.trigger_resolved {
-            return veto("resolved", "the trigger has already resolved".into());
+            return veto(
+                GuardName::Resolved,
+                "the trigger has already resolved".into(),
+            );
         }
         if let Some(id) = self.running.get(c.target) {
             return veto(
-                "lock",
+                GuardName::Lock,
                 format!("execution {id} is already repairing {}", c.target),
             );
         }
@@ -156,7 +160,7 @@ impl Guards {
         if let Some(&last) = self.last_start.get(&key) {
             if c.cooldown > 0 && c.now < last + c.cooldown {
                 return veto(
-                    "cooldown",
+                    GuardName::Cooldown,
                     format!(
                         "{} ran for {} {} ago (cooldown {})",
                         c.playbook,
@@ -171,7 +175,7 @@ impl Guards {
             let n = count_since(self.starts.get(c.playbook), c.now - r.per.0);
             if n >= r.max {
                 return veto(
-                    "rate_limit",
+                    GuardName::RateLimit,
                     format!(
                         "{} started {n} executions in the last {} (limit {})",
                         c.playbook, r.per, r.max
@@ -183,7 +187,7 @@ impl Guards {
             let n = count_since(Some(&self.global), c.now - r.per.0);
             if n >= r.max {
                 return veto(
-                    "global_rate_limit",
+                    GuardName::GlobalRateLimit,
                     format!(
                         "{n} executions started in the last {} (limit {})",
                         r.per, r.max
@@ -198,7 +202,7 @@ impl Guards {
                 .map_or(0, HashSet::len);
             if under >= max {
                 return veto(
-                    "blast_radius",
+                    GuardName::BlastRadius,
                     format!(
                         "{under} of group {} already under repair (at most {max} at once)",
                         c.group

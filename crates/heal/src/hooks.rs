@@ -7,6 +7,8 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use crate::kinds::NotifyEvent;
+
 /// An alert as the engine sees it (from any source the alert manager accepts).
 #[derive(Debug, Clone)]
 pub struct AlertInput {
@@ -22,9 +24,7 @@ pub struct AlertInput {
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
     pub receivers: Vec<String>,
-    /// `started`, `success`, `failure`, `approval`, `vetoed`, `dry_run`, `action`,
-    /// `circuit_breaker`, `trust`.
-    pub event: String,
+    pub event: NotifyEvent,
     pub playbook: String,
     pub target: String,
     pub execution: String,

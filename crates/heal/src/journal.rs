@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::kinds::{GuardName, StepKind, TriggerKind};
+
 /// Where an execution stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,8 +66,7 @@ impl Status {
 /// What started an execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerInfo {
-    /// `alert`, `condition` or `manual`.
-    pub kind: String,
+    pub kind: TriggerKind,
     /// The alert's fingerprint (hex), for alert triggers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
@@ -142,9 +143,7 @@ impl StepState {
 /// One line of an execution's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
-    /// `guard`, `collect`, `diagnose`, `approval`, `action`, `verify`, `rollback`, `notify`,
-    /// `escalate`, `resume`.
-    pub kind: String,
+    pub kind: StepKind,
     pub name: String,
     pub state: StepState,
     pub started_at: i64,
@@ -174,7 +173,7 @@ pub struct Diagnosis {
 /// A guard's refusal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Veto {
-    pub guard: String,
+    pub guard: GuardName,
     pub reason: String,
 }
 
@@ -231,9 +230,9 @@ pub struct Execution {
 
 impl Execution {
     /// Appends a started step and returns its index.
-    pub fn begin(&mut self, kind: &str, name: &str, now: i64) -> usize {
+    pub fn begin(&mut self, kind: StepKind, name: &str, now: i64) -> usize {
         self.steps.push(Step {
-            kind: kind.into(),
+            kind,
             name: name.into(),
             state: StepState::Started,
             started_at: now,
@@ -257,7 +256,14 @@ impl Execution {
     }
 
     /// A step that starts and ends at once.
-    pub fn note(&mut self, kind: &str, name: &str, state: StepState, message: String, now: i64) {
+    pub fn note(
+        &mut self,
+        kind: StepKind,
+        name: &str,
+        state: StepState,
+        message: String,
+        now: i64,
+    ) {
         let i = self.begin(kind, name, now);
         self.end(i, state, message, Json::Null, now);
     }

@@ -3,7 +3,7 @@
 use serde_json::Value as Json;
 
 use crate::journal::Execution;
-use crate::kinds::NotifyEvent;
+use crate::kinds::{NotifyEvent, StepKind};
 
 /// The title of a notification about `e`.
 pub fn title(e: &Execution, event: NotifyEvent) -> String {
@@ -73,14 +73,14 @@ pub fn report(e: &Execution, url: &str) -> String {
         .iter()
         .filter(|st| {
             matches!(
-                st.kind.as_str(),
-                "action" | "rollback" | "approval" | "guard"
+                st.kind,
+                StepKind::Action | StepKind::Rollback | StepKind::Approval | StepKind::Guard
             )
         })
         .map(|st| format!("  {} {} {:?}: {}", st.kind, st.name, st.state, st.message))
         .collect();
     s.push_str(&format!("Did:\n{}\n", did.join("\n")));
-    if let Some(v) = e.steps.iter().rev().find(|st| st.kind == "verify") {
+    if let Some(v) = e.steps.iter().rev().find(|st| st.kind == StepKind::Verify) {
         s.push_str(&format!("Verified: {}\n", v.message));
     }
     if !url.is_empty() {

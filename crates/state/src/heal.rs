@@ -235,7 +235,7 @@ mod tests {
             target: "t1".into(),
             group: "g".into(),
             trigger: TriggerInfo {
-                kind: "manual".into(),
+                kind: medic_heal::kinds::TriggerKind::Manual,
                 fingerprint: None,
                 labels: Default::default(),
                 annotations: Default::default(),

@@ -1,12 +1,14 @@
 //! The demo's monitor: polls medic's alerts and executions and prints what changed on the timeline.
 
+use medic_heal::kinds::StepKind;
+
 use super::scenario::Demo;
 use super::*;
 
 /// Polls medic's APIs and prints what changed: alerts firing and resolved, executions and their
 /// steps.
 /// What the monitor has printed of each execution's steps.
-type Printed = HashMap<String, Vec<(String, String, StepState)>>;
+type Printed = HashMap<String, Vec<(StepKind, String, StepState)>>;
 
 pub(super) fn spawn_monitor(d: Arc<Demo>) {
     tokio::spawn(async move {
@@ -119,7 +121,12 @@ impl Demo {
         }
     }
 
-    fn show_execution(&self, e: &Execution, old: &mut Vec<(String, String, StepState)>, now: i64) {
+    fn show_execution(
+        &self,
+        e: &Execution,
+        old: &mut Vec<(StepKind, String, StepState)>,
+        now: i64,
+    ) {
         if old.is_empty() {
             self.timeline.event_at(
                 e.created_at,
@@ -136,7 +143,7 @@ impl Demo {
             );
         }
         for (i, s) in e.steps.iter().enumerate() {
-            let now_state = (s.kind.clone(), s.name.clone(), s.state);
+            let now_state = (s.kind, s.name.clone(), s.state);
             if old.get(i) == Some(&now_state) {
                 continue;
             }

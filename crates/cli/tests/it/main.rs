@@ -8,6 +8,7 @@ mod crash;
 mod demo;
 mod heal;
 mod hostile;
+mod layout;
 mod prometheus;
 mod prometheus_config;
 mod promql;

@@ -49,7 +49,7 @@ impl Engine {
                     todo.push((
                         pb,
                         TriggerInfo {
-                            kind: TriggerKind::Alert.as_str().into(),
+                            kind: TriggerKind::Alert,
                             fingerprint: Some(a.fingerprint.clone()),
                             labels: a.labels.clone(),
                             annotations: a.annotations.clone(),
@@ -81,7 +81,7 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("no playbook named {playbook:?}")))?;
         let now = self.now();
         let trigger = TriggerInfo {
-            kind: TriggerKind::Manual.as_str().into(),
+            kind: TriggerKind::Manual,
             fingerprint: None,
             labels,
             annotations: BTreeMap::new(),
@@ -133,7 +133,7 @@ impl Engine {
                 blast_limit(&query, percent, answer)
             }
         };
-        let resolved = e.trigger.kind == TriggerKind::Alert.as_str()
+        let resolved = e.trigger.kind == TriggerKind::Alert
             && self.hooks.alert_resolved(&e.trigger.labels) == Some(true);
         let facts = Admission {
             blast_max,

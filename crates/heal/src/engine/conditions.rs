@@ -86,7 +86,7 @@ impl Engine {
             }
             for (labels, since) in due {
                 let t = TriggerInfo {
-                    kind: TriggerKind::Condition.as_str().into(),
+                    kind: TriggerKind::Condition,
                     fingerprint: None,
                     labels,
                     annotations: BTreeMap::new(),

@@ -121,6 +121,7 @@ impl Engine {
         let playbook = playbook.to_string();
         match c {
             Count::Veto { guard } => {
+                let guard = guard.as_str().into();
                 m.vetoes
                     .get_or_create(&GuardLabels { playbook, guard })
                     .inc();
@@ -171,7 +172,7 @@ impl Engine {
 
     /// Tells the alert manager what is happening to the trigger's alert.
     fn mark(&self, e: &Execution) {
-        if e.trigger.kind == TriggerKind::Condition.as_str() {
+        if e.trigger.kind == TriggerKind::Condition {
             return;
         }
         let note = if e.status.is_final() {
@@ -260,7 +261,7 @@ impl Engine {
 
     /// Whether the trigger has resolved (`None`: cannot tell).
     async fn trigger_resolved(&self, pb: &Playbook, e: &Execution) -> Option<bool> {
-        if e.trigger.kind == TriggerKind::Condition.as_str() {
+        if e.trigger.kind == TriggerKind::Condition {
             let Trigger::Condition { query, .. } = &pb.trigger else {
                 return None;
             };
@@ -352,7 +353,7 @@ impl Engine {
                 Ok(text) => {
                     let n = Notification {
                         receivers: receivers.clone(),
-                        event: NotifyEvent::Action.as_str().into(),
+                        event: NotifyEvent::Action,
                         playbook: e.playbook.clone(),
                         target: e.target.clone(),
                         execution: e.id.clone(),

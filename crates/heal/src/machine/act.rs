@@ -12,7 +12,7 @@ impl Machine<'_, '_, '_> {
     /// Journals the action as started, then runs it (or the first step of its sequence).
     pub(super) fn start_action(&mut self, action: String) {
         let def = self.pb.actions[&action].clone();
-        self.e.begin(StepKind::Action.as_str(), &action, self.now);
+        self.e.begin(StepKind::Action, &action, self.now);
         self.e.status = Status::Running;
         if self.e.action_started_at.is_none() {
             self.e.action_started_at = Some(self.now);
@@ -37,7 +37,7 @@ impl Machine<'_, '_, '_> {
 
     fn start_sequence_step(&mut self, action: &str, step: &Action) {
         let name = format!("{action}/{}", step.name);
-        self.e.begin(StepKind::Action.as_str(), &name, self.now);
+        self.e.begin(StepKind::Action, &name, self.now);
         self.journal();
         self.emit(Effect::Run {
             name,
@@ -154,7 +154,7 @@ impl Machine<'_, '_, '_> {
         let Some((name, rb)) = next else {
             return false;
         };
-        self.e.begin(StepKind::Rollback.as_str(), &name, self.now);
+        self.e.begin(StepKind::Rollback, &name, self.now);
         self.journal();
         self.emit(Effect::Run { name, action: rb });
         true
@@ -175,14 +175,14 @@ impl Machine<'_, '_, '_> {
             .e
             .steps
             .iter()
-            .rposition(|s| s.kind == StepKind::Action.as_str() && s.name == def.name)
+            .rposition(|s| s.kind == StepKind::Action && s.name == def.name)
             .unwrap_or(0);
         let since = &self.e.steps[start..];
         let prefix = format!("{}/", def.name);
         let done: Vec<&str> = since
             .iter()
             .filter(|s| {
-                s.kind == StepKind::Action.as_str()
+                s.kind == StepKind::Action
                     && s.state == StepState::Succeeded
                     && s.name.starts_with(&prefix)
             })
@@ -190,7 +190,7 @@ impl Machine<'_, '_, '_> {
             .collect();
         let rolled: Vec<&str> = since
             .iter()
-            .filter(|s| s.kind == StepKind::Rollback.as_str() && s.state == StepState::Succeeded)
+            .filter(|s| s.kind == StepKind::Rollback && s.state == StepState::Succeeded)
             .map(|s| s.name.as_str())
             .collect();
         let mut undo: Vec<(String, Action)> = done

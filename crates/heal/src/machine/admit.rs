@@ -60,7 +60,7 @@ pub fn expand(pb: &Playbook, e: &mut Execution, now: i64) -> Result<Scope, Vec<E
             // counted like the guards' (nothing ran).
             e.target = "?".into();
             let v = Veto {
-                guard: GuardName::Params.as_str().into(),
+                guard: GuardName::Params,
                 reason,
             };
             Err(vetoed(e, v, now))
@@ -68,7 +68,7 @@ pub fn expand(pb: &Playbook, e: &mut Execution, now: i64) -> Result<Scope, Vec<E
         Err(ScopeError::Template(err)) => {
             e.target = "?".into();
             e.note(
-                StepKind::Guard.as_str(),
+                StepKind::Guard,
                 GuardName::Template.as_str(),
                 StepState::Failed,
                 err.clone(),
@@ -86,8 +86,8 @@ pub fn expand(pb: &Playbook, e: &mut Execution, now: i64) -> Result<Scope, Vec<E
 
 fn vetoed(e: &mut Execution, v: Veto, now: i64) -> Vec<Effect> {
     e.note(
-        StepKind::Guard.as_str(),
-        &v.guard,
+        StepKind::Guard,
+        v.guard.as_str(),
         StepState::Failed,
         v.reason.clone(),
         now,
@@ -97,9 +97,7 @@ fn vetoed(e: &mut Execution, v: Veto, now: i64) -> Vec<Effect> {
         format!("vetoed by {}: {}", v.guard, v.reason),
         now,
     );
-    let count = Effect::Count(Count::Veto {
-        guard: v.guard.clone(),
-    });
+    let count = Effect::Count(Count::Veto { guard: v.guard });
     e.veto = Some(v);
     vec![count, Effect::Journal, Effect::NotStarted]
 }
@@ -178,7 +176,7 @@ pub fn admit(
     let verdict = match &facts.blast_max {
         // Fail safe: without the group's size, do not act.
         Err(err) => Err(Veto {
-            guard: GuardName::BlastRadius.as_str().into(),
+            guard: GuardName::BlastRadius,
             reason: format!("cannot tell the group's size: {err}"),
         }),
         Ok(max) => m.world.guards.check(
@@ -246,14 +244,17 @@ impl Machine<'_, '_, '_> {
 
     fn vetoed(&mut self, v: Veto) {
         let pb = self.pb;
-        let retry_at = (v.guard == GuardName::Cooldown.as_str()
-            && self.e.trigger.kind == TriggerKind::Alert.as_str())
-        .then(|| {
-            self.world
-                .guards
-                .cooldown_ends(&pb.name, &self.e.target, pb.guards.cooldown, self.now)
-        })
-        .flatten();
+        let retry_at = (v.guard == GuardName::Cooldown
+            && self.e.trigger.kind == TriggerKind::Alert)
+            .then(|| {
+                self.world.guards.cooldown_ends(
+                    &pb.name,
+                    &self.e.target,
+                    pb.guards.cooldown,
+                    self.now,
+                )
+            })
+            .flatten();
         let effects = vetoed(self.e, v, self.now);
         self.out.extend(effects);
         if pb.notify.on.contains(&NotifyOn::Vetoed) {

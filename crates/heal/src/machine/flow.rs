@@ -20,7 +20,7 @@ impl Machine<'_, '_, '_> {
             .find(|c| !self.e.evidence.contains_key(&c.name))
         {
             Some(c) => {
-                self.e.begin(StepKind::Collect.as_str(), &c.name, self.now);
+                self.e.begin(StepKind::Collect, &c.name, self.now);
                 self.emit(Effect::Collect(c.name.clone()));
                 true
             }
@@ -44,7 +44,7 @@ impl Machine<'_, '_, '_> {
 
     /// The first cause whose condition holds; candidates ranked by trust.
     pub(super) fn diagnose(&mut self) -> bool {
-        let i = self.e.begin(StepKind::Diagnose.as_str(), "rules", self.now);
+        let i = self.e.begin(StepKind::Diagnose, "rules", self.now);
         let vars = variables(&self.scope(), &self.e.evidence);
         let pb = self.pb;
         match diagnose(pb, &vars) {

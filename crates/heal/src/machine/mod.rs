@@ -25,7 +25,7 @@ use serde_json::Value as Json;
 use crate::guard::Guards;
 use crate::hooks::Notification;
 use crate::journal::{Decision, Execution, Outcome, Pause, StepState, TrustChange};
-use crate::kinds::{NotifyEvent, StepKind};
+use crate::kinds::{GuardName, NotifyEvent, StepKind};
 use crate::playbook::{Action, Playbook, Scope};
 use crate::report::{report, title};
 use crate::trust::{Trust, TrustConfig};
@@ -64,7 +64,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Count {
     Veto {
-        guard: String,
+        guard: GuardName,
     },
     Action {
         action: String,
@@ -194,7 +194,7 @@ impl Machine<'_, '_, '_> {
     }
 
     pub(crate) fn note(&mut self, kind: StepKind, name: &str, state: StepState, msg: String) {
-        self.e.note(kind.as_str(), name, state, msg, self.now);
+        self.e.note(kind, name, state, msg, self.now);
     }
 
     pub(crate) fn scope(&self) -> Scope {
@@ -266,7 +266,7 @@ impl Machine<'_, '_, '_> {
         }
         let n = Notification {
             receivers: receivers.to_vec(),
-            event: event.as_str().into(),
+            event,
             playbook: self.pb.name.clone(),
             target: self.e.target.clone(),
             execution: self.e.id.clone(),

@@ -20,7 +20,7 @@ pub fn resume(
 ) -> Vec<Effect> {
     let Some(_pb) = pb else {
         e.note(
-            StepKind::Resume.as_str(),
+            StepKind::Resume,
             &e.playbook.clone(),
             StepState::Failed,
             "the playbook is no longer loaded".into(),
@@ -48,10 +48,10 @@ pub fn resume(
         }
     }
     if let Some(i) = interrupted {
-        let kind = e.steps[i].kind.clone();
+        let kind = e.steps[i].kind;
         // A step of a sequence (`action/step`) stands for its action.
         let name = e.steps[i].name.split('/').next().unwrap_or("").to_string();
-        if kind == StepKind::Action.as_str() {
+        if kind == StepKind::Action {
             out.push(Effect::Count(Count::Action {
                 action: name.clone(),
                 result: "unknown",
@@ -60,7 +60,7 @@ pub fn resume(
                 e.actions_run.push(name.clone());
             }
             e.note(
-                StepKind::Resume.as_str(),
+                StepKind::Resume,
                 &name,
                 StepState::Succeeded,
                 format!("the outcome of {name} is unknown: verifying before anything else"),
@@ -72,14 +72,14 @@ pub fn resume(
                 since: now,
                 unknown: true,
             };
-        } else if kind == StepKind::Rollback.as_str() {
+        } else if kind == StepKind::Rollback {
             e.phase = Phase::Escalate {
                 reason: format!("medic stopped while rolling back {name}; its outcome is unknown"),
             };
         }
     }
     e.note(
-        StepKind::Resume.as_str(),
+        StepKind::Resume,
         "restart",
         StepState::Succeeded,
         format!("resumed at {}", e.current_step()),

@@ -17,9 +17,9 @@ impl Machine<'_, '_, '_> {
         };
         let open = self
             .open_step()
-            .is_some_and(|i| self.e.steps[i].kind == StepKind::Verify.as_str());
+            .is_some_and(|i| self.e.steps[i].kind == StepKind::Verify);
         if !open {
-            let i = self.e.begin(StepKind::Verify.as_str(), &action, self.now);
+            let i = self.e.begin(StepKind::Verify, &action, self.now);
             self.e.steps[i].detail = json!({"checks": 0});
         }
         let first = since + self.pb.verify.after;
@@ -160,7 +160,7 @@ impl Machine<'_, '_, '_> {
         }
         let n = Notification {
             receivers: pb.notify.receivers.clone(),
-            event: NotifyEvent::Trust.as_str().into(),
+            event: NotifyEvent::Trust,
             playbook: pb.name.clone(),
             target: self.e.target.clone(),
             execution: self.e.id.clone(),

@@ -132,7 +132,7 @@ async fn failed_verification_rolls_back_tries_the_next_action_then_escalates() {
     let steps: Vec<(String, String, StepState)> = e
         .steps
         .iter()
-        .map(|s| (s.kind.clone(), s.name.clone(), s.state))
+        .map(|s| (s.kind.to_string(), s.name.clone(), s.state))
         .collect();
     let want = [
         ("action", "restart", StepState::Succeeded),
@@ -296,7 +296,7 @@ fn crashed(rig_dir: &str, unknown_policy_playbook: &str) -> (std::sync::Arc<MemS
         target: "a".into(),
         group: unknown_policy_playbook.into(),
         trigger: medic_heal::journal::TriggerInfo {
-            kind: "manual".into(),
+            kind: medic_heal::kinds::TriggerKind::Manual,
             fingerprint: None,
             labels: labels(&[("alertname", "Down"), ("instance", "a")]),
             annotations: Default::default(),
@@ -331,7 +331,7 @@ fn crashed(rig_dir: &str, unknown_policy_playbook: &str) -> (std::sync::Arc<MemS
         summary: String::new(),
         steps: vec![],
     };
-    e.begin("action", "restart", now);
+    e.begin(medic_heal::kinds::StepKind::Action, "restart", now);
     store.put_execution(&e).unwrap();
     (store, e.id)
 }

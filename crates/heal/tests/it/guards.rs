@@ -36,7 +36,7 @@ verify:
 fn veto(e: &Execution) -> (String, String) {
     assert_eq!(e.status, Status::Vetoed, "{e:#?}");
     let v = e.veto.clone().unwrap();
-    (v.guard, v.reason)
+    (v.guard.to_string(), v.reason)
 }
 
 async fn run(rig: &Rig, pb: &str, instance: &str) -> Execution {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use medic_heal::evidence::{action_plan, plan_text};
 use medic_heal::guard::{GuardConfig, Guards, MaintenanceWindow};
 use medic_heal::journal::{Decision, Execution, Outcome, Pause, Step, TriggerInfo, TrustChange};
+use medic_heal::kinds::TriggerKind;
 use medic_heal::machine::admit::{self, blast_limit, group_size, Admission, GroupSize};
 use medic_heal::machine::{self, scope_of, Count, Effect, Event, World};
 use medic_heal::playbook::{Dur, Playbook, RateLimit};
@@ -299,7 +300,7 @@ impl Sim {
             return Err(format!("no playbook {pb_name:?}"));
         };
         let trigger = TriggerInfo {
-            kind: kind.into(),
+            kind: TriggerKind::parse(kind).expect("a trigger kind"),
             fingerprint: (kind == "alert").then(|| "f".into()),
             labels,
             annotations: BTreeMap::new(),
@@ -356,7 +357,7 @@ impl Sim {
             a.push(format!("instance=i{k}"));
             let (i, _) = self.admit_one("alert", &a).expect("storm");
             match &self.executions[i].veto {
-                Some(v) => *vetoes.entry(v.guard.clone()).or_default() += 1,
+                Some(v) => *vetoes.entry(v.guard.to_string()).or_default() += 1,
                 None => started += 1,
             }
         }

@@ -102,7 +102,11 @@ impl Hooks for AlertHooks {
                 annotations,
                 starts_at: now,
                 // A success closes the matter: it goes out as resolved.
-                ends_at: if n.event == "success" { now } else { 0 },
+                ends_at: if n.event == medic_heal::kinds::NotifyEvent::Success {
+                    now
+                } else {
+                    0
+                },
                 generator_url: String::new(),
                 updated_at: now,
                 timeout: false,
