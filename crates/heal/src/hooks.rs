@@ -44,7 +44,7 @@ pub trait Hooks: Send + Sync {
     /// Marks the alert with these labels as under repair (a note), or not (`None`).
     fn repairing(&self, labels: &BTreeMap<String, String>, note: Option<String>);
     /// Sends a message to receivers.
-    fn notify(&self, n: Notification) -> BoxFuture<Result<(), String>>;
+    fn notify(&self, n: Notification) -> BoxFuture<Result<(), NotifyError>>;
 }
 
 /// Hooks that know no alerts and send nothing (tests, offline tools).
@@ -55,7 +55,14 @@ impl Hooks for NoHooks {
         None
     }
     fn repairing(&self, _: &BTreeMap<String, String>, _: Option<String>) {}
-    fn notify(&self, _: Notification) -> BoxFuture<Result<(), String>> {
+    fn notify(&self, _: Notification) -> BoxFuture<Result<(), NotifyError>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// Receivers a notification did not reach, each with the reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", failures.iter().map(|(r, e)| format!("{r}: {e}")).collect::<Vec<_>>().join("; "))]
+pub struct NotifyError {
+    pub failures: Vec<(String, String)>,
 }

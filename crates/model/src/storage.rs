@@ -193,9 +193,20 @@ pub struct QuerySeries {
 
 /// PromQL as a service: what components that only need answers (the heal engine) use, so they
 /// do not depend on the evaluator. Calls may block; run them off the async runtime.
+/// Why a query for another component (the heal engine) gave no series.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// The query does not parse, or its evaluation failed (a limit, the timeout, storage).
+    #[error("{0}")]
+    Failed(String),
+    /// The query ran, but its result is not series or a number.
+    #[error("{expr}: a {kind} is not a usable result")]
+    NotSeries { expr: String, kind: &'static str },
+}
+
 pub trait InstantQuery: Send + Sync {
     /// Evaluates `expr` at `t` (ms). A scalar comes back as one series without labels.
-    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, String>;
+    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, QueryError>;
 
     /// Evaluates `expr` at every `step` from `start` to `end` (ms, inclusive).
     fn range(
@@ -204,5 +215,5 @@ pub trait InstantQuery: Send + Sync {
         start: i64,
         end: i64,
         step: i64,
-    ) -> Result<Vec<QuerySeries>, String>;
+    ) -> Result<Vec<QuerySeries>, QueryError>;
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::guard::{self, GuardConfig, Guards, MaintenanceWindow};
-pub use crate::hooks::{AlertInput, BoxFuture, Hooks, NoHooks, Notification};
+pub use crate::hooks::{AlertInput, BoxFuture, Hooks, NoHooks, Notification, NotifyError};
 use crate::journal::*;
 use crate::machine::World;
 use crate::metrics::*;

@@ -243,6 +243,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || query.instant(&q, t))
             .await
             .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     async fn range(
@@ -257,6 +258,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || query.range(&q, start, end, step))
             .await
             .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// Whether the trigger has resolved (`None`: cannot tell).
@@ -367,7 +369,7 @@ impl Engine {
                             format!("sent to {}", receivers.join(", ")),
                             Json::Null,
                         ),
-                        Err(err) => (false, err, Json::Null),
+                        Err(err) => (false, err.to_string(), Json::Null),
                     }
                 }
                 Err(err) => (false, err, Json::Null),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use medic_heal::engine::{BoxFuture, Hooks, Notification};
 use medic_heal::{Engine, Execution, HealStore, MemStore, Options, Playbook, Status};
-use medic_model::{InstantQuery, Labels, MemStorage, QuerySeries, Sample, SystemClock};
+use medic_model::{InstantQuery, Labels, MemStorage, QueryError, QuerySeries, Sample, SystemClock};
 
 /// PromQL over a MemStorage, as the server wires it over the TSDB.
 pub struct Prom {
@@ -31,11 +31,11 @@ impl Prom {
 }
 
 impl InstantQuery for Prom {
-    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, String> {
+    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, QueryError> {
         match self
             .engine
             .instant(&*self.store, expr, t)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| QueryError::Failed(e.to_string()))?
         {
             medic_promql::Value::Vector(v) => Ok(v
                 .into_iter()
@@ -48,7 +48,10 @@ impl InstantQuery for Prom {
                 labels: Labels::empty(),
                 samples: vec![(t, v)],
             }]),
-            other => Err(format!("unexpected {other:?}")),
+            _ => Err(QueryError::NotSeries {
+                expr: expr.to_string(),
+                kind: "string or matrix",
+            }),
         }
     }
     fn range(
@@ -57,11 +60,11 @@ impl InstantQuery for Prom {
         start: i64,
         end: i64,
         step: i64,
-    ) -> Result<Vec<QuerySeries>, String> {
+    ) -> Result<Vec<QuerySeries>, QueryError> {
         let r = self
             .engine
             .range(&*self.store, expr, start, end, step)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| QueryError::Failed(e.to_string()))?;
         Ok(r.into_iter()
             .map(|s| QuerySeries {
                 labels: s.labels,
@@ -87,7 +90,7 @@ impl Hooks for Recorder {
     fn repairing(&self, _: &BTreeMap<String, String>, note: Option<String>) {
         self.notes.lock().unwrap().push(note);
     }
-    fn notify(&self, n: Notification) -> BoxFuture<Result<(), String>> {
+    fn notify(&self, n: Notification) -> BoxFuture<Result<(), medic_heal::engine::NotifyError>> {
         self.sent.lock().unwrap().push(n);
         Box::pin(async { Ok(()) })
     }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use medic_alert::{Alert, AlertManager, Fingerprint};
-use medic_heal::engine::{BoxFuture, Hooks, Notification};
-use medic_model::{InstantQuery, Labels, QuerySeries, Queryable};
+use medic_heal::engine::{BoxFuture, Hooks, Notification, NotifyError};
+use medic_model::{InstantQuery, Labels, QueryError, QuerySeries, Queryable};
 
 /// PromQL over medic's store, for the heal engine.
 pub struct PromQuery {
@@ -15,12 +15,12 @@ pub struct PromQuery {
 }
 
 impl InstantQuery for PromQuery {
-    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, String> {
+    fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, QueryError> {
         use medic_promql::Value;
         match self
             .engine
             .instant(&*self.store, expr, t)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| QueryError::Failed(e.to_string()))?
         {
             Value::Scalar(v) => Ok(vec![QuerySeries {
                 labels: Labels::empty(),
@@ -40,7 +40,10 @@ impl InstantQuery for PromQuery {
                     samples: s.samples.iter().map(|p| (p.t, p.v)).collect(),
                 })
                 .collect()),
-            Value::String(_) => Err(format!("{expr}: a string is not a usable result")),
+            Value::String(_) => Err(QueryError::NotSeries {
+                expr: expr.to_string(),
+                kind: "string",
+            }),
         }
     }
 
@@ -50,11 +53,11 @@ impl InstantQuery for PromQuery {
         start: i64,
         end: i64,
         step: i64,
-    ) -> Result<Vec<QuerySeries>, String> {
+    ) -> Result<Vec<QuerySeries>, QueryError> {
         let r = self
             .engine
             .range(&*self.store, expr, start, end, step)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| QueryError::Failed(e.to_string()))?;
         Ok(r.into_iter()
             .map(|s| QuerySeries {
                 labels: s.labels,
@@ -83,7 +86,7 @@ impl Hooks for AlertHooks {
         self.0.set_repair(fingerprint(labels), note);
     }
 
-    fn notify(&self, n: Notification) -> BoxFuture<Result<(), String>> {
+    fn notify(&self, n: Notification) -> BoxFuture<Result<(), NotifyError>> {
         let am = self.0.clone();
         Box::pin(async move {
             let now = am.now();
@@ -112,16 +115,16 @@ impl Hooks for AlertHooks {
                 timeout: false,
                 value: None,
             };
-            let mut errors = Vec::new();
+            let mut failures = Vec::new();
             for r in &n.receivers {
                 if let Err(e) = am.send_direct(r, vec![alert.clone()]).await {
-                    errors.push(e);
+                    failures.push((r.clone(), e));
                 }
             }
-            if errors.is_empty() {
+            if failures.is_empty() {
                 Ok(())
             } else {
-                Err(errors.join("; "))
+                Err(NotifyError { failures })
             }
         })
     }
