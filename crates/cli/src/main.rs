@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod alerts_cmd;
 mod anomaly_cmd;
+mod audit_cmd;
 mod client;
 mod demo;
 mod heal_cmd;
@@ -93,6 +94,9 @@ enum Command {
     Anomalies(anomaly_cmd::AnomaliesArgs),
     /// Anomaly detection offline: run and score the Numenta Anomaly Benchmark.
     Anomaly(anomaly_cmd::AnomalyArgs),
+    /// The audit log of a running medic: who did what, from where, with what result; and
+    /// `verify`, which checks its hash chain (exit 1 when broken).
+    Audit(audit_cmd::AuditArgs),
     /// The whole loop in one command: a small web service breaks in five ways, medic notices,
     /// repairs and verifies each, and stays still in the quiet periods between them.
     ///
@@ -162,6 +166,11 @@ fn main() -> ExitCode {
         Command::Ack(args) => alerts_cmd::ack(args),
         Command::Anomalies(args) => anomaly_cmd::anomalies(args),
         Command::Anomaly(args) => anomaly_cmd::anomaly(args),
+        Command::Audit(args) => match audit_cmd::audit(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Demo(args) => demo::run(args),
         Command::Heal(args) => match heal_cmd::heal(args) {
             Ok(true) => Ok(()),

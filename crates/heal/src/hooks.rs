@@ -45,6 +45,8 @@ pub trait Hooks: Send + Sync {
     fn repairing(&self, labels: &BTreeMap<String, String>, note: Option<String>);
     /// Sends a message to receivers.
     fn notify(&self, n: Notification) -> BoxFuture<Result<(), NotifyError>>;
+    /// Records a decision or an action in the audit log.
+    fn audit(&self, _entry: medic_model::AuditEntry) {}
 }
 
 /// Hooks that know no alerts and send nothing (tests, offline tools).

@@ -6,6 +6,7 @@
 //!
 //! This crate depends on nothing else of medic's.
 
+mod audit;
 mod clock;
 mod duration;
 mod labels;
@@ -29,6 +30,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+pub use audit::{AuditEntry, AuditSink, NoAudit, ACTOR_HEAL};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{format_duration, format_human_duration, parse_duration, Dur, DurationError};
 pub use labels::{

@@ -112,7 +112,14 @@ impl App {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
         let alerts = build_alert_manager(&config, &base, &self_target, &self_metrics)?;
-        let heal = build_heal(&config, &self_target, &self_metrics, &alerts, &engine, &db)?;
+        let audit = open_audit(&config)?;
+        let parts = HealParts {
+            alerts: &alerts,
+            engine: &engine,
+            db: &db,
+            audit: &audit,
+        };
+        let heal = build_heal(&config, &self_target, &self_metrics, parts)?;
         let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
         // Detectors saved at the last stop go to their rules as the rules load.
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&config.storage.path);
@@ -141,6 +148,7 @@ impl App {
             (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
         ));
         let state = Arc::new(AppState {
+            audit,
             write_budget,
             config,
             db,
@@ -218,17 +226,22 @@ impl App {
                 }
             })
         };
+        let prune_task = spawn_audit_pruning(&self.state);
         info!(addr = %self.addr, "medic is listening");
         let router = crate::http::router(self.state.clone());
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         info!("shutting down");
         if let Some(s) = &self.state.scrape {
             s.stop().await;
         }
         self.state.rules.stop().await;
         save_task.abort();
+        prune_task.abort();
         save_detectors(&self.state.rules, &anomaly_path).await;
         stop_heal.notify_one();
         stop_alerts.notify_one();
@@ -259,16 +272,60 @@ async fn save_detectors(rules: &Arc<medic_rules::Manager>, path: &std::path::Pat
     }
 }
 
+/// Opens the audit log (`audit.file`, default `audit.db` in the storage directory).
+fn open_audit(config: &Config) -> Result<Arc<medic_state::SqliteAudit>, Error> {
+    let path = config
+        .audit
+        .file
+        .clone()
+        .unwrap_or_else(|| config.storage.path.join("audit.db"));
+    info!(path = %path.display(), "opening the audit log");
+    medic_state::SqliteAudit::open(&path)
+        .map(Arc::new)
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Prunes audit entries older than `audit.retention`, hourly.
+fn spawn_audit_pruning(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    let audit = state.audit.clone();
+    let retention = state.config.audit.retention.as_millis();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let audit = audit.clone();
+            let before = medic_model::Clock::now_ms(&medic_model::SystemClock) - retention;
+            match tokio::task::spawn_blocking(move || audit.prune(before)).await {
+                Ok(Ok(n)) if n > 0 => info!(entries = n, "pruned old audit entries"),
+                Ok(Err(e)) => warn!(error = %e, "cannot prune the audit log"),
+                _ => {}
+            }
+        }
+    })
+}
+
+/// What the heal engine is built on.
+struct HealParts<'a> {
+    alerts: &'a Arc<medic_alert::AlertManager>,
+    engine: &'a medic_promql::Engine,
+    db: &'a Arc<Db>,
+    audit: &'a Arc<medic_state::SqliteAudit>,
+}
+
 /// Opens the heal journal and builds the engine (playbooks come with the first reload),
 /// with the alert manager as its source of alerts and its way to people.
 fn build_heal(
     config: &Config,
     self_target: &str,
     self_metrics: &SelfMetrics,
-    alerts: &Arc<medic_alert::AlertManager>,
-    engine: &medic_promql::Engine,
-    db: &Arc<Db>,
+    parts: HealParts<'_>,
 ) -> Result<Arc<medic_heal::Engine>, Error> {
+    let HealParts {
+        alerts,
+        engine,
+        db,
+        audit,
+    } = parts;
     let path = config
         .heal
         .state_file
@@ -297,7 +354,7 @@ fn build_heal(
         opts,
         store,
         query,
-        Arc::new(crate::bridge::AlertHooks(alerts.clone())),
+        Arc::new(crate::bridge::AlertHooks(alerts.clone(), audit.clone())),
         Arc::new(medic_model::SystemClock),
         metrics,
     )

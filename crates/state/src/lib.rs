@@ -1,10 +1,13 @@
 //! medic's durable state in embedded SQLite: the alert manager's alerts, silences,
-//! notification log, acknowledgements and history ([`medic_alert::state::StateStore`]). One
+//! notification log, acknowledgements and history ([`medic_alert::state::StateStore`]); the
+//! heal journal ([`SqliteHealStore`]); the hash-chained audit log ([`SqliteAudit`]). One
 //! file, WAL journal, every change one transaction; all values are bound parameters, never
 //! spliced into SQL.
 
+mod audit;
 mod heal;
 
+pub use audit::{AuditError, AuditQuery, AuditRow, SqliteAudit, Verdict};
 pub use heal::SqliteHealStore;
 
 use std::path::Path;

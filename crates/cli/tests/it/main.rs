@@ -3,6 +3,7 @@
 mod alerting;
 mod alerting_vs_alertmanager;
 mod anomaly;
+mod audit;
 mod bad_input;
 mod crash;
 mod demo;

@@ -10,7 +10,7 @@ use tracing::info;
 use super::{store_err, Engine};
 use crate::hooks::AlertInput;
 use crate::journal::{Execution, TriggerInfo};
-use crate::kinds::TriggerKind;
+use crate::kinds::{StepKind, TriggerKind};
 use crate::machine::admit::{self, blast_limit, group_size, Admission, GroupSize};
 use crate::machine::{self, Effect};
 use crate::playbook::Playbook;
@@ -160,6 +160,13 @@ impl Engine {
         for effect in effects {
             match effect {
                 Effect::Start => {
+                    let resumed = e.steps.last().is_some_and(|s| s.kind == StepKind::Resume);
+                    let how = if resumed {
+                        "resumed after a restart"
+                    } else {
+                        "admitted: every guard passed"
+                    };
+                    self.audit(e, "heal.started", "", how);
                     self.metrics.active.inc();
                     let (this, pb, run) = (self.clone(), pb.clone(), e.clone());
                     self.runtime.spawn(async move { this.drive(pb, run).await });

@@ -54,8 +54,10 @@ impl Engine {
             answer = match effect {
                 Effect::AskResolved => Some(Event::Resolved(self.trigger_resolved(pb, e).await)),
                 Effect::Collect(name) => Some(self.collect(pb, e, &name).await),
-                Effect::Run { action, .. } => {
+                Effect::Run { name, action } => {
                     let (ok, message, detail) = self.run_action(e, &action).await;
+                    let result = if ok { "ok" } else { "failed" };
+                    self.audit(e, "heal.action", &name, &format!("{result}: {message}"));
                     Some(Event::Ran {
                         ok,
                         message,
@@ -110,7 +112,10 @@ impl Engine {
                 }
             }
             Effect::Count(c) => self.count(&e.playbook, c),
-            Effect::NotStarted => self.ended(e),
+            Effect::NotStarted => {
+                self.audit(e, "heal.not_started", "", &e.summary);
+                self.ended(e);
+            }
             Effect::Finished => self.finished(e),
             other => warn!(execution = %e.id, effect = ?other, "effect out of place"),
         }
@@ -149,9 +154,34 @@ impl Engine {
         }
     }
 
+    /// Records a heal decision or action in the audit log: medic (`heal`) acting on the
+    /// execution's playbook and target.
+    pub(super) fn audit(&self, e: &Execution, action: &str, what: &str, result: &str) {
+        let detail = serde_json::json!({
+            "execution": e.id,
+            "trigger": e.trigger.kind,
+            "step": what,
+        });
+        self.hooks.audit(medic_model::AuditEntry {
+            at: self.now(),
+            actor: medic_model::ACTOR_HEAL.into(),
+            source: "medic".into(),
+            action: action.into(),
+            target: format!("{} {}", e.playbook, e.target),
+            detail: detail.to_string(),
+            result: result.into(),
+        });
+    }
+
     /// The execution ended: its waiters go, the gauges and counters move, the alert's note is
     /// cleared.
     fn finished(&self, e: &Execution) {
+        self.audit(
+            e,
+            "heal.finished",
+            "",
+            &format!("{}: {}", e.status.as_str(), e.summary),
+        );
         {
             let mut g = self.lock();
             g.waiters.remove(&e.id);

@@ -68,7 +68,7 @@ impl InstantQuery for PromQuery {
 }
 
 /// The alert manager as the heal engine sees it.
-pub struct AlertHooks(pub Arc<AlertManager>);
+pub struct AlertHooks(pub Arc<AlertManager>, pub Arc<dyn medic_model::AuditSink>);
 
 fn fingerprint(labels: &BTreeMap<String, String>) -> Fingerprint {
     Fingerprint::of(&Labels::from_pairs(
@@ -84,6 +84,10 @@ impl Hooks for AlertHooks {
 
     fn repairing(&self, labels: &BTreeMap<String, String>, note: Option<String>) {
         self.0.set_repair(fingerprint(labels), note);
+    }
+
+    fn audit(&self, entry: medic_model::AuditEntry) {
+        self.1.record(entry);
     }
 
     fn notify(&self, n: Notification) -> BoxFuture<Result<(), NotifyError>> {

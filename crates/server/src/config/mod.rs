@@ -112,6 +112,9 @@ pub struct Config {
     /// Limits of the PromQL engine (Prometheus's `--query.*` flags).
     #[serde(default)]
     pub query: QueryConfig,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 /// `global:` — defaults for scrape jobs.

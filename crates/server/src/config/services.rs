@@ -322,3 +322,29 @@ pub(super) fn default_for_grace_period() -> Dur {
 pub(super) fn default_resend_delay() -> Dur {
     Dur::from_secs(60)
 }
+
+/// `audit:`: the hash-chained record of every state-changing request and every heal decision
+/// and action (`docs/security.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Where the log lives; default `audit.db` in the storage directory.
+    pub file: Option<PathBuf>,
+    /// How long entries are kept (default 1y); older ones are pruned hourly, the chain kept
+    /// verifiable.
+    #[serde(default = "default_audit_retention")]
+    pub retention: Dur,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            file: None,
+            retention: default_audit_retention(),
+        }
+    }
+}
+
+fn default_audit_retention() -> Dur {
+    Dur::from_secs(365 * 86_400)
+}

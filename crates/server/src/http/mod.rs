@@ -4,7 +4,8 @@
 //! - `prom`, `query`, `status`, `rules`: Prometheus's HTTP API in its exact shapes;
 //! - `alerts`, `silences`: Alertmanager's API v2, so Prometheus and `amtool` work unmodified;
 //! - `sources`: medic's alert sources, acknowledgements and history;
-//! - `heal`, `anomaly`: medic's own APIs;
+//! - `heal`, `anomaly`: medic's own APIs; `audit`: the audit log, and the middleware that
+//!   records every state-changing request;
 //! - `params`: request parameters; `error`: the error type; `state`: what handlers share.
 //!
 //! Handlers depend on this module and the crates they serve; nothing here depends on
@@ -12,6 +13,7 @@
 
 mod alerts;
 mod anomaly;
+mod audit;
 mod error;
 mod heal;
 mod params;
@@ -23,6 +25,7 @@ mod sources;
 mod state;
 mod status;
 
+pub use audit::verdict_json;
 pub use error::{success, ApiError, Dialect, HttpError};
 pub use params::Params;
 pub use state::AppState;
@@ -131,8 +134,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/medic/anomalies/report", get(anomaly::get_report))
         .route("/api/v1/medic/heal/trust", get(heal::get_trust))
         .route("/api/v1/medic/heal/dry-run", post(heal::post_dry_run))
+        .route("/api/v1/medic/audit", get(audit::get_audit))
+        .route("/api/v1/medic/audit/verify", get(audit::get_verify))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(require_json))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_requests,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

@@ -11,6 +11,8 @@ use crate::selfmetrics::{HttpMetrics, SelfMetrics};
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
+    /// The audit log.
+    pub audit: Arc<medic_state::SqliteAudit>,
     /// The configuration in force.
     pub config: Config,
     /// The store.
