@@ -24,8 +24,8 @@ pub struct RunArgs {
     #[arg(long)]
     data: Option<PathBuf>,
 
-    /// Serve other hosts although medic has no authentication yet: anyone who reaches the port
-    /// can post alerts that start repairs, approve them, silence and reload. Without this flag
+    /// Serve other hosts without an `auth:` section: anyone who reaches the port can post alerts
+    /// that start repairs, approve them, silence and reload. Without this flag (or `auth:`)
     /// medic refuses to listen on anything but a loopback address.
     #[arg(long)]
     allow_unauthenticated_remote_access: bool,

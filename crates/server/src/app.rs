@@ -32,7 +32,7 @@ pub struct Overrides {
 }
 
 /// Refuses a listen address other hosts can reach unless the operator said they accept that
-/// medic has no authentication yet.
+/// no `auth:` section is configured.
 fn check_exposure(listen: &str, allowed: bool) -> Result<(), Error> {
     let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
     let host = host.trim_matches(['[', ']']);
@@ -44,7 +44,7 @@ fn check_exposure(listen: &str, allowed: bool) -> Result<(), Error> {
         return Ok(());
     }
     Err(Error::Internal(format!(
-        "refusing to listen on {listen}: other hosts could post alerts that start repairs, approve them, silence and reload, and medic has no authentication yet. Listen on 127.0.0.1 (the default) behind a proxy that authenticates, or pass --allow-unauthenticated-remote-access if this network is trusted"
+        "refusing to listen on {listen}: other hosts could post alerts that start repairs, approve them, silence and reload, and no `auth:` section is configured. Configure users or tokens under `auth:` (docs/security.md), listen on 127.0.0.1 (the default) behind a proxy that authenticates, or pass --allow-unauthenticated-remote-access if this network is trusted"
     )))
 }
 
@@ -71,7 +71,7 @@ impl App {
 
         check_exposure(
             &config.server.listen,
-            overrides.allow_remote_unauthenticated,
+            overrides.allow_remote_unauthenticated || config.auth.enabled(),
         )?;
         let (listener, addr, starting) = listen(&config.server.listen).await?;
 
@@ -148,6 +148,7 @@ impl App {
             (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
         ));
         let state = Arc::new(AppState {
+            auth: crate::auth::Authenticator::new(config.auth.clone()),
             audit,
             write_budget,
             config,

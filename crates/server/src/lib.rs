@@ -11,6 +11,7 @@
 //! every library crate; nothing depends on it but the CLI.
 
 pub mod app;
+pub mod auth;
 pub mod bridge;
 mod client_auth;
 pub mod config;

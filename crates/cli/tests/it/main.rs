@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `medic` binary, started, fed, killed and restarted.
 
+mod access;
 mod alerting;
 mod alerting_vs_alertmanager;
 mod anomaly;

@@ -115,6 +115,9 @@ pub struct Config {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Users, tokens and their roles (`docs/security.md`); none: everyone is admin.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -243,6 +246,7 @@ impl Config {
         }
         self.alerting.escalation_policies()?;
         self.alerting.prometheus().validate()?;
+        self.auth.validate()?;
         self.heal.options("")?;
         if let Some(t) = self.global.scrape_timeout {
             if t > self.global.scrape_interval {

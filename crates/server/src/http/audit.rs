@@ -154,9 +154,13 @@ fn record(
     detail: String,
     resp: &Response,
 ) {
+    let actor = resp
+        .extensions()
+        .get::<crate::auth::Identity>()
+        .map_or_else(|| "unauthenticated".to_string(), |i| i.name.clone());
     let entry = AuditEntry {
         at: medic_model::Clock::now_ms(&medic_model::SystemClock),
-        actor: "anonymous".into(),
+        actor,
         source,
         action: format!("{method} {route}"),
         target: path.to_string(),

@@ -45,99 +45,366 @@ use medic_model::{is_stale_nan, parse_api_time, parse_selector, Matcher, Queryab
 use serde_json::{json, Value};
 use tracing::warn;
 
+use crate::auth::{Denied, Permission};
+
+/// Every route, with the permission each of its methods needs: a route cannot be registered
+/// without saying who may call it.
+fn routes() -> Routes {
+    let r = prometheus_status_routes(prometheus_routes(Routes::default()));
+    medic_routes(alertmanager_routes(r))
+}
+
+/// Prometheus's data endpoints, and medic's own health and metrics.
+fn prometheus_routes(r: Routes) -> Routes {
+    r.route(
+        "/-/healthy",
+        &[(Method::GET, Permission::Public)],
+        get(healthy),
+    )
+    .route("/-/ready", &[(Method::GET, Permission::Public)], get(ready))
+    .route(
+        "/metrics",
+        &[(Method::GET, Permission::Public)],
+        get(metrics),
+    )
+    .route(
+        "/api/v1/write",
+        &[(Method::POST, Permission::Ingest)],
+        post(prom::write),
+    )
+    .route(
+        "/api/v1/targets",
+        &[(Method::GET, Permission::Read)],
+        get(prom::targets),
+    )
+    .route(
+        "/api/v1/series",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Read),
+        ],
+        get(prom::series).post(prom::series),
+    )
+    .route(
+        "/api/v1/labels",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Read),
+        ],
+        get(prom::labels).post(prom::labels),
+    )
+    .route(
+        "/api/v1/label/{name}/values",
+        &[(Method::GET, Permission::Read)],
+        get(prom::label_values),
+    )
+    .route(
+        "/api/v1/export",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Read),
+        ],
+        get(prom::export).post(prom::export),
+    )
+    .route(
+        "/api/v1/query",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Read),
+        ],
+        get(query::query).post(query::query),
+    )
+    .route(
+        "/api/v1/query_range",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Read),
+        ],
+        get(query::query_range).post(query::query_range),
+    )
+    .route(
+        "/api/v1/format_query",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Read),
+        ],
+        get(query::format_query).post(query::format_query),
+    )
+}
+
+/// Prometheus's status, rules, reload and admin endpoints.
+fn prometheus_status_routes(r: Routes) -> Routes {
+    r.route(
+        "/api/v1/status/buildinfo",
+        &[(Method::GET, Permission::Read)],
+        get(query::buildinfo),
+    )
+    .route(
+        "/api/v1/status/tsdb",
+        &[(Method::GET, Permission::Read)],
+        get(prom::tsdb_status),
+    )
+    .route(
+        "/api/v1/status/config",
+        &[(Method::GET, Permission::Read)],
+        get(status::config),
+    )
+    .route(
+        "/api/v1/status/flags",
+        &[(Method::GET, Permission::Read)],
+        get(status::flags),
+    )
+    .route(
+        "/api/v1/status/runtimeinfo",
+        &[(Method::GET, Permission::Read)],
+        get(status::runtimeinfo),
+    )
+    .route(
+        "/api/v1/metadata",
+        &[(Method::GET, Permission::Read)],
+        get(status::metadata),
+    )
+    .route(
+        "/api/v1/targets/metadata",
+        &[(Method::GET, Permission::Read)],
+        get(status::targets_metadata),
+    )
+    .route(
+        "/api/v1/query_exemplars",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Read),
+        ],
+        get(status::query_exemplars).post(status::query_exemplars),
+    )
+    .route(
+        "/federate",
+        &[(Method::GET, Permission::Read)],
+        get(status::federate),
+    )
+    .route(
+        "/api/v1/rules",
+        &[(Method::GET, Permission::Read)],
+        get(rules::rules),
+    )
+    .route(
+        "/api/v1/alerts",
+        &[(Method::GET, Permission::Read)],
+        get(rules::alerts),
+    )
+    .route(
+        "/-/reload",
+        &[
+            (Method::POST, Permission::Admin),
+            (Method::PUT, Permission::Admin),
+        ],
+        post(rules::reload).put(rules::reload),
+    )
+    .route(
+        "/api/v1/admin/tsdb/flush",
+        &[(Method::POST, Permission::Admin)],
+        post(prom::flush),
+    )
+}
+
+/// Alertmanager's API v2.
+fn alertmanager_routes(r: Routes) -> Routes {
+    r.route(
+        "/api/v2/alerts",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Ingest),
+        ],
+        get(alerts::get_alerts).post(alerts::post_alerts),
+    )
+    .route(
+        "/api/v2/alerts/groups",
+        &[(Method::GET, Permission::Read)],
+        get(alerts::get_groups),
+    )
+    .route(
+        "/api/v2/silences",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Silence),
+        ],
+        get(silences::get_silences).post(silences::post_silences),
+    )
+    .route(
+        "/api/v2/silence/{id}",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::DELETE, Permission::Silence),
+        ],
+        get(silences::get_silence).delete(silences::delete_silence),
+    )
+    .route(
+        "/api/v2/receivers",
+        &[(Method::GET, Permission::Read)],
+        get(alerts::get_receivers),
+    )
+    .route(
+        "/api/v2/status",
+        &[(Method::GET, Permission::Read)],
+        get(alerts::get_status),
+    )
+}
+
+/// medic's own API.
+fn medic_routes(r: Routes) -> Routes {
+    r.route(
+        "/api/v1/medic/alerts/webhook",
+        &[(Method::POST, Permission::Ingest)],
+        post(sources::post_webhook),
+    )
+    .route(
+        "/api/v1/medic/alerts/cloudwatch",
+        &[(Method::POST, Permission::Ingest)],
+        post(sources::post_cloudwatch),
+    )
+    .route(
+        "/api/v1/medic/alerts/groups",
+        &[(Method::GET, Permission::Read)],
+        get(sources::medic_groups),
+    )
+    .route(
+        "/api/v1/medic/alerts/ack",
+        &[
+            (Method::POST, Permission::Ack),
+            (Method::DELETE, Permission::Ack),
+        ],
+        post(sources::post_ack).delete(sources::delete_ack),
+    )
+    .route(
+        "/api/v1/medic/alerts/history",
+        &[(Method::GET, Permission::Read)],
+        get(sources::get_history),
+    )
+    .route(
+        "/api/v1/medic/heal/playbooks",
+        &[(Method::GET, Permission::Read)],
+        get(heal::get_playbooks),
+    )
+    .route(
+        "/api/v1/medic/heal/executions",
+        &[(Method::GET, Permission::Read)],
+        get(heal::get_executions),
+    )
+    .route(
+        "/api/v1/medic/heal/executions/{id}",
+        &[(Method::GET, Permission::Read)],
+        get(heal::get_execution),
+    )
+    .route(
+        "/api/v1/medic/heal/executions/{id}/approve",
+        &[(Method::POST, Permission::HealDecide)],
+        post(heal::post_approve),
+    )
+    .route(
+        "/api/v1/medic/heal/executions/{id}/reject",
+        &[(Method::POST, Permission::HealDecide)],
+        post(heal::post_reject),
+    )
+    .route(
+        "/api/v1/medic/heal/trigger",
+        &[(Method::POST, Permission::HealTrigger)],
+        post(heal::post_trigger),
+    )
+    .route(
+        "/api/v1/medic/heal/pauses",
+        &[(Method::GET, Permission::Read)],
+        get(heal::get_pauses),
+    )
+    .route(
+        "/api/v1/medic/heal/pause",
+        &[(Method::POST, Permission::HealPause)],
+        post(heal::post_pause),
+    )
+    .route(
+        "/api/v1/medic/heal/resume",
+        &[(Method::POST, Permission::HealPause)],
+        post(heal::post_resume),
+    )
+    .route(
+        "/api/v1/medic/anomalies",
+        &[(Method::GET, Permission::Read)],
+        get(anomaly::get_anomalies),
+    )
+    .route(
+        "/api/v1/medic/anomalies/baseline",
+        &[(Method::GET, Permission::Read)],
+        get(anomaly::get_baseline),
+    )
+    .route(
+        "/api/v1/medic/anomalies/report",
+        &[(Method::GET, Permission::Read)],
+        get(anomaly::get_report),
+    )
+    .route(
+        "/api/v1/medic/heal/trust",
+        &[(Method::GET, Permission::Read)],
+        get(heal::get_trust),
+    )
+    .route(
+        "/api/v1/medic/heal/dry-run",
+        &[(Method::POST, Permission::HealTrigger)],
+        post(heal::post_dry_run),
+    )
+    .route(
+        "/api/v1/medic/audit",
+        &[(Method::GET, Permission::Audit)],
+        get(audit::get_audit),
+    )
+    .route(
+        "/api/v1/medic/audit/verify",
+        &[(Method::GET, Permission::Audit)],
+        get(audit::get_verify),
+    )
+}
+
+/// The router, with the permission each route and method needs.
+#[derive(Default)]
+struct Routes {
+    router: Router<Arc<AppState>>,
+    declared: Vec<(&'static str, Method, Permission)>,
+}
+
+impl Routes {
+    fn route(
+        mut self,
+        path: &'static str,
+        perms: &[(Method, Permission)],
+        methods: axum::routing::MethodRouter<Arc<AppState>>,
+    ) -> Self {
+        self.declared
+            .extend(perms.iter().map(|(m, p)| (path, m.clone(), *p)));
+        self.router = self.router.route(path, methods);
+        self
+    }
+}
+
+/// Every registered route and method with the permission it needs (for the permission matrix
+/// test and `docs/security.md`).
+pub fn declared_routes() -> Vec<(&'static str, Method, Permission)> {
+    routes().declared
+}
+
 /// Builds the router.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/-/healthy", get(healthy))
-        .route("/-/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/write", post(prom::write))
-        .route("/api/v1/targets", get(prom::targets))
-        .route("/api/v1/series", get(prom::series).post(prom::series))
-        .route("/api/v1/labels", get(prom::labels).post(prom::labels))
-        .route("/api/v1/label/{name}/values", get(prom::label_values))
-        .route("/api/v1/export", get(prom::export).post(prom::export))
-        .route("/api/v1/query", get(query::query).post(query::query))
-        .route(
-            "/api/v1/query_range",
-            get(query::query_range).post(query::query_range),
-        )
-        .route(
-            "/api/v1/format_query",
-            get(query::format_query).post(query::format_query),
-        )
-        .route("/api/v1/status/buildinfo", get(query::buildinfo))
-        .route("/api/v1/status/tsdb", get(prom::tsdb_status))
-        .route("/api/v1/status/config", get(status::config))
-        .route("/api/v1/status/flags", get(status::flags))
-        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
-        .route("/api/v1/metadata", get(status::metadata))
-        .route("/api/v1/targets/metadata", get(status::targets_metadata))
-        .route(
-            "/api/v1/query_exemplars",
-            get(status::query_exemplars).post(status::query_exemplars),
-        )
-        .route("/federate", get(status::federate))
-        .route("/api/v1/rules", get(rules::rules))
-        .route("/api/v1/alerts", get(rules::alerts))
-        .route("/-/reload", post(rules::reload).put(rules::reload))
-        .route("/api/v1/admin/tsdb/flush", post(prom::flush))
-        .route(
-            "/api/v2/alerts",
-            get(alerts::get_alerts).post(alerts::post_alerts),
-        )
-        .route("/api/v2/alerts/groups", get(alerts::get_groups))
-        .route(
-            "/api/v2/silences",
-            get(silences::get_silences).post(silences::post_silences),
-        )
-        .route(
-            "/api/v2/silence/{id}",
-            get(silences::get_silence).delete(silences::delete_silence),
-        )
-        .route("/api/v2/receivers", get(alerts::get_receivers))
-        .route("/api/v2/status", get(alerts::get_status))
-        .route("/api/v1/medic/alerts/webhook", post(sources::post_webhook))
-        .route(
-            "/api/v1/medic/alerts/cloudwatch",
-            post(sources::post_cloudwatch),
-        )
-        .route("/api/v1/medic/alerts/groups", get(sources::medic_groups))
-        .route(
-            "/api/v1/medic/alerts/ack",
-            post(sources::post_ack).delete(sources::delete_ack),
-        )
-        .route("/api/v1/medic/alerts/history", get(sources::get_history))
-        .route("/api/v1/medic/heal/playbooks", get(heal::get_playbooks))
-        .route("/api/v1/medic/heal/executions", get(heal::get_executions))
-        .route(
-            "/api/v1/medic/heal/executions/{id}",
-            get(heal::get_execution),
-        )
-        .route(
-            "/api/v1/medic/heal/executions/{id}/approve",
-            post(heal::post_approve),
-        )
-        .route(
-            "/api/v1/medic/heal/executions/{id}/reject",
-            post(heal::post_reject),
-        )
-        .route("/api/v1/medic/heal/trigger", post(heal::post_trigger))
-        .route("/api/v1/medic/heal/pauses", get(heal::get_pauses))
-        .route("/api/v1/medic/heal/pause", post(heal::post_pause))
-        .route("/api/v1/medic/heal/resume", post(heal::post_resume))
-        .route("/api/v1/medic/anomalies", get(anomaly::get_anomalies))
-        .route(
-            "/api/v1/medic/anomalies/baseline",
-            get(anomaly::get_baseline),
-        )
-        .route("/api/v1/medic/anomalies/report", get(anomaly::get_report))
-        .route("/api/v1/medic/heal/trust", get(heal::get_trust))
-        .route("/api/v1/medic/heal/dry-run", post(heal::post_dry_run))
-        .route("/api/v1/medic/audit", get(audit::get_audit))
-        .route("/api/v1/medic/audit/verify", get(audit::get_verify))
+    let Routes { router, declared } = routes();
+    let perms: Arc<Permissions> = Arc::new(
+        declared
+            .into_iter()
+            .map(|(path, m, p)| ((path.to_string(), m), p))
+            .collect(),
+    );
+    router
         .fallback(not_found)
         .layer(axum::middleware::from_fn(require_json))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), perms),
+            authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record_requests,
@@ -145,6 +412,93 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Permission by (route, method).
+type Permissions = std::collections::HashMap<(String, Method), Permission>;
+
+/// Lets a request through if its identity's role has the permission its route and method
+/// declare: 401 (with a Basic challenge) without valid credentials, 403 without the
+/// permission, 405 for a method the route does not declare. The identity goes on the request
+/// (for handlers) and on the response (for the audit log).
+async fn authorize(
+    State((st, perms)): State<(Arc<AppState>, Arc<Permissions>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let method = match req.method() {
+        &Method::HEAD => Method::GET,
+        m => m.clone(),
+    };
+    let perm = match req.extensions().get::<MatchedPath>() {
+        // Unknown paths get their 404 from the fallback.
+        None => Some(Permission::Public),
+        Some(p) => perms.get(&(p.as_str().to_string(), method)).copied(),
+    };
+    let path = req.uri().path().to_string();
+    let dialect = if path.starts_with("/api/v2/") {
+        Dialect::Alertmanager
+    } else if path.starts_with("/api/v1/medic/") {
+        Dialect::Medic
+    } else {
+        Dialect::Prometheus
+    };
+    let Some(perm) = perm else {
+        return HttpError::with_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "bad_data",
+            format!("{} is not allowed on {path}", req.method()),
+        )
+        .in_dialect(dialect)
+        .into_response();
+    };
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match st.auth.authorize(header.as_deref(), perm) {
+        Ok(id) => {
+            if let Some(id) = &id {
+                req.extensions_mut().insert(id.clone());
+            }
+            let mut resp = next.run(req).await;
+            if let Some(id) = id {
+                resp.extensions_mut().insert(id);
+            }
+            resp
+        }
+        Err(Denied::Unauthenticated) => {
+            let mut resp = HttpError::with_status(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required: basic auth or a bearer token",
+            )
+            .in_dialect(dialect)
+            .into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"medic\""),
+            );
+            resp
+        }
+        Err(Denied::Forbidden { who, needs }) => {
+            let mut resp = HttpError::with_status(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "{} ({}) may not do this: it needs the {} permission",
+                    who.name,
+                    who.role.as_str(),
+                    needs.as_str()
+                ),
+            )
+            .in_dialect(dialect)
+            .into_response();
+            resp.extensions_mut().insert(who);
+            resp
+        }
+    }
 }
 
 /// State-changing requests to the JSON APIs (Alertmanager's v2, medic's own) must say they

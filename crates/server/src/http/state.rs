@@ -11,6 +11,8 @@ use crate::selfmetrics::{HttpMetrics, SelfMetrics};
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
+    /// Who may call what.
+    pub auth: crate::auth::Authenticator,
     /// The audit log.
     pub audit: Arc<medic_state::SqliteAudit>,
     /// The configuration in force.

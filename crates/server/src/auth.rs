@@ -1,0 +1,347 @@
+//! Who may call what: identities (users with bcrypt passwords, bearer tokens stored as SHA-256
+//! hashes), built-in roles, and the permission every route declares (`http::routes`).
+//!
+//! Without an `auth:` section every request is the `anonymous` identity with the `admin` role,
+//! as before (medic then listens on loopback only unless told otherwise). With one, a request
+//! without valid credentials gets 401, one whose role lacks the route's permission 403.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Permission {
+    /// Anyone, authenticated or not: health, readiness, medic's own metrics.
+    Public,
+    /// Read data, alerts, rules, executions, status.
+    Read,
+    /// Send samples and alerts in (remote write, API v2 alerts, webhook and CloudWatch sources).
+    Ingest,
+    /// Create and expire silences.
+    Silence,
+    /// Acknowledge alert groups.
+    Ack,
+    /// Start a playbook by hand, preview one (dry run).
+    HealTrigger,
+    /// Approve or reject a proposed action.
+    HealDecide,
+    /// Pause and resume automatic repair.
+    HealPause,
+    /// Read the audit log.
+    Audit,
+    /// Reload the configuration, flush the store.
+    Admin,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Public => "public",
+            Permission::Read => "read",
+            Permission::Ingest => "ingest",
+            Permission::Silence => "silence",
+            Permission::Ack => "ack",
+            Permission::HealTrigger => "heal_trigger",
+            Permission::HealDecide => "heal_decide",
+            Permission::HealPause => "heal_pause",
+            Permission::Audit => "audit",
+            Permission::Admin => "admin",
+        }
+    }
+}
+
+/// The built-in roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Read everything; alerts, silences, acks; trigger, approve, reject, pause, resume
+    /// repairs; the audit log.
+    Sre,
+    /// Read; acknowledge, silence and trigger repairs.
+    Developer,
+    /// Read only.
+    Viewer,
+    /// Machines: remote write and alerts in.
+    Ingest,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Sre,
+        Role::Developer,
+        Role::Viewer,
+        Role::Ingest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Sre => "sre",
+            Role::Developer => "developer",
+            Role::Viewer => "viewer",
+            Role::Ingest => "ingest",
+        }
+    }
+
+    /// Whether the role grants `p`.
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission as P;
+        match self {
+            Role::Admin => true,
+            Role::Sre => p != P::Admin,
+            Role::Developer => matches!(
+                p,
+                P::Public | P::Read | P::Ack | P::Silence | P::HealTrigger
+            ),
+            Role::Viewer => matches!(p, P::Public | P::Read),
+            Role::Ingest => matches!(p, P::Public | P::Ingest),
+        }
+    }
+}
+
+/// `auth:` in medic.yml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Users for HTTP basic auth, by name: `{password_hash: <bcrypt>, role: sre}` (the hashes
+    /// of Prometheus's `basic_auth_users`; `htpasswd -nbB user pass` makes one).
+    #[serde(default)]
+    pub users: BTreeMap<String, UserConfig>,
+    /// Bearer tokens, by name: `{sha256: <hex of the token>, role: ingest}`; the token itself
+    /// is never stored.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub sha256: String,
+    pub role: Role,
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        !self.users.is_empty() || !self.tokens.is_empty()
+    }
+
+    /// Checks what can be checked at load: bcrypt hashes parse, token hashes are 64 hex
+    /// digits.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, u) in &self.users {
+            u.password_hash
+                .parse::<bcrypt::HashParts>()
+                .map_err(|e| format!("auth.users.{name}.password_hash: not a bcrypt hash ({e})"))?;
+        }
+        for (name, t) in &self.tokens {
+            if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "auth.tokens.{name}.sha256: expected 64 hex digits (sha256sum of the token)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who a request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub role: Role,
+}
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No credentials, or wrong ones: 401.
+    Unauthenticated,
+    /// Known, but the role lacks the permission: 403.
+    Forbidden { who: Identity, needs: Permission },
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Checks credentials against the configuration. bcrypt is slow on purpose, so a password
+/// that verified is remembered by its SHA-256 (in memory only) for the next requests.
+pub struct Authenticator {
+    config: AuthConfig,
+    verified: Mutex<HashMap<(String, String), bool>>,
+}
+
+impl Authenticator {
+    pub fn new(config: AuthConfig) -> Self {
+        Authenticator {
+            config,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled()
+    }
+
+    /// The identity of a request with this `Authorization` header value.
+    pub fn identify(&self, authorization: Option<&str>) -> Option<Identity> {
+        if !self.enabled() {
+            return Some(Identity {
+                name: "anonymous".into(),
+                role: Role::Admin,
+            });
+        }
+        let value = authorization?.trim();
+        if let Some(token) = value.strip_prefix("Bearer ") {
+            let h = sha256_hex(token.trim().as_bytes());
+            return self
+                .config
+                .tokens
+                .iter()
+                .find(|(_, t)| t.sha256.eq_ignore_ascii_case(&h))
+                .map(|(name, t)| Identity {
+                    name: name.clone(),
+                    role: t.role,
+                });
+        }
+        let b64 = value.strip_prefix("Basic ")?;
+        let raw =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (user, pass) = raw.split_once(':')?;
+        let u = self.config.users.get(user)?;
+        let key = (user.to_string(), sha256_hex(pass.as_bytes()));
+        let cached = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .copied();
+        let ok = match cached {
+            Some(ok) => ok,
+            None => {
+                let ok = bcrypt::verify(pass, &u.password_hash).unwrap_or(false);
+                let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if v.len() > 10_000 {
+                    v.clear();
+                }
+                v.insert(key, ok);
+                ok
+            }
+        };
+        ok.then(|| Identity {
+            name: user.to_string(),
+            role: u.role,
+        })
+    }
+
+    /// Whether a request with this header may do what needs `p`; its identity if so.
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        p: Permission,
+    ) -> Result<Option<Identity>, Denied> {
+        let id = self.identify(authorization);
+        if p == Permission::Public {
+            return Ok(id);
+        }
+        let id = id.ok_or(Denied::Unauthenticated)?;
+        if id.role.allows(p) {
+            Ok(Some(id))
+        } else {
+            Err(Denied::Forbidden { who: id, needs: p })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user: &str, pass: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{user}:{pass}")
+            )
+        )
+    }
+
+    #[test]
+    fn users_and_tokens_get_their_roles_and_nothing_else() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let cfg: AuthConfig = serde_norway::from_str(&format!(
+            "users:\n  alice: {{password_hash: '{hash}', role: sre}}\ntokens:\n  prom: {{sha256: '{}', role: ingest}}\n",
+            sha256_hex(b"t0ken")
+        ))
+        .unwrap();
+        cfg.validate().unwrap();
+        let a = Authenticator::new(cfg);
+        let alice = a.identify(Some(&basic("alice", "pw"))).unwrap();
+        assert_eq!(alice.role, Role::Sre);
+        // Cached the second time, same answer.
+        assert_eq!(a.identify(Some(&basic("alice", "pw"))), Some(alice));
+        assert_eq!(a.identify(Some(&basic("alice", "wrong"))), None);
+        assert_eq!(a.identify(Some(&basic("bob", "pw"))), None);
+        assert_eq!(a.identify(None), None);
+        assert_eq!(
+            a.identify(Some("Bearer t0ken")).map(|i| i.role),
+            Some(Role::Ingest)
+        );
+        assert_eq!(a.identify(Some("Bearer nope")), None);
+        assert_eq!(
+            a.authorize(Some("Bearer t0ken"), Permission::Read),
+            Err(Denied::Forbidden {
+                who: Identity {
+                    name: "prom".into(),
+                    role: Role::Ingest
+                },
+                needs: Permission::Read
+            })
+        );
+        assert_eq!(
+            a.authorize(None, Permission::Read),
+            Err(Denied::Unauthenticated)
+        );
+        assert!(a.authorize(None, Permission::Public).is_ok());
+    }
+
+    #[test]
+    fn bad_hashes_are_refused_at_load() {
+        let cfg: AuthConfig =
+            serde_norway::from_str("users:\n  a: {password_hash: 'plain', role: admin}\n").unwrap();
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .contains("auth.users.a.password_hash"));
+        let cfg: AuthConfig =
+            serde_norway::from_str("tokens:\n  t: {sha256: 'abc', role: admin}\n").unwrap();
+        assert!(cfg.validate().unwrap_err().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn without_an_auth_section_everyone_is_admin() {
+        let a = Authenticator::new(AuthConfig::default());
+        assert_eq!(
+            a.authorize(None, Permission::Admin).unwrap().unwrap().name,
+            "anonymous"
+        );
+    }
+}
