@@ -19,6 +19,12 @@ pub(crate) struct Remote {
     /// Output format.
     #[arg(long, value_enum, default_value = "table", global = true)]
     format: Format,
+    /// A bearer token for a medic with `auth:` configured.
+    #[arg(long, env = "MEDIC_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Basic-auth credentials as `user:password` for a medic with `auth:` configured.
+    #[arg(long, env = "MEDIC_USER", global = true, hide_env_values = true)]
+    user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -50,6 +56,12 @@ impl Remote {
                 .query(query);
             if let Some(b) = body {
                 req = req.json(&b);
+            }
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            } else if let Some(u) = &self.user {
+                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+                req = req.basic_auth(user, Some(pass));
             }
             let resp = req
                 .send()

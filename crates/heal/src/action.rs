@@ -395,9 +395,10 @@ pub async fn run_request(client: &reqwest::Client, r: &Request) -> HttpResult {
                 status: None,
                 body: String::new(),
                 ok: false,
-                error: Some(medic_model::error_chain(&e)),
+                // Without the URL: it may carry a token, and the request is on the record.
+                error: Some(medic_model::error_chain(&e.without_url())),
                 duration_ms: started.elapsed().as_millis() as i64,
-            }
+            };
         }
     };
     let status = res.status().as_u16();

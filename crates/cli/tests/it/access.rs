@@ -191,4 +191,25 @@ async fn every_route_and_role_gets_what_it_may() {
             .any(|r| r["actor"] == "unauthenticated" && r["result"] == "401"),
         "{rows:?}"
     );
+    // The CLI authenticates with --user or --token (or MEDIC_USER / MEDIC_TOKEN).
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+            .args(args)
+            .env_remove("MEDIC_USER")
+            .env_remove("MEDIC_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["audit", "--url", &base]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("401"), "{err}");
+    let out = cli(&["audit", "--url", &base, "--user", "sre:sre-pw"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["audit", "--url", &base, "--token", "ingest-token"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("403"), "{err}");
 }
