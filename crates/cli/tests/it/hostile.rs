@@ -484,3 +484,59 @@ async fn remote_write_bytes_in_flight_are_bounded() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["data"]["result"][0]["value"][1], "60000", "{v}");
 }
+
+#[tokio::test]
+async fn cross_origin_writes_from_a_browser_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let medic = medic_with_alerting(
+        dir.path(),
+        "route: {receiver: a}\nreceivers: [{name: a}]\n",
+        "",
+    );
+    let c = client();
+    let alerts = r#"[{"labels": {"alertname": "Forged"}}]"#;
+    let post = |origin: Option<&str>, site: Option<&str>| {
+        let mut r = c
+            .post(medic.url("/api/v2/alerts"))
+            .header("Content-Type", "application/json")
+            .body(alerts);
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        if let Some(s) = site {
+            r = r.header("Sec-Fetch-Site", s);
+        }
+        r.send()
+    };
+    for (origin, site) in [
+        (Some("http://evil.example"), None),
+        (Some("null"), None),
+        (None, Some("cross-site")),
+    ] {
+        let r = post(origin, site).await.unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{origin:?} {site:?}");
+        assert!(r.text().await.unwrap().contains("refused"));
+    }
+    assert_eq!(
+        get_json(&c, &medic.url("/api/v2/alerts")).await,
+        serde_json::json!([])
+    );
+    // The server's own origin (its console, later) and clients without one go through.
+    let own = format!("http://{}", medic.addr);
+    assert_eq!(
+        post(Some(&own), Some("same-origin"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(post(None, None).await.unwrap().status(), 200);
+    // Reads are not affected.
+    let r = c
+        .get(medic.url("/api/v2/alerts"))
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

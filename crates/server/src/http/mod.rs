@@ -401,6 +401,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     router
         .fallback(not_found)
         .layer(axum::middleware::from_fn(require_json))
+        .layer(axum::middleware::from_fn(same_origin))
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), perms),
             authorize,
@@ -499,6 +500,39 @@ async fn authorize(
             resp
         }
     }
+}
+
+/// State-changing requests a browser makes for another site are refused: when the request
+/// carries an `Origin` (browsers add it to cross-site POSTs) that is not this server's own
+/// `Host`, or `Sec-Fetch-Site: cross-site`. Clients that are not browsers send neither.
+async fn same_origin(req: Request, next: Next) -> Response {
+    let writes = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    );
+    if writes {
+        if let Some(why) = cross_origin(req.headers()) {
+            return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Why the headers show a cross-site request, if they do.
+fn cross_origin(h: &HeaderMap) -> Option<String> {
+    let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
+    if get(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
+        return Some("cross-site request refused (Sec-Fetch-Site: cross-site)".into());
+    }
+    let origin = get(header::ORIGIN)?;
+    let host = get(header::HOST).unwrap_or("");
+    let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+    if origin == "null" || !authority.eq_ignore_ascii_case(host) {
+        return Some(format!(
+            "cross-origin request refused: Origin {origin:?} is not this server ({host:?})"
+        ));
+    }
+    None
 }
 
 /// State-changing requests to the JSON APIs (Alertmanager's v2, medic's own) must say they
