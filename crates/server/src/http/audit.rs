@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use super::error::{medic_err, medic_ok};
 use super::params::params;
-use super::AppState;
+use super::{permission, AppState, Permissions};
+use crate::auth::Permission;
 
 /// The largest body read to describe a request; the JSON APIs refuse larger ones anyway.
 const MAX_AUDITED_BODY: usize = 16 << 20;
@@ -82,12 +83,13 @@ fn describe(route: &str, query: Option<&str>, body: &[u8]) -> String {
             let n = v.as_array().map_or(0, Vec::len);
             v = json!({"alerts": n, "alertnames": names});
         }
-        mask(&mut v);
         d.insert("body".into(), v);
     } else if !body.is_empty() {
         d.insert("body_bytes".into(), json!(body.len()));
     }
-    let mut s = Value::Object(d).to_string();
+    let mut v = Value::Object(d);
+    mask(&mut v);
+    let mut s = v.to_string();
     if s.len() > MAX_DETAIL {
         let mut cut = MAX_DETAIL;
         while !s.is_char_boundary(cut) {
@@ -99,11 +101,11 @@ fn describe(route: &str, query: Option<&str>, body: &[u8]) -> String {
     s
 }
 
-/// Records every state-changing request except remote write (samples are data, not
-/// decisions) in the audit log once answered: who (`anonymous` until identities exist), from
+/// Records every state-changing request in the audit log once answered — not remote write
+/// (samples are data, not decisions) nor reads sent as POST (queries): who (`anonymous` until identities exist), from
 /// which address, what, the parameters and the status, refusals included.
 pub(super) async fn record_requests(
-    State(st): State<Arc<AppState>>,
+    State((st, perms)): State<(Arc<AppState>, Arc<Permissions>)>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -112,7 +114,11 @@ pub(super) async fn record_requests(
         method,
         Method::POST | Method::PUT | Method::DELETE | Method::PATCH
     );
-    if !changes || req.uri().path() == "/api/v1/write" {
+    let read = matches!(
+        permission(&perms, &req),
+        Some(Permission::Read | Permission::Public)
+    );
+    if !changes || read || req.uri().path() == "/api/v1/write" {
         return next.run(req).await;
     }
     let path = req.uri().path().to_string();
@@ -234,8 +240,12 @@ mod tests {
     #[test]
     fn secrets_are_masked_at_any_depth_and_alert_batches_summarised() {
         let body = br#"{"by":"alice","headers":{"Authorization":"Bearer s3cr3t"},"smtp_auth_password":"pw","webhook_url":"https://x/?token=k","nested":[{"api_key":"k2"}]}"#;
-        let d = describe("/api/v1/medic/heal/trigger", Some("a=1"), body);
-        for secret in ["s3cr3t", "pw\"", "token=k", "k2"] {
+        let d = describe(
+            "/api/v1/medic/heal/trigger",
+            Some("a=1&token=qs3cret"),
+            body,
+        );
+        for secret in ["s3cr3t", "pw\"", "token=k", "k2", "qs3cret"] {
             assert!(!d.contains(secret), "{secret} in {d}");
         }
         assert!(

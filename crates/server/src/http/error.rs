@@ -66,11 +66,6 @@ impl HttpError {
         Self::with_status(status, "", message).in_dialect(Dialect::Medic)
     }
 
-    /// 400 in whichever dialect the caller renders it.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::with_status(StatusCode::BAD_REQUEST, "bad_data", message)
-    }
-
     pub fn in_dialect(mut self, dialect: Dialect) -> Self {
         self.dialect = dialect;
         self

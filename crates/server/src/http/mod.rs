@@ -403,11 +403,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(require_json))
         .layer(axum::middleware::from_fn(same_origin))
         .layer(axum::middleware::from_fn_with_state(
-            (state.clone(), perms),
+            (state.clone(), perms.clone()),
             authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), perms),
             audit::record_requests,
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
@@ -416,7 +416,20 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Permission by (route, method).
-type Permissions = std::collections::HashMap<(String, Method), Permission>;
+pub(crate) type Permissions = std::collections::HashMap<(String, Method), Permission>;
+
+/// The permission a request's route and method declare (`None`: the method is not declared;
+/// unknown paths are public, for their 404).
+fn permission(perms: &Permissions, req: &Request) -> Option<Permission> {
+    let method = match req.method() {
+        &Method::HEAD => Method::GET,
+        m => m.clone(),
+    };
+    match req.extensions().get::<MatchedPath>() {
+        None => Some(Permission::Public),
+        Some(p) => perms.get(&(p.as_str().to_string(), method)).copied(),
+    }
+}
 
 /// Lets a request through if its identity's role has the permission its route and method
 /// declare: 401 (with a Basic challenge) without valid credentials, 403 without the
@@ -427,15 +440,7 @@ async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let method = match req.method() {
-        &Method::HEAD => Method::GET,
-        m => m.clone(),
-    };
-    let perm = match req.extensions().get::<MatchedPath>() {
-        // Unknown paths get their 404 from the fallback.
-        None => Some(Permission::Public),
-        Some(p) => perms.get(&(p.as_str().to_string(), method)).copied(),
-    };
+    let perm = permission(&perms, &req);
     let path = req.uri().path().to_string();
     let dialect = if path.starts_with("/api/v2/") {
         Dialect::Alertmanager

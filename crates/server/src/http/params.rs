@@ -153,7 +153,7 @@ pub(super) fn bool_param(
         Some((_, v)) => match v.as_str() {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
-            _ => Err(HttpError::bad_request(format!(
+            _ => Err(HttpError::bad_data(format!(
                 "{name}: {v:?} is not a boolean"
             ))),
         },
@@ -166,7 +166,7 @@ pub(super) fn filter_matchers(p: &[(String, String)]) -> Result<Vec<Matcher>, Ht
         if k == "filter" {
             out.extend(
                 medic_alert::matchers::parse_matchers(v)
-                    .map_err(|e| HttpError::bad_request(format!("filter {v:?}: {e}")))?,
+                    .map_err(|e| HttpError::bad_data(format!("filter {v:?}: {e}")))?,
             );
         }
     }
@@ -180,8 +180,6 @@ pub(super) fn receiver_regex(p: &[(String, String)]) -> Result<Option<regex::Reg
             .size_limit(1 << 20)
             .build()
             .map(Some)
-            .map_err(|e| {
-                HttpError::bad_request(format!("receiver: invalid regular expression: {e}"))
-            }),
+            .map_err(|e| HttpError::bad_data(format!("receiver: invalid regular expression: {e}"))),
     }
 }
