@@ -21,6 +21,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
+# TLS tests make their certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if ((${#packages[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

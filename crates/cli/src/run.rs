@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// medic refuses to listen on anything but a loopback address.
     #[arg(long)]
     allow_unauthenticated_remote_access: bool,
+
+    /// TLS and basic auth in the web configuration format of Prometheus and Alertmanager
+    /// (`tls_server_config`, `http_server_config`, `basic_auth_users`, `rate_limit`); re-read
+    /// when it or a certificate it names changes. See docs/security.md.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -51,11 +57,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 data: args.data,
                 config_file: args.config.clone(),
                 allow_remote_unauthenticated: args.allow_unauthenticated_remote_access,
+                web_config_file: args.web_config_file,
             },
         )
         .await?;
         // A line tests and scripts can wait for, with the real port when --listen ends in :0.
-        println!("medic listening on http://{}", app.local_addr());
+        println!("medic listening on {}", app.url());
         let state = app.state();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};

@@ -15,6 +15,7 @@ use crate::http::AppState;
 use crate::reload::{ReloadMetrics, Reloader};
 use crate::scrape::{ScrapeManager, ScrapeMetrics};
 use crate::selfmetrics::{HttpMetrics, SelfMetrics};
+use crate::serve::{ConnMetrics, WebConfigWatch};
 use crate::Error;
 
 /// Command-line overrides of the config file.
@@ -29,6 +30,8 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     /// Listen on a non-loopback address although no authentication exists yet.
     pub allow_remote_unauthenticated: bool,
+    /// `--web.config.file`: TLS and basic auth in Prometheus's format.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Refuses a listen address other hosts can reach unless the operator said they accept that
@@ -48,11 +51,47 @@ fn check_exposure(listen: &str, allowed: bool) -> Result<(), Error> {
     )))
 }
 
+/// `--web.config.file`, loaded (an error stops the start) and its reload gauge registered.
+fn open_web_config(
+    path: Option<&std::path::Path>,
+    self_metrics: &SelfMetrics,
+) -> Result<Option<Arc<WebConfigWatch>>, Error> {
+    let Some(p) = path else { return Ok(None) };
+    let w = WebConfigWatch::open(p).map_err(|message| Error::Config {
+        file: p.to_path_buf(),
+        message,
+    })?;
+    self_metrics.with_registry(|r| {
+        r.register(
+            "medic_web_config_last_reload_successful",
+            "Whether the web config file in force is the one on disk",
+            w.reload_ok.clone(),
+        )
+    });
+    Ok(Some(Arc::new(w)))
+}
+
+/// The connection limits of `server:`.
+fn limits(config: &Config) -> crate::serve::ServeLimits {
+    crate::serve::ServeLimits {
+        max_connections: config.server.max_connections.max(1),
+        idle_timeout: config.server.idle_timeout.duration(),
+        tls_handshake_timeout: config
+            .server
+            .idle_timeout
+            .duration()
+            .min(std::time::Duration::from_secs(10)),
+        read_timeout: config.server.read_timeout.duration(),
+    }
+}
+
 /// A running medic.
 pub struct App {
     state: Arc<AppState>,
     listener: TcpListener,
     addr: SocketAddr,
+    web: Option<Arc<WebConfigWatch>>,
+    conn_metrics: ConnMetrics,
 }
 
 impl App {
@@ -68,12 +107,20 @@ impl App {
         let self_metrics = SelfMetrics::new(&http);
         let tsdb_metrics = medic_tsdb::Metrics::default();
         self_metrics.with_registry(|r| tsdb_metrics.register(r));
-
+        let conn_metrics = ConnMetrics::default();
+        self_metrics.with_registry(|r| conn_metrics.register(r));
+        let web = open_web_config(overrides.web_config_file.as_deref(), &self_metrics)?;
+        let authenticates =
+            config.auth.enabled() || web.as_ref().is_some_and(|w| w.current().authenticates());
         check_exposure(
             &config.server.listen,
-            overrides.allow_remote_unauthenticated || config.auth.enabled(),
+            overrides.allow_remote_unauthenticated || authenticates,
         )?;
-        let (listener, addr, starting) = listen(&config.server.listen).await?;
+        let server = |router| {
+            crate::serve::Server::new(router, web.clone(), limits(&config), conn_metrics.clone())
+        };
+        let (listener, addr, starting) = listen(&config.server.listen, server).await?;
+        let tls = web.as_ref().is_some_and(|w| w.current().tls.is_some());
 
         let path = config.storage.path.clone();
         let opts = config.storage.tsdb_options();
@@ -94,7 +141,7 @@ impl App {
         let scrape = ScrapeManager::new(
             store,
             &config.global,
-            config.effective_scrape_configs(&self_target),
+            config.effective_scrape_configs(&self_target, tls),
             scrape_metrics,
         )?;
 
@@ -111,7 +158,8 @@ impl App {
             .and_then(std::path::Path::parent)
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        let alerts = build_alert_manager(&config, &base, &self_target, &self_metrics)?;
+        let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
+        let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics)?;
         let audit = open_audit(&config)?;
         let parts = HealParts {
             alerts: &alerts,
@@ -119,14 +167,14 @@ impl App {
             db: &db,
             audit: &audit,
         };
-        let heal = build_heal(&config, &self_target, &self_metrics, parts)?;
+        let heal = build_heal(&config, &self_url, &self_metrics, parts)?;
         let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
         // Detectors saved at the last stop go to their rules as the rules load.
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&config.storage.path);
         rules.restore_anomalies(crate::bridge::anomaly::load_snapshot(&anomaly_path));
         let reloader = Reloader::new(
             overrides.config_file.clone(),
-            format!("http://{self_target}"),
+            self_url.clone(),
             rules.clone(),
             alerts.clone(),
             heal.clone(),
@@ -148,7 +196,7 @@ impl App {
             (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
         ));
         let state = Arc::new(AppState {
-            auth: crate::auth::Authenticator::new(config.auth.clone()),
+            auth: crate::auth::Authenticator::new(config.auth.clone(), web.clone()),
             audit,
             write_budget,
             config,
@@ -167,12 +215,20 @@ impl App {
             state,
             listener,
             addr,
+            web,
+            conn_metrics,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://<addr>`, or `https://` when the web config serves TLS.
+    pub fn url(&self) -> String {
+        let tls = self.web.as_ref().is_some_and(|w| w.current().tls.is_some());
+        format!("{}://{}", if tls { "https" } else { "http" }, self.addr)
     }
 
     /// The store.
@@ -230,11 +286,13 @@ impl App {
         let prune_task = spawn_audit_pruning(&self.state);
         info!(addr = %self.addr, "medic is listening");
         let router = crate::http::router(self.state.clone());
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+        let served = crate::serve::Server::new(
+            router,
+            self.web.clone(),
+            limits(&self.state.config),
+            self.conn_metrics.clone(),
         )
-        .with_graceful_shutdown(shutdown)
+        .serve(self.listener, shutdown)
         .await;
         info!("shutting down");
         if let Some(s) = &self.state.scrape {
@@ -317,7 +375,7 @@ struct HealParts<'a> {
 /// with the alert manager as its source of alerts and its way to people.
 fn build_heal(
     config: &Config,
-    self_target: &str,
+    self_url: &str,
     self_metrics: &SelfMetrics,
     parts: HealParts<'_>,
 ) -> Result<Arc<medic_heal::Engine>, Error> {
@@ -341,7 +399,7 @@ fn build_heal(
         .server
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{self_target}"));
+        .unwrap_or_else(|| self_url.to_string());
     let opts = config.heal.options(&url).map_err(|message| Error::Config {
         file: Default::default(),
         message,
@@ -368,7 +426,7 @@ fn build_heal(
 fn build_alert_manager(
     config: &Config,
     base: &std::path::Path,
-    self_target: &str,
+    self_url: &str,
     self_metrics: &SelfMetrics,
 ) -> Result<Arc<medic_alert::AlertManager>, Error> {
     let config_err = |message: String| Error::Config {
@@ -396,7 +454,7 @@ fn build_alert_manager(
             .server
             .external_url
             .clone()
-            .unwrap_or_else(|| format!("http://{self_target}")),
+            .unwrap_or_else(|| self_url.to_string()),
         data_retention: config.alerting.data_retention.as_millis(),
         history_retention: config.alerting.history_retention.as_millis(),
         flap_hold: config.alerting.flap_hold.as_millis(),
@@ -414,21 +472,41 @@ fn build_alert_manager(
 
 /// Listens before the WAL replays (minutes for a large head): meanwhile `/-/healthy` says the
 /// process is up and `/-/ready` that it is not ready yet, as Prometheus does.
-async fn listen(addr: &str) -> Result<(TcpListener, SocketAddr, crate::starting::Starting), Error> {
+async fn listen(
+    addr: &str,
+    server: impl FnOnce(axum::Router) -> crate::serve::Server,
+) -> Result<(TcpListener, SocketAddr, crate::starting::Starting), Error> {
     // Listen first: while the WAL replays (minutes for a large head), `/-/healthy` says the
     // process is up and `/-/ready` that it is not ready yet, as Prometheus does.
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|error| Error::Listen {
-            addr: addr.to_string(),
-            error,
-        })?;
+    let listener = bind(addr).await.map_err(|error| Error::Listen {
+        addr: addr.to_string(),
+        error,
+    })?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let (listener, starting) = crate::starting::serve_while_starting(listener)?;
+    let (listener, starting) = crate::starting::serve_while_starting(listener, server)?;
     info!(addr = %local, "listening; ready once storage is open");
     Ok((listener, local, starting))
+}
+
+/// Binds `addr` with a listen backlog of 4,096 (the kernel caps it at `net.core.somaxconn`),
+/// as Go servers do: with tokio's 1,024 a burst of connections waits out SYN retries.
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(4096)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
 }
 
 /// The rule manager, its alerts going to the alert manager and to external Alertmanagers.

@@ -6,10 +6,12 @@
 //! without valid credentials gets 401, one whose role lacks the route's permission 403.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::serve::WebConfigWatch;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,7 +124,10 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
-    pub password_hash: String,
+    /// bcrypt hash; absent for a user whose password is in `--web.config.file`'s
+    /// `basic_auth_users` (this entry then only gives the role).
+    #[serde(default)]
+    pub password_hash: Option<String>,
     pub role: Role,
 }
 
@@ -142,9 +147,12 @@ impl AuthConfig {
     /// digits.
     pub fn validate(&self) -> Result<(), String> {
         for (name, u) in &self.users {
-            u.password_hash
-                .parse::<bcrypt::HashParts>()
-                .map_err(|e| format!("auth.users.{name}.password_hash: not a bcrypt hash ({e})"))?;
+            let Some(hash) = &u.password_hash else {
+                continue;
+            };
+            hash.parse::<bcrypt::HashParts>()
+                // bcrypt's error quotes the value, which may be a password pasted by mistake.
+                .map_err(|_| format!("auth.users.{name}.password_hash: not a bcrypt hash (htpasswd -nbB user password makes one)"))?;
         }
         for (name, t) in &self.tokens {
             if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -184,19 +192,39 @@ fn sha256_hex(b: &[u8]) -> String {
 /// that verified is remembered by its SHA-256 (in memory only) for the next requests.
 pub struct Authenticator {
     config: AuthConfig,
-    verified: Mutex<HashMap<(String, String), bool>>,
+    /// `--web.config.file`, whose `basic_auth_users` are users too.
+    web: Option<Arc<WebConfigWatch>>,
+    verified: Mutex<HashMap<(String, String, String), bool>>,
 }
 
 impl Authenticator {
-    pub fn new(config: AuthConfig) -> Self {
+    pub fn new(config: AuthConfig, web: Option<Arc<WebConfigWatch>>) -> Self {
         Authenticator {
             config,
+            web,
             verified: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn enabled(&self) -> bool {
         self.config.enabled()
+            || self
+                .web
+                .as_ref()
+                .is_some_and(|w| !w.current().users.is_empty())
+    }
+
+    /// The bcrypt hash and role of `user`: from `auth.users`, else from the web config's
+    /// `basic_auth_users` (with the role `auth.users` gives the name, or `admin`: a web-config
+    /// user has full access in Prometheus too).
+    fn user(&self, user: &str) -> Option<(String, Role)> {
+        let configured = self.config.users.get(user);
+        if let Some(hash) = configured.and_then(|u| u.password_hash.clone()) {
+            return Some((hash, configured.map_or(Role::Admin, |u| u.role)));
+        }
+        let web = self.web.as_ref()?.current();
+        let hash = web.users.get(user)?.clone();
+        Some((hash, configured.map_or(Role::Admin, |u| u.role)))
     }
 
     /// The identity of a request with this `Authorization` header value.
@@ -225,8 +253,9 @@ impl Authenticator {
             base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (user, pass) = raw.split_once(':')?;
-        let u = self.config.users.get(user)?;
-        let key = (user.to_string(), sha256_hex(pass.as_bytes()));
+        let (hash, role) = self.user(user)?;
+        // Keyed by the hash too, so a changed password_hash takes effect at once.
+        let key = (user.to_string(), hash.clone(), sha256_hex(pass.as_bytes()));
         let cached = self
             .verified
             .lock()
@@ -236,7 +265,7 @@ impl Authenticator {
         let ok = match cached {
             Some(ok) => ok,
             None => {
-                let ok = bcrypt::verify(pass, &u.password_hash).unwrap_or(false);
+                let ok = bcrypt::verify(pass, &hash).unwrap_or(false);
                 let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
                 if v.len() > 10_000 {
                     v.clear();
@@ -247,7 +276,7 @@ impl Authenticator {
         };
         ok.then(|| Identity {
             name: user.to_string(),
-            role: u.role,
+            role,
         })
     }
 
@@ -293,7 +322,7 @@ mod tests {
         ))
         .unwrap();
         cfg.validate().unwrap();
-        let a = Authenticator::new(cfg);
+        let a = Authenticator::new(cfg, None);
         let alice = a.identify(Some(&basic("alice", "pw"))).unwrap();
         assert_eq!(alice.role, Role::Sre);
         // Cached the second time, same answer.
@@ -338,7 +367,7 @@ mod tests {
 
     #[test]
     fn without_an_auth_section_everyone_is_admin() {
-        let a = Authenticator::new(AuthConfig::default());
+        let a = Authenticator::new(AuthConfig::default(), None);
         assert_eq!(
             a.authorize(None, Permission::Admin).unwrap().unwrap().name,
             "anonymous"

@@ -22,6 +22,7 @@ pub mod reload;
 pub mod remote_write;
 pub mod scrape;
 pub mod selfmetrics;
+pub mod serve;
 mod starting;
 
 pub use app::{App, Overrides};

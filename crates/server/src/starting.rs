@@ -45,9 +45,12 @@ impl Drop for Starting {
     }
 }
 
-/// Serves the start-up answers on a clone of `listener`; returns the listener for the real
-/// server.
-pub fn serve_while_starting(listener: TcpListener) -> Result<(TcpListener, Starting), Error> {
+/// Serves the start-up answers on a clone of `listener` (with the same TLS and limits as the
+/// real server); returns the listener for the real server.
+pub fn serve_while_starting(
+    listener: TcpListener,
+    server: impl FnOnce(Router) -> crate::serve::Server,
+) -> Result<(TcpListener, Starting), Error> {
     let internal = |e: std::io::Error| Error::Internal(format!("listener: {e}"));
     let std = listener.into_std().map_err(internal)?;
     let early = TcpListener::from_std(std.try_clone().map_err(internal)?).map_err(internal)?;
@@ -72,9 +75,10 @@ pub fn serve_while_starting(listener: TcpListener) -> Result<(TcpListener, Start
                 .into_response()
         });
     let (stop, stopped) = oneshot::channel::<()>();
+    let server = server(router);
     let task = tokio::spawn(async move {
-        let _ = axum::serve(early, router)
-            .with_graceful_shutdown(async {
+        let _ = server
+            .serve(early, async {
                 let _ = stopped.await;
             })
             .await;

@@ -11,6 +11,8 @@ use medic_server::remote_write::{encode, proto};
 pub struct Medic {
     child: Child,
     pub addr: String,
+    /// `http` or `https`.
+    pub scheme: String,
     pub stderr_log: PathBuf,
 }
 
@@ -41,13 +43,16 @@ impl Medic {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("medic listening on http://") {
-                    let _ = tx.send(addr.to_string());
+                if let Some(url) = line.strip_prefix("medic listening on ") {
+                    let _ = tx.send(url.to_string());
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a,
+        let (scheme, addr) = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => {
+                let (scheme, addr) = url.split_once("://").expect("a URL");
+                (scheme.to_string(), addr.to_string())
+            }
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -59,12 +64,13 @@ impl Medic {
         Medic {
             child,
             addr,
+            scheme,
             stderr_log,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// The process id, for signals.

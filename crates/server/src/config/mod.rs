@@ -184,6 +184,21 @@ pub struct ServerConfig {
     /// `http://<listen>`).
     #[serde(default)]
     pub external_url: Option<String>,
+    /// Connections open at once (default 4096); one more is answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection that sends no complete request headers for this long is closed: idle
+    /// keep-alive connections and half-sent requests alike (default 30s).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Dur,
+    /// Time from a request's headers to the end of its body (default 1m); a body still
+    /// arriving then fails the request.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: Dur,
+    /// Largest JSON or form body an API accepts (default 4MiB; remote write has its own
+    /// `remote_write.max_body_size`).
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body: ByteSize,
 }
 
 impl Default for ServerConfig {
@@ -191,8 +206,25 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             external_url: None,
+            max_connections: default_max_connections(),
+            idle_timeout: default_idle_timeout(),
+            read_timeout: default_read_timeout(),
+            max_request_body: default_max_request_body(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_idle_timeout() -> Dur {
+    Dur::from_secs(30)
+}
+fn default_read_timeout() -> Dur {
+    Dur::from_secs(60)
+}
+fn default_max_request_body() -> ByteSize {
+    ByteSize(4 << 20)
 }
 
 fn default_listen() -> String {
@@ -351,12 +383,18 @@ impl Config {
 
     /// The scrape jobs to run: the configured ones, or medic scraping itself at `self_target`
     /// when the file has no `scrape_configs`.
-    pub fn effective_scrape_configs(&self, self_target: &str) -> Vec<ScrapeConfig> {
+    pub fn effective_scrape_configs(&self, self_target: &str, tls: bool) -> Vec<ScrapeConfig> {
         match &self.scrape_configs {
             Some(list) => list.clone(),
             None => {
-                let mut own: ScrapeConfig =
-                    medic_model::yaml::from_str("job_name: medic\n").expect("a valid job");
+                // Over TLS medic scrapes its own loopback port without checking its own
+                // certificate (issued for the names clients use, not 127.0.0.1).
+                let own = if tls {
+                    "job_name: medic\nscheme: https\ntls_config: {insecure_skip_verify: true}\n"
+                } else {
+                    "job_name: medic\n"
+                };
+                let mut own: ScrapeConfig = medic_model::yaml::from_str(own).expect("a valid job");
                 own.static_configs = vec![StaticConfig {
                     targets: vec![self_target.to_string()],
                     labels: BTreeMap::new(),
@@ -410,7 +448,7 @@ mod tests {
             c.global.scrape_interval.duration(),
             std::time::Duration::from_secs(15)
         );
-        let jobs = c.effective_scrape_configs("127.0.0.1:9099");
+        let jobs = c.effective_scrape_configs("127.0.0.1:9099", false);
         assert_eq!(jobs[0].job_name, "medic");
     }
 

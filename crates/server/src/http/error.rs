@@ -46,6 +46,11 @@ impl HttpError {
         Self::with_status(StatusCode::BAD_REQUEST, "bad_data", message)
     }
 
+    /// 413 `bad_data`: the request body is over a limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::with_status(StatusCode::PAYLOAD_TOO_LARGE, "bad_data", message)
+    }
+
     /// 422 `execution`: the request was understood but could not be carried out.
     pub fn execution(message: impl Into<String>) -> Self {
         Self::with_status(StatusCode::UNPROCESSABLE_ENTITY, "execution", message)

@@ -410,8 +410,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             (state.clone(), perms),
             audit::record_requests,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.server.max_request_body.0 as usize,
+        ))
         .with_state(state)
 }
 
@@ -541,6 +547,38 @@ fn cross_origin(h: &HeaderMap) -> Option<String> {
 }
 
 /// State-changing requests to the JSON APIs (Alertmanager's v2, medic's own) must say they
+/// Bounds every request body but remote write's (which has `remote_write.max_body_size` and
+/// an in-flight budget) by `server.max_request_body`: a declared length over it is refused at
+/// once with 413, a body that grows past it fails when read (413 too).
+async fn limit_body(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/api/v1/write" {
+        return next.run(req).await;
+    }
+    let max = st.config.server.max_request_body.0 as usize;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        st.http
+            .refused
+            .get_or_create(&vec![("reason", "body_too_large".to_string())])
+            .inc();
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {} bytes exceeds server.max_request_body ({max} bytes)\n",
+                declared.unwrap_or(0)
+            ),
+        )
+            .into_response();
+    }
+    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, max)));
+    next.run(req).await
+}
+
+/// Refuses a state-changing request whose body is not JSON when its route's bodies
 /// are JSON: a web page can POST `text/plain` to any origin without asking, so accepting it would
 /// let any page an operator visits approve a repair or add a silence. Alertmanager answers 415
 /// too.

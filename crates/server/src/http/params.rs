@@ -102,7 +102,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
                 axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES)
                     .await
                     .map_err(|_| {
-                        ApiError::bad_data(format!("form body larger than {MAX_FORM_BYTES} bytes"))
+                        ApiError::too_large("form body larger than server.max_request_body")
                     })?,
             )
         } else {
@@ -132,7 +132,7 @@ pub(super) async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
     axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         v2_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {MAX_BODY} bytes"),
+            "request body larger than server.max_request_body".to_string(),
         )
     })
 }

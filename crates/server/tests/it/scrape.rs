@@ -37,7 +37,7 @@ fn manager(cfg: &Config, store: &MemStorage) -> Arc<ScrapeManager> {
         ScrapeManager::new(
             Arc::new(store.clone()),
             &cfg.global,
-            cfg.effective_scrape_configs("unused"),
+            cfg.effective_scrape_configs("unused", false),
             ScrapeMetrics::default(),
         )
         .unwrap(),

@@ -1,0 +1,178 @@
+//! Connection and request limits against the real binary: 2,000 idle connections and
+//! oversized bodies at once leave medic answering; idle, half-sent and slow-body connections
+//! are closed; connections over `server.max_connections` get a 503; each refusal is counted.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::{client, Medic};
+
+fn raise_own_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on this process with a struct we own.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        assert!(
+            lim.rlim_max >= 4096,
+            "this test needs 4,096 open files (ulimit -Hn is {})",
+            lim.rlim_max
+        );
+    }
+}
+
+/// Reads until the peer closes (or `timeout`); what it sent.
+fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> Option<String> {
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&out).into_owned()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&out).into_owned())
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+fn counter(metrics: &str, line_start: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_and_oversized_bodies_do_not_stop_medic_answering() {
+    raise_own_fd_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(
+        &cfg,
+        "server:\n  max_connections: 2010\n  idle_timeout: 8s\n  read_timeout: 2s\n  max_request_body: 64KiB\nremote_write:\n  max_body_size: 1MiB\n",
+    )
+    .unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let addr = medic.addr.clone();
+
+    let mut half = TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let mut idle: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    eprintln!("2000 connections in {:?}", t.elapsed());
+    // Over max_connections: answered 503 and closed.
+    let mut extra: Vec<TcpStream> = (0..30)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    let answers: Vec<Option<String>> = extra
+        .iter_mut()
+        .map(|s| read_until_closed(s, Duration::from_millis(300)))
+        .collect();
+    let refused = answers
+        .iter()
+        .flatten()
+        .filter(|t| t.starts_with("HTTP/1.1 503"))
+        .count();
+    assert!(
+        refused >= 15,
+        "{refused} of 30 connections over the limit got a 503: {answers:?}\n{}",
+        medic.stderr()
+    );
+    drop(extra);
+
+    let c = client();
+    // Oversized bodies at the same time: JSON over max_request_body, remote write over its own
+    // limit; each refused with 413.
+    let big_json = format!("[{{\"labels\":{{\"a\":\"{}\"}}}}]", "x".repeat(200_000));
+    let mut sends = Vec::new();
+    for i in 0..4 {
+        let c = c.clone();
+        let (url, body, ct) = if i % 2 == 0 {
+            (
+                medic.url("/api/v2/alerts"),
+                big_json.clone().into_bytes(),
+                "application/json",
+            )
+        } else {
+            (
+                medic.url("/api/v1/write"),
+                vec![0u8; 12 << 20],
+                "application/x-protobuf",
+            )
+        };
+        sends.push(tokio::spawn(async move {
+            c.post(url)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    let started = Instant::now();
+    let r = c.get(medic.url("/-/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "/-/ready took {:?} with 2,000 idle connections",
+        started.elapsed()
+    );
+    for s in sends {
+        // A client may see the connection closed before it finished sending: also a refusal.
+        if let Ok(code) = s.await.unwrap() {
+            assert_eq!(code, 413, "an oversized body");
+        }
+    }
+
+    // Idle connections are closed after idle_timeout.
+    let t0 = Instant::now();
+    let closed = read_until_closed(&mut idle[0], Duration::from_secs(25));
+    assert!(closed.is_some(), "an idle connection stayed open");
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    drop(idle);
+
+    // Half-sent headers (sent before the idle connections opened): closed too.
+    assert!(read_until_closed(&mut half, Duration::from_secs(15)).is_some());
+
+    // A body that never finishes: 408 after read_timeout.
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.write_all(
+        b"POST /api/v2/alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{",
+    )
+    .unwrap();
+    let answer = read_until_closed(&mut slow, Duration::from_secs(15)).unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    let metrics = c
+        .get(medic.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for reason in ["max_connections", "read_timeout"] {
+        let n = counter(
+            &metrics,
+            &format!("medic_http_connections_refused_total{{reason=\"{reason}\"}}"),
+        );
+        assert!(n >= 1.0, "no {reason} refusal counted:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("code=\"413\""),
+        "413s not counted:\n{metrics}"
+    );
+}
