@@ -302,6 +302,7 @@ mod tests {
             updated_at: 0,
             timeout: false,
             value: None,
+            source: Default::default(),
         })
         .collect();
         sort_alerts(&mut alerts);
@@ -342,6 +343,7 @@ mod tests {
             updated_at: 0,
             timeout: false,
             value: None,
+            source: Default::default(),
         });
         old.insert(a.clone(), 5_000);
         new.insert(a, 5_000);

@@ -151,6 +151,7 @@ mod tests {
             updated_at: 0,
             timeout: false,
             value: None,
+            source: Default::default(),
         }
     }
 

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 pub use manager::{
     AlertFilter, AlertManager, AlertView, EscalationPolicy, GroupView, Loaded, Options,
 };
-pub use types::{Alert, Annotations, Fingerprint, Status};
+pub use types::{Alert, AlertSource, Annotations, Fingerprint, Status};
 
 /// The alert manager's errors.
 #[derive(Debug, thiserror::Error)]

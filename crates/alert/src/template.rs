@@ -315,6 +315,7 @@ mod tests {
             updated_at: 0,
             timeout: false,
             value: Some(0.93),
+            source: Default::default(),
         }
     }
 

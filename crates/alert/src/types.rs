@@ -71,6 +71,25 @@ pub struct Alert {
     pub timeout: bool,
     /// The value that fired it, when medic's own rules sent it (templates show it).
     pub value: Option<f64>,
+    /// Who sent it in: whether it may start repairs depends on it (`trigger.sources` of a
+    /// playbook). Not kept in the state file: an alert loaded at start is `Unknown` until its
+    /// sender sends it again.
+    pub source: AlertSource,
+}
+
+/// Who sent an alert in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AlertSource {
+    /// Not known: loaded from the state file, or made by medic for people.
+    #[default]
+    Unknown,
+    /// medic's alerting rules.
+    Rules,
+    /// medic's anomaly rules.
+    Anomaly,
+    /// Posted through the API by `identity`; `may_trigger`: the identity's role holds the
+    /// permission to trigger repairs for the alert's labels.
+    Api { identity: String, may_trigger: bool },
 }
 
 /// Whether an alert is firing or resolved at some instant.
@@ -178,6 +197,7 @@ mod tests {
             updated_at: updated,
             timeout,
             value: None,
+            source: Default::default(),
         }
     }
 

@@ -13,6 +13,8 @@ use crate::kinds::NotifyEvent;
 #[derive(Debug, Clone)]
 pub struct AlertInput {
     pub fingerprint: String,
+    /// Who sent it in.
+    pub origin: AlertOrigin,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub starts_at: i64,
@@ -67,4 +69,30 @@ impl Hooks for NoHooks {
 #[error("{}", failures.iter().map(|(r, e)| format!("{r}: {e}")).collect::<Vec<_>>().join("; "))]
 pub struct NotifyError {
     pub failures: Vec<(String, String)>,
+}
+
+/// Who sent an alert in, as `trigger.sources` names senders.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AlertOrigin {
+    /// Not known (loaded at start, before its sender sent it again).
+    #[default]
+    Unknown,
+    /// medic's alerting rules.
+    Rules,
+    /// medic's anomaly rules.
+    Anomaly,
+    /// Posted through the API by `identity`; `may_trigger`: its role holds the trigger
+    /// permission for the alert's labels.
+    Api { identity: String, may_trigger: bool },
+}
+
+impl AlertOrigin {
+    pub fn as_str(&self) -> &str {
+        match self {
+            AlertOrigin::Unknown => "unknown",
+            AlertOrigin::Rules => "rules",
+            AlertOrigin::Anomaly => "anomaly",
+            AlertOrigin::Api { identity, .. } => identity,
+        }
+    }
 }

@@ -48,6 +48,8 @@ pub struct HealMetrics {
     pub reaction: Histogram,
     pub trust_changes: Family<LevelLabel, Counter>,
     pub journal_errors: Counter,
+    /// Alerts whose sender may not start the playbook they match, by playbook.
+    pub refused_triggers: Family<Vec<(&'static str, String)>, Counter>,
 }
 
 impl Default for HealMetrics {
@@ -62,6 +64,7 @@ impl Default for HealMetrics {
             reaction: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
             trust_changes: Family::default(),
             journal_errors: Counter::default(),
+            refused_triggers: Family::default(),
         }
     }
 }
@@ -70,6 +73,11 @@ impl HealMetrics {
     /// Registers every metric under `medic_heal_`.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("medic_heal");
+        r.register(
+            "refused_triggers",
+            "Alerts that matched a playbook but whose sender may not start it (trigger.sources, permissions), by playbook",
+            self.refused_triggers.clone(),
+        );
         r.register(
             "executions",
             "Executions that ended, by playbook and final status",

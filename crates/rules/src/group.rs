@@ -321,11 +321,13 @@ impl Group {
     /// Alerts to hand to the notifier after an evaluation at `ts`: firing ones not sent for a
     /// while and newly resolved ones, stamped as sent (Prometheus's `sendAlerts`).
     /// Each alert comes with its rule's query, for the link back to it.
-    pub fn alerts_to_send(&mut self, ts: i64) -> Vec<(String, Alert)> {
+    /// Alerts due to be sent, with their rule's query and whether it is an anomaly rule.
+    pub fn alerts_to_send(&mut self, ts: i64) -> Vec<(String, Alert, bool)> {
         let resend = self.opts.resend_delay.as_millis() as i64;
         let delta = resend.max(self.interval.as_millis() as i64);
         let mut out = Vec::new();
         for r in &mut self.rules {
+            let anomaly = matches!(r, Rule::Anomaly(_));
             let Some(ar) = r.alerting_mut() else {
                 continue;
             };
@@ -335,7 +337,7 @@ impl Group {
                 }
                 a.last_sent_at = ts;
                 a.valid_until = ts + 4 * delta;
-                out.push((ar.query.clone(), a.clone()));
+                out.push((ar.query.clone(), a.clone(), anomaly));
             }
         }
         out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));

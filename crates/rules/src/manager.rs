@@ -44,6 +44,8 @@ pub struct Notification {
     pub value: f64,
     /// Link back to the rule's expression in medic's API.
     pub generator_url: String,
+    /// Whether an anomaly rule (not a PromQL alerting rule) fired it.
+    pub anomaly: bool,
 }
 
 /// Where alerts go after each evaluation: the alert manager, a log, a test. Called from the
@@ -547,7 +549,7 @@ impl Manager {
             let status = g.status();
             let notifications: Vec<Notification> = sent
                 .iter()
-                .map(|(q, a)| to_notification(q, a, &g))
+                .map(|(q, a, anomaly)| to_notification(q, a, *anomaly, &g))
                 .collect();
             (notifications, status)
         };
@@ -576,7 +578,7 @@ impl Manager {
 
 /// Prometheus's `sendAlerts`: firing alerts end at `valid_until`, resolved ones at their
 /// resolve time; external labels are added where the alert lacks them.
-fn to_notification(rule_query: &str, a: &Alert, g: &Group) -> Notification {
+fn to_notification(rule_query: &str, a: &Alert, anomaly: bool, g: &Group) -> Notification {
     let mut b = a.public_labels().to_builder();
     for l in g.external_labels().iter() {
         if a.labels.get(&l.name).is_none() {
@@ -596,6 +598,7 @@ fn to_notification(rule_query: &str, a: &Alert, g: &Group) -> Notification {
         resolved,
         value: a.value,
         generator_url: generator_url(g.external_url(), rule_query),
+        anomaly,
     }
 }
 

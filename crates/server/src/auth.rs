@@ -39,6 +39,14 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// Permissions an identity's `scope` limits to the labels it covers.
+    pub fn label_scoped(self) -> bool {
+        matches!(
+            self,
+            Permission::Ack | Permission::Silence | Permission::HealTrigger
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::Public => "public",
@@ -129,6 +137,10 @@ pub struct UserConfig {
     #[serde(default)]
     pub password_hash: Option<String>,
     pub role: Role,
+    /// Labels the user's acks, silences and repair triggers are limited to, as matchers:
+    /// `'{service="checkout"}'`. Absent: all.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +148,9 @@ pub struct UserConfig {
 pub struct TokenConfig {
     pub sha256: String,
     pub role: Role,
+    /// As for users.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 impl AuthConfig {
@@ -154,6 +169,25 @@ impl AuthConfig {
                 // bcrypt's error quotes the value, which may be a password pasted by mistake.
                 .map_err(|_| format!("auth.users.{name}.password_hash: not a bcrypt hash (htpasswd -nbB user password makes one)"))?;
         }
+        for (kind, name, scope) in self
+            .users
+            .iter()
+            .map(|(n, u)| ("users", n, &u.scope))
+            .chain(self.tokens.iter().map(|(n, t)| ("tokens", n, &t.scope)))
+        {
+            if let Some(s) = scope {
+                Scope::parse(s).map_err(|e| format!("auth.{kind}.{name}.scope: {e}"))?;
+            }
+            let role = match kind {
+                "users" => self.users[name].role,
+                _ => self.tokens[name].role,
+            };
+            if role == Role::Developer && scope.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                return Err(format!(
+                    "auth.{kind}.{name}: the developer role needs a scope (the labels of its own services, e.g. scope: '{{service=\"checkout\"}}')"
+                ));
+            }
+        }
         for (name, t) in &self.tokens {
             if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(format!(
@@ -170,6 +204,59 @@ impl AuthConfig {
 pub struct Identity {
     pub name: String,
     pub role: Role,
+    /// What its label-scoped permissions (ack, silence, trigger) reach.
+    pub scope: Scope,
+}
+
+impl Identity {
+    /// Whether the identity may do what needs `p` to something with these labels.
+    pub fn may(&self, p: Permission, labels: &medic_model::Labels) -> bool {
+        self.role.allows(p) && (!p.label_scoped() || self.scope.covers(labels))
+    }
+}
+
+/// The labels an identity's acks, silences and repair triggers are limited to, as matchers
+/// (`{service="checkout"}`); no matchers: everything.
+#[derive(Debug, Clone, Default)]
+pub struct Scope(pub Vec<medic_model::Matcher>);
+
+impl PartialEq for Scope {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Scope {}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&medic_alert::matchers::format_matchers(&self.0))
+    }
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Result<Scope, String> {
+        medic_alert::matchers::parse_matchers(s).map(Scope)
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether labels fall inside the scope.
+    pub fn covers(&self, labels: &medic_model::Labels) -> bool {
+        medic_alert::matchers::matches_all(&self.0, labels)
+    }
+
+    /// Whether a silence with `matchers` can silence nothing outside the scope: each of the
+    /// scope's matchers is among its own.
+    pub fn bounds(&self, matchers: &[medic_model::Matcher]) -> bool {
+        self.0.iter().all(|s| {
+            matchers
+                .iter()
+                .any(|m| m.kind == s.kind && m.name == s.name && m.value == s.value)
+        })
+    }
 }
 
 /// Why a request was not let through.
@@ -179,6 +266,15 @@ pub enum Denied {
     Unauthenticated,
     /// Known, but the role lacks the permission: 403.
     Forbidden { who: Identity, needs: Permission },
+}
+
+/// A configured scope (checked at load; one that no longer parses reaches nothing).
+fn scope_of(s: &Option<String>) -> Scope {
+    match s {
+        None => Scope::default(),
+        Some(s) => Scope::parse(s)
+            .unwrap_or_else(|_| Scope(vec![medic_model::Matcher::equal("__nothing__", "\u{0}")])),
+    }
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -217,14 +313,16 @@ impl Authenticator {
     /// The bcrypt hash and role of `user`: from `auth.users`, else from the web config's
     /// `basic_auth_users` (with the role `auth.users` gives the name, or `admin`: a web-config
     /// user has full access in Prometheus too).
-    fn user(&self, user: &str) -> Option<(String, Role)> {
+    fn user(&self, user: &str) -> Option<(String, Role, Scope)> {
         let configured = self.config.users.get(user);
+        let role = configured.map_or(Role::Admin, |u| u.role);
+        let scope = scope_of(&configured.and_then(|u| u.scope.clone()));
         if let Some(hash) = configured.and_then(|u| u.password_hash.clone()) {
-            return Some((hash, configured.map_or(Role::Admin, |u| u.role)));
+            return Some((hash, role, scope));
         }
         let web = self.web.as_ref()?.current();
         let hash = web.users.get(user)?.clone();
-        Some((hash, configured.map_or(Role::Admin, |u| u.role)))
+        Some((hash, role, scope))
     }
 
     /// The identity of a request with this `Authorization` header value.
@@ -233,6 +331,7 @@ impl Authenticator {
             return Some(Identity {
                 name: "anonymous".into(),
                 role: Role::Admin,
+                scope: Scope::default(),
             });
         }
         let value = authorization?.trim();
@@ -246,6 +345,7 @@ impl Authenticator {
                 .map(|(name, t)| Identity {
                     name: name.clone(),
                     role: t.role,
+                    scope: scope_of(&t.scope),
                 });
         }
         let b64 = value.strip_prefix("Basic ")?;
@@ -253,7 +353,7 @@ impl Authenticator {
             base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (user, pass) = raw.split_once(':')?;
-        let (hash, role) = self.user(user)?;
+        let (hash, role, scope) = self.user(user)?;
         // Keyed by the hash too, so a changed password_hash takes effect at once.
         let key = (user.to_string(), hash.clone(), sha256_hex(pass.as_bytes()));
         let cached = self
@@ -277,6 +377,7 @@ impl Authenticator {
         ok.then(|| Identity {
             name: user.to_string(),
             role,
+            scope,
         })
     }
 
@@ -340,7 +441,8 @@ mod tests {
             Err(Denied::Forbidden {
                 who: Identity {
                     name: "prom".into(),
-                    role: Role::Ingest
+                    role: Role::Ingest,
+                    scope: Scope::default(),
                 },
                 needs: Permission::Read
             })

@@ -391,6 +391,8 @@ impl StateStore for SqliteState {
                     updated_at,
                     timeout,
                     value,
+                    // Not stored: unknown until the sender sends the alert again.
+                    source: Default::default(),
                 },
             );
         }

@@ -15,6 +15,7 @@ fn alert(name: &str, quote: &str) -> Alert {
         updated_at: 3,
         timeout: true,
         value: Some(1.5),
+        source: Default::default(),
     }
 }
 

@@ -55,6 +55,7 @@ fn an_implicit_end_survives_restarts() {
         updated_at: t0,
         timeout: true,
         value: None,
+        source: Default::default(),
     }])
     .unwrap();
     assert_eq!(firing(&am, t0), 1);

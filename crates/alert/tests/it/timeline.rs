@@ -95,6 +95,7 @@ impl Sim {
             updated_at: self.now,
             timeout: false,
             value: None,
+            source: Default::default(),
         });
         self.inhibitor.observe(&a);
         self.dispatcher.insert(a, self.now);

@@ -57,7 +57,12 @@ fn config() -> String {
     let mut s = String::from("auth:\n  users:\n");
     for r in &ROLES[..4] {
         let hash = bcrypt::hash(format!("{r}-pw"), 4).unwrap();
-        s += &format!("    {r}: {{password_hash: '{hash}', role: {r}}}\n");
+        let scope = if *r == "developer" {
+            ", scope: '{service=\"checkout\"}'"
+        } else {
+            ""
+        };
+        s += &format!("    {r}: {{password_hash: '{hash}', role: {r}{scope}}}\n");
     }
     let token: String = sha2::Sha256::digest(b"ingest-token")
         .iter()

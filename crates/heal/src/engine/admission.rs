@@ -22,6 +22,7 @@ impl Engine {
     pub fn on_alerts(self: &Arc<Self>, alerts: &[AlertInput]) {
         let now = self.now();
         let mut todo = Vec::new();
+        let mut refusals = Vec::new();
         {
             let mut g = self.lock();
             if g.playbooks.is_empty() {
@@ -45,6 +46,16 @@ impl Engine {
                     if g.handled.get(&key).is_some_and(|(s, _)| *s == a.starts_at) {
                         continue;
                     }
+                    if let Err(why) = pb.admits(&a.origin) {
+                        // Not handled: the same alert from a sender that may start it will.
+                        if g.refused.insert(key, a.starts_at) != Some(a.starts_at) {
+                            refusals.push((pb.name.clone(), a.clone(), why));
+                        }
+                        if g.refused.len() > 100_000 {
+                            g.refused.clear();
+                        }
+                        continue;
+                    }
                     g.handled.insert(key, (a.starts_at, now));
                     todo.push((
                         pb,
@@ -61,12 +72,34 @@ impl Engine {
                 }
             }
         }
+        for (playbook, a, why) in refusals {
+            self.refused_alert(&playbook, &a, &why);
+        }
         for (pb, t) in todo {
             let this = self.clone();
             self.runtime.spawn(async move {
                 this.consider(pb, t, false).await;
             });
         }
+    }
+
+    /// Records that an alert's sender may not start a playbook: logged, counted, audited under
+    /// the sender's name. The alert is routed and notified as usual.
+    fn refused_alert(&self, playbook: &str, a: &AlertInput, why: &str) {
+        info!(playbook, alert = %a.fingerprint, sender = a.origin.as_str(), why, "alert may not start the playbook");
+        self.metrics
+            .refused_triggers
+            .get_or_create(&vec![("playbook", playbook.to_string())])
+            .inc();
+        self.hooks.audit(medic_model::AuditEntry {
+            at: self.now(),
+            actor: a.origin.as_str().to_string(),
+            source: "alert".into(),
+            action: "heal.trigger_refused".into(),
+            target: format!("{playbook} {}", a.fingerprint),
+            detail: serde_json::json!({ "labels": a.labels }).to_string(),
+            result: format!("refused: {why}"),
+        });
     }
 
     /// Starts a playbook by hand (the manual's "manual trigger"). Guards apply.

@@ -20,7 +20,9 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::guard::{self, GuardConfig, Guards, MaintenanceWindow};
-pub use crate::hooks::{AlertInput, BoxFuture, Hooks, NoHooks, Notification, NotifyError};
+pub use crate::hooks::{
+    AlertInput, AlertOrigin, BoxFuture, Hooks, NoHooks, Notification, NotifyError,
+};
 use crate::journal::*;
 use crate::machine::World;
 use crate::metrics::*;
@@ -77,6 +79,9 @@ struct Inner {
     /// (playbook, alert fingerprint) → (alert start, when handled): an alert instance starts a
     /// playbook at most once, however often it is re-sent.
     handled: HashMap<(String, String), (i64, i64)>,
+    /// (playbook, alert fingerprint) → alert start, for alerts whose sender may not start the
+    /// playbook: the refusal is audited once per alert instance.
+    refused: HashMap<(String, String), i64>,
     conditions: HashMap<(String, String), CondState>,
     /// Executions waiting for a decision.
     waiters: HashMap<String, Arc<tokio::sync::Notify>>,
@@ -195,6 +200,7 @@ impl Engine {
             guards,
             trust,
             handled,
+            refused: HashMap::new(),
             conditions: HashMap::new(),
             waiters: HashMap::new(),
             decisions: HashMap::new(),

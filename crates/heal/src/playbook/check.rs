@@ -18,6 +18,7 @@ pub(super) fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
             ),
         ));
     }
+    let sources = check_sources(raw.trigger.sources.as_deref())?;
     let trigger = check_trigger(raw.trigger)?;
     let target = Text::parse(
         "target",
@@ -47,6 +48,7 @@ pub(super) fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
         enabled: raw.enabled,
         dry_run: raw.dry_run,
         trigger,
+        sources,
         target,
         group,
         params,
@@ -58,6 +60,26 @@ pub(super) fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
         notify,
         guards,
     })
+}
+
+fn check_sources(raw: Option<&[String]>) -> CheckResult<Vec<TriggerSource>> {
+    let Some(raw) = raw else {
+        return Ok(vec![TriggerSource::Rules, TriggerSource::Anomaly]);
+    };
+    raw.iter()
+        .map(|s| match s.as_str() {
+            "rules" => Ok(TriggerSource::Rules),
+            "anomaly" => Ok(TriggerSource::Anomaly),
+            "api" => Ok(TriggerSource::Api(None)),
+            other => match other.strip_prefix("api:") {
+                Some(id) if !id.is_empty() => Ok(TriggerSource::Api(Some(id.to_string()))),
+                _ => Err(fail(
+                    "trigger.sources",
+                    format!("unknown source {other:?}: rules, anomaly, api or api:<identity>"),
+                )),
+            },
+        })
+        .collect()
 }
 
 fn check_trigger(t: RawTrigger) -> CheckResult<Trigger> {

@@ -14,6 +14,7 @@ use medic_template::{Funcs, Template, Value as TValue};
 use serde::Deserialize;
 
 use crate::expr::Expr;
+use crate::hooks::AlertOrigin;
 use crate::Error;
 use check::check;
 use raw::*;
@@ -31,6 +32,47 @@ pub enum Trigger {
     Alert(Vec<Matcher>),
     /// A PromQL query that has returned a series for `for`; each series is one target.
     Condition { query: String, for_: i64 },
+}
+
+/// A sender whose alerts may start a playbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerSource {
+    /// medic's alerting rules.
+    Rules,
+    /// medic's anomaly rules.
+    Anomaly,
+    /// Alerts posted through the API by an identity with the trigger permission for the
+    /// alert's labels; only this identity when named (`api:<identity>`).
+    Api(Option<String>),
+}
+
+impl Playbook {
+    /// Whether an alert from `origin` may start this playbook; why not if it may not.
+    pub fn admits(&self, origin: &AlertOrigin) -> Result<(), String> {
+        let listed = |want: &TriggerSource| self.sources.contains(want);
+        match origin {
+            AlertOrigin::Rules if listed(&TriggerSource::Rules) => Ok(()),
+            AlertOrigin::Anomaly if listed(&TriggerSource::Anomaly) => Ok(()),
+            AlertOrigin::Api {
+                identity,
+                may_trigger,
+            } => {
+                let named = self
+                    .sources
+                    .iter()
+                    .any(|s| matches!(s, TriggerSource::Api(None)) || *s == TriggerSource::Api(Some(identity.clone())));
+                if !named {
+                    Err(format!("trigger.sources does not admit alerts posted by {identity}"))
+                } else if !may_trigger {
+                    Err(format!("{identity} lacks the heal_trigger permission for these labels"))
+                } else {
+                    Ok(())
+                }
+            }
+            AlertOrigin::Unknown => Err("the alert's sender is not known (loaded at start; waiting for it to be sent again)".into()),
+            other => Err(format!("trigger.sources does not admit alerts from {}", other.as_str())),
+        }
+    }
 }
 
 /// One piece of evidence to gather.
@@ -270,6 +312,9 @@ pub struct Playbook {
     pub enabled: bool,
     pub dry_run: bool,
     pub trigger: Trigger,
+    /// Who may start it with an alert (`trigger.sources`; default medic's rules and anomaly
+    /// rules).
+    pub sources: Vec<TriggerSource>,
     pub target: Text,
     pub group: Option<Text>,
     pub params: Vec<Param>,

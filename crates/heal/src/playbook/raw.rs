@@ -45,6 +45,9 @@ pub(super) fn yes() -> bool {
 pub(super) struct RawTrigger {
     #[serde(default)]
     pub(super) alert: Option<String>,
+    /// Who may start the playbook with an alert: `rules`, `anomaly`, `api`, `api:<identity>`.
+    #[serde(default)]
+    pub(super) sources: Option<Vec<String>>,
     #[serde(default)]
     pub(super) condition: Option<RawCondition>,
 }

@@ -168,6 +168,7 @@ async fn no_repair_for_an_alert_that_resolved() {
         .insert("Down".into(), true);
     rig.engine.on_alerts(&[AlertInput {
         fingerprint: "f1".into(),
+        origin: medic_heal::engine::AlertOrigin::Rules,
         labels: labels(&[("alertname", "Down"), ("instance", "a")]),
         annotations: Default::default(),
         starts_at: 1,
@@ -187,6 +188,7 @@ async fn a_re_sent_alert_starts_one_execution() {
     std::fs::write(rig.path("ok"), "").unwrap();
     let a = AlertInput {
         fingerprint: "f1".into(),
+        origin: medic_heal::engine::AlertOrigin::Rules,
         labels: labels(&[("alertname", "Down"), ("instance", "a")]),
         annotations: Default::default(),
         starts_at: 1,
@@ -388,6 +390,7 @@ async fn a_storm_of_alerts_produces_no_more_actions_than_the_guards_allow() {
     let alerts: Vec<AlertInput> = (0..10_000)
         .map(|i| AlertInput {
             fingerprint: format!("f{i}"),
+            origin: medic_heal::engine::AlertOrigin::Rules,
             labels: labels(&[("alertname", "Down"), ("instance", &format!("host-{i}"))]),
             annotations: Default::default(),
             starts_at: 1,

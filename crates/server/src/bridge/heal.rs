@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use medic_alert::{Alert, AlertManager, Fingerprint};
+use medic_alert::{Alert, AlertManager, AlertSource, Fingerprint};
+use medic_heal::engine::AlertOrigin;
 use medic_heal::engine::{BoxFuture, Hooks, Notification, NotifyError};
 use medic_model::{InstantQuery, Labels, QueryError, QuerySeries, Queryable};
 
@@ -118,6 +119,7 @@ impl Hooks for AlertHooks {
                 updated_at: now,
                 timeout: false,
                 value: None,
+                source: Default::default(),
             };
             let mut failures = Vec::new();
             for r in &n.receivers {
@@ -141,6 +143,18 @@ pub fn observe(am: &AlertManager, heal: Arc<medic_heal::Engine>) {
             .iter()
             .map(|a| medic_heal::AlertInput {
                 fingerprint: a.fingerprint().to_string(),
+                origin: match &a.source {
+                    AlertSource::Unknown => AlertOrigin::Unknown,
+                    AlertSource::Rules => AlertOrigin::Rules,
+                    AlertSource::Anomaly => AlertOrigin::Anomaly,
+                    AlertSource::Api {
+                        identity,
+                        may_trigger,
+                    } => AlertOrigin::Api {
+                        identity: identity.clone(),
+                        may_trigger: *may_trigger,
+                    },
+                },
                 labels: a
                     .labels
                     .iter()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use medic_alert::{Alert, AlertManager};
+use medic_alert::{Alert, AlertManager, AlertSource};
 
 use crate::forward::Forwarder;
 
@@ -27,6 +27,11 @@ impl medic_rules::Notifier for RulesNotifier {
                 updated_at: 0,
                 timeout: false,
                 value: Some(n.value),
+                source: if n.anomaly {
+                    AlertSource::Anomaly
+                } else {
+                    AlertSource::Rules
+                },
             })
             .collect();
         if let Some(f) = &self.1 {

@@ -9,9 +9,12 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use medic_alert::types::rfc3339_millis as rfc3339_nano;
-use medic_alert::{Alert, AlertFilter, AlertManager, AlertView, Annotations};
+use medic_alert::{Alert, AlertFilter, AlertManager, AlertSource, AlertView, Annotations};
+
+use crate::auth::{Identity, Permission};
 use medic_model::Labels;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -119,6 +122,7 @@ pub(super) fn to_alerts(posted: Vec<PostableAlert>, now: i64, resolve_timeout: i
             updated_at: now,
             timeout,
             value: None,
+            source: Default::default(),
         };
         match medic_alert::manager::validate_alert(&alert) {
             Ok(()) => out.alerts.push(alert),
@@ -131,11 +135,20 @@ pub(super) fn to_alerts(posted: Vec<PostableAlert>, now: i64, resolve_timeout: i
 /// Stores the valid alerts of a batch. A batch with refused alerts answers 400 naming them —
 /// after the valid ones are stored, as Alertmanager does (Prometheus does not retry a 400, so
 /// refusing the whole batch would lose the valid alerts).
-pub(super) async fn store(am: Arc<AlertManager>, c: Converted) -> Response {
+///
+/// Each alert records who sent it and whether that identity may trigger repairs for its labels
+/// (a playbook whose `trigger.sources` admits API alerts runs only for those).
+pub(super) async fn store(am: Arc<AlertManager>, c: Converted, who: Option<&Identity>) -> Response {
     let Converted {
-        alerts,
+        mut alerts,
         mut refused,
     } = c;
+    for a in &mut alerts {
+        a.source = AlertSource::Api {
+            identity: who.map_or_else(|| "unknown".to_string(), |w| w.name.clone()),
+            may_trigger: who.is_some_and(|w| w.may(Permission::HealTrigger, &a.labels)),
+        };
+    }
     let total = alerts.len() + refused.len();
     let r = match tokio::task::spawn_blocking(move || am.put(alerts)).await {
         Ok(Err(medic_alert::Error::Invalid(m))) => {
@@ -160,7 +173,11 @@ pub(super) async fn store(am: Arc<AlertManager>, c: Converted) -> Response {
 }
 
 /// `POST /api/v2/alerts`.
-pub async fn post_alerts(State(st): State<Arc<AppState>>, body: Body) -> Response {
+pub async fn post_alerts(
+    State(st): State<Arc<AppState>>,
+    who: Option<Extension<Identity>>,
+    body: Body,
+) -> Response {
     let bytes = match read_body(body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -171,7 +188,12 @@ pub async fn post_alerts(State(st): State<Arc<AppState>>, body: Body) -> Respons
     };
     let now = st.alerts.now();
     let timeout = st.alerts.loaded().config.global.resolve_timeout.0;
-    store(st.alerts.clone(), to_alerts(posted, now, timeout)).await
+    store(
+        st.alerts.clone(),
+        to_alerts(posted, now, timeout),
+        who.as_deref(),
+    )
+    .await
 }
 
 /// `GET /api/v2/alerts`.

@@ -103,11 +103,28 @@ struct TriggerReq {
 }
 
 /// `POST /api/v1/medic/heal/trigger` `{"playbook", "labels", "by"}`: the manual trigger.
-pub async fn post_trigger(State(st): State<Arc<AppState>>, body: Body) -> Response {
+pub async fn post_trigger(
+    State(st): State<Arc<AppState>>,
+    who: Option<axum::Extension<crate::auth::Identity>>,
+    body: Body,
+) -> Response {
     let r: TriggerReq = match json_body(body, "trigger").await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    if let Some(w) = who.as_deref() {
+        let labels =
+            medic_model::Labels::from_pairs(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if !w.may(crate::auth::Permission::HealTrigger, &labels) {
+            return medic_err(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} may trigger repairs only for targets matching {}",
+                    w.name, w.scope
+                ),
+            );
+        }
+    }
     let by = r.by.unwrap_or_else(|| "api".into());
     match st.heal.trigger(&r.playbook, r.labels, &by).await {
         Ok(e) => medic_ok(json!(e)),

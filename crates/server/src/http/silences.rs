@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -19,6 +20,7 @@ use super::alerts::parse_time;
 use super::error::v2_error;
 use super::params::{filter_matchers, params, read_body};
 use super::AppState;
+use crate::auth::{Identity, Permission};
 
 fn silence_json(s: &Silence, now: i64) -> Value {
     json!({
@@ -85,7 +87,16 @@ pub async fn get_silence(State(st): State<Arc<AppState>>, Path(id): Path<String>
 }
 
 /// `DELETE /api/v2/silence/{id}`.
-pub async fn delete_silence(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn delete_silence(
+    State(st): State<Arc<AppState>>,
+    who: Option<Extension<Identity>>,
+    Path(id): Path<String>,
+) -> Response {
+    if let (Some(w), Some(s)) = (who.as_deref(), st.alerts.silence(&id)) {
+        if let Err(r) = within_scope(w, &s.matchers) {
+            return *r;
+        }
+    }
     let am = st.alerts.clone();
     match tokio::task::spawn_blocking(move || am.expire_silence(&id)).await {
         Ok(Ok(())) => StatusCode::OK.into_response(),
@@ -93,6 +104,20 @@ pub async fn delete_silence(State(st): State<Arc<AppState>>, Path(id): Path<Stri
         Ok(Err(e)) => v2_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => v2_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// 403 unless a silence with `matchers` stays inside the identity's scope.
+fn within_scope(w: &Identity, matchers: &[Matcher]) -> Result<(), Box<Response>> {
+    if !w.role.allows(Permission::Silence) || w.scope.bounds(matchers) {
+        return Ok(());
+    }
+    Err(Box::new(v2_error(
+        StatusCode::FORBIDDEN,
+        format!(
+            "{} may silence only within {}: the silence needs those matchers",
+            w.name, w.scope
+        ),
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +152,11 @@ struct PostableSilence {
 }
 
 /// `POST /api/v2/silences`: create, or update by id.
-pub async fn post_silences(State(st): State<Arc<AppState>>, body: Body) -> Response {
+pub async fn post_silences(
+    State(st): State<Arc<AppState>>,
+    who: Option<Extension<Identity>>,
+    body: Body,
+) -> Response {
     let bytes = match read_body(body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -152,6 +181,11 @@ pub async fn post_silences(State(st): State<Arc<AppState>>, body: Body) -> Respo
         match Matcher::new(kind, m.name.clone(), m.value.clone()) {
             Ok(x) => matchers.push(x),
             Err(e) => return v2_error(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    }
+    if let Some(w) = who.as_deref() {
+        if let Err(r) = within_scope(w, &matchers) {
+            return *r;
         }
     }
     let (starts_at, ends_at) = match (

@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,6 +16,8 @@ use medic_alert::state::{EventKind, HistoryQuery};
 use medic_alert::types::rfc3339_millis as rfc3339_nano;
 use medic_alert::{Alert, Annotations, Fingerprint};
 use medic_model::Labels;
+
+use crate::auth::{Identity, Permission};
 
 use super::alerts::{alert_json, labels_json, store, to_alerts, Converted, PostableAlert};
 use super::error::{medic_err, medic_ok, HttpError};
@@ -29,7 +32,11 @@ pub fn group_id(key: &str) -> String {
 
 /// `POST /api/v1/medic/alerts/webhook`: alerts in Alertmanager's webhook payload (version 4),
 /// as another Alertmanager or a tool that speaks its webhook format sends them.
-pub async fn post_webhook(State(st): State<Arc<AppState>>, body: Body) -> Response {
+pub async fn post_webhook(
+    State(st): State<Arc<AppState>>,
+    who: Option<Extension<Identity>>,
+    body: Body,
+) -> Response {
     #[derive(Deserialize)]
     struct Payload {
         alerts: Vec<PostableAlert>,
@@ -49,7 +56,13 @@ pub async fn post_webhook(State(st): State<Arc<AppState>>, body: Body) -> Respon
     };
     let now = st.alerts.now();
     let timeout = st.alerts.loaded().config.global.resolve_timeout.0;
-    match store(st.alerts.clone(), to_alerts(p.alerts, now, timeout)).await {
+    match store(
+        st.alerts.clone(),
+        to_alerts(p.alerts, now, timeout),
+        who.as_deref(),
+    )
+    .await
+    {
         r if r.status() == StatusCode::OK => medic_ok(json!({})),
         r => r,
     }
@@ -138,12 +151,17 @@ pub fn cloudwatch_alert(ev: &Value, now: i64) -> Result<Alert, String> {
         updated_at: now,
         timeout: false,
         value: None,
+        source: Default::default(),
     })
 }
 
 /// `POST /api/v1/medic/alerts/cloudwatch`: CloudWatch alarm state changes as EventBridge
 /// delivers them (one event, or a list).
-pub async fn post_cloudwatch(State(st): State<Arc<AppState>>, body: Body) -> Response {
+pub async fn post_cloudwatch(
+    State(st): State<Arc<AppState>>,
+    who: Option<Extension<Identity>>,
+    body: Body,
+) -> Response {
     let bytes = match read_body(body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -168,7 +186,7 @@ pub async fn post_cloudwatch(State(st): State<Arc<AppState>>, body: Body) -> Res
         alerts,
         refused: Vec::new(),
     };
-    match store(st.alerts.clone(), c).await {
+    match store(st.alerts.clone(), c, who.as_deref()).await {
         r if r.status() == StatusCode::OK => medic_ok(json!({})),
         r => r,
     }
@@ -205,16 +223,33 @@ pub async fn medic_groups(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery
     medic_ok(Value::Array(groups))
 }
 
-/// Finds a group by key or short id.
-fn resolve_group(st: &AppState, group: &str) -> Result<String, HttpError> {
+/// Finds a group by key or short id; for an identity with a scope, only a group whose every
+/// alert the scope covers (403 otherwise).
+fn resolve_group(st: &AppState, group: &str, who: Option<&Identity>) -> Result<String, HttpError> {
     let groups = st.alerts.groups(&[], None);
-    let hits: Vec<&str> = groups
+    let hits: Vec<&medic_alert::manager::GroupView> = groups
         .iter()
         .filter(|g| g.key == group || group_id(&g.key).starts_with(group))
-        .map(|g| g.key.as_str())
         .collect();
     match hits.as_slice() {
-        [one] => Ok(one.to_string()),
+        [one] => {
+            if let Some(w) = who {
+                if !one
+                    .alerts
+                    .iter()
+                    .all(|a| w.may(Permission::Ack, &a.alert.labels))
+                {
+                    return Err(HttpError::medic(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "{} may acknowledge only groups whose alerts match {}",
+                            w.name, w.scope
+                        ),
+                    ));
+                }
+            }
+            Ok(one.key.clone())
+        }
         [] => Err(HttpError::medic(
             StatusCode::NOT_FOUND,
             format!("no alert group {group:?} (see medic alerts groups)"),
@@ -230,7 +265,11 @@ fn resolve_group(st: &AppState, group: &str) -> Result<String, HttpError> {
 }
 
 /// `POST /api/v1/medic/alerts/ack`: `{"group": key or id, "author", "comment", "duration"}`.
-pub async fn post_ack(State(st): State<Arc<AppState>>, body: Body) -> Response {
+pub async fn post_ack(
+    State(st): State<Arc<AppState>>,
+    who: Option<Extension<Identity>>,
+    body: Body,
+) -> Response {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct AckReq {
@@ -260,7 +299,7 @@ pub async fn post_ack(State(st): State<Arc<AppState>>, body: Body) -> Response {
             Err(e) => return medic_err(StatusCode::BAD_REQUEST, format!("duration: {e}")),
         },
     };
-    let key = match resolve_group(&st, &r.group) {
+    let key = match resolve_group(&st, &r.group, who.as_deref()) {
         Ok(k) => k,
         Err(e) => return e.medic_response(),
     };
@@ -283,12 +322,16 @@ pub async fn post_ack(State(st): State<Arc<AppState>>, body: Body) -> Response {
 }
 
 /// `DELETE /api/v1/medic/alerts/ack?group=…`.
-pub async fn delete_ack(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+pub async fn delete_ack(
+    State(st): State<Arc<AppState>>,
+    who: Option<Extension<Identity>>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let p = params(&q);
     let Some((_, group)) = p.iter().find(|(k, _)| k == "group") else {
         return medic_err(StatusCode::BAD_REQUEST, "missing group parameter");
     };
-    let key = match resolve_group(&st, group) {
+    let key = match resolve_group(&st, group, who.as_deref()) {
         Ok(k) => k,
         Err(e) => return e.medic_response(),
     };
@@ -312,7 +355,7 @@ pub async fn get_history(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery)
                 Some(f) => hq.fingerprint = Some(f),
                 None => return bad(format!("{v:?} is not a fingerprint")),
             },
-            "group" => match resolve_group(&st, v) {
+            "group" => match resolve_group(&st, v, None) {
                 Ok(key) => hq.group_key = Some(key),
                 // A group that no longer exists can still have history under its full key.
                 Err(_) => hq.group_key = Some(v.clone()),
