@@ -90,6 +90,8 @@ pub struct Server {
     pub limits: ServeLimits,
     pub metrics: ConnMetrics,
     bucket: Arc<Mutex<Bucket>>,
+    /// What serves when there is no web config (made once, not per request).
+    plain: Arc<WebConfig>,
 }
 
 impl Server {
@@ -108,13 +110,14 @@ impl Server {
                 tokens: f64::MAX,
                 last: Instant::now(),
             })),
+            plain: Arc::new(WebConfig::plain()),
         }
     }
 
     fn web(&self) -> Arc<WebConfig> {
         match &self.web {
             Some(w) => w.current(),
-            None => Arc::new(WebConfig::plain()),
+            None => self.plain.clone(),
         }
     }
 
