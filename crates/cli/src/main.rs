@@ -16,6 +16,7 @@ mod promql_cmd;
 mod query;
 mod rules_cmd;
 mod run;
+mod token_cmd;
 
 /// medic — a self-healing operations engine: it stores metrics, evaluates Prometheus-style rules
 /// and anomaly detectors, manages alerts, and repairs what breaks under guards.
@@ -97,6 +98,8 @@ enum Command {
     /// The audit log of a running medic: who did what, from where, with what result; and
     /// `verify`, which checks its hash chain (exit 1 when broken).
     Audit(audit_cmd::AuditArgs),
+    /// Bearer tokens of a running medic: create (printed once), list, revoke (admin only).
+    Token(token_cmd::TokenArgs),
     /// The whole loop in one command: a small web service breaks in five ways, medic notices,
     /// repairs and verifies each, and stays still in the quiet periods between them.
     ///
@@ -171,6 +174,7 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Token(args) => token_cmd::token(args),
         Command::Demo(args) => demo::run(args),
         Command::Heal(args) => match heal_cmd::heal(args) {
             Ok(true) => Ok(()),

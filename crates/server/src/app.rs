@@ -195,8 +195,10 @@ impl App {
         let write_budget = Arc::new(tokio::sync::Semaphore::new(
             (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
         ));
+        let auth = crate::auth::Authenticator::new(config.auth.clone(), web.clone())
+            .with_tokens(open_runtime_tokens(&config)?);
         let state = Arc::new(AppState {
-            auth: crate::auth::Authenticator::new(config.auth.clone(), web.clone()),
+            auth,
             audit,
             write_budget,
             config,
@@ -329,6 +331,18 @@ async fn save_detectors(rules: &Arc<medic_rules::Manager>, path: &std::path::Pat
         Ok(Err(e)) => warn!(error = %e, "could not save anomaly detectors"),
         Err(e) => warn!(error = %e, "saving anomaly detectors panicked"),
     }
+}
+
+/// Opens the tokens made at run time (`auth.db` in the storage directory).
+fn open_runtime_tokens(config: &Config) -> Result<crate::auth::RuntimeTokens, Error> {
+    let path = config.storage.path.join("auth.db");
+    let store = medic_state::SqliteTokens::open(&path)
+        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    crate::auth::RuntimeTokens::load(
+        Arc::new(store),
+        Arc::new(|| medic_model::Clock::now_ms(&medic_model::SystemClock)),
+    )
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Opens the audit log (`audit.file`, default `audit.db` in the storage directory).

@@ -6,9 +6,11 @@
 
 mod audit;
 mod heal;
+mod tokens;
 
 pub use audit::{AuditError, AuditQuery, AuditRow, SqliteAudit, Verdict};
 pub use heal::SqliteHealStore;
+pub use tokens::{SqliteTokens, StoredToken, TokenError};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod heal;
 mod hostile;
+mod identities;
 mod layout;
 mod limits;
 mod prometheus;

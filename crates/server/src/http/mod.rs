@@ -24,6 +24,7 @@ mod silences;
 mod sources;
 mod state;
 mod status;
+mod tokens;
 
 pub use audit::verdict_json;
 pub use error::{success, ApiError, Dialect, HttpError};
@@ -360,6 +361,19 @@ fn medic_routes(r: Routes) -> Routes {
         &[(Method::GET, Permission::Audit)],
         get(audit::get_verify),
     )
+    .route(
+        "/api/v1/medic/tokens",
+        &[
+            (Method::GET, Permission::Admin),
+            (Method::POST, Permission::Admin),
+        ],
+        get(tokens::get_tokens).post(tokens::post_token),
+    )
+    .route(
+        "/api/v1/medic/tokens/{id}",
+        &[(Method::DELETE, Permission::Admin)],
+        axum::routing::delete(tokens::delete_token),
+    )
 }
 
 /// The router, with the permission each route and method needs.
@@ -501,7 +515,7 @@ async fn authorize(
                 format!(
                     "{} ({}) may not do this: it needs the {} permission",
                     who.name,
-                    who.role.as_str(),
+                    who.role,
                     needs.as_str()
                 ),
             )

@@ -108,7 +108,7 @@ pub async fn delete_silence(
 
 /// 403 unless a silence with `matchers` stays inside the identity's scope.
 fn within_scope(w: &Identity, matchers: &[Matcher]) -> Result<(), Box<Response>> {
-    if !w.role.allows(Permission::Silence) || w.scope.bounds(matchers) {
+    if !w.allows(Permission::Silence) || w.scope.bounds(matchers) {
         return Ok(());
     }
     Err(Box::new(v2_error(

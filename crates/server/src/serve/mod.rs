@@ -26,7 +26,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tracing::{debug, warn};
@@ -232,16 +232,27 @@ impl Server {
             let body = body::Deadline::new(body, server.limits.read_timeout, expired.clone());
             let req = Request::from_parts(parts, axum::body::Body::new(body));
             async move {
-                let resp = server.request(req).await;
-                if !expired.load(Ordering::Relaxed) {
-                    return Ok::<_, Infallible>(resp);
+                let mut resp = server.request(req).await;
+                if expired.load(Ordering::Relaxed) {
+                    // The handler saw a failed body; say why, with the status that means it.
+                    server.metrics.refuse("read_timeout");
+                    resp = plain(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time (server.read_timeout)\n",
+                    );
                 }
-                // The handler saw a failed body; say why, with the status that means it.
-                server.metrics.refuse("read_timeout");
-                Ok(plain(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request body not received in time (server.read_timeout)\n",
-                ))
+                if matches!(
+                    resp.status(),
+                    StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+                ) {
+                    // The rest of the body is not read: the connection cannot carry another
+                    // request, and a client must not pool it.
+                    resp.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, Infallible>(resp)
             }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -305,8 +316,12 @@ fn plain(code: StatusCode, text: &'static str) -> Response<axum::body::Body> {
     r
 }
 
-/// Answers a connection over the limit with a 503 and closes it.
+/// Answers a connection over the limit with a 503 and closes it. It first waits briefly for the
+/// client's request, so that HTTP clients read the 503 as the answer to what they sent rather
+/// than as an unexpected message on a fresh connection.
 async fn refuse_connection(mut stream: TcpStream) {
+    let mut first = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(250), stream.read(&mut first)).await;
     let body = "too many open connections (server.max_connections); retry shortly\n";
     let msg = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",

@@ -13,107 +13,11 @@ use sha2::{Digest, Sha256};
 
 use crate::serve::WebConfigWatch;
 
-/// What a route needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Permission {
-    /// Anyone, authenticated or not: health, readiness, medic's own metrics.
-    Public,
-    /// Read data, alerts, rules, executions, status.
-    Read,
-    /// Send samples and alerts in (remote write, API v2 alerts, webhook and CloudWatch sources).
-    Ingest,
-    /// Create and expire silences.
-    Silence,
-    /// Acknowledge alert groups.
-    Ack,
-    /// Start a playbook by hand, preview one (dry run).
-    HealTrigger,
-    /// Approve or reject a proposed action.
-    HealDecide,
-    /// Pause and resume automatic repair.
-    HealPause,
-    /// Read the audit log.
-    Audit,
-    /// Reload the configuration, flush the store.
-    Admin,
-}
+mod roles;
+mod runtime_tokens;
 
-impl Permission {
-    /// Permissions an identity's `scope` limits to the labels it covers.
-    pub fn label_scoped(self) -> bool {
-        matches!(
-            self,
-            Permission::Ack | Permission::Silence | Permission::HealTrigger
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Public => "public",
-            Permission::Read => "read",
-            Permission::Ingest => "ingest",
-            Permission::Silence => "silence",
-            Permission::Ack => "ack",
-            Permission::HealTrigger => "heal_trigger",
-            Permission::HealDecide => "heal_decide",
-            Permission::HealPause => "heal_pause",
-            Permission::Audit => "audit",
-            Permission::Admin => "admin",
-        }
-    }
-}
-
-/// The built-in roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Read everything; alerts, silences, acks; trigger, approve, reject, pause, resume
-    /// repairs; the audit log.
-    Sre,
-    /// Read; acknowledge, silence and trigger repairs.
-    Developer,
-    /// Read only.
-    Viewer,
-    /// Machines: remote write and alerts in.
-    Ingest,
-}
-
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Admin,
-        Role::Sre,
-        Role::Developer,
-        Role::Viewer,
-        Role::Ingest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Sre => "sre",
-            Role::Developer => "developer",
-            Role::Viewer => "viewer",
-            Role::Ingest => "ingest",
-        }
-    }
-
-    /// Whether the role grants `p`.
-    pub fn allows(self, p: Permission) -> bool {
-        use Permission as P;
-        match self {
-            Role::Admin => true,
-            Role::Sre => p != P::Admin,
-            Role::Developer => matches!(
-                p,
-                P::Public | P::Read | P::Ack | P::Silence | P::HealTrigger
-            ),
-            Role::Viewer => matches!(p, P::Public | P::Read),
-            Role::Ingest => matches!(p, P::Public | P::Ingest),
-        }
-    }
-}
+pub use roles::{Grants, Permission, Role};
+pub use runtime_tokens::{NewToken, RuntimeTokens};
 
 /// `auth:` in medic.yml.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -127,6 +31,18 @@ pub struct AuthConfig {
     /// is never stored.
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenConfig>,
+    /// Custom roles, by name: `{permissions: [read, ack, heal_decide]}`. The built-in names
+    /// (admin, sre, developer, viewer, ingest) cannot be redefined.
+    #[serde(default)]
+    pub roles: BTreeMap<String, CustomRole>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRole {
+    /// Permission names: read, ingest, silence, ack, heal_trigger, heal_decide, heal_pause,
+    /// audit, admin.
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,7 +52,8 @@ pub struct UserConfig {
     /// `basic_auth_users` (this entry then only gives the role).
     #[serde(default)]
     pub password_hash: Option<String>,
-    pub role: Role,
+    /// A built-in role or one from `auth.roles`.
+    pub role: String,
     /// Labels the user's acks, silences and repair triggers are limited to, as matchers:
     /// `'{service="checkout"}'`. Absent: all.
     #[serde(default)]
@@ -147,7 +64,7 @@ pub struct UserConfig {
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     pub sha256: String,
-    pub role: Role,
+    pub role: String,
     /// As for users.
     #[serde(default)]
     pub scope: Option<String>,
@@ -158,35 +75,74 @@ impl AuthConfig {
         !self.users.is_empty() || !self.tokens.is_empty()
     }
 
-    /// Checks what can be checked at load: bcrypt hashes parse, token hashes are 64 hex
-    /// digits.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, u) in &self.users {
-            let Some(hash) = &u.password_hash else {
-                continue;
-            };
-            hash.parse::<bcrypt::HashParts>()
-                // bcrypt's error quotes the value, which may be a password pasted by mistake.
-                .map_err(|_| format!("auth.users.{name}.password_hash: not a bcrypt hash (htpasswd -nbB user password makes one)"))?;
+    /// The permissions of the role named `name`: a built-in one, else one of `auth.roles`.
+    pub fn grants(&self, name: &str) -> Option<Grants> {
+        if let Some(r) = Role::ALL.into_iter().find(|r| r.as_str() == name) {
+            return Some(Grants::of(r));
         }
-        for (kind, name, scope) in self
-            .users
-            .iter()
-            .map(|(n, u)| ("users", n, &u.scope))
-            .chain(self.tokens.iter().map(|(n, t)| ("tokens", n, &t.scope)))
-        {
-            if let Some(s) = scope {
-                Scope::parse(s).map_err(|e| format!("auth.{kind}.{name}.scope: {e}"))?;
-            }
-            let role = match kind {
-                "users" => self.users[name].role,
-                _ => self.tokens[name].role,
-            };
-            if role == Role::Developer && scope.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        let custom = self.roles.get(name)?;
+        Some(
+            custom
+                .permissions
+                .iter()
+                .filter_map(|p| Permission::parse(p))
+                .collect(),
+        )
+    }
+
+    /// Whether an identity with `role` must have a scope: the developer role must.
+    pub fn check_role_and_scope(&self, role: &str, scope: Option<&str>) -> Result<(), String> {
+        if self.grants(role).is_none() {
+            let custom: Vec<&str> = self.roles.keys().map(String::as_str).collect();
+            return Err(format!(
+                "role: unknown role {role:?} (built in: admin, sre, developer, viewer, ingest{}{})",
+                if custom.is_empty() {
+                    ""
+                } else {
+                    "; from auth.roles: "
+                },
+                custom.join(", ")
+            ));
+        }
+        if let Some(s) = scope {
+            Scope::parse(s).map_err(|e| format!("scope: {e}"))?;
+        }
+        if role == Role::Developer.as_str() && scope.is_none_or(|s| s.trim().is_empty()) {
+            return Err(
+                "the developer role needs a scope (the labels of its own services, e.g. scope: '{service=\"checkout\"}')"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks what can be checked at load: roles exist, custom roles name real permissions,
+    /// bcrypt hashes parse, token hashes are 64 hex digits, scopes parse.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, r) in &self.roles {
+            if Role::ALL.iter().any(|b| b.as_str() == name) {
                 return Err(format!(
-                    "auth.{kind}.{name}: the developer role needs a scope (the labels of its own services, e.g. scope: '{{service=\"checkout\"}}')"
+                    "auth.roles.{name}: a built-in role; choose another name"
                 ));
             }
+            for p in &r.permissions {
+                if Permission::parse(p).is_none_or(|p| p == Permission::Public) {
+                    let all: Vec<&str> = Permission::ALL[1..].iter().map(|p| p.as_str()).collect();
+                    return Err(format!(
+                        "auth.roles.{name}.permissions: unknown permission {p:?} (one of {})",
+                        all.join(", ")
+                    ));
+                }
+            }
+        }
+        for (name, u) in &self.users {
+            if let Some(hash) = &u.password_hash {
+                hash.parse::<bcrypt::HashParts>()
+                    // bcrypt's error quotes the value, which may be a password pasted by mistake.
+                    .map_err(|_| format!("auth.users.{name}.password_hash: not a bcrypt hash (htpasswd -nbB user password makes one)"))?;
+            }
+            self.check_role_and_scope(&u.role, u.scope.as_deref())
+                .map_err(|e| format!("auth.users.{name}.{e}"))?;
         }
         for (name, t) in &self.tokens {
             if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -194,6 +150,8 @@ impl AuthConfig {
                     "auth.tokens.{name}.sha256: expected 64 hex digits (sha256sum of the token)"
                 ));
             }
+            self.check_role_and_scope(&t.role, t.scope.as_deref())
+                .map_err(|e| format!("auth.tokens.{name}.{e}"))?;
         }
         Ok(())
     }
@@ -203,15 +161,32 @@ impl AuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
-    pub role: Role,
+    /// The role's name (built-in or custom).
+    pub role: String,
+    pub grants: Grants,
     /// What its label-scoped permissions (ack, silence, trigger) reach.
     pub scope: Scope,
 }
 
 impl Identity {
+    /// Everything, everywhere: the identity of every request when authentication is off.
+    pub fn anonymous() -> Identity {
+        Identity {
+            name: "anonymous".into(),
+            role: Role::Admin.as_str().into(),
+            grants: Grants::of(Role::Admin),
+            scope: Scope::default(),
+        }
+    }
+
+    /// Whether the role grants `p` (whatever the labels).
+    pub fn allows(&self, p: Permission) -> bool {
+        self.grants.allows(p)
+    }
+
     /// Whether the identity may do what needs `p` to something with these labels.
     pub fn may(&self, p: Permission, labels: &medic_model::Labels) -> bool {
-        self.role.allows(p) && (!p.label_scoped() || self.scope.covers(labels))
+        self.grants.allows(p) && (!p.label_scoped() || self.scope.covers(labels))
     }
 }
 
@@ -277,7 +252,7 @@ fn scope_of(s: &Option<String>) -> Scope {
     }
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     Sha256::digest(b)
         .iter()
         .map(|x| format!("{x:02x}"))
@@ -290,6 +265,8 @@ pub struct Authenticator {
     config: AuthConfig,
     /// `--web.config.file`, whose `basic_auth_users` are users too.
     web: Option<Arc<WebConfigWatch>>,
+    /// Tokens made at run time (`medic token create`).
+    tokens: Option<RuntimeTokens>,
     verified: Mutex<HashMap<(String, String, String), bool>>,
 }
 
@@ -298,10 +275,29 @@ impl Authenticator {
         Authenticator {
             config,
             web,
+            tokens: None,
             verified: Mutex::new(HashMap::new()),
         }
     }
 
+    /// With tokens made at run time, kept in `store`.
+    pub fn with_tokens(mut self, tokens: RuntimeTokens) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The run-time token store, when there is one.
+    pub fn runtime_tokens(&self) -> Option<&RuntimeTokens> {
+        self.tokens.as_ref()
+    }
+
+    /// Whether requests must authenticate: users or tokens are configured (in `auth:` or the
+    /// web config). Tokens made at run time count only then: creating one never locks out a
+    /// medic that had no authentication.
     pub fn enabled(&self) -> bool {
         self.config.enabled()
             || self
@@ -310,50 +306,60 @@ impl Authenticator {
                 .is_some_and(|w| !w.current().users.is_empty())
     }
 
-    /// The bcrypt hash and role of `user`: from `auth.users`, else from the web config's
+    fn identity(&self, name: &str, role: &str, scope: &Option<String>) -> Option<Identity> {
+        Some(Identity {
+            name: name.to_string(),
+            role: role.to_string(),
+            grants: self.config.grants(role)?,
+            scope: scope_of(scope),
+        })
+    }
+
+    /// The bcrypt hash and identity of `user`: from `auth.users`, else from the web config's
     /// `basic_auth_users` (with the role `auth.users` gives the name, or `admin`: a web-config
     /// user has full access in Prometheus too).
-    fn user(&self, user: &str) -> Option<(String, Role, Scope)> {
+    fn user(&self, user: &str) -> Option<(String, Identity)> {
         let configured = self.config.users.get(user);
-        let role = configured.map_or(Role::Admin, |u| u.role);
-        let scope = scope_of(&configured.and_then(|u| u.scope.clone()));
+        let role = configured.map_or(Role::Admin.as_str(), |u| u.role.as_str());
+        let id = self.identity(user, role, &configured.and_then(|u| u.scope.clone()))?;
         if let Some(hash) = configured.and_then(|u| u.password_hash.clone()) {
-            return Some((hash, role, scope));
+            return Some((hash, id));
         }
         let web = self.web.as_ref()?.current();
         let hash = web.users.get(user)?.clone();
-        Some((hash, role, scope))
+        Some((hash, id))
+    }
+
+    fn bearer(&self, token: &str) -> Option<Identity> {
+        let h = sha256_hex(token.trim().as_bytes());
+        if let Some((name, t)) = self
+            .config
+            .tokens
+            .iter()
+            .find(|(_, t)| t.sha256.eq_ignore_ascii_case(&h))
+        {
+            return self.identity(name, &t.role, &t.scope);
+        }
+        let t = self.tokens.as_ref()?.find(&h)?;
+        let scope = (!t.scope.is_empty()).then(|| t.scope.clone());
+        self.identity(&t.name, &t.role, &scope)
     }
 
     /// The identity of a request with this `Authorization` header value.
     pub fn identify(&self, authorization: Option<&str>) -> Option<Identity> {
         if !self.enabled() {
-            return Some(Identity {
-                name: "anonymous".into(),
-                role: Role::Admin,
-                scope: Scope::default(),
-            });
+            return Some(Identity::anonymous());
         }
         let value = authorization?.trim();
         if let Some(token) = value.strip_prefix("Bearer ") {
-            let h = sha256_hex(token.trim().as_bytes());
-            return self
-                .config
-                .tokens
-                .iter()
-                .find(|(_, t)| t.sha256.eq_ignore_ascii_case(&h))
-                .map(|(name, t)| Identity {
-                    name: name.clone(),
-                    role: t.role,
-                    scope: scope_of(&t.scope),
-                });
+            return self.bearer(token);
         }
         let b64 = value.strip_prefix("Basic ")?;
         let raw =
             base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim()).ok()?;
         let raw = String::from_utf8(raw).ok()?;
         let (user, pass) = raw.split_once(':')?;
-        let (hash, role, scope) = self.user(user)?;
+        let (hash, id) = self.user(user)?;
         // Keyed by the hash too, so a changed password_hash takes effect at once.
         let key = (user.to_string(), hash.clone(), sha256_hex(pass.as_bytes()));
         let cached = self
@@ -374,11 +380,7 @@ impl Authenticator {
                 ok
             }
         };
-        ok.then(|| Identity {
-            name: user.to_string(),
-            role,
-            scope,
-        })
+        ok.then_some(id)
     }
 
     /// Whether a request with this header may do what needs `p`; its identity if so.
@@ -392,7 +394,7 @@ impl Authenticator {
             return Ok(id);
         }
         let id = id.ok_or(Denied::Unauthenticated)?;
-        if id.role.allows(p) {
+        if id.allows(p) {
             Ok(Some(id))
         } else {
             Err(Denied::Forbidden { who: id, needs: p })
@@ -425,7 +427,7 @@ mod tests {
         cfg.validate().unwrap();
         let a = Authenticator::new(cfg, None);
         let alice = a.identify(Some(&basic("alice", "pw"))).unwrap();
-        assert_eq!(alice.role, Role::Sre);
+        assert_eq!(alice.role, "sre");
         // Cached the second time, same answer.
         assert_eq!(a.identify(Some(&basic("alice", "pw"))), Some(alice));
         assert_eq!(a.identify(Some(&basic("alice", "wrong"))), None);
@@ -433,7 +435,7 @@ mod tests {
         assert_eq!(a.identify(None), None);
         assert_eq!(
             a.identify(Some("Bearer t0ken")).map(|i| i.role),
-            Some(Role::Ingest)
+            Some("ingest".to_string())
         );
         assert_eq!(a.identify(Some("Bearer nope")), None);
         assert_eq!(
@@ -441,7 +443,8 @@ mod tests {
             Err(Denied::Forbidden {
                 who: Identity {
                     name: "prom".into(),
-                    role: Role::Ingest,
+                    role: "ingest".into(),
+                    grants: Grants::of(Role::Ingest),
                     scope: Scope::default(),
                 },
                 needs: Permission::Read
@@ -474,5 +477,83 @@ mod tests {
             a.authorize(None, Permission::Admin).unwrap().unwrap().name,
             "anonymous"
         );
+    }
+
+    #[test]
+    fn custom_roles_grant_their_permissions_and_bad_ones_are_refused_at_load() {
+        let cfg: AuthConfig = serde_norway::from_str(&format!(
+            "roles:\n  lead: {{permissions: [read, heal_decide]}}\ntokens:\n  l: {{sha256: '{}', role: lead}}\n",
+            sha256_hex(b"lead")
+        ))
+        .unwrap();
+        cfg.validate().unwrap();
+        let a = Authenticator::new(cfg, None);
+        let id = a.identify(Some("Bearer lead")).unwrap();
+        assert_eq!(id.role, "lead");
+        assert!(a
+            .authorize(Some("Bearer lead"), Permission::HealDecide)
+            .is_ok());
+        assert!(a
+            .authorize(Some("Bearer lead"), Permission::HealTrigger)
+            .is_err());
+
+        for (yaml, error) in [
+            ("roles:\n  sre: {permissions: [read]}\n", "auth.roles.sre: a built-in role"),
+            ("roles:\n  x: {permissions: [reed]}\n", "unknown permission \"reed\""),
+            (
+                "users:\n  a: {password_hash: '$2y$04$abcdefghijklmnopqrstuu5Ql1VbmMvBBDd4FC5YDJmMGYh1lqPH2', role: boss}\n",
+                "auth.users.a.role: unknown role \"boss\"",
+            ),
+        ] {
+            let cfg: AuthConfig = serde_norway::from_str(yaml).unwrap();
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains(error), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn runtime_tokens_authenticate_until_revoked_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(medic_state::SqliteTokens::open(&dir.path().join("auth.db")).unwrap());
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(1_000));
+        let clock = now.clone();
+        let tokens = RuntimeTokens::load(
+            store.clone(),
+            Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst)),
+        )
+        .unwrap();
+        let cfg: AuthConfig = serde_norway::from_str(&format!(
+            "tokens:\n  root: {{sha256: '{}', role: admin}}\n",
+            sha256_hex(b"root")
+        ))
+        .unwrap();
+        let a = Authenticator::new(cfg, None).with_tokens(tokens);
+        let t = a.runtime_tokens().unwrap();
+        let new = |name: &str, expires_at| NewToken {
+            name: name.into(),
+            role: "developer".into(),
+            scope: "{service=\"checkout\"}".into(),
+            expires_at,
+        };
+        let (row, secret) = t.create(new("dev", Some(5_000)), "root").unwrap();
+        assert!(secret.starts_with("medic_") && secret.len() > 60);
+        assert_ne!(row.sha256, secret, "only the hash is kept");
+        let bearer = format!("Bearer {secret}");
+        let id = a.identify(Some(&bearer)).unwrap();
+        assert_eq!((id.name.as_str(), id.role.as_str()), ("dev", "developer"));
+        assert_eq!(id.scope.to_string(), "{service=\"checkout\"}");
+        // Expired: refused without any change to the store.
+        now.store(5_000, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(a.identify(Some(&bearer)), None);
+
+        let (_, other) = t.create(new("dev2", None), "root").unwrap();
+        let bearer = format!("Bearer {other}");
+        assert!(a.identify(Some(&bearer)).is_some());
+        t.revoke("dev2", "root").unwrap();
+        assert_eq!(a.identify(Some(&bearer)), None);
+        // And after a restart, from the database alone.
+        let again = RuntimeTokens::load(store, Arc::new(|| 1)).unwrap();
+        assert!(again.find(&sha256_hex(other.as_bytes())).is_none());
+        assert!(again.find(&row.sha256).is_some());
     }
 }
