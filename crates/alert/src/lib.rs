@@ -48,4 +48,7 @@ pub enum Error {
     /// Durable state could not be read or written.
     #[error("{0}")]
     State(String),
+    /// A limit would be passed; nothing was stored.
+    #[error("{0}")]
+    Limit(String),
 }

@@ -45,6 +45,8 @@ pub struct AlertMetrics {
     pub alerts: Family<StateLabel, Gauge>,
     pub received: Family<StatusLabel, Counter>,
     pub invalid: Counter,
+    /// Alerts refused because `max_alerts` would be passed (counted per alert).
+    pub refused_over_limit: Counter,
     pub notifications: Family<IntegrationLabels, Counter>,
     pub notifications_failed: Family<FailureLabels, Counter>,
     pub requests: Family<KindLabel, Counter>,
@@ -63,6 +65,7 @@ impl Default for AlertMetrics {
             alerts: Family::default(),
             received: Family::default(),
             invalid: Counter::default(),
+            refused_over_limit: Counter::default(),
             notifications: Family::default(),
             notifications_failed: Family::default(),
             requests: Family::default(),
@@ -97,6 +100,11 @@ impl AlertMetrics {
             "alerts_invalid",
             "Alerts refused as invalid",
             self.invalid.clone(),
+        );
+        r.register(
+            "alerts_refused_over_limit",
+            "New alerts refused because alerting.max_alerts would be passed",
+            self.refused_over_limit.clone(),
         );
         r.register(
             "notifications",

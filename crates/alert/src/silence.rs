@@ -77,6 +77,37 @@ pub enum SilenceError {
     AlreadyExpired(String),
     #[error("invalid silence: {0}")]
     Invalid(String),
+    /// Over `alerting.max_silences` (active and pending).
+    #[error(
+        "exceeded the maximum number of silences: {count} (limit: {limit}); expire some first"
+    )]
+    TooMany { count: usize, limit: usize },
+    /// Over `alerting.max_silence_size_bytes`.
+    #[error(
+        "silence is {size} bytes, over the limit of {limit} (alerting.max_silence_size_bytes)"
+    )]
+    TooLarge { size: usize, limit: usize },
+}
+
+/// Alertmanager's silence limits (`--silences.max-silences`,
+/// `--silences.max-silence-size-bytes`); 0: none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SilenceLimits {
+    /// Active and pending silences at once.
+    pub max_silences: usize,
+    /// One silence's size: matcher names and values, comment and creator.
+    pub max_silence_size_bytes: usize,
+}
+
+/// The size a silence counts for under [`SilenceLimits`]: its strings plus a few bytes per
+/// field, close to its protobuf size in Alertmanager.
+pub fn silence_size(s: &Silence) -> usize {
+    let matchers: usize = s
+        .matchers
+        .iter()
+        .map(|m| m.name.len() + m.value.len() + 6)
+        .sum();
+    s.id.len() + s.comment.len() + s.created_by.len() + matchers + 40
 }
 
 /// Checks what every stored silence must satisfy.
@@ -109,6 +140,7 @@ pub fn validate(s: &Silence) -> Result<(), SilenceError> {
 #[derive(Debug, Default)]
 pub struct Silences {
     by_id: HashMap<String, Silence>,
+    limits: SilenceLimits,
 }
 
 impl Silences {
@@ -116,7 +148,45 @@ impl Silences {
     pub fn from_saved(saved: Vec<Silence>) -> Self {
         Silences {
             by_id: saved.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            limits: SilenceLimits::default(),
         }
+    }
+
+    /// Sets the limits new and changed silences must keep (existing ones stay).
+    pub fn set_limits(&mut self, limits: SilenceLimits) {
+        self.limits = limits;
+    }
+
+    fn check_limits(
+        &self,
+        s: &Silence,
+        replacing: Option<&str>,
+        now: i64,
+    ) -> Result<(), SilenceError> {
+        let l = self.limits;
+        let size = silence_size(s);
+        if l.max_silence_size_bytes > 0 && size > l.max_silence_size_bytes {
+            return Err(SilenceError::TooLarge {
+                size,
+                limit: l.max_silence_size_bytes,
+            });
+        }
+        if l.max_silences > 0 {
+            let count = self
+                .by_id
+                .values()
+                .filter(|x| {
+                    Some(x.id.as_str()) != replacing && x.state(now) != SilenceState::Expired
+                })
+                .count();
+            if count >= l.max_silences {
+                return Err(SilenceError::TooMany {
+                    count,
+                    limit: l.max_silences,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Creates or updates a silence (Alertmanager's `Silences.Set`). A silence with an id is
@@ -129,6 +199,8 @@ impl Silences {
         now: i64,
     ) -> Result<(String, Vec<Silence>), SilenceError> {
         validate(&s)?;
+        let replacing = (!s.id.is_empty()).then(|| s.id.clone());
+        self.check_limits(&s, replacing.as_deref(), now)?;
         let mut changed = Vec::new();
         if !s.id.is_empty() {
             let prev = self

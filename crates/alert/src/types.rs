@@ -92,6 +92,13 @@ pub enum AlertSource {
     Api { identity: String, may_trigger: bool },
 }
 
+impl AlertSource {
+    /// Made by medic itself (its alerting or anomaly rules).
+    pub fn is_own(&self) -> bool {
+        matches!(self, AlertSource::Rules | AlertSource::Anomaly)
+    }
+}
+
 /// Whether an alert is firing or resolved at some instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {

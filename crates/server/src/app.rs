@@ -199,6 +199,7 @@ impl App {
             .with_tokens(open_runtime_tokens(&config)?);
         let state = Arc::new(AppState {
             auth,
+            client_rates: Default::default(),
             audit,
             write_budget,
             config,
@@ -472,6 +473,11 @@ fn build_alert_manager(
         data_retention: config.alerting.data_retention.as_millis(),
         history_retention: config.alerting.history_retention.as_millis(),
         flap_hold: config.alerting.flap_hold.as_millis(),
+        max_alerts: config.alerting.max_alerts,
+        silence_limits: medic_alert::silence::SilenceLimits {
+            max_silences: config.alerting.max_silences,
+            max_silence_size_bytes: config.alerting.max_silence_size_bytes.0 as usize,
+        },
         ..Default::default()
     };
     medic_alert::AlertManager::new(

@@ -155,6 +155,11 @@ pub struct Options {
     /// How long a flapping alert (`flapping="true"`, set by medic's rules) that resolved is
     /// still shown as firing, so its flips are not each sent.
     pub flap_hold: i64,
+    /// Alerts held at once from outside (the API, webhooks); a batch that would pass it is
+    /// refused whole. medic's own rules are not limited (their series bound them). 0: none.
+    pub max_alerts: usize,
+    /// Limits on silences, as Alertmanager's flags.
+    pub silence_limits: crate::silence::SilenceLimits,
 }
 
 impl Default for Options {
@@ -165,6 +170,8 @@ impl Default for Options {
             history_retention: 30 * 86_400_000,
             max_retry: Duration::from_secs(300),
             flap_hold: 15 * 60_000,
+            max_alerts: 0,
+            silence_limits: Default::default(),
         }
     }
 }
@@ -276,7 +283,8 @@ impl AlertManager {
             }
             alerts.insert(a.fingerprint(), Arc::new(a));
         }
-        let silences = Silences::from_saved(state.load_silences().map_err(st)?);
+        let mut silences = Silences::from_saved(state.load_silences().map_err(st)?);
+        silences.set_limits(opts.silence_limits);
         let nflog = Nflog::from_saved(state.load_nflog().map_err(st)?);
         let acks = state
             .load_acks()
@@ -373,6 +381,23 @@ impl AlertManager {
         let mut events = Vec::new();
         let mut stored = Vec::new();
         let mut g = self.lock();
+        if self.opts.max_alerts > 0 {
+            let new: std::collections::HashSet<Fingerprint> = batch
+                .iter()
+                .filter(|a| !a.source.is_own())
+                .map(|a| a.fingerprint())
+                .filter(|fp| !g.alerts.contains_key(fp))
+                .collect();
+            if !new.is_empty() && g.alerts.len() + new.len() > self.opts.max_alerts {
+                self.metrics.refused_over_limit.inc_by(new.len() as u64);
+                return Err(Error::Limit(format!(
+                    "{} new alerts would pass the limit of {} held alerts (alerting.max_alerts; {} held); nothing in this batch was stored",
+                    new.len(),
+                    self.opts.max_alerts,
+                    g.alerts.len()
+                )));
+            }
+        }
         for mut a in batch {
             a.updated_at = now;
             a.labels = intern_labels(&mut g.interned, &a.labels);

@@ -186,3 +186,112 @@ async fn idle_connections_and_oversized_bodies_do_not_stop_medic_answering() {
         "413s not counted:\n{metrics}"
     );
 }
+
+#[tokio::test]
+async fn alert_silence_and_client_rate_limits_refuse_with_their_status_and_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(
+        &cfg,
+        "server:\n  client_rate_limit: 1\n  client_rate_burst: 40\nalerting:\n  max_alerts: 5\n  max_silences: 2\n  max_silence_size_bytes: 1KiB\n",
+    )
+    .unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let c = client();
+    let alerts = |from: usize, n: usize| {
+        serde_json::Value::Array(
+            (from..from + n)
+                .map(|i| serde_json::json!({"labels": {"alertname": "A", "i": i.to_string()}}))
+                .collect(),
+        )
+    };
+    let post = |path: &str, body: serde_json::Value| c.post(medic.url(path)).json(&body).send();
+    assert_eq!(
+        post("/api/v2/alerts", alerts(0, 4)).await.unwrap().status(),
+        200
+    );
+    // Two more new ones would make 6: the batch is refused whole, nothing of it stored.
+    let r = post("/api/v2/alerts", alerts(3, 3)).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let msg = r.text().await.unwrap();
+    assert!(msg.contains("alerting.max_alerts"), "{msg}");
+    let held: serde_json::Value = c
+        .get(medic.url("/api/v2/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held.as_array().unwrap().len(), 4, "half-applied: {held}");
+    // Re-sending held alerts is not limited.
+    assert_eq!(
+        post("/api/v2/alerts", alerts(0, 4)).await.unwrap().status(),
+        200
+    );
+
+    let now = medic_model::format_rfc3339(medic_model::Clock::now_ms(&medic_model::SystemClock));
+    let silence = |comment: String| {
+        serde_json::json!({"matchers": [{"name": "alertname", "value": "A", "isRegex": false}],
+               "startsAt": now, "endsAt": "2099-01-01T00:00:00Z", "createdBy": "t", "comment": comment})
+    };
+    let r = post("/api/v2/silences", silence("x".repeat(2000)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413, "{}", r.text().await.unwrap());
+    for _ in 0..2 {
+        let r = post("/api/v2/silences", silence("ok".into()))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = post("/api/v2/silences", silence("ok".into()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("maximum number of silences"));
+
+    // The client's burst of 40 is spent well before 60 requests; health checks never are.
+    let mut codes = Vec::new();
+    for _ in 0..60 {
+        codes.push(
+            c.get(medic.url("/api/v1/alerts"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    let r = c.get(medic.url("/-/ready")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let metrics = c
+        .get(medic.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (name, want) in [
+        ("medic_http_refused_total{reason=\"max_silences\"}", 1.0),
+        (
+            "medic_http_refused_total{reason=\"silence_too_large\"}",
+            1.0,
+        ),
+        (
+            "medic_http_refused_total{reason=\"client_rate_limit\"}",
+            1.0,
+        ),
+        ("medic_alert_alerts_refused_over_limit_total", 2.0),
+    ] {
+        assert!(counter(&metrics, name) >= want, "{name}:\n{metrics}");
+    }
+}

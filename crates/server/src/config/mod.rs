@@ -199,6 +199,13 @@ pub struct ServerConfig {
     /// `remote_write.max_body_size`).
     #[serde(default = "default_max_request_body")]
     pub max_request_body: ByteSize,
+    /// Requests per second each client may make: per identity, or per address without one;
+    /// over it, 429 with Retry-After (default 0: no limit). Health checks are not limited.
+    #[serde(default)]
+    pub client_rate_limit: f64,
+    /// Requests a client may make at once above its rate (default 100).
+    #[serde(default = "default_client_rate_burst")]
+    pub client_rate_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -210,10 +217,15 @@ impl Default for ServerConfig {
             idle_timeout: default_idle_timeout(),
             read_timeout: default_read_timeout(),
             max_request_body: default_max_request_body(),
+            client_rate_limit: 0.0,
+            client_rate_burst: default_client_rate_burst(),
         }
     }
 }
 
+fn default_client_rate_burst() -> u32 {
+    100
+}
 fn default_max_connections() -> usize {
     4096
 }

@@ -195,6 +195,18 @@ pub struct AlertingConfig {
     /// treated as firing, so its flips are not each notified (default 15m).
     #[serde(default = "default_flap_hold")]
     pub flap_hold: Dur,
+    /// Alerts held at once from outside (API, webhook, CloudWatch); a batch that would pass it
+    /// is refused whole with 503 (default 50000; 0: none). medic's own rules are not limited.
+    #[serde(default = "default_max_alerts")]
+    pub max_alerts: usize,
+    /// Active and pending silences at once, as Alertmanager's `--silences.max-silences`
+    /// (default 10000; 0: none). Over it: 429.
+    #[serde(default = "default_max_silences")]
+    pub max_silences: usize,
+    /// One silence's size (matchers, comment, creator), as Alertmanager's
+    /// `--silences.max-silence-size-bytes` (default 64KiB; 0: none). Over it: 413.
+    #[serde(default = "default_max_silence_size")]
+    pub max_silence_size_bytes: super::ByteSize,
     /// Prometheus's `alertmanagers`: external Alertmanagers the rules' alerts are sent to as
     /// well (a `prometheus.yml`'s `alerting:` section works unchanged).
     #[serde(default)]
@@ -226,6 +238,18 @@ pub(super) fn default_data_retention() -> Dur {
 pub(super) fn default_history_retention() -> Dur {
     Dur::from_secs(30 * 86_400)
 }
+fn default_max_alerts() -> usize {
+    50_000
+}
+
+fn default_max_silences() -> usize {
+    10_000
+}
+
+fn default_max_silence_size() -> super::ByteSize {
+    super::ByteSize(64 << 10)
+}
+
 pub(super) fn default_flap_hold() -> Dur {
     Dur::from_secs(15 * 60)
 }

@@ -159,6 +159,14 @@ pub(super) async fn store(am: Arc<AlertManager>, c: Converted, who: Option<&Iden
     };
     match r {
         Ok(Ok(())) if refused.is_empty() => StatusCode::OK.into_response(),
+        Ok(Err(medic_alert::Error::Limit(m))) => {
+            let mut r = v2_error(StatusCode::SERVICE_UNAVAILABLE, m);
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("30"),
+            );
+            r
+        }
         Ok(Ok(())) => v2_error(
             StatusCode::BAD_REQUEST,
             format!(

@@ -455,6 +455,49 @@ fn permission(perms: &Permissions, req: &Request) -> Option<Permission> {
 /// declare: 401 (with a Basic challenge) without valid credentials, 403 without the
 /// permission, 405 for a method the route does not declare. The identity goes on the request
 /// (for handlers) and on the response (for the audit log).
+/// A 429 when the request's client (its identity when authentication is on, else its address)
+/// is over `server.client_rate_limit`; health checks and `/metrics` are never limited.
+fn over_client_rate(
+    st: &AppState,
+    req: &Request,
+    id: Option<&crate::auth::Identity>,
+    perm: Permission,
+) -> Option<HttpError> {
+    let per_second = st.config.server.client_rate_limit;
+    if per_second <= 0.0 || perm == Permission::Public {
+        return None;
+    }
+    let client = match id {
+        Some(id) if st.auth.enabled() => format!("identity {}", id.name),
+        _ => req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "unknown".into(), |c| format!("address {}", c.0.ip())),
+    };
+    let rate = crate::serve::client_rate::ClientRate {
+        per_second,
+        burst: f64::from(st.config.server.client_rate_burst.max(1)),
+    };
+    let now = CLOCK_ORIGIN.elapsed().as_secs_f64();
+    if st.client_rates.admit(rate, &client, now) {
+        return None;
+    }
+    st.http
+        .refused
+        .get_or_create(&vec![("reason", "client_rate_limit".to_string())])
+        .inc();
+    Some(HttpError::with_status(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        format!(
+            "{client} is over server.client_rate_limit ({per_second} requests per second); retry shortly"
+        ),
+    ))
+}
+
+static CLOCK_ORIGIN: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
 async fn authorize(
     State((st, perms)): State<(Arc<AppState>, Arc<Permissions>)>,
     mut req: Request,
@@ -485,6 +528,12 @@ async fn authorize(
         .map(str::to_string);
     match st.auth.authorize(header.as_deref(), perm) {
         Ok(id) => {
+            if let Some(e) = over_client_rate(&st, &req, id.as_ref(), perm) {
+                let mut r = e.in_dialect(dialect).into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                return r;
+            }
             if let Some(id) = &id {
                 req.extensions_mut().insert(id.clone());
             }

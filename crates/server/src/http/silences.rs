@@ -218,9 +218,23 @@ pub async fn post_silences(
         expire_on_resolve: p.expire_on_resolve,
     };
     let am = st.alerts.clone();
+    let refused = |reason: &str| {
+        st.http
+            .refused
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    };
     match tokio::task::spawn_blocking(move || am.set_silence(sil)).await {
         Ok(Ok(id)) => Json(json!({"silenceID": id})).into_response(),
         Ok(Err(e @ SilenceError::NotFound(_))) => v2_error(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e @ SilenceError::TooMany { .. })) => {
+            refused("max_silences");
+            v2_error(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
+        Ok(Err(e @ SilenceError::TooLarge { .. })) => {
+            refused("silence_too_large");
+            v2_error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
         Ok(Err(e)) => v2_error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => v2_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -7,6 +7,7 @@
 //! open for good.
 
 mod body;
+pub mod client_rate;
 pub mod tls;
 pub mod web_config;
 
