@@ -34,6 +34,18 @@ pub struct Overrides {
     pub web_config_file: Option<PathBuf>,
 }
 
+impl Overrides {
+    /// `--listen` and `--data` over the file's values.
+    fn apply(&self, config: &mut Config) {
+        if let Some(l) = &self.listen {
+            config.server.listen = l.clone();
+        }
+        if let Some(d) = &self.data {
+            config.storage.path = d.clone();
+        }
+    }
+}
+
 /// Refuses a listen address other hosts can reach unless the operator said they accept that
 /// no `auth:` section is configured.
 fn check_exposure(listen: &str, allowed: bool) -> Result<(), Error> {
@@ -97,12 +109,7 @@ pub struct App {
 impl App {
     /// Opens the store, binds the listener and prepares the scrape manager.
     pub async fn build(mut config: Config, overrides: Overrides) -> Result<App, Error> {
-        if let Some(l) = overrides.listen {
-            config.server.listen = l;
-        }
-        if let Some(d) = overrides.data {
-            config.storage.path = d;
-        }
+        overrides.apply(&mut config);
         let http = HttpMetrics::default();
         let self_metrics = SelfMetrics::new(&http);
         let tsdb_metrics = medic_tsdb::Metrics::default();

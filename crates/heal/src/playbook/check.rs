@@ -8,7 +8,40 @@ fn fail(field: &str, msg: String) -> (String, String) {
     (field.to_string(), msg)
 }
 
+thread_local! {
+    /// The directory of the playbook being checked: `{file: …}` secrets are relative to it.
+    static PLAYBOOK_DIR: std::cell::RefCell<PathBuf> = std::cell::RefCell::new(PathBuf::new());
+}
+
+/// An `env` or header value: a template, or a secret from a file or the environment (taken
+/// as it is, never expanded). Errors name the field and the file or variable, never a value.
+fn value_text(field: &str, v: &RawValue) -> Result<Text, String> {
+    match v {
+        RawValue::Text(s) => Text::parse(field, s),
+        RawValue::Secret(RawSecret {
+            file: Some(f),
+            env: None,
+        }) => {
+            let path = PLAYBOOK_DIR.with(|d| d.borrow().join(f));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{field}.file: cannot read {}: {e}", path.display()))?;
+            Ok(Text::Plain(text.trim().to_string()))
+        }
+        RawValue::Secret(RawSecret {
+            file: None,
+            env: Some(name),
+        }) => std::env::var(name)
+            .map(Text::Plain)
+            .map_err(|_| format!("{field}.env: the environment variable {name} is not set")),
+        RawValue::Secret(_) => Err(format!(
+            "{field}: give exactly one of `file` (a path) or `env` (a variable name)"
+        )),
+    }
+}
+
 pub(super) fn check(path: &Path, raw: RawPlaybook) -> CheckResult<Playbook> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    PLAYBOOK_DIR.with(|d| *d.borrow_mut() = dir);
     if !is_name(&raw.name) {
         return Err(fail(
             "name",
@@ -490,7 +523,7 @@ pub(super) fn exec_spec(field: &str, e: RawExec) -> CheckResult<ExecSpec> {
         }
         env.push((
             k.clone(),
-            Text::parse(&format!("{field}.env.{k}"), v).map_err(fail)?,
+            value_text(&format!("{field}.env.{k}"), v).map_err(fail)?,
         ));
     }
     let dir = e
@@ -536,7 +569,7 @@ pub(super) fn http_spec(field: &str, h: RawHttp) -> CheckResult<HttpSpec> {
         }
         headers.push((
             k.clone(),
-            Text::parse(&format!("{field}.headers.{k}"), v).map_err(fail)?,
+            value_text(&format!("{field}.headers.{k}"), v).map_err(fail)?,
         ));
     }
     for s in &h.expect_status {
@@ -547,7 +580,8 @@ pub(super) fn http_spec(field: &str, h: RawHttp) -> CheckResult<HttpSpec> {
     // A body that is JSON (by its Content-Type, or by how it starts) gets its values escaped as
     // JSON strings, so a label cannot add fields.
     let json_body = h.headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("content-type") && v.to_ascii_lowercase().contains("json")
+        k.eq_ignore_ascii_case("content-type")
+            && matches!(v, RawValue::Text(t) if t.to_ascii_lowercase().contains("json"))
     }) || h
         .body
         .as_deref()

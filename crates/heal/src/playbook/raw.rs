@@ -81,13 +81,32 @@ pub(super) struct RawCollector {
 pub(super) struct RawExec {
     pub(super) command: Vec<String>,
     #[serde(default)]
-    pub(super) env: BTreeMap<String, String>,
+    pub(super) env: BTreeMap<String, RawValue>,
     #[serde(default)]
     pub(super) dir: Option<String>,
     #[serde(default)]
     pub(super) timeout: Option<Dur>,
     #[serde(default)]
     pub(super) expect_output: Option<String>,
+}
+
+/// An `env` or header value: text (which may be a template), or a secret read from a file
+/// (`{file: /run/secrets/pg}`, relative to the playbook; whitespace around it trimmed) or from
+/// medic's environment (`{env: PGPASSWORD}`) when the playbook is loaded.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawValue {
+    Text(String),
+    Secret(RawSecret),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecret {
+    #[serde(default)]
+    pub(super) file: Option<String>,
+    #[serde(default)]
+    pub(super) env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +120,7 @@ pub(super) struct RawHttp {
     #[serde(default)]
     pub(super) method: Option<String>,
     #[serde(default)]
-    pub(super) headers: BTreeMap<String, String>,
+    pub(super) headers: BTreeMap<String, RawValue>,
     #[serde(default)]
     pub(super) body: Option<String>,
     #[serde(default)]

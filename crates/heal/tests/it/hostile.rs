@@ -304,3 +304,78 @@ async fn credentials_go_only_to_hosts_the_playbook_allows() {
     let e = rig.settle(&e.id).await;
     assert_eq!(e.status, Status::Succeeded, "{e:#?}");
 }
+
+/// `env` and header values may come from a file (relative to the playbook) or medic's
+/// environment: they reach the command as they are (never expanded as templates) and are
+/// masked like any other; a missing file or variable is an error naming the field, not a value.
+#[tokio::test]
+async fn secrets_come_from_files_and_the_environment() {
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("pg");
+    std::fs::write(&file, "file-{{ $labels.x }}-secret\n").unwrap();
+    std::env::set_var("MEDIC_TEST_API_SECRET", "env-api-secret");
+    let yaml = format!(
+        r#"
+name: fromfile
+trigger:
+  alert: '{{alertname="Db"}}'
+target: 'db'
+actions:
+  show:
+    exec:
+      command: ['sh', '-c', 'printf "%s %s" "$PGPASSWORD" "$TOKEN" > $DIR/out']
+      env:
+        PGPASSWORD: {{file: '{}'}}
+        TOKEN: {{env: MEDIC_TEST_API_SECRET}}
+verify:
+  exec:
+    command: ['true']
+  within: 1s
+  interval: 50ms
+"#,
+        file.display()
+    );
+    let rig = Rig::new(&[&yaml], Options::default());
+    let e = rig
+        .trigger("fromfile", &[("alertname", "Db"), ("x", "y")])
+        .await;
+    let e = rig.settle(&e.id).await;
+    let out = std::fs::read_to_string(rig.path("out")).unwrap();
+    assert_eq!(out, "file-{{ $labels.x }}-secret env-api-secret");
+    let text = serde_json::to_string(&e).unwrap();
+    assert!(
+        !text.contains("file-{{") && !text.contains("env-api-secret"),
+        "{text}"
+    );
+
+    // Relative to the playbook; errors say which field and which file or variable.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tok"), "rel-secret").unwrap();
+    let relative = yaml.replace(&file.display().to_string(), "tok");
+    let pb = playbook(dir.path(), &relative);
+    assert_eq!(pb.name, "fromfile");
+    for (from, to, want) in [
+        (
+            file.display().to_string(),
+            "missing".to_string(),
+            "env.PGPASSWORD.file: cannot read",
+        ),
+        (
+            "env: MEDIC_TEST_API_SECRET".to_string(),
+            "env: MEDIC_TEST_UNSET_VARIABLE".to_string(),
+            "the environment variable MEDIC_TEST_UNSET_VARIABLE is not set",
+        ),
+        (
+            "env: MEDIC_TEST_API_SECRET".to_string(),
+            "env: A, file: b".to_string(),
+            "exactly one of `file`",
+        ),
+    ] {
+        let path = dir.path().join("bad.yml");
+        std::fs::write(&path, yaml.replace(&from, &to)).unwrap();
+        let e = medic_heal::playbook::Playbook::load(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{e}");
+    }
+}
