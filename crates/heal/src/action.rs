@@ -165,7 +165,8 @@ fn host_is_templated(source: &str) -> bool {
 /// must not receive the `Authorization` header.
 pub fn request(spec: &HttpSpec, scope: &Scope) -> Result<Request, String> {
     let url = spec.url.expand(scope).map_err(|e| format!("url: {e}"))?;
-    let parsed = reqwest::Url::parse(&url).map_err(|e| format!("url {url:?}: {e}"))?;
+    let parsed = reqwest::Url::parse(&url)
+        .map_err(|e| format!("url: not a valid URL once expanded: {e}"))?;
     let sensitive = spec.headers.iter().any(|(k, _)| {
         !matches!(
             k.to_ascii_lowercase().as_str(),

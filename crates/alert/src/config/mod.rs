@@ -426,12 +426,13 @@ pub fn redact(text: &str) -> String {
                             }
                         }
                     } else if key == "proxy_url" && val.is_string() {
-                        let shown = webhook_url_shown(val.as_str().unwrap_or(""));
+                        let shown = webhook_url_shown(val.as_str().unwrap_or(""), false);
                         *val = serde_norway::Value::String(shown);
                     } else if key == "url" && under_webhook && val.is_string() {
-                        // Alertmanager 0.25 shows webhook URLs (amtool parses them to check the
-                        // config); only the parts that may carry a key are masked.
-                        let shown = webhook_url_shown(val.as_str().unwrap_or(""));
+                        // Webhook URLs are secrets (Alertmanager shows `<secret>` since 0.26:
+                        // services put keys in their paths), but amtool 0.25 parses the
+                        // configuration it is shown: a URL with only its host left.
+                        let shown = webhook_url_shown(val.as_str().unwrap_or(""), true);
                         *val = serde_norway::Value::String(shown);
                     } else if secret && val.is_string() {
                         *val = serde_norway::Value::String("<secret>".into());
@@ -451,11 +452,15 @@ pub fn redact(text: &str) -> String {
     if medic_model::yaml::check_depth(text).is_err() {
         return String::new();
     }
-    /// A webhook URL with its password and query values masked, still a URL.
-    fn webhook_url_shown(u: &str) -> String {
+    /// A URL with its password and query values masked (and its path, with `mask_path`),
+    /// still a URL.
+    fn webhook_url_shown(u: &str, mask_path: bool) -> String {
         let Ok(mut p) = reqwest::Url::parse(u) else {
             return "<secret>".into();
         };
+        if mask_path && p.path() != "/" && !p.path().is_empty() {
+            p.set_path("/secret");
+        }
         if p.password().is_some() {
             let _ = p.set_password(Some("secret"));
         }
@@ -567,10 +572,10 @@ inhibit_rules:
             "{r}"
         );
         assert!(r.contains("name: a"), "{r}");
-        // Webhook URLs stay URLs (amtool parses them), with keys masked.
-        let r = redact("receivers:\n- name: a\n  webhook_configs:\n  - url: https://hooks.example/x?token=abc123&y=2\n");
+        // Webhook URLs stay URLs (amtool parses them), with path and query masked.
+        let r = redact("receivers:\n- name: a\n  webhook_configs:\n  - url: https://hooks.example/T0/key?token=abc123&y=2\n");
         assert!(
-            r.contains("url: https://hooks.example/x?token=secret&y=secret"),
+            r.contains("url: https://hooks.example/secret?token=secret&y=secret"),
             "{r}"
         );
         // Proxy passwords and e-mail headers (which may carry tokens) are masked too.

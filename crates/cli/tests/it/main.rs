@@ -20,5 +20,6 @@ mod receivers;
 mod rules;
 mod rules_server;
 mod rules_vs_prometheus;
+mod secrets;
 mod support;
 mod tls;
