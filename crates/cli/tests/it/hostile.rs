@@ -540,3 +540,56 @@ async fn cross_origin_writes_from_a_browser_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// DNS rebinding: a page on another site whose name is made to resolve to 127.0.0.1 sends
+/// `Host: its-own-name`. Without authentication medic answers only to its own names (loopback,
+/// the listen address, `external_url`, `server.allowed_hosts`); health checks to any.
+#[tokio::test]
+async fn a_rebound_host_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(&cfg, "server:\n  allowed_hosts: ['medic.internal']\n").unwrap();
+    let m = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let c = client();
+    let port = m.addr.rsplit(':').next().unwrap().to_string();
+    let status = |host: String, path: &'static str| {
+        let c = c.clone();
+        let url = m.url(path);
+        async move {
+            c.get(url)
+                .header("host", host)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        status(format!("rebind.evil.example:{port}"), "/api/v1/alerts").await,
+        403
+    );
+    assert_eq!(
+        status(format!("rebind.evil.example:{port}"), "/-/healthy").await,
+        200
+    );
+    for ok in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("medic.internal:{port}"),
+    ] {
+        assert_eq!(status(ok.clone(), "/api/v1/alerts").await, 200, "{ok}");
+    }
+    let metrics = c
+        .get(m.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("medic_http_refused_total{reason=\"host\"} 1"),
+        "{metrics}"
+    );
+}

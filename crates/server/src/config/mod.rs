@@ -206,6 +206,12 @@ pub struct ServerConfig {
     /// Requests a client may make at once above its rate (default 100).
     #[serde(default = "default_client_rate_burst")]
     pub client_rate_burst: u32,
+    /// Host names (with or without port) requests may name in `Host`, against DNS rebinding:
+    /// a page on another site whose name is made to resolve to medic's address. Empty (the
+    /// default): without authentication, loopback names, the listen address and
+    /// `external_url`'s host; with authentication (which a rebinding page cannot present), any.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -219,6 +225,7 @@ impl Default for ServerConfig {
             max_request_body: default_max_request_body(),
             client_rate_limit: 0.0,
             client_rate_burst: default_client_rate_burst(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -180,6 +180,15 @@ pub(super) async fn store(am: Arc<AlertManager>, c: Converted, who: Option<&Iden
     }
 }
 
+/// What `POST /api/v2/alerts` makes of a body, without storing it: the alerts accepted and
+/// the reasons for those refused (for fuzzing and for tests).
+pub fn decode_posted_alerts(body: &[u8], now: i64) -> Result<(Vec<Alert>, Vec<String>), String> {
+    let posted: Vec<PostableAlert> =
+        serde_json::from_slice(body).map_err(|e| format!("invalid alerts JSON: {e}"))?;
+    let c = to_alerts(posted, now, 300_000);
+    Ok((c.alerts, c.refused))
+}
+
 /// `POST /api/v2/alerts`.
 pub async fn post_alerts(
     State(st): State<Arc<AppState>>,

@@ -15,6 +15,7 @@ mod alerts;
 mod anomaly;
 mod audit;
 mod error;
+mod guards;
 mod heal;
 mod params;
 mod prom;
@@ -26,6 +27,7 @@ mod state;
 mod status;
 mod tokens;
 
+pub use alerts::decode_posted_alerts;
 pub use audit::verdict_json;
 pub use error::{success, ApiError, Dialect, HttpError};
 pub use params::Params;
@@ -47,6 +49,7 @@ use serde_json::{json, Value};
 use tracing::warn;
 
 use crate::auth::{Denied, Permission};
+use guards::{allowed_host, limit_body, over_client_rate, require_json, same_origin};
 
 /// Every route, with the permission each of its methods needs: a route cannot be registered
 /// without saying who may call it.
@@ -417,6 +420,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(require_json))
         .layer(axum::middleware::from_fn(same_origin))
         .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            allowed_host,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             (state.clone(), perms.clone()),
             authorize,
         ))
@@ -455,49 +462,6 @@ fn permission(perms: &Permissions, req: &Request) -> Option<Permission> {
 /// declare: 401 (with a Basic challenge) without valid credentials, 403 without the
 /// permission, 405 for a method the route does not declare. The identity goes on the request
 /// (for handlers) and on the response (for the audit log).
-/// A 429 when the request's client (its identity when authentication is on, else its address)
-/// is over `server.client_rate_limit`; health checks and `/metrics` are never limited.
-fn over_client_rate(
-    st: &AppState,
-    req: &Request,
-    id: Option<&crate::auth::Identity>,
-    perm: Permission,
-) -> Option<HttpError> {
-    let per_second = st.config.server.client_rate_limit;
-    if per_second <= 0.0 || perm == Permission::Public {
-        return None;
-    }
-    let client = match id {
-        Some(id) if st.auth.enabled() => format!("identity {}", id.name),
-        _ => req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or_else(|| "unknown".into(), |c| format!("address {}", c.0.ip())),
-    };
-    let rate = crate::serve::client_rate::ClientRate {
-        per_second,
-        burst: f64::from(st.config.server.client_rate_burst.max(1)),
-    };
-    let now = CLOCK_ORIGIN.elapsed().as_secs_f64();
-    if st.client_rates.admit(rate, &client, now) {
-        return None;
-    }
-    st.http
-        .refused
-        .get_or_create(&vec![("reason", "client_rate_limit".to_string())])
-        .inc();
-    Some(HttpError::with_status(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-        format!(
-            "{client} is over server.client_rate_limit ({per_second} requests per second); retry shortly"
-        ),
-    ))
-}
-
-static CLOCK_ORIGIN: std::sync::LazyLock<std::time::Instant> =
-    std::sync::LazyLock::new(std::time::Instant::now);
-
 async fn authorize(
     State((st, perms)): State<(Arc<AppState>, Arc<Permissions>)>,
     mut req: Request,
@@ -574,103 +538,6 @@ async fn authorize(
             resp
         }
     }
-}
-
-/// State-changing requests a browser makes for another site are refused: when the request
-/// carries an `Origin` (browsers add it to cross-site POSTs) that is not this server's own
-/// `Host`, or `Sec-Fetch-Site: cross-site`. Clients that are not browsers send neither.
-async fn same_origin(req: Request, next: Next) -> Response {
-    let writes = matches!(
-        *req.method(),
-        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
-    );
-    if writes {
-        if let Some(why) = cross_origin(req.headers()) {
-            return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// Why the headers show a cross-site request, if they do.
-fn cross_origin(h: &HeaderMap) -> Option<String> {
-    let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok());
-    if get(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
-        return Some("cross-site request refused (Sec-Fetch-Site: cross-site)".into());
-    }
-    let origin = get(header::ORIGIN)?;
-    let host = get(header::HOST).unwrap_or("");
-    let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
-    if origin == "null" || !authority.eq_ignore_ascii_case(host) {
-        return Some(format!(
-            "cross-origin request refused: Origin {origin:?} is not this server ({host:?})"
-        ));
-    }
-    None
-}
-
-/// State-changing requests to the JSON APIs (Alertmanager's v2, medic's own) must say they
-/// Bounds every request body but remote write's (which has `remote_write.max_body_size` and
-/// an in-flight budget) by `server.max_request_body`: a declared length over it is refused at
-/// once with 413, a body that grows past it fails when read (413 too).
-async fn limit_body(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/api/v1/write" {
-        return next.run(req).await;
-    }
-    let max = st.config.server.max_request_body.0 as usize;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        st.http
-            .refused
-            .get_or_create(&vec![("reason", "body_too_large".to_string())])
-            .inc();
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body of {} bytes exceeds server.max_request_body ({max} bytes)\n",
-                declared.unwrap_or(0)
-            ),
-        )
-            .into_response();
-    }
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, max)));
-    next.run(req).await
-}
-
-/// Refuses a state-changing request whose body is not JSON when its route's bodies
-/// are JSON: a web page can POST `text/plain` to any origin without asking, so accepting it would
-/// let any page an operator visits approve a repair or add a silence. Alertmanager answers 415
-/// too.
-async fn require_json(req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let json_api = path.starts_with("/api/v2/") || path.starts_with("/api/v1/medic/");
-    let writes = matches!(*req.method(), Method::POST | Method::PUT);
-    if json_api && writes {
-        let ct = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let is_json = ct
-            .split(';')
-            .next()
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "{path} takes a JSON body: send Content-Type: application/json (got {:?})\n",
-                    ct
-                ),
-            )
-                .into_response();
-        }
-    }
-    next.run(req).await
 }
 
 /// Records request count and latency per matched route.
