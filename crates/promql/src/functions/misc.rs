@@ -455,9 +455,17 @@ impl Evaluator<'_> {
             let mut out = Vec::with_capacity(v.len());
             for mut s in v {
                 let val = s.labels.get(src).unwrap_or("").to_string();
+                // Bounded before expanding: each `$` may stand for the whole value.
+                if repl.len() + repl.matches('$').count() * val.len() > MAX_CREATED_LABEL_VALUE {
+                    return Err(too_long(
+                        "label_replace",
+                        repl.len() + repl.matches('$').count() * val.len(),
+                    ));
+                }
                 if let Some(caps) = regex.captures(&val) {
                     let mut res = String::new();
                     caps.expand(repl, &mut res);
+                    check_created_value(&res, "label_replace")?;
                     set_label(&mut s, dst, res);
                 }
                 out.push(s);
@@ -479,6 +487,11 @@ impl Evaluator<'_> {
                     .iter()
                     .map(|n| s.labels.get(n).unwrap_or(""))
                     .collect();
+                let size: usize = joined.iter().map(|j| j.len()).sum::<usize>()
+                    + sep.len() * joined.len().saturating_sub(1);
+                if size > MAX_CREATED_LABEL_VALUE {
+                    return Err(too_long("label_join", size));
+                }
                 let joined = joined.join(sep);
                 set_label(&mut s, dst, joined);
                 out.push(s);
@@ -631,4 +644,22 @@ fn parse_le(s: &str) -> Result<f64, ()> {
         "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
         _ => s.parse().map_err(|_| ()),
     }
+}
+
+/// The longest label value `label_join` and `label_replace` may make (64 KiB): a separator or
+/// replacement of a few megabytes repeated over many series and labels would otherwise cost
+/// gigabytes. Prometheus has no such limit; no real label comes near it.
+pub(crate) const MAX_CREATED_LABEL_VALUE: usize = 64 << 10;
+
+fn too_long(func: &str, size: usize) -> Error {
+    Error::Eval(format!(
+        "{func}(): the label value it would make is {size} bytes, over the limit of {MAX_CREATED_LABEL_VALUE}"
+    ))
+}
+
+fn check_created_value(v: &str, func: &str) -> Result<(), Error> {
+    if v.len() > MAX_CREATED_LABEL_VALUE {
+        return Err(too_long(func, v.len()));
+    }
+    Ok(())
 }

@@ -80,3 +80,37 @@ fn prometheus_test_scripts() {
         "core evals passing fell to {cp} (was at least {CORE_PASSING_AT_LEAST})"
     );
 }
+
+/// A separator or replacement of megabytes would make label values of gigabytes over many
+/// series: refused with an error instead; ordinary values are unaffected.
+#[test]
+fn label_join_and_label_replace_values_are_bounded() {
+    use medic_model::{Labels, MemStorage, Sample};
+    let store = MemStorage::new();
+    for i in 0..50 {
+        store.add(
+            Labels::from_pairs([
+                ("__name__", "up"),
+                ("a", "x".repeat(1000).as_str()),
+                ("i", i.to_string().as_str()),
+            ]),
+            &[Sample::new(0, 1.0)],
+        );
+    }
+    let engine = medic_promql::Engine::new(Default::default());
+    let sep = "-".repeat(3 << 20);
+    let q = format!(r#"label_join(up, "dst", "{sep}", "a", "i", "a")"#);
+    let e = engine.instant(&store, &q, 0).unwrap_err().to_string();
+    assert!(
+        e.contains("label_join()") && e.contains("over the limit"),
+        "{e}"
+    );
+    let repl = "$1".repeat(100);
+    let q = format!(r#"label_replace(up, "dst", "{repl}", "a", "(.*)")"#);
+    let e = engine.instant(&store, &q, 0).unwrap_err().to_string();
+    assert!(e.contains("label_replace()"), "{e}");
+    let ok = engine
+        .instant(&store, r#"label_join(up, "dst", "/", "a", "i")"#, 0)
+        .unwrap();
+    assert!(matches!(ok, medic_promql::Value::Vector(v) if v.len() == 50));
+}

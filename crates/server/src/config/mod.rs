@@ -403,6 +403,14 @@ impl Config {
     /// The scrape jobs to run: the configured ones, or medic scraping itself at `self_target`
     /// when the file has no `scrape_configs`.
     pub fn effective_scrape_configs(&self, self_target: &str, tls: bool) -> Vec<ScrapeConfig> {
+        let mut configs = self.scrape_configs_as_written(self_target, tls);
+        for c in &mut configs {
+            c.parse_limit = self.storage.limits.max_series;
+        }
+        configs
+    }
+
+    fn scrape_configs_as_written(&self, self_target: &str, tls: bool) -> Vec<ScrapeConfig> {
         match &self.scrape_configs {
             Some(list) => list.clone(),
             None => {

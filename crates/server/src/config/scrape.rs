@@ -44,6 +44,10 @@ pub struct ScrapeConfig {
     /// Largest uncompressed response body (default 64MiB); larger scrapes fail.
     #[serde(default = "default_body_limit")]
     pub body_size_limit: ByteSize,
+    /// Samples one scrape may parse before it fails: `storage.max_series` (a scrape cannot
+    /// store more), so one response cannot take memory past it. Set by medic, not the file.
+    #[serde(skip)]
+    pub parse_limit: usize,
     /// Fixed lists of targets.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,

@@ -118,16 +118,18 @@ fn unescape_help(s: &str) -> String {
 
 /// Parses a whole response body.
 pub fn parse(body: &str, format: Format) -> Result<Vec<ParsedSample>, ParseError> {
-    parse_into(body, format, None)
+    parse_into(body, format, None, 0)
 }
 
-/// Parses a whole response body and, in the same pass, the metadata of its metric families.
+/// Parses a whole response body and, in the same pass, the metadata of its metric families;
+/// more than `max_samples` samples (0: no limit) fail it before they take memory.
 pub fn parse_with_metadata(
     body: &str,
     format: Format,
+    max_samples: usize,
 ) -> Result<(Vec<ParsedSample>, Metadata), ParseError> {
     let mut meta = Metadata::new();
-    let samples = parse_into(body, format, Some(&mut meta))?;
+    let samples = parse_into(body, format, Some(&mut meta), max_samples)?;
     Ok((samples, meta))
 }
 
@@ -135,10 +137,21 @@ fn parse_into(
     body: &str,
     format: Format,
     mut meta: Option<&mut Metadata>,
+    max_samples: usize,
 ) -> Result<Vec<ParsedSample>, ParseError> {
     let mut out = Vec::new();
     let mut saw_eof = false;
+    // Counted once: an empty line asks whether it is the last.
+    let lines = body.split('\n').count();
     for (i, raw) in body.split('\n').enumerate() {
+        if max_samples > 0 && out.len() > max_samples {
+            return Err(ParseError {
+                line: i + 1,
+                message: format!(
+                    "more than {max_samples} samples in one scrape (storage.max_series)"
+                ),
+            });
+        }
         let line_no = i + 1;
         let err = |message: String| ParseError {
             line: line_no,
@@ -146,7 +159,7 @@ fn parse_into(
         };
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if saw_eof {
-            if line.is_empty() && i + 1 == body.split('\n').count() {
+            if line.is_empty() && i + 1 == lines {
                 continue;
             }
             return Err(err("data after # EOF".into()));
@@ -166,7 +179,7 @@ fn parse_into(
             out.push(parse_sample(t, format).map_err(err)?);
         } else {
             if line.is_empty() {
-                if i + 1 == body.split('\n').count() {
+                if i + 1 == lines {
                     continue;
                 }
                 return Err(err("empty line (not allowed in OpenMetrics)".into()));
@@ -497,7 +510,7 @@ go_gc{quantile=\"0.5\", } NaN\n";
 
     #[test]
     fn metadata_is_read_from_help_type_and_unit() {
-        let (_, m) = parse_with_metadata("# HELP a_total Requests \\ with\\nnewline.\n# TYPE a_total counter\na_total 1\n# TYPE b untyped\n# TYPE c_seconds gauge\n# UNIT c_seconds seconds\n", Format::Text).unwrap();
+        let (_, m) = parse_with_metadata("# HELP a_total Requests \\ with\\nnewline.\n# TYPE a_total counter\na_total 1\n# TYPE b untyped\n# TYPE c_seconds gauge\n# UNIT c_seconds seconds\n", Format::Text, 0).unwrap();
         assert_eq!(m["a_total"].kind, "counter");
         assert_eq!(m["a_total"].help, "Requests \\ with\nnewline.");
         assert_eq!(m["b"].kind, "unknown");
@@ -548,5 +561,33 @@ go_gc{quantile=\"0.5\", } NaN\n";
             Format::Text
         );
         assert_eq!(Format::from_content_type(None), Format::Text);
+    }
+
+    #[test]
+    fn a_scrape_past_the_sample_limit_fails_while_parsing() {
+        let body: String = (0..1000).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+        let e = parse_with_metadata(&body, Format::Text, 100).unwrap_err();
+        assert!(e.message.contains("more than 100 samples"), "{e:?}");
+        assert!(e.line <= 102, "stopped early: line {}", e.line);
+        assert_eq!(
+            parse_with_metadata(&body, Format::Text, 1000)
+                .unwrap()
+                .0
+                .len(),
+            1000
+        );
+    }
+
+    #[test]
+    fn many_empty_lines_take_linear_time() {
+        let body = format!("a 1\n{}", "\n".repeat(200_000));
+        let t = std::time::Instant::now();
+        let _ = parse(&body, Format::OpenMetrics);
+        let _ = parse(&body, Format::Text);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

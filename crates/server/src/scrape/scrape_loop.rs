@@ -61,8 +61,8 @@ pub(super) async fn scrape_once(
     let start = Instant::now();
     let result = fetch(pool, target).await;
     let result = result.and_then(|(body, format)| {
-        let (parsed, meta) =
-            parser::parse_with_metadata(&body, format).map_err(|e| e.to_string())?;
+        let (parsed, meta) = parser::parse_with_metadata(&body, format, pool.cfg.parse_limit)
+            .map_err(|e| e.to_string())?;
         let mut held = target.metadata.lock().unwrap_or_else(|e| e.into_inner());
         if **held != meta {
             *held = Arc::new(meta);
