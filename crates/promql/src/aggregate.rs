@@ -263,19 +263,12 @@ fn limit_ratio(r: f64, groups: Groups, t: i64) -> Result<Value, Error> {
 
 /// One value per group.
 fn fold(op: &str, param: &Option<Value>, members: &[VectorSample]) -> Result<f64, Error> {
+    if let Some(v) = simple_fold(op, members.iter().map(|s| s.v)) {
+        return Ok(v);
+    }
     let vals = || members.iter().map(|s| s.v);
     Ok(match op {
-        "sum" => {
-            let (s, c) = vals().fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
-            s + c
-        }
-        "avg" => mean(vals()),
         "count" | "count_values" => members.len() as f64,
-        "group" => 1.0,
-        "min" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
-        "max" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
-        "stdvar" => variance(vals()),
-        "stddev" => variance(vals()).sqrt(),
         "quantile" => {
             let q = scalar_param(param, "quantile")?;
             let mut v: Vec<f64> = vals().collect();
@@ -286,6 +279,25 @@ fn fold(op: &str, param: &Option<Value>, members: &[VectorSample]) -> Result<f64
                 "aggregation {other:?} is not supported yet"
             )))
         }
+    })
+}
+
+/// The aggregations whose value depends on the members' values alone, in order (`None` for
+/// the others): shared by the step-by-step evaluator and the whole-range one.
+pub(crate) fn simple_fold(op: &str, vals: impl Iterator<Item = f64> + Clone) -> Option<f64> {
+    Some(match op {
+        "sum" => {
+            let (s, c) = vals.fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
+            s + c
+        }
+        "avg" => mean(vals),
+        "count" => vals.count() as f64,
+        "group" => 1.0,
+        "min" => vals.fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
+        "max" => vals.fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
+        "stdvar" => variance(vals),
+        "stddev" => variance(vals).sqrt(),
+        _ => return None,
     })
 }
 

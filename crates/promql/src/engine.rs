@@ -22,6 +22,9 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Subquery step when the query gives none.
     pub default_subquery_step_ms: i64,
+    /// Range queries of the common shapes evaluated over all steps at once
+    /// (`range_fast.rs`; default on). Off: every step on its own, for comparison.
+    pub whole_range: bool,
 }
 
 impl Default for EngineOptions {
@@ -31,6 +34,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60_000,
+            whole_range: true,
         }
     }
 }
@@ -137,6 +141,11 @@ impl Engine {
         }
         let mut ev = Evaluator::new(store, &self.opts, start, end, step);
         ev.prepare(&expr, start, end);
+        if self.opts.whole_range {
+            if let Some(series) = ev.try_range_fast(&expr, start, end, step)? {
+                return Ok(series);
+            }
+        }
         let mut out: HashMap<Labels, Vec<Sample>> = HashMap::new();
         let mut order: Vec<Labels> = Vec::new();
         let mut t = start;

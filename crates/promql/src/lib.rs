@@ -14,6 +14,7 @@ pub mod engine;
 mod error;
 mod eval;
 mod functions;
+mod range_fast;
 mod selector;
 pub mod testscript;
 pub mod value;

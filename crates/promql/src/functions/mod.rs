@@ -5,8 +5,8 @@
 
 mod math;
 mod misc;
-mod over_time;
-mod rate;
+pub(crate) mod over_time;
+pub(crate) mod rate;
 
 use std::sync::Arc;
 

@@ -8,6 +8,26 @@ use crate::engine::Evaluator;
 use crate::value::{Value, VectorSample};
 use crate::Error;
 
+/// The `*_over_time` functions whose value depends on the window's values alone (`None` for
+/// the others). Shared by the step-by-step evaluator and the whole-range one.
+pub(crate) fn simple_value(name: &str, samples: &[medic_model::Sample]) -> Option<f64> {
+    let vals = || samples.iter().map(|x| x.v);
+    Some(match name {
+        "avg_over_time" => mean(vals()),
+        "sum_over_time" => {
+            let (a, c) = vals().fold((0.0, 0.0), |(a, c), v| kahan_inc(v, a, c));
+            a + c
+        }
+        "count_over_time" => samples.len() as f64,
+        "min_over_time" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m }),
+        "max_over_time" => vals().fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
+        "stddev_over_time" => variance(vals()).sqrt(),
+        "stdvar_over_time" => variance(vals()),
+        "present_over_time" => 1.0,
+        _ => return None,
+    })
+}
+
 impl Evaluator<'_> {
     pub(crate) fn call_over_time(
         &mut self,
@@ -30,22 +50,12 @@ impl Evaluator<'_> {
         let arg = self.range_arg(range, t)?;
         let mut out = Vec::new();
         for (labels, samples) in arg.iter() {
+            if let Some(v) = simple_value(name, samples) {
+                out.push(unnamed(labels, t, v));
+                continue;
+            }
             let vals = || samples.iter().map(|x| x.v);
             let v = match name {
-                "avg_over_time" => mean(vals()),
-                "sum_over_time" => {
-                    let (a, c) = vals().fold((0.0, 0.0), |(a, c), v| kahan_inc(v, a, c));
-                    a + c
-                }
-                "count_over_time" => samples.len() as f64,
-                "min_over_time" => {
-                    vals().fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m })
-                }
-                "max_over_time" => {
-                    vals().fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m })
-                }
-                "stddev_over_time" => variance(vals()).sqrt(),
-                "stdvar_over_time" => variance(vals()),
                 "last_over_time" | "first_over_time" => {
                     // Keep the metric name, as in Prometheus.
                     let x = if name == "last_over_time" {
@@ -61,7 +71,6 @@ impl Evaluator<'_> {
                     });
                     continue;
                 }
-                "present_over_time" => 1.0,
                 "ts_of_min_over_time" | "ts_of_max_over_time" => {
                     let mut best: Option<(f64, i64)> = None;
                     for x in samples.iter().filter(|x| !x.v.is_nan()) {

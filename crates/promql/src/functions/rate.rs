@@ -92,6 +92,57 @@ pub(crate) fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64
     (slope, sy / n - slope * sx / n)
 }
 
+/// One window's value of a rate-family function (`None`: no result for this series at this
+/// step). `t` and `horizon` matter for `predict_linear` only. Shared by the step-by-step
+/// evaluator and the whole-range one (`crate::range_fast`).
+pub(crate) fn window_value(
+    name: &str,
+    x: &[Sample],
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    t: i64,
+    horizon: Option<f64>,
+) -> Option<f64> {
+    match name {
+        "rate" | "increase" | "delta" => extrapolated(
+            x,
+            range_start,
+            range_end,
+            range_ms,
+            name != "delta",
+            name == "rate",
+        ),
+        "irate" | "idelta" => {
+            if x.len() < 2 {
+                return None;
+            }
+            let (prev, last) = (x[x.len() - 2], x[x.len() - 1]);
+            let mut d = last.v - prev.v;
+            if name == "idelta" {
+                return Some(d);
+            }
+            if last.v < prev.v {
+                d = last.v;
+            }
+            let dt = (last.t - prev.t) as f64 / 1000.0;
+            (dt != 0.0).then(|| d / dt)
+        }
+        "deriv" => (x.len() >= 2).then(|| linear_regression(x, x[0].t).0),
+        "predict_linear" => (x.len() >= 2).then(|| {
+            let (slope, intercept) = linear_regression(x, t);
+            intercept + slope * horizon.unwrap_or(0.0)
+        }),
+        "resets" => Some(x.windows(2).filter(|w| w[1].v < w[0].v).count() as f64),
+        "changes" => Some(
+            x.windows(2)
+                .filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan())))
+                .count() as f64,
+        ),
+        _ => None,
+    }
+}
+
 impl Evaluator<'_> {
     pub(crate) fn call_rate(
         &mut self,
@@ -99,15 +150,20 @@ impl Evaluator<'_> {
         args: &[&Expr],
         t: i64,
     ) -> Result<Option<Value>, Error> {
-        let (counter, is_rate) = match name {
-            "rate" => (true, true),
-            "increase" => (true, false),
-            "delta" => (false, false),
-            "irate" | "idelta" | "deriv" | "predict_linear" | "resets" | "changes" => {
-                (false, false)
-            }
-            _ => return Ok(None),
-        };
+        if !matches!(
+            name,
+            "rate"
+                | "increase"
+                | "delta"
+                | "irate"
+                | "idelta"
+                | "deriv"
+                | "predict_linear"
+                | "resets"
+                | "changes"
+        ) {
+            return Ok(None);
+        }
         let arg = self.range_arg(args[0], t)?;
         let horizon = if name == "predict_linear" {
             Some(self.eval_scalar(args[1], t)?)
@@ -116,49 +172,15 @@ impl Evaluator<'_> {
         };
         let mut out = Vec::new();
         for (labels, x) in arg.iter() {
-            let v = match name {
-                "rate" | "increase" | "delta" => extrapolated(
-                    x,
-                    arg.end - arg.range_ms,
-                    arg.end,
-                    arg.range_ms,
-                    counter,
-                    is_rate,
-                ),
-                "irate" | "idelta" => {
-                    if x.len() < 2 {
-                        None
-                    } else {
-                        let (prev, last) = (x[x.len() - 2], x[x.len() - 1]);
-                        let mut d = last.v - prev.v;
-                        if name == "irate" {
-                            if last.v < prev.v {
-                                d = last.v;
-                            }
-                            let dt = (last.t - prev.t) as f64 / 1000.0;
-                            if dt == 0.0 {
-                                None
-                            } else {
-                                Some(d / dt)
-                            }
-                        } else {
-                            Some(d)
-                        }
-                    }
-                }
-                "deriv" => (x.len() >= 2).then(|| linear_regression(x, x[0].t).0),
-                "predict_linear" => (x.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(x, t);
-                    intercept + slope * horizon.unwrap_or(0.0)
-                }),
-                "resets" => Some(x.windows(2).filter(|w| w[1].v < w[0].v).count() as f64),
-                "changes" => Some(
-                    x.windows(2)
-                        .filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan())))
-                        .count() as f64,
-                ),
-                _ => unreachable!(),
-            };
+            let v = window_value(
+                name,
+                x,
+                arg.end - arg.range_ms,
+                arg.end,
+                arg.range_ms,
+                t,
+                horizon,
+            );
             if let Some(v) = v {
                 out.push(unnamed(labels, t, v));
             }

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use medic_promql::testscript::{run, Outcome, Report};
 
+mod whole_range;
+
 fn testdata() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/prometheus"))
 }
