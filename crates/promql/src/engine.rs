@@ -249,6 +249,9 @@ pub(crate) struct Evaluator<'a> {
     /// Results of subquery inner expressions by (node address, time): consecutive steps of a
     /// range query share most of their subquery points, so each is evaluated once.
     pub(crate) subquery_cache: HashMap<(usize, i64), Value>,
+    /// Subexpressions computed for every step of a range query at once, by node address
+    /// (`range_fast.rs`).
+    pub(crate) precomputed: HashMap<usize, crate::range_fast::Precomputed>,
     /// Samples held for the whole query: selectors' series and the subquery cache.
     samples_loaded: usize,
     /// Samples produced by subqueries in the current step.
@@ -274,6 +277,7 @@ impl<'a> Evaluator<'a> {
             loaded: HashMap::new(),
             stripped: HashMap::new(),
             subquery_cache: HashMap::new(),
+            precomputed: HashMap::new(),
             samples_loaded: 0,
             samples_transient: 0,
             deadline: Instant::now() + opts.timeout,

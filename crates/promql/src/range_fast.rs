@@ -18,7 +18,7 @@ use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier, MatrixSele
 
 use crate::engine::{ms, Evaluator};
 use crate::functions::{over_time, rate, strip_parens};
-use crate::value::RangeSeries;
+use crate::value::{RangeSeries, VectorSample};
 use crate::Error;
 
 /// Range functions evaluated here.
@@ -43,14 +43,52 @@ fn range_call(e: &Expr) -> Option<(&str, &MatrixSelector)> {
     }
 }
 
-/// Per series, its value at each step (NaN-free `None` where the function gives none).
+/// Per series, its value at each step (`None` where the function gives none).
 struct PerSeries {
     labels: Vec<Labels>,
     values: Vec<Vec<Option<f64>>>,
 }
 
+/// A node's value at every step of the range query, as the step evaluator would return it
+/// (labels with the name still there, marked for removal), for the per-step evaluation of the
+/// expression around it.
+pub(crate) struct Precomputed {
+    start: i64,
+    step: i64,
+    labels: Vec<Labels>,
+    values: Vec<Vec<Option<f64>>>,
+}
+
+impl Precomputed {
+    /// The node's vector at `t`, if `t` is one of the query's steps.
+    pub(crate) fn at(&self, t: i64) -> Option<Vec<VectorSample>> {
+        if t < self.start || (t - self.start) % self.step != 0 {
+            return None;
+        }
+        let k = ((t - self.start) / self.step) as usize;
+        if self.values.first().is_some_and(|v| k >= v.len()) {
+            return None;
+        }
+        Some(
+            self.labels
+                .iter()
+                .zip(&self.values)
+                .filter_map(|(l, v)| {
+                    v[k].map(|v| VectorSample {
+                        labels: l.clone(),
+                        t,
+                        v,
+                        drop_name: true,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Evaluator<'_> {
-    /// The whole-range result of `expr`, or `None` if its shape is not one handled here.
+    /// The whole-range result of `expr`, or `None` if its shape is not one handled here (its
+    /// handled subexpressions are then computed for all steps at once, see [`Precomputed`]).
     pub(crate) fn try_range_fast(
         &mut self,
         expr: &Expr,
@@ -63,6 +101,67 @@ impl Evaluator<'_> {
             let per = self.windows_over_steps(name, m, start, end, step)?;
             return Ok(unaggregated(per, start, step));
         }
+        if let Some(series) = self.node_over_steps(e, start, end, step)? {
+            return Ok(Some(finished(series, start, step)));
+        }
+        self.precompute(e, start, end, step)?;
+        Ok(None)
+    }
+
+    /// Computes every handled subexpression of `e` for all steps (not inside subqueries,
+    /// which evaluate at their own times).
+    fn precompute(&mut self, e: &Expr, start: i64, end: i64, step: i64) -> Result<(), Error> {
+        let e = strip_parens(e);
+        let node = if range_call(e).is_some() {
+            let (name, m) = range_call(e).expect("checked");
+            Some(self.windows_over_steps(name, m, start, end, step)?)
+        } else {
+            self.node_over_steps(e, start, end, step)?
+        };
+        if let Some(per) = node {
+            let key = e as *const Expr as usize;
+            self.precomputed.insert(
+                key,
+                Precomputed {
+                    start,
+                    step,
+                    labels: per.labels,
+                    values: per.values,
+                },
+            );
+            return Ok(());
+        }
+        match e {
+            Expr::Aggregate(a) => {
+                self.precompute(&a.expr, start, end, step)?;
+                if let Some(p) = &a.param {
+                    self.precompute(p, start, end, step)?;
+                }
+            }
+            Expr::Unary(u) => self.precompute(&u.expr, start, end, step)?,
+            Expr::Binary(b) => {
+                self.precompute(&b.lhs, start, end, step)?;
+                self.precompute(&b.rhs, start, end, step)?;
+            }
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    self.precompute(a, start, end, step)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A simple aggregation of a handled range call, for every step: the groups' labels (the
+    /// name, if any, still to drop) and values. `None` for other shapes.
+    fn node_over_steps(
+        &mut self,
+        e: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Option<PerSeries>, Error> {
         let Expr::Aggregate(a) = e else {
             return Ok(None);
         };
@@ -79,7 +178,7 @@ impl Evaluator<'_> {
             return Ok(None);
         };
         let per = self.windows_over_steps(name, m, start, end, step)?;
-        aggregated(&op, a, per, start, step).map(Some)
+        aggregated(&op, a, per).map(Some)
     }
 
     /// The function's value for every series at every step, windows advanced by cursors.
@@ -158,13 +257,7 @@ fn unaggregated(per: PerSeries, start: i64, step: i64) -> Option<Vec<RangeSeries
 
 /// The aggregation per group and step, members folded in series order as the step evaluator
 /// folds them.
-fn aggregated(
-    op: &str,
-    a: &AggregateExpr,
-    per: PerSeries,
-    start: i64,
-    step: i64,
-) -> Result<Vec<RangeSeries>, Error> {
+fn aggregated(op: &str, a: &AggregateExpr, per: PerSeries) -> Result<PerSeries, Error> {
     let mut group_of = Vec::with_capacity(per.labels.len());
     let mut groups: Vec<Labels> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
@@ -181,7 +274,7 @@ fn aggregated(
         group_of.push(i);
     }
     let steps = per.values.first().map_or(0, Vec::len);
-    let mut out: Vec<Vec<Sample>> = vec![Vec::new(); groups.len()];
+    let mut out: Vec<Vec<Option<f64>>> = vec![vec![None; steps]; groups.len()];
     let mut members: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
     for k in 0..steps {
         for (s, vals) in per.values.iter().enumerate() {
@@ -195,19 +288,32 @@ fn aggregated(
             }
             let v = crate::aggregate::simple_fold(op, m.iter().copied())
                 .ok_or_else(|| Error::Eval(format!("aggregation {op:?} is not supported yet")))?;
-            out[g].push(Sample::new(start + k as i64 * step, v));
+            out[g][k] = Some(v);
             m.clear();
         }
     }
-    let mut series: Vec<RangeSeries> = groups
+    Ok(PerSeries {
+        labels: groups,
+        values: out,
+    })
+}
+
+/// An aggregation's groups as the range query's result (group labels never repeat).
+fn finished(per: PerSeries, start: i64, step: i64) -> Vec<RangeSeries> {
+    let mut series: Vec<RangeSeries> = per
+        .labels
         .into_iter()
-        .zip(out)
-        .filter(|(_, s)| !s.is_empty())
-        .map(|(labels, samples)| RangeSeries {
+        .zip(per.values)
+        .map(|(labels, vals)| RangeSeries {
             labels: labels.without_metric_name(),
-            samples,
+            samples: vals
+                .iter()
+                .enumerate()
+                .filter_map(|(k, v)| v.map(|v| Sample::new(start + k as i64 * step, v)))
+                .collect(),
         })
+        .filter(|s| !s.samples.is_empty())
         .collect();
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    Ok(series)
+    series
 }
