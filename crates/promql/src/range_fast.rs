@@ -98,7 +98,9 @@ impl Evaluator<'_> {
     ) -> Result<Option<Vec<RangeSeries>>, Error> {
         let e = strip_parens(expr);
         if let Some((name, m)) = range_call(e) {
-            let per = self.windows_over_steps(name, m, start, end, step)?;
+            let Some(per) = self.windows_over_steps(name, m, start, end, step)? else {
+                return Ok(None);
+            };
             return Ok(unaggregated(per, start, step));
         }
         if let Some(series) = self.node_over_steps(e, start, end, step)? {
@@ -114,7 +116,7 @@ impl Evaluator<'_> {
         let e = strip_parens(e);
         let node = if range_call(e).is_some() {
             let (name, m) = range_call(e).expect("checked");
-            Some(self.windows_over_steps(name, m, start, end, step)?)
+            self.windows_over_steps(name, m, start, end, step)?
         } else {
             self.node_over_steps(e, start, end, step)?
         };
@@ -177,7 +179,9 @@ impl Evaluator<'_> {
         let Some((name, m)) = range_call(&a.expr) else {
             return Ok(None);
         };
-        let per = self.windows_over_steps(name, m, start, end, step)?;
+        let Some(per) = self.windows_over_steps(name, m, start, end, step)? else {
+            return Ok(None);
+        };
         aggregated(&op, a, per).map(Some)
     }
 
@@ -189,10 +193,15 @@ impl Evaluator<'_> {
         start: i64,
         end: i64,
         step: i64,
-    ) -> Result<PerSeries, Error> {
+    ) -> Result<Option<PerSeries>, Error> {
         let data = self.series_without_stale(&m.vs)?;
         let range_ms = ms(&m.range);
         let steps = ((end - start) / step + 1) as usize;
+        // Every series' value at every step is held at once (16 bytes each): past the budget,
+        // the step evaluator, which holds one step at a time, does it instead.
+        if data.len().saturating_mul(steps) > MAX_CELLS.min(self.opts.max_samples) {
+            return Ok(None);
+        }
         let mut per = PerSeries {
             labels: Vec::with_capacity(data.len()),
             values: Vec::with_capacity(data.len()),
@@ -228,9 +237,12 @@ impl Evaluator<'_> {
             per.labels.push(s.labels.clone());
             per.values.push(vals);
         }
-        Ok(per)
+        Ok(Some(per))
     }
 }
+
+/// The most (series × step) values one whole-range node may hold: 256 MiB.
+const MAX_CELLS: usize = 16 << 20;
 
 /// Each series with its name dropped; `None` (the step evaluator decides) if that makes two
 /// series alike.
