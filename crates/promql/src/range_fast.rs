@@ -150,6 +150,28 @@ impl Evaluator<'_> {
                     self.precompute(a, start, end, step)?;
                 }
             }
+            Expr::Subquery(sq) if sq.at.is_none() => {
+                // The inner expression is evaluated at the subquery's own aligned times: over
+                // the whole query, every multiple of its step in (start - offset - range,
+                // end - offset]. Those become the inner node's grid.
+                let sub = sq
+                    .step
+                    .as_ref()
+                    .map(ms)
+                    .filter(|s| *s > 0)
+                    .unwrap_or(self.opts.default_subquery_step_ms);
+                let off = crate::engine::offset_ms(&sq.offset);
+                let from = start - off - ms(&sq.range);
+                let mut first = from.div_euclid(sub) * sub;
+                if first <= from {
+                    first += sub;
+                }
+                let last_t = end - off;
+                if first <= last_t {
+                    let last = first + (last_t - first) / sub * sub;
+                    self.precompute(&sq.expr, first, last, sub)?;
+                }
+            }
             _ => {}
         }
         Ok(())
