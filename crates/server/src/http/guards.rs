@@ -90,6 +90,10 @@ fn host_allowed(st: &AppState, host: &str) -> bool {
         return true;
     }
     let name = host_name(host);
+    if name.is_empty() {
+        // No Host (HTTP/1.0 clients, some probes): no name to rebind.
+        return true;
+    }
     let own = [
         Some(listen),
         server
