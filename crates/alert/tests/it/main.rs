@@ -14,6 +14,11 @@ fn fuzz_regressions_are_handled() {
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
         let t = std::time::Instant::now();
         let r = medic_alert::matchers::parse_matchers(&text);
-        eprintln!("{}: {:?} in {:?}", path.display(), r.as_ref().map(Vec::len), t.elapsed());
+        eprintln!(
+            "{}: {:?} in {:?}",
+            path.display(),
+            r.as_ref().map(Vec::len),
+            t.elapsed()
+        );
     }
 }
