@@ -29,17 +29,35 @@ fn supported_function(name: &str) -> bool {
     ) || over_time::simple_value(name, &[]).is_some()
 }
 
-/// `f(selector[range])` with a supported `f`, no `@`: the function and the selector.
-fn range_call(e: &Expr) -> Option<(&str, &MatrixSelector)> {
+/// A range call this module evaluates: the function, its selector, and `predict_linear`'s
+/// horizon (an expression of constants only, so the same at every step).
+type RangeCall<'e> = (&'e str, &'e MatrixSelector, Option<&'e Expr>);
+
+/// `f(selector[range])` with a supported `f`, no `@` (or `predict_linear(selector[range],
+/// constant)`).
+fn range_call(e: &Expr) -> Option<RangeCall<'_>> {
     let Expr::Call(Call { func, args }) = strip_parens(e) else {
         return None;
     };
-    if !supported_function(func.name) || args.args.len() != 1 {
-        return None;
-    }
+    let horizon = match (func.name, args.args.len()) {
+        ("predict_linear", 2) if constant(&args.args[1]) => Some(args.args[1].as_ref()),
+        (name, 1) if supported_function(name) => None,
+        _ => return None,
+    };
     match strip_parens(&args.args[0]) {
-        Expr::MatrixSelector(m) if m.vs.at.is_none() => Some((func.name, m)),
+        Expr::MatrixSelector(m) if m.vs.at.is_none() => Some((func.name, m, horizon)),
         _ => None,
+    }
+}
+
+/// Whether `e` is built of number literals alone (`4 * 3600`): a scalar with no time in it.
+fn constant(e: &Expr) -> bool {
+    match e {
+        Expr::NumberLiteral(_) => true,
+        Expr::Paren(p) => constant(&p.expr),
+        Expr::Unary(u) => constant(&u.expr),
+        Expr::Binary(b) => b.modifier.is_none() && constant(&b.lhs) && constant(&b.rhs),
+        _ => false,
     }
 }
 
@@ -97,8 +115,8 @@ impl Evaluator<'_> {
         step: i64,
     ) -> Result<Option<Vec<RangeSeries>>, Error> {
         let e = strip_parens(expr);
-        if let Some((name, m)) = range_call(e) {
-            let Some(per) = self.windows_over_steps(name, m, start, end, step)? else {
+        if let Some(call) = range_call(e) {
+            let Some(per) = self.windows_over_steps(call, start, end, step)? else {
                 return Ok(None);
             };
             return Ok(unaggregated(per, start, step));
@@ -114,9 +132,8 @@ impl Evaluator<'_> {
     /// which evaluate at their own times).
     fn precompute(&mut self, e: &Expr, start: i64, end: i64, step: i64) -> Result<(), Error> {
         let e = strip_parens(e);
-        let node = if range_call(e).is_some() {
-            let (name, m) = range_call(e).expect("checked");
-            self.windows_over_steps(name, m, start, end, step)?
+        let node = if let Some(call) = range_call(e) {
+            self.windows_over_steps(call, start, end, step)?
         } else {
             self.node_over_steps(e, start, end, step)?
         };
@@ -198,10 +215,10 @@ impl Evaluator<'_> {
                 return Ok(None);
             }
         }
-        let Some((name, m)) = range_call(&a.expr) else {
+        let Some(call) = range_call(&a.expr) else {
             return Ok(None);
         };
-        let Some(per) = self.windows_over_steps(name, m, start, end, step)? else {
+        let Some(per) = self.windows_over_steps(call, start, end, step)? else {
             return Ok(None);
         };
         aggregated(&op, a, per).map(Some)
@@ -210,12 +227,15 @@ impl Evaluator<'_> {
     /// The function's value for every series at every step, windows advanced by cursors.
     fn windows_over_steps(
         &mut self,
-        name: &str,
-        m: &MatrixSelector,
+        (name, m, horizon): RangeCall<'_>,
         start: i64,
         end: i64,
         step: i64,
     ) -> Result<Option<PerSeries>, Error> {
+        let horizon = match horizon {
+            Some(h) => Some(self.eval_scalar(h, start)?),
+            None => None,
+        };
         let data = self.series_without_stale(&m.vs)?;
         let range_ms = ms(&m.range);
         let steps = ((end - start) / step + 1) as usize;
@@ -253,7 +273,7 @@ impl Evaluator<'_> {
                 } else if let Some(v) = over_time::simple_value(name, w) {
                     Some(v)
                 } else {
-                    rate::window_value(name, w, from, te, range_ms, t, None)
+                    rate::window_value(name, w, from, te, range_ms, t, horizon)
                 });
             }
             per.labels.push(s.labels.clone());
