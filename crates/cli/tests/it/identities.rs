@@ -252,7 +252,7 @@ async fn a_developer_acts_only_inside_its_scope_and_ingest_alerts_start_no_repai
 
     // The developer (scope service="checkout"): a trigger, a silence and an ack outside its
     // scope are refused; inside, they go through.
-    let trigger = |service: &str| json!({"playbook": "say", "labels": {"alertname": "Down", "instance": "web-9", "service": service}});
+    let trigger = |service: &str| json!({"playbook": "say", "by": "mallory", "labels": {"alertname": "Down", "instance": "web-9", "service": service}});
     assert_eq!(
         post(
             &c,
@@ -274,6 +274,21 @@ async fn a_developer_acts_only_inside_its_scope_and_ingest_alerts_start_no_repai
         )
         .await,
         200
+    );
+    // The journal names the authenticated caller, whatever the body claims.
+    let v: Value = c
+        .get(m.url("/api/v1/medic/heal/executions?target=web-9"))
+        .basic_auth("sre", Some("sre-pw"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = v["data"].to_string();
+    assert!(
+        text.contains("\"dev\"") && !text.contains("mallory"),
+        "{text}"
     );
     let now = medic_model::format_rfc3339(medic_model::Clock::now_ms(&medic_model::SystemClock));
     let silence = |service: &str| {

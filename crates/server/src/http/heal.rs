@@ -125,7 +125,7 @@ pub async fn post_trigger(
             );
         }
     }
-    let by = r.by.unwrap_or_else(|| "api".into());
+    let by = actor(&st, who.as_deref(), r.by.as_deref().unwrap_or("api"));
     match st.heal.trigger(&r.playbook, r.labels, &by).await {
         Ok(e) => medic_ok(json!(e)),
         Err(e) => heal_err(e),
@@ -135,21 +135,38 @@ pub async fn post_trigger(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DecisionReq {
+    #[serde(default)]
     by: String,
     #[serde(default)]
     comment: String,
 }
 
-async fn decide(st: Arc<AppState>, id: String, body: Body, approved: bool) -> Response {
+/// Who did it, for the journal: the authenticated identity when authentication is on (a
+/// request cannot claim to be someone else), else what the request says.
+fn actor(st: &AppState, who: Option<&crate::auth::Identity>, claimed: &str) -> String {
+    match who {
+        Some(w) if st.auth.enabled() => w.name.clone(),
+        _ => claimed.to_string(),
+    }
+}
+
+async fn decide(
+    st: Arc<AppState>,
+    who: Option<crate::auth::Identity>,
+    id: String,
+    body: Body,
+    approved: bool,
+) -> Response {
     let r: DecisionReq = match json_body(body, "decision").await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    if r.by.trim().is_empty() {
+    let by = actor(&st, who.as_ref(), &r.by);
+    if by.trim().is_empty() {
         return medic_err(StatusCode::BAD_REQUEST, "by: who decides is required");
     }
-    match st.heal.decide(&id, approved, &r.by, &r.comment) {
-        Ok(()) => medic_ok(json!({"id": id, "approved": approved, "by": r.by})),
+    match st.heal.decide(&id, approved, &by, &r.comment) {
+        Ok(()) => medic_ok(json!({"id": id, "approved": approved, "by": by})),
         Err(e) => heal_err(e),
     }
 }
@@ -157,19 +174,21 @@ async fn decide(st: Arc<AppState>, id: String, body: Body, approved: bool) -> Re
 /// `POST /api/v1/medic/heal/executions/{id}/approve` `{"by", "comment"}`
 pub async fn post_approve(
     State(st): State<Arc<AppState>>,
+    who: Option<axum::Extension<crate::auth::Identity>>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    decide(st, id, body, true).await
+    decide(st, who.map(|w| w.0), id, body, true).await
 }
 
 /// `POST /api/v1/medic/heal/executions/{id}/reject` `{"by", "comment"}`
 pub async fn post_reject(
     State(st): State<Arc<AppState>>,
+    who: Option<axum::Extension<crate::auth::Identity>>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    decide(st, id, body, false).await
+    decide(st, who.map(|w| w.0), id, body, false).await
 }
 
 #[derive(Deserialize)]
