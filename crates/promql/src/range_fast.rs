@@ -128,9 +128,16 @@ impl Evaluator<'_> {
         Ok(None)
     }
 
-    /// Computes every handled subexpression of `e` for all steps (not inside subqueries,
-    /// which evaluate at their own times).
+    /// Computes every handled subexpression of `e` for all steps (inside a subquery, on the
+    /// subquery's own grid).
     fn precompute(&mut self, e: &Expr, start: i64, end: i64, step: i64) -> Result<(), Error> {
+        // Deep (but allowed) queries grow the stack, as evaluation does.
+        stacker::maybe_grow(crate::engine::RED_ZONE, crate::engine::EVAL_STACK, || {
+            self.precompute_node(e, start, end, step)
+        })
+    }
+
+    fn precompute_node(&mut self, e: &Expr, start: i64, end: i64, step: i64) -> Result<(), Error> {
         let e = strip_parens(e);
         let node = if let Some(call) = range_call(e) {
             self.windows_over_steps(call, start, end, step)?
