@@ -23,10 +23,8 @@ use crate::Error;
 
 /// Range functions evaluated here.
 fn supported_function(name: &str) -> bool {
-    matches!(
-        name,
-        "rate" | "increase" | "delta" | "irate" | "idelta" | "deriv" | "resets" | "changes"
-    ) || over_time::simple_value(name, &[]).is_some()
+    (rate::FUNCTIONS.contains(&name) && name != "predict_linear")
+        || over_time::simple_value(name, &[]).is_some()
 }
 
 /// A range call this module evaluates: the function, its selector, and `predict_linear`'s
@@ -293,6 +291,14 @@ impl Evaluator<'_> {
 /// The most (series × step) values one whole-range node may hold: 256 MiB.
 const MAX_CELLS: usize = 16 << 20;
 
+/// A node's values as samples at the query's steps, steps without a value left out.
+fn samples_at_steps(vals: &[Option<f64>], start: i64, step: i64) -> Vec<Sample> {
+    vals.iter()
+        .enumerate()
+        .filter_map(|(k, v)| v.map(|v| Sample::new(start + k as i64 * step, v)))
+        .collect()
+}
+
 /// Each series with its name dropped; `None` (the step evaluator decides) if that makes two
 /// series alike.
 fn unaggregated(per: PerSeries, start: i64, step: i64) -> Option<Vec<RangeSeries>> {
@@ -303,11 +309,7 @@ fn unaggregated(per: PerSeries, start: i64, step: i64) -> Option<Vec<RangeSeries
         if !seen.insert(labels.clone()) {
             return None;
         }
-        let samples: Vec<Sample> = vals
-            .iter()
-            .enumerate()
-            .filter_map(|(k, v)| v.map(|v| Sample::new(start + k as i64 * step, v)))
-            .collect();
+        let samples = samples_at_steps(&vals, start, step);
         if !samples.is_empty() {
             out.push(RangeSeries { labels, samples });
         }
@@ -367,11 +369,7 @@ fn finished(per: PerSeries, start: i64, step: i64) -> Vec<RangeSeries> {
         .zip(per.values)
         .map(|(labels, vals)| RangeSeries {
             labels: labels.without_metric_name(),
-            samples: vals
-                .iter()
-                .enumerate()
-                .filter_map(|(k, v)| v.map(|v| Sample::new(start + k as i64 * step, v)))
-                .collect(),
+            samples: samples_at_steps(&vals, start, step),
         })
         .filter(|s| !s.samples.is_empty())
         .collect();

@@ -173,6 +173,18 @@ async fn tokens_are_made_shown_once_expired_revoked_and_kept_as_hashes() {
     assert!(!audit.contains(&ci), "a token in the audit log");
 }
 
+/// GET `path` as the user `user` (password `<user>-pw`), as JSON.
+async fn get_as(c: &reqwest::Client, m: &Medic, path: &str, user: &str) -> Value {
+    c.get(m.url(path))
+        .basic_auth(user, Some(format!("{user}-pw")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn post(c: &reqwest::Client, m: &Medic, path: &str, user: &str, body: Value) -> u16 {
     c.post(m.url(path))
         .basic_auth(user, Some(format!("{user}-pw")))
@@ -213,15 +225,7 @@ async fn a_developer_acts_only_inside_its_scope_and_ingest_alerts_start_no_repai
     );
     let mut executions = Vec::new();
     for _ in 0..100 {
-        let v: Value = c
-            .get(m.url("/api/v1/medic/heal/executions"))
-            .basic_auth("sre", Some("sre-pw"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_as(&c, &m, "/api/v1/medic/heal/executions", "sre").await;
         executions = v["data"].as_array().cloned().unwrap_or_default();
         if !executions.is_empty() {
             break;
@@ -234,15 +238,13 @@ async fn a_developer_acts_only_inside_its_scope_and_ingest_alerts_start_no_repai
         .filter_map(|e| e["target"].as_str())
         .collect();
     assert_eq!(targets, ["web-2"], "{executions:?}");
-    let refused: Value = c
-        .get(m.url("/api/v1/medic/audit?action=heal.trigger_refused"))
-        .basic_auth("sre", Some("sre-pw"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refused: Value = get_as(
+        &c,
+        &m,
+        "/api/v1/medic/audit?action=heal.trigger_refused",
+        "sre",
+    )
+    .await;
     let rows = refused["data"].as_array().unwrap();
     assert!(
         rows.iter()
@@ -276,15 +278,7 @@ async fn a_developer_acts_only_inside_its_scope_and_ingest_alerts_start_no_repai
         200
     );
     // The journal names the authenticated caller, whatever the body claims.
-    let v: Value = c
-        .get(m.url("/api/v1/medic/heal/executions?target=web-9"))
-        .basic_auth("sre", Some("sre-pw"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_as(&c, &m, "/api/v1/medic/heal/executions?target=web-9", "sre").await;
     let text = v["data"].to_string();
     assert!(
         text.contains("\"dev\"") && !text.contains("mallory"),
@@ -303,15 +297,7 @@ async fn a_developer_acts_only_inside_its_scope_and_ingest_alerts_start_no_repai
         post(&c, &m, "/api/v2/silences", "dev", silence("checkout")).await,
         200
     );
-    let groups: Value = c
-        .get(m.url("/api/v1/medic/alerts/groups"))
-        .basic_auth("dev", Some("dev-pw"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let groups: Value = get_as(&c, &m, "/api/v1/medic/alerts/groups", "dev").await;
     let key_of = |service: &str| {
         groups["data"]
             .as_array()

@@ -92,6 +92,19 @@ pub(crate) fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64
     (slope, sy / n - slope * sx / n)
 }
 
+/// The functions of this family.
+pub(crate) const FUNCTIONS: [&str; 9] = [
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "resets",
+    "changes",
+];
+
 /// One window's value of a rate-family function (`None`: no result for this series at this
 /// step). `t` and `horizon` matter for `predict_linear` only. Shared by the step-by-step
 /// evaluator and the whole-range one (`crate::range_fast`).
@@ -150,18 +163,7 @@ impl Evaluator<'_> {
         args: &[&Expr],
         t: i64,
     ) -> Result<Option<Value>, Error> {
-        if !matches!(
-            name,
-            "rate"
-                | "increase"
-                | "delta"
-                | "irate"
-                | "idelta"
-                | "deriv"
-                | "predict_linear"
-                | "resets"
-                | "changes"
-        ) {
+        if !FUNCTIONS.contains(&name) {
             return Ok(None);
         }
         let arg = self.range_arg(args[0], t)?;
