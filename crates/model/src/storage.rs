@@ -114,6 +114,15 @@ impl<T: Iterator<Item = Result<Series, StorageError>> + Send> SeriesSet for T {}
 /// A [`SeriesSet`] over series already in memory.
 pub type VecSeriesSet = std::vec::IntoIter<Result<Series, StorageError>>;
 
+/// Told when stored data changes in a way a reader of the past must hear about: samples
+/// appended (in order or late), data deleted or dropped by retention. What caches of query
+/// results listen to (`medic_promql::ResultCache`).
+pub trait ChangeObserver: Send + Sync {
+    /// Data at or after `from` (ms) may have changed; `i64::MIN` means anything may have.
+    /// Called on every commit, so it must be cheap when `from` is newer than anything it holds.
+    fn changed_from(&self, from: i64);
+}
+
 /// Something that can be read over a time range.
 pub trait Queryable: Send + Sync {
     /// A querier over samples with timestamps in `[mint, maxt]` (milliseconds, inclusive).

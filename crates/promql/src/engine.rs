@@ -125,6 +125,24 @@ impl Engine {
             ));
         }
         let expr = Self::parse(query)?;
+        self.range_expr(store, &expr, start, end, step)
+    }
+
+    /// Evaluates an already parsed expression at every `step` from `start` to `end`
+    /// (ms, inclusive): what the result cache calls for the steps it does not hold.
+    pub fn range_expr(
+        &self,
+        store: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<RangeSeries>, Error> {
+        if step <= 0 || end < start {
+            return Err(Error::Eval(format!(
+                "invalid range: start {start}, end {end}, step {step}"
+            )));
+        }
         match expr.value_type() {
             promql_parser::parser::value::ValueType::Vector
             | promql_parser::parser::value::ValueType::Scalar => {}
@@ -140,9 +158,9 @@ impl Engine {
             }
         }
         let mut ev = Evaluator::new(store, &self.opts, start, end, step);
-        ev.prepare(&expr, start, end);
+        ev.prepare(expr, start, end);
         if self.opts.whole_range {
-            if let Some(series) = ev.try_range_fast(&expr, start, end, step)? {
+            if let Some(series) = ev.try_range_fast(expr, start, end, step)? {
                 return Ok(series);
             }
         }
@@ -150,7 +168,7 @@ impl Engine {
         let mut order: Vec<Labels> = Vec::new();
         let mut t = start;
         while t <= end {
-            match ev.eval(&expr, t)? {
+            match ev.eval(expr, t)? {
                 Value::Scalar(v) => push(&mut out, &mut order, Labels::empty(), Sample::new(t, v)),
                 Value::Vector(mut vec) => {
                     crate::value::finish_names(&mut vec)?;

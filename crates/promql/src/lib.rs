@@ -9,6 +9,7 @@
 
 mod aggregate;
 mod binary;
+pub mod cache;
 pub mod diagnose;
 pub mod engine;
 mod error;
@@ -19,6 +20,7 @@ mod selector;
 pub mod testscript;
 pub mod value;
 
+pub use cache::{CacheOutcome, ResultCache};
 pub use engine::{Engine, EngineOptions};
 pub use error::Error;
 pub use promql_parser::parser::Expr;

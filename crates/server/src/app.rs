@@ -153,6 +153,7 @@ impl App {
         )?;
 
         let engine = medic_promql::Engine::new(config.query.engine_options());
+        let result_cache = build_result_cache(&config.query.result_cache, &db, &self_metrics);
         let rule_metrics = medic_rules::RuleMetrics::default();
         let reload_metrics = ReloadMetrics::default();
         self_metrics.with_registry(|r| {
@@ -215,6 +216,7 @@ impl App {
             self_metrics,
             http,
             engine,
+            result_cache,
             rules,
             reloader,
             alerts,
@@ -383,6 +385,24 @@ fn spawn_audit_pruning(state: &Arc<AppState>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// The range-query result cache, told of every change to the store; `None` when disabled.
+fn build_result_cache(
+    config: &crate::config::ResultCacheConfig,
+    db: &Arc<Db>,
+    self_metrics: &SelfMetrics,
+) -> Option<Arc<medic_promql::ResultCache>> {
+    if !config.enabled {
+        return None;
+    }
+    let cache = Arc::new(medic_promql::ResultCache::new(
+        config.max_bytes.0 as usize,
+        config.hold_back.duration(),
+    ));
+    self_metrics.with_registry(|r| cache.metrics().register(r));
+    db.observe_changes(cache.clone());
+    Some(cache)
 }
 
 /// What the heal engine is built on.

@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use medic_model::{
-    AppendError, Appendable, Appender, CommitSummary, Labels, Matcher, Querier, Queryable, Sample,
-    Series, SeriesRef, SeriesSet, StorageError,
+    AppendError, Appendable, Appender, ChangeObserver, CommitSummary, Labels, Querier, Queryable,
+    SeriesRef, StorageError,
 };
 use tracing::{error, info, warn};
 
@@ -20,6 +20,7 @@ use crate::block::{self, Block};
 use crate::compact::{self, MergeIter, Span};
 use crate::head::{Head, HeadAppender};
 use crate::metrics::Metrics;
+use crate::querier::DbQuerier;
 use crate::wal::{self, Wal};
 use crate::{Error, FsyncPolicy, Options};
 
@@ -37,6 +38,8 @@ pub struct Db {
     maintenance: Mutex<()>,
     /// Lowest timestamp appended since the last truncation (cheap lower bound of head span).
     appended_min: AtomicI64,
+    /// Told of every commit and every deletion (caches of query results).
+    observers: RwLock<Vec<Arc<dyn ChangeObserver>>>,
     wake: Mutex<Option<SyncSender<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop: Mutex<Option<mpsc::Sender<()>>>,
@@ -114,6 +117,7 @@ impl Db {
             metrics,
             maintenance: Mutex::new(()),
             appended_min: AtomicI64::new(i64::MAX),
+            observers: RwLock::new(Vec::new()),
             wake: Mutex::new(None),
             threads: Mutex::new(Vec::new()),
             stop: Mutex::new(None),
@@ -243,6 +247,7 @@ impl Db {
     fn after_commit(&self, min_t: i64) {
         if min_t != i64::MAX {
             self.appended_min.fetch_min(min_t, Ordering::AcqRel);
+            self.notify_changed(min_t);
         }
         let needs_checkpoint =
             self.head.wal_bytes_since_checkpoint() > self.opts.wal_checkpoint_bytes;
@@ -250,6 +255,26 @@ impl Db {
             if let Some(w) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 let _ = w.try_send(());
             }
+        }
+    }
+
+    /// Registers `observer` to hear of every change to stored data from now on: each commit
+    /// (with its oldest sample's timestamp) and each deletion by retention (`i64::MIN`).
+    pub fn observe_changes(&self, observer: Arc<dyn ChangeObserver>) {
+        self.observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observer);
+    }
+
+    fn notify_changed(&self, from: i64) {
+        for o in self
+            .observers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            o.changed_from(from);
         }
     }
 
@@ -463,6 +488,8 @@ impl Db {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|b| !doomed.iter().any(|(d, _)| Arc::ptr_eq(d, b)));
+        // Any result may have read what is now gone.
+        self.notify_changed(i64::MIN);
         for (b, reason) in doomed {
             info!(block = %b.meta().ulid, reason, "retention deleted block");
             self.metrics
@@ -679,121 +706,5 @@ impl Appendable for Db {
 impl Queryable for Db {
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError> {
         Ok(Box::new(self.db_querier(mint, maxt)))
-    }
-}
-
-/// Reads blocks and head over one time range, merging series that appear in several.
-pub struct DbQuerier {
-    head: Arc<Head>,
-    blocks: Vec<Arc<Block>>,
-    mint: i64,
-    maxt: i64,
-}
-
-impl DbQuerier {
-    fn head_overlaps(&self) -> bool {
-        let hmax = self.head.max_time();
-        hmax != i64::MIN && hmax >= self.mint && self.head.min_time() <= self.maxt
-    }
-
-    /// Series with samples in range, sorted by labels, merged across sources.
-    pub fn select_vec(&self, matchers: &[Matcher]) -> Result<Vec<Series>, Error> {
-        let mut sources: Vec<Vec<(Labels, Vec<Sample>)>> = Vec::new();
-        for b in &self.blocks {
-            sources.push(b.select(matchers, self.mint, self.maxt)?);
-        }
-        if self.head_overlaps() {
-            let mint = self.mint.max(self.head.min_time());
-            sources.push(
-                self.head
-                    .select(matchers)
-                    .into_iter()
-                    .filter_map(|s| {
-                        let samples = s.samples(mint, self.maxt);
-                        (!samples.is_empty()).then(|| (s.labels().clone(), samples))
-                    })
-                    .collect(),
-            );
-        }
-        sources.retain(|s| !s.is_empty());
-        if sources.len() == 1 {
-            let only = sources.pop().unwrap_or_default();
-            return Ok(only
-                .into_iter()
-                .map(|(labels, samples)| Series { labels, samples })
-                .collect());
-        }
-        let mut merged: std::collections::BTreeMap<Labels, Vec<Vec<Sample>>> = Default::default();
-        for src in sources {
-            for (l, s) in src {
-                merged.entry(l).or_default().push(s);
-            }
-        }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, parts)| Series {
-                labels,
-                samples: compact::merge_samples(parts),
-            })
-            .collect())
-    }
-
-    fn label_sets(&self, matchers: &[Matcher]) -> Vec<Labels> {
-        let mut out: Vec<Labels> = Vec::new();
-        if self.head_overlaps() {
-            out.extend(
-                self.head
-                    .select(matchers)
-                    .iter()
-                    .map(|s| s.labels().clone()),
-            );
-        }
-        out
-    }
-}
-
-impl Querier for DbQuerier {
-    fn select(&self, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet>, StorageError> {
-        if matchers.is_empty() {
-            return Ok(Box::new(Vec::new().into_iter()));
-        }
-        let v = self.select_vec(matchers)?;
-        Ok(Box::new(v.into_iter().map(Ok)))
-    }
-
-    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        let mut names = std::collections::BTreeSet::new();
-        for b in &self.blocks {
-            names.extend(b.label_names(matchers).iter().map(|n| n.to_string()));
-        }
-        if matchers.is_empty() {
-            if self.head_overlaps() {
-                names.extend(self.head.label_names());
-            }
-        } else {
-            for l in self.label_sets(matchers) {
-                names.extend(l.iter().map(|l| l.name.to_string()));
-            }
-        }
-        Ok(names.into_iter().collect())
-    }
-
-    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        let mut values = std::collections::BTreeSet::new();
-        for b in &self.blocks {
-            values.extend(b.label_values(name, matchers).iter().map(|v| v.to_string()));
-        }
-        if matchers.is_empty() {
-            if self.head_overlaps() {
-                values.extend(self.head.label_values(name));
-            }
-        } else {
-            for l in self.label_sets(matchers) {
-                if let Some(v) = l.get(name) {
-                    values.insert(v.to_string());
-                }
-            }
-        }
-        Ok(values.into_iter().collect())
     }
 }

@@ -20,10 +20,12 @@ pub mod head;
 pub mod metrics;
 mod options;
 pub mod postings;
+mod querier;
 pub mod wal;
 
 pub use chunkenc::BlockCodec;
-pub use db::{Db, DbAppender, DbQuerier, DbStats, FlushSummary};
+pub use db::{Db, DbAppender, DbStats, FlushSummary};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use options::{FsyncPolicy, Options};
+pub use querier::DbQuerier;

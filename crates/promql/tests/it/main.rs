@@ -7,6 +7,7 @@ use std::path::Path;
 
 use medic_promql::testscript::{run, Outcome, Report};
 
+mod result_cache;
 mod whole_range;
 
 fn testdata() -> &'static Path {

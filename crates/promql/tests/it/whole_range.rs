@@ -18,7 +18,7 @@ impl Lcg {
     }
 }
 
-fn store() -> MemStorage {
+pub(crate) fn store() -> MemStorage {
     let s = MemStorage::new();
     let mut r = Lcg(7);
     for job in ["api", "db", "web"] {
@@ -58,7 +58,7 @@ fn store() -> MemStorage {
     s
 }
 
-fn same(a: &[RangeSeries], b: &[RangeSeries]) -> Result<(), String> {
+pub(crate) fn same(a: &[RangeSeries], b: &[RangeSeries]) -> Result<(), String> {
     if a.len() != b.len() {
         return Err(format!("{} series against {}", a.len(), b.len()));
     }

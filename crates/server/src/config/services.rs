@@ -17,6 +17,46 @@ pub struct QueryConfig {
     /// How far back an instant selector looks for a sample (default 5m).
     #[serde(default = "default_lookback")]
     pub lookback_delta: Dur,
+    /// The cache of range-query results for dashboards.
+    #[serde(default)]
+    pub result_cache: ResultCacheConfig,
+}
+
+/// `query.result_cache:` — range-query results kept so that a refreshing dashboard computes
+/// only its newest steps (as VictoriaMetrics's rollup result cache). Writes into the past and
+/// retention invalidate what they touch; a request with `nocache=1` bypasses it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultCacheConfig {
+    /// Whether range queries use the cache (default true).
+    #[serde(default = "super::storage::default_true")]
+    pub enabled: bool,
+    /// Most memory the cached results may take, estimated (default 64MiB); the least recently
+    /// used are dropped beyond it, and one result over a quarter of it is not kept.
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: ByteSize,
+    /// Steps newer than this before now are never kept: samples for them may still arrive
+    /// (default 5m, VictoriaMetrics's `-search.cacheTimestampOffset`).
+    #[serde(default = "default_hold_back")]
+    pub hold_back: Dur,
+}
+
+fn default_cache_bytes() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+fn default_hold_back() -> Dur {
+    Dur::from_secs(300)
+}
+
+impl Default for ResultCacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_bytes: default_cache_bytes(),
+            hold_back: default_hold_back(),
+        }
+    }
 }
 
 pub(super) fn default_max_samples() -> usize {
@@ -37,6 +77,7 @@ impl Default for QueryConfig {
             max_samples: default_max_samples(),
             timeout: default_query_timeout(),
             lookback_delta: default_lookback(),
+            result_cache: ResultCacheConfig::default(),
         }
     }
 }

@@ -146,11 +146,27 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<R
     }
     let engine = engine_for(&st, &p)?;
     let db = st.db.clone();
-    let series =
-        tokio::task::spawn_blocking(move || engine.range(db.as_ref(), &query, start, end, step))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(query_error)?;
+    // VictoriaMetrics's `nocache=1`: compute every step, and keep nothing.
+    let mut cache = st.result_cache.clone();
+    if let (Some(c), Some("1" | "true")) = (&cache, p.get("nocache")) {
+        c.note_bypass();
+        cache = None;
+    }
+    let series = tokio::task::spawn_blocking(move || {
+        let expr = Engine::parse(&query)?;
+        match cache {
+            Some(cache) => {
+                let now = medic_model::Clock::now_ms(&medic_model::SystemClock);
+                let (series, _) =
+                    cache.range(&engine, db.as_ref(), &expr, start, end, step, now)?;
+                Ok(series)
+            }
+            None => engine.range_expr(db.as_ref(), &expr, start, end, step),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(query_error)?;
     Ok(axum::Json(json!({"status": "success", "data": {"resultType": "matrix", "result": matrix_json(&series)}})).into_response())
 }
 

@@ -27,6 +27,8 @@ pub struct AppState {
     pub http: HttpMetrics,
     /// The PromQL engine.
     pub engine: medic_promql::Engine,
+    /// Range-query results kept for dashboards (`query.result_cache`; absent when disabled).
+    pub result_cache: Option<Arc<medic_promql::ResultCache>>,
     /// The rule manager.
     pub rules: Arc<medic_rules::Manager>,
     /// Applies SIGHUP and `/-/reload`.

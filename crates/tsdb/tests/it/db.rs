@@ -386,3 +386,41 @@ fn compaction_keeps_the_block_count_small_during_ingest() {
     assert!(blocks.len() <= 12, "{} blocks: {spans:?}", blocks.len());
     check_complete(&db, 3, 0, 6 * H);
 }
+
+/// Records what the store reports to its change observers.
+#[derive(Default)]
+struct Changes(std::sync::Mutex<Vec<i64>>);
+
+impl medic_model::ChangeObserver for Changes {
+    fn changed_from(&self, from: i64) {
+        self.0.lock().unwrap().push(from);
+    }
+}
+
+/// Caches of query results hear of every commit (with its oldest sample) and of every deletion
+/// by retention (`i64::MIN`: anything may have changed); an empty commit reports nothing.
+#[test]
+fn observers_hear_of_commits_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        retention_ms: 5 * H,
+        ..opts()
+    };
+    let db = Db::open(dir.path(), o, Metrics::default()).unwrap();
+    let seen = std::sync::Arc::new(Changes::default());
+    db.observe_changes(seen.clone());
+    let mut app = db.appender();
+    app.append_labels(&series(0), 60_000, 1.0).unwrap();
+    app.append_labels(&series(1), 30_000, 1.0).unwrap();
+    app.commit().unwrap();
+    db.appender().commit().unwrap();
+    assert_eq!(*seen.0.lock().unwrap(), vec![30_000]);
+    ingest(&db, 2, 2 * H, 12 * H);
+    seen.0.lock().unwrap().clear();
+    db.flush().unwrap();
+    assert!(
+        seen.0.lock().unwrap().contains(&i64::MIN),
+        "retention deleted blocks and said so: {:?}",
+        seen.0.lock().unwrap()
+    );
+}

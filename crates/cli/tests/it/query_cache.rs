@@ -1,0 +1,119 @@
+//! The range-query result cache in the real binary: a repeated dashboard query is answered
+//! from the cache, and a sample written into the cached past (out of order, over remote write)
+//! shows at once — the answer always equals one computed with `nocache=1`.
+
+use crate::support::*;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn range(
+    c: &reqwest::Client,
+    medic: &Medic,
+    q: &str,
+    start: i64,
+    end: i64,
+    extra: &str,
+) -> serde_json::Value {
+    let url = medic.url(&format!(
+        "/api/v1/query_range?query={}&start={}&end={}&step=60{extra}",
+        urlencode(q),
+        start / 1000,
+        end / 1000
+    ));
+    let v = get_json(c, &url).await;
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"]["result"].clone()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn counter(c: &reqwest::Client, medic: &Medic, series: &str) -> f64 {
+    let text = c
+        .get(medic.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_range_query_is_cached_and_a_late_sample_shows_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(&config, "storage:\n  out_of_order_window: 30m\n").unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&config), &[]);
+    let c = client();
+    let base = medic.url("");
+    let now = now_ms() / 60_000 * 60_000;
+    // One sample every 15 s for 50 minutes, with a hole from 30 to 29 minutes ago.
+    let samples: Vec<(i64, f64)> = (0..200)
+        .map(|i| (now - 50 * 60_000 + i * 15_000, 1.0))
+        .filter(|&(t, _)| !(now - 30 * 60_000 < t && t < now - 29 * 60_000))
+        .collect();
+    let labels = vec![
+        ("__name__".to_string(), "cache_probe".to_string()),
+        ("job".to_string(), "probe".to_string()),
+    ];
+    let r = post_write(&c, &base, write_request(&[(labels.clone(), samples)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+
+    let q = "max_over_time(cache_probe[2m])";
+    let (start, end) = (now - 45 * 60_000, now - 10 * 60_000);
+    let first = range(&c, &medic, q, start, end, "").await;
+    let again = range(&c, &medic, q, start, end, "").await;
+    assert_eq!(first, again);
+    let hits = r#"medic_query_cache_requests_total{result="hit"}"#;
+    assert_eq!(counter(&c, &medic, hits).await, 1.0, "the repeat was a hit");
+    let values = |r: &serde_json::Value| -> Vec<f64> {
+        r[0]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[1].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    assert!(values(&first).iter().all(|&v| v == 1.0), "{first}");
+
+    // A sample into the hole, out of order: the cached steps after it are recomputed.
+    let late = write_request(&[(labels, vec![(now - 29 * 60_000 - 30_000, 100.0)])]);
+    let r = post_write(&c, &base, late).await.unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().await.unwrap());
+    let after = range(&c, &medic, q, start, end, "").await;
+    let fresh = range(&c, &medic, q, start, end, "&nocache=1").await;
+    assert_eq!(after, fresh);
+    assert_eq!(
+        values(&after).iter().filter(|&&v| v == 100.0).count(),
+        2,
+        "the late sample shows for the two steps its 2m window covers: {after}"
+    );
+    let invalidated = counter(&c, &medic, "medic_query_cache_invalidations_total").await;
+    assert!(invalidated >= 1.0, "{invalidated}");
+    assert_eq!(
+        counter(
+            &c,
+            &medic,
+            r#"medic_query_cache_requests_total{result="bypass"}"#
+        )
+        .await,
+        1.0
+    );
+}

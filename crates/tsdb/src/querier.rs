@@ -1,0 +1,126 @@
+//! Reads over one time range of the store: blocks and head merged by labels.
+
+use std::sync::Arc;
+
+use medic_model::{Labels, Matcher, Querier, Sample, Series, SeriesSet, StorageError};
+
+use crate::block::Block;
+use crate::compact;
+use crate::head::Head;
+use crate::Error;
+
+/// Reads blocks and head over one time range, merging series that appear in several.
+pub struct DbQuerier {
+    pub(crate) head: Arc<Head>,
+    pub(crate) blocks: Vec<Arc<Block>>,
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+}
+
+impl DbQuerier {
+    fn head_overlaps(&self) -> bool {
+        let hmax = self.head.max_time();
+        hmax != i64::MIN && hmax >= self.mint && self.head.min_time() <= self.maxt
+    }
+
+    /// Series with samples in range, sorted by labels, merged across sources.
+    pub fn select_vec(&self, matchers: &[Matcher]) -> Result<Vec<Series>, Error> {
+        let mut sources: Vec<Vec<(Labels, Vec<Sample>)>> = Vec::new();
+        for b in &self.blocks {
+            sources.push(b.select(matchers, self.mint, self.maxt)?);
+        }
+        if self.head_overlaps() {
+            let mint = self.mint.max(self.head.min_time());
+            sources.push(
+                self.head
+                    .select(matchers)
+                    .into_iter()
+                    .filter_map(|s| {
+                        let samples = s.samples(mint, self.maxt);
+                        (!samples.is_empty()).then(|| (s.labels().clone(), samples))
+                    })
+                    .collect(),
+            );
+        }
+        sources.retain(|s| !s.is_empty());
+        if sources.len() == 1 {
+            let only = sources.pop().unwrap_or_default();
+            return Ok(only
+                .into_iter()
+                .map(|(labels, samples)| Series { labels, samples })
+                .collect());
+        }
+        let mut merged: std::collections::BTreeMap<Labels, Vec<Vec<Sample>>> = Default::default();
+        for src in sources {
+            for (l, s) in src {
+                merged.entry(l).or_default().push(s);
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, parts)| Series {
+                labels,
+                samples: compact::merge_samples(parts),
+            })
+            .collect())
+    }
+
+    fn label_sets(&self, matchers: &[Matcher]) -> Vec<Labels> {
+        let mut out: Vec<Labels> = Vec::new();
+        if self.head_overlaps() {
+            out.extend(
+                self.head
+                    .select(matchers)
+                    .iter()
+                    .map(|s| s.labels().clone()),
+            );
+        }
+        out
+    }
+}
+
+impl Querier for DbQuerier {
+    fn select(&self, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet>, StorageError> {
+        if matchers.is_empty() {
+            return Ok(Box::new(Vec::new().into_iter()));
+        }
+        let v = self.select_vec(matchers)?;
+        Ok(Box::new(v.into_iter().map(Ok)))
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        let mut names = std::collections::BTreeSet::new();
+        for b in &self.blocks {
+            names.extend(b.label_names(matchers).iter().map(|n| n.to_string()));
+        }
+        if matchers.is_empty() {
+            if self.head_overlaps() {
+                names.extend(self.head.label_names());
+            }
+        } else {
+            for l in self.label_sets(matchers) {
+                names.extend(l.iter().map(|l| l.name.to_string()));
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        let mut values = std::collections::BTreeSet::new();
+        for b in &self.blocks {
+            values.extend(b.label_values(name, matchers).iter().map(|v| v.to_string()));
+        }
+        if matchers.is_empty() {
+            if self.head_overlaps() {
+                values.extend(self.head.label_values(name));
+            }
+        } else {
+            for l in self.label_sets(matchers) {
+                if let Some(v) = l.get(name) {
+                    values.insert(v.to_string());
+                }
+            }
+        }
+        Ok(values.into_iter().collect())
+    }
+}
