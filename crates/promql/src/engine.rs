@@ -2,6 +2,7 @@
 //! selector's series once, then evaluates the expression at each step.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,9 @@ pub struct EngineOptions {
     /// Range queries of the common shapes evaluated over all steps at once
     /// (`range_fast.rs`; default on). Off: every step on its own, for comparison.
     pub whole_range: bool,
+    /// Set by the caller to stop the query at its next check (between steps, every few hundred
+    /// series, every 1,024 subquery steps): an HTTP handler whose client went away.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for EngineOptions {
@@ -35,6 +39,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60_000,
             whole_range: true,
+            cancel: None,
         }
     }
 }
@@ -274,7 +279,7 @@ pub(crate) struct Evaluator<'a> {
     samples_loaded: usize,
     /// Samples produced by subqueries in the current step.
     samples_transient: usize,
-    deadline: Instant,
+    pub(crate) stop: crate::parallel::Stop,
 }
 
 impl<'a> Evaluator<'a> {
@@ -298,7 +303,10 @@ impl<'a> Evaluator<'a> {
             precomputed: HashMap::new(),
             samples_loaded: 0,
             samples_transient: 0,
-            deadline: Instant::now() + opts.timeout,
+            stop: crate::parallel::Stop {
+                deadline: Instant::now() + opts.timeout,
+                cancel: opts.cancel.clone(),
+            },
         }
     }
 
@@ -328,11 +336,9 @@ impl<'a> Evaluator<'a> {
         self.samples_transient = 0;
     }
 
+    /// Fails when the query's time is up or its caller has cancelled it.
     pub(crate) fn check_deadline(&self) -> Result<(), Error> {
-        if Instant::now() > self.deadline {
-            return Err(Error::Timeout("query execution"));
-        }
-        Ok(())
+        self.stop.check()
     }
 
     /// The evaluation time after `@` and `offset`.

@@ -21,6 +21,9 @@ pub enum Error {
     /// The query ran longer than its timeout.
     #[error("query timed out in {0}")]
     Timeout(&'static str),
+    /// The caller gave up on the query (its client disconnected).
+    #[error("query cancelled: the client went away")]
+    Cancelled,
     /// The store failed.
     #[error("storage error: {0}")]
     Storage(String),

@@ -15,6 +15,7 @@ pub mod engine;
 mod error;
 mod eval;
 mod functions;
+mod parallel;
 mod range_fast;
 mod selector;
 pub mod testscript;

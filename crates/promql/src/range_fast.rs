@@ -249,20 +249,14 @@ impl Evaluator<'_> {
         if data.len().saturating_mul(steps) > MAX_CELLS.min(self.opts.max_samples) {
             return Ok(None);
         }
-        let mut per = PerSeries {
-            labels: Vec::with_capacity(data.len()),
-            values: Vec::with_capacity(data.len()),
-        };
-        for (i, s) in data.iter().enumerate() {
-            if i % 256 == 0 {
-                self.check_deadline()?;
-            }
+        let offset = crate::engine::offset_ms(&m.vs.offset);
+        let values = crate::parallel::map(&data, data.len() * steps, &self.stop, |s| {
             let x: &[Sample] = &s.samples;
             let (mut a, mut b) = (0usize, 0usize);
             let mut vals = Vec::with_capacity(steps);
             for k in 0..steps {
                 let t = start + k as i64 * step;
-                let te = self.shifted(t, &None, &m.vs.offset);
+                let te = t - offset;
                 let from = te - range_ms;
                 // Windows only move forward: (from, te] for increasing t.
                 while a < x.len() && x[a].t <= from {
@@ -281,9 +275,12 @@ impl Evaluator<'_> {
                     rate::window_value(name, w, from, te, range_ms, t, horizon)
                 });
             }
-            per.labels.push(s.labels.clone());
-            per.values.push(vals);
-        }
+            vals
+        })?;
+        let per = PerSeries {
+            labels: data.iter().map(|s| s.labels.clone()).collect(),
+            values,
+        };
         Ok(Some(per))
     }
 }

@@ -22,6 +22,8 @@ pub struct HttpMetrics {
     pub duration: Family<HandlerLabels, Histogram>,
     /// Requests refused by a limit, by reason.
     pub refused: Family<HandlerLabels, Counter>,
+    /// Queries stopped because their client went away.
+    pub queries_cancelled: Counter,
 }
 
 impl Default for HttpMetrics {
@@ -29,6 +31,7 @@ impl Default for HttpMetrics {
         Self {
             requests: Family::default(),
             refused: Family::default(),
+            queries_cancelled: Counter::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 3.0, 10))
             }),
@@ -63,6 +66,11 @@ impl SelfMetrics {
             "medic_http_refused",
             "Requests refused by a limit, by reason",
             http.refused.clone(),
+        );
+        registry.register(
+            "medic_query_cancelled",
+            "Queries stopped before they finished because their client disconnected",
+            http.queries_cancelled.clone(),
         );
         registry.register(
             "medic_http_request_duration_seconds",

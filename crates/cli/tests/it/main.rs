@@ -16,7 +16,7 @@ mod limits;
 mod prometheus;
 mod prometheus_config;
 mod promql;
-mod query_cache;
+mod queries;
 mod receivers;
 mod rules;
 mod rules_server;

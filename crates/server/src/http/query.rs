@@ -2,6 +2,7 @@
 //! `/api/v1/status/buildinfo`, with Prometheus's JSON shapes, number formatting and status codes
 //! (400 bad query, 422 execution error, 503 timeout).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -35,6 +36,50 @@ fn matrix_json(series: &[RangeSeries]) -> Json {
             .map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| point(x.t, x.v)).collect::<Vec<_>>()}))
             .collect(),
     )
+}
+
+/// A range query's whole success response, written straight into bytes: the same text
+/// `json!` and serde would give for [`matrix_json`], without building a tree of values for
+/// every point first (a dashboard's result has hundreds of thousands).
+fn matrix_response(series: &[RangeSeries]) -> Vec<u8> {
+    use std::io::Write;
+    let points: usize = series.iter().map(|s| s.samples.len()).sum();
+    let mut out = Vec::with_capacity(64 + series.len() * 128 + points * 32);
+    out.extend_from_slice(br#"{"status":"success","data":{"resultType":"matrix","result":["#);
+    for (i, s) in series.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"metric":"#);
+        // Labels serialize as a JSON object; writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &s.labels);
+        out.extend_from_slice(br#","values":["#);
+        for (k, x) in s.samples.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            if x.t % 1000 == 0 {
+                let _ = write!(out, "{}", x.t / 1000);
+            } else {
+                let _ = serde_json::to_writer(&mut out, &(x.t as f64 / 1000.0));
+            }
+            out.extend_from_slice(b",\"");
+            if x.v.is_nan() {
+                out.extend_from_slice(b"NaN");
+            } else if x.v == f64::INFINITY {
+                out.extend_from_slice(b"+Inf");
+            } else if x.v == f64::NEG_INFINITY {
+                out.extend_from_slice(b"-Inf");
+            } else {
+                let _ = write!(out, "{}", x.v);
+            }
+            out.extend_from_slice(b"\"]");
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}}");
+    out
 }
 
 fn value_json(v: &Value, t: i64) -> Json {
@@ -86,7 +131,19 @@ fn duration_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
         })
 }
 
-fn engine_for(st: &AppState, p: &Params) -> Result<Engine, ApiError> {
+/// Sets its flag when dropped: when the client disconnects, the server drops the handler's
+/// future, and with it this, and the query stops at its next check instead of running on.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine for one request (its `timeout` may shorten the configured one), cancelled when
+/// the returned guard is dropped.
+fn engine_for(st: &AppState, p: &Params) -> Result<(Engine, CancelOnDrop), ApiError> {
     let mut opts = st.engine.options().clone();
     if let Some(ms) = duration_param(p, "timeout")? {
         if ms > 0 {
@@ -95,7 +152,16 @@ fn engine_for(st: &AppState, p: &Params) -> Result<Engine, ApiError> {
                 .min(std::time::Duration::from_millis(ms as u64));
         }
     }
-    Ok(Engine::new(opts))
+    let cancel = Arc::new(AtomicBool::new(false));
+    opts.cancel = Some(cancel.clone());
+    Ok((Engine::new(opts), CancelOnDrop(cancel)))
+}
+
+/// Counts a query stopped because its client went away (nobody is left to tell).
+fn note_cancelled<T>(st: &AppState, r: &Result<T, PromqlError>) {
+    if matches!(r, Err(PromqlError::Cancelled)) {
+        st.http.queries_cancelled.inc();
+    }
 }
 
 /// `GET|POST /api/v1/query`.
@@ -103,12 +169,17 @@ pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Result<Respons
     let query = query_param(&p)?;
     let now = medic_model::Clock::now_ms(&medic_model::SystemClock);
     let t = p.time("time", now)?;
-    let engine = engine_for(&st, &p)?;
+    let (engine, _cancel) = engine_for(&st, &p)?;
     let db = st.db.clone();
-    let result = tokio::task::spawn_blocking(move || engine.instant(db.as_ref(), &query, t))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(query_error)?;
+    let state = st.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let r = engine.instant(db.as_ref(), &query, t);
+        note_cancelled(&state, &r);
+        r
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(query_error)?;
     Ok(axum::Json(json!({"status": "success", "data": value_json(&result, t)})).into_response())
 }
 
@@ -144,8 +215,9 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<R
     if (end - start) / step > MAX_POINTS_PER_SERIES {
         return Err(ApiError::bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"));
     }
-    let engine = engine_for(&st, &p)?;
+    let (engine, _cancel) = engine_for(&st, &p)?;
     let db = st.db.clone();
+    let state = st.clone();
     // VictoriaMetrics's `nocache=1`: compute every step, and keep nothing.
     let mut cache = st.result_cache.clone();
     if let (Some(c), Some("1" | "true")) = (&cache, p.get("nocache")) {
@@ -154,7 +226,7 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<R
     }
     let series = tokio::task::spawn_blocking(move || {
         let expr = Engine::parse(&query)?;
-        match cache {
+        let r = match cache {
             Some(cache) => {
                 let now = medic_model::Clock::now_ms(&medic_model::SystemClock);
                 let (series, _) =
@@ -162,12 +234,18 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<R
                 Ok(series)
             }
             None => engine.range_expr(db.as_ref(), &expr, start, end, step),
-        }
+        };
+        note_cancelled(&state, &r);
+        r
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(query_error)?;
-    Ok(axum::Json(json!({"status": "success", "data": {"resultType": "matrix", "result": matrix_json(&series)}})).into_response())
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        matrix_response(&series),
+    )
+        .into_response())
 }
 
 /// `GET|POST /api/v1/format_query`.
@@ -197,5 +275,50 @@ impl ApiError {
     /// 503 `timeout`.
     pub fn timeout(message: impl Into<String>) -> Self {
         ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medic_model::{Labels, Sample};
+
+    /// The streamed response says what serde says for the same result (keys may come in
+    /// another order), and writes numbers as Prometheus does.
+    #[test]
+    fn the_written_matrix_is_what_serde_writes() {
+        let series = [
+            RangeSeries {
+                labels: Labels::from_pairs([("__name__", "up"), ("job", "a\"b\\c\u{1}ü")]),
+                samples: vec![
+                    Sample::new(1_700_000_000_000, 1.0),
+                    Sample::new(1_700_000_000_123, 0.1 + 0.2),
+                    Sample::new(-1_500, f64::NAN),
+                    Sample::new(7, f64::INFINITY),
+                    Sample::new(8, f64::NEG_INFINITY),
+                    Sample::new(9, 1e300),
+                    Sample::new(10, -0.0),
+                ],
+            },
+            RangeSeries {
+                labels: Labels::empty(),
+                samples: vec![Sample::new(0, 2.5e-7)],
+            },
+        ];
+        for s in [&series[..], &series[..1], &[]] {
+            let want = json!({"status": "success", "data": {"resultType": "matrix", "result": matrix_json(s)}});
+            let got: Json = serde_json::from_slice(&matrix_response(s)).unwrap();
+            assert_eq!(got, want);
+        }
+        let text = String::from_utf8(matrix_response(&series[..1])).unwrap();
+        for point in [
+            r#"[1700000000,"1"]"#,
+            r#"[1700000000.123,"0.30000000000000004"]"#,
+            r#"[-1.5,"NaN"]"#,
+            r#"[0.007,"+Inf"]"#,
+            r#"[0.008,"-Inf"]"#,
+        ] {
+            assert!(text.contains(point), "{point} in {text}");
+        }
     }
 }

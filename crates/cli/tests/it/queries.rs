@@ -1,6 +1,7 @@
-//! The range-query result cache in the real binary: a repeated dashboard query is answered
-//! from the cache, and a sample written into the cached past (out of order, over remote write)
-//! shows at once — the answer always equals one computed with `nocache=1`.
+//! The query API in the real binary: the range-query result cache (a repeated dashboard query
+//! is answered from the cache, and a sample written into the cached past — out of order, over
+//! remote write — shows at once: the answer always equals one computed with `nocache=1`), and
+//! queries whose client went away stop instead of running on.
 
 use crate::support::*;
 
@@ -116,4 +117,56 @@ async fn a_repeated_range_query_is_cached_and_a_late_sample_shows_at_once() {
         .await,
         1.0
     );
+}
+
+/// A client that gives up on a long query (a timeout in Grafana, a closed tab) no longer leaves
+/// medic computing it until the query timeout: the query stops at its next check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_whose_client_went_away_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let medic = Medic::start(&dir.path().join("data"), None, &[]);
+    let c = client();
+    let now = now_ms();
+    let series: Vec<TestSeries> = (0..20)
+        .map(|i| {
+            let labels = vec![
+                ("__name__".to_string(), "busy_total".to_string()),
+                ("i".to_string(), i.to_string()),
+            ];
+            (
+                labels,
+                (0..240)
+                    .map(|k| (now - 3_600_000 + k * 15_000, k as f64))
+                    .collect(),
+            )
+        })
+        .collect();
+    let r = post_write(&c, &medic.url(""), write_request(&series))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let cancelled = "medic_query_cancelled_total";
+    assert_eq!(counter(&c, &medic, cancelled).await, 0.0);
+    // Millions of subquery steps: minutes of work, checked every 1,024 steps.
+    let q = "max_over_time(sum(rate(busy_total[1m]))[30d:1s])";
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let url = medic.url(&format!(
+        "/api/v1/query?query={}&time={}",
+        urlencode(q),
+        now / 1000
+    ));
+    let e = impatient.get(&url).send().await.unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while counter(&c, &medic, cancelled).await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned query was not stopped within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
