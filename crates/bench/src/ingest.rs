@@ -105,6 +105,17 @@ pub(crate) fn start(target: &str, medic: &Path) -> anyhow::Result<Server> {
 /// top-level keys such as `rule_files`; for Alertmanager, `extra` is the whole file), and
 /// Prometheus with `/-/reload` enabled.
 pub(crate) fn start_with(target: &str, medic: &Path, extra: &str) -> anyhow::Result<Server> {
+    start_full(target, medic, extra, false)
+}
+
+/// [`start_with`], with VictoriaMetrics's result cache on if `vm_cache` (off everywhere else:
+/// the query benchmarks time evaluation, not the cache).
+pub(crate) fn start_full(
+    target: &str,
+    medic: &Path,
+    extra: &str,
+    vm_cache: bool,
+) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let port = free_port();
     let data = dir.path().join("data");
@@ -154,7 +165,10 @@ pub(crate) fn start_with(target: &str, medic: &Path, extra: &str) -> anyhow::Res
             let mut c = Command::new("/usr/bin/victoria-metrics");
             c.arg(format!("-storageDataPath={}", data.display()))
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .args(["-retentionPeriod=100y", "-search.disableCache"]);
+                .arg("-retentionPeriod=100y");
+            if !vm_cache {
+                c.arg("-search.disableCache");
+            }
             (c, "/health")
         }
         other => bail!(

@@ -4,6 +4,8 @@
 //!   VictoriaMetrics, one server at a time, rounds interleaved (A B C C B A …): ingest rate,
 //!   samples per server CPU-second, peak RSS, bytes per sample once compacted.
 //! - `query`: query latency of golden-signal queries, instant and range.
+//! - `dashboard`: a dashboard refreshing every 15 s under live ingest, with and without the
+//!   targets' result caches.
 //! - `rules`: rule evaluation time per interval of a mixin-style rule set under live ingest.
 //! - `codecs`: bytes per sample and decode speed of medic's block codecs on the same workload.
 //! - `alerts`: the alert manager against Alertmanager 0.25: alerts accepted per second through
@@ -17,6 +19,7 @@
 mod alertbench;
 mod anomalybench;
 mod codecs;
+mod dashbench;
 mod healbench;
 mod ingest;
 mod proc;
@@ -43,6 +46,9 @@ enum Cmd {
     Codecs(codecs::Args),
     /// Query latency of a golden-signal query set, instant and range, on each target.
     Query(querybench::Args),
+    /// A dashboard of range queries refreshing every 15 s under live ingest, timed with the
+    /// targets' result caches and without (`nocache=1`).
+    Dashboard(dashbench::Args),
     /// Rule evaluation time per interval of a node/service mixin-style rule set, from each
     /// target's own rule-group metrics.
     Rules(rulebench::Args),
@@ -62,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Ingest(a) => ingest::run(a),
         Cmd::Codecs(a) => codecs::run(a),
         Cmd::Query(a) => querybench::run(a),
+        Cmd::Dashboard(a) => dashbench::run(a),
         Cmd::Rules(a) => rulebench::run(a),
         Cmd::Alerts(a) => alertbench::run(a),
         Cmd::Heal(a) => healbench::run(a),

@@ -203,14 +203,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Rt = tokio::runtime::Runtime;
+pub(crate) type Rt = tokio::runtime::Runtime;
 
 /// Per rule group: evaluation time (ms) → duration (s).
 type Evaluations = HashMap<String, BTreeMap<i64, f64>>;
 
 /// Loads the history in time order, 5 minutes at a time, as it would have arrived (both stores
 /// refuse samples far behind their newest).
-fn load_history(
+pub(crate) fn load_history(
     rt: &Rt,
     c: &reqwest::Client,
     base: &str,
@@ -229,7 +229,7 @@ fn load_history(
 }
 
 /// Fresh samples every 5 s from `t0` on, as scrapes would bring them, until the flag drops.
-fn spawn_feeder(
+pub(crate) fn spawn_feeder(
     rt: &Rt,
     c: &reqwest::Client,
     base: &str,
