@@ -16,6 +16,7 @@ mod promql_cmd;
 mod query;
 mod rules_cmd;
 mod run;
+mod slo_cmd;
 mod token_cmd;
 
 /// medic — a self-healing operations engine: it stores metrics, evaluates Prometheus-style rules
@@ -82,6 +83,12 @@ enum Command {
         #[command(subcommand)]
         what: RulesCommand,
     },
+    /// SLOs in Sloth's `prometheus/v1` format: generate the rules Sloth generates. medic also
+    /// loads such files directly from `rule_files`.
+    Slo {
+        #[command(subcommand)]
+        what: SloCommand,
+    },
     /// Alerts in a running medic: list them, their groups, their history.
     Alerts(alerts_cmd::AlertsArgs),
     /// Silences in a running medic: add, list, expire (amtool's `silence`).
@@ -118,6 +125,12 @@ enum Command {
 enum PromqlCommand {
     /// Run PromQL test scripts in Prometheus's `.test` format; exit 1 if any eval fails.
     Test(promql_cmd::TestArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SloCommand {
+    /// Print the recording and alerting rules for an SLO spec, as `sloth generate` does.
+    Generate(slo_cmd::GenerateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +201,9 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Slo {
+            what: SloCommand::Generate(args),
+        } => slo_cmd::generate(args),
         Command::Rules { what } => {
             let ok = match what {
                 RulesCommand::Check(a) => rules_cmd::check(a),

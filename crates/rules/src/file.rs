@@ -267,7 +267,8 @@ pub fn parse(text: &str, file: &Path, ignore_unknown: bool) -> Result<RuleFile, 
     }
 }
 
-/// Reads and parses a rule file.
+/// Reads and parses a rule file, or a Sloth SLO spec (`version: prometheus/v1`) as the rules
+/// generated from it.
 pub fn load(path: &Path, ignore_unknown: bool) -> Result<RuleFile, Vec<FileError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![FileError {
@@ -276,10 +277,24 @@ pub fn load(path: &Path, ignore_unknown: bool) -> Result<RuleFile, Vec<FileError
             message: format!("cannot read: {e}"),
         }]
     })?;
+    if crate::slo::is_slo_spec(&text) {
+        // A Sloth SLO spec: the rules Sloth would generate from it.
+        let spec = crate::slo::spec::parse(&text, path)?;
+        let generated = crate::slo::generate(&spec, &crate::slo::Options::default());
+        return parse(&generated, path, ignore_unknown).map_err(|errs| {
+            errs.into_iter()
+                .map(|e| FileError {
+                    line: None,
+                    message: format!("in the rules generated from this SLO spec: {}", e.message),
+                    ..e
+                })
+                .collect()
+        });
+    }
     parse(&text, path, ignore_unknown)
 }
 
-fn is_valid_metric_name(s: &str) -> bool {
+pub(crate) fn is_valid_metric_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')

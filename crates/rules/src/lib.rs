@@ -9,6 +9,7 @@ pub mod file;
 pub mod group;
 pub mod manager;
 pub mod rule;
+pub mod slo;
 pub mod template;
 pub mod unittest;
 

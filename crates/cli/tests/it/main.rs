@@ -22,5 +22,6 @@ mod rules;
 mod rules_server;
 mod rules_vs_prometheus;
 mod secrets;
+mod slo;
 mod support;
 mod tls;

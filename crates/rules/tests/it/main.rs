@@ -152,3 +152,4 @@ fn unittest_yml_fails_only_on_native_histograms() {
 }
 
 mod manager;
+mod slo;
