@@ -127,6 +127,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 ),
                 ("end", format!("{}", wl.end as f64 / 1000.0)),
                 ("step", "60".to_string()),
+                // Evaluation is timed, not medic's result cache (VictoriaMetrics runs with
+                // `-search.disableCache`; Prometheus ignores the parameter).
+                ("nocache", "1".to_string()),
             ];
             let (ms, series) = rt.block_on(time_query(
                 &c,
