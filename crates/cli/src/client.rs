@@ -216,6 +216,19 @@ pub(crate) fn text(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or("").to_string()
 }
 
+/// `s` as one URL path segment: everything but RFC 3986's unreserved characters
+/// percent-encoded, so no argument can add a `/`, `?` or `#` to the path it is put in.
+pub(crate) fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +244,14 @@ mod tests {
         // Piped output is never cut.
         let t = table_string_width(&["ID", "LABELS", "STATE"], &rows, None);
         assert!(t.contains(&"x".repeat(100)));
+    }
+
+    #[test]
+    fn a_path_segment_cannot_leave_its_segment() {
+        assert_eq!(
+            path_segment("checkout-availability_1.x~"),
+            "checkout-availability_1.x~"
+        );
+        assert_eq!(path_segment("../a?b#c d/é"), "..%2Fa%3Fb%23c%20d%2F%C3%A9");
     }
 }

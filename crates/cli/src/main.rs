@@ -83,8 +83,8 @@ enum Command {
         #[command(subcommand)]
         what: RulesCommand,
     },
-    /// SLOs in Sloth's `prometheus/v1` format: generate the rules Sloth generates. medic also
-    /// loads such files directly from `rule_files`.
+    /// SLOs in Sloth's `prometheus/v1` format: generate the rules Sloth generates (medic also
+    /// loads such files directly from `rule_files`); list and show those of a running medic.
     Slo {
         #[command(subcommand)]
         what: SloCommand,
@@ -131,6 +131,10 @@ enum PromqlCommand {
 enum SloCommand {
     /// Print the recording and alerting rules for an SLO spec, as `sloth generate` does.
     Generate(slo_cmd::GenerateArgs),
+    /// Every SLO of a running medic: objective, errors now, burn rates, budget left.
+    List(slo_cmd::ListArgs),
+    /// One SLO: its budget and the error ratio and burn rate over every window.
+    Show(slo_cmd::ShowArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,9 +205,11 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
-        Command::Slo {
-            what: SloCommand::Generate(args),
-        } => slo_cmd::generate(args),
+        Command::Slo { what } => match what {
+            SloCommand::Generate(args) => slo_cmd::generate(args),
+            SloCommand::List(args) => slo_cmd::list(args),
+            SloCommand::Show(args) => slo_cmd::show(args),
+        },
         Command::Rules { what } => {
             let ok = match what {
                 RulesCommand::Check(a) => rules_cmd::check(a),

@@ -22,6 +22,7 @@ mod prom;
 mod query;
 mod rules;
 mod silences;
+mod slo;
 mod sources;
 mod state;
 mod status;
@@ -55,7 +56,7 @@ use guards::{allowed_host, limit_body, over_client_rate, require_json, same_orig
 /// without saying who may call it.
 fn routes() -> Routes {
     let r = prometheus_status_routes(prometheus_routes(Routes::default()));
-    medic_routes(alertmanager_routes(r))
+    medic_view_routes(medic_routes(alertmanager_routes(r)))
 }
 
 /// Prometheus's data endpoints, and medic's own health and metrics.
@@ -254,6 +255,35 @@ fn alertmanager_routes(r: Routes) -> Routes {
     )
 }
 
+/// medic's read-only views over what its rules record: SLOs and anomalies.
+fn medic_view_routes(r: Routes) -> Routes {
+    r.route(
+        "/api/v1/medic/slos",
+        &[(Method::GET, Permission::Read)],
+        get(slo::list),
+    )
+    .route(
+        "/api/v1/medic/slos/{id}",
+        &[(Method::GET, Permission::Read)],
+        get(slo::get_one),
+    )
+    .route(
+        "/api/v1/medic/anomalies",
+        &[(Method::GET, Permission::Read)],
+        get(anomaly::get_anomalies),
+    )
+    .route(
+        "/api/v1/medic/anomalies/baseline",
+        &[(Method::GET, Permission::Read)],
+        get(anomaly::get_baseline),
+    )
+    .route(
+        "/api/v1/medic/anomalies/report",
+        &[(Method::GET, Permission::Read)],
+        get(anomaly::get_report),
+    )
+}
+
 /// medic's own API.
 fn medic_routes(r: Routes) -> Routes {
     r.route(
@@ -328,21 +358,6 @@ fn medic_routes(r: Routes) -> Routes {
         "/api/v1/medic/heal/resume",
         &[(Method::POST, Permission::HealPause)],
         post(heal::post_resume),
-    )
-    .route(
-        "/api/v1/medic/anomalies",
-        &[(Method::GET, Permission::Read)],
-        get(anomaly::get_anomalies),
-    )
-    .route(
-        "/api/v1/medic/anomalies/baseline",
-        &[(Method::GET, Permission::Read)],
-        get(anomaly::get_baseline),
-    )
-    .route(
-        "/api/v1/medic/anomalies/report",
-        &[(Method::GET, Permission::Read)],
-        get(anomaly::get_report),
     )
     .route(
         "/api/v1/medic/heal/trust",
