@@ -11,6 +11,7 @@
 pub mod ack;
 pub mod config;
 pub mod dispatch;
+pub mod incident;
 pub mod inhibit;
 pub mod manager;
 pub mod matchers;

@@ -1,6 +1,7 @@
 //! Integration tests of the alert crate: timelines with a deterministic clock, and receivers
 //! against real HTTP and SMTP servers.
 
+mod incidents;
 mod restart;
 mod timeline;
 

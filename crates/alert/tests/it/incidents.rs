@@ -1,0 +1,315 @@
+//! The incident core on a simulated clock: groups open and join incidents by the policy's
+//! levels and correlation labels, people and repairs move them through their lifecycle,
+//! escalations come once each when the targets pass, and the figures (time to acknowledge,
+//! mitigate, resolve, time in each state) are what the timeline says.
+
+use medic_alert::incident::{
+    Action, Book, Effect, GroupRef, IncidentError, Level, Policy, PolicySpec, Status,
+};
+use medic_model::Labels;
+
+const S: i64 = 1000;
+const M: i64 = 60 * S;
+const T0: i64 = 1_700_000_000_000;
+
+fn book() -> Book {
+    Book::new(Policy::new(&PolicySpec::default()).unwrap())
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(pairs.iter().copied())
+}
+
+fn fire(b: &mut Book, at: i64, key: &str, l: &Labels) -> Vec<Effect> {
+    b.group_firing(
+        T0 + at,
+        &GroupRef {
+            key,
+            labels: l,
+            summary: key,
+        },
+    )
+}
+
+#[test]
+fn groups_open_and_join_incidents_by_level_and_service() {
+    let mut b = book();
+    let checkout_crit = labels(&[("service", "checkout"), ("severity", "critical")]);
+    let checkout_warn = labels(&[("service", "checkout"), ("severity", "warning")]);
+    let search_crit = labels(&[("service", "search"), ("severity", "critical")]);
+    assert_eq!(
+        fire(&mut b, 0, "g-crit", &checkout_crit),
+        vec![Effect::Opened {
+            id: 1,
+            level: Level::P1
+        }]
+    );
+    // Same service within the window: joins, and a lower severity does not lower the level.
+    assert_eq!(
+        fire(&mut b, 2 * M, "g-warn", &checkout_warn),
+        vec![Effect::Joined {
+            id: 1,
+            group: "g-warn".into()
+        }]
+    );
+    assert_eq!(b.get(1).unwrap().level, Level::P1);
+    // Firing again changes nothing.
+    assert_eq!(fire(&mut b, 3 * M, "g-warn", &checkout_warn), vec![]);
+    // Another service: its own incident.
+    assert_eq!(
+        fire(&mut b, 3 * M, "g-search", &search_crit),
+        vec![Effect::Opened {
+            id: 2,
+            level: Level::P1
+        }]
+    );
+    // Info opens nothing; a group without the correlation label opens its own incident.
+    let info = labels(&[("service", "batch"), ("severity", "info")]);
+    assert_eq!(fire(&mut b, 4 * M, "g-info", &info), vec![]);
+    let bare = labels(&[("severity", "critical")]);
+    assert!(matches!(
+        fire(&mut b, 4 * M, "g-bare1", &bare)[..],
+        [Effect::Opened { id: 3, .. }]
+    ));
+    assert!(matches!(
+        fire(&mut b, 4 * M, "g-bare2", &bare)[..],
+        [Effect::Opened { id: 4, .. }]
+    ));
+    // Past the window (30m after the last activity), the same service opens a new incident.
+    assert!(matches!(
+        fire(&mut b, 34 * M, "g-warn2", &checkout_warn)[..],
+        [Effect::Opened {
+            id: 5,
+            level: Level::P2
+        }]
+    ));
+    // A critical group joining a P2 incident raises it, with P1's targets.
+    let effects = fire(&mut b, 35 * M, "g-crit2", &checkout_crit);
+    assert!(effects.contains(&Effect::LevelRaised {
+        id: 5,
+        from: Level::P2,
+        to: Level::P1
+    }));
+    assert_eq!(b.get(5).unwrap().respond_within_ms, 5 * M);
+}
+
+#[test]
+fn escalations_come_once_each_when_the_targets_pass() {
+    let mut b = book();
+    let crit = labels(&[("service", "checkout"), ("severity", "critical")]);
+    fire(&mut b, 0, "g", &crit);
+    let mut seen = Vec::new();
+    for at in (0..=20 * M).step_by(30 * S as usize) {
+        for e in b.tick(T0 + at) {
+            seen.push((at, e));
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (
+                5 * M,
+                Effect::Escalated {
+                    id: 1,
+                    why: "ack_overdue"
+                }
+            ),
+            (
+                15 * M,
+                Effect::Escalated {
+                    id: 1,
+                    why: "unresolved"
+                }
+            ),
+        ]
+    );
+    // Acknowledged in time, a warning incident escalates only when unresolved (2 h).
+    let warn = labels(&[("service", "search"), ("severity", "warning")]);
+    fire(&mut b, 0, "w", &warn);
+    b.act(T0 + 10 * M, 2, "alice", Action::Acknowledge).unwrap();
+    let mut seen = Vec::new();
+    for at in (0..=3 * 60 * M).step_by(M as usize) {
+        seen.extend(b.tick(T0 + at).into_iter().map(|e| (at, e)));
+    }
+    assert_eq!(
+        seen,
+        vec![(
+            120 * M,
+            Effect::Escalated {
+                id: 2,
+                why: "unresolved"
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_repair_verified_before_anyone_acknowledged_marks_it_auto_mitigated() {
+    let mut b = book();
+    let crit = labels(&[
+        ("service", "checkout"),
+        ("severity", "critical"),
+        ("instance", "web-1"),
+    ]);
+    fire(&mut b, 0, "g", &crit);
+    let affected = labels(&[("service", "checkout"), ("instance", "web-1")]);
+    assert_eq!(
+        b.repair(
+            T0 + M,
+            &affected,
+            "restart: argv [systemctl restart web]",
+            false
+        ),
+        vec![]
+    );
+    assert_eq!(
+        b.repair(
+            T0 + 2 * M,
+            &affected,
+            "verified: error rate 0.1% < 1%",
+            true
+        ),
+        vec![Effect::StatusChanged {
+            id: 1,
+            from: Status::Triggered,
+            to: Status::Mitigated
+        }]
+    );
+    assert_eq!(
+        b.group_resolved(T0 + 4 * M, "g"),
+        vec![Effect::StatusChanged {
+            id: 1,
+            from: Status::Mitigated,
+            to: Status::Resolved
+        }]
+    );
+    let inc = b.get(1).unwrap();
+    assert!(inc.auto_mitigated);
+    let f = inc.figures(T0 + 10 * M);
+    assert_eq!(f.time_to_acknowledge, None);
+    assert_eq!(f.time_to_mitigate, Some(2 * M));
+    assert_eq!(f.time_to_resolve, Some(4 * M));
+    assert_eq!(f.time_in[&Status::Triggered], 2 * M);
+    assert_eq!(f.time_in[&Status::Mitigated], 2 * M);
+    assert_eq!(f.time_in[&Status::Resolved], 6 * M);
+    let kinds: Vec<&str> = inc.timeline.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "opened",
+            "alert_firing",
+            "repair",
+            "repair",
+            "mitigated",
+            "alert_resolved",
+            "resolved"
+        ]
+    );
+    // No escalation for a mitigated incident.
+    assert_eq!(b.tick(T0 + 30 * M), vec![]);
+
+    // Acknowledged first, the same repair mitigates it but not automatically.
+    let mut b = book();
+    fire(&mut b, 0, "g", &crit);
+    b.act(T0 + M, 1, "alice", Action::Acknowledge).unwrap();
+    b.repair(T0 + 3 * M, &affected, "verified", true);
+    let inc = b.get(1).unwrap();
+    assert_eq!(inc.status, Status::Mitigated);
+    assert!(!inc.auto_mitigated);
+    assert_eq!(inc.figures(T0 + 3 * M).time_to_acknowledge, Some(M));
+}
+
+#[test]
+fn people_move_it_through_its_lifecycle_and_wrong_moves_are_refused() {
+    let mut b = book();
+    let crit = labels(&[("service", "checkout"), ("severity", "critical")]);
+    fire(&mut b, 0, "g", &crit);
+    let err = b.act(T0 + M, 1, "bob", Action::Close).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "incident 1 is triggered: cannot close it; resolve it first"
+    );
+    assert_eq!(
+        b.act(T0, 9, "bob", Action::Acknowledge),
+        Err(IncidentError::Unknown(9))
+    );
+    b.act(T0 + M, 1, "bob", Action::Assign("alice".into()))
+        .unwrap();
+    b.act(
+        T0 + M,
+        1,
+        "alice",
+        Action::Comment("db failover in progress".into()),
+    )
+    .unwrap();
+    assert!(b
+        .act(T0 + M, 1, "alice", Action::Comment("  ".into()))
+        .is_err());
+    b.act(T0 + 2 * M, 1, "alice", Action::Acknowledge).unwrap();
+    let err = b
+        .act(T0 + 2 * M, 1, "alice", Action::Acknowledge)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is acknowledged: cannot acknowledge"),
+        "{err}"
+    );
+    b.act(T0 + 5 * M, 1, "alice", Action::Resolve).unwrap();
+    // Firing again before it is closed reopens it.
+    let effects = fire(&mut b, 6 * M, "g", &crit);
+    assert_eq!(
+        effects,
+        vec![Effect::StatusChanged {
+            id: 1,
+            from: Status::Resolved,
+            to: Status::Triggered
+        }]
+    );
+    assert_eq!(b.get(1).unwrap().resolved_at, None);
+    b.group_resolved(T0 + 7 * M, "g");
+    b.act(T0 + 8 * M, 1, "alice", Action::Close).unwrap();
+    let err = b
+        .act(T0 + 9 * M, 1, "alice", Action::Comment("late".into()))
+        .unwrap_err();
+    assert!(err.to_string().contains("is closed"), "{err}");
+    // After it is closed, the same group opens a new incident.
+    assert!(matches!(
+        fire(&mut b, 10 * M, "g", &crit)[..],
+        [Effect::Opened { id: 2, .. }]
+    ));
+    let inc = b.get(1).unwrap();
+    assert_eq!(inc.assignee.as_deref(), Some("alice"));
+    let who: Vec<(&str, &str)> = inc
+        .timeline
+        .iter()
+        .map(|e| (e.kind.as_str(), e.who.as_str()))
+        .collect();
+    assert!(
+        who.contains(&("comment", "alice")) && who.contains(&("closed", "alice")),
+        "{who:?}"
+    );
+    assert_eq!(inc.figures(T0 + 20 * M).time_in[&Status::Resolved], 2 * M);
+    assert!(!inc
+        .figures(T0 + 20 * M)
+        .time_in
+        .contains_key(&Status::Closed));
+}
+
+#[test]
+fn a_bad_policy_is_refused_naming_the_field() {
+    let spec: PolicySpec = serde_norway::from_str(
+        "open_on:\n  - matchers: ['severity=~\"(\"']\n    level: P1\n    respond_within: 5m\n    escalate_after: 15m\n",
+    )
+    .unwrap();
+    let e = Policy::new(&spec).unwrap_err();
+    assert!(e.starts_with("open_on[0].matchers[0]:"), "{e}");
+    let spec: PolicySpec = serde_norway::from_str(
+        "open_on:\n  - matchers: ['severity=\"critical\"']\n    level: P1\n    respond_within: 30m\n    escalate_after: 15m\n",
+    )
+    .unwrap();
+    assert!(Policy::new(&spec)
+        .unwrap_err()
+        .contains("escalate_after (15m) is shorter than respond_within (30m)"));
+    let bad: Result<PolicySpec, _> = serde_norway::from_str("open_on:\n  - matchers: []\n    level: P7\n    respond_within: 5m\n    escalate_after: 5m\n");
+    assert!(bad.is_err());
+}
