@@ -188,6 +188,12 @@ pub fn stitch(pieces: Vec<Vec<RangeSeries>>) -> Vec<RangeSeries> {
 }
 
 /// Rough heap size of a result: labels, points, and the vectors holding them.
+/// What an entry costs: its result, its key's query text, and the bookkeeping around them —
+/// so that many distinct queries with empty results still count against the budget.
+fn entry_bytes(key: &Key, series: &[RangeSeries]) -> usize {
+    size_of(series) + key.query.len() + 256
+}
+
 fn size_of(series: &[RangeSeries]) -> usize {
     series
         .iter()
@@ -397,7 +403,7 @@ impl ResultCache {
                 first = from;
             }
         }
-        let bytes = size_of(&series);
+        let bytes = entry_bytes(&key, &series);
         if let Some(old) = inner.entries.remove(&key) {
             inner.bytes -= old.bytes;
         }
@@ -495,7 +501,7 @@ impl ChangeObserver for ResultCache {
             }
             e.series = clip(&e.series, e.first, last);
             e.last = last;
-            let bytes = size_of(&e.series);
+            let bytes = entry_bytes(key, &e.series);
             freed += e.bytes - bytes;
             e.bytes = bytes;
             true

@@ -262,4 +262,14 @@ fn retention_empties_the_cache_and_the_budget_holds() {
         assert!(cache.bytes() <= 256 << 10, "{} bytes", cache.bytes());
     }
     assert!(cache.bytes() > 0);
+    // Results that are empty still cost their query text: thousands of distinct queries
+    // cannot grow the cache past its budget either.
+    for i in 0..5000 {
+        let q = format!("nothing_here_{i}{{job=\"{}\"}}", "x".repeat(200));
+        let e = Engine::parse(&q).unwrap();
+        cache
+            .range(&engine, &s, &e, 0, 30 * MIN, 15_000, 60 * MIN)
+            .unwrap();
+    }
+    assert!(cache.bytes() <= 256 << 10, "{} bytes", cache.bytes());
 }
