@@ -6,10 +6,12 @@
 
 mod audit;
 mod heal;
+mod incidents;
 mod tokens;
 
 pub use audit::{AuditError, AuditQuery, AuditRow, SqliteAudit, Verdict};
 pub use heal::SqliteHealStore;
+pub use incidents::{IncidentStoreError, SqliteIncidents};
 pub use tokens::{SqliteTokens, StoredToken, TokenError};
 
 use std::path::Path;
