@@ -28,6 +28,10 @@ pub enum StorageError {
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,
+    /// A selection would return more samples than its caller allowed; it stopped before
+    /// decoding the rest.
+    #[error("selection would load more than {0} samples")]
+    TooManySamples(usize),
 }
 
 /// Why one sample was not accepted. The valid samples of a batch are kept; each rejected one is
@@ -134,6 +138,26 @@ pub trait Querier: Send {
     /// Series that match all `matchers` and have at least one sample in range, sorted by labels.
     /// An empty matcher list selects nothing.
     fn select(&self, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet>, StorageError>;
+
+    /// As [`Querier::select`], but fails with [`StorageError::TooManySamples`] once more than
+    /// `max_samples` samples would be returned — a store that can stops decoding there, so
+    /// that a selection over the limit never holds more than the limit in memory. The default
+    /// selects everything and counts afterwards.
+    fn select_at_most(
+        &self,
+        matchers: &[Matcher],
+        max_samples: usize,
+    ) -> Result<Box<dyn SeriesSet>, StorageError> {
+        let all: Vec<Result<Series, StorageError>> = self.select(matchers)?.collect();
+        let mut n = 0usize;
+        for s in all.iter().flatten() {
+            n = n.saturating_add(s.samples.len());
+            if n > max_samples {
+                return Err(StorageError::TooManySamples(max_samples));
+            }
+        }
+        Ok(Box::new(all.into_iter()))
+    }
 
     /// Label names of the series that match (all series when `matchers` is empty), sorted.
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;

@@ -466,7 +466,21 @@ impl<'a> Evaluator<'a> {
         let matchers = crate::selector::matchers(vs)?;
         let q = self.store.querier(from + 1, to)?;
         let mut out = Vec::new();
-        for s in q.select(&matchers)? {
+        // The store stops decoding once the query's remaining allowance is spent, so a
+        // selection over the limit never holds more than the limit.
+        let allowance = self
+            .opts
+            .max_samples
+            .saturating_sub(self.samples_loaded + self.samples_transient);
+        let selected = q
+            .select_at_most(&matchers, allowance)
+            .map_err(|e| match e {
+                medic_model::StorageError::TooManySamples(_) => {
+                    Error::TooManySamples(self.opts.max_samples)
+                }
+                e => e.into(),
+            })?;
+        for s in selected {
             let s = s?;
             self.charge(s.samples.len())?;
             out.push(RangeSeries {

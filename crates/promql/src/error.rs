@@ -31,6 +31,9 @@ pub enum Error {
 
 impl From<medic_model::StorageError> for Error {
     fn from(e: medic_model::StorageError) -> Self {
-        Error::Storage(e.to_string())
+        match e {
+            medic_model::StorageError::TooManySamples(n) => Error::TooManySamples(n),
+            e => Error::Storage(e.to_string()),
+        }
     }
 }

@@ -369,6 +369,20 @@ impl Block {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<(Labels, Vec<Sample>)>, Error> {
+        let mut unlimited = usize::MAX;
+        self.select_at_most(matchers, mint, maxt, &mut unlimited)
+    }
+
+    /// As [`Block::select`], taking the samples decoded out of `budget` and stopping with
+    /// [`Error::TooManySamples`] when it runs out.
+    pub fn select_at_most(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        budget: &mut usize,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, Error> {
+        let limit = *budget;
         let mut out = Vec::new();
         let mut buf = Vec::new();
         for id in self.postings.candidates(matchers) {
@@ -383,7 +397,13 @@ impl Block {
                 }
                 buf.clear();
                 self.read_chunk(c, &mut buf)?;
+                let before = samples.len();
                 samples.extend(buf.iter().filter(|x| x.t >= mint && x.t <= maxt));
+                let taken = samples.len() - before;
+                if taken > *budget {
+                    return Err(Error::TooManySamples(limit));
+                }
+                *budget -= taken;
             }
             if !samples.is_empty() {
                 out.push((s.labels.clone(), samples));

@@ -43,6 +43,9 @@ pub enum Error {
     /// The store has been closed.
     #[error("storage is closed")]
     Closed,
+    /// A selection went over its caller's sample limit.
+    #[error("selection would load more than {0} samples")]
+    TooManySamples(usize),
 }
 
 impl Error {
@@ -58,6 +61,7 @@ impl From<Error> for medic_model::StorageError {
         match e {
             Error::Io { source, .. } => medic_model::StorageError::Io(source),
             Error::Closed => medic_model::StorageError::Closed,
+            Error::TooManySamples(n) => medic_model::StorageError::TooManySamples(n),
             other => medic_model::StorageError::Corrupted {
                 location: "tsdb".into(),
                 reason: other.to_string(),

@@ -25,22 +25,41 @@ impl DbQuerier {
 
     /// Series with samples in range, sorted by labels, merged across sources.
     pub fn select_vec(&self, matchers: &[Matcher]) -> Result<Vec<Series>, Error> {
+        self.select_vec_at_most(matchers, usize::MAX)
+    }
+
+    /// As [`DbQuerier::select_vec`], failing with [`Error::TooManySamples`] as soon as the
+    /// samples decoded (blocks and head together) pass `max_samples`.
+    pub fn select_vec_at_most(
+        &self,
+        matchers: &[Matcher],
+        max_samples: usize,
+    ) -> Result<Vec<Series>, Error> {
+        let mut budget = max_samples;
         let mut sources: Vec<Vec<(Labels, Vec<Sample>)>> = Vec::new();
         for b in &self.blocks {
-            sources.push(b.select(matchers, self.mint, self.maxt)?);
+            let part = b
+                .select_at_most(matchers, self.mint, self.maxt, &mut budget)
+                .map_err(|e| match e {
+                    Error::TooManySamples(_) => Error::TooManySamples(max_samples),
+                    e => e,
+                })?;
+            sources.push(part);
         }
         if self.head_overlaps() {
             let mint = self.mint.max(self.head.min_time());
-            sources.push(
-                self.head
-                    .select(matchers)
-                    .into_iter()
-                    .filter_map(|s| {
-                        let samples = s.samples(mint, self.maxt);
-                        (!samples.is_empty()).then(|| (s.labels().clone(), samples))
-                    })
-                    .collect(),
-            );
+            let mut from_head = Vec::new();
+            for s in self.head.select(matchers) {
+                let samples = s.samples(mint, self.maxt);
+                if samples.len() > budget {
+                    return Err(Error::TooManySamples(max_samples));
+                }
+                budget -= samples.len();
+                if !samples.is_empty() {
+                    from_head.push((s.labels().clone(), samples));
+                }
+            }
+            sources.push(from_head);
         }
         sources.retain(|s| !s.is_empty());
         if sources.len() == 1 {
@@ -85,6 +104,18 @@ impl Querier for DbQuerier {
             return Ok(Box::new(Vec::new().into_iter()));
         }
         let v = self.select_vec(matchers)?;
+        Ok(Box::new(v.into_iter().map(Ok)))
+    }
+
+    fn select_at_most(
+        &self,
+        matchers: &[Matcher],
+        max_samples: usize,
+    ) -> Result<Box<dyn SeriesSet>, StorageError> {
+        if matchers.is_empty() {
+            return Ok(Box::new(Vec::new().into_iter()));
+        }
+        let v = self.select_vec_at_most(matchers, max_samples)?;
         Ok(Box::new(v.into_iter().map(Ok)))
     }
 

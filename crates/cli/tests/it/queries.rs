@@ -170,3 +170,55 @@ async fn a_query_whose_client_went_away_stops() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A selection over `query.max_samples` is refused with Prometheus's message; the store stops
+/// decoding at the limit instead of loading everything first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_over_the_sample_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("medic.yml");
+    std::fs::write(&config, "query:\n  max_samples: 1000\n").unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&config), &[]);
+    let c = client();
+    let now = now_ms() / 1000 * 1000;
+    let series: Vec<TestSeries> = (0..10)
+        .map(|i| {
+            let labels = vec![
+                ("__name__".to_string(), "many".to_string()),
+                ("i".to_string(), i.to_string()),
+            ];
+            (
+                labels,
+                (0..200)
+                    .map(|k| (now - 3_000_000 + k * 15_000, 1.0))
+                    .collect(),
+            )
+        })
+        .collect();
+    let r = post_write(&c, &medic.url(""), write_request(&series))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let url = |q: &str| {
+        medic.url(&format!(
+            "/api/v1/query?query={}&time={}",
+            urlencode(q),
+            now / 1000
+        ))
+    };
+    let r = c
+        .get(url("count_over_time(many[1h])"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("too many samples")
+            && body["error"].as_str().unwrap().contains("1000"),
+        "{body}"
+    );
+    // Under the limit the same data answers.
+    let v = get_json(&c, &url(r#"count_over_time(many{i="3"}[1h])"#)).await;
+    assert_eq!(v["data"]["result"][0]["value"][1], "200", "{v}");
+}

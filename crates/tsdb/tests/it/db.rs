@@ -426,3 +426,35 @@ fn observers_hear_of_commits_and_retention() {
         seen.0.lock().unwrap()
     );
 }
+
+/// A selection with a sample allowance stops as soon as blocks and head together pass it, and
+/// returns everything when they do not.
+#[test]
+fn a_selection_stops_at_its_sample_allowance() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts(), Metrics::default()).unwrap();
+    ingest(&db, 3, 0, 6 * H);
+    db.flush().unwrap();
+    ingest(&db, 3, 6 * H, 7 * H);
+    assert!(!db.blocks().is_empty(), "some samples are in blocks");
+    let m = [Matcher::new(medic_model::MatchType::Equal, "job", "node").unwrap()];
+    let q = db.db_querier(0, 7 * H);
+    let all = q.select_vec(&m).unwrap();
+    let total: usize = all.iter().map(|s| s.samples.len()).sum();
+    assert_eq!(total, 3 * 7 * 240);
+    assert_eq!(q.select_vec_at_most(&m, total).unwrap(), all);
+    for limit in [0, 10, total / 2, total - 1] {
+        match q.select_vec_at_most(&m, limit) {
+            Err(medic_tsdb::Error::TooManySamples(n)) => assert_eq!(n, limit),
+            other => panic!("limit {limit}: {other:?}"),
+        }
+    }
+    // Through the trait, as the PromQL engine asks.
+    let e = medic_model::Querier::select_at_most(&q, &m, 100)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, medic_model::StorageError::TooManySamples(100)),
+        "{e}"
+    );
+}
