@@ -4,8 +4,7 @@
 //! Grafana aligns it, refreshes every 15 s of real time. Each refresh is timed with the
 //! target's cache and, for medic and VictoriaMetrics, again with `nocache=1`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -140,17 +139,7 @@ fn watch_dashboard(
 ) -> anyhow::Result<Outcome> {
     let has_cache = target != "prometheus";
     let pid = server.child.id();
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        std::thread::spawn(move || {
-            while sampling.load(Ordering::SeqCst) {
-                peak.fetch_max(proc::status_bytes(pid, "VmRSS:"), Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let sampler = proc::RssSampler::start(pid, Duration::from_millis(20));
     let first = rt.block_on(refresh(c, &server.base, false))?;
     let (mut cached, mut uncached) = (Vec::new(), Vec::new());
     for i in 0..a.refreshes {
@@ -169,14 +158,13 @@ fn watch_dashboard(
             if nocache { &mut uncached } else { &mut cached }.push(ms);
         }
     }
-    sampling.store(false, Ordering::SeqCst);
-    let _ = sampler.join();
+    let peak_rss = sampler.stop();
     Ok(Outcome {
         target: target.to_string(),
         cached,
         uncached,
         first,
-        peak_rss: peak.load(Ordering::SeqCst),
+        peak_rss,
     })
 }
 

@@ -510,25 +510,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let server = start(target, &a.medic)?;
         let pid = server.child.id();
         let cpu0 = proc::cpu_seconds(pid);
-        let peak = Arc::new(AtomicU64::new(0));
-        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let sampler = {
-            let (peak, sampling) = (peak.clone(), sampling.clone());
-            std::thread::spawn(move || {
-                while sampling.load(Ordering::SeqCst) {
-                    peak.fetch_max(proc::status_bytes(pid, "VmRSS:"), Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        };
+        let sampler = proc::RssSampler::start(pid, Duration::from_millis(20));
         let (errors, secs) = rt.block_on(send_all(&server.base, &wl, a.concurrency));
-        sampling.store(false, Ordering::SeqCst);
-        let _ = sampler.join();
+        let sampled = sampler.stop();
         let cpu = proc::cpu_seconds(pid) - cpu0;
         let rss_after = proc::status_bytes(pid, "VmRSS:");
-        let peak_rss = peak
-            .load(Ordering::SeqCst)
-            .max(proc::status_bytes(pid, "VmHWM:"));
+        let peak_rss = sampled.max(proc::status_bytes(pid, "VmHWM:"));
         let disk = rt.block_on(compacted_bytes(target, &server))?;
         if target == "medic" {
             rt.block_on(verify_medic(&server, wl.samples))?;

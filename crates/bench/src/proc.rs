@@ -38,3 +38,42 @@ pub fn dir_bytes(dir: &std::path::Path) -> u64 {
         })
         .sum()
 }
+
+/// Samples a process's resident memory every `every` on a thread of its own until stopped;
+/// the highest reading is the peak.
+pub struct RssSampler {
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RssSampler {
+    /// Starts sampling `pid`.
+    pub fn start(pid: u32, every: std::time::Duration) -> RssSampler {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let peak = std::sync::Arc::new(AtomicU64::new(0));
+        let running = std::sync::Arc::new(AtomicBool::new(true));
+        let thread = {
+            let (peak, running) = (peak.clone(), running.clone());
+            std::thread::spawn(move || {
+                while running.load(Ordering::SeqCst) {
+                    peak.fetch_max(status_bytes(pid, "VmRSS:"), Ordering::SeqCst);
+                    std::thread::sleep(every);
+                }
+            })
+        };
+        RssSampler {
+            peak,
+            running,
+            thread,
+        }
+    }
+
+    /// Stops sampling; the peak resident memory seen, in bytes.
+    pub fn stop(self) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.running.store(false, Ordering::SeqCst);
+        let _ = self.thread.join();
+        self.peak.load(Ordering::SeqCst)
+    }
+}

@@ -1,8 +1,6 @@
 //! The query benchmark: the ingest workload loaded into each target, then the same golden-signal
 //! queries timed on each, instant (at the end of the data) and range (the whole span, 60 s step).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ingest::{self, median};
@@ -10,6 +8,7 @@ use crate::proc;
 
 /// Arguments of `query`.
 #[derive(Debug, clap::Args)]
+#[group(id = "query_args")]
 pub struct Args {
     #[command(flatten)]
     base: ingest::Args,
@@ -90,17 +89,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_secs(2));
         }
         let pid = server.child.id();
-        let peak = Arc::new(AtomicU64::new(0));
-        let sampling = Arc::new(AtomicBool::new(true));
-        let sampler = {
-            let (peak, sampling) = (peak.clone(), sampling.clone());
-            std::thread::spawn(move || {
-                while sampling.load(Ordering::SeqCst) {
-                    peak.fetch_max(proc::status_bytes(pid, "VmRSS:"), Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            })
-        };
+        let sampler = proc::RssSampler::start(pid, Duration::from_millis(10));
         for q in QUERIES {
             let instant = [
                 ("query", q.to_string()),
@@ -150,12 +139,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 ms
             );
         }
-        sampling.store(false, Ordering::SeqCst);
-        let _ = sampler.join();
+        let sampled = sampler.stop();
         peaks.push((
             target.clone(),
-            peak.load(Ordering::SeqCst)
-                .max(proc::status_bytes(pid, "VmHWM:")),
+            sampled.max(proc::status_bytes(pid, "VmHWM:")),
         ));
         drop(server);
     }

@@ -16,10 +16,6 @@ async fn post_alerts(c: &reqwest::Client, m: &Medic, body: Value) -> reqwest::Re
         .unwrap()
 }
 
-fn now_ms() -> i64 {
-    medic_model::Clock::now_ms(&medic_model::SystemClock)
-}
-
 const RECEIVERS: &str = r#"
 route:
   receiver: hook

@@ -23,10 +23,6 @@ const RULES: &str = r#"groups:
       summary: '{{ $labels.service }} latency is unusual (score {{ $value }})'
 "#;
 
-fn now_ms() -> i64 {
-    medic_model::Clock::now_ms(&medic_model::SystemClock)
-}
-
 fn latency(points: &[(i64, f64)]) -> Vec<u8> {
     write_request(&[(
         vec![

@@ -6,13 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 fn series(name: &str) -> Vec<(String, String)> {
     vec![
         ("__name__".to_string(), name.to_string()),

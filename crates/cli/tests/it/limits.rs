@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::{client, Medic};
+use crate::support::{client, counter, Medic};
 
 fn raise_own_fd_limit() {
     // SAFETY: getrlimit/setrlimit on this process with a struct we own.
@@ -41,15 +41,6 @@ fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> Option<String> {
             Err(_) => return None,
         }
     }
-}
-
-fn counter(metrics: &str, line_start: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,13 +5,6 @@
 
 use crate::support::*;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 async fn range(
     c: &reqwest::Client,
     medic: &Medic,
@@ -40,7 +33,7 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-async fn counter(c: &reqwest::Client, medic: &Medic, series: &str) -> f64 {
+async fn metric(c: &reqwest::Client, medic: &Medic, series: &str) -> f64 {
     let text = c
         .get(medic.url("/metrics"))
         .send()
@@ -49,9 +42,7 @@ async fn counter(c: &reqwest::Client, medic: &Medic, series: &str) -> f64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    counter(&text, series)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +74,7 @@ async fn a_repeated_range_query_is_cached_and_a_late_sample_shows_at_once() {
     let again = range(&c, &medic, q, start, end, "").await;
     assert_eq!(first, again);
     let hits = r#"medic_query_cache_requests_total{result="hit"}"#;
-    assert_eq!(counter(&c, &medic, hits).await, 1.0, "the repeat was a hit");
+    assert_eq!(metric(&c, &medic, hits).await, 1.0, "the repeat was a hit");
     let values = |r: &serde_json::Value| -> Vec<f64> {
         r[0]["values"]
             .as_array()
@@ -106,10 +97,10 @@ async fn a_repeated_range_query_is_cached_and_a_late_sample_shows_at_once() {
         2,
         "the late sample shows for the two steps its 2m window covers: {after}"
     );
-    let invalidated = counter(&c, &medic, "medic_query_cache_invalidations_total").await;
+    let invalidated = metric(&c, &medic, "medic_query_cache_invalidations_total").await;
     assert!(invalidated >= 1.0, "{invalidated}");
     assert_eq!(
-        counter(
+        metric(
             &c,
             &medic,
             r#"medic_query_cache_requests_total{result="bypass"}"#
@@ -146,7 +137,7 @@ async fn a_query_whose_client_went_away_stops() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     let cancelled = "medic_query_cancelled_total";
-    assert_eq!(counter(&c, &medic, cancelled).await, 0.0);
+    assert_eq!(metric(&c, &medic, cancelled).await, 0.0);
     // Millions of subquery steps: minutes of work, checked every 1,024 steps.
     let q = "max_over_time(sum(rate(busy_total[1m]))[30d:1s])";
     let impatient = reqwest::Client::builder()
@@ -162,7 +153,7 @@ async fn a_query_whose_client_went_away_stops() {
     let e = impatient.get(&url).send().await.unwrap_err();
     assert!(e.is_timeout(), "{e}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while counter(&c, &medic, cancelled).await < 1.0 {
+    while metric(&c, &medic, cancelled).await < 1.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the abandoned query was not stopped within 10 s"

@@ -39,10 +39,6 @@ fn write_config(dir: &Path, rules: &str) -> std::path::PathBuf {
     cfg
 }
 
-fn now_ms() -> i64 {
-    medic_model::Clock::now_ms(&medic_model::SystemClock)
-}
-
 async fn push_temps(c: &reqwest::Client, base: &str) {
     let t = now_ms();
     let series: Vec<TestSeries> = [("kitchen", 95.0), ("cellar", 12.0)]

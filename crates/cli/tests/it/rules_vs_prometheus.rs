@@ -70,10 +70,6 @@ fn expected(step: usize) -> Vec<(&'static str, &'static str, &'static str)> {
     }
 }
 
-fn now_ms() -> i64 {
-    medic_model::Clock::now_ms(&medic_model::SystemClock)
-}
-
 /// The samples pushed at `t` (ms), the `tick`th second of `step`.
 fn series(step: usize, tick: i64, t: i64) -> Vec<TestSeries> {
     let (k, c, a) = SCHEDULE[step];

@@ -106,13 +106,6 @@ fn a_malformed_spec_is_refused_with_its_field_and_line() {
     assert!(!Path::new(&dir.path().join("out.yml")).exists());
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 fn close(v: &serde_json::Value, want: f64) -> bool {
     v.as_f64().is_some_and(|x| (x - want).abs() < 1e-9)
 }

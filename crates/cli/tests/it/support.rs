@@ -450,3 +450,19 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Milliseconds since the epoch, by the clock medic reads.
+pub fn now_ms() -> i64 {
+    medic_model::Clock::now_ms(&medic_model::SystemClock)
+}
+
+/// The value of the first line of a Prometheus text exposition that starts with `line_start`
+/// (a metric name with its labels), 0 when there is none.
+pub fn counter(metrics: &str, line_start: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
