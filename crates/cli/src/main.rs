@@ -12,6 +12,7 @@ mod audit_cmd;
 mod client;
 mod demo;
 mod heal_cmd;
+mod incident_cmd;
 mod promql_cmd;
 mod query;
 mod rules_cmd;
@@ -89,6 +90,9 @@ enum Command {
         #[command(subcommand)]
         what: SloCommand,
     },
+    /// Incidents in a running medic: list, show, open, ack, assign, comment, mitigate,
+    /// resolve, close, and the post-incident report.
+    Incident(incident_cmd::IncidentArgs),
     /// Alerts in a running medic: list them, their groups, their history.
     Alerts(alerts_cmd::AlertsArgs),
     /// Silences in a running medic: add, list, expire (amtool's `silence`).
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Incident(args) => incident_cmd::incident(args),
         Command::Slo { what } => match what {
             SloCommand::Generate(args) => slo_cmd::generate(args),
             SloCommand::List(args) => slo_cmd::list(args),

@@ -49,6 +49,9 @@ pub trait Hooks: Send + Sync {
     fn notify(&self, n: Notification) -> BoxFuture<Result<(), NotifyError>>;
     /// Records a decision or an action in the audit log.
     fn audit(&self, _entry: medic_model::AuditEntry) {}
+    /// An execution's journal record was written (a step began or ended): incidents follow
+    /// repairs through this.
+    fn journaled(&self, _execution: &crate::journal::Execution) {}
 }
 
 /// Hooks that know no alerts and send nothing (tests, offline tools).

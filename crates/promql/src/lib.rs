@@ -10,6 +10,7 @@
 mod aggregate;
 mod binary;
 pub mod cache;
+pub mod chart;
 pub mod diagnose;
 pub mod engine;
 mod error;

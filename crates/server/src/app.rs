@@ -169,7 +169,9 @@ impl App {
         let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
         let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics)?;
         let audit = open_audit(&config)?;
+        let incidents = build_incidents(&config, &alerts, &self_metrics, &overrides)?;
         let parts = HealParts {
+            incidents: &incidents,
             alerts: &alerts,
             engine: &engine,
             db: &db,
@@ -221,6 +223,7 @@ impl App {
             reloader,
             alerts,
             heal,
+            incidents,
         });
         starting.stop().await;
         Ok(App {
@@ -282,6 +285,16 @@ impl App {
                     .run(async move { stop.notified().await }),
             )
         };
+        let stop_incidents = Arc::new(tokio::sync::Notify::new());
+        let incidents_task = {
+            let stop = stop_incidents.clone();
+            tokio::spawn(
+                self.state
+                    .incidents
+                    .clone()
+                    .run(async move { stop.notified().await }),
+            )
+        };
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&self.state.config.storage.path);
         let save_task = {
             let rules = self.state.rules.clone();
@@ -316,8 +329,10 @@ impl App {
         save_detectors(&self.state.rules, &anomaly_path).await;
         stop_heal.notify_one();
         stop_alerts.notify_one();
+        stop_incidents.notify_one();
         let _ = alerts_task.await;
         let _ = heal_task.await;
+        let _ = incidents_task.await;
         let db = self.state.db.clone();
         tokio::task::spawn_blocking(move || db.close())
             .await
@@ -405,8 +420,40 @@ fn build_result_cache(
     Some(cache)
 }
 
+/// Opens the incident store (`incidents.db` in the storage directory by default) and loads
+/// the incidents under the configured policy.
+fn build_incidents(
+    config: &Config,
+    alerts: &Arc<medic_alert::AlertManager>,
+    self_metrics: &SelfMetrics,
+    overrides: &Overrides,
+) -> Result<Arc<crate::incidents::Incidents>, Error> {
+    let path = config
+        .incidents
+        .state_file
+        .clone()
+        .unwrap_or_else(|| config.storage.path.join("incidents.db"));
+    info!(path = %path.display(), "opening incidents");
+    let store =
+        medic_state::SqliteIncidents::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
+    let metrics = crate::incidents::IncidentMetrics::default();
+    self_metrics.with_registry(|r| metrics.register(r));
+    crate::incidents::Incidents::open(
+        &config.incidents,
+        store,
+        alerts.clone(),
+        Arc::new(medic_model::SystemClock),
+        metrics,
+    )
+    .map_err(|message| Error::Config {
+        file: overrides.config_file.clone().unwrap_or_default(),
+        message,
+    })
+}
+
 /// What the heal engine is built on.
 struct HealParts<'a> {
+    incidents: &'a Arc<crate::incidents::Incidents>,
     alerts: &'a Arc<medic_alert::AlertManager>,
     engine: &'a medic_promql::Engine,
     db: &'a Arc<Db>,
@@ -422,6 +469,7 @@ fn build_heal(
     parts: HealParts<'_>,
 ) -> Result<Arc<medic_heal::Engine>, Error> {
     let HealParts {
+        incidents,
         alerts,
         engine,
         db,
@@ -455,7 +503,11 @@ fn build_heal(
         opts,
         store,
         query,
-        Arc::new(crate::bridge::AlertHooks(alerts.clone(), audit.clone())),
+        Arc::new(crate::bridge::AlertHooks(
+            alerts.clone(),
+            audit.clone(),
+            incidents.clone(),
+        )),
         Arc::new(medic_model::SystemClock),
         metrics,
     )

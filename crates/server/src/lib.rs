@@ -18,6 +18,7 @@ pub mod config;
 mod error;
 pub mod forward;
 pub mod http;
+pub mod incidents;
 pub mod reload;
 pub mod remote_write;
 pub mod scrape;

@@ -17,6 +17,12 @@ CREATE TABLE IF NOT EXISTS incidents (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incidents_status ON incidents (status, opened_at);
+CREATE TABLE IF NOT EXISTS incident_reports (
+    id INTEGER PRIMARY KEY,
+    generated_at INTEGER NOT NULL,
+    markdown TEXT NOT NULL,
+    html TEXT NOT NULL
+);
 ";
 
 /// Why the incident store could not be read or written.
@@ -32,6 +38,15 @@ pub enum IncidentStoreError {
         id: i64,
         message: String,
     },
+}
+
+/// A post-incident report as generated, both renderings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReport {
+    pub id: u64,
+    pub generated_at: i64,
+    pub markdown: String,
+    pub html: String,
 }
 
 /// The incident table (in `incidents.db`, or any database file).
@@ -91,6 +106,38 @@ impl SqliteIncidents {
             .map_err(|e| self.storage(e))?;
         }
         tx.commit().map_err(|e| self.storage(e))
+    }
+
+    /// Stores incident `id`'s report (replacing the one before).
+    pub fn save_report(&self, r: &StoredReport) -> Result<(), IncidentStoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO incident_reports (id, generated_at, markdown, html) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET generated_at = excluded.generated_at,
+                   markdown = excluded.markdown, html = excluded.html",
+                params![r.id as i64, r.generated_at, r.markdown, r.html],
+            )
+            .map(|_| ())
+            .map_err(|e| self.storage(e))
+    }
+
+    /// Incident `id`'s stored report, if one was generated.
+    pub fn report(&self, id: u64) -> Result<Option<StoredReport>, IncidentStoreError> {
+        let c = self.conn();
+        let mut st = c
+            .prepare("SELECT generated_at, markdown, html FROM incident_reports WHERE id = ?1")
+            .map_err(|e| self.storage(e))?;
+        let mut rows = st
+            .query_map(params![id as i64], |r| {
+                Ok(StoredReport {
+                    id,
+                    generated_at: r.get(0)?,
+                    markdown: r.get(1)?,
+                    html: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.storage(e))?;
+        rows.next().transpose().map_err(|e| self.storage(e))
     }
 
     /// Every incident, oldest first. A row that does not decode is an error naming it (it is
@@ -171,9 +218,21 @@ mod tests {
                 "bob",
                 "payments slow",
                 medic_alert::incident::Level::P2,
+                vec![("service".into(), "payments".into())],
             )
             .unwrap();
         assert_eq!(id, 2);
+        // Reports are stored beside it and replaced when made again.
+        let r = |at, md: &str| StoredReport {
+            id: 2,
+            generated_at: at,
+            markdown: md.into(),
+            html: format!("<p>{md}</p>"),
+        };
+        assert_eq!(s.report(2).unwrap(), None);
+        s.save_report(&r(1, "first")).unwrap();
+        s.save_report(&r(2, "second")).unwrap();
+        assert_eq!(s.report(2).unwrap(), Some(r(2, "second")));
     }
 
     #[test]

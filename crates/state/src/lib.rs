@@ -11,7 +11,7 @@ mod tokens;
 
 pub use audit::{AuditError, AuditQuery, AuditRow, SqliteAudit, Verdict};
 pub use heal::SqliteHealStore;
-pub use incidents::{IncidentStoreError, SqliteIncidents};
+pub use incidents::{IncidentStoreError, SqliteIncidents, StoredReport};
 pub use tokens::{SqliteTokens, StoredToken, TokenError};
 
 use std::path::Path;

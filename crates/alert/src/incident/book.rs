@@ -1,10 +1,10 @@
 //! The set of incidents and the rules that move them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use medic_model::Labels;
-
-use super::{Action, Effect, GroupRef, Incident, IncidentError, Level, Policy, Status, MEDIC};
+use super::{
+    Action, Effect, GroupRef, Incident, IncidentError, Level, Policy, RepairRef, Status, MEDIC,
+};
 
 /// Every incident, and the policy that opens and joins them.
 #[derive(Debug, Clone)]
@@ -12,6 +12,8 @@ pub struct Book {
     policy: Policy,
     incidents: BTreeMap<u64, Incident>,
     next_id: u64,
+    /// Incidents changed since the last [`Book::take_dirty`]: what the shell saves.
+    dirty: BTreeSet<u64>,
 }
 
 impl Book {
@@ -21,6 +23,7 @@ impl Book {
             policy,
             incidents: BTreeMap::new(),
             next_id: 1,
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -31,6 +34,31 @@ impl Book {
             policy,
             incidents: incidents.into_iter().map(|i| (i.id, i)).collect(),
             next_id,
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Replaces the policy (a reload); incidents keep the levels and targets they have.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// The incidents changed since the last call, to be saved.
+    pub fn take_dirty(&mut self) -> Vec<&Incident> {
+        let ids = std::mem::take(&mut self.dirty);
+        ids.iter().filter_map(|id| self.incidents.get(id)).collect()
+    }
+
+    /// Adds a line to incident `id`'s timeline (notifications sent, silences seen).
+    pub fn record(&mut self, now: i64, id: u64, who: &str, kind: &str, detail: &str) {
+        if let Some(inc) = self.incidents.get_mut(&id) {
+            inc.note(now, who, kind, detail);
+            self.dirty.insert(id);
         }
     }
 
@@ -40,7 +68,7 @@ impl Book {
     }
 
     /// Every incident, oldest first.
-    pub fn all(&self) -> impl Iterator<Item = &Incident> {
+    pub fn all(&self) -> impl DoubleEndedIterator<Item = &Incident> {
         self.incidents.values()
     }
 
@@ -76,8 +104,10 @@ impl Book {
                 transitions: Vec::new(),
                 timeline: Vec::new(),
                 last_activity: now,
+                executions: Vec::new(),
             },
         );
+        self.dirty.insert(id);
         id
     }
 
@@ -140,6 +170,7 @@ impl Book {
             }
             (None, None, None) => return effects,
         };
+        self.dirty.insert(id);
         let inc = self.incidents.get_mut(&id).expect("found above");
         if inc.groups.insert(g.key.to_string(), true) != Some(true) {
             if member.is_none() && !effects.iter().any(|e| matches!(e, Effect::Opened { .. })) {
@@ -189,6 +220,7 @@ impl Book {
                 continue;
             }
             inc.groups.insert(group_key.to_string(), false);
+            self.dirty.insert(inc.id);
             inc.note(now, MEDIC, "alert_resolved", group_key.to_string());
             if inc.groups.values().all(|firing| !firing) && inc.status != Status::Resolved {
                 effects.extend(inc.set_status(now, Status::Resolved));
@@ -198,17 +230,30 @@ impl Book {
         effects
     }
 
-    /// Opens an incident by hand.
+    /// Opens an incident by hand. `key`: labels saying what it is about (`service`, …); alert
+    /// groups agreeing with it on the correlation labels join it within the window.
     pub fn open_by_hand(
         &mut self,
         now: i64,
         by: &str,
         title: &str,
         level: Level,
+        key: Vec<(String, String)>,
     ) -> Result<(u64, Vec<Effect>), IncidentError> {
         if title.trim().is_empty() {
             return Err(IncidentError::Invalid("title: must not be empty".into()));
         }
+        if let Some((n, _)) = key
+            .iter()
+            .find(|(n, _)| !medic_model::is_valid_label_name(n))
+        {
+            return Err(IncidentError::Invalid(format!(
+                "labels: {n:?} is not a label name"
+            )));
+        }
+        // Only the correlation labels make a key groups can join.
+        let labels = medic_model::Labels::from_pairs(key.clone());
+        let key = self.policy.key(&labels).unwrap_or(key);
         let targets = self
             .policy
             .rules
@@ -220,9 +265,10 @@ impl Book {
                     r.escalate_after.as_millis() as i64,
                 )
             });
-        let id = self.open(now, title.to_string(), level, Vec::new(), targets);
+        let id = self.open(now, title.to_string(), level, key, targets);
         let inc = self.incidents.get_mut(&id).expect("just opened");
         inc.note(now, by, "opened", format!("by hand at {level}"));
+        self.dirty.insert(id);
         Ok((id, vec![Effect::Opened { id, level }]))
     }
 
@@ -238,6 +284,9 @@ impl Book {
             .incidents
             .get_mut(&id)
             .ok_or(IncidentError::Unknown(id))?;
+        // Marked changed before the checks: a refused request changes nothing, and saving an
+        // unchanged incident is harmless.
+        self.dirty.insert(id);
         let status = inc.status;
         let refuse = |action: &'static str, hint: &'static str| IncidentError::Transition {
             id,
@@ -296,22 +345,28 @@ impl Book {
         Ok(effects)
     }
 
-    /// A step of a repair of something in incident(s) matching `labels`: goes on the timeline.
-    /// `verified` marks the repair's fix as verified: an incident nobody has acknowledged yet is
-    /// then mitigated by medic (auto-mitigated).
-    pub fn repair(&mut self, now: i64, labels: &Labels, step: &str, verified: bool) -> Vec<Effect> {
-        let key = self.policy.key(labels);
+    /// A step of a repair: goes on the timeline of the incidents it concerns (same
+    /// correlation key, or holding one of its alert's groups) that are not yet mitigated. A
+    /// verified fix mitigates them; one nobody had acknowledged is auto-mitigated.
+    pub fn repair(&mut self, now: i64, r: &RepairRef<'_>) -> Vec<Effect> {
+        let key = self.policy.key(r.labels);
         let mut effects = Vec::new();
         for inc in self.incidents.values_mut() {
+            let by_key = key
+                .as_ref()
+                .is_some_and(|k| !inc.key.is_empty() && *k == inc.key);
+            let by_group = r.groups.iter().any(|g| inc.groups.contains_key(g));
             let concerned = matches!(inc.status, Status::Triggered | Status::Acknowledged)
-                && key
-                    .as_ref()
-                    .is_some_and(|k| !inc.key.is_empty() && *k == inc.key);
+                && (by_key || by_group);
             if !concerned {
                 continue;
             }
-            inc.note(now, MEDIC, "repair", step.to_string());
-            if verified {
+            self.dirty.insert(inc.id);
+            if !inc.executions.iter().any(|e| e == r.execution) {
+                inc.executions.push(r.execution.to_string());
+            }
+            inc.note(now, MEDIC, "repair", r.step.to_string());
+            if r.verified {
                 if inc.status == Status::Triggered {
                     inc.auto_mitigated = true;
                 }
@@ -320,6 +375,33 @@ impl Book {
             }
         }
         effects
+    }
+
+    /// A person acknowledged alert group `group_key` in the alert manager: the incidents
+    /// holding it note it, and a triggered one is acknowledged by that person.
+    pub fn group_acked(&mut self, now: i64, group_key: &str, by: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for inc in self.incidents.values_mut() {
+            if inc.status == Status::Closed || !inc.groups.contains_key(group_key) {
+                continue;
+            }
+            self.dirty.insert(inc.id);
+            inc.note(now, by, "alert_acknowledged", group_key.to_string());
+            if inc.status == Status::Triggered {
+                effects.extend(inc.set_status(now, Status::Acknowledged));
+                inc.note(now, by, "acknowledged", "through its alert group");
+            }
+        }
+        effects
+    }
+
+    /// The ids of the open incidents holding alert group `group_key`.
+    pub fn holding(&self, group_key: &str) -> Vec<u64> {
+        self.incidents
+            .values()
+            .filter(|i| i.status != Status::Closed && i.groups.contains_key(group_key))
+            .map(|i| i.id)
+            .collect()
     }
 
     /// Escalations due at `now`: each incident at most once per reason.
@@ -341,6 +423,7 @@ impl Book {
                     continue;
                 }
                 inc.escalations.push(why.to_string());
+                self.dirty.insert(inc.id);
                 let detail = match why {
                     "ack_overdue" => {
                         format!("not acknowledged within {} s", inc.respond_within_ms / 1000)

@@ -86,6 +86,9 @@ pub struct Incident {
     pub timeline: Vec<Entry>,
     /// Last time anything happened (for the correlation window).
     pub last_activity: i64,
+    /// Heal executions that worked on it (ids, in order), for the report's repair evidence.
+    #[serde(default)]
+    pub executions: Vec<String>,
 }
 
 /// What a call did, for the shell to store, notify and count.
@@ -125,6 +128,22 @@ pub struct GroupRef<'a> {
     pub labels: &'a Labels,
     /// A line for the timeline and the title: the alert names, say.
     pub summary: &'a str,
+}
+
+/// A step of an automatic repair, as the incident book sees it.
+#[derive(Debug, Clone)]
+pub struct RepairRef<'a> {
+    /// The heal execution's id.
+    pub execution: &'a str,
+    /// Its trigger's labels (matched against the correlation labels).
+    pub labels: &'a Labels,
+    /// The alert groups its trigger alert is in (an incident holding one is concerned even
+    /// when the labels lack a correlation label).
+    pub groups: &'a [String],
+    /// The line for the timeline.
+    pub step: &'a str,
+    /// The fix was verified.
+    pub verified: bool,
 }
 
 /// What a person asks of an incident.
@@ -167,7 +186,9 @@ pub struct Figures {
 }
 
 mod book;
+pub mod feed;
 pub use book::Book;
+pub use feed::{Feed, GroupSnapshot};
 
 impl Incident {
     fn note(&mut self, at: i64, who: &str, kind: &str, detail: impl Into<String>) {

@@ -55,7 +55,8 @@ pub struct PolicySpec {
     pub window: Dur,
 }
 
-fn default_rules() -> Vec<RuleSpec> {
+/// The manuals' table: critical → P1 (5m, 15m), warning → P2 (30m, 2h).
+pub fn default_rules() -> Vec<RuleSpec> {
     vec![
         RuleSpec {
             matchers: vec![r#"severity="critical""#.into()],
@@ -72,11 +73,13 @@ fn default_rules() -> Vec<RuleSpec> {
     ]
 }
 
-fn default_correlate_by() -> Vec<String> {
+/// `service`.
+pub fn default_correlate_by() -> Vec<String> {
     vec!["service".into()]
 }
 
-fn default_window() -> Dur {
+/// 30m.
+pub fn default_window() -> Dur {
     Dur::from_secs(1800)
 }
 

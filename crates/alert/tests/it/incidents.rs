@@ -4,7 +4,8 @@
 //! mitigate, resolve, time in each state) are what the timeline says.
 
 use medic_alert::incident::{
-    Action, Book, Effect, GroupRef, IncidentError, Level, Policy, PolicySpec, Status,
+    Action, Book, Effect, Feed, GroupRef, GroupSnapshot, IncidentError, Level, Policy, PolicySpec,
+    RepairRef, Status,
 };
 use medic_model::Labels;
 
@@ -29,6 +30,16 @@ fn fire(b: &mut Book, at: i64, key: &str, l: &Labels) -> Vec<Effect> {
             summary: key,
         },
     )
+}
+
+fn repair<'a>(labels: &'a Labels, step: &'a str, verified: bool) -> RepairRef<'a> {
+    RepairRef {
+        execution: "ex-1",
+        labels,
+        groups: &[],
+        step,
+        verified,
+    }
 }
 
 #[test]
@@ -156,18 +167,14 @@ fn a_repair_verified_before_anyone_acknowledged_marks_it_auto_mitigated() {
     assert_eq!(
         b.repair(
             T0 + M,
-            &affected,
-            "restart: argv [systemctl restart web]",
-            false
+            &repair(&affected, "restart: argv [systemctl restart web]", false)
         ),
         vec![]
     );
     assert_eq!(
         b.repair(
             T0 + 2 * M,
-            &affected,
-            "verified: error rate 0.1% < 1%",
-            true
+            &repair(&affected, "verified: error rate 0.1% < 1%", true)
         ),
         vec![Effect::StatusChanged {
             id: 1,
@@ -212,7 +219,7 @@ fn a_repair_verified_before_anyone_acknowledged_marks_it_auto_mitigated() {
     let mut b = book();
     fire(&mut b, 0, "g", &crit);
     b.act(T0 + M, 1, "alice", Action::Acknowledge).unwrap();
-    b.repair(T0 + 3 * M, &affected, "verified", true);
+    b.repair(T0 + 3 * M, &repair(&affected, "verified", true));
     let inc = b.get(1).unwrap();
     assert_eq!(inc.status, Status::Mitigated);
     assert!(!inc.auto_mitigated);
@@ -312,4 +319,128 @@ fn a_bad_policy_is_refused_naming_the_field() {
         .contains("escalate_after (15m) is shorter than respond_within (30m)"));
     let bad: Result<PolicySpec, _> = serde_norway::from_str("open_on:\n  - matchers: []\n    level: P7\n    respond_within: 5m\n    escalate_after: 5m\n");
     assert!(bad.is_err());
+}
+
+fn snap(key: &str, l: &Labels) -> GroupSnapshot {
+    GroupSnapshot {
+        key: key.into(),
+        labels: l.clone(),
+        summary: key.into(),
+        fingerprints: vec![format!("fp-{key}")],
+        suppressed: false,
+        silenced_by: vec![],
+        acked_by: None,
+    }
+}
+
+#[test]
+fn the_feed_turns_snapshots_of_groups_into_firing_resolving_acks_and_silences() {
+    let mut b = book();
+    let mut feed = Feed::default();
+    let crit = labels(&[("service", "checkout"), ("severity", "critical")]);
+    let g = snap("g", &crit);
+    assert!(matches!(
+        feed.sync(&mut b, T0, std::slice::from_ref(&g))[..],
+        [Effect::Opened { id: 1, .. }]
+    ));
+    // Still firing: nothing new, and an incident resolved by hand meanwhile stays resolved.
+    b.act(T0 + M, 1, "alice", Action::Resolve).unwrap();
+    assert_eq!(
+        feed.sync(&mut b, T0 + 2 * M, std::slice::from_ref(&g)),
+        vec![]
+    );
+    assert_eq!(b.get(1).unwrap().status, Status::Resolved);
+    b.act(T0 + 2 * M, 1, "alice", Action::Close).unwrap();
+    // Gone from the alert manager: resolved; back: a new incident (the old one is closed).
+    assert_eq!(feed.sync(&mut b, T0 + 3 * M, &[]), vec![]);
+    assert!(matches!(
+        feed.sync(&mut b, T0 + 4 * M, std::slice::from_ref(&g))[..],
+        [Effect::Opened { id: 2, .. }]
+    ));
+    assert_eq!(feed.groups_of("fp-g"), vec!["g".to_string()]);
+    // An ack of the group in the alert manager acknowledges the incident, once.
+    let mut acked = g.clone();
+    acked.acked_by = Some("bob".into());
+    acked.silenced_by = vec!["s-1".into()];
+    assert_eq!(
+        feed.sync(&mut b, T0 + 5 * M, std::slice::from_ref(&acked)),
+        vec![Effect::StatusChanged {
+            id: 2,
+            from: Status::Triggered,
+            to: Status::Acknowledged
+        }]
+    );
+    assert_eq!(
+        feed.sync(&mut b, T0 + 6 * M, std::slice::from_ref(&acked)),
+        vec![]
+    );
+    let inc = b.get(2).unwrap();
+    assert_eq!(inc.acknowledged_at, Some(T0 + 5 * M));
+    let lines: Vec<(&str, &str)> = inc
+        .timeline
+        .iter()
+        .map(|e| (e.kind.as_str(), e.who.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("opened", "medic"),
+            ("alert_firing", "medic"),
+            ("alert_acknowledged", "bob"),
+            ("acknowledged", "bob"),
+            ("silenced", "medic"),
+        ]
+    );
+    // Resolved in the alert manager: the incident resolves.
+    assert_eq!(
+        feed.sync(&mut b, T0 + 7 * M, &[]),
+        vec![Effect::StatusChanged {
+            id: 2,
+            from: Status::Acknowledged,
+            to: Status::Resolved
+        }]
+    );
+}
+
+#[test]
+fn a_muted_group_opens_nothing_and_a_restarted_feed_resolves_what_ended_meanwhile() {
+    let mut b = book();
+    let crit = labels(&[("service", "checkout"), ("severity", "critical")]);
+    let mut muted = snap("m", &crit);
+    muted.suppressed = true;
+    let mut feed = Feed::default();
+    assert_eq!(feed.sync(&mut b, T0, std::slice::from_ref(&muted)), vec![]);
+    assert_eq!(b.all().count(), 0);
+    feed.sync(&mut b, T0, &[snap("g", &crit)]);
+    assert_eq!(b.take_dirty().len(), 1);
+    assert!(b.take_dirty().is_empty());
+    // medic restarts: the book is loaded, the feed believes it, and the group is gone.
+    let saved: Vec<_> = b.all().cloned().collect();
+    let mut b = Book::with_incidents(Policy::new(&PolicySpec::default()).unwrap(), saved);
+    let mut feed = Feed::from_book(&b);
+    assert_eq!(
+        feed.sync(&mut b, T0 + M, &[]),
+        vec![Effect::StatusChanged {
+            id: 1,
+            from: Status::Triggered,
+            to: Status::Resolved
+        }]
+    );
+    // A repair of an alert in a group the incident holds, without the correlation label.
+    let mut b2 = book();
+    let bare = labels(&[("severity", "critical")]);
+    fire(&mut b2, 0, "g-bare", &bare);
+    let groups = vec!["g-bare".to_string()];
+    let fx = b2.repair(
+        T0 + M,
+        &RepairRef {
+            execution: "ex-9",
+            labels: &labels(&[("instance", "db-1")]),
+            groups: &groups,
+            step: "verified",
+            verified: true,
+        },
+    );
+    assert_eq!(fx.len(), 1);
+    assert_eq!(b2.get(1).unwrap().executions, vec!["ex-9".to_string()]);
 }

@@ -11,6 +11,7 @@ mod demo;
 mod heal;
 mod hostile;
 mod identities;
+mod incidents;
 mod layout;
 mod limits;
 mod prometheus;

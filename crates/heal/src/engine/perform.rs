@@ -198,6 +198,7 @@ impl Engine {
             self.metrics.journal_errors.inc();
             warn!(execution = %e.id, error = %err, "cannot write the execution journal");
         }
+        self.hooks.journaled(e);
     }
 
     /// Tells the alert manager what is happening to the trigger's alert.

@@ -68,8 +68,13 @@ impl InstantQuery for PromQuery {
     }
 }
 
-/// The alert manager as the heal engine sees it.
-pub struct AlertHooks(pub Arc<AlertManager>, pub Arc<dyn medic_model::AuditSink>);
+/// The alert manager as the heal engine sees it (with the audit log, and the incidents that
+/// follow repairs).
+pub struct AlertHooks(
+    pub Arc<AlertManager>,
+    pub Arc<dyn medic_model::AuditSink>,
+    pub Arc<crate::incidents::Incidents>,
+);
 
 fn fingerprint(labels: &BTreeMap<String, String>) -> Fingerprint {
     Fingerprint::of(&Labels::from_pairs(
@@ -89,6 +94,10 @@ impl Hooks for AlertHooks {
 
     fn audit(&self, entry: medic_model::AuditEntry) {
         self.1.record(entry);
+    }
+
+    fn journaled(&self, e: &medic_heal::journal::Execution) {
+        self.2.journaled(e);
     }
 
     fn notify(&self, n: Notification) -> BoxFuture<Result<(), NotifyError>> {

@@ -118,6 +118,9 @@ pub struct Config {
     /// Users, tokens and their roles (`docs/security.md`); none: everyone is admin.
     #[serde(default)]
     pub auth: crate::auth::AuthConfig,
+    /// Incidents: opened from alert groups by policy, or by hand (`docs/incidents.md`).
+    #[serde(default)]
+    pub incidents: IncidentsConfig,
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -298,6 +301,7 @@ impl Config {
         self.alerting.escalation_policies()?;
         self.alerting.prometheus().validate()?;
         self.auth.validate()?;
+        self.incidents.policy()?;
         self.heal.options("")?;
         if let Some(t) = self.global.scrape_timeout {
             if t > self.global.scrape_interval {

@@ -413,3 +413,64 @@ impl Default for AuditConfig {
 fn default_audit_retention() -> Dur {
     Dur::from_secs(365 * 86_400)
 }
+
+/// `incidents:` — which alert groups open incidents, how they group, who hears of them
+/// (docs/incidents.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsConfig {
+    /// Open incidents from alert groups (default true). Incidents opened by hand work either way.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Which groups open an incident, at which level, with which targets; the first rule that
+    /// matches decides. Default: `severity="critical"` → P1 (respond within 5m, escalate after
+    /// 15m), `severity="warning"` → P2 (30m, 2h); anything else opens none.
+    #[serde(default = "medic_alert::incident::policy::default_rules")]
+    pub open_on: Vec<medic_alert::incident::policy::RuleSpec>,
+    /// Groups agreeing on these labels join one incident (default `[service]`).
+    #[serde(default = "medic_alert::incident::policy::default_correlate_by")]
+    pub correlate_by: Vec<String>,
+    /// ... when that incident saw activity within this (default 30m).
+    #[serde(default = "medic_alert::incident::policy::default_window")]
+    pub window: Dur,
+    /// Receivers (of the alerting config) told when an incident opens, is escalated, rises
+    /// in level, is mitigated by a repair, or resolves. None by default.
+    #[serde(default)]
+    pub receivers: Vec<String>,
+    /// Where incidents live; default `incidents.db` in the storage directory.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        IncidentsConfig {
+            enabled: true,
+            open_on: medic_alert::incident::policy::default_rules(),
+            correlate_by: medic_alert::incident::policy::default_correlate_by(),
+            window: medic_alert::incident::policy::default_window(),
+            receivers: Vec::new(),
+            state_file: None,
+        }
+    }
+}
+
+impl IncidentsConfig {
+    /// The policy, checked; errors name the field (`incidents.open_on[0].matchers[0]: …`).
+    pub fn policy(&self) -> Result<medic_alert::incident::Policy, String> {
+        let spec = medic_alert::incident::PolicySpec {
+            open_on: if self.enabled {
+                self.open_on.clone()
+            } else {
+                Vec::new()
+            },
+            correlate_by: self.correlate_by.clone(),
+            window: self.window,
+        };
+        medic_alert::incident::Policy::new(&spec).map_err(|e| format!("incidents.{e}"))
+    }
+}

@@ -17,6 +17,7 @@ mod audit;
 mod error;
 mod guards;
 mod heal;
+mod incidents;
 mod params;
 mod prom;
 mod query;
@@ -56,7 +57,7 @@ use guards::{allowed_host, limit_body, over_client_rate, require_json, same_orig
 /// without saying who may call it.
 fn routes() -> Routes {
     let r = prometheus_status_routes(prometheus_routes(Routes::default()));
-    medic_view_routes(medic_routes(alertmanager_routes(r)))
+    incident_routes(medic_view_routes(medic_routes(alertmanager_routes(r))))
 }
 
 /// Prometheus's data endpoints, and medic's own health and metrics.
@@ -256,6 +257,33 @@ fn alertmanager_routes(r: Routes) -> Routes {
 }
 
 /// medic's read-only views over what its rules record: SLOs and anomalies.
+/// Incidents: read with `read`, change with `ack` (within the identity's scope).
+fn incident_routes(r: Routes) -> Routes {
+    r.route(
+        "/api/v1/medic/incidents",
+        &[
+            (Method::GET, Permission::Read),
+            (Method::POST, Permission::Ack),
+        ],
+        get(incidents::list).post(incidents::open),
+    )
+    .route(
+        "/api/v1/medic/incidents/{id}",
+        &[(Method::GET, Permission::Read)],
+        get(incidents::get_one),
+    )
+    .route(
+        "/api/v1/medic/incidents/{id}/report",
+        &[(Method::GET, Permission::Read)],
+        get(incidents::report),
+    )
+    .route(
+        "/api/v1/medic/incidents/{id}/{action}",
+        &[(Method::POST, Permission::Ack)],
+        post(incidents::act),
+    )
+}
+
 fn medic_view_routes(r: Routes) -> Routes {
     r.route(
         "/api/v1/medic/slos",

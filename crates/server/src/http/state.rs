@@ -37,6 +37,8 @@ pub struct AppState {
     pub alerts: Arc<medic_alert::AlertManager>,
     /// The heal engine.
     pub heal: Arc<medic_heal::Engine>,
+    /// Incidents.
+    pub incidents: Arc<crate::incidents::Incidents>,
     /// Request rate per client (`server.client_rate_limit`).
     pub client_rates: crate::serve::client_rate::ClientRates,
     /// Remote write's in-flight memory budget, in KiB.
