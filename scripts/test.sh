@@ -23,6 +23,10 @@ command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
 # TLS tests make their certificates with the openssl command.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# Reports and pages are opened in Debian's headless Chromium, driven by playwright-core (npm).
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if ((${#packages[@]})); then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -34,6 +38,10 @@ fi
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   echo "==> installing Python packages: aiosmtpd"
   python3 -m pip install --quiet aiosmtpd
+fi
+if [ ! -d crates/cli/tests/browser/node_modules/playwright-core ]; then
+  echo "==> installing npm packages for the browser tests (playwright-core)"
+  npm ci --prefix crates/cli/tests/browser --no-audit --no-fund --silent
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"

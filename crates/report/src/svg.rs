@@ -103,21 +103,25 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-/// A value for an axis: short, without float noise.
-fn short(v: f64) -> String {
+/// A value for an axis: short, without float noise (`0.75`, `2.5k`, `1.2e-5`).
+pub(crate) fn short(v: f64) -> String {
     let a = v.abs();
-    if a >= 1e9 {
-        format!("{:.3}G", v / 1e9)
+    let (scaled, suffix) = if a >= 1e9 {
+        (v / 1e9, "G")
     } else if a >= 1e6 {
-        format!("{:.3}M", v / 1e6)
+        (v / 1e6, "M")
     } else if a >= 1e3 {
-        format!("{:.3}k", v / 1e3)
-    } else if a == 0.0 || a >= 1.0 {
-        format!("{v:.3}")
+        (v / 1e3, "k")
+    } else if a == 0.0 || a >= 1e-3 {
+        (v, "")
     } else {
-        format!("{v:.3e}")
+        return format!("{v:.1e}");
+    };
+    let mut t = format!("{scaled:.3}");
+    while t.contains('.') && (t.ends_with('0') || t.ends_with('.')) {
+        t.pop();
     }
-    .replace(".000", "")
+    t + suffix
 }
 
 /// The value range drawn: every finite value and the threshold, padded a little.

@@ -99,3 +99,15 @@ fn markdown_and_html_escape_text_and_hold_everything() {
         "nothing external"
     );
 }
+
+#[test]
+fn axis_values_are_short() {
+    let got: Vec<String> = [0.0, 0.75, 0.5, 1.0, 2500.0, 1.5e6, 0.00001234, -3.0]
+        .iter()
+        .map(|v| svg::short(*v))
+        .collect();
+    assert_eq!(
+        got,
+        ["0", "0.75", "0.5", "1", "2.5k", "1.5M", "1.2e-5", "-3"]
+    );
+}

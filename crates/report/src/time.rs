@@ -27,12 +27,15 @@ pub fn utc(ms: i64) -> String {
     )
 }
 
-/// An axis label: `14:05` within two days, `11-03` beyond.
+/// An axis label: `14:05:30` within ten minutes, `14:05` within two days, `11-03` beyond.
 pub fn clock_label(ms: i64, span_ms: i64) -> String {
     let s = ms.div_euclid(1000);
     if span_ms > 2 * 86_400_000 {
         let (_, m, d) = civil(s.div_euclid(86_400));
         format!("{m:02}-{d:02}")
+    } else if span_ms <= 600_000 {
+        let sod = s.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60)
     } else {
         let sod = s.rem_euclid(86_400);
         format!("{:02}:{:02}", sod / 3600, sod / 60 % 60)
@@ -62,6 +65,7 @@ mod tests {
         // 2024-02-29 (a leap day) 12:00.
         assert_eq!(utc(1_709_208_000_000), "2024-02-29 12:00:00 UTC");
         assert_eq!(clock_label(1_700_000_000_000, 3_600_000), "22:13");
+        assert_eq!(clock_label(1_700_000_000_000, 60_000), "22:13:20");
         assert_eq!(clock_label(1_700_000_000_000, 30 * 86_400_000), "11-14");
         assert_eq!(span(3_725_000), "1h 2m");
         assert_eq!(span(59_000), "59s");

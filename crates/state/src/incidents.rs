@@ -178,6 +178,7 @@ mod tests {
             key: "{}:{alertname=\"ErrorRate\"}",
             labels: &l,
             summary: "ErrorRate",
+            since: 1_000,
         };
         b.group_firing(1_000, &g);
         b.act(

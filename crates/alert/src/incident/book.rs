@@ -130,6 +130,8 @@ impl Book {
     /// An alert group started firing (or fired again). Joins the incident it belongs to,
     /// opens one if the policy says so, or does nothing.
     pub fn group_firing(&mut self, now: i64, g: &GroupRef<'_>) -> Vec<Effect> {
+        // Dated when it began firing: the shell looks a moment later.
+        let now = g.since.min(now);
         let mut effects = Vec::new();
         let rule = self.policy.rule_for(g.labels).cloned();
         let key = self.policy.key(g.labels);
@@ -346,8 +348,10 @@ impl Book {
     }
 
     /// A step of a repair: goes on the timeline of the incidents it concerns (same
-    /// correlation key, or holding one of its alert's groups) that are not yet mitigated. A
-    /// verified fix mitigates them; one nobody had acknowledged is auto-mitigated.
+    /// correlation key, or holding one of its alert's groups) that are not closed. A verified
+    /// fix mitigates a triggered or acknowledged one — automatically when nobody had
+    /// acknowledged it. One whose alerts resolved before the verification finished counts as
+    /// mitigated by the repair as well (at the resolution at the latest).
     pub fn repair(&mut self, now: i64, r: &RepairRef<'_>) -> Vec<Effect> {
         let key = self.policy.key(r.labels);
         let mut effects = Vec::new();
@@ -356,22 +360,38 @@ impl Book {
                 .as_ref()
                 .is_some_and(|k| !inc.key.is_empty() && *k == inc.key);
             let by_group = r.groups.iter().any(|g| inc.groups.contains_key(g));
-            let concerned = matches!(inc.status, Status::Triggered | Status::Acknowledged)
-                && (by_key || by_group);
-            if !concerned {
+            if inc.status == Status::Closed || !(by_key || by_group) {
                 continue;
             }
             self.dirty.insert(inc.id);
             if !inc.executions.iter().any(|e| e == r.execution) {
                 inc.executions.push(r.execution.to_string());
             }
-            inc.note(now, MEDIC, "repair", r.step.to_string());
-            if r.verified {
-                if inc.status == Status::Triggered {
-                    inc.auto_mitigated = true;
+            let at = r.at.min(now);
+            inc.note_at(at, MEDIC, "repair", r.step.to_string());
+            if !r.verified {
+                continue;
+            }
+            let unacknowledged = inc.acknowledged_at.is_none();
+            match inc.status {
+                Status::Triggered | Status::Acknowledged => {
+                    inc.auto_mitigated |= inc.status == Status::Triggered;
+                    // Never before the last change of status: times in each state stay whole.
+                    let last = inc.transitions.last().map_or(inc.opened_at, |t| t.0);
+                    effects.extend(inc.set_status(at.max(last), Status::Mitigated));
+                    inc.note_at(at, MEDIC, "mitigated", "the repair's fix was verified");
                 }
-                effects.extend(inc.set_status(now, Status::Mitigated));
-                inc.note(now, MEDIC, "mitigated", "the repair's fix was verified");
+                Status::Resolved if inc.mitigated_at.is_none() => {
+                    inc.mitigated_at = Some(inc.resolved_at.map_or(at, |r| r.min(at)));
+                    inc.auto_mitigated = unacknowledged;
+                    inc.note_at(
+                        at,
+                        MEDIC,
+                        "mitigated",
+                        "the repair's fix was verified (its alerts had resolved meanwhile)",
+                    );
+                }
+                _ => {}
             }
         }
         effects

@@ -25,6 +25,8 @@ pub struct GroupSnapshot {
     pub silenced_by: Vec<String>,
     /// Who acknowledged the group, while the ack holds.
     pub acked_by: Option<String>,
+    /// When its alerts began firing (the shell bounds how far back this may reach).
+    pub since: i64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -86,6 +88,7 @@ impl Feed {
                         key: &g.key,
                         labels: &g.labels,
                         summary: &g.summary,
+                        since: g.since,
                     },
                 ));
             }

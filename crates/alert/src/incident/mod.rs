@@ -128,11 +128,15 @@ pub struct GroupRef<'a> {
     pub labels: &'a Labels,
     /// A line for the timeline and the title: the alert names, say.
     pub summary: &'a str,
+    /// When it began firing, as far as the shell knows (later than `now` counts as `now`).
+    pub since: i64,
 }
 
 /// A step of an automatic repair, as the incident book sees it.
 #[derive(Debug, Clone)]
 pub struct RepairRef<'a> {
+    /// When the step ended (its line goes into the timeline at that time).
+    pub at: i64,
     /// The heal execution's id.
     pub execution: &'a str,
     /// Its trigger's labels (matched against the correlation labels).
@@ -198,6 +202,22 @@ impl Incident {
             kind: kind.to_string(),
             detail: detail.into(),
         });
+        self.last_activity = self.last_activity.max(at);
+    }
+
+    /// A line at `at`, in time order among the lines already there (a repair step's line is
+    /// read a moment after it happened).
+    fn note_at(&mut self, at: i64, who: &str, kind: &str, detail: impl Into<String>) {
+        let pos = self.timeline.partition_point(|e| e.at <= at);
+        self.timeline.insert(
+            pos,
+            Entry {
+                at,
+                who: who.to_string(),
+                kind: kind.to_string(),
+                detail: detail.into(),
+            },
+        );
         self.last_activity = self.last_activity.max(at);
     }
 

@@ -28,12 +28,14 @@ fn fire(b: &mut Book, at: i64, key: &str, l: &Labels) -> Vec<Effect> {
             key,
             labels: l,
             summary: key,
+            since: T0 + at,
         },
     )
 }
 
 fn repair<'a>(labels: &'a Labels, step: &'a str, verified: bool) -> RepairRef<'a> {
     RepairRef {
+        at: i64::MAX,
         execution: "ex-1",
         labels,
         groups: &[],
@@ -330,6 +332,7 @@ fn snap(key: &str, l: &Labels) -> GroupSnapshot {
         suppressed: false,
         silenced_by: vec![],
         acked_by: None,
+        since: i64::MAX,
     }
 }
 
@@ -434,6 +437,7 @@ fn a_muted_group_opens_nothing_and_a_restarted_feed_resolves_what_ended_meanwhil
     let fx = b2.repair(
         T0 + M,
         &RepairRef {
+            at: T0 + M,
             execution: "ex-9",
             labels: &labels(&[("instance", "db-1")]),
             groups: &groups,
@@ -443,4 +447,70 @@ fn a_muted_group_opens_nothing_and_a_restarted_feed_resolves_what_ended_meanwhil
     );
     assert_eq!(fx.len(), 1);
     assert_eq!(b2.get(1).unwrap().executions, vec!["ex-9".to_string()]);
+}
+
+#[test]
+fn a_fix_verified_after_its_alerts_resolved_still_counts_and_lines_keep_time_order() {
+    let mut b = book();
+    let crit = labels(&[("service", "shop"), ("severity", "critical")]);
+    fire(&mut b, 0, "g", &crit);
+    // The rollback ended at 1m, the alert resolved at 2m, the verification ended at 3m; the
+    // shell reads the steps only at 4m.
+    b.group_resolved(T0 + 2 * M, "g");
+    let shop = labels(&[("service", "shop")]);
+    let step = |at, text, verified| RepairRef {
+        at,
+        execution: "ex-1",
+        labels: &shop,
+        groups: &[],
+        step: text,
+        verified,
+    };
+    assert_eq!(
+        b.repair(
+            T0 + 4 * M,
+            &step(T0 + M, "action rollback succeeded", false)
+        ),
+        vec![]
+    );
+    assert_eq!(
+        b.repair(T0 + 4 * M, &step(T0 + 3 * M, "verify succeeded", true)),
+        vec![]
+    );
+    let inc = b.get(1).unwrap();
+    assert_eq!(inc.status, Status::Resolved);
+    assert!(inc.auto_mitigated);
+    assert_eq!(
+        inc.mitigated_at,
+        Some(T0 + 2 * M),
+        "no later than the resolution"
+    );
+    let lines: Vec<(i64, &str)> = inc
+        .timeline
+        .iter()
+        .map(|e| ((e.at - T0) / M, e.kind.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (0, "opened"),
+            (0, "alert_firing"),
+            (1, "repair"),
+            (2, "alert_resolved"),
+            (2, "resolved"),
+            (3, "repair"),
+            (3, "mitigated"),
+        ]
+    );
+    // Acknowledged first, the same story is not automatic; a closed incident takes no lines.
+    let mut b = book();
+    fire(&mut b, 0, "g", &crit);
+    b.act(T0 + M, 1, "alice", Action::Acknowledge).unwrap();
+    b.group_resolved(T0 + 2 * M, "g");
+    b.repair(T0 + 4 * M, &step(T0 + 3 * M, "verify succeeded", true));
+    assert!(!b.get(1).unwrap().auto_mitigated);
+    b.act(T0 + 5 * M, 1, "alice", Action::Close).unwrap();
+    let before = b.get(1).unwrap().timeline.len();
+    b.repair(T0 + 6 * M, &step(T0 + 6 * M, "late", false));
+    assert_eq!(b.get(1).unwrap().timeline.len(), before);
 }

@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/heal/app.py");
+pub(crate) const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/heal/app.py");
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/playbooks");
 
-fn app(cmd: &str, state: &Path, port: u16, extra: &[&str]) {
+pub(crate) fn app(cmd: &str, state: &Path, port: u16, extra: &[&str]) {
     let st = Command::new("python3")
         .arg(APP)
         .arg(cmd)
@@ -40,7 +40,7 @@ fn am_config(cap: &Capture) -> String {
 }
 
 /// medic scraping the app every second, with `rules` and the playbooks in `playbooks`.
-fn medic(
+pub(crate) fn medic(
     dir: &Path,
     cap: &Capture,
     app_port: Option<u16>,
@@ -73,7 +73,12 @@ async fn executions(c: &reqwest::Client, m: &Medic, query: &str) -> Vec<Value> {
 }
 
 /// Waits for an execution of `playbook` to end; returns it.
-async fn finished(c: &reqwest::Client, m: &Medic, playbook: &str, timeout: Duration) -> Value {
+pub(crate) async fn finished(
+    c: &reqwest::Client,
+    m: &Medic,
+    playbook: &str,
+    timeout: Duration,
+) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let all = executions(c, m, &format!("playbook={playbook}")).await;
@@ -107,7 +112,7 @@ fn steps(e: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn playbook(name: &str, alert: &str, body: &str) -> String {
+pub(crate) fn playbook(name: &str, alert: &str, body: &str) -> String {
     format!("name: {name}\ntrigger:\n  alert: '{{alertname=\"{alert}\"}}'\ntarget: '{{{{ $labels.instance }}}}'\n{body}")
 }
 
@@ -126,7 +131,7 @@ groups:
         expr: app_dir_bytes > 5e6
 "#;
 
-async fn wait_up(c: &reqwest::Client, m: &Medic) {
+pub(crate) async fn wait_up(c: &reqwest::Client, m: &Medic) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let v = get_json(

@@ -286,3 +286,173 @@ async fn incidents_open_join_move_through_the_cli_and_survive_kill_9() {
         "{metrics}"
     );
 }
+
+const SHOP_RULES: &str = r#"
+groups:
+  - name: shop
+    interval: 1s
+    rules:
+      - alert: ShopErrors
+        expr: app_error_ratio > 0.5
+        labels: {severity: critical, service: shop}
+        annotations: {summary: the shop answers with errors}
+"#;
+
+/// The `<svg>…</svg>` elements of an HTML text, each parsed as XML.
+fn svgs(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(a) = rest.find("<svg ") {
+        let b = rest[a..].find("</svg>").expect("an svg element is closed") + a + 6;
+        out.push(rest[a..b].to_string());
+        rest = &rest[b..];
+    }
+    out
+}
+
+/// The whole story with real parts: a real service gets a bad deploy, its alert opens a P1
+/// incident, medic's playbook finds the deploy, rolls it back and verifies the fix before any
+/// person acknowledges, so the incident is auto-mitigated; the alert resolves and so does the
+/// incident. Its report holds the timeline, the repair's evidence and a chart of the error
+/// ratio with the fault, alert, repair and fix marked, which Chromium renders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_service_repaired_by_medic_is_an_auto_mitigated_incident_with_a_report() {
+    use crate::heal::{app, finished, medic, playbook, wait_up, APP};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("app");
+    let port = free_port();
+    app("start", &state, port, &[]);
+    let cap = Capture::start().await;
+    let s = state.display();
+    let pb = playbook(
+        "shop-rollback",
+        "ShopErrors",
+        &format!(
+            "collect:\n  - name: deployed\n    exec:\n      command: [python3, {APP}, status, '{s}', '{port}']\ndiagnose:\n  - cause: bad_deploy\n    when: 'deployed.json.previous != \"\"'\n    actions: [rollback]\nactions:\n  rollback:\n    exec:\n      command: [python3, {APP}, rollback, '{s}', '{port}']\nverify:\n  query: 'app_error_ratio == 0'\n  after: 1s\n  within: 20s\n  interval: 500ms\n"
+        ),
+    );
+    let m = medic(
+        dir.path(),
+        &cap,
+        Some(port),
+        SHOP_RULES,
+        &[("rollback", pb)],
+    );
+    let c = client();
+    wait_up(&c, &m).await;
+    // Some healthy time before the fault, for the chart.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app("deploy", &state, port, &["bad"]);
+    let e = finished(&c, &m, "shop-rollback", Duration::from_secs(60)).await;
+    assert_eq!(e["status"], "succeeded", "{e:#}");
+    // Resolved, and the repair's verification (which may end after the alert resolved) read.
+    let inc = eventually("the incident resolved and mitigated", &m, || async {
+        incidents(&c, &m)
+            .await
+            .into_iter()
+            .find(|i| i["status"] == "resolved" && !i["mitigated_at"].is_null())
+    })
+    .await;
+    let id = inc["id"].as_u64().unwrap();
+    let inc = incident(&c, &m, id).await;
+    assert_eq!(inc["level"], "P1", "critical opens a P1: {inc:#}");
+    assert_eq!(inc["key"], json!([["service", "shop"]]));
+    assert_eq!(inc["auto_mitigated"], true, "{inc:#}");
+    assert!(inc["acknowledged_at"].is_null());
+    assert_eq!(inc["executions"], json!([e["id"]]));
+    let k = kinds(&inc);
+    let pos = |kind: &str| {
+        k.iter()
+            .position(|x| x == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {k:?}"))
+    };
+    assert!(pos("opened") < pos("repair"));
+    assert!(pos("repair") < pos("mitigated"));
+    // The rollback fixes it at once, so the alert may resolve before the verification ends:
+    // both orders are the truth of a run.
+    assert!(pos("opened") < pos("resolved"));
+    let repair_lines: Vec<&str> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "repair")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert!(
+        repair_lines
+            .iter()
+            .any(|l| l.contains("action rollback succeeded"))
+            && repair_lines.iter().any(|l| l.contains("verify")),
+        "{repair_lines:#?}"
+    );
+    let f = &inc["figures"];
+    assert!(f["time_to_acknowledge"].is_null());
+    assert!(f["time_to_mitigate"].as_i64().unwrap() <= f["time_to_resolve"].as_i64().unwrap());
+
+    // The report, both ways.
+    let md = c
+        .get(m.url(&format!("/api/v1/medic/incidents/{id}/report")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "auto-mitigated",
+        "## Timeline",
+        "## Repairs",
+        "shop-rollback on 127.0.0.1",
+        "bad\\_deploy",
+        "\"version\": \"bad\"",
+        "## Key series",
+        "data:image/svg+xml;base64,",
+        "## Action items",
+    ] {
+        assert!(md.contains(want), "{want:?} missing from:\n{md}");
+    }
+    let html = c
+        .get(m.url(&format!("/api/v1/medic/incidents/{id}/report?format=html")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let charts = svgs(&html);
+    assert_eq!(charts.len(), 1, "one alert, one chart");
+    let doc = roxmltree::Document::parse(&charts[0]).expect("the chart is well-formed SVG");
+    let with_class = |c: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(c))
+            .count()
+    };
+    assert!(with_class("series") >= 1);
+    assert_eq!(with_class("threshold"), 1, "the rule's 0.5");
+    let marks: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    for want in ["fault", "alert", "repair: rollback", "verified", "resolved"] {
+        assert!(marks.contains(&want), "marker {want} missing: {marks:?}");
+    }
+    let file = dir.path().join("report.html");
+    std::fs::write(&file, &html).unwrap();
+    let png = dir.path().join("report.png");
+    let drawn = render_in_chromium(file.to_str().unwrap(), &png);
+    assert_eq!(drawn["errors"], json!([]), "{drawn}");
+    assert_eq!(drawn["requests"], json!([]), "self-contained: {drawn}");
+    let svg = &drawn["svgs"][0];
+    assert!(svg["width"].as_f64().unwrap() >= 700.0, "{drawn}");
+    assert!(
+        svg["series"].as_u64().unwrap() >= 1 && svg["visible_lines"].as_u64().unwrap() > 5,
+        "{drawn}"
+    );
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 20_000,
+        "a screenshot with something in it"
+    );
+    // Kept for people to look at when the test runs in CI.
+    let _ = std::fs::copy(&png, std::env::temp_dir().join("medic-incident-report.png"));
+}

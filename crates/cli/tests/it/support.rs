@@ -466,3 +466,31 @@ pub fn counter(metrics: &str, line_start: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Opens `target` (a file or URL) in Debian's headless Chromium through playwright-core and
+/// returns what it drew (`crates/cli/tests/browser/render.mjs`): the title, each `<svg>`'s
+/// rendered size and lines, page errors and requests. Saves a full-page screenshot at `png`.
+/// Fails naming what to install when Chromium or the npm package is missing.
+pub fn render_in_chromium(target: &str, png: &Path) -> serde_json::Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: install the Debian package chromium (scripts/test.sh does)"
+    );
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm ci --prefix crates/cli/tests/browser` (scripts/test.sh does)"
+    );
+    let out = std::process::Command::new("node")
+        .arg(dir.join("render.mjs"))
+        .arg(target)
+        .arg(png)
+        .output()
+        .expect("node is missing: install the Debian package nodejs");
+    assert!(
+        out.status.success(),
+        "chromium could not render {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("render.mjs prints JSON")
+}

@@ -27,6 +27,11 @@ pub use notify::IncidentMetrics;
 /// How often the alert groups and repairs are looked at.
 pub const TICK: Duration = Duration::from_secs(1);
 
+/// How far back an incident is dated to when its alerts began: the look's lag, not the
+/// alert's whole past (an alert that fired an hour before medic heard of it opens an incident
+/// now, with its targets counted from now).
+const MAX_BACKDATE_MS: i64 = 5_000;
+
 /// What the book and its feed hold.
 struct Inner {
     book: Book,
@@ -222,7 +227,7 @@ impl Incidents {
     /// One look: groups, repairs, escalations; saves, then notifies.
     pub async fn tick(&self) {
         let now = self.now();
-        let groups = snapshot(&self.alerts);
+        let groups = snapshot(&self.alerts, now);
         let executions: Vec<Execution> = {
             let mut j = self.journaled.lock().unwrap_or_else(|p| p.into_inner());
             j.drain().map(|(_, e)| e).collect()
@@ -309,7 +314,7 @@ impl Default for ListFilter {
 }
 
 /// The alert manager's firing groups as the feed wants them.
-fn snapshot(am: &AlertManager) -> Vec<GroupSnapshot> {
+fn snapshot(am: &AlertManager, now: i64) -> Vec<GroupSnapshot> {
     am.groups(&[], None)
         .into_iter()
         .map(|g| {
@@ -345,6 +350,13 @@ fn snapshot(am: &AlertManager) -> Vec<GroupSnapshot> {
                 suppressed: g.alerts.iter().all(|a| a.state() == "suppressed"),
                 silenced_by,
                 acked_by: g.ack.as_ref().map(|a| a.author.clone()),
+                since: g
+                    .alerts
+                    .iter()
+                    .map(|a| a.alert.starts_at)
+                    .min()
+                    .unwrap_or(now)
+                    .clamp(now - MAX_BACKDATE_MS, now),
                 labels,
                 key: g.key,
             }
@@ -407,6 +419,7 @@ fn repair_steps(
         effects.extend(book.repair(
             now,
             &RepairRef {
+                at: s.ended_at.unwrap_or(s.started_at),
                 execution: &e.id,
                 labels: &labels,
                 groups: &groups,

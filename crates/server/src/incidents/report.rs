@@ -12,8 +12,9 @@ use medic_promql::Value as PromValue;
 
 use crate::http::AppState;
 
-/// Minutes of context drawn before the fault and after the end.
-const MARGIN_MS: i64 = 15 * 60_000;
+/// Context drawn before the fault and after the end: the incident's own length, within these.
+const MIN_MARGIN_MS: i64 = 60_000;
+const MAX_MARGIN_MS: i64 = 15 * 60_000;
 /// Charts drawn at most, and series per chart.
 const MAX_CHARTS: usize = 4;
 const MAX_LINES: usize = 6;
@@ -86,8 +87,10 @@ pub fn gather(st: &AppState, inc: Incident) -> ReportData {
         })
         .min()
         .unwrap_or(first_fired);
-    let chart_start = fault.min(inc.opened_at) - MARGIN_MS;
-    let chart_end = (end + MARGIN_MS).min(now.max(end));
+    let begin = fault.min(inc.opened_at);
+    let margin = (end - begin).clamp(MIN_MARGIN_MS, MAX_MARGIN_MS);
+    let chart_start = begin - margin;
+    let chart_end = (end + margin).min(now.max(end));
     let charts = charts(st, &inc, &alerts, &holds, chart_start, chart_end);
     let budgets = budgets(st, &inc, first_fired.min(inc.opened_at), end);
     ReportData {
