@@ -32,7 +32,7 @@ pub struct Db {
     dir: PathBuf,
     opts: Options,
     head: Arc<Head>,
-    blocks: RwLock<Vec<Arc<Block>>>,
+    blocks: Arc<RwLock<Vec<Arc<Block>>>>,
     metrics: Metrics,
     /// Serialises maintenance (cut, compaction, retention, checkpoint, flush).
     maintenance: Mutex<()>,
@@ -113,7 +113,7 @@ impl Db {
             dir: dir.to_path_buf(),
             opts,
             head,
-            blocks: RwLock::new(blocks),
+            blocks: Arc::new(RwLock::new(blocks)),
             metrics,
             maintenance: Mutex::new(()),
             appended_min: AtomicI64::new(i64::MAX),
@@ -524,14 +524,9 @@ impl Db {
 
     /// A querier over `[mint, maxt]` (implements [`Queryable`]).
     pub fn db_querier(&self, mint: i64, maxt: i64) -> DbQuerier {
-        let blocks = self
-            .blocks()
-            .into_iter()
-            .filter(|b| b.overlaps(mint, maxt))
-            .collect();
         DbQuerier {
             head: self.head.clone(),
-            blocks,
+            blocks: self.blocks.clone(),
             mint,
             maxt,
         }

@@ -1,6 +1,6 @@
 //! Reads over one time range of the store: blocks and head merged by labels.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use medic_model::{Labels, Matcher, Querier, Sample, Series, SeriesSet, StorageError};
 
@@ -12,12 +12,26 @@ use crate::Error;
 /// Reads blocks and head over one time range, merging series that appear in several.
 pub struct DbQuerier {
     pub(crate) head: Arc<Head>,
-    pub(crate) blocks: Vec<Arc<Block>>,
+    /// The store's live block list, read after the head on each selection: a block cut from
+    /// the head in between is then in the list (its samples are read twice and merged), where
+    /// a list taken when the querier was made would miss it once the head is truncated.
+    pub(crate) blocks: Arc<RwLock<Vec<Arc<Block>>>>,
     pub(crate) mint: i64,
     pub(crate) maxt: i64,
 }
 
 impl DbQuerier {
+    /// The blocks overlapping the querier's range, as the store holds them now.
+    fn blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|b| b.overlaps(self.mint, self.maxt))
+            .cloned()
+            .collect()
+    }
+
     fn head_overlaps(&self) -> bool {
         let hmax = self.head.max_time();
         hmax != i64::MIN && hmax >= self.mint && self.head.min_time() <= self.maxt
@@ -37,15 +51,7 @@ impl DbQuerier {
     ) -> Result<Vec<Series>, Error> {
         let mut budget = max_samples;
         let mut sources: Vec<Vec<(Labels, Vec<Sample>)>> = Vec::new();
-        for b in &self.blocks {
-            let part = b
-                .select_at_most(matchers, self.mint, self.maxt, &mut budget)
-                .map_err(|e| match e {
-                    Error::TooManySamples(_) => Error::TooManySamples(max_samples),
-                    e => e,
-                })?;
-            sources.push(part);
-        }
+        // The head first, then the blocks (see `blocks`).
         if self.head_overlaps() {
             let mint = self.mint.max(self.head.min_time());
             let mut from_head = Vec::new();
@@ -60,6 +66,15 @@ impl DbQuerier {
                 }
             }
             sources.push(from_head);
+        }
+        for b in &self.blocks() {
+            let part = b
+                .select_at_most(matchers, self.mint, self.maxt, &mut budget)
+                .map_err(|e| match e {
+                    Error::TooManySamples(_) => Error::TooManySamples(max_samples),
+                    e => e,
+                })?;
+            sources.push(part);
         }
         sources.retain(|s| !s.is_empty());
         if sources.len() == 1 {
@@ -121,9 +136,6 @@ impl Querier for DbQuerier {
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let mut names = std::collections::BTreeSet::new();
-        for b in &self.blocks {
-            names.extend(b.label_names(matchers).iter().map(|n| n.to_string()));
-        }
         if matchers.is_empty() {
             if self.head_overlaps() {
                 names.extend(self.head.label_names());
@@ -133,14 +145,14 @@ impl Querier for DbQuerier {
                 names.extend(l.iter().map(|l| l.name.to_string()));
             }
         }
+        for b in &self.blocks() {
+            names.extend(b.label_names(matchers).iter().map(|n| n.to_string()));
+        }
         Ok(names.into_iter().collect())
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let mut values = std::collections::BTreeSet::new();
-        for b in &self.blocks {
-            values.extend(b.label_values(name, matchers).iter().map(|v| v.to_string()));
-        }
         if matchers.is_empty() {
             if self.head_overlaps() {
                 values.extend(self.head.label_values(name));
@@ -151,6 +163,9 @@ impl Querier for DbQuerier {
                     values.insert(v.to_string());
                 }
             }
+        }
+        for b in &self.blocks() {
+            values.extend(b.label_values(name, matchers).iter().map(|v| v.to_string()));
         }
         Ok(values.into_iter().collect())
     }
