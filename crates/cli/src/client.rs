@@ -36,6 +36,16 @@ enum Format {
 }
 
 impl Remote {
+    /// A client for commands whose own `--format` is not the table/JSON choice.
+    pub(crate) fn with(url: String, token: Option<String>, user: Option<String>) -> Remote {
+        Remote {
+            url,
+            format: Format::Table,
+            token,
+            user,
+        }
+    }
+
     pub(crate) fn call(
         &self,
         method: reqwest::Method,

@@ -15,6 +15,7 @@ mod heal_cmd;
 mod incident_cmd;
 mod promql_cmd;
 mod query;
+mod report_cmd;
 mod rules_cmd;
 mod run;
 mod slo_cmd;
@@ -93,6 +94,9 @@ enum Command {
     /// Incidents in a running medic: list, show, open, ack, assign, comment, mitigate,
     /// resolve, close, and the post-incident report.
     Incident(incident_cmd::IncidentArgs),
+    /// Reports of a running medic: generate one for a period (`--period 2026-11 --format
+    /// html`), list the configured and stored ones, show one.
+    Report(report_cmd::ReportArgs),
     /// Alerts in a running medic: list them, their groups, their history.
     Alerts(alerts_cmd::AlertsArgs),
     /// Silences in a running medic: add, list, expire (amtool's `silence`).
@@ -226,6 +230,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Incident(args) => incident_cmd::incident(args),
+        Command::Report(args) => report_cmd::report(args),
         Command::Slo { what } => match what {
             SloCommand::Generate(args) => slo_cmd::generate(args),
             SloCommand::List(args) => slo_cmd::list(args),

@@ -3,6 +3,8 @@
 //! SVG; in Markdown, as SVG data URIs). Text is plain text everywhere — every renderer escapes
 //! it for the place it lands, so alert labels and playbook output cannot add markup.
 
+pub mod cron;
+pub mod period;
 pub mod svg;
 pub mod time;
 

@@ -35,6 +35,16 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// The config file's directory (relative `rule_files` and the alerting config are taken
+    /// from it); empty without a file.
+    fn config_dir(&self) -> PathBuf {
+        self.config_file
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
     /// `--listen` and `--data` over the file's values.
     fn apply(&self, config: &mut Config) {
         if let Some(l) = &self.listen {
@@ -81,6 +91,13 @@ fn open_web_config(
         )
     });
     Ok(Some(Arc::new(w)))
+}
+
+/// Remote write's in-flight memory budget, in KiB.
+fn write_budget(config: &Config) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(
+        (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
+    ))
 }
 
 /// The connection limits of `server:`.
@@ -160,16 +177,12 @@ impl App {
             rule_metrics.register(r);
             reload_metrics.register(r);
         });
-        let base = overrides
-            .config_file
-            .as_deref()
-            .and_then(std::path::Path::parent)
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
+        let base = overrides.config_dir();
         let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
         let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics)?;
         let audit = open_audit(&config)?;
         let incidents = build_incidents(&config, &alerts, &self_metrics, &overrides)?;
+        let reports = build_reports(&config, &alerts, &self_metrics, &overrides)?;
         let parts = HealParts {
             incidents: &incidents,
             alerts: &alerts,
@@ -202,9 +215,7 @@ impl App {
         // Executions in flight when medic stopped continue, now that playbooks are loaded.
         heal.resume().map_err(|e| Error::Internal(e.to_string()))?;
 
-        let write_budget = Arc::new(tokio::sync::Semaphore::new(
-            (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
-        ));
+        let write_budget = write_budget(&config);
         let auth = crate::auth::Authenticator::new(config.auth.clone(), web.clone())
             .with_tokens(open_runtime_tokens(&config)?);
         let state = Arc::new(AppState {
@@ -224,6 +235,7 @@ impl App {
             alerts,
             heal,
             incidents,
+            reports,
         });
         starting.stop().await;
         Ok(App {
@@ -295,6 +307,14 @@ impl App {
                     .run(async move { stop.notified().await }),
             )
         };
+        let stop_reports = Arc::new(tokio::sync::Notify::new());
+        let reports_task = {
+            let stop = stop_reports.clone();
+            tokio::spawn(crate::reports::Reports::run(
+                self.state.clone(),
+                async move { stop.notified().await },
+            ))
+        };
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&self.state.config.storage.path);
         let save_task = {
             let rules = self.state.rules.clone();
@@ -330,9 +350,11 @@ impl App {
         stop_heal.notify_one();
         stop_alerts.notify_one();
         stop_incidents.notify_one();
+        stop_reports.notify_one();
         let _ = alerts_task.await;
         let _ = heal_task.await;
         let _ = incidents_task.await;
+        let _ = reports_task.await;
         let db = self.state.db.clone();
         tokio::task::spawn_blocking(move || db.close())
             .await
@@ -443,6 +465,31 @@ fn build_incidents(
         store,
         alerts.clone(),
         Arc::new(medic_model::SystemClock),
+        metrics,
+    )
+    .map_err(|message| Error::Config {
+        file: overrides.config_file.clone().unwrap_or_default(),
+        message,
+    })
+}
+
+/// Opens the report store (`reports.db` in the storage directory) and checks the definitions
+/// against the alerting config's receivers.
+fn build_reports(
+    config: &Config,
+    alerts: &Arc<medic_alert::AlertManager>,
+    self_metrics: &SelfMetrics,
+    overrides: &Overrides,
+) -> Result<crate::reports::Reports, Error> {
+    let path = config.storage.path.join("reports.db");
+    let store =
+        medic_state::SqliteReports::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
+    let metrics = crate::reports::ReportMetrics::default();
+    self_metrics.with_registry(|r| metrics.register(r));
+    crate::reports::Reports::new(
+        &config.reports,
+        store,
+        &alerts.loaded().receivers(),
         metrics,
     )
     .map_err(|message| Error::Config {

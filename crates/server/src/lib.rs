@@ -21,6 +21,7 @@ pub mod http;
 pub mod incidents;
 pub mod reload;
 pub mod remote_write;
+pub mod reports;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod serve;

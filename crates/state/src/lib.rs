@@ -7,11 +7,13 @@
 mod audit;
 mod heal;
 mod incidents;
+mod reports;
 mod tokens;
 
 pub use audit::{AuditError, AuditQuery, AuditRow, SqliteAudit, Verdict};
 pub use heal::SqliteHealStore;
 pub use incidents::{IncidentStoreError, SqliteIncidents, StoredReport};
+pub use reports::{Report, ReportStoreError, SqliteReports};
 pub use tokens::{SqliteTokens, StoredToken, TokenError};
 
 use std::path::Path;

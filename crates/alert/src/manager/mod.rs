@@ -510,6 +510,44 @@ impl AlertManager {
         }
     }
 
+    /// Sends a document (a report) to every integration of `receiver`, with the retries of
+    /// notifications; the errors, one per integration that failed.
+    pub async fn send_document(
+        &self,
+        receiver: &str,
+        doc: &crate::notify::Document,
+    ) -> Result<(), String> {
+        let loaded = self.loaded();
+        let integs = loaded
+            .integrations
+            .get(receiver)
+            .ok_or_else(|| format!("no receiver named {receiver:?}"))?
+            .clone();
+        let mut errors = Vec::new();
+        for integ in integs {
+            let mut backoff = Duration::from_millis(500);
+            let started = tokio::time::Instant::now();
+            loop {
+                match integ.send_document(doc).await {
+                    Ok(()) => break,
+                    Err(e) if e.retryable && started.elapsed() + backoff < self.opts.max_retry => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                    Err(e) => {
+                        errors.push(format!("{receiver}/{}: {e}", integ.name()));
+                        break;
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
     /// Sends a message straight to a receiver's integrations (no routing, grouping or
     /// dedup): for the heal engine's reports. Retries like a group's notification.
     pub async fn send_direct(&self, receiver: &str, alerts: Vec<Alert>) -> Result<(), String> {

@@ -8,10 +8,6 @@ pub(super) async fn send_email(
 ) -> Result<(), NotifyError> {
     use lettre::message::header::{ContentType, HeaderName, HeaderValue};
     use lettre::message::{Mailbox, MultiPart, SinglePart};
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::client::{Tls, TlsParameters};
-    use lettre::transport::smtp::extension::ClientId;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
     let bad = |m: String| NotifyError::permanent("config", m);
     let from: Mailbox = render(&e.from, v)?
@@ -57,6 +53,17 @@ pub(super) async fn send_email(
     }
     .map_err(|x| bad(format!("building the message: {x}")))?;
 
+    transmit(e, body).await
+}
+
+/// Sends `msg` over the target's SMTP session settings.
+async fn transmit(e: &EmailTarget, msg: lettre::Message) -> Result<(), NotifyError> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+    let bad = |m: String| NotifyError::permanent("config", m);
     let tls = if e.port == 465 || e.require_tls {
         let params = TlsParameters::builder(e.host.clone())
             .dangerous_accept_invalid_certs(e.insecure_skip_verify)
@@ -79,7 +86,7 @@ pub(super) async fn send_email(
         t = t.credentials(Credentials::new(u.clone(), p.clone()));
     }
     let transport = t.build();
-    transport.send(body).await.map(|_| ()).map_err(|x| {
+    transport.send(msg).await.map(|_| ()).map_err(|x| {
         let permanent = x.is_permanent();
         NotifyError {
             retryable: !permanent,
@@ -92,6 +99,54 @@ pub(super) async fn send_email(
             reason: if permanent { "4xx" } else { "network" },
         }
     })
+}
+
+/// Sends a document (a report) as one e-mail: `subject`, a plain-text part and an HTML part.
+/// `to` and `from` are rendered with no alert data (static addresses work; templates that
+/// read alerts render empty).
+pub(super) async fn send_email_document(
+    e: &EmailTarget,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> Result<(), NotifyError> {
+    use lettre::message::header::ContentType;
+    use lettre::message::{Mailbox, MultiPart, SinglePart};
+
+    let v = medic_template::Value::Nil;
+    let bad = |m: String| NotifyError::permanent("config", m);
+    let from: Mailbox = render(&e.from, &v)?
+        .parse()
+        .map_err(|x| bad(format!("from: {x}")))?;
+    let mut b = lettre::Message::builder().from(from);
+    for addr in render(&e.to, &v)?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        b = b.to(addr
+            .parse::<Mailbox>()
+            .map_err(|x| bad(format!("to {addr:?}: {x}")))?);
+    }
+    let msg = b
+        .subject(subject)
+        .message_id(None)
+        .date_now()
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text.to_string()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html.to_string()),
+                ),
+        )
+        .map_err(|x| bad(format!("building the message: {x}")))?;
+    transmit(e, msg).await
 }
 
 pub(super) fn email(e: &EmailConfig, index: usize, t: &Templates) -> Result<Integration, String> {

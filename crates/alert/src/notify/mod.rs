@@ -479,6 +479,57 @@ impl Integration {
     }
 }
 
+/// A document for people (a report), in the forms receivers take.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The e-mail subject, the Slack message's first line.
+    pub title: String,
+    /// What the document is (`incident_report`, `report`), for webhook consumers.
+    pub kind: String,
+    pub markdown: String,
+    pub html: String,
+    /// A few lines for chat receivers.
+    pub summary: String,
+}
+
+/// Slack's limit on a message's text.
+const MAX_SLACK_TEXT: usize = 3000;
+
+impl Integration {
+    /// Sends a document: e-mail gets it as its HTML body (the Markdown as the plain-text part);
+    /// a webhook gets `{"kind", "title", "markdown", "html"}` as JSON; Slack gets the title and
+    /// the summary. Other kinds cannot carry it: a permanent error says so.
+    pub async fn send_document(&self, doc: &Document) -> Result<(), NotifyError> {
+        match &self.target {
+            Target::Webhook { url, client, .. } => {
+                let body = json!({
+                    "version": "1",
+                    "kind": doc.kind,
+                    "title": doc.title,
+                    "markdown": doc.markdown,
+                    "html": doc.html,
+                });
+                post_json(client, url, &body).await
+            }
+            Target::Slack { url, client, .. } => {
+                let text =
+                    truncate_runes(format!("*{}*\n{}", doc.title, doc.summary), MAX_SLACK_TEXT);
+                post_json(client, url, &json!({ "text": text, "mrkdwn": true })).await
+            }
+            Target::Email(e) => {
+                email::send_email_document(e, &doc.title, &doc.markdown, &doc.html).await
+            }
+            Target::PagerDuty { .. } | Target::Chat(_) => Err(NotifyError::permanent(
+                "unsupported",
+                format!(
+                    "a {} receiver cannot carry a document; use e-mail, Slack or a webhook",
+                    self.kind
+                ),
+            )),
+        }
+    }
+}
+
 async fn post_json(client: &reqwest::Client, url: &str, body: &Json) -> Result<(), NotifyError> {
     send_json(client, reqwest::Method::POST, url, &[], body).await
 }

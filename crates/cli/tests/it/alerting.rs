@@ -668,60 +668,6 @@ async fn the_cli_lists_silences_and_acknowledges() {
     assert!(out.contains(&id), "{out}");
 }
 
-/// A real SMTP server on loopback: Python's aiosmtpd (PyPI `aiosmtpd`, which the README's test
-/// command installs), writing what it receives to a Maildir.
-struct SmtpServer {
-    child: std::process::Child,
-    port: u16,
-    mbox: std::path::PathBuf,
-}
-
-impl SmtpServer {
-    fn start(dir: &std::path::Path) -> SmtpServer {
-        let probe = std::process::Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .output()
-            .expect("python3");
-        assert!(
-            probe.status.success(),
-            "this test needs the Python package aiosmtpd (pip install aiosmtpd), which the README's test command installs"
-        );
-        let port = free_port();
-        let mbox = dir.join("maildir");
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&mbox)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "aiosmtpd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        SmtpServer { child, port, mbox }
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_reaches_a_real_smtp_server() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,7 @@ mod prometheus_config;
 mod promql;
 mod queries;
 mod receivers;
+mod reports;
 mod rules;
 mod rules_server;
 mod rules_vs_prometheus;

@@ -494,3 +494,67 @@ pub fn render_in_chromium(target: &str, png: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("render.mjs prints JSON")
 }
+
+/// A real SMTP server on loopback: Python's aiosmtpd (PyPI `aiosmtpd`, which the README's test
+/// command installs), writing what it receives to a Maildir.
+pub struct SmtpServer {
+    child: std::process::Child,
+    pub port: u16,
+    pub mbox: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    pub fn start(dir: &std::path::Path) -> SmtpServer {
+        let probe = std::process::Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .output()
+            .expect("python3");
+        assert!(
+            probe.status.success(),
+            "this test needs the Python package aiosmtpd (pip install aiosmtpd), which the README's test command installs"
+        );
+        let port = free_port();
+        let mbox = dir.join("maildir");
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&mbox)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "aiosmtpd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer { child, port, mbox }
+    }
+
+    /// The messages received so far, as raw RFC 5322 text.
+    pub fn messages(&self) -> Vec<String> {
+        std::fs::read_dir(self.mbox.join("new"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -121,6 +121,9 @@ pub struct Config {
     /// Incidents: opened from alert groups by policy, or by hand (`docs/incidents.md`).
     #[serde(default)]
     pub incidents: IncidentsConfig,
+    /// Scheduled reports (`docs/reports.md`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub reports: Vec<ReportConfig>,
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -302,6 +305,13 @@ impl Config {
         self.alerting.prometheus().validate()?;
         self.auth.validate()?;
         self.incidents.policy()?;
+        let mut report_names = std::collections::HashSet::new();
+        for (i, r) in self.reports.iter().enumerate() {
+            r.check(&format!("reports[{i}]"))?;
+            if !report_names.insert(&r.name) {
+                return Err(format!("reports[{i}].name: {:?} is used twice", r.name));
+            }
+        }
         self.heal.options("")?;
         if let Some(t) = self.global.scrape_timeout {
             if t > self.global.scrape_interval {

@@ -474,3 +474,65 @@ impl IncidentsConfig {
         medic_alert::incident::Policy::new(&spec).map_err(|e| format!("incidents.{e}"))
     }
 }
+
+/// One scheduled report under `reports:` (docs/reports.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Names it in the API, the CLI and the store.
+    pub name: String,
+    /// When it runs: cron's five fields (`0 8 1 * *`) or `@daily`, `@weekly`, `@monthly`.
+    pub schedule: String,
+    /// The zone of the schedule and of the calendar periods (IANA name; default `UTC`).
+    #[serde(default = "default_report_zone")]
+    pub timezone: String,
+    /// What each run covers: the whole `day`, `week` (ISO, Monday first) or `month` before it.
+    pub period: medic_report::period::Kind,
+    /// Receivers of the alerting config it is delivered to (e-mail with an HTML body, Slack,
+    /// webhook); none: only stored.
+    #[serde(default)]
+    pub receivers: Vec<String>,
+    /// The title (default: `<name>: <period>`).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Series shown with their mean, low and high and drawn as trends (latency, traffic).
+    #[serde(default)]
+    pub series: Vec<ReportSeries>,
+}
+
+/// A series a report summarises and draws.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSeries {
+    pub name: String,
+    /// PromQL; each series it returns is a line.
+    pub query: String,
+    /// Shown after the values (`s`, `%`, `req/s`).
+    #[serde(default)]
+    pub unit: String,
+}
+
+fn default_report_zone() -> String {
+    "UTC".into()
+}
+
+impl ReportConfig {
+    /// Checks the schedule, the zone and the queries; errors name the field.
+    pub fn check(
+        &self,
+        at: &str,
+    ) -> Result<(medic_report::cron::Cron, jiff::tz::TimeZone), String> {
+        if self.name.trim().is_empty() {
+            return Err(format!("{at}.name: must not be empty"));
+        }
+        let cron = medic_report::cron::Cron::parse(&self.schedule)
+            .map_err(|e| format!("{at}.schedule: {e}"))?;
+        let tz = jiff::tz::TimeZone::get(&self.timezone)
+            .map_err(|e| format!("{at}.timezone: {:?}: {e}", self.timezone))?;
+        for (i, s) in self.series.iter().enumerate() {
+            promql_parser::parser::parse(&s.query)
+                .map_err(|e| format!("{at}.series[{i}].query: {e}"))?;
+        }
+        Ok((cron, tz))
+    }
+}

@@ -21,6 +21,7 @@ mod incidents;
 mod params;
 mod prom;
 mod query;
+mod reports;
 mod rules;
 mod silences;
 mod slo;
@@ -257,9 +258,25 @@ fn alertmanager_routes(r: Routes) -> Routes {
 }
 
 /// medic's read-only views over what its rules record: SLOs and anomalies.
-/// Incidents: read with `read`, change with `ack` (within the identity's scope).
+/// Incidents: read with `read`, change with `ack` (within the identity's scope). Reports:
+/// read and generate with `read`; delivering one needs `admin` (checked in the handler).
 fn incident_routes(r: Routes) -> Routes {
     r.route(
+        "/api/v1/medic/reports",
+        &[(Method::GET, Permission::Read)],
+        get(reports::list),
+    )
+    .route(
+        "/api/v1/medic/reports/generate",
+        &[(Method::POST, Permission::Read)],
+        post(reports::generate),
+    )
+    .route(
+        "/api/v1/medic/reports/{id}",
+        &[(Method::GET, Permission::Read)],
+        get(reports::get_one),
+    )
+    .route(
         "/api/v1/medic/incidents",
         &[
             (Method::GET, Permission::Read),

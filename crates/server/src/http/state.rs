@@ -39,6 +39,8 @@ pub struct AppState {
     pub heal: Arc<medic_heal::Engine>,
     /// Incidents.
     pub incidents: Arc<crate::incidents::Incidents>,
+    /// Scheduled and on-demand reports.
+    pub reports: crate::reports::Reports,
     /// Request rate per client (`server.client_rate_limit`).
     pub client_rates: crate::serve::client_rate::ClientRates,
     /// Remote write's in-flight memory budget, in KiB.

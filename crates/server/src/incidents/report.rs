@@ -160,7 +160,7 @@ fn alert_spans(st: &AppState, inc: &Incident, end: i64) -> Vec<AlertSpan> {
 }
 
 /// Alerting rules by name: their expression and `for`, ms.
-fn rule_holds(st: &AppState) -> BTreeMap<String, (String, i64)> {
+pub(crate) fn rule_holds(st: &AppState) -> BTreeMap<String, (String, i64)> {
     let mut out = BTreeMap::new();
     for g in st.rules.groups() {
         for r in &g.rules {
