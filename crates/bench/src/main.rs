@@ -24,6 +24,7 @@ mod healbench;
 mod ingest;
 mod proc;
 mod querybench;
+mod reportbench;
 mod rulebench;
 mod ruleset;
 mod workload;
@@ -58,6 +59,8 @@ enum Cmd {
     /// The heal engine: alert-to-action reaction time, a storm of alerts under guards, and a
     /// crashed service's time to verified recovery.
     Heal(healbench::Args),
+    /// Report generation over a month of `up` for N series: median time and peak memory.
+    Report(reportbench::Args),
     /// The anomaly detector's cost: nanoseconds per update and bytes of state per series, over
     /// the NAB corpus.
     Anomaly(anomalybench::Args),
@@ -73,5 +76,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Alerts(a) => alertbench::run(a),
         Cmd::Heal(a) => healbench::run(a),
         Cmd::Anomaly(a) => anomalybench::run(a),
+        Cmd::Report(a) => reportbench::run(a),
     }
 }

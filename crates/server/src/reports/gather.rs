@@ -21,7 +21,7 @@ pub type Points = Vec<(i64, f64)>;
 const NOISIEST: usize = 10;
 const MAX_LINES: usize = 8;
 /// Points of a trend chart.
-const TREND_POINTS: i64 = 120;
+const TREND_POINTS: i64 = 240;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SloFigure {
@@ -147,6 +147,8 @@ pub struct Figures {
     /// `up` by job over the period, for the trend chart.
     #[serde(skip)]
     pub availability_trend: Vec<(String, Points)>,
+    /// Figures that could not be computed, and why (shown in the report).
+    pub errors: Vec<String>,
 }
 
 /// What one report asks for.
@@ -165,6 +167,13 @@ pub fn gather(st: &AppState, req: &Request<'_>, period: &Period, now: i64) -> Fi
         .title
         .map(str::to_string)
         .unwrap_or_else(|| format!("{}: {}", req.name, period.label));
+    let mut errors = Vec::new();
+    let (availability, availability_trend) = availability(st, start, end, &mut errors);
+    let series = req
+        .series
+        .iter()
+        .flat_map(|s| series(st, s, start, end, &mut errors))
+        .collect();
     Figures {
         name: req.name.to_string(),
         title,
@@ -174,17 +183,14 @@ pub fn gather(st: &AppState, req: &Request<'_>, period: &Period, now: i64) -> Fi
         timezone: req.timezone.to_string(),
         generated_at: now,
         slos: slos(st, start, end),
-        availability: availability(st, start, end),
-        series: req
-            .series
-            .iter()
-            .flat_map(|s| series(st, s, start, end))
-            .collect(),
+        availability,
+        series,
         alerts: alerts(st, start, end),
         incidents: incidents(st, start, end),
         repairs: repairs(st, start, end),
         anomalies: anomalies(st, start, end),
-        availability_trend: availability_trend(st, start, end),
+        availability_trend,
+        errors,
     }
 }
 
@@ -196,25 +202,9 @@ fn instant(st: &AppState, q: &str, t: i64) -> Vec<(Labels, f64)> {
     }
 }
 
-fn range(st: &AppState, q: &str, start: i64, end: i64, step: i64) -> Vec<(Labels, Points)> {
-    st.engine
-        .range(st.db.as_ref(), q, start, end, step)
-        .map(|r| {
-            r.into_iter()
-                .map(|s| (s.labels, s.samples.iter().map(|p| (p.t, p.v)).collect()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The period as a PromQL range, whole seconds.
 fn window(start: i64, end: i64) -> String {
     format!("{}s", ((end - start) / 1000).max(1))
-}
-
-/// The step of a trend chart: about 120 points, at least 5 minutes.
-fn trend_step(start: i64, end: i64) -> i64 {
-    ((end - start) / TREND_POINTS).max(300_000)
 }
 
 fn by_id(st: &AppState, q: &str, t: i64) -> BTreeMap<String, f64> {
@@ -262,79 +252,92 @@ fn slos(st: &AppState, start: i64, end: i64) -> Vec<SloFigure> {
     out
 }
 
-fn availability(st: &AppState, start: i64, end: i64) -> Vec<Availability> {
-    let q = format!("avg by (job) (avg_over_time(up[{}]))", window(start, end));
-    let mut out: Vec<Availability> = instant(st, &q, end - 1)
-        .into_iter()
-        .map(|(l, ratio)| Availability {
+/// The resolution of availability and series figures: 5m, or 1m for periods up to a day.
+fn resolution(start: i64, end: i64) -> i64 {
+    if end - start <= 86_400_000 {
+        60_000
+    } else {
+        300_000
+    }
+}
+
+/// Availability by job: `avg by (job) (up)` every `resolution`, its mean and its trend.
+fn availability(
+    st: &AppState,
+    start: i64,
+    end: i64,
+    errors: &mut Vec<String>,
+) -> (Vec<Availability>, Vec<(String, Points)>) {
+    let lines = match super::stepped::stepped(
+        st,
+        "avg by (job) (up)",
+        start,
+        end,
+        resolution(start, end),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            errors.push(format!("availability: {e}"));
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let mut figures: Vec<Availability> = lines
+        .iter()
+        .map(|(l, p)| Availability {
             job: l.get("job").unwrap_or("").to_string(),
-            ratio,
+            ratio: super::stepped::stats(p).0,
         })
         .collect();
-    out.sort_by(|a, b| a.ratio.total_cmp(&b.ratio).then_with(|| a.job.cmp(&b.job)));
-    out
-}
-
-fn availability_trend(st: &AppState, start: i64, end: i64) -> Vec<(String, Points)> {
-    let step = trend_step(start, end);
-    let q = format!("avg by (job) (avg_over_time(up[{}s]))", step / 1000);
-    let mut lines: Vec<(String, Points)> = range(st, &q, start + step, end, step)
-        .into_iter()
-        .map(|(l, p)| (l.get("job").unwrap_or("").to_string(), p))
-        .collect();
+    figures.sort_by(|a, b| a.ratio.total_cmp(&b.ratio).then_with(|| a.job.cmp(&b.job)));
     // The least available first: those are the ones to see.
-    lines.sort_by(|a, b| {
-        let low = |p: &Points| p.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
-        low(&a.1).total_cmp(&low(&b.1))
-    });
-    lines.truncate(MAX_LINES);
-    lines
+    let mut trend: Vec<(String, Points)> = figures
+        .iter()
+        .take(MAX_LINES)
+        .filter_map(|a| {
+            let (_, p) = lines
+                .iter()
+                .find(|(l, _)| l.get("job").unwrap_or("") == a.job)?;
+            Some((
+                a.job.clone(),
+                super::stepped::downsample(p, TREND_POINTS as usize),
+            ))
+        })
+        .collect();
+    trend.truncate(MAX_LINES);
+    (figures, trend)
 }
 
-/// A configured series: its mean, low and high over the period from PromQL subqueries (every
-/// `resolution` step, so they see what a dashboard sees), its trend from a range query.
-fn series(st: &AppState, s: &ReportSeries, start: i64, end: i64) -> Vec<SeriesFigure> {
-    let w = window(start, end);
-    // A 5m resolution (1m for short periods; at most ~10,000 steps a series).
-    let res = ((end - start) / 10_000).clamp(60_000, 300_000) / 1000;
-    // `*_over_time` drops the metric name: series are matched on the other labels.
-    let key = |l: &Labels| -> Vec<(String, String)> {
-        l.iter()
-            .filter(|x| &*x.name != "__name__")
-            .map(|x| (x.name.to_string(), x.value.to_string()))
-            .collect()
+/// A configured series every `resolution`: its mean, low and high, and its trend.
+fn series(
+    st: &AppState,
+    s: &ReportSeries,
+    start: i64,
+    end: i64,
+    errors: &mut Vec<String>,
+) -> Vec<SeriesFigure> {
+    let lines = match super::stepped::stepped(st, &s.query, start, end, resolution(start, end)) {
+        Ok(l) => l,
+        Err(e) => {
+            errors.push(format!("series {:?}: {e}", s.name));
+            return Vec::new();
+        }
     };
-    let stat = |f: &str| -> BTreeMap<Vec<(String, String)>, f64> {
-        instant(st, &format!("{f}(({})[{w}:{res}s])", s.query), end)
-            .into_iter()
-            .map(|(l, v)| (key(&l), v))
-            .collect()
-    };
-    let (mean, min, max) = (
-        stat("avg_over_time"),
-        stat("min_over_time"),
-        stat("max_over_time"),
-    );
-    let step = trend_step(start, end);
-    let mut out: Vec<SeriesFigure> = range(st, &s.query, start, end, step)
+    lines
         .into_iter()
+        .take(MAX_LINES)
         .map(|(l, points)| {
-            let k = key(&l);
-            let get =
-                |m: &BTreeMap<Vec<(String, String)>, f64>| m.get(&k).copied().unwrap_or(f64::NAN);
+            let (mean, min, max) = super::stepped::stats(&points);
             SeriesFigure {
                 name: s.name.clone(),
                 unit: s.unit.clone(),
-                mean: get(&mean),
-                min: get(&min),
-                max: get(&max),
                 labels: l.to_string(),
-                points,
+                mean,
+                min,
+                max,
+                points: super::stepped::downsample(&points, TREND_POINTS as usize),
             }
         })
-        .collect();
-    out.truncate(MAX_LINES);
-    out
+        .collect()
 }
 
 /// Alert counts by severity and the noisiest alerts, from the alert history.

@@ -47,6 +47,10 @@ pub fn build(f: &Figures) -> Doc {
         ("Generated".into(), utc(f.generated_at)),
     ]));
     summary(&mut doc, f);
+    if !f.errors.is_empty() {
+        doc.heading("Figures that could not be computed");
+        doc.push(Block::Bullets(f.errors.clone()));
+    }
     slos(&mut doc, f);
     availability(&mut doc, f);
     alerts(&mut doc, f);

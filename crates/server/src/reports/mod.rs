@@ -4,6 +4,7 @@
 
 pub mod gather;
 pub mod layout;
+pub mod stepped;
 
 use std::sync::Arc;
 use std::time::Duration;
