@@ -1,6 +1,7 @@
 //! Range queries of the shapes dashboards run most, evaluated over all steps at once:
 //! `f(selector[range])` for the rate family and the value-only `*_over_time` functions, and a
-//! simple aggregation (`sum avg count min max group stddev stdvar`, `by`/`without`) of one.
+//! simple aggregation (`sum avg count min max group stddev stdvar`, `by`/`without`) of one or
+//! of a plain instant selector (`sum by (job) (up)`).
 //!
 //! The step-by-step evaluator slices every series' window with two binary searches per step,
 //! clones each series' labels into a vector per step and regroups aggregations by hashing label
@@ -220,13 +221,60 @@ impl Evaluator<'_> {
                 return Ok(None);
             }
         }
-        let Some(call) = range_call(&a.expr) else {
-            return Ok(None);
+        let per = match strip_parens(&a.expr) {
+            Expr::VectorSelector(vs) if vs.at.is_none() => {
+                self.selector_over_steps(vs, start, end, step)?
+            }
+            inner => match range_call(inner) {
+                Some(call) => self.windows_over_steps(call, start, end, step)?,
+                None => return Ok(None),
+            },
         };
-        let Some(per) = self.windows_over_steps(call, start, end, step)? else {
+        let Some(per) = per else {
             return Ok(None);
         };
         aggregated(&op, a, per).map(Some)
+    }
+
+    /// An instant selector's value for every series at every step: the latest sample within
+    /// the lookback, none if that is a staleness marker (as `select_instant` decides per
+    /// step), found with one cursor per series.
+    fn selector_over_steps(
+        &mut self,
+        vs: &promql_parser::parser::VectorSelector,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Option<PerSeries>, Error> {
+        let data = self.series(vs)?;
+        let steps = ((end - start) / step + 1) as usize;
+        if data.len().saturating_mul(steps) > MAX_CELLS.min(self.opts.max_samples) {
+            return Ok(None);
+        }
+        let offset = crate::engine::offset_ms(&vs.offset);
+        let lookback = self.opts.lookback_ms;
+        let values = crate::parallel::map(&data, data.len() * steps, &self.stop, |s| {
+            let x: &[Sample] = &s.samples;
+            let mut b = 0usize;
+            let mut vals = Vec::with_capacity(steps);
+            for k in 0..steps {
+                let te = start + k as i64 * step - offset;
+                while b < x.len() && x[b].t <= te {
+                    b += 1;
+                }
+                vals.push(match b.checked_sub(1).map(|i| x[i]) {
+                    Some(last) if last.t > te - lookback && !medic_model::is_stale_nan(last.v) => {
+                        Some(last.v)
+                    }
+                    _ => None,
+                });
+            }
+            vals
+        })?;
+        Ok(Some(PerSeries {
+            labels: data.iter().map(|s| s.labels.clone()).collect(),
+            values,
+        }))
     }
 
     /// The function's value for every series at every step, windows advanced by cursors.

@@ -122,9 +122,11 @@ fn html_part(raw: &str) -> String {
 async fn a_monthly_report_over_30_days_matches_promql_and_arrives_as_html_mail() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = SmtpServer::start(dir.path());
+    let hooks = Capture::start().await;
     let am = format!(
-        "global:\n  smtp_smarthost: 127.0.0.1:{}\n  smtp_from: medic@example.org\n  smtp_require_tls: false\nroute:\n  receiver: none\n  group_by: [alertname]\n  group_wait: 100ms\nreceivers:\n  - name: none\n  - name: mail\n    email_configs: [{{to: sre@example.org}}]\n",
-        smtp.port
+        "global:\n  smtp_smarthost: 127.0.0.1:{}\n  smtp_from: medic@example.org\n  smtp_require_tls: false\nroute:\n  receiver: none\n  group_by: [alertname]\n  group_wait: 100ms\nreceivers:\n  - name: none\n  - name: mail\n    email_configs: [{{to: sre@example.org}}]\n    webhook_configs: [{{url: '{}'}}]\n",
+        smtp.port,
+        hooks.url("/report")
     );
     // Retention (15d by default) would drop the first half of the history.
     let reports = "storage:\n  retention: 60d\nreports:\n  - name: monthly\n    title: Monthly SLA report\n    schedule: '0 8 1 * *'\n    timezone: Asia/Shanghai\n    period: month\n    receivers: [mail]\n    series:\n      - {name: p95 latency, query: 'latency_p95_seconds', unit: s}\n  - name: every-minute\n    schedule: '* * * * *'\n    period: day\n    receivers: [mail]\n";
@@ -277,6 +279,23 @@ async fn a_monthly_report_over_30_days_matches_promql_and_arrives_as_html_mail()
             "{s:?} missing from the mailed HTML:\n{html}"
         );
     }
+    // The same receiver's webhook got it as JSON.
+    let hook = hooks
+        .wait_for_match(
+            "/report",
+            |b| b["kind"] == "report" && b["title"] == "Monthly SLA report",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(hook["title"], "Monthly SLA report");
+    assert!(hook["html"]
+        .as_str()
+        .unwrap()
+        .contains("<h2>SLO attainment</h2>"));
+    assert!(hook["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("# Monthly SLA report"));
     let stored = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
     assert_eq!(
         stored.trim(),

@@ -130,6 +130,19 @@ fn whole_range_results_equal_step_by_step_results() {
                     "{agg} by (job) ({f}({{__name__=~\".*_total\"}}[{range}]))"
                 ));
             }
+            if f == "rate" && range == "1m" {
+                // Aggregations of a plain instant selector (staleness and lookback per step).
+                for agg in [
+                    "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar",
+                ] {
+                    queries.push(format!("{agg}(requests_total)"));
+                    queries.push(format!("{agg} by (job) (requests_total)"));
+                    queries.push(format!("{agg} without (instance) (requests_total)"));
+                    queries.push(format!("{agg} by (job) (requests_total offset 2m)"));
+                    queries.push(format!("{agg} by (job) ({{__name__=~\".*_total\"}})"));
+                    queries.push(format!("{agg} without (job) ({{__name__=~\".*_total\"}})"));
+                }
+            }
             for q in queries {
                 for (start, end, step) in [
                     (0, 3_600_000, 15_000),

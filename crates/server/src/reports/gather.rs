@@ -261,19 +261,22 @@ fn resolution(start: i64, end: i64) -> i64 {
     }
 }
 
-/// Availability by job: `avg by (job) (up)` every `resolution`, its mean and its trend.
+/// Availability by job: `avg by (job) (avg_over_time(up[res]))` every `res` — windows that
+/// tile the period, so each scrape counts once — its mean and its trend.
 fn availability(
     st: &AppState,
     start: i64,
     end: i64,
     errors: &mut Vec<String>,
 ) -> (Vec<Availability>, Vec<(String, Points)>) {
+    let res = resolution(start, end);
     let lines = match super::stepped::stepped(
         st,
-        "avg by (job) (up)",
+        &format!("avg by (job) (avg_over_time(up[{}s]))", res / 1000),
         start,
         end,
-        resolution(start, end),
+        res,
+        super::stepped::MAX_JOBS,
     ) {
         Ok(l) => l,
         Err(e) => {
@@ -315,13 +318,15 @@ fn series(
     end: i64,
     errors: &mut Vec<String>,
 ) -> Vec<SeriesFigure> {
-    let lines = match super::stepped::stepped(st, &s.query, start, end, resolution(start, end)) {
-        Ok(l) => l,
-        Err(e) => {
-            errors.push(format!("series {:?}: {e}", s.name));
-            return Vec::new();
-        }
-    };
+    let res = resolution(start, end);
+    let lines =
+        match super::stepped::stepped(st, &s.query, start, end, res, super::stepped::MAX_SERIES) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(format!("series {:?}: {e}", s.name));
+                return Vec::new();
+            }
+        };
     lines
         .into_iter()
         .take(MAX_LINES)

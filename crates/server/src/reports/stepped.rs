@@ -11,8 +11,10 @@ use crate::http::AppState;
 
 /// The span of one range query.
 const CHUNK_MS: i64 = 6 * 3_600_000;
-/// More series than this from one query is an error: a report draws a handful of lines.
+/// More series than this from a configured query is an error: a report draws a handful.
 pub const MAX_SERIES: usize = 50;
+/// Jobs in the availability table.
+pub const MAX_JOBS: usize = 2000;
 
 /// `q` at every multiple of `res` in `[start, end]` (steps aligned to `res`, as a
 /// dashboard's and a subquery's are), by series.
@@ -22,6 +24,7 @@ pub fn stepped(
     start: i64,
     end: i64,
     res: i64,
+    max_series: usize,
 ) -> Result<Vec<(Labels, Points)>, String> {
     let res = res.max(1000);
     let mut from = start.div_euclid(res) * res;
@@ -40,9 +43,9 @@ pub fn stepped(
                 .or_default()
                 .extend(s.samples.iter().map(|p| (p.t, p.v)));
         }
-        if out.len() > MAX_SERIES {
+        if out.len() > max_series {
             return Err(format!(
-                "{q}: returns more than {MAX_SERIES} series; aggregate it (sum by (job) (…)) for a report"
+                "{q}: returns more than {max_series} series; aggregate it (sum by (job) (…)) for a report"
             ));
         }
         from = to + res;
