@@ -517,6 +517,22 @@ impl AlertManager {
         receiver: &str,
         doc: &crate::notify::Document,
     ) -> Result<(), String> {
+        let doc = Arc::new(doc.clone());
+        self.to_each_integration(receiver, |integ, _now| {
+            let doc = doc.clone();
+            async move { integ.send_document(&doc).await }
+        })
+        .await
+    }
+
+    /// Calls `send` for each integration of `receiver`, retrying a retryable failure with
+    /// backoff while `max_retry` allows, as a group's notification is retried; the failures,
+    /// one per integration, each naming it.
+    async fn to_each_integration<F, Fut>(&self, receiver: &str, send: F) -> Result<(), String>
+    where
+        F: Fn(Arc<crate::notify::Integration>, i64) -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::notify::NotifyError>>,
+    {
         let loaded = self.loaded();
         let integs = loaded
             .integrations
@@ -528,7 +544,7 @@ impl AlertManager {
             let mut backoff = Duration::from_millis(500);
             let started = tokio::time::Instant::now();
             loop {
-                match integ.send_document(doc).await {
+                match send(integ.clone(), self.now()).await {
                     Ok(()) => break,
                     Err(e) if e.retryable && started.elapsed() + backoff < self.opts.max_retry => {
                         tokio::time::sleep(backoff).await;
@@ -551,12 +567,9 @@ impl AlertManager {
     /// Sends a message straight to a receiver's integrations (no routing, grouping or
     /// dedup): for the heal engine's reports. Retries like a group's notification.
     pub async fn send_direct(&self, receiver: &str, alerts: Vec<Alert>) -> Result<(), String> {
-        let loaded = self.loaded();
-        let integs = loaded
-            .integrations
-            .get(receiver)
-            .ok_or_else(|| format!("no receiver named {receiver:?}"))?
-            .clone();
+        if !self.loaded().integrations.contains_key(receiver) {
+            return Err(format!("no receiver named {receiver:?}"));
+        }
         let group_labels = alerts
             .first()
             .map(|a| {
@@ -568,38 +581,19 @@ impl AlertManager {
                 )
             })
             .unwrap_or_else(Labels::empty);
-        let group_key = format!("{{}}/{{medic=\"heal\"}}:{group_labels}");
-        let now = self.now();
-        let data = Data::new(
+        let group_key = Arc::new(format!("{{}}/{{medic=\"heal\"}}:{group_labels}"));
+        let data = Arc::new(Data::new(
             receiver,
             &group_labels,
             alerts,
-            now,
+            self.now(),
             &self.opts.external_url,
-        );
-        let mut errors = Vec::new();
-        for integ in integs {
-            let mut backoff = Duration::from_millis(500);
-            let started = tokio::time::Instant::now();
-            loop {
-                match integ.notify(&data, &group_key, self.now()).await {
-                    Ok(()) => break,
-                    Err(e) if e.retryable && started.elapsed() + backoff < self.opts.max_retry => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                    }
-                    Err(e) => {
-                        errors.push(format!("{receiver}/{}: {e}", integ.name()));
-                        break;
-                    }
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
+        ));
+        self.to_each_integration(receiver, |integ, now| {
+            let (data, group_key) = (data.clone(), group_key.clone());
+            async move { integ.notify(&data, &group_key, now).await }
+        })
+        .await
     }
 
     fn record(&self, events: &[Event]) {
