@@ -59,22 +59,13 @@ impl SqliteIncidents {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, IncidentStoreError> {
         let shown = path.display().to_string();
-        let fail = |e: &dyn std::fmt::Display| IncidentStoreError::Storage {
-            path: shown.clone(),
-            message: e.to_string(),
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| fail(&e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| fail(&e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| fail(&e))?;
         // Acknowledged means on disk, as for the heal journal.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(|e| fail(&e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| fail(&e))?;
+        let conn = crate::open_sqlite(path, SCHEMA, true).map_err(|message| {
+            IncidentStoreError::Storage {
+                path: shown.clone(),
+                message,
+            }
+        })?;
         Ok(SqliteIncidents {
             conn: Mutex::new(conn),
             path: shown,

@@ -122,6 +122,30 @@ struct CommitState {
     failed: std::collections::HashMap<u64, String>,
 }
 
+/// Opens (creating it and its directory if needed) a SQLite database in WAL mode with a 5 s
+/// busy timeout and `schema` applied; `synchronous=FULL` when `durable` (an answered change is
+/// on disk). Errors are the reason, to be wrapped with the path by the caller.
+pub(crate) fn open_sqlite(
+    path: &std::path::Path,
+    schema: &str,
+    durable: bool,
+) -> Result<Connection, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let conn = Connection::open(path).map_err(|e| e.to_string())?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| e.to_string())?;
+    if durable {
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| e.to_string())?;
+    }
+    conn.execute_batch(schema).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
 fn err(e: impl std::fmt::Display) -> StateError {
     StateError(e.to_string())
 }

@@ -44,16 +44,7 @@ async fn incident(c: &reqwest::Client, m: &Medic, id: u64) -> Value {
 }
 
 fn cli(m: &Medic, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(args)
-        .env("MEDIC_URL", m.url(""))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    medic_cli_at(m, args)
 }
 
 fn kinds(inc: &Value) -> Vec<String> {

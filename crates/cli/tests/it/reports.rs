@@ -15,16 +15,7 @@ const POINTS: i64 = 30 * 288;
 const OUTAGE: std::ops::Range<i64> = 10 * 288..10 * 288 + 72;
 
 fn cli(m: &Medic, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(args)
-        .env("MEDIC_URL", m.url(""))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    medic_cli_at(m, args)
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

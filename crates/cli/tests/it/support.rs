@@ -558,3 +558,17 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the `medic` CLI against `m` (`MEDIC_URL`); (success, stdout, stderr).
+pub fn medic_cli_at(m: &Medic, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(args)
+        .env("MEDIC_URL", m.url(""))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
