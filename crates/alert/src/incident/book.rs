@@ -105,6 +105,7 @@ impl Book {
                 timeline: Vec::new(),
                 last_activity: now,
                 executions: Vec::new(),
+                timeline_dropped: 0,
             },
         );
         self.dirty.insert(id);

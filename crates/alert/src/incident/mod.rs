@@ -89,7 +89,15 @@ pub struct Incident {
     /// Heal executions that worked on it (ids, in order), for the report's repair evidence.
     #[serde(default)]
     pub executions: Vec<String>,
+    /// Timeline entries dropped to keep it within [`MAX_TIMELINE`] (the oldest after the
+    /// opening go first).
+    #[serde(default)]
+    pub timeline_dropped: u64,
 }
+
+/// The most entries a timeline keeps: a group flapping for weeks inside one open incident must
+/// not grow it without bound.
+pub const MAX_TIMELINE: usize = 2000;
 
 /// What a call did, for the shell to store, notify and count.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +204,7 @@ pub use feed::{Feed, GroupSnapshot};
 
 impl Incident {
     fn note(&mut self, at: i64, who: &str, kind: &str, detail: impl Into<String>) {
+        self.make_room();
         self.timeline.push(Entry {
             at,
             who: who.to_string(),
@@ -208,6 +217,7 @@ impl Incident {
     /// A line at `at`, in time order among the lines already there (a repair step's line is
     /// read a moment after it happened).
     fn note_at(&mut self, at: i64, who: &str, kind: &str, detail: impl Into<String>) {
+        self.make_room();
         let pos = self.timeline.partition_point(|e| e.at <= at);
         self.timeline.insert(
             pos,
@@ -219,6 +229,14 @@ impl Incident {
             },
         );
         self.last_activity = self.last_activity.max(at);
+    }
+
+    /// Drops the oldest entry after the opening when the timeline is full.
+    fn make_room(&mut self) {
+        if self.timeline.len() >= MAX_TIMELINE {
+            self.timeline.remove(1.min(self.timeline.len() - 1));
+            self.timeline_dropped += 1;
+        }
     }
 
     /// Moves to `to`, stamping the times; `None` if already there.

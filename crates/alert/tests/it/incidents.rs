@@ -514,3 +514,27 @@ fn a_fix_verified_after_its_alerts_resolved_still_counts_and_lines_keep_time_ord
     b.repair(T0 + 6 * M, &step(T0 + 6 * M, "late", false));
     assert_eq!(b.get(1).unwrap().timeline.len(), before);
 }
+
+#[test]
+fn a_flapping_group_cannot_grow_a_timeline_without_bound() {
+    let mut b = book();
+    let crit = labels(&[("service", "shop"), ("severity", "critical")]);
+    fire(&mut b, 0, "g", &crit);
+    b.act(T0 + 1, 1, "alice", Action::Acknowledge).unwrap();
+    for k in 0..3000 {
+        let at = T0 + 2 + k * 10;
+        fire(&mut b, at, "g", &crit);
+        b.group_resolved(at + 5, "g");
+    }
+    let inc = b.get(1).unwrap();
+    assert_eq!(inc.timeline.len(), medic_alert::incident::MAX_TIMELINE);
+    assert_eq!(inc.timeline[0].kind, "opened", "the opening stays");
+    assert!(inc.timeline_dropped > 0);
+    assert_eq!(
+        inc.timeline.len() as u64 + inc.timeline_dropped,
+        2 + 3000 * 4 - 1,
+        "every line is kept or counted"
+    );
+    // The newest lines are the ones kept.
+    assert_eq!(inc.timeline.last().unwrap().at, T0 + 2 + 2999 * 10 + 5);
+}

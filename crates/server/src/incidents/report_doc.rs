@@ -31,6 +31,13 @@ pub fn build(d: &ReportData) -> Doc {
     impact(&mut doc, d);
     contributing(&mut doc, d);
     doc.heading("Timeline");
+    if inc.timeline_dropped > 0 {
+        doc.paragraph(format!(
+            "{} earlier entries were dropped to keep the timeline within {} lines.",
+            inc.timeline_dropped,
+            medic_alert::incident::MAX_TIMELINE
+        ));
+    }
     doc.push(Block::Table {
         headers: vec!["When".into(), "Who".into(), "What".into(), "Detail".into()],
         rows: inc
