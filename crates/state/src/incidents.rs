@@ -99,6 +99,22 @@ impl SqliteIncidents {
         tx.commit().map_err(|e| self.storage(e))
     }
 
+    /// Deletes incidents (and their reports) in one transaction.
+    pub fn delete(&self, ids: &[u64]) -> Result<(), IncidentStoreError> {
+        let mut c = self.conn();
+        let tx = c.transaction().map_err(|e| self.storage(e))?;
+        for id in ids {
+            for table in ["incidents", "incident_reports"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE id = ?1"),
+                    params![*id as i64],
+                )
+                .map_err(|e| self.storage(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.storage(e))
+    }
+
     /// Stores incident `id`'s report (replacing the one before).
     pub fn save_report(&self, r: &StoredReport) -> Result<(), IncidentStoreError> {
         self.conn()
@@ -225,6 +241,8 @@ mod tests {
         s.save_report(&r(1, "first")).unwrap();
         s.save_report(&r(2, "second")).unwrap();
         assert_eq!(s.report(2).unwrap(), Some(r(2, "second")));
+        s.delete(&[2]).unwrap();
+        assert_eq!(s.report(2).unwrap(), None);
     }
 
     #[test]

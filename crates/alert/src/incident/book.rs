@@ -54,6 +54,21 @@ impl Book {
         ids.iter().filter_map(|id| self.incidents.get(id)).collect()
     }
 
+    /// Forgets closed incidents closed before `before`; their ids (to delete from the store).
+    pub fn prune(&mut self, before: i64) -> Vec<u64> {
+        let gone: Vec<u64> = self
+            .incidents
+            .values()
+            .filter(|i| i.status == Status::Closed && i.closed_at.is_some_and(|t| t < before))
+            .map(|i| i.id)
+            .collect();
+        for id in &gone {
+            self.incidents.remove(id);
+            self.dirty.remove(id);
+        }
+        gone
+    }
+
     /// Adds a line to incident `id`'s timeline (notifications sent, silences seen).
     pub fn record(&mut self, now: i64, id: u64, who: &str, kind: &str, detail: &str) {
         if let Some(inc) = self.incidents.get_mut(&id) {

@@ -537,4 +537,9 @@ fn a_flapping_group_cannot_grow_a_timeline_without_bound() {
     );
     // The newest lines are the ones kept.
     assert_eq!(inc.timeline.last().unwrap().at, T0 + 2 + 2999 * 10 + 5);
+    // Closed, it is kept until the retention passes, then forgotten.
+    b.act(T0 + 40_000, 1, "alice", Action::Close).unwrap();
+    assert_eq!(b.prune(T0 + 40_000), Vec::<u64>::new());
+    assert_eq!(b.prune(T0 + 40_001), vec![1]);
+    assert!(b.get(1).is_none());
 }

@@ -440,6 +440,13 @@ pub struct IncidentsConfig {
     /// Where incidents live; default `incidents.db` in the storage directory.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// How long closed incidents (and their reports) are kept after closing (default 1y).
+    #[serde(default = "default_incident_retention")]
+    pub retention: Dur,
+}
+
+fn default_incident_retention() -> Dur {
+    Dur::from_secs(365 * 86_400)
 }
 
 fn yes() -> bool {
@@ -455,6 +462,7 @@ impl Default for IncidentsConfig {
             window: medic_alert::incident::policy::default_window(),
             receivers: Vec::new(),
             state_file: None,
+            retention: default_incident_retention(),
         }
     }
 }

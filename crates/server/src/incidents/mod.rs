@@ -58,6 +58,8 @@ pub struct Incidents {
     /// Executions journaled since the last tick (the newest record of each).
     journaled: Mutex<HashMap<String, Execution>>,
     receivers: Vec<String>,
+    /// Closed incidents older than this (ms) are forgotten.
+    retention_ms: i64,
     clock: Arc<dyn Clock>,
     metrics: IncidentMetrics,
 }
@@ -93,6 +95,7 @@ impl Incidents {
             alerts,
             journaled: Mutex::new(HashMap::new()),
             receivers: config.receivers.clone(),
+            retention_ms: config.retention.as_millis(),
             clock,
             metrics,
         };
@@ -244,6 +247,12 @@ impl Incidents {
                 effects.extend(repair_steps(book, feed, reported, now, e));
             }
             effects.extend(book.tick(now));
+            let pruned = book.prune(now - self.retention_ms);
+            if !pruned.is_empty() {
+                if let Err(e) = self.store.delete(&pruned) {
+                    warn!(error = %e, "cannot delete incidents past their retention");
+                }
+            }
             if let Err(e) = self.save(&mut g) {
                 warn!(error = %e, "cannot save incidents");
             }
