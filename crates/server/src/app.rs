@@ -277,44 +277,14 @@ impl App {
         if let Some(s) = &self.state.scrape {
             s.start();
         }
-        let stop_alerts = Arc::new(tokio::sync::Notify::new());
-        let alerts_task = {
-            let stop = stop_alerts.clone();
-            tokio::spawn(
-                self.state
-                    .alerts
-                    .clone()
-                    .run(async move { stop.notified().await }),
-            )
-        };
-        let stop_heal = Arc::new(tokio::sync::Notify::new());
-        let heal_task = {
-            let stop = stop_heal.clone();
-            tokio::spawn(
-                self.state
-                    .heal
-                    .clone()
-                    .run(async move { stop.notified().await }),
-            )
-        };
-        let stop_incidents = Arc::new(tokio::sync::Notify::new());
-        let incidents_task = {
-            let stop = stop_incidents.clone();
-            tokio::spawn(
-                self.state
-                    .incidents
-                    .clone()
-                    .run(async move { stop.notified().await }),
-            )
-        };
-        let stop_reports = Arc::new(tokio::sync::Notify::new());
-        let reports_task = {
-            let stop = stop_reports.clone();
-            tokio::spawn(crate::reports::Reports::run(
-                self.state.clone(),
-                async move { stop.notified().await },
-            ))
-        };
+        let st = &self.state;
+        // Stopped in this order at shutdown: repairs, alerts, incidents, reports.
+        let services = [
+            Stoppable::spawn(|stop| st.heal.clone().run(stop)),
+            Stoppable::spawn(|stop| st.alerts.clone().run(stop)),
+            Stoppable::spawn(|stop| st.incidents.clone().run(stop)),
+            Stoppable::spawn(|stop| crate::reports::Reports::run(st.clone(), stop)),
+        ];
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&self.state.config.storage.path);
         let save_task = {
             let rules = self.state.rules.clone();
@@ -347,19 +317,37 @@ impl App {
         save_task.abort();
         prune_task.abort();
         save_detectors(&self.state.rules, &anomaly_path).await;
-        stop_heal.notify_one();
-        stop_alerts.notify_one();
-        stop_incidents.notify_one();
-        stop_reports.notify_one();
-        let _ = alerts_task.await;
-        let _ = heal_task.await;
-        let _ = incidents_task.await;
-        let _ = reports_task.await;
+        for s in &services {
+            s.stop.notify_one();
+        }
+        for s in services {
+            let _ = s.task.await;
+        }
         let db = self.state.db.clone();
         tokio::task::spawn_blocking(move || db.close())
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         served.map_err(|e| Error::Internal(format!("HTTP server: {e}")))
+    }
+}
+
+/// A background service and the signal that stops it.
+struct Stoppable {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stoppable {
+    /// Spawns the future `run` makes from a shutdown future.
+    fn spawn<F, Fut>(run: F) -> Stoppable
+    where
+        F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let signal = stop.clone();
+        let task = tokio::spawn(run(Box::pin(async move { signal.notified().await })));
+        Stoppable { stop, task }
     }
 }
 

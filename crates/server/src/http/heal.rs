@@ -13,14 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{heal_err, medic_err, medic_ok};
-use super::params::{params, read_body};
+use super::params::{actor, json_body, params};
 use super::AppState;
-
-async fn json_body<T: serde::de::DeserializeOwned>(body: Body, what: &str) -> Result<T, Response> {
-    let bytes = read_body(body).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| medic_err(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
-}
 
 /// `GET /api/v1/medic/heal/playbooks`
 pub async fn get_playbooks(State(st): State<Arc<AppState>>) -> Response {
@@ -139,15 +133,6 @@ struct DecisionReq {
     by: String,
     #[serde(default)]
     comment: String,
-}
-
-/// Who did it, for the journal: the authenticated identity when authentication is on (a
-/// request cannot claim to be someone else), else what the request says.
-fn actor(st: &AppState, who: Option<&crate::auth::Identity>, claimed: &str) -> String {
-    match who {
-        Some(w) if st.auth.enabled() => w.name.clone(),
-        _ => claimed.to_string(),
-    }
 }
 
 async fn decide(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{medic_err, medic_ok};
-use super::params::{params, read_body};
+use super::params::{actor, json_body, params};
 use super::AppState;
 use crate::auth::{Identity, Permission};
 use crate::incidents::{IncidentsError, ListFilter};
@@ -105,24 +105,9 @@ pub async fn get_one(State(st): State<Arc<AppState>>, Path(id): Path<String>) ->
     }
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Response> {
-    let bytes = read_body(body).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_slice(b"{}")
-            .map_err(|e| medic_err(StatusCode::BAD_REQUEST, format!("request body: {e}")));
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| medic_err(StatusCode::BAD_REQUEST, format!("request body: {e}")))
-}
-
-fn actor(st: &AppState, who: Option<&Identity>, claimed: Option<&str>) -> String {
-    match who {
-        Some(w) if st.auth.enabled() => w.name.clone(),
-        _ => claimed
-            .filter(|c| !c.trim().is_empty())
-            .unwrap_or("api")
-            .to_string(),
-    }
+/// The name a request claims, `api` when it names none.
+fn claimed(by: Option<&str>) -> &str {
+    by.filter(|c| !c.trim().is_empty()).unwrap_or("api")
 }
 
 /// Whether `who` may change an incident with these labels (its scope covers them); the
@@ -156,7 +141,7 @@ pub async fn open(
     who: Option<axum::Extension<Identity>>,
     body: Body,
 ) -> Response {
-    let r: OpenReq = match json_body(body).await {
+    let r: OpenReq = match json_body(body, "incident").await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -164,7 +149,7 @@ pub async fn open(
     if let Err(e) = may_change(who.as_deref(), &key) {
         return medic_err(StatusCode::FORBIDDEN, e);
     }
-    let by = actor(&st, who.as_deref(), r.by.as_deref());
+    let by = actor(&st, who.as_deref(), claimed(r.by.as_deref()));
     match st.incidents.open_by_hand(&by, &r.title, r.level, key).await {
         Ok(i) => medic_ok(with_figures(&i, st.incidents.now_ms())),
         Err(e) => incident_err(e),
@@ -196,7 +181,7 @@ pub async fn act(
         Ok(id) => id,
         Err(e) => return medic_err(StatusCode::BAD_REQUEST, e),
     };
-    let r: ActReq = match json_body(body).await {
+    let r: ActReq = match json_body(body, "incident action").await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -223,7 +208,7 @@ pub async fn act(
     if let Err(e) = may_change(who.as_deref(), &inc.key) {
         return medic_err(StatusCode::FORBIDDEN, e);
     }
-    let by = actor(&st, who.as_deref(), r.by.as_deref());
+    let by = actor(&st, who.as_deref(), claimed(r.by.as_deref()));
     let with_comment = !matches!(action, Action::Comment(_));
     let mut result = st.incidents.act(id, &by, action).await;
     if let (Ok(_), true, Some(text)) = (&result, with_comment, r.text) {

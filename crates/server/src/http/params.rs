@@ -1,6 +1,6 @@
 //! Request parameters: query string and form bodies (repeated keys kept), times, matchers, limits; and the blocking helper for storage reads.
 
-use super::error::v2_error;
+use super::error::{medic_err, v2_error};
 use super::*;
 
 /// Query-string and form parameters, repeated keys kept.
@@ -181,5 +181,24 @@ pub(super) fn receiver_regex(p: &[(String, String)]) -> Result<Option<regex::Reg
             .build()
             .map(Some)
             .map_err(|e| HttpError::bad_data(format!("receiver: invalid regular expression: {e}"))),
+    }
+}
+
+/// A JSON request body as `T`; a 400 naming `what`, the line and the column when it is not.
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    body: Body,
+    what: &str,
+) -> Result<T, Response> {
+    let bytes = read_body(body).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| medic_err(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
+}
+
+/// Who did it, for the journal: the authenticated identity when authentication is on (a
+/// request cannot claim to be someone else), else what the request says.
+pub(super) fn actor(st: &AppState, who: Option<&crate::auth::Identity>, claimed: &str) -> String {
+    match who {
+        Some(w) if st.auth.enabled() => w.name.clone(),
+        _ => claimed.to_string(),
     }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{medic_err, medic_ok};
-use super::params::{params, read_body};
+use super::params::{json_body, params};
 use super::AppState;
 use crate::auth::{Identity, Permission};
 
@@ -137,13 +137,9 @@ pub async fn generate(
     who: Option<axum::Extension<Identity>>,
     req: Body,
 ) -> Response {
-    let bytes = match read_body(req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let r: GenerateReq = match serde_json::from_slice(&bytes) {
+    let r: GenerateReq = match json_body(req, "report request").await {
         Ok(r) => r,
-        Err(e) => return medic_err(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+        Err(resp) => return resp,
     };
     if r.deliver {
         if let Some(w) = who.as_deref() {

@@ -114,8 +114,7 @@ impl Incidents {
     /// Every incident, newest first, filtered.
     pub fn list(&self, f: &ListFilter) -> Vec<Incident> {
         let g = self.lock();
-        let mut out: Vec<Incident> = g
-            .book
+        g.book
             .all()
             .rev()
             .filter(|i| f.status.is_none_or(|s| i.status == s))
@@ -123,9 +122,7 @@ impl Incidents {
             .filter(|i| f.since.is_none_or(|t| i.opened_at >= t))
             .take(f.limit)
             .cloned()
-            .collect();
-        out.shrink_to_fit();
-        out
+            .collect()
     }
 
     /// One incident.
