@@ -1,0 +1,9 @@
+//! medic's logs: the entries and streams the store keeps (`entry`), LogQL (`logql`: parser,
+//! pipeline, evaluator), redaction before anything is stored (`redact`), the store itself
+//! (`store`: WAL, head, compressed time-partitioned parts with a label index and token blooms),
+//! and the ingest formats (`ingest`: Loki push JSON/protobuf, OTLP logs JSON/protobuf).
+
+pub mod entry;
+pub mod logql;
+
+pub use entry::{Entry, Push, Stream};

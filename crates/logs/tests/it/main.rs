@@ -1,0 +1,3 @@
+//! The logs crate's integration tests.
+
+mod logql_docs;
