@@ -5,5 +5,7 @@
 
 pub mod entry;
 pub mod logql;
+pub mod redact;
+pub mod store;
 
 pub use entry::{Entry, Push, Stream};

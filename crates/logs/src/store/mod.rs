@@ -1,0 +1,591 @@
+//! The log store. A push is redacted, checked, written to the WAL (`wal`), fsynced, and only
+//! then applied to the head (`head`) and acknowledged. The head is flushed to parts (`part`),
+//! one per UTC hour it touched, when it holds `head_max_bytes` or its oldest push is
+//! `flush_after` old; the WAL segments a flush covered are then deleted. Parts past `retention`,
+//! or the oldest beyond `max_bytes`, are deleted. A part whose index fails its checks at open is
+//! moved to `quarantine/` and the store opens without it.
+//!
+//! Layout under the store's directory: `wal/<n>.wal`, `parts/<hour>-<seq>.part`,
+//! `quarantine/`. Formats: `wal.rs` and `part.rs`.
+
+mod codec;
+mod head;
+mod part;
+mod wal;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use medic_model::{Labels, Matcher};
+
+use crate::entry::{Push, Stream};
+use crate::logql::{EvalError, LogSource, Selection};
+use crate::redact::{RedactError, RedactionConfig, Redactor};
+
+use head::Head;
+use part::{Part, PartError};
+use wal::Wal;
+
+pub use codec::{decode_push, encode_push};
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// How the store behaves (`logs.storage` in medic.yml).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dir: PathBuf,
+    /// Entries older than this are deleted, and refused at push.
+    pub retention: Duration,
+    /// Parts beyond this many bytes are deleted, oldest first (0: no limit).
+    pub max_bytes: u64,
+    pub head_max_bytes: usize,
+    pub flush_after: Duration,
+    /// Bytes of lines one query may decode.
+    pub max_query_bytes: u64,
+    /// Longest line accepted.
+    pub max_line_bytes: usize,
+    pub zstd_level: i32,
+    pub redaction: RedactionConfig,
+}
+
+impl Options {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Options {
+            dir: dir.into(),
+            retention: Duration::from_secs(30 * 86400),
+            max_bytes: 0,
+            head_max_bytes: 64 << 20,
+            flush_after: Duration::from_secs(15 * 60),
+            max_query_bytes: 1 << 30,
+            max_line_bytes: 256 << 10,
+            zstd_level: 3,
+            redaction: RedactionConfig::default(),
+        }
+    }
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("log store {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Part(#[from] PartError),
+    #[error(transparent)]
+    Redact(#[from] RedactError),
+    /// Some entries of a push were refused; the rest were stored.
+    #[error("{refused} of the pushed entries were refused: {first}")]
+    Refused { refused: usize, first: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Counters the server exports as `medic_logs_*`.
+#[derive(Default)]
+pub struct Counters {
+    pub entries_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub entries_refused: AtomicU64,
+    pub entries_dropped_by_redaction: AtomicU64,
+    pub flushes: AtomicU64,
+    pub parts_deleted: AtomicU64,
+    pub parts_quarantined: AtomicU64,
+    pub wal_damaged_segments: AtomicU64,
+}
+
+/// A snapshot of the store's size.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub head_entries: usize,
+    pub head_bytes: usize,
+    pub head_streams: usize,
+    pub parts: usize,
+    pub part_bytes: u64,
+    pub part_entries: u64,
+}
+
+/// The log store; cheap to clone.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    opts: Options,
+    redactor: Redactor,
+    wal: Wal,
+    head: RwLock<Head>,
+    /// A head being written to parts, still readable.
+    flushing: RwLock<Option<Arc<Head>>>,
+    parts: RwLock<Vec<Arc<Part>>>,
+    flush_lock: Mutex<()>,
+    /// When the head's first push since the last flush arrived (ns).
+    head_since: Mutex<Option<i64>>,
+    part_seq: AtomicU64,
+    counters: Counters,
+}
+
+impl LogStore {
+    /// Opens (or creates) the store: checks the parts, quarantining damaged ones, and replays
+    /// the WAL segments no part covers.
+    pub fn open(opts: Options) -> Result<LogStore, Error> {
+        let redactor = Redactor::new(&opts.redaction)?;
+        let parts_dir = opts.dir.join("parts");
+        let wal_dir = opts.dir.join("wal");
+        fs::create_dir_all(&parts_dir).map_err(io_err(&parts_dir))?;
+        let counters = Counters::default();
+        let mut parts = Vec::new();
+        let mut seq = 0;
+        for e in fs::read_dir(&parts_dir).map_err(io_err(&parts_dir))? {
+            let path = e.map_err(io_err(&parts_dir))?.path();
+            match path.extension().and_then(|x| x.to_str()) {
+                Some("tmp") => {
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                Some("part") => {}
+                _ => continue,
+            }
+            if let Some(n) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit('-').next())
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                seq = seq.max(n);
+            }
+            match part::open(&path) {
+                Ok(p) => parts.push(Arc::new(p)),
+                Err(e) => {
+                    tracing::error!(error = %e, "log store: quarantining a damaged part");
+                    quarantine(&opts.dir, &path)?;
+                    counters.parts_quarantined.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        parts.sort_by_key(|p| (p.min_ts, p.max_ts));
+        let covered = parts.iter().map(|p| p.wal_through).max().unwrap_or(0);
+        fs::create_dir_all(&wal_dir).map_err(io_err(&wal_dir))?;
+        let (pushes, damaged) = wal::replay(&wal_dir, covered).map_err(io_err(&wal_dir))?;
+        counters
+            .wal_damaged_segments
+            .fetch_add(damaged as u64, Ordering::Relaxed);
+        let wal = Wal::open(&wal_dir).map_err(io_err(&wal_dir))?;
+        wal.remove_below(covered).map_err(io_err(&wal_dir))?;
+        let mut head = Head::default();
+        for (segment, push) in &pushes {
+            for s in push {
+                head.append(s, *segment);
+            }
+        }
+        let since = (head.entries > 0).then_some(i64::MIN);
+        tracing::info!(
+            parts = parts.len(),
+            replayed_pushes = pushes.len(),
+            head_entries = head.entries,
+            "log store open"
+        );
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                opts,
+                redactor,
+                wal,
+                head: RwLock::new(head),
+                flushing: RwLock::new(None),
+                parts: RwLock::new(parts),
+                flush_lock: Mutex::new(()),
+                head_since: Mutex::new(since),
+                part_seq: AtomicU64::new(seq + 1),
+                counters,
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+
+    /// Redacts, checks and stores a push; returns once it is durable. Entries that are too old,
+    /// too far ahead, too long or badly labelled are refused (counted, reported in the error),
+    /// and the rest stored.
+    pub fn push(&self, mut push: Push, now_ns: i64) -> Result<usize, Error> {
+        let inner = &self.inner;
+        let received: usize = push.iter().map(|s| s.entries.len()).sum();
+        let bytes: usize = push
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|e| e.line.len())
+            .sum();
+        inner
+            .counters
+            .entries_received
+            .fetch_add(received as u64, Ordering::Relaxed);
+        inner
+            .counters
+            .bytes_received
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        let (refused, first) = self.check(&mut push, now_ns);
+        let dropped = inner.redactor.push(&mut push);
+        inner
+            .counters
+            .entries_dropped_by_redaction
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        let stored: usize = push.iter().map(|s| s.entries.len()).sum();
+        if stored > 0 {
+            inner
+                .wal
+                .append(&push, |segment| {
+                    let mut head = inner.head.write().expect("head lock");
+                    for s in &push {
+                        head.append(s, segment);
+                    }
+                })
+                .map_err(io_err(&inner.opts.dir))?;
+            inner.head_since.lock().expect("lock").get_or_insert(now_ns);
+        }
+        if refused > 0 {
+            inner
+                .counters
+                .entries_refused
+                .fetch_add(refused as u64, Ordering::Relaxed);
+            return Err(Error::Refused { refused, first });
+        }
+        Ok(stored)
+    }
+
+    fn check(&self, push: &mut Push, now_ns: i64) -> (usize, String) {
+        let opts = &self.inner.opts;
+        let oldest = now_ns - opts.retention.as_nanos() as i64;
+        let newest = now_ns + 10 * 60 * 1_000_000_000;
+        let mut refused = 0;
+        let mut first = String::new();
+        let mut refuse = |why: String, n: usize| {
+            if first.is_empty() {
+                first = why;
+            }
+            refused += n;
+        };
+        push.retain_mut(|s| {
+            if s.labels.is_empty() {
+                refuse(
+                    "a stream has no labels; at least one is required".into(),
+                    s.entries.len(),
+                );
+                return false;
+            }
+            if let Some(l) = s
+                .labels
+                .iter()
+                .find(|l| !medic_model::is_valid_label_name(&l.name))
+            {
+                refuse(format!("invalid label name {:?}", l.name), s.entries.len());
+                return false;
+            }
+            s.entries.retain(|e| {
+                let why = if e.ts < oldest {
+                    "is older than the retention"
+                } else if e.ts > newest {
+                    "is more than 10m in the future"
+                } else if e.line.len() > opts.max_line_bytes {
+                    "is longer than logs.storage.max_line_bytes"
+                } else {
+                    return true;
+                };
+                refuse(
+                    format!(
+                        "entry of {} at {} {why}",
+                        crate::logql::logs::format_labels(&labels_map(&s.labels)),
+                        e.ts
+                    ),
+                    1,
+                );
+                false
+            });
+            !s.entries.is_empty()
+        });
+        (refused, first)
+    }
+
+    /// Flushes and applies retention when due; the server calls this every few seconds.
+    pub fn maintain(&self, now_ns: i64) -> Result<(), Error> {
+        let due = {
+            let head = self.inner.head.read().expect("head lock");
+            let since = *self.inner.head_since.lock().expect("lock");
+            head.bytes >= self.inner.opts.head_max_bytes
+                || since.is_some_and(|s| {
+                    now_ns.saturating_sub(s) >= self.inner.opts.flush_after.as_nanos() as i64
+                })
+        };
+        if due {
+            self.flush()?;
+        }
+        self.apply_retention(now_ns)
+    }
+
+    /// Writes the head to parts and deletes the WAL segments it came from.
+    pub fn flush(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let _one = inner.flush_lock.lock().expect("flush lock");
+        // The swap happens with the WAL rotated under the head lock, so every push in the old
+        // head is in a segment below `through`.
+        let (old, through) = {
+            let mut head = inner.head.write().expect("head lock");
+            if head.entries == 0 {
+                return Ok(());
+            }
+            let through = inner.wal.rotate().map_err(io_err(&inner.opts.dir))?;
+            let old = Arc::new(std::mem::take(&mut *head));
+            *inner.flushing.write().expect("lock") = Some(old.clone());
+            *inner.head_since.lock().expect("lock") = None;
+            (old, through)
+        };
+        // `select` hands out each stream's entries sorted.
+        let mut streams = Vec::new();
+        old.select(&[], i64::MIN, i64::MAX, &mut streams);
+        let mut by_hour: BTreeMap<i64, Vec<Stream>> = BTreeMap::new();
+        for s in streams.drain(..) {
+            let mut cur: Option<(i64, Vec<crate::Entry>)> = None;
+            for e in s.entries {
+                let h = e.ts.div_euclid(HOUR_NS);
+                if cur.as_ref().is_some_and(|c| c.0 != h) {
+                    let (ch, entries) = cur.take().expect("some");
+                    by_hour.entry(ch).or_default().push(Stream {
+                        labels: s.labels.clone(),
+                        entries,
+                    });
+                }
+                cur.get_or_insert_with(|| (h, Vec::new())).1.push(e);
+            }
+            if let Some((ch, entries)) = cur {
+                by_hour.entry(ch).or_default().push(Stream {
+                    labels: s.labels.clone(),
+                    entries,
+                });
+            }
+        }
+        let dir = inner.opts.dir.join("parts");
+        let mut written = Vec::new();
+        for (hour, streams) in by_hour {
+            let seq = inner.part_seq.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("{hour}-{seq:08}.part"));
+            written.push(Arc::new(part::write(
+                &path,
+                &streams,
+                through,
+                inner.opts.zstd_level,
+            )?));
+        }
+        {
+            let mut parts = inner.parts.write().expect("parts lock");
+            parts.extend(written);
+            parts.sort_by_key(|p| (p.min_ts, p.max_ts));
+            *inner.flushing.write().expect("lock") = None;
+        }
+        inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        inner
+            .wal
+            .remove_below(through)
+            .map_err(io_err(&inner.opts.dir))?;
+        Ok(())
+    }
+
+    fn apply_retention(&self, now_ns: i64) -> Result<(), Error> {
+        let inner = &self.inner;
+        let cutoff = now_ns - inner.opts.retention.as_nanos() as i64;
+        let doomed: Vec<Arc<Part>> = {
+            let mut parts = inner.parts.write().expect("parts lock");
+            let mut total: u64 = parts.iter().map(|p| p.bytes).sum();
+            let mut keep = Vec::new();
+            let mut doomed = Vec::new();
+            // Oldest first: by age, then by size.
+            for p in parts.drain(..) {
+                let over = inner.opts.max_bytes > 0 && total > inner.opts.max_bytes;
+                if p.max_ts < cutoff || over {
+                    total -= p.bytes;
+                    doomed.push(p);
+                } else {
+                    keep.push(p);
+                }
+            }
+            *parts = keep;
+            doomed
+        };
+        for p in doomed {
+            fs::remove_file(&p.path).map_err(io_err(&p.path))?;
+            inner.counters.parts_deleted.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The parts and heads to read for `[start, end)`, taken under the locks once.
+    fn read_view(&self) -> (Vec<Arc<Part>>, Option<Arc<Head>>) {
+        let parts = self.inner.parts.read().expect("parts lock").clone();
+        let flushing = self.inner.flushing.read().expect("lock").clone();
+        (parts, flushing)
+    }
+
+    /// Streams matching `matchers` with entries in `[start, end)`, merged across parts and the
+    /// head, each in time order.
+    pub fn select_streams(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Stream>, Error> {
+        let mut found = Vec::new();
+        {
+            // The head first, then the parts: an entry moving from head to part in between is
+            // seen twice at worst (then dropped as a duplicate), never missed.
+            self.inner
+                .head
+                .read()
+                .expect("head lock")
+                .select(matchers, start, end, &mut found);
+        }
+        let (parts, flushing) = self.read_view();
+        if let Some(f) = flushing {
+            f.select(matchers, start, end, &mut found);
+        }
+        let mut budget = self.inner.opts.max_query_bytes;
+        for p in parts.iter().filter(|p| p.max_ts >= start && p.min_ts < end) {
+            p.select(matchers, start, end, &mut budget, &mut found)?;
+        }
+        Ok(merge(found))
+    }
+
+    /// Label names of streams with entries in `[start, end)`.
+    pub fn label_names(&self, start: i64, end: i64) -> Vec<String> {
+        let mut names = BTreeSet::new();
+        for l in self.series(&[], start, end) {
+            names.extend(l.iter().map(|l| l.name.to_string()));
+        }
+        names.into_iter().collect()
+    }
+
+    /// Values of label `name` among matching streams with entries in `[start, end)`.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Vec<String> {
+        let mut values = BTreeSet::new();
+        for l in self.series(matchers, start, end) {
+            if let Some(v) = l.get(name) {
+                values.insert(v.to_string());
+            }
+        }
+        values.into_iter().collect()
+    }
+
+    /// Label sets of matching streams with entries in `[start, end)` (from the index: no chunk
+    /// is read).
+    pub fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
+        let mut out = Vec::new();
+        self.inner
+            .head
+            .read()
+            .expect("head lock")
+            .series(matchers, start, end, &mut out);
+        let (parts, flushing) = self.read_view();
+        if let Some(f) = flushing {
+            f.series(matchers, start, end, &mut out);
+        }
+        for p in parts.iter().filter(|p| p.max_ts >= start && p.min_ts < end) {
+            for s in p
+                .streams
+                .iter()
+                .filter(|s| head::matches(&s.labels, matchers))
+            {
+                if s.chunks.iter().any(|c| c.max_ts >= start && c.min_ts < end) {
+                    out.push(s.labels.clone());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub fn stats(&self) -> Stats {
+        let head = self.inner.head.read().expect("head lock");
+        let parts = self.inner.parts.read().expect("parts lock");
+        Stats {
+            head_entries: head.entries,
+            head_bytes: head.bytes,
+            head_streams: head.stream_count(),
+            parts: parts.len(),
+            part_bytes: parts.iter().map(|p| p.bytes).sum(),
+            part_entries: parts.iter().map(|p| p.entries).sum(),
+        }
+    }
+}
+
+impl LogSource for LogStore {
+    fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, EvalError> {
+        self.select_streams(sel.matchers, sel.start, sel.end).map_err(|e| match e {
+            Error::Part(PartError::OverBudget) => EvalError::Limit(format!(
+                "the query would read more than logs.storage.max_query_bytes ({} bytes of lines); narrow the time range or the selector",
+                self.inner.opts.max_query_bytes
+            )),
+            other => EvalError::Source(other.to_string()),
+        })
+    }
+}
+
+fn labels_map(l: &Labels) -> BTreeMap<String, String> {
+    l.iter()
+        .map(|l| (l.name.to_string(), l.value.to_string()))
+        .collect()
+}
+
+/// Streams with the same labels joined, entries sorted, exact duplicates (same time and line)
+/// dropped.
+fn merge(found: Vec<Stream>) -> Vec<Stream> {
+    let mut by: BTreeMap<Labels, Vec<crate::Entry>> = BTreeMap::new();
+    let mut multi = BTreeSet::new();
+    for s in found {
+        let slot = by.entry(s.labels.clone()).or_default();
+        if !slot.is_empty() {
+            multi.insert(s.labels.clone());
+        }
+        slot.extend(s.entries);
+    }
+    by.into_iter()
+        .map(|(labels, mut entries)| {
+            if multi.contains(&labels) {
+                entries.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.line.cmp(&b.line)));
+                entries.dedup();
+            }
+            Stream { labels, entries }
+        })
+        .collect()
+}
+
+fn quarantine(dir: &Path, path: &Path) -> Result<(), Error> {
+    let q = dir.join("quarantine");
+    fs::create_dir_all(&q).map_err(io_err(&q))?;
+    let name = path.file_name().unwrap_or_default();
+    fs::rename(path, q.join(name)).map_err(io_err(path))
+}
