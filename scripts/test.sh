@@ -39,6 +39,15 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   echo "==> installing Python packages: aiosmtpd"
   python3 -m pip install --quiet aiosmtpd
 fi
+# Real log clients: python-logging-loki (Loki push) and the OpenTelemetry SDK (OTLP/HTTP).
+py_packages=()
+python3 -c 'import logging_loki' >/dev/null 2>&1 || py_packages+=(python-logging-loki)
+python3 -c 'import opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1 ||
+  py_packages+=(opentelemetry-sdk opentelemetry-exporter-otlp-proto-http)
+if ((${#py_packages[@]})); then
+  echo "==> installing Python packages: ${py_packages[*]}"
+  python3 -m pip install --quiet "${py_packages[@]}"
+fi
 if [ ! -d crates/cli/tests/browser/node_modules/playwright-core ]; then
   echo "==> installing npm packages for the browser tests (playwright-core)"
   npm ci --prefix crates/cli/tests/browser --no-audit --no-fund --silent

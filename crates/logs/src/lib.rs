@@ -4,6 +4,7 @@
 //! and the ingest formats (`ingest`: Loki push JSON/protobuf, OTLP logs JSON/protobuf).
 
 pub mod entry;
+pub mod ingest;
 pub mod logql;
 pub mod redact;
 pub mod store;

@@ -153,6 +153,7 @@ impl App {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         info!("storage open");
+        let logs = open_logs(&config, &self_metrics).await?;
 
         let self_target = if addr.ip().is_unspecified() {
             format!("127.0.0.1:{}", addr.port())
@@ -236,6 +237,7 @@ impl App {
             heal,
             incidents,
             reports,
+            logs,
         });
         starting.stop().await;
         Ok(App {
@@ -279,12 +281,15 @@ impl App {
         }
         let st = &self.state;
         // Stopped in this order at shutdown: repairs, alerts, incidents, reports.
-        let services = [
+        let mut services = vec![
             Stoppable::spawn(|stop| st.heal.clone().run(stop)),
             Stoppable::spawn(|stop| st.alerts.clone().run(stop)),
             Stoppable::spawn(|stop| st.incidents.clone().run(stop)),
             Stoppable::spawn(|stop| crate::reports::Reports::run(st.clone(), stop)),
         ];
+        if let Some(logs) = &st.logs {
+            services.push(Stoppable::spawn(|stop| logs.clone().run(stop)));
+        }
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&self.state.config.storage.path);
         let save_task = {
             let rules = self.state.rules.clone();
@@ -329,6 +334,20 @@ impl App {
             .map_err(|e| Error::Internal(e.to_string()))??;
         served.map_err(|e| Error::Internal(format!("HTTP server: {e}")))
     }
+}
+
+/// Opens the log store when `logs.enabled` (the default) and adds its metrics.
+async fn open_logs(
+    config: &Config,
+    self_metrics: &SelfMetrics,
+) -> Result<Option<Arc<crate::logs::Logs>>, Error> {
+    if !config.logs.enabled {
+        return Ok(None);
+    }
+    let opts = config.logs.store_options(&config.storage.path);
+    let logs = crate::logs::Logs::open(opts, config.logs.max_entries).await?;
+    self_metrics.with_registry(|r| r.register_collector(Box::new(logs.collector())));
+    Ok(Some(logs))
 }
 
 /// A background service and the signal that stops it.

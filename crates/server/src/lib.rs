@@ -19,6 +19,7 @@ mod error;
 pub mod forward;
 pub mod http;
 pub mod incidents;
+pub mod logs;
 pub mod reload;
 pub mod remote_write;
 pub mod reports;

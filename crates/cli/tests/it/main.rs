@@ -14,6 +14,7 @@ mod identities;
 mod incidents;
 mod layout;
 mod limits;
+mod logs;
 mod prometheus;
 mod prometheus_config;
 mod promql;

@@ -63,75 +63,12 @@ impl<'a> Pipeline<'a> {
                         return None;
                     }
                 }
-                Stage::Json(params) => {
-                    extracted.clear();
-                    let result = if params.is_empty() {
-                        parsers::json_fields(&line, &mut extracted)
-                    } else {
-                        serde_json::from_str::<serde_json::Value>(&line)
-                            .map(|v| {
-                                for (label, path) in params {
-                                    let value = parsers::json_path(&v, path).unwrap_or_default();
-                                    extracted.push((label.clone(), value));
-                                }
-                            })
-                            .map_err(|e| e.to_string())
-                    };
-                    apply(&mut labels, stream, &mut extracted, result, "JSONParserErr");
-                }
-                Stage::Logfmt(params) => {
-                    extracted.clear();
-                    let result = parsers::logfmt_fields(&line, &mut extracted);
-                    if !params.is_empty() {
-                        let all = std::mem::take(&mut extracted);
-                        for (label, key) in params {
-                            let v = all.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-                            extracted.push((label.clone(), v.unwrap_or_default()));
-                        }
-                    }
-                    apply(
-                        &mut labels,
-                        stream,
-                        &mut extracted,
-                        result,
-                        "LogfmtParserErr",
-                    );
-                }
-                Stage::Regexp(re) => {
-                    if let Some(c) = re.captures(&line) {
-                        for name in re.capture_names().flatten() {
-                            if let Some(m) = c.name(name) {
-                                set_extracted(&mut labels, stream, name, m.as_str());
-                            }
-                        }
-                    }
-                }
-                Stage::Pattern(p) => {
-                    extracted.clear();
-                    if p.matches(&line, &mut extracted) {
-                        apply(&mut labels, stream, &mut extracted, Ok(()), "");
-                    }
-                }
-                Stage::Unpack => {
-                    extracted.clear();
-                    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line)
-                    {
-                        Ok(m) => {
-                            for (k, v) in m {
-                                match (k.as_str(), v) {
-                                    ("_entry", serde_json::Value::String(s)) => line = s,
-                                    (_, serde_json::Value::String(s)) => set_extracted(
-                                        &mut labels,
-                                        stream,
-                                        &parsers::sanitize(&k),
-                                        &s,
-                                    ),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        Err(e) => set_error(&mut labels, "JSONParserErr", &e.to_string()),
-                    }
+                Stage::Json(_)
+                | Stage::Logfmt(_)
+                | Stage::Regexp(_)
+                | Stage::Pattern(_)
+                | Stage::Unpack => {
+                    parse_stage(stage, &mut line, &mut labels, stream, &mut extracted);
                 }
                 Stage::LabelFilter(f) => {
                     if !label_filter(f, &mut labels) {
@@ -190,6 +127,79 @@ impl<'a> Pipeline<'a> {
         let data = Value::str_map(labels.iter());
         t.execute(&data, &self.funcs, &[])
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs a parser stage: the labels it extracts join `labels`; `unpack` may replace the line.
+fn parse_stage(
+    stage: &Stage,
+    line: &mut String,
+    labels: &mut LabelMap,
+    stream: &LabelMap,
+    extracted: &mut Vec<(String, String)>,
+) {
+    match stage {
+        Stage::Json(params) => {
+            extracted.clear();
+            let result = if params.is_empty() {
+                parsers::json_fields(line, extracted)
+            } else {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .map(|v| {
+                        for (label, path) in params {
+                            let value = parsers::json_path(&v, path).unwrap_or_default();
+                            extracted.push((label.clone(), value));
+                        }
+                    })
+                    .map_err(|e| e.to_string())
+            };
+            apply(labels, stream, extracted, result, "JSONParserErr");
+        }
+        Stage::Logfmt(params) => {
+            extracted.clear();
+            let result = parsers::logfmt_fields(line, extracted);
+            if !params.is_empty() {
+                let all = std::mem::take(extracted);
+                for (label, key) in params {
+                    let v = all.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+                    extracted.push((label.clone(), v.unwrap_or_default()));
+                }
+            }
+            apply(labels, stream, extracted, result, "LogfmtParserErr");
+        }
+        Stage::Regexp(re) => {
+            if let Some(c) = re.captures(line) {
+                for name in re.capture_names().flatten() {
+                    if let Some(m) = c.name(name) {
+                        set_extracted(labels, stream, name, m.as_str());
+                    }
+                }
+            }
+        }
+        Stage::Pattern(p) => {
+            extracted.clear();
+            if p.matches(line, extracted) {
+                apply(labels, stream, extracted, Ok(()), "");
+            }
+        }
+        Stage::Unpack => {
+            extracted.clear();
+            match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+                Ok(m) => {
+                    for (k, v) in m {
+                        match (k.as_str(), v) {
+                            ("_entry", serde_json::Value::String(s)) => *line = s,
+                            (_, serde_json::Value::String(s)) => {
+                                set_extracted(labels, stream, &parsers::sanitize(&k), &s)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => set_error(labels, "JSONParserErr", &e.to_string()),
+            }
+        }
+        _ => {}
     }
 }
 

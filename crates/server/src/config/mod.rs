@@ -2,6 +2,8 @@
 //! `docs/configuration.md` is written from these comments. Scrape configuration uses
 //! Prometheus's syntax unchanged, so `scrape_configs` can be copied from a `prometheus.yml`.
 
+mod logs;
+pub use logs::LogsConfig;
 mod scrape;
 pub use scrape::*;
 mod services;
@@ -124,6 +126,9 @@ pub struct Config {
     /// Scheduled reports (`docs/reports.md`).
     #[serde(default, deserialize_with = "null_as_default")]
     pub reports: Vec<ReportConfig>,
+    /// Logs: ingest, redaction, storage, LogQL (`docs/logs.md`).
+    #[serde(default)]
+    pub logs: LogsConfig,
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -305,6 +310,7 @@ impl Config {
         self.alerting.prometheus().validate()?;
         self.auth.validate()?;
         self.incidents.policy()?;
+        self.logs.validate()?;
         let mut report_names = std::collections::HashSet::new();
         for (i, r) in self.reports.iter().enumerate() {
             r.check(&format!("reports[{i}]"))?;

@@ -18,6 +18,7 @@ mod error;
 mod guards;
 mod heal;
 mod incidents;
+mod loki;
 mod params;
 mod prom;
 mod query;
@@ -58,7 +59,57 @@ use guards::{allowed_host, limit_body, over_client_rate, require_json, same_orig
 /// without saying who may call it.
 fn routes() -> Routes {
     let r = prometheus_status_routes(prometheus_routes(Routes::default()));
-    incident_routes(medic_view_routes(medic_routes(alertmanager_routes(r))))
+    log_routes(incident_routes(medic_view_routes(medic_routes(
+        alertmanager_routes(r),
+    ))))
+}
+
+/// Loki's push and query API, and OTLP/HTTP logs.
+fn log_routes(r: Routes) -> Routes {
+    let read = &[
+        (Method::GET, Permission::Read),
+        (Method::POST, Permission::Read),
+    ][..];
+    r.route(
+        "/loki/api/v1/push",
+        &[(Method::POST, Permission::Ingest)],
+        post(loki::push),
+    )
+    .route(
+        "/otlp/v1/logs",
+        &[(Method::POST, Permission::Ingest)],
+        post(loki::otlp),
+    )
+    .route(
+        "/v1/logs",
+        &[(Method::POST, Permission::Ingest)],
+        post(loki::otlp),
+    )
+    .route(
+        "/loki/api/v1/query",
+        read,
+        get(loki::query).post(loki::query),
+    )
+    .route(
+        "/loki/api/v1/query_range",
+        read,
+        get(loki::query_range).post(loki::query_range),
+    )
+    .route(
+        "/loki/api/v1/labels",
+        read,
+        get(loki::labels).post(loki::labels),
+    )
+    .route(
+        "/loki/api/v1/label/{name}/values",
+        read,
+        get(loki::label_values).post(loki::label_values),
+    )
+    .route(
+        "/loki/api/v1/series",
+        read,
+        get(loki::series).post(loki::series),
+    )
 }
 
 /// Prometheus's data endpoints, and medic's own health and metrics.

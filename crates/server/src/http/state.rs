@@ -43,6 +43,8 @@ pub struct AppState {
     pub reports: crate::reports::Reports,
     /// Request rate per client (`server.client_rate_limit`).
     pub client_rates: crate::serve::client_rate::ClientRates,
+    /// The log store (absent when `logs.enabled: false`).
+    pub logs: Option<Arc<crate::logs::Logs>>,
     /// Remote write's in-flight memory budget, in KiB.
     pub write_budget: Arc<tokio::sync::Semaphore>,
 }
