@@ -114,7 +114,8 @@ pub fn promql(before: &str, value: &str) -> Result<String, String> {
         }
         (PromqlPlace::Str(q), opened) => {
             let op = before[..opened].trim_end();
-            let value = if op.ends_with("=~") || op.ends_with("!~") {
+            // `=~`/`!~` in PromQL and LogQL; `|~` is LogQL's regex line filter.
+            let value = if op.ends_with("=~") || op.ends_with("!~") || op.ends_with("|~") {
                 regex::escape(value)
             } else {
                 value.to_string()

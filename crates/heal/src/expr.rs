@@ -66,6 +66,9 @@ impl Expr {
             .into_iter()
             .map(str::to_string)
             .collect();
+        // `list.exists(x, …)` and the other macros bind their own variable: not evidence.
+        let bound = bound_variables(source);
+        variables.retain(|v| !bound.contains(v));
         variables.sort();
         Ok(Expr {
             source: source.to_string(),
@@ -111,6 +114,20 @@ impl Expr {
     }
 }
 
+/// The variables CEL's macros bind (`exists`, `all`, `exists_one`, `map`, `filter`).
+fn bound_variables(source: &str) -> Vec<String> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"\.(?:exists_one|exists|all|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,",
+        )
+        .expect("valid regex")
+    })
+    .captures_iter(source)
+    .map(|c| c[1].to_string())
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +135,14 @@ mod tests {
 
     fn vars(j: Json) -> BTreeMap<String, Json> {
         serde_json::from_value(j).unwrap()
+    }
+
+    #[test]
+    fn a_macro_variable_is_not_evidence() {
+        let e = Expr::compile("errors.lines.exists(l, l.line.contains('timeout'))").unwrap();
+        assert_eq!(e.variables(), ["errors"]);
+        let v = vars(json!({"errors": {"lines": [{"line": "a"}, {"line": "gateway timeout"}]}}));
+        assert_eq!(e.eval_bool(&v), Ok(true));
     }
 
     #[test]

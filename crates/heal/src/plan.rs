@@ -156,6 +156,15 @@ fn write_collect(s: &mut String, pb: &Playbook, scope: &Scope, alert: &AlertFile
                 Ok(r) => format!("{} {}", r.method, r.url),
                 Err(e) => format!("<{e}>"),
             },
+            CollectKind::Logs {
+                query,
+                range,
+                limit,
+            } => format!(
+                "logs {} over the last {}, at most {limit} lines",
+                query.expand(scope).unwrap_or_else(|e| format!("<{e}>")),
+                Dur(*range)
+            ),
         };
         let given = if alert.evidence.contains_key(&c.name) {
             " (given in the alert file)"

@@ -28,6 +28,22 @@ pub fn title(e: &Execution, event: NotifyEvent) -> String {
     }
 }
 
+/// The first `n` lines of a `logs:` collector's evidence as `<time> <line>` (each cut at 200
+/// characters); `None` for other evidence.
+pub fn log_excerpt(v: &Json, n: usize) -> Option<Vec<String>> {
+    let lines = v.get("lines")?.as_array()?;
+    Some(
+        lines
+            .iter()
+            .take(n)
+            .map(|l| {
+                let text: String = l["line"].as_str().unwrap_or("").chars().take(200).collect();
+                format!("{} {}", l["ts"].as_str().unwrap_or(""), text)
+            })
+            .collect(),
+    )
+}
+
 /// What medic saw, concluded, did and verified, as text for people.
 pub fn report(e: &Execution, url: &str) -> String {
     let mut s = String::new();
@@ -44,6 +60,13 @@ pub fn report(e: &Execution, url: &str) -> String {
         labels.join(", ")
     ));
     for (k, v) in &e.evidence {
+        if let Some(lines) = log_excerpt(v, 5) {
+            s.push_str(&format!("  {k} = {} log lines\n", v["count"]));
+            for l in lines {
+                s.push_str(&format!("    {l}\n"));
+            }
+            continue;
+        }
         let short = match v.get("value") {
             Some(val) if !val.is_null() => val.to_string(),
             _ => match v.get("stdout").and_then(Json::as_str) {

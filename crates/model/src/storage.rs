@@ -237,6 +237,16 @@ pub enum QueryError {
     NotSeries { expr: String, kind: &'static str },
 }
 
+/// One log line a LogQL log query returned, for components that only need answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// Nanoseconds since the epoch.
+    pub ts_ns: i64,
+    /// The labels of the line's stream (with what the query's parsers extracted).
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub line: String,
+}
+
 pub trait InstantQuery: Send + Sync {
     /// Evaluates `expr` at `t` (ms). A scalar comes back as one series without labels.
     fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, QueryError>;
@@ -249,4 +259,17 @@ pub trait InstantQuery: Send + Sync {
         end: i64,
         step: i64,
     ) -> Result<Vec<QuerySeries>, QueryError>;
+
+    /// Runs the LogQL log query `expr` over `[start, end)` (ms) and returns at most `limit`
+    /// lines, newest first. Stores without logs answer with an error.
+    fn logs(
+        &self,
+        expr: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, QueryError> {
+        let _ = (expr, start, end, limit);
+        Err(QueryError::Failed("logs are not available here".into()))
+    }
 }

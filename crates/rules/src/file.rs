@@ -32,6 +32,15 @@ pub struct RuleFile {
     pub groups: Vec<GroupSpec>,
 }
 
+/// The query language of a rule file: Prometheus rule files hold PromQL, Loki ruler files
+/// (`logs.rule_files`) hold LogQL metric queries in the same format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    PromQL,
+    LogQL,
+}
+
 /// One `groups:` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +56,9 @@ pub struct GroupSpec {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// Set by the loader, never read from the file.
+    #[serde(skip)]
+    pub lang: Lang,
 }
 
 /// One rule as written: recording (`record`), alerting (`alert`) or medic's anomaly rule
@@ -234,6 +246,16 @@ fn group_lines(text: &str) -> Vec<usize> {
 
 /// Parses rule file text. All problems are returned, each with file, line, group and rule.
 pub fn parse(text: &str, file: &Path, ignore_unknown: bool) -> Result<RuleFile, Vec<FileError>> {
+    parse_lang(text, file, ignore_unknown, Lang::PromQL)
+}
+
+/// Parses a rule file whose expressions are in `lang`.
+pub fn parse_lang(
+    text: &str,
+    file: &Path,
+    ignore_unknown: bool,
+    lang: Lang,
+) -> Result<RuleFile, Vec<FileError>> {
     let err = |line: Option<usize>, message: String| FileError {
         file: file.to_path_buf(),
         line,
@@ -254,11 +276,14 @@ pub fn parse(text: &str, file: &Path, ignore_unknown: bool) -> Result<RuleFile, 
     } else {
         medic_model::yaml::from_str(text)
     };
-    let rf = parsed.map_err(|m| {
+    let mut rf = parsed.map_err(|m| {
         // serde_norway ends its messages with "at line L column C".
         let line = medic_model::yaml::error_line(&m);
         vec![err(line, m)]
     })?;
+    for g in &mut rf.groups {
+        g.lang = lang;
+    }
     let errs = validate(&rf, text, file);
     if errs.is_empty() {
         Ok(rf)
@@ -292,6 +317,18 @@ pub fn load(path: &Path, ignore_unknown: bool) -> Result<RuleFile, Vec<FileError
         });
     }
     parse(&text, path, ignore_unknown)
+}
+
+/// Reads a Loki ruler file: Prometheus's format with LogQL metric queries as `expr`.
+pub fn load_logql(path: &Path) -> Result<RuleFile, Vec<FileError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![FileError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse_lang(&text, path, false, Lang::LogQL)
 }
 
 pub(crate) fn is_valid_metric_name(s: &str) -> bool {
@@ -340,7 +377,7 @@ fn validate(rf: &RuleFile, text: &str, file: &Path) -> Vec<FileError> {
         for (ri, r) in g.rules.iter().enumerate() {
             let line = rule_lines.get(rule_no).copied();
             rule_no += 1;
-            for msg in validate_rule(r, &funcs) {
+            for msg in validate_rule(r, &funcs, g.lang) {
                 errs.push(FileError {
                     file: file.to_path_buf(),
                     line,
@@ -352,7 +389,7 @@ fn validate(rf: &RuleFile, text: &str, file: &Path) -> Vec<FileError> {
     errs
 }
 
-fn validate_rule(r: &RuleSpec, funcs: &Funcs) -> Vec<String> {
+fn validate_rule(r: &RuleSpec, funcs: &Funcs, lang: Lang) -> Vec<String> {
     let mut errs = Vec::new();
     match [&r.record, &r.alert, &r.anomaly]
         .iter()
@@ -406,8 +443,11 @@ fn validate_rule(r: &RuleSpec, funcs: &Funcs) -> Vec<String> {
     }
     if r.expr.trim().is_empty() {
         errs.push("field 'expr' must be set in rule".into());
-    } else if let Err(e) = medic_promql::Engine::parse(&r.expr) {
+    } else if let Err(e) = crate::rule::RuleExpr::parse(&r.expr, lang) {
         errs.push(format!("could not parse expression: {e}"));
+    }
+    if lang == Lang::LogQL && (r.anomaly.is_some() || r.keep_firing_while.is_some()) {
+        errs.push("log rules cannot be anomaly rules or use keep_firing_while".into());
     }
     if let Some(rec) = &r.record {
         if !r.annotations.is_empty() {

@@ -115,6 +115,8 @@ pub struct Group {
     /// The widest range each matcher set was selected over in the last evaluation, so the next
     /// loads it once for all its rules (see [`crate::cache`]).
     learned_spans: HashMap<String, i64>,
+    /// The log store, for LogQL rules (set by the manager).
+    pub logs: Option<crate::rule::LogSource>,
 }
 
 impl Group {
@@ -128,7 +130,7 @@ impl Group {
         let rules = spec
             .rules
             .iter()
-            .map(|r| Rule::from_spec(r, &group_labels))
+            .map(|r| Rule::from_spec(r, &group_labels, spec.lang))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Group {
             name: spec.name.clone(),
@@ -146,6 +148,7 @@ impl Group {
             opts,
             should_restore: true,
             learned_spans: HashMap::new(),
+            logs: None,
         })
     }
 
@@ -226,6 +229,7 @@ impl Group {
             let ctx = EvalContext {
                 engine,
                 store: queryable.clone(),
+                logs: self.logs.as_ref(),
                 t,
                 external_labels: &self.opts.external_labels,
                 external_url: &self.opts.external_url,

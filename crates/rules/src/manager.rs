@@ -234,6 +234,8 @@ pub struct Manager {
     updating: Mutex<()>,
     /// Anomaly detectors read from a snapshot, waiting for their rules to load.
     pending_detectors: Mutex<HashMap<(String, String), RuleSnapshot>>,
+    /// The log store LogQL rules read (none: log rules fail with a clear error).
+    logs: Mutex<Option<crate::rule::LogSource>>,
 }
 
 /// One series' detector as the anomaly API shows it.
@@ -264,7 +266,13 @@ impl Manager {
             slots: Mutex::new(Vec::new()),
             updating: Mutex::new(()),
             pending_detectors: Mutex::new(HashMap::new()),
+            logs: Mutex::new(None),
         })
+    }
+
+    /// Sets the log store that LogQL rules (Loki ruler files) read.
+    pub fn set_log_source(&self, logs: crate::rule::LogSource) {
+        *self.logs.lock().unwrap_or_else(|e| e.into_inner()) = Some(logs);
     }
 
     /// Loads `files` and replaces the running groups with theirs. Groups that survive (same
@@ -276,15 +284,33 @@ impl Manager {
         files: &[PathBuf],
         opts: &GroupOptions,
     ) -> Result<UpdateSummary, Vec<FileError>> {
+        self.update_with_logs(files, &[], opts)
+    }
+
+    /// [`Manager::update`] with Loki ruler files (LogQL rules) beside the Prometheus ones.
+    pub fn update_with_logs(
+        self: &Arc<Self>,
+        files: &[PathBuf],
+        log_files: &[PathBuf],
+        opts: &GroupOptions,
+    ) -> Result<UpdateSummary, Vec<FileError>> {
         let _serial = self.updating.lock().unwrap_or_else(|e| e.into_inner());
         let mut errors = Vec::new();
         let mut groups = Vec::new();
-        for f in files {
-            match crate::file::load(f, false) {
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let loaded = files
+            .iter()
+            .map(|f| (f, crate::file::load(f, false)))
+            .chain(log_files.iter().map(|f| (f, crate::file::load_logql(f))));
+        for (f, file) in loaded {
+            match file {
                 Ok(rf) => {
                     for spec in &rf.groups {
                         match Group::new(spec, f.clone(), opts.clone()) {
-                            Ok(g) => groups.push(g),
+                            Ok(mut g) => {
+                                g.logs = logs.clone();
+                                groups.push(g)
+                            }
                             Err(e) => errors.push(FileError {
                                 file: f.clone(),
                                 line: None,
@@ -300,7 +326,7 @@ impl Manager {
             return Err(errors);
         }
         let summary = UpdateSummary {
-            files: files.len(),
+            files: files.len() + log_files.len(),
             groups: groups.len(),
             rules: groups.iter().map(|g| g.rules.len()).sum(),
         };

@@ -89,10 +89,49 @@ impl Alert {
 #[error("{0}")]
 pub struct EvalError(pub String);
 
+/// Where LogQL rules read logs from.
+#[derive(Clone)]
+pub struct LogSource(pub Arc<dyn medic_logs::logql::LogSource + Send + Sync>);
+
+impl std::fmt::Debug for LogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogSource")
+    }
+}
+
+/// A rule's query: PromQL, or a LogQL metric query (Loki ruler files).
+#[derive(Debug, Clone)]
+pub enum RuleExpr {
+    Prom(Expr),
+    Log(Arc<medic_logs::logql::ast::MetricExpr>),
+}
+
+impl RuleExpr {
+    /// Parses `text` in `lang`; a LogQL rule must be a metric query.
+    pub fn parse(text: &str, lang: crate::file::Lang) -> Result<RuleExpr, String> {
+        match lang {
+            crate::file::Lang::PromQL => Engine::parse(text)
+                .map(RuleExpr::Prom)
+                .map_err(|e| e.to_string()),
+            crate::file::Lang::LogQL => match medic_logs::logql::parse(text)
+                .map_err(|e| e.to_string())?
+            {
+                medic_logs::logql::ast::Expr::Metric(m) => Ok(RuleExpr::Log(Arc::new(m))),
+                medic_logs::logql::ast::Expr::Log(_) => Err(
+                    "a log rule needs a metric query (count_over_time, rate, …), not a log query"
+                        .into(),
+                ),
+            },
+        }
+    }
+}
+
 /// What a rule needs to evaluate.
 pub struct EvalContext<'a> {
     pub engine: &'a Engine,
     pub store: Arc<dyn Queryable>,
+    /// The log store, for LogQL rules.
+    pub logs: Option<&'a LogSource>,
     /// Evaluation time (ms), already moved back by the group's `query_offset`.
     pub t: i64,
     pub external_labels: &'a Labels,
@@ -102,8 +141,12 @@ pub struct EvalContext<'a> {
 
 pub(crate) fn query_vector(
     ctx: &EvalContext<'_>,
-    expr: &Expr,
+    expr: &RuleExpr,
 ) -> Result<Vec<VectorSample>, EvalError> {
+    let expr = match expr {
+        RuleExpr::Prom(e) => e,
+        RuleExpr::Log(m) => return query_logs(ctx, m),
+    };
     match ctx.engine.instant_expr(&*ctx.store, expr, ctx.t) {
         Ok(PromValue::Vector(v)) => Ok(v),
         Ok(PromValue::Scalar(v)) => Ok(vec![VectorSample::new(Labels::empty(), ctx.t, v)]),
@@ -115,12 +158,36 @@ pub(crate) fn query_vector(
     }
 }
 
+fn query_logs(
+    ctx: &EvalContext<'_>,
+    m: &medic_logs::logql::ast::MetricExpr,
+) -> Result<Vec<VectorSample>, EvalError> {
+    use medic_logs::logql::metric;
+    let src = ctx
+        .logs
+        .ok_or_else(|| EvalError("log rules need the log store (logs.enabled: true)".into()))?;
+    let t = ctx.t.saturating_mul(1_000_000);
+    let steps = metric::Steps {
+        start: t,
+        end: t,
+        step: 1,
+    };
+    let vectors = metric::eval(&*src.0, m, steps).map_err(|e| EvalError(e.to_string()))?;
+    Ok(vectors
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| VectorSample::new(Labels::from_pairs(s.labels), ctx.t, s.value))
+        .collect())
+}
+
 /// A recording rule.
 #[derive(Debug, Clone)]
 pub struct RecordingRule {
     pub name: String,
     pub query: String,
-    expr: Expr,
+    expr: RuleExpr,
     pub labels: Labels,
 }
 
@@ -163,10 +230,10 @@ impl RecordingRule {
 pub struct AlertingRule {
     pub name: String,
     pub query: String,
-    expr: Expr,
+    expr: RuleExpr,
     pub hold: Duration,
     pub keep_firing_for: Duration,
-    pub keep_firing_while: Option<(String, Expr)>,
+    pub keep_firing_while: Option<(String, RuleExpr)>,
     pub flapping: Option<FlappingSpec>,
     pub labels: Vec<(String, Text)>,
     pub annotations: Vec<(String, Text)>,
@@ -194,8 +261,9 @@ impl Rule {
     pub fn from_spec(
         spec: &RuleSpec,
         group_labels: &[(String, String)],
+        lang: crate::file::Lang,
     ) -> Result<Rule, EvalError> {
-        let expr = medic_promql::Engine::parse(&spec.expr).map_err(|e| EvalError(e.to_string()))?;
+        let expr = RuleExpr::parse(&spec.expr, lang).map_err(EvalError)?;
         let mut labels: Vec<(String, String)> = group_labels.to_vec();
         for (k, v) in &spec.labels {
             labels.retain(|(n, _)| n != k);
@@ -222,7 +290,7 @@ impl Rule {
 
     fn alerting_from_spec(
         spec: &RuleSpec,
-        expr: Expr,
+        expr: RuleExpr,
         labels: Vec<(String, String)>,
         raw_labels: Labels,
     ) -> Result<AlertingRule, EvalError> {
@@ -230,7 +298,7 @@ impl Rule {
         let keep_firing_while = match &spec.keep_firing_while {
             Some(q) => Some((
                 q.clone(),
-                medic_promql::Engine::parse(q).map_err(|e| EvalError(e.to_string()))?,
+                RuleExpr::parse(q, crate::file::Lang::PromQL).map_err(EvalError)?,
             )),
             None => None,
         };
@@ -299,7 +367,7 @@ impl Rule {
 
 impl AlertingRule {
     /// The parsed query.
-    pub(crate) fn expr(&self) -> &Expr {
+    pub(crate) fn expr(&self) -> &RuleExpr {
         &self.expr
     }
 

@@ -190,9 +190,13 @@ impl App {
             engine: &engine,
             db: &db,
             audit: &audit,
+            logs: &logs,
         };
         let heal = build_heal(&config, &self_url, &self_metrics, parts)?;
         let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
+        if let Some(l) = &logs {
+            rules.set_log_source(medic_rules::rule::LogSource(Arc::new(l.store.clone())));
+        }
         // Detectors saved at the last stop go to their rules as the rules load.
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&config.storage.path);
         rules.restore_anomalies(crate::bridge::anomaly::load_snapshot(&anomaly_path));
@@ -512,6 +516,7 @@ struct HealParts<'a> {
     engine: &'a medic_promql::Engine,
     db: &'a Arc<Db>,
     audit: &'a Arc<medic_state::SqliteAudit>,
+    logs: &'a Option<Arc<crate::logs::Logs>>,
 }
 
 /// Opens the heal journal and builds the engine (playbooks come with the first reload),
@@ -528,6 +533,7 @@ fn build_heal(
         engine,
         db,
         audit,
+        logs,
     } = parts;
     let path = config
         .heal
@@ -551,6 +557,7 @@ fn build_heal(
     let query = Arc::new(crate::bridge::PromQuery {
         engine: engine.clone(),
         store: db.clone(),
+        logs: logs.as_ref().map(|l| l.store.clone()),
     });
     let heal = medic_heal::Engine::new(
         Vec::new(),

@@ -186,17 +186,19 @@ impl Reloader {
         };
         check_playbooks(&playbooks, &alerting)?;
         let files = medic_rules::manager::expand_globs(&config.rule_files, &base)?;
+        let log_files = medic_rules::manager::expand_globs(&config.logs.rule_files, &base)?;
         let opts = self.group_options(config);
         let rules = self.rules.clone();
-        let summary = tokio::task::spawn_blocking(move || rules.update(&files, &opts))
-            .await
-            .map_err(|e| format!("rule loading panicked: {e}"))?
-            .map_err(|errs| {
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })?;
+        let summary =
+            tokio::task::spawn_blocking(move || rules.update_with_logs(&files, &log_files, &opts))
+                .await
+                .map_err(|e| format!("rule loading panicked: {e}"))?
+                .map_err(|errs| {
+                    errs.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?;
         self.alerts.apply(alerting);
         info!(playbooks = playbooks.len(), "playbooks loaded");
         self.heal.apply(playbooks, heal_opts);

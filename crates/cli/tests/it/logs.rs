@@ -300,3 +300,136 @@ async fn kill_9_during_log_ingest_loses_no_acknowledged_line() {
     );
     drop(m);
 }
+
+const LOG_RULES: &str = r#"
+groups:
+  - name: app-logs
+    interval: 1s
+    rules:
+      - alert: CheckoutErrors
+        expr: sum by (service) (count_over_time({env="prod"} |= "ERROR" [1m])) > 2
+        labels:
+          severity: page
+        annotations:
+          summary: '{{ $labels.service }} logged {{ $value }} errors in a minute'
+      - record: service:log_errors:count1m
+        expr: sum by (service) (count_over_time({env="prod"} |= "ERROR" [1m]))
+"#;
+
+const LOG_PLAYBOOK: &str = r#"
+name: log-errors
+trigger:
+  alert: '{alertname="CheckoutErrors"}'
+target: '{{ $labels.service }}'
+collect:
+  - name: errors
+    logs: '{env="prod", service="{{ $labels.service }}"} |= "ERROR"'
+    range: 5m
+    limit: 10
+diagnose:
+  - cause: payment_gateway
+    when: 'errors.count >= 3 && errors.lines.exists(l, l.line.contains("gateway timeout"))'
+    actions: [note]
+actions:
+  note:
+    exec:
+      command: [true]
+verify:
+  query: 'service:log_errors:count1m{service="checkout"} >= 3'
+  within: 20s
+  interval: 500ms
+"#;
+
+/// A log alert (a Loki ruler file) fires like any alert and starts a playbook whose `logs:`
+/// collector brings the matching lines; the recording rule beside it writes to the TSDB (the
+/// playbook's verification reads it back with PromQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_alert_starts_a_playbook_whose_evidence_holds_the_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Capture::start().await;
+    std::fs::write(dir.path().join("log_rules.yml"), LOG_RULES).unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    std::fs::write(dir.path().join("playbooks/log.yml"), LOG_PLAYBOOK).unwrap();
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_wait: 500ms\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs: [{{url: \"{}\"}}]\n",
+            cap.url("/alerts")
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(
+        &cfg,
+        "global:\n  evaluation_interval: 1s\nscrape_configs: []\nlogs:\n  rule_files: [log_rules.yml]\nalerting:\n  config_file: alertmanager.yml\nheal:\n  playbooks: ['playbooks/*.yml']\n  condition_interval: 1s\n",
+    )
+    .unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let c = client();
+    let now = now_ms() * 1_000_000;
+    let lines = [
+        "INFO checkout started",
+        "ERROR checkout order=7 gateway timeout after 30s",
+        "ERROR checkout order=8 gateway timeout after 30s",
+        "INFO checkout order=9 paid",
+        "ERROR checkout order=10 gateway timeout after 30s password=swordfish",
+    ];
+    let values: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| serde_json::json!([(now + i as i64 * 1_000_000).to_string(), l]))
+        .collect();
+    let body = serde_json::json!({"streams": [
+        {"stream": {"env": "prod", "service": "checkout"}, "values": values},
+        {"stream": {"env": "prod", "service": "search"}, "values": [[now.to_string(), "ERROR search index stale"]]},
+    ]});
+    let r = c
+        .post(medic.url("/loki/api/v1/push"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let e = crate::heal::finished(&c, &medic, "log-errors", Duration::from_secs(60)).await;
+    assert_eq!(e["status"], "succeeded", "{e:#}");
+    assert_eq!(e["target"], "checkout");
+    assert_eq!(e["diagnosis"]["cause"], "payment_gateway");
+    let ev = &e["evidence"]["errors"];
+    assert_eq!(ev["count"], 3, "{ev:#}");
+    let got: Vec<&str> = ev["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    // Newest first, redacted, only the alerting service's.
+    assert_eq!(
+        got,
+        [
+            "ERROR checkout order=10 gateway timeout after 30s password=[REDACTED:secret_kv]",
+            "ERROR checkout order=8 gateway timeout after 30s",
+            "ERROR checkout order=7 gateway timeout after 30s",
+        ]
+    );
+    // The alert reached the receiver like any other, with its LogQL value.
+    let sent = cap
+        .wait_for_match(
+            "/alerts",
+            |v| v["alerts"][0]["labels"]["alertname"] == "CheckoutErrors",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(
+        sent["alerts"][0]["annotations"]["summary"],
+        "checkout logged 3 errors in a minute"
+    );
+    // The rule's API shows the LogQL query.
+    let rules = get_json(&c, &medic.url("/api/v1/rules")).await;
+    assert!(
+        rules
+            .to_string()
+            .contains("count_over_time({env=\\\"prod\\\"} |= \\\"ERROR\\\" [1m])"),
+        "{rules}"
+    );
+}

@@ -277,6 +277,21 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
+    async fn logs(
+        &self,
+        q: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<medic_model::LogLine>, String> {
+        let query = self.query.clone();
+        let q = q.to_string();
+        tokio::task::spawn_blocking(move || query.logs(&q, start, end, limit))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
     async fn range(
         &self,
         q: &str,
@@ -350,6 +365,14 @@ impl Engine {
                     (r.error.is_none(), r.summary(), action::http_evidence(&r))
                 }
                 Err(err) => (false, err.clone(), json!({"error": err, "ok": false})),
+            },
+            CollectKind::Logs {
+                query,
+                range,
+                limit,
+            } => match query.expand(&scope) {
+                Ok(q) => logs_result(&q, self.logs(&q, now - range, now, *limit).await, *limit),
+                Err(err) => (false, err.clone(), json!({"error": err})),
             },
         };
         Event::Collected { ok, message, value }
@@ -444,6 +467,39 @@ impl Engine {
 }
 
 /// A collector's query result as `(ok, message, evidence)`.
+/// Evidence of a `logs:` collector: `count`, `lines` (newest first: `ts` in RFC 3339,
+/// `labels`, `line`), and `truncated` when the limit cut the answer short.
+fn logs_result(
+    q: &str,
+    r: Result<Vec<medic_model::LogLine>, String>,
+    limit: usize,
+) -> (bool, String, Json) {
+    match r {
+        Ok(lines) => {
+            let items: Vec<Json> = lines
+                .iter()
+                .map(|l| {
+                    json!({
+                        "ts": medic_model::format_rfc3339_millis(l.ts_ns.div_euclid(1_000_000)),
+                        "labels": l.labels,
+                        "line": l.line,
+                    })
+                })
+                .collect();
+            (
+                true,
+                format!("{q}: {} lines", lines.len()),
+                json!({"query": q, "count": lines.len(), "truncated": lines.len() >= limit, "lines": items}),
+            )
+        }
+        Err(err) => (
+            false,
+            format!("{q}: {err}"),
+            json!({"query": q, "error": err, "count": 0, "lines": []}),
+        ),
+    }
+}
+
 fn query_result(q: &str, r: Result<Vec<QuerySeries>, String>, range: bool) -> (bool, String, Json) {
     match r {
         Ok(r) => (

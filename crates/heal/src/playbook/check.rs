@@ -193,14 +193,25 @@ fn check_collectors(raw: Vec<RawCollector>) -> CheckResult<(Vec<Collector>, Hash
                 format!("{field}.name: {:?} is collected twice", c.name),
             ));
         }
-        let kinds = c.query.is_some() as u8 + c.exec.is_some() as u8 + c.http.is_some() as u8;
+        let kinds = c.query.is_some() as u8
+            + c.exec.is_some() as u8
+            + c.http.is_some() as u8
+            + c.logs.is_some() as u8;
         if kinds != 1 {
             return Err(fail(
                 &c.name,
-                format!("{field}: needs exactly one of `query`, `exec`, `http`"),
+                format!("{field}: needs exactly one of `query`, `exec`, `http`, `logs`"),
             ));
         }
-        let kind = if let Some(q) = c.query {
+        if c.limit.is_some() && c.logs.is_none() {
+            return Err(fail(
+                &c.name,
+                format!("{field}.limit: only a `logs` collector takes a limit"),
+            ));
+        }
+        let kind = if let Some(q) = c.logs {
+            logs_collector(&field, &c.name, &q, c.range, c.limit)?
+        } else if let Some(q) = c.query {
             check_promql_text(&c.name, &q)?;
             let query = Text::promql(&field, &q).map_err(|e| fail(&c.name, e))?;
             match c.range {
@@ -232,6 +243,45 @@ fn check_collectors(raw: Vec<RawCollector>) -> CheckResult<(Vec<Collector>, Hash
     }
 
     Ok((collect, names))
+}
+
+/// A `logs:` collector: LogQL (checked now unless it is a template), a positive range, a
+/// limit of 1..=1000 lines.
+fn logs_collector(
+    field: &str,
+    name: &str,
+    q: &str,
+    range: Option<Dur>,
+    limit: Option<usize>,
+) -> CheckResult<CollectKind> {
+    let fail = |msg: String| (name.to_string(), format!("{field}: {msg}"));
+    check_promql_text(name, q)?;
+    // LogQL strings escape like PromQL's, `|~` included.
+    let query = Text::promql(field, q).map_err(|e| (name.to_string(), e))?;
+    if !query.is_template() {
+        match medic_logs::logql::parse(q) {
+            Ok(medic_logs::logql::ast::Expr::Log(_)) => {}
+            Ok(_) => {
+                return Err(fail(
+                    "logs: a log query is needed ({…} with filters), not a metric query".into(),
+                ))
+            }
+            Err(e) => return Err(fail(format!("logs: {e}"))),
+        }
+    }
+    let range = range.map_or(15 * 60 * 1000, |r| r.0);
+    if range <= 0 {
+        return Err(fail("range: must be positive".into()));
+    }
+    let limit = limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(fail(format!("limit: {limit} is outside 1..=1000")));
+    }
+    Ok(CollectKind::Logs {
+        query,
+        range,
+        limit,
+    })
 }
 
 fn check_actions(raw: BTreeMap<String, RawAction>) -> CheckResult<BTreeMap<String, Action>> {

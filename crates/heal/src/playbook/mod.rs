@@ -94,6 +94,12 @@ pub enum CollectKind {
     },
     Exec(ExecSpec),
     Http(HttpSpec),
+    /// A LogQL log query over `range` up to the time of collection, at most `limit` lines.
+    Logs {
+        query: Text,
+        range: i64,
+        limit: usize,
+    },
 }
 
 /// A command run without a shell.

@@ -74,6 +74,12 @@ pub(super) struct RawCollector {
     pub(super) exec: Option<RawExec>,
     #[serde(default)]
     pub(super) http: Option<RawHttp>,
+    /// A LogQL log query; `range` (default 15m) back from the collection, at most `limit`
+    /// lines (default 50), newest first.
+    #[serde(default)]
+    pub(super) logs: Option<String>,
+    #[serde(default)]
+    pub(super) limit: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,9 +13,57 @@ use medic_model::{InstantQuery, Labels, QueryError, QuerySeries, Queryable};
 pub struct PromQuery {
     pub engine: medic_promql::Engine,
     pub store: Arc<dyn Queryable>,
+    /// The log store, for `logs:` collectors.
+    pub logs: Option<medic_logs::store::LogStore>,
 }
 
 impl InstantQuery for PromQuery {
+    fn logs(
+        &self,
+        expr: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<Vec<medic_model::LogLine>, QueryError> {
+        use medic_logs::logql::{self, ast::Expr, logs, Direction};
+        let store = self
+            .logs
+            .as_ref()
+            .ok_or_else(|| QueryError::Failed("logs are disabled (logs.enabled: false)".into()))?;
+        let Expr::Log(l) = logql::parse(expr).map_err(|e| QueryError::Failed(e.to_string()))?
+        else {
+            return Err(QueryError::NotSeries {
+                expr: expr.to_string(),
+                kind: "metric query",
+            });
+        };
+        let ms = 1_000_000;
+        let streams = logs::query_logs(
+            store,
+            &l,
+            start.saturating_mul(ms),
+            end.saturating_mul(ms),
+            limit,
+            Direction::Backward,
+        )
+        .map_err(|e| QueryError::Failed(e.to_string()))?;
+        let mut lines: Vec<medic_model::LogLine> = streams
+            .into_iter()
+            .flat_map(|s| {
+                let labels = s.labels;
+                s.entries
+                    .into_iter()
+                    .map(move |(ts_ns, line)| medic_model::LogLine {
+                        ts_ns,
+                        labels: labels.clone(),
+                        line,
+                    })
+            })
+            .collect();
+        lines.sort_by_key(|l| std::cmp::Reverse(l.ts_ns));
+        Ok(lines)
+    }
+
     fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, QueryError> {
         use medic_promql::Value;
         match self

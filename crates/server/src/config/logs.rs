@@ -32,6 +32,9 @@ pub struct LogsConfig {
     pub max_entries: usize,
     /// zstd level of parts (default 3).
     pub compression_level: i32,
+    /// Loki ruler files (LogQL alerting and recording rules in Prometheus's rule format), as
+    /// paths or globs relative to the config file. Re-read on reload with `rule_files`.
+    pub rule_files: Vec<String>,
     /// Redaction before anything is stored.
     pub redaction: medic_logs::redact::RedactionConfig,
 }
@@ -49,6 +52,7 @@ impl Default for LogsConfig {
             max_line_bytes: ByteSize(256 << 10),
             max_entries: 5000,
             compression_level: 3,
+            rule_files: Vec::new(),
             redaction: Default::default(),
         }
     }

@@ -421,6 +421,17 @@ fn repair_steps(
             line.push_str(": ");
             line.push_str(&s.message);
         }
+        // A log collector's first lines go on the timeline with it.
+        if s.kind == StepKind::Collect {
+            let excerpt = e
+                .evidence
+                .get(&s.name)
+                .and_then(|v| medic_heal::report::log_excerpt(v, 3));
+            for l in excerpt.unwrap_or_default() {
+                line.push_str("\n    ");
+                line.push_str(&l);
+            }
+        }
         let verified = s.kind == StepKind::Verify && s.state == StepState::Succeeded;
         effects.extend(book.repair(
             now,
