@@ -21,6 +21,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
 command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
+# Syslog: Debian's rsyslog forwards to medic (logger from bsdutils sends to it).
+[ -x /usr/sbin/rsyslogd ] || packages+=(rsyslog)
+command -v logger >/dev/null 2>&1 || packages+=(bsdutils)
 # TLS tests make their certificates with the openssl command.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # Reports and pages are opened in Debian's headless Chromium, driven by playwright-core (npm).

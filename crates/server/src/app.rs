@@ -121,6 +121,8 @@ pub struct App {
     addr: SocketAddr,
     web: Option<Arc<WebConfigWatch>>,
     conn_metrics: ConnMetrics,
+    /// The syslog listeners, aborted at shutdown.
+    syslog_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -154,6 +156,10 @@ impl App {
             .map_err(|e| Error::Internal(e.to_string()))??;
         info!("storage open");
         let logs = open_logs(&config, &self_metrics).await?;
+        let syslog_tasks = match &logs {
+            Some(l) => l.start_syslog(&config.logs.syslog).await?,
+            None => Vec::new(),
+        };
 
         let self_target = if addr.ip().is_unspecified() {
             format!("127.0.0.1:{}", addr.port())
@@ -250,6 +256,7 @@ impl App {
             addr,
             web,
             conn_metrics,
+            syslog_tasks,
         })
     }
 
@@ -325,6 +332,9 @@ impl App {
         self.state.rules.stop().await;
         save_task.abort();
         prune_task.abort();
+        for t in &self.syslog_tasks {
+            t.abort();
+        }
         save_detectors(&self.state.rules, &anomaly_path).await;
         for s in &services {
             s.stop.notify_one();

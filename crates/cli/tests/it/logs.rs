@@ -44,8 +44,9 @@ async fn query_lines(c: &reqwest::Client, medic: &Medic, query: &str) -> Vec<(Va
         .get(medic.url("/loki/api/v1/query_range"))
         .query(&[
             ("query", query),
-            ("start", &(now - 3_600_000_000_000).to_string()),
-            ("end", &(now + 60_000_000_000).to_string()),
+            // A day either side: BSD syslog timestamps are in the sender's local time.
+            ("start", &(now - 86_400_000_000_000).to_string()),
+            ("end", &(now + 86_400_000_000_000).to_string()),
             ("limit", "1000"),
             ("direction", "forward"),
         ])
@@ -431,5 +432,126 @@ async fn a_log_alert_starts_a_playbook_whose_evidence_holds_the_lines() {
             .to_string()
             .contains("count_over_time({env=\\\"prod\\\"} |= \\\"ERROR\\\" [1m])"),
         "{rules}"
+    );
+}
+
+/// Debian's rsyslog forwards to medic: RFC 5424 over TCP (octet-counted) for facility local3,
+/// the traditional BSD format over UDP for local4. `logger` (util-linux) sends to rsyslog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsyslog_forwards_over_tcp_and_udp_and_queries_return_the_lines() {
+    require_binary("/usr/sbin/rsyslogd", "rsyslog");
+    require_binary("/usr/bin/logger", "bsdutils");
+    let dir = tempfile::tempdir().unwrap();
+    let (tcp, udp, rsyslog_in) = (free_port(), free_port(), free_port());
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(
+        &cfg,
+        format!("scrape_configs: []\nlogs:\n  syslog:\n    tcp: 127.0.0.1:{tcp}\n    udp: 127.0.0.1:{udp}\n    labels: {{env: test}}\n"),
+    )
+    .unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let work = dir.path().join("rsyslog");
+    std::fs::create_dir_all(&work).unwrap();
+    let conf = work.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{w}")
+module(load="imtcp")
+input(type="imtcp" port="{rsyslog_in}" address="127.0.0.1")
+if $syslogfacility-text == 'local3' then {{
+  action(type="omfwd" target="127.0.0.1" port="{tcp}" protocol="tcp" TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")
+}}
+if $syslogfacility-text == 'local4' then {{
+  action(type="omfwd" target="127.0.0.1" port="{udp}" protocol="udp" template="RSYSLOG_TraditionalForwardFormat")
+}}
+"#,
+            w = work.display()
+        ),
+    )
+    .unwrap();
+    let mut rsyslog = Command::new("/usr/sbin/rsyslogd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(work.join("pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // rsyslog is listening once a connection to its port succeeds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", rsyslog_in)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rsyslogd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let send = |prio: &str, msg: &str| {
+        let st = Command::new("/usr/bin/logger")
+            .args([
+                "-n",
+                "127.0.0.1",
+                "-P",
+                &rsyslog_in.to_string(),
+                "-T",
+                "--rfc3164",
+                "-t",
+                "payments",
+                "-p",
+                prio,
+                msg,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    send("local3.err", "charge failed for card 4111 1111 1111 1111");
+    send("local3.info", "charge ok id=42");
+    send("local4.warning", "queue depth 900 token=abc123secret");
+    let c = client();
+    let want_tcp = [
+        "charge failed for card [REDACTED:card_number]",
+        "charge ok id=42",
+    ];
+    let want_udp = ["queue depth 900 token=[REDACTED:secret_kv]"];
+    let got = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let tcp_lines = query_lines(
+                &c,
+                &medic,
+                r#"{job="syslog", app="payments", facility="local3"}"#,
+            )
+            .await;
+            let udp_lines = query_lines(
+                &c,
+                &medic,
+                r#"{job="syslog", app="payments", facility="local4"}"#,
+            )
+            .await;
+            if tcp_lines.len() >= 2 && !udp_lines.is_empty() || std::time::Instant::now() > deadline
+            {
+                break (tcp_lines, udp_lines);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let _ = rsyslog.kill();
+    let _ = rsyslog.wait();
+    let tcp_lines: Vec<&str> = got.0.iter().map(|(_, l)| l.as_str()).collect();
+    let udp_lines: Vec<&str> = got.1.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(tcp_lines, want_tcp, "{}", medic.stderr());
+    assert_eq!(udp_lines, want_udp);
+    // Severity from PRI, the configured label, the sending host.
+    assert_eq!(got.0[0].0["severity"], "err");
+    assert_eq!(got.0[1].0["severity"], "info");
+    assert_eq!(got.1[0].0["severity"], "warning");
+    assert_eq!(got.0[0].0["env"], "test");
+    assert!(
+        !got.0[0].0["host"].as_str().unwrap_or("").is_empty(),
+        "{:?}",
+        got.0[0].0
     );
 }

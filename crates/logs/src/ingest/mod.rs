@@ -3,6 +3,7 @@
 
 pub mod loki;
 pub mod otlp;
+pub mod syslog;
 
 /// A body that could not be decoded, saying where.
 #[derive(Debug, thiserror::Error)]

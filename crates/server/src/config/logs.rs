@@ -37,6 +37,33 @@ pub struct LogsConfig {
     pub rule_files: Vec<String>,
     /// Redaction before anything is stored.
     pub redaction: medic_logs::redact::RedactionConfig,
+    /// Syslog listeners (off unless an address is given).
+    pub syslog: SyslogConfig,
+}
+
+/// `logs.syslog`: where to listen for syslog (RFC 5424 and 3164).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// TCP address, e.g. `127.0.0.1:1514` (RFC 6587 framing: octet counting or lines).
+    pub tcp: Option<String>,
+    /// UDP address, e.g. `127.0.0.1:1514`.
+    pub udp: Option<String>,
+    /// Labels added to every syslog stream (`job` defaults to `syslog`).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Longest message accepted (default 64KiB).
+    pub max_message_bytes: ByteSize,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            tcp: None,
+            udp: None,
+            labels: Default::default(),
+            max_message_bytes: ByteSize(64 << 10),
+        }
+    }
 }
 
 impl Default for LogsConfig {
@@ -54,6 +81,7 @@ impl Default for LogsConfig {
             compression_level: 3,
             rule_files: Vec::new(),
             redaction: Default::default(),
+            syslog: Default::default(),
         }
     }
 }
@@ -93,6 +121,11 @@ impl LogsConfig {
         }
         if self.max_entries == 0 {
             return Err("logs.max_entries must be at least 1".into());
+        }
+        for (k, _) in &self.syslog.labels {
+            if !medic_model::is_valid_label_name(k) {
+                return Err(format!("logs.syslog.labels: invalid label name {k:?}"));
+            }
         }
         medic_logs::redact::Redactor::new(&self.redaction)
             .map(|_| ())

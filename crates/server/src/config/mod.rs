@@ -2,7 +2,7 @@
 //! `docs/configuration.md` is written from these comments. Scrape configuration uses
 //! Prometheus's syntax unchanged, so `scrape_configs` can be copied from a `prometheus.yml`.
 
-mod logs;
+pub mod logs;
 pub use logs::LogsConfig;
 mod scrape;
 pub use scrape::*;

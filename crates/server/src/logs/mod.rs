@@ -1,5 +1,8 @@
 //! The log store in `medic run`: opened under the storage directory, maintained (flush,
-//! retention) every few seconds on the blocking pool, and described in `/metrics`.
+//! retention) every few seconds on the blocking pool, and described in `/metrics`; the syslog
+//! listeners (`syslog`).
+
+pub mod syslog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,35 @@ impl Logs {
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(|e| Error::Internal(format!("log store: {e}")))?;
         Ok(Arc::new(Logs { store, max_entries }))
+    }
+
+    /// Binds the configured syslog listeners and serves them on tasks (aborted at shutdown).
+    pub async fn start_syslog(
+        self: &Arc<Self>,
+        cfg: &crate::config::logs::SyslogConfig,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+        let s = syslog::Syslog {
+            logs: self.clone(),
+            labels: cfg.labels.clone(),
+            max_message: cfg.max_message_bytes.0 as usize,
+        };
+        let mut tasks = Vec::new();
+        let bind_err = |what: &str, addr: &str, e: std::io::Error| {
+            Error::Internal(format!("logs.syslog.{what}: cannot listen on {addr}: {e}"))
+        };
+        if let Some(addr) = &cfg.tcp {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_err("tcp", addr, e))?;
+            tasks.push(tokio::spawn(s.clone().serve_tcp(l)));
+        }
+        if let Some(addr) = &cfg.udp {
+            let u = tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|e| bind_err("udp", addr, e))?;
+            tasks.push(tokio::spawn(s.serve_udp(u)));
+        }
+        Ok(tasks)
     }
 
     /// Flushes and applies retention until `stop`; flushes the head once more at the end.
@@ -155,6 +187,12 @@ impl Collector for LogsCollector {
             "medic_logs_wal_damaged_segments",
             "Log WAL segments whose damaged tail was cut at open",
             c.wal_damaged_segments.load(Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "medic_logs_syslog_unparsed",
+            "Syslog messages that were neither RFC 5424 nor 3164 (stored as they came)",
+            syslog::UNPARSED.load(Relaxed),
         )?;
         let s = store.stats();
         gauge(
