@@ -122,7 +122,7 @@ impl LogsConfig {
         if self.max_entries == 0 {
             return Err("logs.max_entries must be at least 1".into());
         }
-        for (k, _) in &self.syslog.labels {
+        for k in self.syslog.labels.keys() {
             if !medic_model::is_valid_label_name(k) {
                 return Err(format!("logs.syslog.labels: invalid label name {k:?}"));
             }
