@@ -8,5 +8,6 @@ pub mod ingest;
 pub mod logql;
 pub mod redact;
 pub mod store;
+pub mod tail;
 
 pub use entry::{Entry, Push, Stream};

@@ -121,7 +121,7 @@ pub struct App {
     addr: SocketAddr,
     web: Option<Arc<WebConfigWatch>>,
     conn_metrics: ConnMetrics,
-    /// The syslog listeners, aborted at shutdown.
+    /// The syslog listeners and the file tailer, aborted at shutdown.
     syslog_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -157,7 +157,7 @@ impl App {
         info!("storage open");
         let logs = open_logs(&config, &self_metrics).await?;
         let syslog_tasks = match &logs {
-            Some(l) => l.start_syslog(&config.logs.syslog).await?,
+            Some(l) => l.start_inputs(&config.logs).await?,
             None => Vec::new(),
         };
 

@@ -39,6 +39,15 @@ fn send_with_python(kind: &str, url: &str, lines: &[&str]) {
 
 /// Every line of the streams a LogQL query returns, oldest first, with each stream's labels.
 async fn query_lines(c: &reqwest::Client, medic: &Medic, query: &str) -> Vec<(Value, String)> {
+    query_lines_limit(c, medic, query, 5000).await
+}
+
+async fn query_lines_limit(
+    c: &reqwest::Client,
+    medic: &Medic,
+    query: &str,
+    limit: usize,
+) -> Vec<(Value, String)> {
     let now = now_ms() * 1_000_000;
     let r = c
         .get(medic.url("/loki/api/v1/query_range"))
@@ -47,7 +56,7 @@ async fn query_lines(c: &reqwest::Client, medic: &Medic, query: &str) -> Vec<(Va
             // A day either side: BSD syslog timestamps are in the sender's local time.
             ("start", &(now - 86_400_000_000_000).to_string()),
             ("end", &(now + 86_400_000_000_000).to_string()),
-            ("limit", "1000"),
+            ("limit", &limit.to_string()),
             ("direction", "forward"),
         ])
         .send()
@@ -554,4 +563,101 @@ if $syslogfacility-text == 'local4' then {{
         "{:?}",
         got.0[0].0
     );
+}
+
+/// A file written without pause, rotated by rename (logrotate's numbered generations) while
+/// medic is killed with SIGKILL and restarted: every line arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailed_files_across_rotation_and_kill_9_lose_and_repeat_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "scrape_configs: []\nlogs:\n  max_entries: 100000\n  files_interval: 100ms\n  head_max_bytes: 8KiB\n  files:\n    - path: '{}/*.log'\n      labels: {{job: tailtest}}\n",
+            app.display()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut medic = Medic::start(&data, Some(&cfg), &[]);
+    const TOTAL: usize = 3000;
+    let writer = {
+        let app = app.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let log = app.join("app.log");
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            for i in 0..TOTAL {
+                writeln!(f, "line {i:05} user=u{} took={}ms", i % 7, i % 100).unwrap();
+                if i % 400 == 399 {
+                    // logrotate: shift the numbered generations, then move the live file.
+                    for g in (1..8).rev() {
+                        let from = app.join(format!("app.log.{g}"));
+                        if from.exists() {
+                            std::fs::rename(&from, app.join(format!("app.log.{}", g + 1))).unwrap();
+                        }
+                    }
+                    std::fs::rename(&log, app.join("app.log.1")).unwrap();
+                    f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                        .unwrap();
+                }
+                // About 4 s of writing: the kills and restarts below fall inside it.
+                if i % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(13));
+                }
+            }
+        })
+    };
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        medic.kill9();
+        // Down long enough for two rotations (one every ~0.55 s) while nobody reads.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        medic = Medic::start(&data, Some(&cfg), &[]);
+    }
+    writer.join().unwrap();
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let got = query_lines_limit(&c, &medic, r#"{job="tailtest"}"#, 100_000).await;
+        if got.len() >= TOTAL || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for (_, l) in &got {
+        *counts.entry(l.clone()).or_default() += 1;
+    }
+    let missing: Vec<usize> = (0..TOTAL)
+        .filter(|i| {
+            !counts
+                .keys()
+                .any(|k| k.starts_with(&format!("line {i:05} ")))
+        })
+        .collect();
+    let repeated: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        repeated.is_empty(),
+        "{} lines repeated, e.g. {:?}",
+        repeated.len(),
+        &repeated[..repeated.len().min(5)]
+    );
+    assert_eq!(got.len(), TOTAL);
 }

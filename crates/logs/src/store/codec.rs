@@ -136,14 +136,43 @@ pub fn encode_push(push: &Push) -> Vec<u8> {
     out
 }
 
-pub fn decode_push(buf: &[u8]) -> Result<Push, Corrupt> {
+/// Checkpoints written with a push: `(key, value)`, e.g. a file tailer's offsets, so that the
+/// lines and how far they were read are durable together.
+pub type Checkpoints = Vec<(String, String)>;
+
+/// A WAL record: a push, then its checkpoints.
+pub fn encode_record(push: &Push, checkpoints: &[(String, String)]) -> Vec<u8> {
+    let mut out = encode_push(push);
+    put_uvarint(&mut out, checkpoints.len() as u64);
+    for (k, v) in checkpoints {
+        put_str(&mut out, k);
+        put_str(&mut out, v);
+    }
+    out
+}
+
+pub fn decode_record(buf: &[u8]) -> Result<(Push, Checkpoints), Corrupt> {
     let mut r = Reader::new(buf);
+    let push = read_push(&mut r)?;
+    let n = r.uvarint()? as usize;
+    let mut cps = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        cps.push((r.str()?.to_string(), r.str()?.to_string()));
+    }
+    Ok((push, cps))
+}
+
+pub fn decode_push(buf: &[u8]) -> Result<Push, Corrupt> {
+    read_push(&mut Reader::new(buf))
+}
+
+fn read_push(r: &mut Reader<'_>) -> Result<Push, Corrupt> {
     let n = r.uvarint()? as usize;
     let mut out = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
-        let labels = read_labels(&mut r)?;
+        let labels = read_labels(r)?;
         let mut entries = Vec::new();
-        read_entries(&mut r, &mut entries)?;
+        read_entries(r, &mut entries)?;
         out.push(Stream { labels, entries });
     }
     Ok(out)

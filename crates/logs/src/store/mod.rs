@@ -135,6 +135,9 @@ struct Inner {
     head_since: Mutex<Option<i64>>,
     part_seq: AtomicU64,
     counters: Counters,
+    /// The latest value of each checkpoint key (saved to `checkpoints.json` at each flush,
+    /// before the WAL segments holding them are deleted).
+    checkpoints: Mutex<BTreeMap<String, String>>,
 }
 
 impl LogStore {
@@ -185,10 +188,12 @@ impl LogStore {
         let wal = Wal::open(&wal_dir).map_err(io_err(&wal_dir))?;
         wal.remove_below(covered).map_err(io_err(&wal_dir))?;
         let mut head = Head::default();
-        for (segment, push) in &pushes {
+        let mut checkpoints = read_checkpoints(&opts.dir)?;
+        for (segment, push, cps) in &pushes {
             for s in push {
                 head.append(s, *segment);
             }
+            checkpoints.extend(cps.iter().cloned());
         }
         let since = (head.entries > 0).then_some(i64::MIN);
         tracing::info!(
@@ -209,6 +214,7 @@ impl LogStore {
                 head_since: Mutex::new(since),
                 part_seq: AtomicU64::new(seq + 1),
                 counters,
+                checkpoints: Mutex::new(checkpoints),
             }),
         })
     }
@@ -228,7 +234,19 @@ impl LogStore {
     /// Redacts, checks and stores a push; returns once it is durable. Entries that are too old,
     /// too far ahead, too long or badly labelled are refused (counted, reported in the error),
     /// and the rest stored.
-    pub fn push(&self, mut push: Push, now_ns: i64) -> Result<usize, Error> {
+    pub fn push(&self, push: Push, now_ns: i64) -> Result<usize, Error> {
+        self.push_with_checkpoints(push, now_ns, &[])
+    }
+
+    /// [`LogStore::push`], with checkpoints made durable in the same WAL record: a reader of
+    /// some source (a tailed file) records how far it read together with what it read, so a
+    /// crash neither loses nor repeats lines. Refused entries do not stop the checkpoints.
+    pub fn push_with_checkpoints(
+        &self,
+        mut push: Push,
+        now_ns: i64,
+        checkpoints: &[(String, String)],
+    ) -> Result<usize, Error> {
         let inner = &self.inner;
         let received: usize = push.iter().map(|s| s.entries.len()).sum();
         let bytes: usize = push
@@ -251,13 +269,18 @@ impl LogStore {
             .entries_dropped_by_redaction
             .fetch_add(dropped as u64, Ordering::Relaxed);
         let stored: usize = push.iter().map(|s| s.entries.len()).sum();
-        if stored > 0 {
+        if stored > 0 || !checkpoints.is_empty() {
             inner
                 .wal
-                .append(&push, |segment| {
+                .append(&push, checkpoints, |segment| {
                     let mut head = inner.head.write().expect("head lock");
                     for s in &push {
                         head.append(s, segment);
+                    }
+                    // Under the WAL lock, so checkpoints change in WAL order.
+                    let mut cps = inner.checkpoints.lock().expect("checkpoints lock");
+                    for (k, v) in checkpoints {
+                        cps.insert(k.clone(), v.clone());
                     }
                 })
                 .map_err(io_err(&inner.opts.dir))?;
@@ -348,17 +371,22 @@ impl LogStore {
         let _one = inner.flush_lock.lock().expect("flush lock");
         // The swap happens with the WAL rotated under the head lock, so every push in the old
         // head is in a segment below `through`.
-        let (old, through) = {
-            let mut head = inner.head.write().expect("head lock");
-            if head.entries == 0 {
-                return Ok(());
-            }
-            let through = inner.wal.rotate().map_err(io_err(&inner.opts.dir))?;
-            let old = Arc::new(std::mem::take(&mut *head));
-            *inner.flushing.write().expect("lock") = Some(old.clone());
-            *inner.head_since.lock().expect("lock") = None;
-            (old, through)
-        };
+        if inner.head.read().expect("head lock").entries == 0 {
+            return Ok(());
+        }
+        // Every push before the rotation is durable in a segment below `through`, and its
+        // checkpoints are in the snapshot taken with the head.
+        let (through, (old, cps)) = inner
+            .wal
+            .rotate(|| {
+                let mut head = inner.head.write().expect("head lock");
+                let old = Arc::new(std::mem::take(&mut *head));
+                *inner.flushing.write().expect("lock") = Some(old.clone());
+                *inner.head_since.lock().expect("lock") = None;
+                let cps = inner.checkpoints.lock().expect("checkpoints lock").clone();
+                (old, cps)
+            })
+            .map_err(io_err(&inner.opts.dir))?;
         // `select` hands out each stream's entries sorted.
         let mut streams = Vec::new();
         old.select(&[], i64::MIN, i64::MAX, &mut streams);
@@ -402,6 +430,8 @@ impl LogStore {
             *inner.flushing.write().expect("lock") = None;
         }
         inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        // The checkpoints of the segments about to go must outlive them.
+        write_checkpoints(&inner.opts.dir, &cps)?;
         inner
             .wal
             .remove_below(through)
@@ -528,6 +558,16 @@ impl LogStore {
         out
     }
 
+    /// The latest value of a checkpoint written with [`LogStore::push_with_checkpoints`].
+    pub fn checkpoint(&self, key: &str) -> Option<String> {
+        self.inner
+            .checkpoints
+            .lock()
+            .expect("checkpoints lock")
+            .get(key)
+            .cloned()
+    }
+
     pub fn stats(&self) -> Stats {
         let head = self.inner.head.read().expect("head lock");
         let parts = self.inner.parts.read().expect("parts lock");
@@ -581,6 +621,36 @@ fn merge(found: Vec<Stream>) -> Vec<Stream> {
             Stream { labels, entries }
         })
         .collect()
+}
+
+const CHECKPOINTS: &str = "checkpoints.json";
+
+fn read_checkpoints(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
+    let path = dir.join(CHECKPOINTS);
+    match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+/// Written to a temporary file, fsynced and renamed: whole or not at all.
+fn write_checkpoints(dir: &Path, cps: &BTreeMap<String, String>) -> Result<(), Error> {
+    use std::io::Write;
+    let path = dir.join(CHECKPOINTS);
+    let tmp = dir.join("checkpoints.json.tmp");
+    let body = serde_json::to_vec(cps).expect("strings serialise");
+    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&body)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 fn quarantine(dir: &Path, path: &Path) -> Result<(), Error> {

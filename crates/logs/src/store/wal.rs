@@ -1,5 +1,6 @@
 //! The log WAL: numbered segment files `wal/<n>.wal`, each a sequence of frames
-//! `[u32 length][u32 crc32(payload)][payload]` (little-endian), the payload one redacted push.
+//! `[u32 length][u32 crc32(payload)][payload]` (little-endian), the payload one redacted push
+//! and the checkpoints written with it (`codec::encode_record`).
 //! A push is acknowledged only after its frame is fsynced; concurrent pushes share one fsync
 //! (group commit). Replay stops at the first torn or damaged frame of a segment and truncates it
 //! there, so a crash mid-write loses only what was never acknowledged.
@@ -53,7 +54,11 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 
 /// Reads every intact push of `dir`'s segments numbered `>= from`, truncating a damaged tail.
 /// Returns the pushes with their segment numbers and the frames found damaged.
-pub fn replay(dir: &Path, from: u64) -> std::io::Result<(Vec<(u64, Push)>, usize)> {
+#[allow(clippy::type_complexity)]
+pub fn replay(
+    dir: &Path,
+    from: u64,
+) -> std::io::Result<(Vec<(u64, Push, codec::Checkpoints)>, usize)> {
     let mut out = Vec::new();
     let mut damaged = 0;
     for n in segments(dir)?.into_iter().filter(|n| *n >= from) {
@@ -70,8 +75,8 @@ pub fn replay(dir: &Path, from: u64) -> std::io::Result<(Vec<(u64, Push)>, usize
             if crc32fast::hash(payload) != crc {
                 break;
             }
-            match codec::decode_push(payload) {
-                Ok(p) => out.push((n, p)),
+            match codec::decode_record(payload) {
+                Ok((p, c)) => out.push((n, p, c)),
                 Err(_) => break,
             }
             pos += 8 + len;
@@ -108,8 +113,13 @@ impl Wal {
 
     /// Writes one push and returns once it is durable. `apply` runs under the write lock after
     /// the frame is written, so the head sees pushes in WAL order.
-    pub fn append(&self, push: &Push, apply: impl FnOnce(u64)) -> std::io::Result<()> {
-        let payload = codec::encode_push(push);
+    pub fn append(
+        &self,
+        push: &Push,
+        checkpoints: &[(String, String)],
+        apply: impl FnOnce(u64),
+    ) -> std::io::Result<()> {
+        let payload = codec::encode_record(push, checkpoints);
         let mut frame = Vec::with_capacity(payload.len() + 8);
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -141,7 +151,9 @@ impl Wal {
     }
 
     /// Starts a new segment; returns its number. Pushes before the call are in lower segments.
-    pub fn rotate(&self) -> std::io::Result<u64> {
+    /// `then` runs under the WAL lock once the closed segment is durable, so no push can come
+    /// between (the lock order everywhere is WAL, then head).
+    pub fn rotate<T>(&self, then: impl FnOnce() -> T) -> std::io::Result<(u64, T)> {
         let mut seg = self.current.lock().expect("wal lock");
         seg.file.sync_data()?;
         let n = seg.n + 1;
@@ -149,7 +161,7 @@ impl Wal {
         seg.n = n;
         seg.written = 0;
         seg.bytes = 0;
-        Ok(n)
+        Ok((n, then()))
     }
 
     /// Deletes segments numbered below `n` (their pushes are in parts now).

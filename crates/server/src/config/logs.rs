@@ -39,6 +39,11 @@ pub struct LogsConfig {
     pub redaction: medic_logs::redact::RedactionConfig,
     /// Syslog listeners (off unless an address is given).
     pub syslog: SyslogConfig,
+    /// Files to tail: `{path: '/var/log/app/*.log', labels: {job: app}}`. Rotation by rename
+    /// and by truncation is followed; positions are stored with the lines.
+    pub files: Vec<medic_logs::tail::FileSpec>,
+    /// How often tailed files are read (default 1s).
+    pub files_interval: Dur,
 }
 
 /// `logs.syslog`: where to listen for syslog (RFC 5424 and 3164).
@@ -82,6 +87,8 @@ impl Default for LogsConfig {
             rule_files: Vec::new(),
             redaction: Default::default(),
             syslog: Default::default(),
+            files: Vec::new(),
+            files_interval: Dur::from_secs(1),
         }
     }
 }
@@ -121,6 +128,20 @@ impl LogsConfig {
         }
         if self.max_entries == 0 {
             return Err("logs.max_entries must be at least 1".into());
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            glob::Pattern::new(&f.path)
+                .map_err(|e| format!("logs.files[{i}].path: {:?}: {e}", f.path))?;
+            if let Some(k) = f
+                .labels
+                .keys()
+                .find(|k| !medic_model::is_valid_label_name(k))
+            {
+                return Err(format!("logs.files[{i}].labels: invalid label name {k:?}"));
+            }
+        }
+        if self.files_interval.is_zero() {
+            return Err("logs.files_interval must be greater than 0".into());
         }
         for k in self.syslog.labels.keys() {
             if !medic_model::is_valid_label_name(k) {

@@ -2,6 +2,7 @@
 //! retention) every few seconds on the blocking pool, and described in `/metrics`; the syslog
 //! listeners (`syslog`).
 
+pub mod files;
 pub mod syslog;
 
 use std::sync::Arc;
@@ -37,8 +38,32 @@ impl Logs {
         Ok(Arc::new(Logs { store, max_entries }))
     }
 
-    /// Binds the configured syslog listeners and serves them on tasks (aborted at shutdown).
-    pub async fn start_syslog(
+    /// Binds the configured syslog listeners and starts the file tailer, each on a task
+    /// (aborted at shutdown).
+    pub async fn start_inputs(
+        self: &Arc<Self>,
+        cfg: &crate::config::LogsConfig,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+        let mut tasks = self.start_syslog(&cfg.syslog).await?;
+        if !cfg.files.is_empty() {
+            let positions = self
+                .store
+                .checkpoint(medic_logs::tail::CHECKPOINT_KEY)
+                .map(|s| medic_logs::tail::Tailer::decode(&s))
+                .unwrap_or_default();
+            let tailer = medic_logs::tail::Tailer::new(
+                cfg.files.clone(),
+                positions,
+                cfg.max_line_bytes.0 as usize,
+                16 << 20,
+            );
+            let every = cfg.files_interval.duration();
+            tasks.push(tokio::spawn(files::run(self.clone(), tailer, every)));
+        }
+        Ok(tasks)
+    }
+
+    async fn start_syslog(
         self: &Arc<Self>,
         cfg: &crate::config::logs::SyslogConfig,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
