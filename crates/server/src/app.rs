@@ -148,18 +148,8 @@ impl App {
         let (listener, addr, starting) = listen(&config.server.listen, server).await?;
         let tls = web.as_ref().is_some_and(|w| w.current().tls.is_some());
 
-        let path = config.storage.path.clone();
-        let opts = config.storage.tsdb_options();
-        info!(path = %path.display(), "opening storage");
-        let db = tokio::task::spawn_blocking(move || Db::open(&path, opts, tsdb_metrics))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        info!("storage open");
-        let logs = open_logs(&config, &self_metrics).await?;
-        let syslog_tasks = match &logs {
-            Some(l) => l.start_inputs(&config.logs).await?,
-            None => Vec::new(),
-        };
+        let db = open_db(&config, tsdb_metrics).await?;
+        let (logs, syslog_tasks) = open_logs(&config, &self_metrics).await?;
 
         let self_target = if addr.ip().is_unspecified() {
             format!("127.0.0.1:{}", addr.port())
@@ -200,9 +190,7 @@ impl App {
         };
         let heal = build_heal(&config, &self_url, &self_metrics, parts)?;
         let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
-        if let Some(l) = &logs {
-            rules.set_log_source(medic_rules::rule::LogSource(Arc::new(l.store.clone())));
-        }
+        rules_read_logs(&rules, &logs);
         // Detectors saved at the last stop go to their rules as the rules load.
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&config.storage.path);
         rules.restore_anomalies(crate::bridge::anomaly::load_snapshot(&anomaly_path));
@@ -350,18 +338,45 @@ impl App {
     }
 }
 
-/// Opens the log store when `logs.enabled` (the default) and adds its metrics.
+/// Opens the TSDB (replaying its WAL) on the blocking pool.
+async fn open_db(config: &Config, metrics: medic_tsdb::Metrics) -> Result<Arc<Db>, Error> {
+    let path = config.storage.path.clone();
+    let opts = config.storage.tsdb_options();
+    info!(path = %path.display(), "opening storage");
+    let db = tokio::task::spawn_blocking(move || Db::open(&path, opts, metrics))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    info!("storage open");
+    Ok(db)
+}
+
+/// Opens the log store when `logs.enabled` (the default), adds its metrics and starts its
+/// inputs (syslog listeners, the file tailer).
 async fn open_logs(
     config: &Config,
     self_metrics: &SelfMetrics,
-) -> Result<Option<Arc<crate::logs::Logs>>, Error> {
+) -> Result<
+    (
+        Option<Arc<crate::logs::Logs>>,
+        Vec<tokio::task::JoinHandle<()>>,
+    ),
+    Error,
+> {
     if !config.logs.enabled {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let opts = config.logs.store_options(&config.storage.path);
     let logs = crate::logs::Logs::open(opts, config.logs.max_entries).await?;
     self_metrics.with_registry(|r| r.register_collector(Box::new(logs.collector())));
-    Ok(Some(logs))
+    let inputs = logs.start_inputs(&config.logs).await?;
+    Ok((Some(logs), inputs))
+}
+
+/// LogQL rules read the log store.
+fn rules_read_logs(rules: &medic_rules::Manager, logs: &Option<Arc<crate::logs::Logs>>) {
+    if let Some(l) = logs {
+        rules.set_log_source(medic_rules::rule::LogSource(Arc::new(l.store.clone())));
+    }
 }
 
 /// A background service and the signal that stops it.
