@@ -13,6 +13,7 @@ mod client;
 mod demo;
 mod heal_cmd;
 mod incident_cmd;
+mod logs_cmd;
 mod promql_cmd;
 mod query;
 mod report_cmd;
@@ -94,6 +95,8 @@ enum Command {
     /// Incidents in a running medic: list, show, open, ack, assign, comment, mitigate,
     /// resolve, close, and the post-incident report.
     Incident(incident_cmd::IncidentArgs),
+    /// Logs in a running medic (or Loki), with LogQL: query, follow, labels.
+    Logs(logs_cmd::LogsArgs),
     /// Reports of a running medic: generate one for a period (`--period 2026-11 --format
     /// html`), list the configured and stored ones, show one.
     Report(report_cmd::ReportArgs),
@@ -230,6 +233,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Incident(args) => incident_cmd::incident(args),
+        Command::Logs(args) => logs_cmd::logs(args),
         Command::Report(args) => report_cmd::report(args),
         Command::Slo { what } => match what {
             SloCommand::Generate(args) => slo_cmd::generate(args),

@@ -166,6 +166,25 @@ async fn real_clients_push_and_loki_queries_return_exactly_the_lines() {
         .await
         .unwrap()
         .starts_with("parse error at line 1, col 32:"));
+    // The same from the terminal.
+    let (ok, out, err) = medic_cli_at(
+        &medic,
+        &["logs", "query", r#"{app="pyloki"} |= "order""#, "--forward"],
+    );
+    assert!(ok, "{err}");
+    let printed: Vec<&str> = out.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+    assert_eq!(printed, [STORED[0], STORED[1]]);
+    let (ok, out, err) = medic_cli_at(&medic, &["logs", "labels", "severity"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["error", "info", "warning"]
+    );
+    let (ok, _, err) = medic_cli_at(&medic, &["logs", "query", r#"{app="pyloki"} |= "#]);
+    assert!(
+        !ok && err.contains("parse error at line 1, col 19"),
+        "{err}"
+    );
     // Every secret counted by its detector.
     let m = metrics_text(&c, &medic).await;
     assert_eq!(
