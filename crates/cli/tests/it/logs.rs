@@ -680,3 +680,45 @@ async fn tailed_files_across_rotation_and_kill_9_lose_and_repeat_nothing() {
     );
     assert_eq!(got.len(), TOTAL);
 }
+
+/// Bad pushes get a 4xx that says what and where; a push with some bad entries stores the
+/// rest and says how many were refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pushes_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(&cfg, "scrape_configs: []\nlogs:\n  max_line_bytes: 100\n").unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let c = client();
+    let post = |ct: &'static str, body: Vec<u8>| {
+        let c = c.clone();
+        let url = medic.url("/loki/api/v1/push");
+        async move {
+            let r = c.post(url).header("Content-Type", ct).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, t) = post("application/json", br#"{"streams":[{"stream":{"a":"b"},"values":[["12x","line"]]}]}"#.to_vec()).await;
+    assert_eq!((s, t.trim()), (400, r#"streams[0].values[0][0]: timestamp "12x" is not an integer of nanoseconds"#));
+    let (s, t) = post("application/json", br#"{"streams":[{"stream":{"a":1}}]}"#.to_vec()).await;
+    assert_eq!(s, 400);
+    assert!(t.starts_with("invalid JSON at streams[0].stream.a:"), "{t}");
+    let (s, t) = post("application/x-protobuf", b"not snappy".to_vec()).await;
+    assert_eq!(s, 400);
+    assert!(t.starts_with("invalid snappy compression"), "{t}");
+    let (s, t) = post("text/plain", b"x".to_vec()).await;
+    assert_eq!(s, 415, "{t}");
+    let now = now_ms() * 1_000_000;
+    let body = serde_json::json!({"streams": [
+        {"stream": {"app": "ok"}, "values": [[now.to_string(), "fine"], [(now + 1).to_string(), "x".repeat(101)]]},
+        {"stream": {"bad-label": "v"}, "values": [[now.to_string(), "refused"]]},
+        {"stream": {"app": "old"}, "values": [["1000000000000000000", "from 2001"]]},
+    ]});
+    let (s, t) = post("application/json", body.to_string().into_bytes()).await;
+    assert_eq!(s, 400, "{t}");
+    assert!(t.starts_with("3 of the pushed entries were refused:"), "{t}");
+    let got = query_lines(&c, &medic, r#"{app=~".+"}"#).await;
+    assert_eq!(got.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(), ["fine"]);
+    let m = metrics_text(&c, &medic).await;
+    assert_eq!(counter(&m, "medic_logs_entries_refused_total"), 3.0);
+}
