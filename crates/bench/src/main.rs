@@ -13,6 +13,7 @@
 //!
 //! - `heal`: the heal engine's reaction time, storm behaviour under guards, recovery time.
 //! - `anomaly`: the anomaly detector's cost per update and state per series.
+//! - `logs`: log ingest and queries against ClickHouse, zstd -19 and grep.
 //!
 //! Loopback only; every load is bounded by the pre-built requests.
 
@@ -22,6 +23,7 @@ mod codecs;
 mod dashbench;
 mod healbench;
 mod ingest;
+mod logbench;
 mod proc;
 mod querybench;
 mod reportbench;
@@ -61,6 +63,9 @@ enum Cmd {
     Heal(healbench::Args),
     /// Report generation over a month of `up` for N series: median time and peak memory.
     Report(reportbench::Args),
+    /// Logs: ingest rate, lines per CPU-second, bytes per line, needle search and count
+    /// latency, medic against Debian's clickhouse-server, with zstd -19 and grep as limits.
+    Logs(logbench::Args),
     /// The anomaly detector's cost: nanoseconds per update and bytes of state per series, over
     /// the NAB corpus.
     Anomaly(anomalybench::Args),
@@ -77,5 +82,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Heal(a) => healbench::run(a),
         Cmd::Anomaly(a) => anomalybench::run(a),
         Cmd::Report(a) => reportbench::run(a),
+        Cmd::Logs(a) => logbench::run(a),
     }
 }

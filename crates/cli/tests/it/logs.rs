@@ -694,13 +694,33 @@ async fn bad_pushes_get_clear_errors() {
         let c = c.clone();
         let url = medic.url("/loki/api/v1/push");
         async move {
-            let r = c.post(url).header("Content-Type", ct).body(body).send().await.unwrap();
+            let r = c
+                .post(url)
+                .header("Content-Type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    let (s, t) = post("application/json", br#"{"streams":[{"stream":{"a":"b"},"values":[["12x","line"]]}]}"#.to_vec()).await;
-    assert_eq!((s, t.trim()), (400, r#"streams[0].values[0][0]: timestamp "12x" is not an integer of nanoseconds"#));
-    let (s, t) = post("application/json", br#"{"streams":[{"stream":{"a":1}}]}"#.to_vec()).await;
+    let (s, t) = post(
+        "application/json",
+        br#"{"streams":[{"stream":{"a":"b"},"values":[["12x","line"]]}]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (s, t.trim()),
+        (
+            400,
+            r#"streams[0].values[0][0]: timestamp "12x" is not an integer of nanoseconds"#
+        )
+    );
+    let (s, t) = post(
+        "application/json",
+        br#"{"streams":[{"stream":{"a":1}}]}"#.to_vec(),
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(t.starts_with("invalid JSON at streams[0].stream.a:"), "{t}");
     let (s, t) = post("application/x-protobuf", b"not snappy".to_vec()).await;
@@ -716,9 +736,91 @@ async fn bad_pushes_get_clear_errors() {
     ]});
     let (s, t) = post("application/json", body.to_string().into_bytes()).await;
     assert_eq!(s, 400, "{t}");
-    assert!(t.starts_with("3 of the pushed entries were refused:"), "{t}");
+    assert!(
+        t.starts_with("3 of the pushed entries were refused:"),
+        "{t}"
+    );
     let got = query_lines(&c, &medic, r#"{app=~".+"}"#).await;
-    assert_eq!(got.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(), ["fine"]);
+    assert_eq!(
+        got.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(),
+        ["fine"]
+    );
     let m = metrics_text(&c, &medic).await;
     assert_eq!(counter(&m, "medic_logs_entries_refused_total"), 3.0);
+}
+
+/// Reads one websocket text frame (the server does not mask its frames).
+fn ws_frame(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).unwrap();
+    assert_eq!(h[0] & 0x0f, 1, "a text frame");
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).unwrap();
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).unwrap();
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// `/loki/api/v1/tail` speaks websocket as Loki does: what is there, then what arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_streams_new_lines_over_a_websocket() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(&cfg, "scrape_configs: []\n").unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let c = client();
+    let push = |line: &'static str| {
+        let c = c.clone();
+        let url = medic.url("/loki/api/v1/push");
+        async move {
+            let now = now_ms() * 1_000_000;
+            let body = serde_json::json!({"streams": [{"stream": {"app": "tailed"}, "values": [[now.to_string(), line]]}]});
+            assert_eq!(c.post(url).json(&body).send().await.unwrap().status(), 204);
+        }
+    };
+    push("before the tail").await;
+    let mut s = std::net::TcpStream::connect(&medic.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let q = form_urlencoded::byte_serialize(br#"{app="tailed"} != "skip""#).collect::<String>();
+    write!(
+        s,
+        "GET /loki/api/v1/tail?query={q} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        medic.addr
+    )
+    .unwrap();
+    let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    loop {
+        let mut l = String::new();
+        reader.read_line(&mut l).unwrap();
+        if l == "\r\n" {
+            break;
+        }
+    }
+    let first: Value = serde_json::from_str(&ws_frame(reader.get_mut())).unwrap();
+    assert_eq!(first["streams"][0]["values"][0][1], "before the tail");
+    assert_eq!(first["streams"][0]["stream"]["app"], "tailed");
+    push("skip me").await;
+    push("after the tail").await;
+    let next: Value = serde_json::from_str(&ws_frame(reader.get_mut())).unwrap();
+    assert_eq!(
+        next["streams"][0]["values"][0][1], "after the tail",
+        "{next}"
+    );
+    assert_eq!(next["streams"][0]["values"].as_array().unwrap().len(), 1);
 }

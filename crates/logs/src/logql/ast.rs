@@ -31,7 +31,8 @@ impl LogExpr {
                     out.push(f.alternatives[0].text.clone());
                 }
                 Stage::LineFilter(_) | Stage::LabelFilter(_) => {}
-                Stage::LineFormat(_) => break,
+                // Stages that rewrite the line end what is known of it.
+                Stage::LineFormat(_) | Stage::Unpack | Stage::Decolorize => break,
                 _ => {}
             }
         }

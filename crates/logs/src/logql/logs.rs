@@ -30,6 +30,7 @@ pub fn query_logs(
         start,
         end,
         needles: expr.required_substrings(),
+        lines: true,
     })?;
     Ok(run(&streams, expr, limit, direction))
 }

@@ -97,6 +97,9 @@ fn range_agg(src: &dyn LogSource, r: &RangeAgg, steps: Steps) -> Result<Vec<Vect
         start: steps.start - offset - range + 1,
         end: steps.end - offset + 1,
         needles: r.log.required_substrings(),
+        lines: !(r.log.stages.is_empty()
+            && r.unwrap.is_none()
+            && matches!(r.op, RangeOp::Count | RangeOp::Rate | RangeOp::Absent)),
     })?;
     let series = extract(&streams, r)?;
     let mut out = Vec::with_capacity(steps.count());

@@ -67,6 +67,9 @@ pub struct Selection<'a> {
     pub start: i64,
     pub end: i64,
     pub needles: Vec<String>,
+    /// Whether the lines themselves are needed (`count_over_time` of a bare selector needs only
+    /// the timestamps: a store may hand out empty lines).
+    pub lines: bool,
 }
 
 /// Where a query reads entries from.

@@ -109,12 +109,34 @@ pub fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) {
 }
 
 pub fn read_entries(r: &mut Reader<'_>, out: &mut Vec<Entry>) -> Result<(), Corrupt> {
+    read_entries_with(r, out, true)
+}
+
+/// [`read_entries`]; without `lines`, entries come with empty lines and no metadata (what a
+/// count needs), and nothing is allocated for them.
+pub fn read_entries_with(
+    r: &mut Reader<'_>,
+    out: &mut Vec<Entry>,
+    lines: bool,
+) -> Result<(), Corrupt> {
     let n = r.uvarint()? as usize;
     out.reserve(n.min(1 << 16));
     let mut prev = 0i64;
     for _ in 0..n {
         let ts = prev.wrapping_add(r.varint()?);
         prev = ts;
+        if !lines {
+            let n = r.uvarint()? as usize;
+            r.bytes(n)?;
+            for _ in 0..r.uvarint()? {
+                let k = r.uvarint()? as usize;
+                r.bytes(k)?;
+                let v = r.uvarint()? as usize;
+                r.bytes(v)?;
+            }
+            out.push(Entry::new(ts, String::new()));
+            continue;
+        }
         let line = r.str()?.to_string();
         let m = r.uvarint()? as usize;
         let mut metadata = Vec::with_capacity(m.min(64));

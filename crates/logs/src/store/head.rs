@@ -35,7 +35,7 @@ pub fn matches(labels: &Labels, matchers: &[Matcher]) -> bool {
 
 impl Head {
     /// Adds a stream's entries (from WAL segment `segment`).
-    pub fn append(&mut self, stream: &Stream, segment: u64) {
+    pub fn append(&mut self, stream: Stream, segment: u64) {
         if stream.entries.is_empty() {
             return;
         }
@@ -54,7 +54,8 @@ impl Head {
             }
         };
         let s = &mut self.streams[i];
-        for e in &stream.entries {
+        s.entries.reserve(stream.entries.len());
+        for e in stream.entries {
             if s.entries.last().is_some_and(|l| l.ts > e.ts) {
                 s.in_order = false;
             }
@@ -65,8 +66,8 @@ impl Head {
             self.min_ts = self.min_ts.min(e.ts);
             self.max_ts = self.max_ts.max(e.ts);
             self.entries += 1;
-            self.bytes += entry_bytes(e);
-            s.entries.push(e.clone());
+            self.bytes += entry_bytes(&e);
+            s.entries.push(e);
         }
     }
 

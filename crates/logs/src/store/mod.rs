@@ -128,8 +128,9 @@ struct Inner {
     wal: Wal,
     head: RwLock<Head>,
     /// A head being written to parts, still readable.
-    flushing: RwLock<Option<Arc<Head>>>,
-    parts: RwLock<Vec<Arc<Part>>>,
+    /// The parts and the head being flushed, changed together so a reader sees either the
+    /// head in flight or the parts it became, never both and never neither.
+    view: RwLock<View>,
     flush_lock: Mutex<()>,
     /// When the head's first push since the last flush arrived (ns).
     head_since: Mutex<Option<i64>>,
@@ -189,16 +190,17 @@ impl LogStore {
         wal.remove_below(covered).map_err(io_err(&wal_dir))?;
         let mut head = Head::default();
         let mut checkpoints = read_checkpoints(&opts.dir)?;
-        for (segment, push, cps) in &pushes {
+        let replayed = pushes.len();
+        for (segment, push, cps) in pushes {
             for s in push {
-                head.append(s, *segment);
+                head.append(s, segment);
             }
-            checkpoints.extend(cps.iter().cloned());
+            checkpoints.extend(cps);
         }
         let since = (head.entries > 0).then_some(i64::MIN);
         tracing::info!(
             parts = parts.len(),
-            replayed_pushes = pushes.len(),
+            replayed_pushes = replayed,
             head_entries = head.entries,
             "log store open"
         );
@@ -208,8 +210,10 @@ impl LogStore {
                 redactor,
                 wal,
                 head: RwLock::new(head),
-                flushing: RwLock::new(None),
-                parts: RwLock::new(parts),
+                view: RwLock::new(View {
+                    parts,
+                    flushing: None,
+                }),
                 flush_lock: Mutex::new(()),
                 head_since: Mutex::new(since),
                 part_seq: AtomicU64::new(seq + 1),
@@ -270,11 +274,12 @@ impl LogStore {
             .fetch_add(dropped as u64, Ordering::Relaxed);
         let stored: usize = push.iter().map(|s| s.entries.len()).sum();
         if stored > 0 || !checkpoints.is_empty() {
+            let payload = codec::encode_record(&push, checkpoints);
             inner
                 .wal
-                .append(&push, checkpoints, |segment| {
+                .append(&payload, |segment| {
                     let mut head = inner.head.write().expect("head lock");
-                    for s in &push {
+                    for s in push {
                         head.append(s, segment);
                     }
                     // Under the WAL lock, so checkpoints change in WAL order.
@@ -381,7 +386,7 @@ impl LogStore {
             .rotate(|| {
                 let mut head = inner.head.write().expect("head lock");
                 let old = Arc::new(std::mem::take(&mut *head));
-                *inner.flushing.write().expect("lock") = Some(old.clone());
+                inner.view.write().expect("view lock").flushing = Some(old.clone());
                 *inner.head_since.lock().expect("lock") = None;
                 let cps = inner.checkpoints.lock().expect("checkpoints lock").clone();
                 (old, cps)
@@ -424,10 +429,10 @@ impl LogStore {
             )?));
         }
         {
-            let mut parts = inner.parts.write().expect("parts lock");
-            parts.extend(written);
-            parts.sort_by_key(|p| (p.min_ts, p.max_ts));
-            *inner.flushing.write().expect("lock") = None;
+            let mut view = inner.view.write().expect("view lock");
+            view.parts.extend(written);
+            view.parts.sort_by_key(|p| (p.min_ts, p.max_ts));
+            view.flushing = None;
         }
         inner.counters.flushes.fetch_add(1, Ordering::Relaxed);
         // The checkpoints of the segments about to go must outlive them.
@@ -443,7 +448,8 @@ impl LogStore {
         let inner = &self.inner;
         let cutoff = now_ns - inner.opts.retention.as_nanos() as i64;
         let doomed: Vec<Arc<Part>> = {
-            let mut parts = inner.parts.write().expect("parts lock");
+            let mut view = inner.view.write().expect("view lock");
+            let parts = &mut view.parts;
             let mut total: u64 = parts.iter().map(|p| p.bytes).sum();
             let mut keep = Vec::new();
             let mut doomed = Vec::new();
@@ -467,11 +473,12 @@ impl LogStore {
         Ok(())
     }
 
-    /// The parts and heads to read for `[start, end)`, taken under the locks once.
-    fn read_view(&self) -> (Vec<Arc<Part>>, Option<Arc<Head>>) {
-        let parts = self.inner.parts.read().expect("parts lock").clone();
-        let flushing = self.inner.flushing.read().expect("lock").clone();
-        (parts, flushing)
+    /// What to read: `head_part` runs on the head under its read lock, and the view is taken
+    /// under that same lock, so no flush moves entries between the two.
+    fn read_view(&self, head_part: impl FnOnce(&Head)) -> View {
+        let head = self.inner.head.read().expect("head lock");
+        head_part(&head);
+        self.inner.view.read().expect("view lock").clone()
     }
 
     /// Streams matching `matchers` with entries in `[start, end)`, merged across parts and the
@@ -482,23 +489,31 @@ impl LogStore {
         start: i64,
         end: i64,
     ) -> Result<Vec<Stream>, Error> {
+        self.select_with(&Selection {
+            matchers,
+            start,
+            end,
+            needles: Vec::new(),
+            lines: true,
+        })
+    }
+
+    /// [`LogStore::select_streams`] as a query asks: chunks lacking a needle are skipped, and
+    /// lines left out when not needed.
+    pub fn select_with(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, Error> {
+        let (start, end) = (sel.start, sel.end);
         let mut found = Vec::new();
-        {
-            // The head first, then the parts: an entry moving from head to part in between is
-            // seen twice at worst (then dropped as a duplicate), never missed.
-            self.inner
-                .head
-                .read()
-                .expect("head lock")
-                .select(matchers, start, end, &mut found);
-        }
-        let (parts, flushing) = self.read_view();
-        if let Some(f) = flushing {
-            f.select(matchers, start, end, &mut found);
+        let view = self.read_view(|h| h.select(sel.matchers, start, end, &mut found));
+        if let Some(f) = &view.flushing {
+            f.select(sel.matchers, start, end, &mut found);
         }
         let mut budget = self.inner.opts.max_query_bytes;
-        for p in parts.iter().filter(|p| p.max_ts >= start && p.min_ts < end) {
-            p.select(matchers, start, end, &mut budget, &mut found)?;
+        for p in view
+            .parts
+            .iter()
+            .filter(|p| p.max_ts >= start && p.min_ts < end)
+        {
+            p.select(sel, &mut budget, &mut found)?;
         }
         Ok(merge(found))
     }
@@ -533,16 +548,15 @@ impl LogStore {
     /// is read).
     pub fn series(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
         let mut out = Vec::new();
-        self.inner
-            .head
-            .read()
-            .expect("head lock")
-            .series(matchers, start, end, &mut out);
-        let (parts, flushing) = self.read_view();
-        if let Some(f) = flushing {
+        let view = self.read_view(|h| h.series(matchers, start, end, &mut out));
+        if let Some(f) = &view.flushing {
             f.series(matchers, start, end, &mut out);
         }
-        for p in parts.iter().filter(|p| p.max_ts >= start && p.min_ts < end) {
+        for p in view
+            .parts
+            .iter()
+            .filter(|p| p.max_ts >= start && p.min_ts < end)
+        {
             for s in p
                 .streams
                 .iter()
@@ -570,7 +584,8 @@ impl LogStore {
 
     pub fn stats(&self) -> Stats {
         let head = self.inner.head.read().expect("head lock");
-        let parts = self.inner.parts.read().expect("parts lock");
+        let view = self.inner.view.read().expect("view lock");
+        let parts = &view.parts;
         Stats {
             head_entries: head.entries,
             head_bytes: head.bytes,
@@ -584,7 +599,7 @@ impl LogStore {
 
 impl LogSource for LogStore {
     fn select(&self, sel: &Selection<'_>) -> Result<Vec<Stream>, EvalError> {
-        self.select_streams(sel.matchers, sel.start, sel.end).map_err(|e| match e {
+        self.select_with(sel).map_err(|e| match e {
             Error::Part(PartError::OverBudget) => EvalError::Limit(format!(
                 "the query would read more than logs.storage.max_query_bytes ({} bytes of lines); narrow the time range or the selector",
                 self.inner.opts.max_query_bytes
@@ -600,8 +615,15 @@ fn labels_map(l: &Labels) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Streams with the same labels joined, entries sorted, exact duplicates (same time and line)
-/// dropped.
+/// The parts and the head being flushed.
+#[derive(Clone)]
+struct View {
+    parts: Vec<Arc<Part>>,
+    flushing: Option<Arc<Head>>,
+}
+
+/// Streams with the same labels joined, entries sorted by time (stable: entries of one time
+/// keep their order).
 fn merge(found: Vec<Stream>) -> Vec<Stream> {
     let mut by: BTreeMap<Labels, Vec<crate::Entry>> = BTreeMap::new();
     let mut multi = BTreeSet::new();
@@ -615,8 +637,7 @@ fn merge(found: Vec<Stream>) -> Vec<Stream> {
     by.into_iter()
         .map(|(labels, mut entries)| {
             if multi.contains(&labels) {
-                entries.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.line.cmp(&b.line)));
-                entries.dedup();
+                entries.sort_by_key(|e| e.ts);
             }
             Stream { labels, entries }
         })

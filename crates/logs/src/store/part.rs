@@ -19,7 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use medic_model::{Labels, Matcher};
+use medic_model::Labels;
 
 use super::codec::{self, Reader};
 use super::head::matches;
@@ -230,12 +230,11 @@ impl Part {
     /// query may still decode, spent here.
     pub fn select(
         &self,
-        matchers: &[Matcher],
-        start: i64,
-        end: i64,
+        sel: &crate::logql::Selection<'_>,
         budget: &mut u64,
         out: &mut Vec<Stream>,
     ) -> Result<(), PartError> {
+        let (matchers, start, end) = (sel.matchers, sel.start, sel.end);
         if end <= self.min_ts || start > self.max_ts {
             return Ok(());
         }
@@ -249,10 +248,10 @@ impl Part {
             {
                 *budget = budget.checked_sub(c.raw).ok_or(PartError::OverBudget)?;
                 if c.min_ts >= start && c.max_ts < end {
-                    self.read_chunk(c, &mut entries)?;
+                    self.read_chunk(c, sel, &mut entries)?;
                 } else {
                     chunk.clear();
-                    self.read_chunk(c, &mut chunk)?;
+                    self.read_chunk(c, sel, &mut chunk)?;
                     entries.extend(chunk.drain(..).filter(|e| e.ts >= start && e.ts < end));
                 }
             }
@@ -266,7 +265,14 @@ impl Part {
         Ok(())
     }
 
-    fn read_chunk(&self, c: &ChunkMeta, out: &mut Vec<Entry>) -> Result<(), PartError> {
+    /// Decodes a chunk; one that cannot hold every needle (searched in its decompressed bytes,
+    /// where each line lies whole) adds nothing.
+    fn read_chunk(
+        &self,
+        c: &ChunkMeta,
+        sel: &crate::logql::Selection<'_>,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), PartError> {
         let mut z = vec![0u8; c.len as usize];
         self.file
             .read_exact_at(&mut z, c.offset)
@@ -276,7 +282,14 @@ impl Part {
         }
         let raw = zstd::bulk::decompress(&z, c.raw as usize)
             .map_err(|_| damaged(&self.path, "chunk compression"))?;
-        codec::read_entries(&mut Reader::new(&raw), out)
+        if !sel
+            .needles
+            .iter()
+            .all(|n| memchr::memmem::find(&raw, n.as_bytes()).is_some())
+        {
+            return Ok(());
+        }
+        codec::read_entries_with(&mut Reader::new(&raw), out, sel.lines)
             .map_err(|_| damaged(&self.path, "chunk entries"))
     }
 }

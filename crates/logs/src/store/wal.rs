@@ -111,19 +111,13 @@ impl Wal {
         })
     }
 
-    /// Writes one push and returns once it is durable. `apply` runs under the write lock after
+    /// Writes one record (`codec::encode_record`) and returns once it is durable. `apply` runs under the write lock after
     /// the frame is written, so the head sees pushes in WAL order.
-    pub fn append(
-        &self,
-        push: &Push,
-        checkpoints: &[(String, String)],
-        apply: impl FnOnce(u64),
-    ) -> std::io::Result<()> {
-        let payload = codec::encode_record(push, checkpoints);
+    pub fn append(&self, payload: &[u8], apply: impl FnOnce(u64)) -> std::io::Result<()> {
         let mut frame = Vec::with_capacity(payload.len() + 8);
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        frame.extend_from_slice(&payload);
+        frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        frame.extend_from_slice(payload);
         let (n, seq, file) = {
             let mut seg = self.current.lock().expect("wal lock");
             seg.file.write_all(&frame)?;

@@ -509,3 +509,103 @@ async fn series_query(st: Arc<AppState>, p: Params) -> Result<Response, LokiErro
         .collect();
     Ok(ok(json!(data)))
 }
+
+/// `POST /api/v1/medic/logs/flush`: writes the log head to parts now (backups, benchmarks).
+pub(super) async fn flush(State(st): State<Arc<AppState>>) -> Response {
+    let logs = match store(&st) {
+        Ok(l) => l,
+        Err(r) => return r.into_response(),
+    };
+    match tokio::task::spawn_blocking(move || logs.store.flush()).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// `GET /loki/api/v1/tail` (websocket): the lines of a log query from `start` (default an hour
+/// ago, at most `limit`), then new ones as they arrive, in Loki's tail messages
+/// (`{"streams":[…],"dropped_entries":null}`), polled once a second.
+pub(super) async fn tail(
+    State(st): State<Arc<AppState>>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+    p: Params,
+) -> Response {
+    let prepared = (|| {
+        let logs = store(&st)?;
+        let text = p.get("query").unwrap_or("");
+        let expr =
+            match logql::parse(text).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))? {
+                Expr::Log(l) => l,
+                Expr::Metric(_) => {
+                    return Err(err(
+                        StatusCode::BAD_REQUEST,
+                        "tail needs a log query, not a metric query",
+                    ))
+                }
+            };
+        let start = time_param(&p, "start", now_ns() - 3600 * NS)?;
+        let limit = limit(&p, &logs)?;
+        Ok((logs, expr, start, limit))
+    })();
+    match prepared {
+        Ok((logs, expr, start, limit)) => {
+            ws.on_upgrade(move |socket| tail_loop(socket, logs, expr, start, limit))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn tail_loop(
+    mut socket: axum::extract::ws::WebSocket,
+    logs: Arc<Logs>,
+    expr: logql::ast::LogExpr,
+    mut from: i64,
+    limit: usize,
+) {
+    use axum::extract::ws::Message;
+    let expr = Arc::new(expr);
+    // Lines already sent at `from`, so one arriving later at the same nanosecond is not lost
+    // and none is sent twice.
+    let mut sent_at_from: std::collections::HashSet<(String, String)> = Default::default();
+    loop {
+        let (l, e, start) = (logs.clone(), expr.clone(), from);
+        let found = tokio::task::spawn_blocking(move || {
+            logs::query_logs(&l.store, &e, start, now_ns() + 1, limit, Direction::Forward)
+        })
+        .await;
+        let Ok(Ok(streams)) = found else { break };
+        let mut out = Vec::new();
+        for s in streams {
+            let key = logs::format_labels(&s.labels);
+            let mut values = Vec::new();
+            for (ts, line) in s.entries {
+                if ts == from && sent_at_from.contains(&(key.clone(), line.clone())) {
+                    continue;
+                }
+                if ts > from {
+                    from = ts;
+                    sent_at_from.clear();
+                }
+                sent_at_from.insert((key.clone(), line.clone()));
+                values.push(json!([ts.to_string(), line]));
+            }
+            if !values.is_empty() {
+                out.push(json!({"stream": s.labels, "values": values}));
+            }
+        }
+        if !out.is_empty() {
+            let msg = json!({"streams": out, "dropped_entries": null}).to_string();
+            if socket.send(Message::Text(msg.into())).await.is_err() {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            m = socket.recv() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

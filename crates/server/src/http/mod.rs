@@ -110,6 +110,16 @@ fn log_routes(r: Routes) -> Routes {
         read,
         get(loki::series).post(loki::series),
     )
+    .route(
+        "/loki/api/v1/tail",
+        &[(Method::GET, Permission::Read)],
+        get(loki::tail),
+    )
+    .route(
+        "/api/v1/medic/logs/flush",
+        &[(Method::POST, Permission::Admin)],
+        post(loki::flush),
+    )
 }
 
 /// Prometheus's data endpoints, and medic's own health and metrics.

@@ -129,7 +129,9 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        // Connections watch `stop` and finish gracefully when it turns true; each holds a slot
+        // of `slots` until it ends, so the shutdown waits for all slots to come back.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let slots = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -152,16 +154,18 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let server = self.clone();
-            let watcher = graceful.watcher();
+            let stop = stop_rx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 server.metrics.open.inc();
-                server.connection(stream, peer, watcher).await;
+                server.connection(stream, peer, stop).await;
                 server.metrics.open.dec();
             });
         }
         drop(listener);
-        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        let _ = stop_tx.send(true);
+        let all = self.limits.max_connections.min(u32::MAX as usize) as u32;
+        if tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all))
             .await
             .is_err()
         {
@@ -174,11 +178,11 @@ impl Server {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        watcher: hyper_util::server::graceful::Watcher,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let web = self.web();
         match web.tls.clone() {
-            None => self.http(stream, peer, watcher).await,
+            None => self.http(stream, peer, stop).await,
             Some(tls) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                 let accepted = tokio::time::timeout(
@@ -211,17 +215,13 @@ impl Server {
                         return;
                     }
                 }
-                self.http(stream, peer, watcher).await
+                self.http(stream, peer, stop).await
             }
         }
     }
 
-    async fn http<IO>(
-        &self,
-        io: IO,
-        peer: SocketAddr,
-        watcher: hyper_util::server::graceful::Watcher,
-    ) where
+    async fn http<IO>(&self, io: IO, peer: SocketAddr, mut stop: tokio::sync::watch::Receiver<bool>)
+    where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let server = self.clone();
@@ -261,8 +261,19 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.idle_timeout)
             .max_buf_size(1 << 20);
-        let conn = builder.serve_connection(TokioIo::new(io), service);
-        if let Err(e) = watcher.watch(conn).await {
+        // Upgrades: websockets (`/loki/api/v1/tail`).
+        let conn = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let mut conn = std::pin::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = async { drop(stop.wait_for(|s| *s).await) } => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
             debug!(%peer, error = %e, "connection closed");
         }
     }
