@@ -824,3 +824,76 @@ async fn tail_streams_new_lines_over_a_websocket() {
     );
     assert_eq!(next["streams"][0]["values"].as_array().unwrap().len(), 1);
 }
+
+/// Loki's snappy protobuf push with structured metadata, and OTLP/JSON, as the collectors
+/// send them: stored, and queryable by label and by metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_push_and_otlp_json_are_stored_with_their_metadata() {
+    use medic_logs::ingest::loki::proto;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("medic.yml");
+    std::fs::write(&cfg, "scrape_configs: []\n").unwrap();
+    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let c = client();
+    let now = now_ms() * 1_000_000;
+    let entry = |i: i64, line: &str, trace: &str| proto::EntryAdapter {
+        timestamp: Some(proto::Timestamp {
+            seconds: (now + i) / 1_000_000_000,
+            nanos: ((now + i) % 1_000_000_000) as i32,
+        }),
+        line: line.into(),
+        structured_metadata: vec![proto::LabelPair {
+            name: "trace_id".into(),
+            value: trace.into(),
+        }],
+    };
+    let req = proto::PushRequest {
+        streams: vec![proto::StreamAdapter {
+            labels: r#"{app="alloy", namespace="shop"}"#.into(),
+            entries: vec![
+                entry(0, "GET /cart 200", "aaa"),
+                entry(1, "GET /pay 502", "bbb"),
+            ],
+            hash: 0,
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&prost::Message::encode_to_vec(&req))
+        .unwrap();
+    let r = c
+        .post(medic.url("/loki/api/v1/push"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let got = query_lines(&c, &medic, r#"{app="alloy"} | trace_id="bbb""#).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, "GET /pay 502");
+    assert_eq!(got[0].0["namespace"], "shop");
+
+    let otlp = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "collector-json"}}]},
+        "scopeLogs": [{"scope": {"name": "io.example"}, "logRecords": [{
+            "timeUnixNano": now.to_string(),
+            "severityText": "WARN",
+            "body": {"stringValue": "disk 91% full"},
+            "attributes": [{"key": "disk.device", "value": {"stringValue": "sda1"}}],
+            "traceId": "5b8efff798038103d269b633813fc60c",
+        }]}],
+    }]});
+    let r = c
+        .post(medic.url("/otlp/v1/logs"))
+        .json(&otlp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = query_lines(&c, &medic, r#"{service_name="collector-json"} | disk_device="sda1" | severity_text="WARN" | scope_name="io.example""#).await;
+    assert_eq!(
+        got.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(),
+        ["disk 91% full"]
+    );
+    assert_eq!(got[0].0["trace_id"], "5b8efff798038103d269b633813fc60c");
+}

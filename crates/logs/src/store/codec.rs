@@ -109,39 +109,76 @@ pub fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) {
 }
 
 pub fn read_entries(r: &mut Reader<'_>, out: &mut Vec<Entry>) -> Result<(), Corrupt> {
-    read_entries_with(r, out, true)
-}
-
-/// [`read_entries`]; without `lines`, entries come with empty lines and no metadata (what a
-/// count needs), and nothing is allocated for them.
-pub fn read_entries_with(
-    r: &mut Reader<'_>,
-    out: &mut Vec<Entry>,
-    lines: bool,
-) -> Result<(), Corrupt> {
     let n = r.uvarint()? as usize;
     out.reserve(n.min(1 << 16));
     let mut prev = 0i64;
     for _ in 0..n {
         let ts = prev.wrapping_add(r.varint()?);
         prev = ts;
-        if !lines {
-            let n = r.uvarint()? as usize;
-            r.bytes(n)?;
-            for _ in 0..r.uvarint()? {
-                let k = r.uvarint()? as usize;
-                r.bytes(k)?;
-                let v = r.uvarint()? as usize;
-                r.bytes(v)?;
-            }
-            out.push(Entry::new(ts, String::new()));
-            continue;
-        }
         let line = r.str()?.to_string();
         let m = r.uvarint()? as usize;
         let mut metadata = Vec::with_capacity(m.min(64));
         for _ in 0..m {
             metadata.push((r.str()?.to_string(), r.str()?.to_string()));
+        }
+        out.push(Entry { ts, line, metadata });
+    }
+    Ok(())
+}
+
+/// A chunk's two columns: `times` (uvarint count, varint timestamp deltas, uvarint line
+/// lengths) and `text` (the lines back to back, each followed by its metadata: uvarint count,
+/// then names and values). A count reads only `times`.
+pub fn put_columns(entries: &[Entry], times: &mut Vec<u8>, text: &mut Vec<u8>) {
+    put_uvarint(times, entries.len() as u64);
+    let mut prev = 0i64;
+    for e in entries {
+        put_varint(times, e.ts.wrapping_sub(prev));
+        prev = e.ts;
+    }
+    for e in entries {
+        put_uvarint(times, e.line.len() as u64);
+        text.extend_from_slice(e.line.as_bytes());
+        put_uvarint(text, e.metadata.len() as u64);
+        for (k, v) in &e.metadata {
+            put_str(text, k);
+            put_str(text, v);
+        }
+    }
+}
+
+/// Reads what [`put_columns`] wrote; without `text`, entries have empty lines and no metadata.
+pub fn read_columns(
+    times: &[u8],
+    text: Option<&[u8]>,
+    out: &mut Vec<Entry>,
+) -> Result<(), Corrupt> {
+    let mut t = Reader::new(times);
+    let n = t.uvarint()? as usize;
+    if n > times.len() {
+        return Err(Corrupt);
+    }
+    let mut ts = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        prev = prev.wrapping_add(t.varint()?);
+        ts.push(prev);
+    }
+    out.reserve(n);
+    let Some(text) = text else {
+        out.extend(ts.into_iter().map(|ts| Entry::new(ts, String::new())));
+        return Ok(());
+    };
+    let mut b = Reader::new(text);
+    for ts in ts {
+        let len = t.uvarint()? as usize;
+        let line = std::str::from_utf8(b.bytes(len)?)
+            .map_err(|_| Corrupt)?
+            .to_string();
+        let m = b.uvarint()? as usize;
+        let mut metadata = Vec::with_capacity(m.min(64));
+        for _ in 0..m {
+            metadata.push((b.str()?.to_string(), b.str()?.to_string()));
         }
         out.push(Entry { ts, line, metadata });
     }
@@ -203,6 +240,27 @@ fn read_push(r: &mut Reader<'_>) -> Result<Push, Corrupt> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_round_trip_with_and_without_text() {
+        let entries = vec![
+            Entry::new(10, "a"),
+            Entry {
+                ts: 7,
+                line: "bé".into(),
+                metadata: vec![("k".into(), "v".into())],
+            },
+        ];
+        let (mut t, mut x) = (Vec::new(), Vec::new());
+        put_columns(&entries, &mut t, &mut x);
+        let mut out = Vec::new();
+        read_columns(&t, Some(&x), &mut out).unwrap();
+        assert_eq!(out, entries);
+        out.clear();
+        read_columns(&t, None, &mut out).unwrap();
+        assert_eq!(out.iter().map(|e| e.ts).collect::<Vec<_>>(), [10, 7]);
+        assert!(read_columns(&t[..t.len() - 1], Some(&x), &mut out).is_err());
+    }
 
     #[test]
     fn a_push_round_trips_and_damage_is_an_error() {

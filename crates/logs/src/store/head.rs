@@ -101,6 +101,25 @@ impl Head {
         }
     }
 
+    /// Every stream with its entries in time order: borrowed when they are in order already,
+    /// sorted copies otherwise (for a flush).
+    pub fn sorted(&self) -> Vec<(Labels, std::borrow::Cow<'_, [Entry]>)> {
+        self.streams
+            .iter()
+            .filter(|s| !s.entries.is_empty())
+            .map(|s| {
+                let entries = if s.in_order {
+                    std::borrow::Cow::Borrowed(s.entries.as_slice())
+                } else {
+                    let mut v = s.entries.clone();
+                    v.sort_by_key(|e| e.ts);
+                    std::borrow::Cow::Owned(v)
+                };
+                (s.labels.clone(), entries)
+            })
+            .collect()
+    }
+
     /// The label sets of the streams with entries in `[start, end)` matching `matchers`.
     pub fn series(&self, matchers: &[Matcher], start: i64, end: i64, out: &mut Vec<Labels>) {
         if self.entries == 0 || end <= self.min_ts || start > self.max_ts {

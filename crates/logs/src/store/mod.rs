@@ -393,27 +393,17 @@ impl LogStore {
             })
             .map_err(io_err(&inner.opts.dir))?;
         // `select` hands out each stream's entries sorted.
-        let mut streams = Vec::new();
-        old.select(&[], i64::MIN, i64::MAX, &mut streams);
-        let mut by_hour: BTreeMap<i64, Vec<Stream>> = BTreeMap::new();
-        for s in streams.drain(..) {
-            let mut cur: Option<(i64, Vec<crate::Entry>)> = None;
-            for e in s.entries {
-                let h = e.ts.div_euclid(HOUR_NS);
-                if cur.as_ref().is_some_and(|c| c.0 != h) {
-                    let (ch, entries) = cur.take().expect("some");
-                    by_hour.entry(ch).or_default().push(Stream {
-                        labels: s.labels.clone(),
-                        entries,
-                    });
-                }
-                cur.get_or_insert_with(|| (h, Vec::new())).1.push(e);
-            }
-            if let Some((ch, entries)) = cur {
-                by_hour.entry(ch).or_default().push(Stream {
-                    labels: s.labels.clone(),
-                    entries,
-                });
+        // Each stream's entries in time order, borrowed from the head when they already are,
+        // cut at hour boundaries.
+        let sorted = old.sorted();
+        let mut by_hour: BTreeMap<i64, Vec<(&Labels, &[crate::Entry])>> = BTreeMap::new();
+        for (labels, entries) in &sorted {
+            let mut rest: &[crate::Entry] = entries;
+            while let Some(first) = rest.first() {
+                let h = first.ts.div_euclid(HOUR_NS);
+                let cut = rest.partition_point(|e| e.ts.div_euclid(HOUR_NS) == h);
+                by_hour.entry(h).or_default().push((labels, &rest[..cut]));
+                rest = &rest[cut..];
             }
         }
         let dir = inner.opts.dir.join("parts");

@@ -1,11 +1,14 @@
 //! Parts: immutable files of flushed entries, one per UTC hour a flush touched.
 //!
 //! ```text
-//! "MEDLOGP1"
-//! chunk*        zstd(entries of one stream, ≤ 1 MiB of lines; the codec's entry encoding)
+//! "MEDLOGP2"
+//! chunk*        the entries of one stream (≤ 1 MiB of lines) in two zstd frames: times
+//!               (count, timestamp deltas, line lengths) then text (lines and their
+//!               metadata); `codec::put_columns`
 //! index         uvarint streams; per stream: labels, uvarint chunks; per chunk: uvarint offset,
-//!               uvarint length, u32 crc32 (of the compressed bytes), varint min_ts, varint
-//!               max_ts, uvarint entries, uvarint raw bytes;
+//!               uvarint length (both frames), uvarint length of the times frame, u32 crc32
+//!               (of both compressed frames), varint min_ts, varint max_ts, uvarint entries,
+//!               uvarint raw bytes of times, uvarint raw bytes of text;
 //!               then uvarint wal_through (WAL segments below it are all in parts)
 //! footer        u64 index offset, u32 index length, u32 crc32(index), "MEDLOGE1"
 //! ```
@@ -25,7 +28,7 @@ use super::codec::{self, Reader};
 use super::head::matches;
 use crate::entry::{Entry, Stream};
 
-const MAGIC: &[u8; 8] = b"MEDLOGP1";
+const MAGIC: &[u8; 8] = b"MEDLOGP2";
 const END: &[u8; 8] = b"MEDLOGE1";
 const FOOTER: usize = 8 + 4 + 4 + 8;
 /// Lines per chunk are cut at this many raw bytes.
@@ -35,11 +38,15 @@ const MAX_BLOCK: u64 = 256 << 20;
 
 pub struct ChunkMeta {
     offset: u64,
+    /// Compressed bytes of both columns; the times column is the first `times_len`.
     len: u64,
+    times_len: u64,
     crc: u32,
     pub min_ts: i64,
     pub max_ts: i64,
     pub entries: u64,
+    /// Decompressed sizes of the two columns.
+    times_raw: u64,
     pub raw: u64,
 }
 
@@ -92,7 +99,7 @@ fn damaged(path: &Path, what: &'static str) -> PartError {
 /// Writes `streams` (entries sorted) as the part `path`; returns it opened.
 pub fn write(
     path: &Path,
-    streams: &[Stream],
+    streams: &[(&Labels, &[Entry])],
     wal_through: u64,
     level: i32,
 ) -> Result<Part, PartError> {
@@ -102,24 +109,32 @@ pub fn write(
     f.write_all(MAGIC).map_err(io(&tmp))?;
     let mut index = Vec::new();
     codec::put_uvarint(&mut index, streams.len() as u64);
-    let mut raw_buf = Vec::new();
-    for s in streams {
-        codec::put_labels(&mut index, &s.labels);
-        let groups = chunk_groups(&s.entries);
+    let (mut times, mut text) = (Vec::new(), Vec::new());
+    for (labels, entries) in streams {
+        codec::put_labels(&mut index, labels);
+        let groups = chunk_groups(entries);
         codec::put_uvarint(&mut index, groups.len() as u64);
         for g in groups {
-            raw_buf.clear();
-            codec::put_entries(&mut raw_buf, g);
-            let z = zstd::bulk::compress(&raw_buf, level).map_err(io(&tmp))?;
-            f.write_all(&z).map_err(io(&tmp))?;
+            times.clear();
+            text.clear();
+            codec::put_columns(g, &mut times, &mut text);
+            let zt = zstd::bulk::compress(&times, level).map_err(io(&tmp))?;
+            let zx = zstd::bulk::compress(&text, level).map_err(io(&tmp))?;
+            f.write_all(&zt).map_err(io(&tmp))?;
+            f.write_all(&zx).map_err(io(&tmp))?;
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&zt);
+            crc.update(&zx);
             codec::put_uvarint(&mut index, offset);
-            codec::put_uvarint(&mut index, z.len() as u64);
-            index.extend_from_slice(&crc32fast::hash(&z).to_le_bytes());
+            codec::put_uvarint(&mut index, (zt.len() + zx.len()) as u64);
+            codec::put_uvarint(&mut index, zt.len() as u64);
+            index.extend_from_slice(&crc.finalize().to_le_bytes());
             codec::put_varint(&mut index, g[0].ts);
             codec::put_varint(&mut index, g[g.len() - 1].ts);
             codec::put_uvarint(&mut index, g.len() as u64);
-            codec::put_uvarint(&mut index, raw_buf.len() as u64);
-            offset += z.len() as u64;
+            codec::put_uvarint(&mut index, times.len() as u64);
+            codec::put_uvarint(&mut index, text.len() as u64);
+            offset += (zt.len() + zx.len()) as u64;
         }
     }
     codec::put_uvarint(&mut index, wal_through);
@@ -196,13 +211,20 @@ pub fn open(path: &Path) -> Result<Part, PartError> {
             let m = ChunkMeta {
                 offset: r.uvarint().map_err(bad)?,
                 len: r.uvarint().map_err(bad)?,
+                times_len: r.uvarint().map_err(bad)?,
                 crc: r.u32().map_err(bad)?,
                 min_ts: r.varint().map_err(bad)?,
                 max_ts: r.varint().map_err(bad)?,
                 entries: r.uvarint().map_err(bad)?,
+                times_raw: r.uvarint().map_err(bad)?,
                 raw: r.uvarint().map_err(bad)?,
             };
-            if m.len > MAX_BLOCK || m.raw > MAX_BLOCK || m.offset + m.len > index_at {
+            if m.len > MAX_BLOCK
+                || m.raw > MAX_BLOCK
+                || m.times_raw > MAX_BLOCK
+                || m.times_len > m.len
+                || m.offset + m.len > index_at
+            {
                 return Err(damaged(path, "chunk out of bounds"));
             }
             min_ts = min_ts.min(m.min_ts);
@@ -246,7 +268,12 @@ impl Part {
                 .iter()
                 .filter(|c| c.max_ts >= start && c.min_ts < end)
             {
-                *budget = budget.checked_sub(c.raw).ok_or(PartError::OverBudget)?;
+                let cost = if sel.lines {
+                    c.times_raw + c.raw
+                } else {
+                    c.times_raw
+                };
+                *budget = budget.checked_sub(cost).ok_or(PartError::OverBudget)?;
                 if c.min_ts >= start && c.max_ts < end {
                     self.read_chunk(c, sel, &mut entries)?;
                 } else {
@@ -265,8 +292,10 @@ impl Part {
         Ok(())
     }
 
-    /// Decodes a chunk; one that cannot hold every needle (searched in its decompressed bytes,
-    /// where each line lies whole) adds nothing.
+    /// Decodes a chunk: only its times when lines are not wanted. One whose text cannot hold
+    /// every needle (searched in the decompressed text, where each line lies whole) adds
+    /// nothing. Both columns are read for the checksum; the text is decompressed only when
+    /// needed.
     fn read_chunk(
         &self,
         c: &ChunkMeta,
@@ -280,16 +309,24 @@ impl Part {
         if crc32fast::hash(&z) != c.crc {
             return Err(damaged(&self.path, "chunk checksum"));
         }
-        let raw = zstd::bulk::decompress(&z, c.raw as usize)
-            .map_err(|_| damaged(&self.path, "chunk compression"))?;
-        if !sel
-            .needles
-            .iter()
-            .all(|n| memchr::memmem::find(&raw, n.as_bytes()).is_some())
-        {
-            return Ok(());
+        let (zt, zx) = z.split_at(c.times_len as usize);
+        let bad = |_| damaged(&self.path, "chunk compression");
+        let times = zstd::bulk::decompress(zt, c.times_raw as usize).map_err(bad)?;
+        let text = if sel.lines || !sel.needles.is_empty() {
+            Some(zstd::bulk::decompress(zx, c.raw as usize).map_err(bad)?)
+        } else {
+            None
+        };
+        if let Some(t) = &text {
+            if !sel
+                .needles
+                .iter()
+                .all(|n| memchr::memmem::find(t, n.as_bytes()).is_some())
+            {
+                return Ok(());
+            }
         }
-        codec::read_entries_with(&mut Reader::new(&raw), out, sel.lines)
-            .map_err(|_| damaged(&self.path, "chunk entries"))
+        let text = if sel.lines { text.as_deref() } else { None };
+        codec::read_columns(&times, text, out).map_err(|_| damaged(&self.path, "chunk entries"))
     }
 }
