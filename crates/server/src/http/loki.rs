@@ -130,23 +130,26 @@ async fn store_push(
     }
 }
 
+/// The log store and a push's body, read (within `server.max_request_body`) and gunzipped.
+async fn incoming(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Arc<Logs>, Vec<u8>), LokiError> {
+    let logs = store(st)?;
+    let body = read(body).await?;
+    Ok((logs, decoded_body(headers, body)?))
+}
+
 /// `POST /loki/api/v1/push`.
 pub(super) async fn push(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let logs = match store(&st) {
-        Ok(l) => l,
-        Err(r) => return r.into_response(),
-    };
-    let body = match read(body).await {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
-    let raw = match decoded_body(&headers, body) {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
+    let (logs, raw) = match incoming(&st, &headers, body).await {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
     };
     let decoded = match content_type(&headers).as_str() {
         "application/json" => ingest::loki::decode_json(&raw),
@@ -162,17 +165,9 @@ pub(super) async fn otlp(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let logs = match store(&st) {
-        Ok(l) => l,
-        Err(r) => return r.into_response(),
-    };
-    let body = match read(body).await {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
-    let raw = match decoded_body(&headers, body) {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
+    let (logs, raw) = match incoming(&st, &headers, body).await {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
     };
     let ct = content_type(&headers);
     let json = ct == "application/json";

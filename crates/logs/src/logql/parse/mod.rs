@@ -256,19 +256,7 @@ impl Parser<'_> {
             Tok::LParen => return Ok(Stage::LabelFilter(self.label_filter()?)),
             _ => return Err(self.unexpected("a parser, a formatter or a label filter")),
         };
-        let is_filter = matches!(
-            self.peek_at(1),
-            Tok::Eq
-                | Tok::Neq
-                | Tok::Re
-                | Tok::Nre
-                | Tok::EqEq
-                | Tok::Gt
-                | Tok::Gte
-                | Tok::Lt
-                | Tok::Lte
-        );
-        if is_filter {
+        if is_filter_op(self.peek_at(1)) {
             return Ok(Stage::LabelFilter(self.label_filter()?));
         }
         self.next();
@@ -423,18 +411,7 @@ impl Parser<'_> {
             if self.is_ident("and") || *self.peek() == Tok::Comma {
                 self.next();
             } else if !(matches!(self.peek(), Tok::Ident(s) if s != "or" && s != "offset")
-                && matches!(
-                    self.peek_at(1),
-                    Tok::Eq
-                        | Tok::Neq
-                        | Tok::Re
-                        | Tok::Nre
-                        | Tok::EqEq
-                        | Tok::Gt
-                        | Tok::Gte
-                        | Tok::Lt
-                        | Tok::Lte
-                ))
+                && is_filter_op(self.peek_at(1)))
             {
                 return Ok(lhs);
             }
@@ -503,4 +480,20 @@ impl Parser<'_> {
             kind,
         })
     }
+}
+
+/// Whether `t` is an operator of a label filter (`name <op> value`).
+fn is_filter_op(t: &Tok) -> bool {
+    matches!(
+        t,
+        Tok::Eq
+            | Tok::Neq
+            | Tok::Re
+            | Tok::Nre
+            | Tok::EqEq
+            | Tok::Gt
+            | Tok::Gte
+            | Tok::Lt
+            | Tok::Lte
+    )
 }
