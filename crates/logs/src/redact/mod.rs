@@ -307,6 +307,7 @@ mod tests {
         );
         assert_eq!(red("mail bob@example.com now"), "mail [REDACTED:email] now");
         assert_eq!(red("call +8613800138000"), "call [REDACTED:phone]");
+        assert_eq!(red("手机13912345678已验证"), "手机[REDACTED:phone]已验证");
         assert_eq!(
             red("took 12ms status=200 at 2024-01-15T10:00:00Z"),
             "took 12ms status=200 at 2024-01-15T10:00:00Z"
