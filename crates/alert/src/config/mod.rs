@@ -411,6 +411,8 @@ pub fn redact(text: &str) -> String {
         "webhook_url",
         "url",
         "client_secret",
+        // medic.yml: the key of the logs' hash redaction.
+        "hash_key",
     ];
     fn walk(v: &mut serde_norway::Value, under_webhook: bool) {
         match v {
@@ -582,5 +584,8 @@ inhibit_rules:
         let r = redact("global:\n  http_config: {proxy_url: 'http://u:proxypw@proxy:3128'}\nreceivers:\n- name: a\n  email_configs:\n  - to: x@y\n    headers: {X-Api-Key: hdr-secret}\n");
         assert!(!r.contains("proxypw") && !r.contains("hdr-secret"), "{r}");
         assert!(r.contains("X-Api-Key"), "{r}");
+        // medic.yml's log redaction key.
+        let r = redact("logs:\n  redaction:\n    hash_key: s3cret-hmac\n");
+        assert!(!r.contains("s3cret-hmac") && r.contains("hash_key"), "{r}");
     }
 }
