@@ -11,6 +11,13 @@ use serde_json::Value;
 
 use crate::support::*;
 
+/// medic with no scrape jobs and `extra` (top-level YAML) in its config, data under `dir`.
+fn start(dir: &std::path::Path, extra: &str) -> Medic {
+    let cfg = dir.join("medic.yml");
+    std::fs::write(&cfg, format!("scrape_configs: []\n{extra}")).unwrap();
+    Medic::start(&dir.join("data"), Some(&cfg), &[])
+}
+
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/send_logs.py");
 
 fn send_with_python(kind: &str, url: &str, lines: &[&str]) {
@@ -99,9 +106,7 @@ const STORED: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clients_push_and_loki_queries_return_exactly_the_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("medic.yml");
-    std::fs::write(&config, "scrape_configs: []\n").unwrap();
-    let medic = Medic::start(&dir.path().join("data"), Some(&config), &[]);
+    let medic = start(dir.path(), "");
     let c = client();
 
     send_with_python("loki", &medic.url("/loki/api/v1/push"), SENT);
@@ -471,13 +476,10 @@ async fn rsyslog_forwards_over_tcp_and_udp_and_queries_return_the_lines() {
     require_binary("/usr/bin/logger", "bsdutils");
     let dir = tempfile::tempdir().unwrap();
     let (tcp, udp, rsyslog_in) = (free_port(), free_port(), free_port());
-    let cfg = dir.path().join("medic.yml");
-    std::fs::write(
-        &cfg,
-        format!("scrape_configs: []\nlogs:\n  syslog:\n    tcp: 127.0.0.1:{tcp}\n    udp: 127.0.0.1:{udp}\n    labels: {{env: test}}\n"),
-    )
-    .unwrap();
-    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let medic = start(
+        dir.path(),
+        &format!("logs:\n  syslog:\n    tcp: 127.0.0.1:{tcp}\n    udp: 127.0.0.1:{udp}\n    labels: {{env: test}}\n"),
+    );
     let work = dir.path().join("rsyslog");
     std::fs::create_dir_all(&work).unwrap();
     let conf = work.join("rsyslog.conf");
@@ -686,9 +688,7 @@ async fn tailed_files_across_rotation_and_kill_9_lose_and_repeat_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pushes_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("medic.yml");
-    std::fs::write(&cfg, "scrape_configs: []\nlogs:\n  max_line_bytes: 100\n").unwrap();
-    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let medic = start(dir.path(), "logs:\n  max_line_bytes: 100\n");
     let c = client();
     let post = |ct: &'static str, body: Vec<u8>| {
         let c = c.clone();
@@ -778,9 +778,7 @@ fn ws_frame(s: &mut std::net::TcpStream) -> String {
 async fn tail_streams_new_lines_over_a_websocket() {
     use std::io::{BufRead, Write};
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("medic.yml");
-    std::fs::write(&cfg, "scrape_configs: []\n").unwrap();
-    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let medic = start(dir.path(), "");
     let c = client();
     let push = |line: &'static str| {
         let c = c.clone();
@@ -831,9 +829,7 @@ async fn tail_streams_new_lines_over_a_websocket() {
 async fn protobuf_push_and_otlp_json_are_stored_with_their_metadata() {
     use medic_logs::ingest::loki::proto;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("medic.yml");
-    std::fs::write(&cfg, "scrape_configs: []\n").unwrap();
-    let medic = Medic::start(&dir.path().join("data"), Some(&cfg), &[]);
+    let medic = start(dir.path(), "");
     let c = client();
     let now = now_ms() * 1_000_000;
     let entry = |i: i64, line: &str, trace: &str| proto::EntryAdapter {

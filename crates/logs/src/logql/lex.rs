@@ -366,6 +366,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        for q in ["-".repeat(100_000) + "1", "(".repeat(100_000) + "1"] {
+            let e = crate::logql::parse(&q).unwrap_err();
+            assert!(e.msg.contains("nests deeper"), "{e}");
+        }
+    }
+
+    #[test]
     fn durations_and_sizes() {
         assert_eq!(parse_duration("1h30m"), Some(5400.0));
         assert_eq!(parse_duration("250ms"), Some(0.25));

@@ -17,8 +17,6 @@ pub struct Head {
     pub entries: usize,
     pub min_ts: i64,
     pub max_ts: i64,
-    /// The lowest WAL segment holding this head's pushes.
-    pub first_segment: Option<u64>,
 }
 
 struct HeadStream {
@@ -34,12 +32,11 @@ pub fn matches(labels: &Labels, matchers: &[Matcher]) -> bool {
 }
 
 impl Head {
-    /// Adds a stream's entries (from WAL segment `segment`).
-    pub fn append(&mut self, stream: Stream, segment: u64) {
+    /// Adds a stream's entries.
+    pub fn append(&mut self, stream: Stream) {
         if stream.entries.is_empty() {
             return;
         }
-        self.first_segment = Some(self.first_segment.map_or(segment, |s| s.min(segment)));
         let i = match self.by_labels.get(&stream.labels) {
             Some(i) => *i,
             None => {

@@ -191,9 +191,9 @@ impl LogStore {
         let mut head = Head::default();
         let mut checkpoints = read_checkpoints(&opts.dir)?;
         let replayed = pushes.len();
-        for (segment, push, cps) in pushes {
+        for (push, cps) in pushes {
             for s in push {
-                head.append(s, segment);
+                head.append(s);
             }
             checkpoints.extend(cps);
         }
@@ -277,10 +277,10 @@ impl LogStore {
             let payload = codec::encode_record(&push, checkpoints);
             inner
                 .wal
-                .append(&payload, |segment| {
+                .append(&payload, || {
                     let mut head = inner.head.write().expect("head lock");
                     for s in push {
-                        head.append(s, segment);
+                        head.append(s);
                     }
                     // Under the WAL lock, so checkpoints change in WAL order.
                     let mut cps = inner.checkpoints.lock().expect("checkpoints lock");

@@ -28,7 +28,6 @@ struct Segment {
     n: u64,
     file: File,
     written: u64,
-    bytes: u64,
 }
 
 fn seg_path(dir: &Path, n: u64) -> PathBuf {
@@ -53,12 +52,8 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 }
 
 /// Reads every intact push of `dir`'s segments numbered `>= from`, truncating a damaged tail.
-/// Returns the pushes with their segment numbers and the frames found damaged.
-#[allow(clippy::type_complexity)]
-pub fn replay(
-    dir: &Path,
-    from: u64,
-) -> std::io::Result<(Vec<(u64, Push, codec::Checkpoints)>, usize)> {
+/// Returns the pushes with their checkpoints, and the segments found damaged.
+pub fn replay(dir: &Path, from: u64) -> std::io::Result<(Vec<(Push, codec::Checkpoints)>, usize)> {
     let mut out = Vec::new();
     let mut damaged = 0;
     for n in segments(dir)?.into_iter().filter(|n| *n >= from) {
@@ -76,7 +71,7 @@ pub fn replay(
                 break;
             }
             match codec::decode_record(payload) {
-                Ok((p, c)) => out.push((n, p, c)),
+                Ok((p, c)) => out.push((p, c)),
                 Err(_) => break,
             }
             pos += 8 + len;
@@ -105,7 +100,6 @@ impl Wal {
                 n,
                 file,
                 written: 0,
-                bytes: 0,
             }),
             synced: Mutex::new(0),
         })
@@ -113,7 +107,7 @@ impl Wal {
 
     /// Writes one record (`codec::encode_record`) and returns once it is durable. `apply` runs under the write lock after
     /// the frame is written, so the head sees pushes in WAL order.
-    pub fn append(&self, payload: &[u8], apply: impl FnOnce(u64)) -> std::io::Result<()> {
+    pub fn append(&self, payload: &[u8], apply: impl FnOnce()) -> std::io::Result<()> {
         let mut frame = Vec::with_capacity(payload.len() + 8);
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -122,8 +116,7 @@ impl Wal {
             let mut seg = self.current.lock().expect("wal lock");
             seg.file.write_all(&frame)?;
             seg.written += 1;
-            seg.bytes += frame.len() as u64;
-            apply(seg.n);
+            apply();
             (seg.n, (seg.n << 32) | seg.written, seg.file.try_clone()?)
         };
         let mut synced = self.synced.lock().expect("wal sync lock");
@@ -154,7 +147,6 @@ impl Wal {
         seg.file = create(&self.dir, n)?;
         seg.n = n;
         seg.written = 0;
-        seg.bytes = 0;
         Ok((n, then()))
     }
 

@@ -69,7 +69,10 @@ impl Parser<'_> {
             Tok::Sub | Tok::Add => {
                 let neg = *self.peek() == Tok::Sub;
                 self.next();
+                // `- - - … 1` recurses too: bounded like every nesting.
+                self.enter()?;
                 let e = self.unary()?;
+                self.depth -= 1;
                 Ok(match e {
                     MetricExpr::Literal(n) => MetricExpr::Literal(if neg { -n } else { n }),
                     e if neg => MetricExpr::Binary(Box::new(Binary {
