@@ -67,12 +67,7 @@ impl Remote {
             if let Some(b) = body {
                 req = req.json(&b);
             }
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
-            } else if let Some(u) = &self.user {
-                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-                req = req.basic_auth(user, Some(pass));
-            }
+            req = self.authorize(req);
             let resp = req
                 .send()
                 .await
@@ -95,6 +90,23 @@ impl Remote {
             }
             Ok(v)
         })
+    }
+
+    /// The request with this client's credentials (`--token` or `--user`).
+    pub(crate) fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(t) = &self.token {
+            req.bearer_auth(t)
+        } else if let Some(u) = &self.user {
+            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+            req.basic_auth(user, Some(pass))
+        } else {
+            req
+        }
+    }
+
+    /// medic's base URL, without a trailing `/`.
+    pub(crate) fn base_url(&self) -> &str {
+        self.url.trim_end_matches('/')
     }
 
     pub(crate) fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod alerts_cmd;
 mod anomaly_cmd;
 mod audit_cmd;
+mod backup_cmd;
 mod client;
 mod demo;
 mod heal_cmd;
@@ -97,6 +98,8 @@ enum Command {
     Incident(incident_cmd::IncidentArgs),
     /// Logs in a running medic (or Loki), with LogQL: query, follow, labels.
     Logs(logs_cmd::LogsArgs),
+    /// Backups: create (online, from a running medic), list, verify, restore, prune, keygen.
+    Backup(backup_cmd::BackupArgs),
     /// Reports of a running medic: generate one for a period (`--period 2026-11 --format
     /// html`), list the configured and stored ones, show one.
     Report(report_cmd::ReportArgs),
@@ -234,6 +237,11 @@ fn main() -> ExitCode {
         },
         Command::Incident(args) => incident_cmd::incident(args),
         Command::Logs(args) => logs_cmd::logs(args),
+        Command::Backup(args) => match backup_cmd::backup(args) {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code.clamp(1, 255) as u8),
+            Err(e) => Err(e),
+        },
         Command::Report(args) => report_cmd::report(args),
         Command::Slo { what } => match what {
             SloCommand::Generate(args) => slo_cmd::generate(args),

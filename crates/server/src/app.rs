@@ -215,6 +215,7 @@ impl App {
         heal.resume().map_err(|e| Error::Internal(e.to_string()))?;
 
         let write_budget = write_budget(&config);
+        let backups = build_backups(&config, &self_metrics)?;
         let auth = crate::auth::Authenticator::new(config.auth.clone(), web.clone())
             .with_tokens(open_runtime_tokens(&config)?);
         let state = Arc::new(AppState {
@@ -236,6 +237,7 @@ impl App {
             incidents,
             reports,
             logs,
+            backups,
         });
         starting.stop().await;
         Ok(App {
@@ -289,6 +291,9 @@ impl App {
         if let Some(logs) = &st.logs {
             services.push(Stoppable::spawn(|stop| logs.clone().run(stop)));
         }
+        services.push(Stoppable::spawn(|stop| {
+            crate::backup::Backups::run(st.clone(), stop)
+        }));
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&self.state.config.storage.path);
         let save_task = {
             let rules = self.state.rules.clone();
@@ -416,9 +421,24 @@ async fn save_detectors(rules: &Arc<medic_rules::Manager>, path: &std::path::Pat
     }
 }
 
+/// The backup service; checks `backup.encrypt_to` now, so a bad recipient stops the start
+/// rather than the first scheduled backup.
+fn build_backups(
+    config: &Config,
+    self_metrics: &SelfMetrics,
+) -> Result<Arc<crate::backup::Backups>, Error> {
+    config.backup.recipients().map_err(Error::Internal)?;
+    let metrics = crate::backup::BackupMetrics::default();
+    self_metrics.with_registry(|r| metrics.register(r));
+    Ok(Arc::new(crate::backup::Backups::new(
+        &config.storage.path,
+        metrics,
+    )))
+}
+
 /// Opens the tokens made at run time (`auth.db` in the storage directory).
 fn open_runtime_tokens(config: &Config) -> Result<crate::auth::RuntimeTokens, Error> {
-    let path = config.storage.path.join("auth.db");
+    let path = config.state_database("auth.db");
     let store = medic_state::SqliteTokens::open(&path)
         .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
     crate::auth::RuntimeTokens::load(
@@ -430,11 +450,7 @@ fn open_runtime_tokens(config: &Config) -> Result<crate::auth::RuntimeTokens, Er
 
 /// Opens the audit log (`audit.file`, default `audit.db` in the storage directory).
 fn open_audit(config: &Config) -> Result<Arc<medic_state::SqliteAudit>, Error> {
-    let path = config
-        .audit
-        .file
-        .clone()
-        .unwrap_or_else(|| config.storage.path.join("audit.db"));
+    let path = config.state_database("audit.db");
     info!(path = %path.display(), "opening the audit log");
     medic_state::SqliteAudit::open(&path)
         .map(Arc::new)
@@ -486,11 +502,7 @@ fn build_incidents(
     self_metrics: &SelfMetrics,
     overrides: &Overrides,
 ) -> Result<Arc<crate::incidents::Incidents>, Error> {
-    let path = config
-        .incidents
-        .state_file
-        .clone()
-        .unwrap_or_else(|| config.storage.path.join("incidents.db"));
+    let path = config.state_database("incidents.db");
     info!(path = %path.display(), "opening incidents");
     let store =
         medic_state::SqliteIncidents::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
@@ -517,7 +529,7 @@ fn build_reports(
     self_metrics: &SelfMetrics,
     overrides: &Overrides,
 ) -> Result<crate::reports::Reports, Error> {
-    let path = config.storage.path.join("reports.db");
+    let path = config.state_database("reports.db");
     let store =
         medic_state::SqliteReports::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
     let metrics = crate::reports::ReportMetrics::default();
@@ -560,11 +572,7 @@ fn build_heal(
         audit,
         logs,
     } = parts;
-    let path = config
-        .heal
-        .state_file
-        .clone()
-        .unwrap_or_else(|| config.storage.path.join("heal.db"));
+    let path = config.state_database("heal.db");
     info!(path = %path.display(), "opening heal journal");
     let store =
         medic_state::SqliteHealStore::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
@@ -619,11 +627,7 @@ fn build_alert_manager(
         message,
     };
     let loaded = crate::reload::load_alerting(config, base).map_err(config_err)?;
-    let state_path = config
-        .alerting
-        .state_file
-        .clone()
-        .unwrap_or_else(|| config.storage.path.join("alerts.db"));
+    let state_path = config.state_database("alerts.db");
     info!(path = %state_path.display(), "opening alert state");
     let state =
         medic_state::SqliteState::open(&state_path).map_err(|e| Error::Internal(e.to_string()))?;

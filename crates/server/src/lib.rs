@@ -4,7 +4,7 @@
 //!
 //! Layout: `config` (the YAML file, documented field by field), `scrape` (discovery, relabelling,
 //! exposition parsers, scrape loops), `remote_write` (the protocol and the sample path),
-//! `forward` (alerts to external Alertmanagers), `client_auth` (credentials and TLS of outgoing
+//! `forward` (alerts to external Alertmanagers), `backup` (snapshots and scheduled backups), `client_auth` (credentials and TLS of outgoing
 //! requests), `http` (the router, the shared state, one error type, one file per API), `bridge`
 //! (the adapters between crates), `reload`, `selfmetrics` (`/metrics`), `app` (wiring and
 //! shutdown). Imports go one way: `app` → `http`, `bridge` → the library crates. Depends on
@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod bridge;
 mod client_auth;
 pub mod config;

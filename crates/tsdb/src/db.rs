@@ -16,6 +16,10 @@ use medic_model::{
 };
 use tracing::{error, info, warn};
 
+#[path = "snapshot.rs"]
+mod snapshot;
+pub use snapshot::SnapshotSummary;
+
 use crate::block::{self, Block};
 use crate::compact::{self, MergeIter, Span};
 use crate::head::{Head, HeadAppender};

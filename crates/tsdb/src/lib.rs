@@ -24,7 +24,7 @@ mod querier;
 pub mod wal;
 
 pub use chunkenc::BlockCodec;
-pub use db::{Db, DbAppender, DbStats, FlushSummary};
+pub use db::{Db, DbAppender, DbStats, FlushSummary, SnapshotSummary};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use options::{FsyncPolicy, Options};

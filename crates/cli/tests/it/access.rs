@@ -49,6 +49,12 @@ const SPOT: &[(&str, &str, Permission)] = &[
     ("GET", "/api/v1/medic/audit", Permission::Audit),
     ("POST", "/-/reload", Permission::Admin),
     ("POST", "/api/v1/admin/tsdb/flush", Permission::Admin),
+    ("POST", "/api/v1/medic/backup/snapshots", Permission::Admin),
+    (
+        "GET",
+        "/api/v1/medic/backup/snapshots/{id}/file",
+        Permission::Admin,
+    ),
 ];
 
 const ROLES: [&str; 5] = ["admin", "sre", "developer", "viewer", "ingest"];

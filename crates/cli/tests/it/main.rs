@@ -5,6 +5,7 @@ mod alerting;
 mod alerting_vs_alertmanager;
 mod anomaly;
 mod audit;
+mod backup;
 mod bad_input;
 mod crash;
 mod demo;

@@ -2,6 +2,8 @@
 //! `docs/configuration.md` is written from these comments. Scrape configuration uses
 //! Prometheus's syntax unchanged, so `scrape_configs` can be copied from a `prometheus.yml`.
 
+mod backup;
+pub use backup::BackupConfig;
 pub mod logs;
 pub use logs::LogsConfig;
 mod scrape;
@@ -129,6 +131,9 @@ pub struct Config {
     /// Logs: ingest, redaction, storage, LogQL (`docs/logs.md`).
     #[serde(default)]
     pub logs: LogsConfig,
+    /// Scheduled backups (`docs/backup.md`).
+    #[serde(default)]
+    pub backup: BackupConfig,
 }
 
 /// `global:` — defaults for scrape jobs.

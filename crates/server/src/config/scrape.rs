@@ -97,6 +97,23 @@ pub(super) fn default_body_limit() -> ByteSize {
     ByteSize(64 << 20)
 }
 
+impl ScrapeConfig {
+    /// The files holding this job's credentials and CA certificates, as written.
+    pub fn credential_files(&self) -> Vec<PathBuf> {
+        let files = [
+            self.bearer_token_file.as_ref(),
+            self.basic_auth
+                .as_ref()
+                .and_then(|b| b.password_file.as_ref()),
+            self.authorization
+                .as_ref()
+                .and_then(|a| a.credentials_file.as_ref()),
+            self.tls_config.as_ref().and_then(|t| t.ca_file.as_ref()),
+        ];
+        files.into_iter().flatten().cloned().collect()
+    }
+}
+
 /// `basic_auth:`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

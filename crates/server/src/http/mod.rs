@@ -14,6 +14,7 @@
 mod alerts;
 mod anomaly;
 mod audit;
+mod backup;
 mod error;
 mod guards;
 mod heal;
@@ -59,9 +60,33 @@ use guards::{allowed_host, limit_body, over_client_rate, require_json, same_orig
 /// without saying who may call it.
 fn routes() -> Routes {
     let r = prometheus_status_routes(prometheus_routes(Routes::default()));
-    log_routes(incident_routes(medic_view_routes(medic_routes(
-        alertmanager_routes(r),
+    backup_routes(log_routes(incident_routes(medic_view_routes(
+        medic_routes(alertmanager_routes(r)),
     ))))
+}
+
+/// Backups: snapshots for `medic backup create` (admin), the schedule's state.
+fn backup_routes(r: Routes) -> Routes {
+    r.route(
+        "/api/v1/medic/backup/snapshots",
+        &[(Method::POST, Permission::Admin)],
+        post(backup::create_snapshot),
+    )
+    .route(
+        "/api/v1/medic/backup/snapshots/{id}",
+        &[(Method::DELETE, Permission::Admin)],
+        axum::routing::delete(backup::delete_snapshot),
+    )
+    .route(
+        "/api/v1/medic/backup/snapshots/{id}/file",
+        &[(Method::GET, Permission::Admin)],
+        get(backup::read_file),
+    )
+    .route(
+        "/api/v1/medic/backup/status",
+        &[(Method::GET, Permission::Read)],
+        get(backup::status),
+    )
 }
 
 /// Loki's push and query API, and OTLP/HTTP logs.

@@ -45,6 +45,8 @@ pub struct AppState {
     pub client_rates: crate::serve::client_rate::ClientRates,
     /// The log store (absent when `logs.enabled: false`).
     pub logs: Option<Arc<crate::logs::Logs>>,
+    /// Snapshots for backups, and scheduled backups.
+    pub backups: Arc<crate::backup::Backups>,
     /// Remote write's in-flight memory budget, in KiB.
     pub write_budget: Arc<tokio::sync::Semaphore>,
 }
