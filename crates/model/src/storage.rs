@@ -159,12 +159,35 @@ pub trait Querier: Send {
         Ok(Box::new(all.into_iter()))
     }
 
+    /// As [`Querier::select_at_most`], told what the samples are for, so a store that keeps
+    /// downsampled data can answer from it (`hints`). The default ignores the hints.
+    fn select_hinted(
+        &self,
+        matchers: &[Matcher],
+        max_samples: usize,
+        hints: &SelectHints,
+    ) -> Result<Box<dyn SeriesSet>, StorageError> {
+        let _ = hints;
+        self.select_at_most(matchers, max_samples)
+    }
+
     /// Label names of the series that match (all series when `matchers` is empty), sorted.
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
 
     /// Values of label `name` among the series that match (all series when `matchers` is
     /// empty), sorted.
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
+}
+
+/// What a selection is for, so a store with downsampled tiers can pick one (Thanos's
+/// `SelectHints` and `max_source_resolution`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectHints {
+    /// The PromQL function the samples feed (`rate`, `max_over_time`, …), if any.
+    pub func: Option<String>,
+    /// The coarsest resolution (ms) that serves the query; 0 prefers raw samples. Older data
+    /// only a tier holds is read from the tier either way.
+    pub max_resolution_ms: i64,
 }
 
 /// Something that can take samples.

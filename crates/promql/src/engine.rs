@@ -29,6 +29,10 @@ pub struct EngineOptions {
     /// Set by the caller to stop the query at its next check (between steps, every few hundred
     /// series, every 1,024 subquery steps): an HTTP handler whose client went away.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The coarsest downsampled resolution a selection may read (ms; Thanos's
+    /// `max_source_resolution`). `None`: a fifth of a range query's step, raw for instant
+    /// queries. Data only a tier still holds is read from it either way.
+    pub max_source_resolution_ms: Option<i64>,
 }
 
 impl Default for EngineOptions {
@@ -40,9 +44,22 @@ impl Default for EngineOptions {
             default_subquery_step_ms: 60_000,
             whole_range: true,
             cancel: None,
+            max_source_resolution_ms: None,
         }
     }
 }
+
+/// Functions that read downsampled tiers when the step and range allow (the others read raw
+/// samples wherever raw samples are kept).
+const TIER_FUNCTIONS: &[&str] = &[
+    "rate",
+    "increase",
+    "resets",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "avg_over_time",
+];
 
 /// Evaluates PromQL over any [`Queryable`].
 #[derive(Debug, Clone, Default)]
@@ -266,6 +283,9 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) step: i64,
     /// Time range each selector needs, keyed by node address.
     needs: HashMap<usize, (i64, i64)>,
+    /// The function each range selector feeds and the selector's range (ms), keyed by node
+    /// address (for downsampled tiers).
+    funcs: HashMap<usize, (String, i64)>,
     loaded: HashMap<usize, Arc<Vec<RangeSeries>>>,
     /// The same without staleness markers, for selectors used as ranges.
     stripped: HashMap<usize, Arc<Vec<RangeSeries>>>,
@@ -297,6 +317,7 @@ impl<'a> Evaluator<'a> {
             end,
             step,
             needs: HashMap::new(),
+            funcs: HashMap::new(),
             loaded: HashMap::new(),
             stripped: HashMap::new(),
             subquery_cache: HashMap::new(),
@@ -406,6 +427,11 @@ impl<'a> Evaluator<'a> {
             Expr::Paren(p) => self.prepare(&p.expr, a, b),
             Expr::Call(c) => {
                 for arg in &c.args.args {
+                    if let Expr::MatrixSelector(m) = arg.as_ref() {
+                        let key = &m.vs as *const _ as usize;
+                        self.funcs
+                            .insert(key, (c.func.name.to_string(), ms(&m.range)));
+                    }
                     self.prepare(arg, a, b);
                 }
             }
@@ -472,8 +498,26 @@ impl<'a> Evaluator<'a> {
             .opts
             .max_samples
             .saturating_sub(self.samples_loaded + self.samples_transient);
+        let func = self.funcs.get(&key).cloned();
+        let auto = match &func {
+            // Functions whose downsampled aggregate keeps their answer close: a tier a fifth
+            // of the step and of the range, so a window holds several of its points.
+            Some((f, range)) if TIER_FUNCTIONS.contains(&f.as_str()) => {
+                let span = if self.step > 0 {
+                    self.step.min(*range)
+                } else {
+                    *range
+                };
+                span / 5
+            }
+            _ => 0,
+        };
+        let hints = medic_model::SelectHints {
+            func: func.map(|(f, _)| f),
+            max_resolution_ms: self.opts.max_source_resolution_ms.unwrap_or(auto),
+        };
         let selected = q
-            .select_at_most(&matchers, allowance)
+            .select_hinted(&matchers, allowance, &hints)
             .map_err(|e| match e {
                 medic_model::StorageError::TooManySamples(_) => {
                     Error::TooManySamples(self.opts.max_samples)

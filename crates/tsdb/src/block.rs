@@ -46,6 +46,14 @@ pub struct BlockMeta {
     pub codec: BlockCodec,
     /// Format version.
     pub version: u8,
+    /// 0 for raw samples; else the resolution (ms) of a downsampled block, whose series carry
+    /// the label `__aggr__` (`crate::downsample`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resolution_ms: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// Counts in [`BlockMeta`].
@@ -119,6 +127,8 @@ pub struct BlockSpec {
     pub level: u32,
     /// Blocks merged into this one.
     pub parents: Vec<String>,
+    /// 0 for raw samples; else the resolution of the downsampled block written.
+    pub resolution_ms: i64,
 }
 
 /// Writes a block from series sorted by labels. Returns the final directory, or `None` when
@@ -135,6 +145,7 @@ pub fn write_block(
         chunk_samples,
         level,
         parents,
+        resolution_ms,
     } = spec;
     let ulid = ulid::Ulid::new().to_string();
     let tmp = parent.join(format!("{ulid}.tmp"));
@@ -160,6 +171,7 @@ pub fn write_block(
         compaction: CompactionMeta { level, parents },
         codec,
         version: FORMAT_VERSION,
+        resolution_ms,
     };
     let meta_path = tmp.join("meta.json");
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Encode(e.to_string()))?;
@@ -548,6 +560,7 @@ mod tests {
             chunk_samples: 128,
             level: 1,
             parents: vec![],
+            resolution_ms: 0,
         }
     }
 

@@ -18,6 +18,8 @@ use tracing::{error, info, warn};
 
 #[path = "snapshot.rs"]
 mod snapshot;
+#[path = "tiers.rs"]
+mod tiers;
 pub use snapshot::SnapshotSummary;
 
 use crate::block::{self, Block};
@@ -304,6 +306,9 @@ impl Db {
             cut += 1;
         }
         self.compact(false)?;
+        if self.downsample()? > 0 {
+            self.compact(false)?;
+        }
         self.apply_retention()?;
         if cut > 0 || self.head.wal_bytes_since_checkpoint() > self.opts.wal_checkpoint_bytes {
             self.checkpoint()?;
@@ -352,6 +357,7 @@ impl Db {
             chunk_samples: self.opts.block_chunk_samples,
             level,
             parents,
+            resolution_ms: 0,
         }
     }
 
@@ -374,11 +380,26 @@ impl Db {
     /// Merges blocks until the planner finds nothing to do. A window counts as complete once the
     /// head has moved past it; with `eager`, windows of the first level are merged even if not.
     fn compact(&self, eager: bool) -> Result<usize, Error> {
-        let ranges =
-            compact::level_ranges(self.opts.block_range_ms, self.opts.effective_max_block_ms());
+        let mut merges = 0;
+        for res in self.resolutions() {
+            merges += self.compact_at(res, eager)?;
+        }
+        Ok(merges)
+    }
+
+    /// [`Db::compact`] among the blocks of one resolution.
+    fn compact_at(&self, resolution: i64, eager: bool) -> Result<usize, Error> {
+        let ranges = compact::level_ranges(
+            self.opts.block_range_ms,
+            self.opts.max_block_ms_at(resolution),
+        );
         let mut merges = 0;
         loop {
-            let blocks = self.blocks();
+            let blocks: Vec<Arc<Block>> = self
+                .blocks()
+                .into_iter()
+                .filter(|b| b.meta().resolution_ms == resolution)
+                .collect();
             let spans: Vec<Span> = blocks
                 .iter()
                 .map(|b| Span {
@@ -418,7 +439,8 @@ impl Db {
             + 1;
         let parents: Vec<String> = sources.iter().map(|b| b.meta().ulid.clone()).collect();
         let mut iter = MergeIter::new(sources);
-        let spec = self.block_spec(mint, maxt, level, parents);
+        let mut spec = self.block_spec(mint, maxt, level, parents);
+        spec.resolution_ms = sources.first().map_or(0, |b| b.meta().resolution_ms);
         let written = block::write_block(&self.dir, spec, &mut iter);
         if let Some(e) = iter.take_error() {
             if let Ok(Some((path, _))) = &written {
@@ -453,7 +475,7 @@ impl Db {
     fn apply_retention(&self) -> Result<(), Error> {
         let blocks = self.blocks();
         let mut doomed: Vec<(Arc<Block>, &'static str)> = Vec::new();
-        if self.opts.retention_ms > 0 {
+        {
             // "Now" for retention is the newest sample stored, but never later than the clock
             // allows a sample to be: one sample from the far future (stored before the future
             // check existed, or restored from elsewhere) must not age out all history.
@@ -464,11 +486,16 @@ impl Db {
                 .max()
                 .unwrap_or(i64::MIN)
                 .min(self.head.max_valid_time());
-            let cutoff = newest.saturating_sub(self.opts.retention_ms);
+            // Each resolution has its own retention; a raw block goes only once every tier
+            // holds its data.
             doomed.extend(
                 blocks
                     .iter()
-                    .filter(|b| b.meta().max_time <= cutoff)
+                    .filter(|b| {
+                        let keep = self.retention_at(b.meta().resolution_ms);
+                        keep > 0 && b.meta().max_time <= newest.saturating_sub(keep)
+                    })
+                    .filter(|b| self.downsampled_everywhere(&blocks, b))
                     .map(|b| (b.clone(), "time")),
             );
         }
@@ -521,6 +548,9 @@ impl Db {
         }
         summary.blocks_written = (self.metrics.blocks_written.get() - before) as usize;
         summary.compactions = self.compact(true)?;
+        if self.downsample()? > 0 {
+            summary.compactions += self.compact(true)?;
+        }
         self.apply_retention()?;
         self.checkpoint()?;
         Ok(summary)

@@ -47,6 +47,8 @@ pub struct Options {
     pub max_block_duration_ms: i64,
     /// Most series the head may hold; samples of further new series are rejected (0 = no limit).
     pub max_series: usize,
+    /// Downsampled tiers, finest first (empty: none). Raw data is kept `retention_ms`.
+    pub tiers: Vec<Tier>,
     /// Largest number of label pairs on a series (0 = no limit).
     pub max_labels_per_series: usize,
     /// Longest label name in bytes (0 = no limit).
@@ -71,6 +73,7 @@ impl Default for Options {
             head_chunk_samples: 120,
             max_block_duration_ms: 31 * 24 * 3_600_000,
             max_series: 2_000_000,
+            tiers: Vec::new(),
             max_labels_per_series: 64,
             max_label_name_bytes: 1024,
             max_label_value_bytes: 4096,
@@ -111,7 +114,34 @@ impl Options {
         if self.retention_ms < 0 {
             return bad("retention must not be negative".into());
         }
+        let mut prev = 0;
+        for t in &self.tiers {
+            if t.resolution_ms <= prev || t.resolution_ms < 1000 {
+                return bad(format!(
+                    "downsampling tiers must go from fine to coarse, each at least 1s: {}ms after {prev}ms",
+                    t.resolution_ms
+                ));
+            }
+            if t.retention_ms < 0 {
+                return bad("tier retention must not be negative".into());
+            }
+            prev = t.resolution_ms;
+        }
         Ok(())
+    }
+
+    /// The longest block compaction may produce at `resolution_ms` (0: raw).
+    pub fn max_block_ms_at(&self, resolution_ms: i64) -> i64 {
+        match self.tiers.iter().find(|t| t.resolution_ms == resolution_ms) {
+            None => self.effective_max_block_ms(),
+            Some(t) => {
+                let mut m = self.max_block_duration_ms;
+                if t.retention_ms > 0 {
+                    m = m.min(t.retention_ms / 10);
+                }
+                m.max(self.block_range_ms)
+            }
+        }
     }
 
     /// The longest block compaction may produce: the configured maximum, but no more than a
@@ -123,4 +153,13 @@ impl Options {
         }
         m.max(self.block_range_ms)
     }
+}
+
+/// A downsampled tier: aggregates at `resolution_ms`, kept `retention_ms` (0: forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    /// Width of one aggregation interval (ms).
+    pub resolution_ms: i64,
+    /// How long the tier's blocks are kept (ms; 0 = forever).
+    pub retention_ms: i64,
 }

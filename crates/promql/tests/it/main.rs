@@ -7,6 +7,7 @@ use std::path::Path;
 
 use medic_promql::testscript::{run, Outcome, Report};
 
+mod downsampling;
 mod result_cache;
 mod whole_range;
 

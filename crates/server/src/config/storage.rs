@@ -131,6 +131,33 @@ pub struct StorageConfig {
     /// Limits on series shape.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Downsampled tiers kept beside raw samples, finest first (default: 1m for 30d and 5m for
+    /// 365d; `[]` turns downsampling off). docs/retention.md.
+    #[serde(default = "default_tiers")]
+    pub downsampling: Vec<TierConfig>,
+}
+
+/// One entry of `storage.downsampling`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// Width of one aggregation interval (at least 1s).
+    pub resolution: Dur,
+    /// How long the tier is kept (`0`: forever).
+    pub retention: Dur,
+}
+
+fn default_tiers() -> Vec<TierConfig> {
+    vec![
+        TierConfig {
+            resolution: Dur::from_secs(60),
+            retention: Dur::from_secs(30 * 86_400),
+        },
+        TierConfig {
+            resolution: Dur::from_secs(300),
+            retention: Dur::from_secs(365 * 86_400),
+        },
+    ]
 }
 
 impl Default for StorageConfig {
@@ -144,6 +171,7 @@ impl Default for StorageConfig {
             block_codec: medic_tsdb::BlockCodec::default(),
             wal: WalConfig::default(),
             limits: LimitsConfig::default(),
+            downsampling: default_tiers(),
         }
     }
 }
@@ -184,6 +212,14 @@ impl StorageConfig {
             max_labels_per_series: self.limits.max_labels_per_series,
             max_label_name_bytes: self.limits.max_label_name_length,
             max_label_value_bytes: self.limits.max_label_value_length,
+            tiers: self
+                .downsampling
+                .iter()
+                .map(|t| medic_tsdb::Tier {
+                    resolution_ms: t.resolution.as_millis(),
+                    retention_ms: t.retention.as_millis(),
+                })
+                .collect(),
             ..medic_tsdb::Options::default()
         }
     }

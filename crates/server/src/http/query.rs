@@ -152,6 +152,12 @@ fn engine_for(st: &AppState, p: &Params) -> Result<(Engine, CancelOnDrop), ApiEr
                 .min(std::time::Duration::from_millis(ms as u64));
         }
     }
+    // Thanos's `max_source_resolution`: `raw` (or 0s), a duration, or `auto` (the default).
+    match p.get("max_source_resolution") {
+        None | Some("auto") => {}
+        Some("raw") => opts.max_source_resolution_ms = Some(0),
+        Some(_) => opts.max_source_resolution_ms = duration_param(p, "max_source_resolution")?,
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     opts.cancel = Some(cancel.clone());
     Ok((Engine::new(opts), CancelOnDrop(cancel)))
@@ -220,7 +226,12 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<R
     let state = st.clone();
     // VictoriaMetrics's `nocache=1`: compute every step, and keep nothing.
     let mut cache = st.result_cache.clone();
-    if let (Some(c), Some("1" | "true")) = (&cache, p.get("nocache")) {
+    // A chosen resolution is not what the cache holds: computed, not kept.
+    let chosen = p.get("max_source_resolution").is_some_and(|v| v != "auto");
+    if let (Some(c), true) = (
+        &cache,
+        chosen || matches!(p.get("nocache"), Some("1" | "true")),
+    ) {
         c.note_bypass();
         cache = None;
     }
