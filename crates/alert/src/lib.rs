@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod receivers;
 pub mod route;
 pub mod silence;
+pub mod sim;
 pub mod state;
 pub mod template;
 pub mod timeinterval;

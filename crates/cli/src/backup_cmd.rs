@@ -385,6 +385,31 @@ impl Progress for Bar {
     }
 }
 
+/// Copies the files of a fresh snapshot of the medic at `remote` whose paths start with one of
+/// `prefixes` into `dir`, in the data directory's layout (blocks and databases at the top).
+pub(crate) fn copy_snapshot(remote: &Remote, dir: &Path, prefixes: &[&str]) -> anyhow::Result<()> {
+    let source = HttpSource::take(remote)?;
+    let copied = (|| -> anyhow::Result<()> {
+        for f in source
+            .files()
+            .iter()
+            .filter(|f| prefixes.iter().any(|p| f.path.starts_with(p)))
+        {
+            let rel = f.path.split_once('/').map_or(f.path.as_str(), |(_, r)| r);
+            let target = dir.join(rel);
+            if let Some(p) = target.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            let mut out = std::fs::File::create(&target)?;
+            std::io::copy(&mut source.open(&f.path)?, &mut out)
+                .with_context(|| format!("copying {}", f.path))?;
+        }
+        Ok(())
+    })();
+    source.release();
+    copied
+}
+
 /// A snapshot of a running medic, read over its API piece by piece.
 struct HttpSource {
     remote: Remote,

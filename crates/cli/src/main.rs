@@ -17,6 +17,7 @@ mod incident_cmd;
 mod logs_cmd;
 mod promql_cmd;
 mod query;
+mod replay_cmd;
 mod report_cmd;
 mod rules_cmd;
 mod run;
@@ -100,6 +101,9 @@ enum Command {
     Logs(logs_cmd::LogsArgs),
     /// Backups: create (online, from a running medic), list, verify, restore, prune, keygen.
     Backup(backup_cmd::BackupArgs),
+    /// Replays rules and playbooks over stored history: what would have fired, been notified,
+    /// and which repairs would have run or been vetoed (dry run), and when.
+    Replay(replay_cmd::ReplayArgs),
     /// Reports of a running medic: generate one for a period (`--period 2026-11 --format
     /// html`), list the configured and stored ones, show one.
     Report(report_cmd::ReportArgs),
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
         },
         Command::Incident(args) => incident_cmd::incident(args),
         Command::Logs(args) => logs_cmd::logs(args),
+        Command::Replay(args) => replay_cmd::replay(args),
         Command::Backup(args) => match backup_cmd::backup(args) {
             Ok(0) => Ok(()),
             Ok(code) => return ExitCode::from(code.clamp(1, 255) as u8),

@@ -28,6 +28,7 @@ pub mod machine;
 pub mod metrics;
 pub mod plan;
 pub mod playbook;
+pub mod replay;
 pub mod report;
 pub mod trust;
 

@@ -295,36 +295,8 @@ impl Manager {
         opts: &GroupOptions,
     ) -> Result<UpdateSummary, Vec<FileError>> {
         let _serial = self.updating.lock().unwrap_or_else(|e| e.into_inner());
-        let mut errors = Vec::new();
-        let mut groups = Vec::new();
         let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let loaded = files
-            .iter()
-            .map(|f| (f, crate::file::load(f, false)))
-            .chain(log_files.iter().map(|f| (f, crate::file::load_logql(f))));
-        for (f, file) in loaded {
-            match file {
-                Ok(rf) => {
-                    for spec in &rf.groups {
-                        match Group::new(spec, f.clone(), opts.clone()) {
-                            Ok(mut g) => {
-                                g.logs = logs.clone();
-                                groups.push(g)
-                            }
-                            Err(e) => errors.push(FileError {
-                                file: f.clone(),
-                                line: None,
-                                message: format!("group {:?}: {e}", spec.name),
-                            }),
-                        }
-                    }
-                }
-                Err(es) => errors.extend(es),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        let groups = load_groups(files, log_files, opts, logs)?;
         let summary = UpdateSummary {
             files: files.len() + log_files.len(),
             groups: groups.len(),
@@ -602,9 +574,50 @@ impl Manager {
     }
 }
 
+/// Loads rule files (Prometheus's, then Loki ruler files) into groups, as a reload does; every
+/// error of every file, or the groups. What `medic replay` runs, too.
+pub fn load_groups(
+    files: &[PathBuf],
+    log_files: &[PathBuf],
+    opts: &GroupOptions,
+    logs: Option<crate::rule::LogSource>,
+) -> Result<Vec<Group>, Vec<FileError>> {
+    let mut errors = Vec::new();
+    let mut groups = Vec::new();
+    let loaded = files
+        .iter()
+        .map(|f| (f, crate::file::load(f, false)))
+        .chain(log_files.iter().map(|f| (f, crate::file::load_logql(f))));
+    for (f, file) in loaded {
+        match file {
+            Ok(rf) => {
+                for spec in &rf.groups {
+                    match Group::new(spec, f.clone(), opts.clone()) {
+                        Ok(mut g) => {
+                            g.logs = logs.clone();
+                            groups.push(g)
+                        }
+                        Err(e) => errors.push(FileError {
+                            file: f.clone(),
+                            line: None,
+                            message: format!("group {:?}: {e}", spec.name),
+                        }),
+                    }
+                }
+            }
+            Err(es) => errors.extend(es),
+        }
+    }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Prometheus's `sendAlerts`: firing alerts end at `valid_until`, resolved ones at their
 /// resolve time; external labels are added where the alert lacks them.
-fn to_notification(rule_query: &str, a: &Alert, anomaly: bool, g: &Group) -> Notification {
+pub fn to_notification(rule_query: &str, a: &Alert, anomaly: bool, g: &Group) -> Notification {
     let mut b = a.public_labels().to_builder();
     for l in g.external_labels().iter() {
         if a.labels.get(&l.name).is_none() {

@@ -23,6 +23,7 @@ pub mod incidents;
 pub mod logs;
 pub mod reload;
 pub mod remote_write;
+pub mod replay;
 pub mod reports;
 pub mod scrape;
 pub mod selfmetrics;

@@ -76,6 +76,29 @@ pub fn load_alerting(config: &Config, base: &Path) -> Result<medic_alert::Loaded
     }
 }
 
+/// The rule groups' options from the config; `default_external_url` when the config names
+/// none.
+pub fn group_options(config: &Config, default_external_url: &str) -> GroupOptions {
+    GroupOptions {
+        default_interval: config.global.evaluation_interval.duration(),
+        external_labels: Labels::from_pairs(
+            config
+                .global
+                .external_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
+        external_url: config
+            .server
+            .external_url
+            .clone()
+            .unwrap_or_else(|| default_external_url.to_string()),
+        outage_tolerance: config.rules.for_outage_tolerance.duration(),
+        for_grace_period: config.rules.for_grace_period.duration(),
+        resend_delay: config.rules.resend_delay.duration(),
+    }
+}
+
 /// Refuses playbooks whose PromQL does not parse or that notify receivers the Alertmanager
 /// configuration does not have.
 pub fn check_playbooks(
@@ -140,24 +163,7 @@ impl Reloader {
 
     /// The rule-group settings a config implies.
     pub fn group_options(&self, config: &Config) -> GroupOptions {
-        GroupOptions {
-            default_interval: config.global.evaluation_interval.duration(),
-            external_labels: Labels::from_pairs(
-                config
-                    .global
-                    .external_labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            ),
-            external_url: config
-                .server
-                .external_url
-                .clone()
-                .unwrap_or_else(|| self.default_external_url.clone()),
-            outage_tolerance: config.rules.for_outage_tolerance.duration(),
-            for_grace_period: config.rules.for_grace_period.duration(),
-            resend_delay: config.rules.resend_delay.duration(),
-        }
+        group_options(config, &self.default_external_url)
     }
 
     /// Loads the rule files `config` names into the manager (at start, or after re-reading

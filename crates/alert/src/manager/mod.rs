@@ -56,6 +56,17 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// A simulation of this configuration (routing, grouping, inhibition, time intervals,
+    /// escalation) starting at `now`, delivering nothing (`medic replay`).
+    pub fn simulation(&self, now: i64) -> crate::sim::Simulation {
+        crate::sim::Simulation::new(
+            &self.config,
+            self.infos.clone(),
+            self.escalations.clone(),
+            now,
+        )
+    }
+
     /// Loads an Alertmanager configuration file with its templates, and checks the escalation
     /// policies against its receivers. Errors name the file and the field.
     pub fn load(path: &Path, escalations: &[EscalationPolicy]) -> Result<Loaded, Error> {

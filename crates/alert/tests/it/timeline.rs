@@ -1,21 +1,15 @@
 //! Timelines in the style of Alertmanager's acceptance tests: alerts arrive at given times,
-//! the dispatcher and pipeline run on a simulated clock in 100 ms steps, and the test asserts
+//! the dispatcher and pipeline run on a simulated clock (`medic_alert::sim`), and the test asserts
 //! which messages went to which receiver at which time. Deliveries succeed at once here (the
 //! receivers themselves are tested against real servers elsewhere).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use medic_alert::ack::Ack;
 use medic_alert::config::Config;
-use medic_alert::dispatch::Dispatcher;
-use medic_alert::inhibit::Inhibitor;
-use medic_alert::nflog::Nflog;
-use medic_alert::pipeline::{self, EscalationStep, IntegrationInfo, Stages};
-use medic_alert::route::Route;
-use medic_alert::silence::{Silence, Silences};
-use medic_alert::timeinterval::TimeInterval;
+use medic_alert::pipeline::{EscalationStep, IntegrationInfo};
+use medic_alert::silence::Silence;
+use medic_alert::sim::Simulation;
 use medic_alert::{Alert, Annotations};
 use medic_model::Labels;
 
@@ -26,19 +20,23 @@ const T0: i64 = 1_700_000_000_000;
 /// (`alertname/instance`, with `!` for resolved), sorted.
 type Msg = (i64, String, Vec<String>);
 
+/// The library's [`Simulation`] with the tests' shorthand: alerts by name at seconds after T0,
+/// messages as `(seconds, receiver, alerts)`.
 struct Sim {
-    dispatcher: Dispatcher,
-    inhibitor: Inhibitor,
-    silences: Silences,
-    nflog: Nflog,
-    acks: HashMap<String, Ack>,
-    intervals: HashMap<String, Vec<TimeInterval>>,
-    infos: HashMap<String, Vec<IntegrationInfo>>,
-    escalations: Vec<EscalationStep>,
-    /// As the manager's `flap_hold` (0: off).
-    flap_hold: i64,
-    now: i64,
-    sent: Vec<Msg>,
+    sim: Simulation,
+}
+
+impl std::ops::Deref for Sim {
+    type Target = Simulation;
+    fn deref(&self) -> &Simulation {
+        &self.sim
+    }
+}
+
+impl std::ops::DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut Simulation {
+        &mut self.sim
+    }
 }
 
 impl Sim {
@@ -48,7 +46,6 @@ impl Sim {
 
     fn with_escalations(yaml: &str, escalations: Vec<EscalationStep>) -> Sim {
         let c = Config::parse(yaml, Path::new("timeline.yml")).unwrap();
-        let route = Arc::new(Route::new(c.route.as_ref().unwrap()));
         let infos = c
             .receivers
             .iter()
@@ -64,20 +61,7 @@ impl Sim {
             })
             .collect();
         Sim {
-            dispatcher: Dispatcher::new(route),
-            inhibitor: Inhibitor::new(&c.inhibit_rules),
-            silences: Silences::default(),
-            nflog: Nflog::default(),
-            acks: HashMap::new(),
-            intervals: c
-                .named_intervals()
-                .map(|n| (n.name.clone(), n.time_intervals.clone()))
-                .collect(),
-            infos,
-            escalations,
-            flap_hold: 0,
-            now: T0,
-            sent: Vec::new(),
+            sim: Simulation::new(&c, infos, escalations, T0),
         }
     }
 
@@ -86,85 +70,59 @@ impl Sim {
     fn put(&mut self, name: &str, extra: &[(&str, &str)], started: i64, ends_at: i64) {
         let mut pairs = vec![("alertname", name)];
         pairs.extend_from_slice(extra);
-        let a = Arc::new(Alert {
+        let now = self.sim.now();
+        self.sim.put(Alert {
             labels: Labels::from_pairs(pairs),
             annotations: Annotations::new(),
             starts_at: T0 + started * S,
             ends_at: T0 + ends_at * S,
             generator_url: String::new(),
-            updated_at: self.now,
+            updated_at: now,
             timeout: false,
             value: None,
             source: Default::default(),
         });
-        self.inhibitor.observe(&a);
-        self.dispatcher.insert(a, self.now);
     }
 
     fn firing(&mut self, name: &str, extra: &[(&str, &str)]) {
-        let started = (self.now - T0) / S;
+        let started = (self.sim.now() - T0) / S;
         self.put(name, extra, started, started + 86_400);
     }
 
     fn resolve(&mut self, name: &str, extra: &[(&str, &str)], started: i64) {
-        let at = (self.now - T0) / S;
+        let at = (self.sim.now() - T0) / S;
         self.put(name, extra, started, at);
     }
 
     /// Runs the clock to `secs` after T0.
     fn run_until(&mut self, secs: i64) {
-        let end = T0 + secs * S;
-        while self.now < end {
-            self.now += 100;
-            let flushes = self.dispatcher.due(self.now);
-            // The manager asks for the next timer while flushes are in flight.
-            let _ = self.dispatcher.next_due();
-            for mut f in flushes {
-                let route = self.dispatcher.route(f.route).clone();
-                let stages = Stages {
-                    inhibitor: &self.inhibitor,
-                    silences: &self.silences,
-                    intervals: &self.intervals,
-                    nflog: &self.nflog,
-                    acks: &self.acks,
-                    receivers: &self.infos,
-                    escalations: &self.escalations,
-                    repairs: &Default::default(),
-                };
-                let flaps = HashMap::new();
-                let out =
-                    pipeline::plan_flush(&mut f, &route, &flaps, self.flap_hold, &stages, self.now)
-                        .unwrap_or_default();
-                for d in out {
-                    if d.send {
-                        let mut names: Vec<String> = d
-                            .alerts
-                            .iter()
-                            .map(|a| {
-                                let mut s = format!(
-                                    "{}/{}",
-                                    a.labels.get("alertname").unwrap_or(""),
-                                    a.labels.get("instance").unwrap_or("")
-                                );
-                                if a.resolved_at(self.now) {
-                                    s.push('!');
-                                }
-                                s
-                            })
-                            .collect();
-                        names.sort();
-                        self.sent
-                            .push(((self.now - T0) / S, d.receiver.clone(), names));
-                    }
-                    self.nflog.log(pipeline::log_entry(&d, self.now));
-                }
-                self.dispatcher.flushed(&f, true);
-            }
-        }
+        self.sim.run_until(T0 + secs * S);
     }
 
     fn take(&mut self) -> Vec<Msg> {
-        std::mem::take(&mut self.sent)
+        self.sim
+            .take()
+            .into_iter()
+            .map(|m| {
+                let mut names: Vec<String> = m
+                    .alerts
+                    .iter()
+                    .map(|(a, resolved)| {
+                        let mut s = format!(
+                            "{}/{}",
+                            a.labels.get("alertname").unwrap_or(""),
+                            a.labels.get("instance").unwrap_or("")
+                        );
+                        if *resolved {
+                            s.push('!');
+                        }
+                        s
+                    })
+                    .collect();
+                names.sort();
+                ((m.at - T0) / S, m.receiver, names)
+            })
+            .collect()
     }
 }
 
@@ -468,20 +426,21 @@ fn an_ack_stops_repeats_and_escalation_until_the_group_changes() {
     s.firing("DbDown", &[("severity", "critical"), ("instance", "a")]);
     s.run_until(60);
     assert_eq!(s.take(), vec![msg(10, "oncall", &["DbDown/a"])]);
-    let key = s.dispatcher.groups().next().unwrap().key.clone();
+    let key = s.groups().next().unwrap().key.clone();
     let fp = medic_alert::Fingerprint::of(&Labels::from_pairs([
         ("alertname", "DbDown"),
         ("instance", "a"),
         ("severity", "critical"),
     ]));
+    let now = s.now();
     s.acks.insert(
         key.clone(),
         Ack {
             group_key: key.clone(),
             author: "alice".into(),
             comment: "on it".into(),
-            at: s.now,
-            expires_at: s.now + 3600 * S,
+            at: now,
+            expires_at: now + 3600 * S,
             firing: vec![fp],
         },
     );

@@ -21,6 +21,7 @@ mod prometheus_config;
 mod promql;
 mod queries;
 mod receivers;
+mod replay;
 mod reports;
 mod rules;
 mod rules_server;

@@ -10,7 +10,7 @@
 
 mod admission;
 mod conditions;
-mod perform;
+pub(crate) mod perform;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -469,7 +469,7 @@ impl Engine {
 /// A collector's query result as `(ok, message, evidence)`.
 /// Evidence of a `logs:` collector: `count`, `lines` (newest first: `ts` in RFC 3339,
 /// `labels`, `line`), and `truncated` when the limit cut the answer short.
-fn logs_result(
+pub(crate) fn logs_result(
     q: &str,
     r: Result<Vec<medic_model::LogLine>, String>,
     limit: usize,
@@ -500,7 +500,11 @@ fn logs_result(
     }
 }
 
-fn query_result(q: &str, r: Result<Vec<QuerySeries>, String>, range: bool) -> (bool, String, Json) {
+pub(crate) fn query_result(
+    q: &str,
+    r: Result<Vec<QuerySeries>, String>,
+    range: bool,
+) -> (bool, String, Json) {
     match r {
         Ok(r) => (
             true,

@@ -196,32 +196,34 @@ impl Hooks for AlertHooks {
 /// Connects the alert manager's alerts to the engine.
 pub fn observe(am: &AlertManager, heal: Arc<medic_heal::Engine>) {
     am.set_observer(Arc::new(move |alerts: &[Arc<Alert>]| {
-        let inputs: Vec<medic_heal::AlertInput> = alerts
-            .iter()
-            .map(|a| medic_heal::AlertInput {
-                fingerprint: a.fingerprint().to_string(),
-                origin: match &a.source {
-                    AlertSource::Unknown => AlertOrigin::Unknown,
-                    AlertSource::Rules => AlertOrigin::Rules,
-                    AlertSource::Anomaly => AlertOrigin::Anomaly,
-                    AlertSource::Api {
-                        identity,
-                        may_trigger,
-                    } => AlertOrigin::Api {
-                        identity: identity.clone(),
-                        may_trigger: *may_trigger,
-                    },
-                },
-                labels: a
-                    .labels
-                    .iter()
-                    .map(|l| (l.name.to_string(), l.value.to_string()))
-                    .collect(),
-                annotations: a.annotations.clone(),
-                starts_at: a.starts_at,
-                ends_at: a.ends_at,
-            })
-            .collect();
+        let inputs: Vec<medic_heal::AlertInput> = alerts.iter().map(|a| alert_input(a)).collect();
         heal.on_alerts(&inputs);
     }));
+}
+
+/// An alert as the heal engine takes it.
+pub fn alert_input(a: &Alert) -> medic_heal::AlertInput {
+    medic_heal::AlertInput {
+        fingerprint: a.fingerprint().to_string(),
+        origin: match &a.source {
+            AlertSource::Unknown => AlertOrigin::Unknown,
+            AlertSource::Rules => AlertOrigin::Rules,
+            AlertSource::Anomaly => AlertOrigin::Anomaly,
+            AlertSource::Api {
+                identity,
+                may_trigger,
+            } => AlertOrigin::Api {
+                identity: identity.clone(),
+                may_trigger: *may_trigger,
+            },
+        },
+        labels: a
+            .labels
+            .iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect(),
+        annotations: a.annotations.clone(),
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+    }
 }

@@ -6,5 +6,5 @@ pub mod anomaly;
 pub mod heal;
 pub mod rules;
 
-pub use heal::{observe, AlertHooks, PromQuery};
+pub use heal::{alert_input, observe, AlertHooks, PromQuery};
 pub use rules::RulesNotifier;
