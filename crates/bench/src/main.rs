@@ -29,6 +29,7 @@ mod querybench;
 mod reportbench;
 mod rulebench;
 mod ruleset;
+mod tierbench;
 mod workload;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,8 @@ enum Cmd {
     /// Logs: ingest rate, lines per CPU-second, bytes per line, needle search and count
     /// latency, medic against Debian's clickhouse-server, with zstd -19 and grep as limits.
     Logs(logbench::Args),
+    /// Downsampled tiers: disk use and 30-day query latency with and without them.
+    Tiers(tierbench::Args),
     /// The anomaly detector's cost: nanoseconds per update and bytes of state per series, over
     /// the NAB corpus.
     Anomaly(anomalybench::Args),
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Alerts(a) => alertbench::run(a),
         Cmd::Heal(a) => healbench::run(a),
         Cmd::Anomaly(a) => anomalybench::run(a),
+        Cmd::Tiers(a) => tierbench::run(a),
         Cmd::Report(a) => reportbench::run(a),
         Cmd::Logs(a) => logbench::run(a),
     }

@@ -182,7 +182,6 @@ impl DbQuerier {
         budget: &mut usize,
     ) -> Result<Vec<Source>, Error> {
         let mut sources = Vec::new();
-        let at_res = blocks.iter().filter(|b| b.meta().resolution_ms == res);
         if res == 0 {
             // The head first, then the blocks (see `blocks`).
             if self.head_overlaps() {
@@ -200,7 +199,9 @@ impl DbQuerier {
                 }
                 sources.push(from_head);
             }
-            for b in at_res {
+            // The live block list, read after the head: a block cut from the head since the
+            // plan was made is in it (see `blocks`).
+            for b in self.blocks().iter().filter(|b| b.meta().resolution_ms == 0) {
                 sources.push(b.select_at_most(matchers, lo, hi, budget)?);
             }
             return Ok(sources);
@@ -210,7 +211,7 @@ impl DbQuerier {
             m.push(Matcher::equal(downsample::AGGR_LABEL, a.as_str()));
             b.select_at_most(&m, lo, hi, budget)
         };
-        for b in at_res {
+        for b in blocks.iter().filter(|b| b.meta().resolution_ms == res) {
             let part = if aggr == Aggr::Avg {
                 let sums = stored(Aggr::Sum, b, budget)?;
                 let counts = stored(Aggr::Count, b, budget)?;
