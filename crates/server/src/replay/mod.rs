@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use medic_alert::{Alert, AlertSource, Fingerprint};
+use medic_alert::{Alert, Fingerprint};
 use medic_model::{Labels, Queryable};
 use medic_rules::group::Group;
 use medic_rules::AlertState;
@@ -208,7 +208,9 @@ fn evaluate(
             .alerts_to_send(t)
             .iter()
             .map(|(q, a, anomaly)| {
-                to_alert(medic_rules::manager::to_notification(q, a, *anomaly, g))
+                crate::bridge::rules::rule_alert(medic_rules::manager::to_notification(
+                    q, a, *anomaly, g,
+                ))
             })
             .collect();
         let inputs: Vec<medic_heal::AlertInput> =
@@ -282,28 +284,6 @@ fn track_states(
     }
     states.extend(now);
     events.sort_by(|a, b| (a.at, &a.labels).cmp(&(b.at, &b.labels)));
-}
-
-fn to_alert(n: medic_rules::Notification) -> Alert {
-    Alert {
-        labels: n.labels,
-        annotations: n
-            .annotations
-            .iter()
-            .map(|l| (l.name.to_string(), l.value.to_string()))
-            .collect(),
-        starts_at: n.starts_at,
-        ends_at: n.ends_at,
-        generator_url: n.generator_url,
-        updated_at: 0,
-        timeout: false,
-        value: Some(n.value),
-        source: if n.anomaly {
-            AlertSource::Anomaly
-        } else {
-            AlertSource::Rules
-        },
-    }
 }
 
 fn message(m: medic_alert::sim::SimMessage) -> MessageEvent {
