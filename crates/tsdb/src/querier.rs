@@ -110,10 +110,11 @@ impl DbQuerier {
     fn plan(&self, blocks: &[Arc<Block>], max_resolution: i64) -> Vec<(i64, i64, i64)> {
         // Coverage [min, max) of each resolution present, finest first.
         let mut levels: Vec<(i64, i64, i64)> = Vec::new();
-        let head = self.head_overlaps().then(|| {
-            let min = self.head.oldest_sample().unwrap_or(self.head.min_time());
-            (min, self.head.max_time().saturating_add(1))
-        });
+        // The head's lower bound, not its oldest sample: finding that takes every series'
+        // lock, and this runs on every selection.
+        let head = self
+            .head_overlaps()
+            .then(|| (self.head.min_time(), self.head.max_time().saturating_add(1)));
         let mut resolutions: Vec<i64> = blocks.iter().map(|b| b.meta().resolution_ms).collect();
         resolutions.push(0);
         resolutions.sort_unstable();
