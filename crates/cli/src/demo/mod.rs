@@ -26,7 +26,7 @@ use medic_heal::journal::{Execution, Status, StepState};
 use serde_json::{json, Value};
 
 use monitor::{get_json, spawn_monitor, Seen};
-use process::{MedicProcess, Spawner};
+use process::{Listen, MedicProcess, Spawner};
 use scenario::{outcome_mark, spawn_load, Demo, FaultResult};
 use supervisor::{Supervisor, Trouble};
 use view::Timeline;
@@ -116,7 +116,8 @@ pub struct DemoArgs {
     #[arg(long)]
     keep: bool,
 
-    /// Where medic listens. Default 127.0.0.1:9099, or a free port if that one is taken.
+    /// Where medic listens. Default 127.0.0.1:9099, or a free port if that one is taken;
+    /// port 0 (127.0.0.1:0) means any free port.
     #[arg(long)]
     listen: Option<String>,
 
@@ -260,17 +261,6 @@ fn write_config(dir: &Path, supervisor: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pick_listen(asked: Option<String>) -> anyhow::Result<String> {
-    if let Some(l) = asked {
-        return Ok(l);
-    }
-    if std::net::TcpListener::bind("127.0.0.1:9099").is_ok() {
-        return Ok("127.0.0.1:9099".into());
-    }
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(format!("127.0.0.1:{}", l.local_addr()?.port()))
-}
-
 async fn wait_until<F: std::future::Future<Output = bool>>(
     what: &str,
     timeout: Duration,
@@ -344,7 +334,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
         sup.stop_all();
         return Ok(if ok { 0 } else { 1 });
     }
-    let url = format!("http://{}", medic.listen);
+    let url = format!("http://{}", medic.listen());
     timeline.plain(format!(
         "\nThe demo keeps running (traffic continues) so you can look around; Ctrl-C stops it.\n  {url}/api/v1/alerts                    alerts from the rules\n  {url}/api/v1/medic/heal/executions     repairs, with evidence and every step\n  {url}/api/v1/query?query=up            PromQL (Grafana can use medic as a Prometheus)\n  medic heal list --url {url}\n  medic heal show ID --url {url}\n  medic alerts history --url {url}\n  medic anomalies --url {url}\n  medic query --url {url} 'sum by (instance) (rate(demo_http_requests_total[10s]))'"
     ));
@@ -429,11 +419,11 @@ async fn start(
     let dir = dir.to_path_buf();
     let sup = Supervisor::start(exe.clone(), dir.clone(), timeline.clone(), trouble).await?;
     write_config(&dir, &sup.addr.to_string())?;
-    let listen = pick_listen(args.listen.clone())?;
+    let listen = Listen::pick(args.listen.clone())?;
     let medic = Arc::new(MedicProcess {
         exe: exe.clone(),
         dir: dir.clone(),
-        listen,
+        listen: Mutex::new(listen),
         child: Mutex::new(None),
         spawner: Spawner::new(),
     });
@@ -469,9 +459,20 @@ async fn start(
     spawn_load(sup.clone(), load.clone(), client.clone());
     {
         let (c, m) = (client.clone(), medic.clone());
+        let retries = AtomicU64::new(0);
         wait_until("medic to start", Duration::from_secs(30), || {
             let (c, m) = (c.clone(), m.clone());
+            // A port the demo picked and another process took in the moment before medic
+            // bound it: pick another, a few times.
+            let taken = m.exited().is_some()
+                && m.listen.lock().unwrap().picked()
+                && m.port_was_taken()
+                && retries.fetch_add(1, Ordering::Relaxed) < 3;
             async move {
+                if taken {
+                    m.kill();
+                    return m.repick().and_then(|_| m.start()).is_err();
+                }
                 c.get(m.url("/-/ready"))
                     .send()
                     .await
@@ -486,7 +487,7 @@ async fn start(
             )
         })?;
     }
-    timeline.event("●", format!("medic listening on http://{}", medic.listen));
+    timeline.event("●", format!("medic listening on http://{}", medic.listen()));
     Ok(Arc::new(Demo {
         timeline: timeline.clone(),
         medic: medic.clone(),

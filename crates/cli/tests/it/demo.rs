@@ -9,8 +9,6 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::free_port;
-
 struct Run {
     code: i32,
     stdout: String,
@@ -26,8 +24,9 @@ fn demo(dir: &Path, extra: &[&str]) -> Run {
         .arg(dir)
         .arg("--json")
         .arg(&summary)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{}", free_port()))
+        // Any free port, chosen by the demo itself (a port chosen here was once given to a
+        // patient before medic could bind it).
+        .args(["--listen", "127.0.0.1:0"])
         .args(extra)
         .output()
         .unwrap();
@@ -309,10 +308,8 @@ fn port_open(port: u16) -> bool {
 /// port medic listens on, and the demo's working directory.
 fn running_demo() -> (std::process::Child, u16, std::path::PathBuf) {
     use std::io::BufRead;
-    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["demo", "--quiet", "60s", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
+        .args(["demo", "--quiet", "60s", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -320,11 +317,17 @@ fn running_demo() -> (std::process::Child, u16, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("medic-demo-{}", child.id()));
     let out = child.stdout.take().unwrap();
     let mut lines = std::io::BufReader::new(out).lines();
+    let mut port = None;
     for line in lines.by_ref() {
-        if line.unwrap().contains("quiet period (60s)") {
+        let line = line.unwrap();
+        if let Some((_, p)) = line.split_once("medic listening on http://127.0.0.1:") {
+            port = p.trim().parse().ok();
+        }
+        if line.contains("quiet period (60s)") {
             break;
         }
     }
+    let port = port.expect("the demo says where medic listens");
     std::thread::spawn(move || for _ in lines {});
     assert!(port_open(port), "medic is up");
     (child, port, dir)
