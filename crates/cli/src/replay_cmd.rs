@@ -90,7 +90,19 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<()> {
         (None, Some(d)) => d.clone(),
         (None, None) => config.storage.path.clone(),
     };
-    let silences = load_silences(&data.join("alerts.db"))?;
+    let silences = match config
+        .state
+        .postgres_url(&base)
+        .map_err(anyhow::Error::msg)?
+    {
+        // Replicas keep their silences in PostgreSQL: read them there.
+        Some(url) => {
+            let st = medic_state::pg::PgState::open(&url).map_err(|e| anyhow::anyhow!("{e}"))?;
+            medic_alert::state::StateStore::load_silences(st.as_ref())
+                .map_err(|e| anyhow::anyhow!("silences: {e}"))?
+        }
+        None => load_silences(&data.join("alerts.db"))?,
+    };
     let mut opts = config.storage.tsdb_options();
     opts.retention_ms = 0;
     opts.retention_bytes = 0;

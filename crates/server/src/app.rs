@@ -176,7 +176,8 @@ impl App {
         });
         let base = overrides.config_dir();
         let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
-        let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics)?;
+        let stores = StateStores::open(&config, &base)?;
+        let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics, stores.alerts)?;
         let audit = open_audit(&config)?;
         let incidents = build_incidents(&config, &alerts, &self_metrics, &overrides)?;
         let reports = build_reports(&config, &alerts, &self_metrics, &overrides)?;
@@ -188,7 +189,7 @@ impl App {
             audit: &audit,
             logs: &logs,
         };
-        let heal = build_heal(&config, &self_url, &self_metrics, parts)?;
+        let heal = build_heal(&config, &self_url, &self_metrics, parts, stores.heal)?;
         let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
         rules_read_logs(&rules, &logs);
         // Detectors saved at the last stop go to their rules as the rules load.
@@ -547,6 +548,40 @@ fn build_reports(
 }
 
 /// What the heal engine is built on.
+/// The alert state and the heal journal: SQLite files under `storage.path`, or PostgreSQL
+/// (`state.backend`).
+struct StateStores {
+    alerts: Arc<dyn medic_alert::state::StateStore>,
+    heal: Arc<dyn medic_heal::journal::HealStore>,
+}
+
+impl StateStores {
+    fn open(config: &Config, base: &std::path::Path) -> Result<StateStores, Error> {
+        let config_err = |message: String| Error::Config {
+            file: Default::default(),
+            message,
+        };
+        let internal = |e: String| Error::Internal(e);
+        if let Some(url) = config.state.postgres_url(base).map_err(config_err)? {
+            info!("opening the alert state and the heal journal on postgresql");
+            return Ok(StateStores {
+                alerts: medic_state::pg::PgState::open(&url)
+                    .map_err(|e| internal(format!("alert state: {e}")))?,
+                heal: medic_state::pg::PgHealStore::open(&url)
+                    .map_err(|e| internal(format!("heal journal: {e}")))?,
+            });
+        }
+        let path = config.state_database("alerts.db");
+        info!(path = %path.display(), "opening alert state");
+        let alerts = medic_state::SqliteState::open(&path).map_err(|e| internal(e.to_string()))?;
+        let path = config.state_database("heal.db");
+        info!(path = %path.display(), "opening heal journal");
+        let heal =
+            medic_state::SqliteHealStore::open(&path).map_err(|e| internal(e.to_string()))?;
+        Ok(StateStores { alerts, heal })
+    }
+}
+
 struct HealParts<'a> {
     incidents: &'a Arc<crate::incidents::Incidents>,
     alerts: &'a Arc<medic_alert::AlertManager>,
@@ -563,6 +598,7 @@ fn build_heal(
     self_url: &str,
     self_metrics: &SelfMetrics,
     parts: HealParts<'_>,
+    store: Arc<dyn medic_heal::journal::HealStore>,
 ) -> Result<Arc<medic_heal::Engine>, Error> {
     let HealParts {
         incidents,
@@ -572,10 +608,6 @@ fn build_heal(
         audit,
         logs,
     } = parts;
-    let path = config.state_database("heal.db");
-    info!(path = %path.display(), "opening heal journal");
-    let store =
-        medic_state::SqliteHealStore::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
     let metrics = Arc::new(medic_heal::metrics::HealMetrics::default());
     self_metrics.with_registry(|r| metrics.register(r));
     let url = config
@@ -616,6 +648,7 @@ fn build_alert_manager(
     base: &std::path::Path,
     self_url: &str,
     self_metrics: &SelfMetrics,
+    state: Arc<dyn medic_alert::state::StateStore>,
 ) -> Result<Arc<medic_alert::AlertManager>, Error> {
     let config_err = |message: String| Error::Config {
         file: config
@@ -627,10 +660,6 @@ fn build_alert_manager(
         message,
     };
     let loaded = crate::reload::load_alerting(config, base).map_err(config_err)?;
-    let state_path = config.state_database("alerts.db");
-    info!(path = %state_path.display(), "opening alert state");
-    let state =
-        medic_state::SqliteState::open(&state_path).map_err(|e| Error::Internal(e.to_string()))?;
     let metrics = Arc::new(medic_alert::metrics::AlertMetrics::default());
     self_metrics.with_registry(|r| metrics.register(r));
     let opts = medic_alert::Options {

@@ -2,11 +2,13 @@
 //! notification log, acknowledgements and history ([`medic_alert::state::StateStore`]); the
 //! heal journal ([`SqliteHealStore`]); the hash-chained audit log ([`SqliteAudit`]). One
 //! file, WAL journal, every change one transaction; all values are bound parameters, never
-//! spliced into SQL.
+//! spliced into SQL. The alert state and the heal journal can live in PostgreSQL instead
+//! ([`pg`]), for replicas that share it.
 
 mod audit;
 mod heal;
 mod incidents;
+pub mod pg;
 mod reports;
 mod tokens;
 

@@ -335,147 +335,6 @@ async fn a_filling_directory_is_cleaned_of_rotated_logs_only() {
     assert_eq!(left, ["app.log"]);
 }
 
-/// A PostgreSQL server (Debian package `postgresql`) in `dir`, trust auth on loopback,
-/// `max_connections` 10 with 3 reserved for superusers. Stopped when dropped.
-struct Postgres {
-    dir: PathBuf,
-    port: u16,
-    bin: PathBuf,
-}
-
-impl Postgres {
-    fn start(dir: &Path) -> Postgres {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .map(|e| e.path().join("bin"))
-            .unwrap_or_default();
-        require_binary(
-            bin.join("postgres")
-                .to_str()
-                .unwrap_or("/usr/lib/postgresql/*/bin/postgres"),
-            "postgresql",
-        );
-        require_binary("/usr/bin/psql", "postgresql-client");
-        let data = dir.join("pg");
-        std::fs::create_dir_all(&data).unwrap();
-        let root = unsafe { libc::geteuid() } == 0;
-        let run = |args: &[&str]| {
-            let mut c = if root {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]);
-                c
-            } else {
-                Command::new(args[0])
-            };
-            if root {
-                c.arg(args[0]);
-            }
-            c.args(&args[1..]);
-            c
-        };
-        if root {
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir)
-                .status()
-                .unwrap();
-            Command::new("chmod")
-                .args(["755"])
-                .arg(dir)
-                .status()
-                .unwrap();
-        }
-        let port = free_port();
-        let initdb = bin.join("initdb");
-        let st = run(&[
-            initdb.to_str().unwrap(),
-            "-D",
-            data.to_str().unwrap(),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-        assert!(st.success(), "initdb failed");
-        let pg_ctl = bin.join("pg_ctl");
-        let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=10 -c superuser_reserved_connections=3", data.display());
-        let log = data.join("log");
-        let st = run(&[
-            pg_ctl.to_str().unwrap(),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            log.to_str().unwrap(),
-            "-o",
-            &opts,
-            "-w",
-            "start",
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-        assert!(
-            st.success(),
-            "postgres did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        let pg = Postgres {
-            dir: data,
-            port,
-            bin,
-        };
-        pg.psql("postgres", "create role app login").unwrap();
-        pg
-    }
-
-    fn psql(&self, user: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                user,
-                "-d",
-                "postgres",
-                "-Atc",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let pg_ctl = self.bin.join("pg_ctl");
-        let mut c = if unsafe { libc::geteuid() } == 0 {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            c
-        } else {
-            Command::new(&pg_ctl)
-        };
-        let _ = c
-            .args(["-D", self.dir.to_str().unwrap(), "-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .status();
-    }
-}
-
 async fn post_alert(c: &reqwest::Client, m: &Medic, labels: Value) {
     let r = c
         .post(m.url("/api/v2/alerts"))
@@ -500,7 +359,8 @@ fn example(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_connections_exhausted_by_idle_sessions_are_freed() {
     let dir = tempfile::tempdir().unwrap();
-    let pg = Postgres::start(dir.path());
+    let pg = medic_testkit::Postgres::start(dir.path(), 10);
+    pg.psql("postgres", "create role app login").unwrap();
     // Idle sessions, opened one at a time, until the app may not connect any more (7 of the
     // 10 slots; 3 are reserved for superusers). A session refused because a check held a slot
     // at that moment is simply opened again.

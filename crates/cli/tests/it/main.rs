@@ -9,6 +9,7 @@ mod backup;
 mod bad_input;
 mod crash;
 mod demo;
+mod ha;
 mod heal;
 mod hostile;
 mod identities;

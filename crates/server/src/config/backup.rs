@@ -64,11 +64,12 @@ impl BackupConfig {
 }
 
 impl Config {
-    /// The SQLite databases medic keeps, by their name in a backup, and where each is.
+    /// The SQLite databases medic keeps, by their name in a backup, and where each is (those
+    /// on PostgreSQL excluded).
     pub fn state_databases(&self) -> Vec<(&'static str, PathBuf)> {
         let dir = &self.storage.path;
         let or = |p: &Option<PathBuf>, name: &str| p.clone().unwrap_or_else(|| dir.join(name));
-        vec![
+        let mut dbs = vec![
             ("alerts.db", or(&self.alerting.state_file, "alerts.db")),
             ("heal.db", or(&self.heal.state_file, "heal.db")),
             ("audit.db", or(&self.audit.file, "audit.db")),
@@ -78,7 +79,12 @@ impl Config {
             ),
             ("reports.db", dir.join("reports.db")),
             ("auth.db", dir.join("auth.db")),
-        ]
+        ];
+        // On PostgreSQL these are the database's to back up (pg_dump), not files of medic's.
+        if self.state.backend == super::StateBackend::Postgresql {
+            dbs.retain(|(n, _)| !matches!(*n, "alerts.db" | "heal.db"));
+        }
+        dbs
     }
 
     /// The database backed up as `name` (one of [`Config::state_databases`]).

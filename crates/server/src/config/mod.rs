@@ -10,6 +10,8 @@ mod scrape;
 pub use scrape::*;
 mod services;
 pub use services::*;
+mod state;
+pub use state::{PostgresConfig, StateBackend, StateConfig};
 mod storage;
 pub use storage::*;
 
@@ -134,6 +136,9 @@ pub struct Config {
     /// Scheduled backups (`docs/backup.md`).
     #[serde(default)]
     pub backup: BackupConfig,
+    /// Where the durable state lives: SQLite (default) or PostgreSQL (`docs/ha.md`).
+    #[serde(default)]
+    pub state: StateConfig,
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -314,6 +319,7 @@ impl Config {
         self.alerting.escalation_policies()?;
         self.alerting.prometheus().validate()?;
         self.auth.validate()?;
+        self.state.validate()?;
         self.incidents.policy()?;
         self.logs.validate()?;
         let mut report_names = std::collections::HashSet::new();

@@ -1,0 +1,88 @@
+//! What only the PostgreSQL stores do: versioned migrations shared by replicas, a schema from
+//! a newer medic refused, and connection errors that say where without the password.
+
+use medic_alert::state::StateStore;
+use medic_state::pg::{PgHealStore, PgState};
+use medic_testkit::Postgres;
+
+#[test]
+fn migrations_run_once_and_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(dir.path(), 40);
+    let url = pg.database("m");
+    // Replicas starting together: each migration applies once (the advisory lock), and
+    // every opener ends up on the same schema.
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                PgState::open(&url).map(drop).unwrap();
+                PgHealStore::open(&url).map(drop).unwrap();
+            })
+        })
+        .collect();
+    for o in openers {
+        o.join().unwrap();
+    }
+    let versions = pg
+        .psql_on(
+            "m",
+            "postgres",
+            "SELECT component || '=' || version FROM medic_schema ORDER BY component",
+        )
+        .unwrap();
+    assert_eq!(versions, "alerts=1\nheal=1");
+    pg.psql_on(
+        "m",
+        "postgres",
+        "UPDATE medic_schema SET version = 7 WHERE component = 'heal'",
+    )
+    .unwrap();
+    let e = PgHealStore::open(&url).err().unwrap().to_string();
+    assert!(
+        e.contains("the heal schema is at version 7, newer than this medic understands (1)"),
+        "{e}"
+    );
+    assert!(
+        PgState::open(&url).is_ok(),
+        "the other component is unaffected"
+    );
+}
+
+#[test]
+fn connection_errors_name_the_server_but_never_the_password() {
+    let port = medic_testkit::free_port();
+    let url = format!("postgres://medic:s3cret-pw@127.0.0.1:{port}/state?connect_timeout=2");
+    let e = PgState::open(&url).err().unwrap().to_string();
+    assert!(
+        e.contains(&format!("postgresql://medic@127.0.0.1:{port}/state")),
+        "{e}"
+    );
+    assert!(e.contains("cannot connect"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = PgState::open("postgres://medic:s3cret-pw@[bad")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("postgresql connection URL"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+#[test]
+fn a_store_reconnects_after_the_server_restarts_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(dir.path(), 40);
+    let url = pg.database("r");
+    let s = PgState::open(&url).unwrap();
+    assert!(s.load_silences().unwrap().is_empty());
+    // Every medic connection cut, as a failover of the database or an idle timeout would.
+    pg.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'medic'",
+    )
+    .unwrap();
+    // The call that finds the connection dead fails; the next reconnects.
+    let first = s.load_silences();
+    let second = s.load_silences();
+    assert!(second.is_ok(), "first: {first:?}, second: {second:?}");
+}
