@@ -62,7 +62,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<bool> {
             anyhow::ensure!(path.is_file(), "{}: no such file", path.display());
             let log = medic_state::SqliteAudit::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
-            let v = medic_server::http::verdict_json(&log.verify()?);
+            let v = medic_server::http::verdict_json(&medic_state::AuditStore::verify(&log)?);
             report(r, &v)
         }
         Some(AuditCommand::Verify { file: None }) => {

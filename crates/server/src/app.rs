@@ -176,11 +176,17 @@ impl App {
         });
         let base = overrides.config_dir();
         let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
-        let stores = StateStores::open(&config, &base)?;
+        let stores = crate::stores::StateStores::open(&config, &base)?;
         let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics, stores.alerts)?;
-        let audit = open_audit(&config)?;
-        let incidents = build_incidents(&config, &alerts, &self_metrics, &overrides)?;
-        let reports = build_reports(&config, &alerts, &self_metrics, &overrides)?;
+        let audit = stores.audit;
+        let incidents = build_incidents(
+            &config,
+            &alerts,
+            &self_metrics,
+            &overrides,
+            stores.incidents,
+        )?;
+        let reports = build_reports(&config, &alerts, &self_metrics, &overrides, stores.reports)?;
         let parts = HealParts {
             incidents: &incidents,
             alerts: &alerts,
@@ -218,7 +224,7 @@ impl App {
         let write_budget = write_budget(&config);
         let backups = build_backups(&config, &self_metrics)?;
         let auth = crate::auth::Authenticator::new(config.auth.clone(), web.clone())
-            .with_tokens(open_runtime_tokens(&config)?);
+            .with_tokens(runtime_tokens(stores.tokens)?);
         let state = Arc::new(AppState {
             auth,
             client_rates: Default::default(),
@@ -437,25 +443,15 @@ fn build_backups(
     )))
 }
 
-/// Opens the tokens made at run time (`auth.db` in the storage directory).
-fn open_runtime_tokens(config: &Config) -> Result<crate::auth::RuntimeTokens, Error> {
-    let path = config.state_database("auth.db");
-    let store = medic_state::SqliteTokens::open(&path)
-        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+/// The tokens made at run time, loaded from their store.
+fn runtime_tokens(
+    store: Arc<dyn medic_state::TokenStore>,
+) -> Result<crate::auth::RuntimeTokens, Error> {
     crate::auth::RuntimeTokens::load(
-        Arc::new(store),
+        store,
         Arc::new(|| medic_model::Clock::now_ms(&medic_model::SystemClock)),
     )
     .map_err(|e| Error::Internal(e.to_string()))
-}
-
-/// Opens the audit log (`audit.file`, default `audit.db` in the storage directory).
-fn open_audit(config: &Config) -> Result<Arc<medic_state::SqliteAudit>, Error> {
-    let path = config.state_database("audit.db");
-    info!(path = %path.display(), "opening the audit log");
-    medic_state::SqliteAudit::open(&path)
-        .map(Arc::new)
-        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Prunes audit entries older than `audit.retention`, hourly.
@@ -495,18 +491,14 @@ fn build_result_cache(
     Some(cache)
 }
 
-/// Opens the incident store (`incidents.db` in the storage directory by default) and loads
-/// the incidents under the configured policy.
+/// Loads the incidents from their store under the configured policy.
 fn build_incidents(
     config: &Config,
     alerts: &Arc<medic_alert::AlertManager>,
     self_metrics: &SelfMetrics,
     overrides: &Overrides,
+    store: Box<dyn medic_state::IncidentStore>,
 ) -> Result<Arc<crate::incidents::Incidents>, Error> {
-    let path = config.state_database("incidents.db");
-    info!(path = %path.display(), "opening incidents");
-    let store =
-        medic_state::SqliteIncidents::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
     let metrics = crate::incidents::IncidentMetrics::default();
     self_metrics.with_registry(|r| metrics.register(r));
     crate::incidents::Incidents::open(
@@ -522,17 +514,14 @@ fn build_incidents(
     })
 }
 
-/// Opens the report store (`reports.db` in the storage directory) and checks the definitions
-/// against the alerting config's receivers.
+/// Checks the report definitions against the alerting config's receivers.
 fn build_reports(
     config: &Config,
     alerts: &Arc<medic_alert::AlertManager>,
     self_metrics: &SelfMetrics,
     overrides: &Overrides,
+    store: Box<dyn medic_state::ReportStore>,
 ) -> Result<crate::reports::Reports, Error> {
-    let path = config.state_database("reports.db");
-    let store =
-        medic_state::SqliteReports::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
     let metrics = crate::reports::ReportMetrics::default();
     self_metrics.with_registry(|r| metrics.register(r));
     crate::reports::Reports::new(
@@ -548,46 +537,12 @@ fn build_reports(
 }
 
 /// What the heal engine is built on.
-/// The alert state and the heal journal: SQLite files under `storage.path`, or PostgreSQL
-/// (`state.backend`).
-struct StateStores {
-    alerts: Arc<dyn medic_alert::state::StateStore>,
-    heal: Arc<dyn medic_heal::journal::HealStore>,
-}
-
-impl StateStores {
-    fn open(config: &Config, base: &std::path::Path) -> Result<StateStores, Error> {
-        let config_err = |message: String| Error::Config {
-            file: Default::default(),
-            message,
-        };
-        let internal = |e: String| Error::Internal(e);
-        if let Some(url) = config.state.postgres_url(base).map_err(config_err)? {
-            info!("opening the alert state and the heal journal on postgresql");
-            return Ok(StateStores {
-                alerts: medic_state::pg::PgState::open(&url)
-                    .map_err(|e| internal(format!("alert state: {e}")))?,
-                heal: medic_state::pg::PgHealStore::open(&url)
-                    .map_err(|e| internal(format!("heal journal: {e}")))?,
-            });
-        }
-        let path = config.state_database("alerts.db");
-        info!(path = %path.display(), "opening alert state");
-        let alerts = medic_state::SqliteState::open(&path).map_err(|e| internal(e.to_string()))?;
-        let path = config.state_database("heal.db");
-        info!(path = %path.display(), "opening heal journal");
-        let heal =
-            medic_state::SqliteHealStore::open(&path).map_err(|e| internal(e.to_string()))?;
-        Ok(StateStores { alerts, heal })
-    }
-}
-
 struct HealParts<'a> {
     incidents: &'a Arc<crate::incidents::Incidents>,
     alerts: &'a Arc<medic_alert::AlertManager>,
     engine: &'a medic_promql::Engine,
     db: &'a Arc<Db>,
-    audit: &'a Arc<medic_state::SqliteAudit>,
+    audit: &'a Arc<dyn medic_state::AuditStore>,
     logs: &'a Option<Arc<crate::logs::Logs>>,
 }
 

@@ -29,6 +29,7 @@ pub mod scrape;
 pub mod selfmetrics;
 pub mod serve;
 mod starting;
+mod stores;
 
 pub use app::{App, Overrides};
 pub use config::Config;

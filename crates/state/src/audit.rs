@@ -6,6 +6,8 @@
 //! head hash `medic audit verify` prints somewhere else and compare.
 
 use std::path::Path;
+
+use crate::AuditStore;
 use std::sync::{Mutex, MutexGuard};
 
 use medic_model::{AuditEntry, AuditSink};
@@ -30,12 +32,12 @@ CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 ";
 
 /// The hash the first row chains to.
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Why the audit log could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("audit log: {0}")]
-pub struct AuditError(String);
+pub struct AuditError(pub(crate) String);
 
 fn err(e: impl std::fmt::Display) -> AuditError {
     AuditError(e.to_string())
@@ -80,7 +82,9 @@ pub struct SqliteAudit {
     pub failures: std::sync::atomic::AtomicU64,
 }
 
-fn hash(prev: &str, seq: i64, e: &AuditEntry) -> String {
+/// The chain hash of row `seq` with fields `e` after a row whose hash is `prev`; public so
+/// that tools outside medic can check an exported chain.
+pub fn hash(prev: &str, seq: i64, e: &AuditEntry) -> String {
     let mut h = Sha256::new();
     // Each field length-prefixed, so no two different rows hash alike.
     for part in [
@@ -100,16 +104,88 @@ fn hash(prev: &str, seq: i64, e: &AuditEntry) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A stored row as the chain walk reads it.
+pub(crate) struct ChainRow {
+    pub seq: i64,
+    pub entry: AuditEntry,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The walk of [`crate::AuditStore::verify`], the same for every store: rows are fed in
+/// sequence order; the first break found is the verdict.
+pub(crate) struct Chain {
+    expect_seq: i64,
+    prev: String,
+    rows: u64,
+}
+
+impl Chain {
+    /// A walk from the first sequence number and the hash it chains to (after pruning, the
+    /// ones recorded by the prune; else 1 and the genesis hash).
+    pub fn new(start_seq: i64, start_prev: String) -> Chain {
+        Chain {
+            expect_seq: start_seq,
+            prev: start_prev,
+            rows: 0,
+        }
+    }
+
+    /// Checks the next row; `Some` is the break.
+    pub fn next(&mut self, r: ChainRow) -> Option<Verdict> {
+        let expect = self.expect_seq;
+        if r.seq != expect {
+            return Some(Verdict::Broken {
+                seq: expect,
+                reason: format!("row {expect} is missing (the next row is {})", r.seq),
+            });
+        }
+        if r.prev != self.prev || hash(&self.prev, r.seq, &r.entry) != r.hash {
+            return Some(Verdict::Broken {
+                seq: r.seq,
+                reason: format!(
+                    "row {} was changed: its hash does not match its contents and the row before",
+                    r.seq
+                ),
+            });
+        }
+        self.prev = r.hash;
+        self.expect_seq += 1;
+        self.rows += 1;
+        None
+    }
+
+    /// The verdict after the last row, given the head remembered as written last.
+    pub fn end(self, head_seq: Option<i64>, head_hash: Option<&str>) -> Verdict {
+        if let Some(h) = head_seq {
+            if h != self.expect_seq - 1 {
+                return Verdict::Broken {
+                    seq: h,
+                    reason: format!(
+                        "the log ends at row {} but row {h} was written: rows were removed from its end",
+                        self.expect_seq - 1
+                    ),
+                };
+            }
+            if head_hash != Some(self.prev.as_str()) {
+                return Verdict::Broken {
+                    seq: h,
+                    reason: format!("row {h} is not the row that was written last"),
+                };
+            }
+        }
+        Verdict::Intact {
+            rows: self.rows,
+            head: self.prev,
+        }
+    }
+}
+
 impl SqliteAudit {
     /// Opens (creating) the log at `path`.
     pub fn open(path: &Path) -> Result<SqliteAudit, AuditError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let c = Connection::open(path).map_err(err)?;
-        c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(err)?;
-        c.execute_batch(SCHEMA).map_err(err)?;
+        // With a busy timeout: `medic audit verify` or a second handle may hold the file.
+        let c = crate::open_sqlite(path, SCHEMA, false).map_err(err)?;
         Ok(SqliteAudit {
             conn: Mutex::new(c),
             failures: Default::default(),
@@ -129,11 +205,16 @@ impl SqliteAudit {
         .optional()
         .map_err(err)
     }
+}
 
+impl AuditStore for SqliteAudit {
     /// Appends an entry, chained to the newest row; returns its sequence number.
-    pub fn append(&self, e: &AuditEntry) -> Result<i64, AuditError> {
+    fn append(&self, e: &AuditEntry) -> Result<i64, AuditError> {
         let mut c = self.conn();
-        let tx = c.transaction().map_err(err)?;
+        // Immediate: the head read and the write are one step for every writer of the file.
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         let last: Option<(i64, String)> = tx
             .query_row(
                 "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -169,7 +250,7 @@ impl SqliteAudit {
     }
 
     /// Rows matching `q`, newest first.
-    pub fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, AuditError> {
+    fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, AuditError> {
         let c = self.conn();
         let limit = if q.limit == 0 {
             1000
@@ -212,12 +293,14 @@ impl SqliteAudit {
 
     /// Walks the whole chain: every row's hash recomputed from its fields and the row before,
     /// no sequence number missing, the newest row the one `meta` remembers.
-    pub fn verify(&self) -> Result<Verdict, AuditError> {
+    fn verify(&self) -> Result<Verdict, AuditError> {
         let c = self.conn();
-        let mut expect_seq: i64 = Self::meta(&c, "start_seq")?
+        let start_seq: i64 = Self::meta(&c, "start_seq")?
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
-        let mut prev = Self::meta(&c, "start_prev")?.unwrap_or_else(|| GENESIS.into());
+        let start_prev = Self::meta(&c, "start_prev")?.unwrap_or_else(|| GENESIS.into());
+        let head_seq: Option<i64> = Self::meta(&c, "head_seq")?.and_then(|v| v.parse().ok());
+        let head_hash = Self::meta(&c, "head_hash")?;
         let mut st = c
             .prepare(
                 "SELECT seq, at, actor, source, action, target, detail, result, prev, hash
@@ -225,65 +308,39 @@ impl SqliteAudit {
             )
             .map_err(err)?;
         let mut rows = st.query([]).map_err(err)?;
-        let mut n = 0u64;
+        let mut chain = Chain::new(start_seq, start_prev);
         while let Some(r) = rows.next().map_err(err)? {
-            let seq: i64 = r.get(0).map_err(err)?;
-            let e = AuditEntry {
-                at: r.get(1).map_err(err)?,
-                actor: r.get(2).map_err(err)?,
-                source: r.get(3).map_err(err)?,
-                action: r.get(4).map_err(err)?,
-                target: r.get(5).map_err(err)?,
-                detail: r.get(6).map_err(err)?,
-                result: r.get(7).map_err(err)?,
+            let row = ChainRow {
+                seq: r.get(0).map_err(err)?,
+                entry: AuditEntry {
+                    at: r.get(1).map_err(err)?,
+                    actor: r.get(2).map_err(err)?,
+                    source: r.get(3).map_err(err)?,
+                    action: r.get(4).map_err(err)?,
+                    target: r.get(5).map_err(err)?,
+                    detail: r.get(6).map_err(err)?,
+                    result: r.get(7).map_err(err)?,
+                },
+                prev: r.get(8).map_err(err)?,
+                hash: r.get(9).map_err(err)?,
             };
-            let stored_prev: String = r.get(8).map_err(err)?;
-            let stored: String = r.get(9).map_err(err)?;
-            if seq != expect_seq {
-                return Ok(Verdict::Broken {
-                    seq: expect_seq,
-                    reason: format!("row {expect_seq} is missing (the next row is {seq})"),
-                });
-            }
-            if stored_prev != prev || hash(&prev, seq, &e) != stored {
-                return Ok(Verdict::Broken {
-                    seq,
-                    reason: format!("row {seq} was changed: its hash does not match its contents and the row before"),
-                });
-            }
-            prev = stored;
-            expect_seq += 1;
-            n += 1;
-        }
-        let head_seq: Option<i64> = Self::meta(&c, "head_seq")?.and_then(|v| v.parse().ok());
-        if let Some(h) = head_seq {
-            if h != expect_seq - 1 {
-                return Ok(Verdict::Broken {
-                    seq: h,
-                    reason: format!(
-                        "the log ends at row {} but row {h} was written: rows were removed from its end",
-                        expect_seq - 1
-                    ),
-                });
-            }
-            if Self::meta(&c, "head_hash")?.as_deref() != Some(prev.as_str()) {
-                return Ok(Verdict::Broken {
-                    seq: h,
-                    reason: format!("row {h} is not the row that was written last"),
-                });
+            if let Some(broken) = chain.next(row) {
+                return Ok(broken);
             }
         }
-        Ok(Verdict::Intact {
-            rows: n,
-            head: prev,
-        })
+        Ok(chain.end(head_seq, head_hash.as_deref()))
     }
 
-    /// Deletes rows older than `before` (ms), keeping the chain verifiable: the hash the
-    /// remaining rows start from is recorded. Returns how many rows went.
-    pub fn prune(&self, before: i64) -> Result<usize, AuditError> {
+    fn failures(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn prune(&self, before: i64) -> Result<usize, AuditError> {
         let mut c = self.conn();
-        let tx = c.transaction().map_err(err)?;
+        // Immediate: the head read and the write are one step for every writer of the file.
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
         // The newest row is kept whatever its age, so the chain always has a head.
         let cut: Option<(i64, String)> = tx
             .query_row(
@@ -318,149 +375,5 @@ impl AuditSink for SqliteAudit {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(error = %e, action = %entry.action, "cannot write the audit log");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(i: i64) -> AuditEntry {
-        AuditEntry {
-            at: 1_000 * i,
-            actor: "alice".into(),
-            source: "127.0.0.1:5000".into(),
-            action: "POST /api/v2/silences".into(),
-            target: format!("silence-{i}"),
-            detail: format!("{{\"comment\":\"n{i}\"}}"),
-            result: "200".into(),
-        }
-    }
-
-    fn log(n: i64) -> (tempfile::TempDir, SqliteAudit) {
-        let dir = tempfile::tempdir().unwrap();
-        let a = SqliteAudit::open(&dir.path().join("audit.db")).unwrap();
-        for i in 1..=n {
-            assert_eq!(a.append(&entry(i)).unwrap(), i);
-        }
-        (dir, a)
-    }
-
-    fn raw(dir: &tempfile::TempDir) -> Connection {
-        Connection::open(dir.path().join("audit.db")).unwrap()
-    }
-
-    #[test]
-    fn an_intact_log_verifies_and_survives_reopening() {
-        let (dir, a) = log(5);
-        let Verdict::Intact { rows, head } = a.verify().unwrap() else {
-            panic!("broken")
-        };
-        assert_eq!(rows, 5);
-        drop(a);
-        let a = SqliteAudit::open(&dir.path().join("audit.db")).unwrap();
-        a.append(&entry(6)).unwrap();
-        let Verdict::Intact { rows, head: h2 } = a.verify().unwrap() else {
-            panic!("broken after reopening")
-        };
-        assert_eq!(rows, 6);
-        assert_ne!(head, h2);
-    }
-
-    #[test]
-    fn a_changed_row_is_found() {
-        let (dir, a) = log(5);
-        raw(&dir)
-            .execute("UPDATE audit SET result = '403' WHERE seq = 3", [])
-            .unwrap();
-        assert!(matches!(
-            a.verify().unwrap(),
-            Verdict::Broken { seq: 3, .. }
-        ));
-    }
-
-    #[test]
-    fn a_row_changed_with_its_hash_recomputed_breaks_the_next_link() {
-        let (dir, a) = log(5);
-        let c = raw(&dir);
-        let prev: String = c
-            .query_row("SELECT prev FROM audit WHERE seq = 2", [], |r| r.get(0))
-            .unwrap();
-        let mut e = entry(2);
-        e.actor = "mallory".into();
-        c.execute(
-            "UPDATE audit SET actor = 'mallory', hash = ?1 WHERE seq = 2",
-            params![hash(&prev, 2, &e)],
-        )
-        .unwrap();
-        assert!(matches!(
-            a.verify().unwrap(),
-            Verdict::Broken { seq: 3, .. }
-        ));
-    }
-
-    #[test]
-    fn removed_rows_are_found_in_the_middle_and_at_the_end() {
-        let (dir, a) = log(5);
-        raw(&dir)
-            .execute("DELETE FROM audit WHERE seq = 2", [])
-            .unwrap();
-        let v = a.verify().unwrap();
-        assert!(
-            matches!(&v, Verdict::Broken { seq: 2, reason } if reason.contains("missing")),
-            "{v:?}"
-        );
-        let (dir, a) = log(5);
-        raw(&dir)
-            .execute("DELETE FROM audit WHERE seq = 5", [])
-            .unwrap();
-        let v = a.verify().unwrap();
-        assert!(
-            matches!(&v, Verdict::Broken { reason, .. } if reason.contains("removed from its end")),
-            "{v:?}"
-        );
-    }
-
-    #[test]
-    fn pruning_by_age_keeps_the_chain_verifiable() {
-        let (_dir, a) = log(10);
-        assert_eq!(a.prune(4_500).unwrap(), 4);
-        assert!(matches!(
-            a.verify().unwrap(),
-            Verdict::Intact { rows: 6, .. }
-        ));
-        a.append(&entry(11)).unwrap();
-        assert!(matches!(
-            a.verify().unwrap(),
-            Verdict::Intact { rows: 7, .. }
-        ));
-        // Everything old: the newest row stays as the chain's head.
-        assert_eq!(a.prune(i64::MAX).unwrap(), 6);
-        assert!(matches!(
-            a.verify().unwrap(),
-            Verdict::Intact { rows: 1, .. }
-        ));
-    }
-
-    #[test]
-    fn queries_filter_newest_first() {
-        let (_dir, a) = log(5);
-        let rows = a
-            .query(&AuditQuery {
-                target: Some("silence-".into()),
-                since: Some(2_000),
-                until: Some(4_000),
-                ..Default::default()
-            })
-            .unwrap();
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, [4, 3, 2]);
-        assert!(a
-            .query(&AuditQuery {
-                actor: Some("bob".into()),
-                ..Default::default()
-            })
-            .unwrap()
-            .is_empty());
     }
 }

@@ -4,6 +4,8 @@
 //! after a crash each incident is as it was before or after the change, never half.
 
 use std::path::Path;
+
+use crate::IncidentStore;
 use std::sync::{Mutex, MutexGuard};
 
 use medic_alert::incident::Incident;
@@ -82,9 +84,11 @@ impl SqliteIncidents {
             message: e.to_string(),
         }
     }
+}
 
+impl IncidentStore for SqliteIncidents {
     /// Writes `incidents` (new or changed) in one transaction.
-    pub fn save(&self, incidents: &[&Incident]) -> Result<(), IncidentStoreError> {
+    fn save(&self, incidents: &[&Incident]) -> Result<(), IncidentStoreError> {
         let mut c = self.conn();
         let tx = c.transaction().map_err(|e| self.storage(e))?;
         for i in incidents {
@@ -100,7 +104,7 @@ impl SqliteIncidents {
     }
 
     /// Deletes incidents (and their reports) in one transaction.
-    pub fn delete(&self, ids: &[u64]) -> Result<(), IncidentStoreError> {
+    fn delete(&self, ids: &[u64]) -> Result<(), IncidentStoreError> {
         let mut c = self.conn();
         let tx = c.transaction().map_err(|e| self.storage(e))?;
         for id in ids {
@@ -116,7 +120,7 @@ impl SqliteIncidents {
     }
 
     /// Stores incident `id`'s report (replacing the one before).
-    pub fn save_report(&self, r: &StoredReport) -> Result<(), IncidentStoreError> {
+    fn save_report(&self, r: &StoredReport) -> Result<(), IncidentStoreError> {
         self.conn()
             .execute(
                 "INSERT INTO incident_reports (id, generated_at, markdown, html) VALUES (?1, ?2, ?3, ?4)
@@ -129,7 +133,7 @@ impl SqliteIncidents {
     }
 
     /// Incident `id`'s stored report, if one was generated.
-    pub fn report(&self, id: u64) -> Result<Option<StoredReport>, IncidentStoreError> {
+    fn report(&self, id: u64) -> Result<Option<StoredReport>, IncidentStoreError> {
         let c = self.conn();
         let mut st = c
             .prepare("SELECT generated_at, markdown, html FROM incident_reports WHERE id = ?1")
@@ -149,7 +153,7 @@ impl SqliteIncidents {
 
     /// Every incident, oldest first. A row that does not decode is an error naming it (it is
     /// not dropped: the store is left for a person to look at).
-    pub fn load_all(&self) -> Result<Vec<Incident>, IncidentStoreError> {
+    fn load_all(&self) -> Result<Vec<Incident>, IncidentStoreError> {
         let c = self.conn();
         let mut st = c
             .prepare("SELECT id, record FROM incidents ORDER BY id")
@@ -169,95 +173,5 @@ impl SqliteIncidents {
             out.push(inc);
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use medic_alert::incident::{Action, Book, GroupRef, Policy, PolicySpec};
-    use medic_model::Labels;
-
-    fn book_with_history() -> Book {
-        let mut b = Book::new(Policy::new(&PolicySpec::default()).unwrap());
-        let l = Labels::from_pairs([("service", "checkout"), ("severity", "critical")]);
-        let g = GroupRef {
-            key: "{}:{alertname=\"ErrorRate\"}",
-            labels: &l,
-            summary: "ErrorRate",
-            since: 1_000,
-        };
-        b.group_firing(1_000, &g);
-        b.act(
-            2_000,
-            1,
-            "alice",
-            Action::Comment("looking — \"quotes\" and ü".into()),
-        )
-        .unwrap();
-        b.act(3_000, 1, "alice", Action::Acknowledge).unwrap();
-        b.tick(10_000_000);
-        b
-    }
-
-    #[test]
-    fn incidents_come_back_as_they_were_saved() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("incidents.db");
-        let b = book_with_history();
-        let all: Vec<&Incident> = b.all().collect();
-        {
-            let s = SqliteIncidents::open(&path).unwrap();
-            s.save(&all).unwrap();
-            // Saved again after a change: one row, the new record.
-            s.save(&all).unwrap();
-            // Dropped without closing, as a killed process leaves it.
-            std::mem::forget(s);
-        }
-        let s = SqliteIncidents::open(&path).unwrap();
-        let back = s.load_all().unwrap();
-        assert_eq!(back.len(), 1);
-        assert_eq!(&back[0], all[0]);
-        // A book rebuilt from the store goes on numbering after the highest id.
-        let mut b = Book::with_incidents(Policy::new(&PolicySpec::default()).unwrap(), back);
-        let (id, _) = b
-            .open_by_hand(
-                20_000_000,
-                "bob",
-                "payments slow",
-                medic_alert::incident::Level::P2,
-                vec![("service".into(), "payments".into())],
-            )
-            .unwrap();
-        assert_eq!(id, 2);
-        // Reports are stored beside it and replaced when made again.
-        let r = |at, md: &str| StoredReport {
-            id: 2,
-            generated_at: at,
-            markdown: md.into(),
-            html: format!("<p>{md}</p>"),
-        };
-        assert_eq!(s.report(2).unwrap(), None);
-        s.save_report(&r(1, "first")).unwrap();
-        s.save_report(&r(2, "second")).unwrap();
-        assert_eq!(s.report(2).unwrap(), Some(r(2, "second")));
-        s.delete(&[2]).unwrap();
-        assert_eq!(s.report(2).unwrap(), None);
-    }
-
-    #[test]
-    fn a_damaged_row_is_named_not_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("incidents.db");
-        let s = SqliteIncidents::open(&path).unwrap();
-        s.conn()
-            .execute(
-                "INSERT INTO incidents (id, status, opened_at, record) VALUES (7, 'triggered', 0, '{not json')",
-                [],
-            )
-            .unwrap();
-        let e = s.load_all().unwrap_err().to_string();
-        assert!(e.contains("incident 7 cannot be read"), "{e}");
-        assert!(e.contains("incidents.db"), "{e}");
     }
 }

@@ -10,12 +10,14 @@ mod heal;
 mod incidents;
 pub mod pg;
 mod reports;
+mod stores;
 mod tokens;
 
-pub use audit::{AuditError, AuditQuery, AuditRow, SqliteAudit, Verdict};
+pub use audit::{hash as audit_chain_hash, AuditError, AuditQuery, AuditRow, SqliteAudit, Verdict};
 pub use heal::SqliteHealStore;
 pub use incidents::{IncidentStoreError, SqliteIncidents, StoredReport};
 pub use reports::{Report, ReportStoreError, SqliteReports};
+pub use stores::{AuditStore, IncidentStore, ReportStore, TokenStore};
 pub use tokens::{SqliteTokens, StoredToken, TokenError};
 
 use std::path::Path;

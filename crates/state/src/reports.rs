@@ -3,6 +3,8 @@
 //! handled, so a restart neither repeats a run nor forgets one it missed.
 
 use std::path::Path;
+
+use crate::ReportStore;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -82,9 +84,11 @@ impl SqliteReports {
             message: e.to_string(),
         }
     }
+}
 
+impl ReportStore for SqliteReports {
     /// Stores a report; its id.
-    pub fn save(&self, r: &Report) -> Result<i64, ReportStoreError> {
+    fn save(&self, r: &Report) -> Result<i64, ReportStoreError> {
         let c = self.conn();
         c.execute(
             "INSERT INTO reports (name, period, start_ms, end_ms, generated_at, figures, markdown, html)
@@ -105,7 +109,7 @@ impl SqliteReports {
     }
 
     /// The newest reports first, without their bodies.
-    pub fn list(&self, limit: usize) -> Result<Vec<Report>, ReportStoreError> {
+    fn list(&self, limit: usize) -> Result<Vec<Report>, ReportStoreError> {
         let c = self.conn();
         let mut st = c
             .prepare(
@@ -132,7 +136,7 @@ impl SqliteReports {
     }
 
     /// One report with its bodies.
-    pub fn get(&self, id: i64) -> Result<Option<Report>, ReportStoreError> {
+    fn get(&self, id: i64) -> Result<Option<Report>, ReportStoreError> {
         self.conn()
             .query_row(
                 "SELECT id, name, period, start_ms, end_ms, generated_at, figures, markdown, html
@@ -157,7 +161,7 @@ impl SqliteReports {
     }
 
     /// The scheduled time last handled for report `name`.
-    pub fn last_run(&self, name: &str) -> Result<Option<i64>, ReportStoreError> {
+    fn last_run(&self, name: &str) -> Result<Option<i64>, ReportStoreError> {
         self.conn()
             .query_row(
                 "SELECT scheduled_at FROM report_runs WHERE name = ?1",
@@ -169,7 +173,7 @@ impl SqliteReports {
     }
 
     /// Records that the run scheduled at `at` for `name` was handled.
-    pub fn set_last_run(&self, name: &str, at: i64) -> Result<(), ReportStoreError> {
+    fn set_last_run(&self, name: &str, at: i64) -> Result<(), ReportStoreError> {
         self.conn()
             .execute(
                 "INSERT INTO report_runs (name, scheduled_at) VALUES (?1, ?2)
@@ -178,39 +182,5 @@ impl SqliteReports {
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reports_and_runs_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteReports::open(&dir.path().join("reports.db")).unwrap();
-        let r = Report {
-            id: 0,
-            name: "monthly".into(),
-            period: "2026-11".into(),
-            start_ms: 1,
-            end_ms: 2,
-            generated_at: 3,
-            figures: "{}".into(),
-            markdown: "# m".into(),
-            html: "<h1>m</h1>".into(),
-        };
-        let a = s.save(&r).unwrap();
-        let b = s.save(&r).unwrap();
-        assert!(b > a);
-        let listed = s.list(10).unwrap();
-        assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), [b, a]);
-        assert!(listed[0].html.is_empty(), "bodies are not listed");
-        assert_eq!(s.get(a).unwrap().unwrap().html, "<h1>m</h1>");
-        assert_eq!(s.get(99).unwrap(), None);
-        assert_eq!(s.last_run("monthly").unwrap(), None);
-        s.set_last_run("monthly", 10).unwrap();
-        s.set_last_run("monthly", 20).unwrap();
-        assert_eq!(s.last_run("monthly").unwrap(), Some(20));
     }
 }

@@ -3,6 +3,8 @@
 //! revoked token keeps its row (so the list shows when and by whom) but never authenticates.
 
 use std::path::Path;
+
+use crate::TokenStore;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -89,9 +91,11 @@ impl SqliteTokens {
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
+impl TokenStore for SqliteTokens {
     /// Stores a new token; fails if a live token has the name.
-    pub fn insert(&self, t: &StoredToken) -> Result<(), TokenError> {
+    fn insert(&self, t: &StoredToken) -> Result<(), TokenError> {
         let r = self.conn().execute(
             "INSERT INTO api_tokens (id, name, sha256, role, scope, created_by, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -118,7 +122,7 @@ impl SqliteTokens {
     }
 
     /// Every token, revoked ones too, oldest first.
-    pub fn list(&self) -> Result<Vec<StoredToken>, TokenError> {
+    fn list(&self) -> Result<Vec<StoredToken>, TokenError> {
         let c = self.conn();
         let mut st = c
             .prepare(
@@ -146,7 +150,7 @@ impl SqliteTokens {
     }
 
     /// Revokes the live token with this id or name; the revoked token.
-    pub fn revoke(&self, id_or_name: &str, by: &str, now: i64) -> Result<StoredToken, TokenError> {
+    fn revoke(&self, id_or_name: &str, by: &str, now: i64) -> Result<StoredToken, TokenError> {
         let c = self.conn();
         let id: Option<String> = c
             .query_row(
@@ -169,51 +173,5 @@ impl SqliteTokens {
             .into_iter()
             .find(|t| t.id == id)
             .ok_or(TokenError::NotFound(id))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn token(name: &str, sha: &str) -> StoredToken {
-        StoredToken {
-            id: format!("id-{name}-{sha}"),
-            name: name.into(),
-            sha256: sha.into(),
-            role: "ingest".into(),
-            scope: String::new(),
-            created_by: "alice".into(),
-            created_at: 1,
-            expires_at: Some(100),
-            revoked_at: None,
-            revoked_by: None,
-        }
-    }
-
-    #[test]
-    fn names_are_unique_among_live_tokens_and_revoked_ones_stay_listed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("auth.db");
-        let s = SqliteTokens::open(&path).unwrap();
-        s.insert(&token("prom", "aa")).unwrap();
-        assert!(matches!(
-            s.insert(&token("prom", "bb")),
-            Err(TokenError::NameTaken(_))
-        ));
-        let r = s.revoke("prom", "bob", 50).unwrap();
-        assert_eq!(r.revoked_by.as_deref(), Some("bob"));
-        assert!(!r.live(10));
-        assert!(matches!(
-            s.revoke("prom", "bob", 51),
-            Err(TokenError::NotFound(_))
-        ));
-        s.insert(&token("prom", "bb")).unwrap();
-        drop(s);
-        let s = SqliteTokens::open(&path).unwrap();
-        let all = s.list().unwrap();
-        assert_eq!(all.len(), 2);
-        assert!(all[1].live(99));
-        assert!(!all[1].live(100), "expired at expires_at");
     }
 }

@@ -1,6 +1,7 @@
-//! medic with its state on a real PostgreSQL (started by the test): alerts, silences and heal
-//! pauses written by one medic survive its `kill -9` and are there for a second medic, with
-//! its own data directory, on the same database. The password in the URL is never shown.
+//! medic with its state on a real PostgreSQL (started by the test): alerts, silences, heal
+//! pauses, history and the audit log written by one medic survive its `kill -9` and are there
+//! for a second medic, with its own data directory, on the same database. The password in the
+//! URL is never shown.
 
 use serde_json::{json, Value};
 
@@ -93,12 +94,32 @@ async fn state_on_postgresql_survives_kill_9_and_a_second_medic_shares_it() {
             "SELECT component || '=' || version FROM medic_schema ORDER BY 1",
         )
         .unwrap();
-    assert_eq!(versions, "alerts=1\nheal=1");
+    assert_eq!(
+        versions,
+        "alerts=1\naudit=1\nheal=1\nincidents=1\nreports=1\ntokens=1"
+    );
     let history = get_json(&c, &two.url("/api/v1/medic/alerts/history")).await;
     assert!(
         history.to_string().contains("DiskFull"),
         "history is shared: {history}"
     );
+    // The audit log too: the first medic's writes, one intact chain.
+    let audit = get_json(&c, &two.url("/api/v1/medic/audit?action=POST")).await;
+    assert!(
+        audit.to_string().contains("/api/v2/silences"),
+        "the first medic's writes are audited where the second reads: {audit}"
+    );
+    let verify = get_json(&c, &two.url("/api/v1/medic/audit/verify")).await;
+    assert_eq!(verify["data"]["intact"], true, "{verify}");
+    // Nothing of the state is left in the data directories.
+    for name in ["one", "two"] {
+        let dbs: Vec<String> = std::fs::read_dir(dir.path().join(name))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".db"))
+            .collect();
+        assert!(dbs.is_empty(), "{name}: {dbs:?}");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use medic_state::{SqliteTokens, StoredToken, TokenError};
+use medic_state::{StoredToken, TokenError, TokenStore};
 
 use super::sha256_hex;
 
@@ -23,7 +23,7 @@ pub struct NewToken {
 
 /// The store and its in-memory index by hash.
 pub struct RuntimeTokens {
-    store: Arc<SqliteTokens>,
+    store: Arc<dyn TokenStore>,
     by_hash: RwLock<HashMap<String, StoredToken>>,
     now: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
@@ -31,7 +31,7 @@ pub struct RuntimeTokens {
 impl RuntimeTokens {
     /// Loads the live tokens of `store`; `now` gives Unix ms (the clock, passed in for tests).
     pub fn load(
-        store: Arc<SqliteTokens>,
+        store: Arc<dyn TokenStore>,
         now: Arc<dyn Fn() -> i64 + Send + Sync>,
     ) -> Result<Self, TokenError> {
         let t = RuntimeTokens {

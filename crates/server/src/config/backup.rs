@@ -80,9 +80,9 @@ impl Config {
             ("reports.db", dir.join("reports.db")),
             ("auth.db", dir.join("auth.db")),
         ];
-        // On PostgreSQL these are the database's to back up (pg_dump), not files of medic's.
+        // On PostgreSQL every store is the database's to back up (pg_dump), not medic's files.
         if self.state.backend == super::StateBackend::Postgresql {
-            dbs.retain(|(n, _)| !matches!(*n, "alerts.db" | "heal.db"));
+            dbs.clear();
         }
         dbs
     }

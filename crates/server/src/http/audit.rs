@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, MatchedPath, RawQuery, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use medic_model::{AuditEntry, AuditSink};
+use medic_model::AuditEntry;
 use medic_state::{AuditQuery, Verdict};
 use serde_json::{json, Value};
 

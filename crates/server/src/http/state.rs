@@ -14,7 +14,7 @@ pub struct AppState {
     /// Who may call what.
     pub auth: crate::auth::Authenticator,
     /// The audit log.
-    pub audit: Arc<medic_state::SqliteAudit>,
+    pub audit: Arc<dyn medic_state::AuditStore>,
     /// The configuration in force.
     pub config: Config,
     /// The store.

@@ -19,7 +19,7 @@ use medic_alert::AlertManager;
 use medic_heal::journal::{Execution, StepState};
 use medic_heal::kinds::StepKind;
 use medic_model::{Clock, Labels};
-use medic_state::SqliteIncidents;
+use medic_state::IncidentStore;
 use tracing::warn;
 
 pub use notify::IncidentMetrics;
@@ -53,7 +53,7 @@ pub enum IncidentsError {
 /// Incidents, their store, and the alert manager they watch.
 pub struct Incidents {
     inner: Mutex<Inner>,
-    store: SqliteIncidents,
+    store: Box<dyn IncidentStore>,
     alerts: Arc<AlertManager>,
     /// Executions journaled since the last tick (the newest record of each).
     journaled: Mutex<HashMap<String, Execution>>,
@@ -68,7 +68,7 @@ impl Incidents {
     /// Loads the incidents from `store` under `config`'s policy.
     pub fn open(
         config: &crate::config::IncidentsConfig,
-        store: SqliteIncidents,
+        store: Box<dyn IncidentStore>,
         alerts: Arc<AlertManager>,
         clock: Arc<dyn Clock>,
         metrics: IncidentMetrics,

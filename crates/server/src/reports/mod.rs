@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use medic_report::cron::Cron;
 use medic_report::period::Period;
-use medic_state::{Report, SqliteReports};
+use medic_state::{Report, ReportStore};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -85,7 +85,7 @@ impl ReportMetrics {
 /// Reports: definitions, their store, their metrics.
 pub struct Reports {
     pub definitions: Vec<Definition>,
-    store: SqliteReports,
+    store: Box<dyn ReportStore>,
     metrics: ReportMetrics,
 }
 
@@ -99,7 +99,7 @@ pub struct Generated {
 impl Reports {
     pub fn new(
         configs: &[ReportConfig],
-        store: SqliteReports,
+        store: Box<dyn ReportStore>,
         receivers: &[String],
         metrics: ReportMetrics,
     ) -> Result<Reports, String> {

@@ -5,11 +5,15 @@
 //! parameter; no SQL text is built from input.
 
 mod alerts;
+mod audit;
 mod heal;
 mod migrate;
+mod records;
 
 pub use alerts::PgState;
+pub use audit::PgAudit;
 pub use heal::PgHealStore;
+pub use records::{PgIncidents, PgReports, PgTokens};
 
 use std::sync::mpsc;
 use std::sync::Mutex;

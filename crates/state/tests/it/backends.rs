@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use medic_alert::state::StateStore;
 use medic_heal::journal::HealStore;
-use medic_state::pg::{PgHealStore, PgState};
-use medic_state::{SqliteHealStore, SqliteState};
+use medic_state::pg::{PgAudit, PgHealStore, PgIncidents, PgReports, PgState, PgTokens};
+use medic_state::{
+    AuditStore, IncidentStore, ReportStore, SqliteAudit, SqliteHealStore, SqliteIncidents,
+    SqliteReports, SqliteState, SqliteTokens, TokenStore,
+};
 use medic_testkit::Postgres;
 
 pub enum Place {
@@ -27,6 +30,55 @@ impl Place {
         match self {
             Place::Sqlite(dir) => SqliteHealStore::open(&dir.join("heal.db")).unwrap(),
             Place::Postgres(url) => PgHealStore::open(url).unwrap(),
+        }
+    }
+
+    pub fn audit(&self) -> Box<dyn AuditStore> {
+        match self {
+            Place::Sqlite(dir) => Box::new(SqliteAudit::open(&dir.join("audit.db")).unwrap()),
+            Place::Postgres(url) => Box::new(PgAudit::open(url).unwrap()),
+        }
+    }
+
+    pub fn tokens(&self) -> Box<dyn TokenStore> {
+        match self {
+            Place::Sqlite(dir) => Box::new(SqliteTokens::open(&dir.join("auth.db")).unwrap()),
+            Place::Postgres(url) => Box::new(PgTokens::open(url).unwrap()),
+        }
+    }
+
+    pub fn reports(&self) -> Box<dyn ReportStore> {
+        match self {
+            Place::Sqlite(dir) => Box::new(SqliteReports::open(&dir.join("reports.db")).unwrap()),
+            Place::Postgres(url) => Box::new(PgReports::open(url).unwrap()),
+        }
+    }
+
+    pub fn incidents(&self) -> Box<dyn IncidentStore> {
+        match self {
+            Place::Sqlite(dir) => {
+                Box::new(SqliteIncidents::open(&dir.join("incidents.db")).unwrap())
+            }
+            Place::Postgres(url) => Box::new(PgIncidents::open(url).unwrap()),
+        }
+    }
+
+    /// Runs `sql` directly on the database behind the store whose SQLite file is `file`, as
+    /// someone with access to the database (not through medic) would.
+    pub fn tamper(&self, file: &str, sql: &str) {
+        match self {
+            Place::Sqlite(dir) => {
+                rusqlite::Connection::open(dir.join(file))
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+            Place::Postgres(url) => {
+                postgres::Client::connect(url, postgres::NoTls)
+                    .unwrap()
+                    .batch_execute(sql)
+                    .unwrap();
+            }
         }
     }
 }

@@ -2,6 +2,8 @@
 //! `postgresql`, started by the test), through the same store traits medic uses.
 
 mod alert_state;
+mod audit_log;
 mod backends;
 mod heal_journal;
 mod postgres_only;
+mod records;
