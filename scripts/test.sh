@@ -16,6 +16,8 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || packages+=(prometheus-aler
 command -v amtool >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
 # The blackbox exporter, probing URLs through medic's scrape relabelling.
 command -v prometheus-blackbox-exporter >/dev/null 2>&1 || packages+=(prometheus-blackbox-exporter)
+# Remote write out is tested against a real VictoriaMetrics, killed for a minute.
+command -v victoria-metrics >/dev/null 2>&1 || packages+=(victoria-metrics)
 # The heal scenarios break a real PostgreSQL and a real Redis.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)

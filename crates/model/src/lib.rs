@@ -41,9 +41,9 @@ pub use memstore::MemStorage;
 pub use sample::{is_stale_nan, Sample, STALE_NAN};
 pub use selector::{parse_selector, SelectorError};
 pub use storage::{
-    AppendError, Appendable, Appender, ChangeObserver, CommitSummary, InstantQuery, LogLine,
-    Querier, QueryError, QuerySeries, Queryable, SelectHints, Series, SeriesRef, SeriesSet,
-    StorageError, VecSeriesSet,
+    AppendError, Appendable, Appender, ChangeObserver, CommitSummary, CommitTap, InstantQuery,
+    LogLine, Querier, QueryError, QuerySeries, Queryable, SelectHints, Series, SeriesRef,
+    SeriesSet, StorageError, VecSeriesSet,
 };
 pub use timefmt::{
     format_human_time, format_rfc3339, format_rfc3339_millis, format_rfc3339_nano, parse_api_time,

@@ -127,6 +127,14 @@ pub trait ChangeObserver: Send + Sync {
     fn changed_from(&self, from: i64);
 }
 
+/// Given every commit's accepted samples, in commit order, before the commit is acknowledged
+/// and applied: what forwards medic's samples elsewhere (remote write out) hooks into. An error
+/// fails the commit — nothing of it is stored — so what medic acknowledges has been handed on.
+pub trait CommitTap: Send + Sync {
+    /// The commit's series, each with its samples `(t, v)` in the order appended.
+    fn committed(&self, series: &[(&Labels, Vec<(i64, f64)>)]) -> Result<(), String>;
+}
+
 /// Something that can be read over a time range.
 pub trait Queryable: Send + Sync {
     /// A querier over samples with timestamps in `[mint, maxt]` (milliseconds, inclusive).

@@ -123,6 +123,8 @@ pub struct App {
     conn_metrics: ConnMetrics,
     /// The syslog listeners and the file tailer, aborted at shutdown.
     syslog_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Remote write out: the senders and the queues' fsync, aborted at shutdown.
+    remote_out_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -148,7 +150,7 @@ impl App {
         let (listener, addr, starting) = listen(&config.server.listen, server).await?;
         let tls = web.as_ref().is_some_and(|w| w.current().tls.is_some());
 
-        let db = open_db(&config, tsdb_metrics).await?;
+        let (db, remote_out_tasks) = open_db(&config, tsdb_metrics, &self_metrics).await?;
         let (logs, syslog_tasks) = open_logs(&config, &self_metrics).await?;
 
         let self_target = if addr.ip().is_unspecified() {
@@ -156,15 +158,7 @@ impl App {
         } else {
             addr.to_string()
         };
-        let scrape_metrics = ScrapeMetrics::default();
-        self_metrics.with_registry(|r| scrape_metrics.register(r));
-        let store: Arc<dyn medic_model::Appendable> = db.clone();
-        let scrape = ScrapeManager::new(
-            store,
-            &config.global,
-            config.effective_scrape_configs(&self_target, tls),
-            scrape_metrics,
-        )?;
+        let scrape = build_scrape(&config, &db, &self_target, tls, &self_metrics)?;
 
         let engine = medic_promql::Engine::new(config.query.engine_options());
         let result_cache = build_result_cache(&config.query.result_cache, &db, &self_metrics);
@@ -254,6 +248,7 @@ impl App {
             web,
             conn_metrics,
             syslog_tasks,
+            remote_out_tasks,
         })
     }
 
@@ -332,7 +327,7 @@ impl App {
         self.state.rules.stop().await;
         save_task.abort();
         prune_task.abort();
-        for t in &self.syslog_tasks {
+        for t in self.syslog_tasks.iter().chain(&self.remote_out_tasks) {
             t.abort();
         }
         save_detectors(&self.state.rules, &anomaly_path).await;
@@ -350,8 +345,13 @@ impl App {
     }
 }
 
-/// Opens the TSDB (replaying its WAL) on the blocking pool.
-async fn open_db(config: &Config, metrics: medic_tsdb::Metrics) -> Result<Arc<Db>, Error> {
+/// Opens the TSDB (replaying its WAL) on the blocking pool, and starts remote write out
+/// before anything ingests, so that every commit from then on is queued for it.
+async fn open_db(
+    config: &Config,
+    metrics: medic_tsdb::Metrics,
+    self_metrics: &SelfMetrics,
+) -> Result<(Arc<Db>, Vec<tokio::task::JoinHandle<()>>), Error> {
     let path = config.storage.path.clone();
     let opts = config.storage.tsdb_options();
     info!(path = %path.display(), "opening storage");
@@ -359,7 +359,27 @@ async fn open_db(config: &Config, metrics: medic_tsdb::Metrics) -> Result<Arc<Db
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
     info!("storage open");
-    Ok(db)
+    let remote_out = crate::remote_out::start(config, &db, self_metrics)?;
+    Ok((db, remote_out))
+}
+
+/// The scrape manager over the configured jobs (and medic's own `/metrics` by default).
+fn build_scrape(
+    config: &Config,
+    db: &Arc<Db>,
+    self_target: &str,
+    tls: bool,
+    self_metrics: &SelfMetrics,
+) -> Result<ScrapeManager, Error> {
+    let scrape_metrics = ScrapeMetrics::default();
+    self_metrics.with_registry(|r| scrape_metrics.register(r));
+    let store: Arc<dyn medic_model::Appendable> = db.clone();
+    ScrapeManager::new(
+        store,
+        &config.global,
+        config.effective_scrape_configs(self_target, tls),
+        scrape_metrics,
+    )
 }
 
 /// Opens the log store when `logs.enabled` (the default), adds its metrics and starts its

@@ -22,6 +22,7 @@ pub mod http;
 pub mod incidents;
 pub mod logs;
 pub mod reload;
+pub mod remote_out;
 pub mod remote_write;
 pub mod replay;
 pub mod reports;

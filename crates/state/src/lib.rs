@@ -8,6 +8,7 @@
 mod audit;
 mod heal;
 mod incidents;
+pub mod lease;
 pub mod pg;
 mod reports;
 mod stores;

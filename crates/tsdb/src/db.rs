@@ -264,6 +264,12 @@ impl Db {
         }
     }
 
+    /// Hands every later commit's accepted samples to `tap` before the commit is logged and
+    /// acknowledged (remote write out); a tap that fails fails the commit.
+    pub fn set_commit_tap(&self, tap: Arc<dyn medic_model::CommitTap>) {
+        self.head.set_tap(tap);
+    }
+
     /// Registers `observer` to hear of every change to stored data from now on: each commit
     /// (with its oldest sample's timestamp) and each deletion by retention (`i64::MIN`).
     pub fn observe_changes(&self, observer: Arc<dyn ChangeObserver>) {

@@ -22,6 +22,7 @@ mod prometheus_config;
 mod promql;
 mod queries;
 mod receivers;
+mod remote_out;
 mod replay;
 mod reports;
 mod rules;

@@ -64,13 +64,21 @@ scrape_configs:
 "#;
     let (ok, out) = check_config(more);
     assert!(ok, "{out}");
-    // What medic does not do is refused with what to do instead.
-    let (ok, out) = check_config("remote_write:\n  - url: http://thanos:19291/api/v1/receive\n");
-    assert!(!ok);
+    // Prometheus's remote_write list: the stores medic sends to, with Prometheus's fields.
+    let (ok, out) = check_config(
+        "remote_write:\n  - url: http://thanos:19291/api/v1/receive\n    name: thanos\n    remote_timeout: 10s\n    headers: {X-Scope-OrgID: ops}\n    write_relabel_configs: [{source_labels: [__name__], regex: 'go_.*', action: drop}]\n    queue_config: {max_shards: 2, max_samples_per_send: 500, capacity: 10000}\n    metadata_config: {send: false}\n",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = check_config("remote_write:\n  - url: thanos:19291\n");
+    assert!(!ok && out.contains("remote_write[0].url"), "{out}");
+    let (ok, out) = check_config(
+        "remote_write:\n  - url: http://a/\n    name: x\n  - url: http://b/\n    name: x\n",
+    );
     assert!(
-        out.contains("remote_write") && out.contains("/api/v1/write"),
+        !ok && out.contains("remote_write[1]: another destination"),
         "{out}"
     );
+    // What medic does not do is refused with what to do instead.
     let (ok, out) = check_config("remote_read:\n  - url: http://x/read\n");
     assert!(!ok && out.contains("remote_read"), "{out}");
     let (ok, out) = check_config(

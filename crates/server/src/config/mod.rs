@@ -10,6 +10,8 @@ mod scrape;
 pub use scrape::*;
 mod services;
 pub use services::*;
+mod remote_out;
+pub use remote_out::{QueueConfig, RemoteWriteTarget};
 mod state;
 pub use state::{PostgresConfig, StateBackend, StateConfig};
 mod storage;
@@ -320,6 +322,7 @@ impl Config {
         self.alerting.prometheus().validate()?;
         self.auth.validate()?;
         self.state.validate()?;
+        remote_out::validate_all(&self.remote_write.send_to)?;
         self.incidents.policy()?;
         self.logs.validate()?;
         let mut report_names = std::collections::HashSet::new();
@@ -483,9 +486,11 @@ where
     match v {
         serde_norway::Value::Null => Ok(RemoteWriteConfig::default()),
         serde_norway::Value::Sequence(s) if s.is_empty() => Ok(RemoteWriteConfig::default()),
-        serde_norway::Value::Sequence(_) => Err(D::Error::custom(
-            "a list of stores to send samples to (Prometheus's remote_write) is not supported: medic keeps samples in its own store and receives remote write at /api/v1/write; remove the list, or keep a Prometheus (or its agent) in front to send elsewhere",
-        )),
+        // Prometheus's form: the stores to send samples to.
+        seq @ serde_norway::Value::Sequence(_) => Ok(RemoteWriteConfig {
+            send_to: Vec::<RemoteWriteTarget>::deserialize(seq).map_err(D::Error::custom)?,
+            ..RemoteWriteConfig::default()
+        }),
         other => RemoteWriteConfig::deserialize(other).map_err(D::Error::custom),
     }
 }

@@ -225,7 +225,8 @@ impl StorageConfig {
     }
 }
 
-/// `remote_write:` — the receiver for Prometheus remote write 1.0.
+/// `remote_write:` — as a mapping, the receiver for Prometheus remote write 1.0 (and, under
+/// `send_to`, where to send); as a list, Prometheus's: the stores to send samples to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
@@ -243,6 +244,10 @@ pub struct RemoteWriteConfig {
     /// `Retry-After` (Prometheus retries), so concurrent large bodies cannot exhaust memory.
     #[serde(default = "default_max_inflight")]
     pub max_inflight_bytes: ByteSize,
+    /// Where to send every stored sample (remote write out). Written as Prometheus writes it:
+    /// `remote_write:` as a list; with the receiver's settings, under `send_to:`.
+    #[serde(default)]
+    pub send_to: Vec<super::RemoteWriteTarget>,
 }
 
 pub(super) fn default_max_inflight() -> ByteSize {
@@ -256,6 +261,7 @@ impl Default for RemoteWriteConfig {
             max_body_size: default_max_body(),
             max_decoded_size: default_max_decoded(),
             max_inflight_bytes: default_max_inflight(),
+            send_to: Vec::new(),
         }
     }
 }

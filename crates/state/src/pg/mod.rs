@@ -7,12 +7,14 @@
 mod alerts;
 mod audit;
 mod heal;
+mod lease;
 mod migrate;
 mod records;
 
 pub use alerts::PgState;
 pub use audit::PgAudit;
 pub use heal::PgHealStore;
+pub use lease::PgLease;
 pub use records::{PgIncidents, PgReports, PgTokens};
 
 use std::sync::mpsc;

@@ -86,3 +86,39 @@ fn a_store_reconnects_after_the_server_restarts_its_connections() {
     let second = s.load_silences();
     assert!(second.is_ok(), "first: {first:?}, second: {second:?}");
 }
+
+#[test]
+fn the_lease_goes_to_one_holder_and_a_new_holder_gets_a_higher_token() {
+    use medic_state::pg::PgLease;
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start(dir.path(), 40);
+    let url = pg.database("lease");
+    let (a, b) = (PgLease::open(&url).unwrap(), PgLease::open(&url).unwrap());
+    let t1 = a
+        .acquire("leader", "a", 1_000)
+        .unwrap()
+        .expect("free: a takes it");
+    assert_eq!(b.acquire("leader", "b", 1_000).unwrap(), None, "a holds it");
+    assert_eq!(
+        a.acquire("leader", "a", 1_000).unwrap(),
+        Some(t1),
+        "renewing keeps the token"
+    );
+    assert!(a.check("leader", "a", t1).unwrap());
+    // a stops renewing; once the lease expires b takes it, with a higher token, and a's
+    // token no longer passes the fence.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let t2 = b
+        .acquire("leader", "b", 1_000)
+        .unwrap()
+        .expect("expired: b takes it");
+    assert!(t2 > t1);
+    assert!(!a.check("leader", "a", t1).unwrap());
+    assert!(b.check("leader", "b", t2).unwrap());
+    assert_eq!(a.acquire("leader", "a", 1_000).unwrap(), None);
+    // A clean hand-over: b releases, a takes it at once.
+    b.release("leader", "b", t2).unwrap();
+    let t3 = a.acquire("leader", "a", 1_000).unwrap().expect("released");
+    assert!(t3 > t2);
+    assert_eq!(a.holder("leader").unwrap(), Some(("a".into(), t3)));
+}

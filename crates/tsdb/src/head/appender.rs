@@ -159,6 +159,7 @@ impl Appender for HeadAppender<'_> {
         buf.clear();
         let (resolved, created) = self.create_series();
         let checked = self.recheck(&resolved);
+        self.tap(&checked)?;
         // Log to the WAL before the head changes.
         if !created.is_empty() {
             let refs: Vec<(SeriesRef, &Labels)> =
@@ -305,6 +306,37 @@ impl HeadAppender<'_> {
             out.runs.push((s, run.start, end));
         }
         out
+    }
+
+    /// Hands the accepted samples, by series, to the head's tap (when there is one).
+    fn tap(&self, checked: &Checked) -> Result<(), StorageError> {
+        let tap = self
+            .head
+            .tap
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(tap) = tap else {
+            return Ok(());
+        };
+        let series: Vec<(&Labels, Vec<(i64, f64)>)> = checked
+            .runs
+            .iter()
+            .filter_map(|(s, start, end)| {
+                let samples: Vec<(i64, f64)> = self.samples[*start..*end]
+                    .iter()
+                    .zip(&checked.placement[*start..*end])
+                    .filter(|(_, p)| p.is_some())
+                    .map(|(&x, _)| x)
+                    .collect();
+                (!samples.is_empty()).then_some((&s.labels, samples))
+            })
+            .collect();
+        if series.is_empty() {
+            return Ok(());
+        }
+        tap.committed(&series)
+            .map_err(|e| StorageError::Io(std::io::Error::other(e)))
     }
 
     /// Applies the checked samples, one lock per run.

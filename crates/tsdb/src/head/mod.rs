@@ -51,6 +51,8 @@ pub struct Head {
     /// Serialises commits so that the WAL order is the order samples were applied in.
     commit_lock: Mutex<Vec<u8>>,
     wal: RwLock<Option<Arc<Wal>>>,
+    /// Told of every commit's accepted samples before they are logged and applied.
+    tap: RwLock<Option<Arc<dyn medic_model::CommitTap>>>,
     opts: Options,
     metrics: Metrics,
 }
@@ -65,9 +67,16 @@ impl Head {
             next_ref: AtomicU64::new(1),
             commit_lock: Mutex::new(Vec::new()),
             wal: RwLock::new(None),
+            tap: RwLock::new(None),
             opts,
             metrics,
         }
+    }
+
+    /// Hands every later commit's accepted samples to `tap` before the commit is logged; a
+    /// tap that fails fails the commit.
+    pub fn set_tap(&self, tap: Arc<dyn medic_model::CommitTap>) {
+        *self.tap.write().unwrap_or_else(|e| e.into_inner()) = Some(tap);
     }
 
     /// Starts logging commits to `wal`.
