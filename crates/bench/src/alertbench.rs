@@ -40,7 +40,8 @@ pub struct Args {
     /// Latency samples per round.
     #[arg(long, default_value_t = 50)]
     latency_samples: usize,
-    /// Targets: medic, alertmanager.
+    /// Targets: medic (state in SQLite), medic-postgresql (state in a PostgreSQL the bench
+    /// starts, Debian `postgresql`; a fresh database each round), alertmanager.
     #[arg(long, value_delimiter = ',', default_value = "medic,alertmanager")]
     targets: Vec<String>,
     /// The medic binary (build it with `cargo build --release`).
@@ -172,10 +173,16 @@ struct Outcome {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     for t in &a.targets {
-        if t != "medic" && t != "alertmanager" {
-            bail!("unknown target {t:?}; use medic or alertmanager");
+        if !matches!(t.as_str(), "medic" | "medic-postgresql" | "alertmanager") {
+            bail!("unknown target {t:?}; use medic, medic-postgresql or alertmanager");
         }
     }
+    let pg_dir = tempfile::tempdir()?;
+    let pg = a
+        .targets
+        .iter()
+        .any(|t| t == "medic-postgresql")
+        .then(|| medic_testkit::Postgres::start_with(pg_dir.path(), 40, true));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -198,15 +205,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let mut outcomes = Vec::new();
     for (round, target) in order.iter().enumerate() {
+        let alerting = format!(
+            "alerting:\n  config_file: {}\n",
+            am_dir.path().join("alertmanager.yml").display()
+        );
         let server = match target.as_str() {
-            "medic" => ingest::start_with(
-                "medic",
-                &a.medic,
-                &format!(
-                    "alerting:\n  config_file: {}\n",
-                    am_dir.path().join("alertmanager.yml").display()
-                ),
-            )?,
+            "medic" => ingest::start_with("medic", &a.medic, &alerting)?,
+            "medic-postgresql" => {
+                let url = pg
+                    .as_ref()
+                    .expect("started above")
+                    .database(&format!("round{round}"));
+                let state =
+                    format!("state:\n  backend: postgresql\n  postgresql:\n    url: {url}\n");
+                ingest::start_with("medic", &a.medic, &format!("{alerting}{state}"))?
+            }
             _ => ingest::start_with("alertmanager", &a.medic, &cfg)?,
         };
         let pid = server.child.id();

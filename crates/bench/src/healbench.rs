@@ -37,6 +37,44 @@ pub struct Args {
     /// The medic binary (build it with `cargo build --release`).
     #[arg(long, default_value = "target/release/medic")]
     medic: std::path::PathBuf,
+    /// Where medic keeps its state: sqlite, or postgresql (a cluster the bench starts,
+    /// Debian `postgresql`, fsync on; a fresh database per medic).
+    #[arg(long, default_value = "sqlite")]
+    state: String,
+}
+
+/// The config lines that put medic's state where `--state` says.
+struct StateBackend {
+    pg: Option<medic_testkit::Postgres>,
+    _dir: tempfile::TempDir,
+    databases: std::cell::Cell<usize>,
+}
+
+impl StateBackend {
+    fn new(kind: &str) -> anyhow::Result<StateBackend> {
+        let dir = tempfile::tempdir()?;
+        let pg = match kind {
+            "sqlite" => None,
+            "postgresql" => Some(medic_testkit::Postgres::start_with(dir.path(), 40, true)),
+            other => bail!("unknown --state {other:?}; use sqlite or postgresql"),
+        };
+        Ok(StateBackend {
+            pg,
+            _dir: dir,
+            databases: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Config lines for the next medic (a fresh database each).
+    fn config(&self) -> String {
+        let Some(pg) = &self.pg else {
+            return String::new();
+        };
+        let n = self.databases.get();
+        self.databases.set(n + 1);
+        let url = pg.database(&format!("heal{n}"));
+        format!("state:\n  backend: postgresql\n  postgresql:\n    url: {url}\n")
+    }
 }
 
 const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
@@ -47,6 +85,7 @@ fn playbook(rate_limit: usize) -> String {
         r#"name: bench
 trigger:
   alert: '{{bench="heal"}}'
+  sources: [api]
 target: '{{{{ $labels.instance }}}}'
 collect:
   - name: up
@@ -122,6 +161,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .no_proxy()
         .timeout(Duration::from_secs(120))
         .build()?;
+    let backend = StateBackend::new(&a.state)?;
     let mut rounds = Vec::new();
     for round in 0..a.rounds {
         let pbdir = tempfile::tempdir()?;
@@ -132,7 +172,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let server = ingest::start_with(
             "medic",
             &a.medic,
-            &format!("heal:\n  playbooks: ['{}/*.yml']\n", pbdir.path().display()),
+            &format!(
+                "heal:\n  playbooks: ['{}/*.yml']\n{}",
+                pbdir.path().display(),
+                backend.config()
+            ),
         )?;
         let base = server.base.clone();
         let url = format!("{base}/api/v2/alerts");
@@ -142,7 +186,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let (judged_per_s, actions) = storm(&rt, &c, &base, &url, round, &a)?;
         drop(server);
 
-        let recovery_ms = recovery(&a.medic, &rt, &c)?;
+        let recovery_ms = recovery(&a.medic, &rt, &c, &backend.config())?;
         eprintln!(
             "round {round}: reaction p50 {:.1} ms, verified p50 {:.1} ms, storm {judged_per_s:.0} executions judged/s, {actions} actions (limit {}), crash → verified restart {recovery_ms:.0} ms",
             median(reaction_ms.clone()),
@@ -275,6 +319,7 @@ fn recovery(
     medic: &Path,
     rt: &tokio::runtime::Runtime,
     c: &reqwest::Client,
+    state_config: &str,
 ) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let state = dir.path().join("app");
@@ -311,7 +356,7 @@ fn recovery(
         "medic",
         medic,
         &format!(
-            "global:\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    scrape_interval: 1s\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\nrule_files: ['{}']\nheal:\n  playbooks: ['{}']\n",
+            "global:\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    scrape_interval: 1s\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\nrule_files: ['{}']\nheal:\n  playbooks: ['{}']\n{state_config}",
             dir.path().join("rules.yml").display(),
             dir.path().join("pb.yml").display()
         ),

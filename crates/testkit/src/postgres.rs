@@ -34,8 +34,14 @@ fn as_postgres(args: &[&str]) -> Command {
 
 impl Postgres {
     /// Initialises and starts a cluster under `dir` with `max_connections` (3 of them
-    /// reserved for superusers).
+    /// reserved for superusers), `fsync` off: fast, for tests that do not measure.
     pub fn start(dir: &Path, max_connections: u32) -> Postgres {
+        Postgres::start_with(dir, max_connections, false)
+    }
+
+    /// As [`Postgres::start`], with `fsync` as given: on for benchmarks, so that a commit
+    /// costs what it costs in production.
+    pub fn start_with(dir: &Path, max_connections: u32, fsync: bool) -> Postgres {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|mut d| d.next())
@@ -79,8 +85,9 @@ impl Postgres {
         assert!(st.success(), "initdb failed");
         let opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c max_connections={max_connections} -c superuser_reserved_connections=3 -c fsync=off",
-            data.display()
+             -c max_connections={max_connections} -c superuser_reserved_connections=3 -c fsync={}",
+            data.display(),
+            if fsync { "on" } else { "off" }
         );
         let log = data.join("log");
         let pg_ctl = bin.join("pg_ctl");

@@ -381,7 +381,10 @@ async fn later_backups_copy_only_new_blocks_and_encrypted_ones_need_the_identity
     // The flushed blocks (3 files each; how many blocks depends on where the 2 h block
     // boundaries fall in the history) are not copied again.
     let block_files = walk(&dest.join("blocks")).len();
-    assert!(block_files >= 3 && block_files.is_multiple_of(3), "{block_files}");
+    assert!(
+        block_files >= 3 && block_files.is_multiple_of(3),
+        "{block_files}"
+    );
     let (ok, second, err) = create(&[]).await.unwrap();
     assert!(ok, "{second}{err}");
     assert!(

@@ -123,65 +123,96 @@ fn load<T: Send + 'static>(
     rows.iter().map(convert).collect()
 }
 
+/// Upserts the alerts in one statement (arrays unnested), the newest of each fingerprint
+/// winning when one appears twice.
 fn write_alerts(tx: &mut Transaction, alerts: &[Arc<Alert>]) -> Result<(), String> {
-    let st = tx
-        .prepare(
-            "INSERT INTO alerts (fingerprint, labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (fingerprint) DO UPDATE SET labels = EXCLUDED.labels,
-                 annotations = EXCLUDED.annotations, starts_at = EXCLUDED.starts_at,
-                 ends_at = EXCLUDED.ends_at, updated_at = EXCLUDED.updated_at,
-                 timeout = EXCLUDED.timeout, generator_url = EXCLUDED.generator_url,
-                 value = EXCLUDED.value",
-        )
-        .map_err(|e| describe(&e))?;
-    for a in alerts {
-        let annotations = serde_json::to_string(&a.annotations).map_err(|e| e.to_string())?;
-        tx.execute(
-            &st,
-            &[
-                &(a.fingerprint().0 as i64),
-                &labels_json(&a.labels),
-                &annotations,
-                &a.starts_at,
-                &a.ends_at,
-                &a.updated_at,
-                &a.timeout,
-                &a.generator_url,
-                &a.value,
-            ],
-        )
-        .map_err(|e| describe(&e))?;
+    if alerts.is_empty() {
+        return Ok(());
     }
+    // The last write of a fingerprint within the batch wins, as in call order.
+    let mut newest: std::collections::HashMap<i64, usize> = Default::default();
+    for (i, a) in alerts.iter().enumerate() {
+        newest.insert(a.fingerprint().0 as i64, i);
+    }
+    let mut idx: Vec<usize> = newest.into_values().collect();
+    idx.sort_unstable();
+    let mut cols = AlertColumns::default();
+    for i in idx {
+        let a = &alerts[i];
+        cols.fingerprint.push(a.fingerprint().0 as i64);
+        cols.labels.push(labels_json(&a.labels));
+        cols.annotations
+            .push(serde_json::to_string(&a.annotations).map_err(|e| e.to_string())?);
+        cols.starts_at.push(a.starts_at);
+        cols.ends_at.push(a.ends_at);
+        cols.updated_at.push(a.updated_at);
+        cols.timeout.push(a.timeout);
+        cols.generator_url.push(a.generator_url.clone());
+        cols.value.push(a.value);
+    }
+    tx.execute(
+        "INSERT INTO alerts (fingerprint, labels, annotations, starts_at, ends_at, updated_at, timeout, generator_url, value)
+         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BOOLEAN[], $8::TEXT[], $9::DOUBLE PRECISION[])
+         ON CONFLICT (fingerprint) DO UPDATE SET labels = EXCLUDED.labels,
+             annotations = EXCLUDED.annotations, starts_at = EXCLUDED.starts_at,
+             ends_at = EXCLUDED.ends_at, updated_at = EXCLUDED.updated_at,
+             timeout = EXCLUDED.timeout, generator_url = EXCLUDED.generator_url,
+             value = EXCLUDED.value",
+        &[
+            &cols.fingerprint,
+            &cols.labels,
+            &cols.annotations,
+            &cols.starts_at,
+            &cols.ends_at,
+            &cols.updated_at,
+            &cols.timeout,
+            &cols.generator_url,
+            &cols.value,
+        ],
+    )
+    .map_err(|e| describe(&e))?;
     Ok(())
 }
 
+/// Alerts as columns, for one `UNNEST`.
+#[derive(Default)]
+struct AlertColumns {
+    fingerprint: Vec<i64>,
+    labels: Vec<String>,
+    annotations: Vec<String>,
+    starts_at: Vec<i64>,
+    ends_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    timeout: Vec<bool>,
+    generator_url: Vec<String>,
+    value: Vec<Option<f64>>,
+}
+
+/// Appends the events in one statement, in order (their ids increase in array order).
 fn insert_events(tx: &mut Transaction, events: &[Event]) -> Result<(), String> {
     if events.is_empty() {
         return Ok(());
     }
-    let st = tx
-        .prepare(
-            "INSERT INTO history (at, kind, fingerprint, labels, group_key, receiver, detail, author)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .map_err(|e| describe(&e))?;
-    for e in events {
-        tx.execute(
-            &st,
-            &[
-                &e.at,
-                &e.kind.as_str(),
-                &e.fingerprint.map(|f| f.0 as i64),
-                &labels_json(&e.labels),
-                &e.group_key,
-                &e.receiver,
-                &e.detail,
-                &e.author,
-            ],
-        )
-        .map_err(|e| describe(&e))?;
-    }
+    let at: Vec<i64> = events.iter().map(|e| e.at).collect();
+    let kind: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let fp: Vec<Option<i64>> = events
+        .iter()
+        .map(|e| e.fingerprint.map(|f| f.0 as i64))
+        .collect();
+    let labels: Vec<String> = events.iter().map(|e| labels_json(&e.labels)).collect();
+    let group: Vec<&str> = events.iter().map(|e| e.group_key.as_str()).collect();
+    let receiver: Vec<&str> = events.iter().map(|e| e.receiver.as_str()).collect();
+    let detail: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
+    let author: Vec<&str> = events.iter().map(|e| e.author.as_str()).collect();
+    tx.execute(
+        "INSERT INTO history (at, kind, fingerprint, labels, group_key, receiver, detail, author)
+         SELECT at, kind, fingerprint, labels, group_key, receiver, detail, author
+         FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[])
+             WITH ORDINALITY AS e(at, kind, fingerprint, labels, group_key, receiver, detail, author, n)
+         ORDER BY n",
+        &[&at, &kind, &fp, &labels, &group, &receiver, &detail, &author],
+    )
+    .map_err(|e| describe(&e))?;
     Ok(())
 }
 
