@@ -52,6 +52,11 @@ pub trait Hooks: Send + Sync {
     /// An execution's journal record was written (a step began or ended): incidents follow
     /// repairs through this.
     fn journaled(&self, _execution: &crate::journal::Execution) {}
+    /// Asked right before every action and verification check runs: `Err` when this process
+    /// may no longer act (a replica that lost the leader lease). Default: always allowed.
+    fn fence(&self) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Hooks that know no alerts and send nothing (tests, offline tools).

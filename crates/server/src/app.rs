@@ -170,7 +170,7 @@ impl App {
         });
         let base = overrides.config_dir();
         let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
-        let stores = crate::stores::StateStores::open(&config, &base)?;
+        let stores = crate::stores::StateStores::open_as_leader(&config, &base).await?;
         let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics, stores.alerts)?;
         let audit = stores.audit;
         let incidents = build_incidents(
@@ -189,7 +189,8 @@ impl App {
             audit: &audit,
             logs: &logs,
         };
-        let heal = build_heal(&config, &self_url, &self_metrics, parts, stores.heal)?;
+        let heal_store = (stores.heal, stores.leader);
+        let heal = build_heal(&config, &self_url, &self_metrics, parts, heal_store)?;
         let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
         rules_read_logs(&rules, &logs);
         // Detectors saved at the last stop go to their rules as the rules load.
@@ -573,7 +574,10 @@ fn build_heal(
     self_url: &str,
     self_metrics: &SelfMetrics,
     parts: HealParts<'_>,
-    store: Arc<dyn medic_heal::journal::HealStore>,
+    (store, leader): (
+        Arc<dyn medic_heal::journal::HealStore>,
+        Option<Arc<crate::ha::Leader>>,
+    ),
 ) -> Result<Arc<medic_heal::Engine>, Error> {
     let HealParts {
         incidents,
@@ -608,6 +612,7 @@ fn build_heal(
             alerts.clone(),
             audit.clone(),
             incidents.clone(),
+            leader,
         )),
         Arc::new(medic_model::SystemClock),
         metrics,

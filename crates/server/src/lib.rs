@@ -18,6 +18,7 @@ mod client_auth;
 pub mod config;
 mod error;
 pub mod forward;
+pub mod ha;
 pub mod http;
 pub mod incidents;
 pub mod logs;

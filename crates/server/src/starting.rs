@@ -62,7 +62,7 @@ pub fn serve_while_starting(
             get(|| async {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "medic is not ready: opening storage (replaying the WAL).\n",
+                    "medic is not ready: opening storage (replaying the WAL), or a standby waiting for the leader lease.\n",
                 )
             }),
         )
@@ -70,7 +70,7 @@ pub fn serve_while_starting(
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, "5")],
-                "medic is starting: opening storage (replaying the WAL); try again shortly.\n",
+                "medic is starting: opening storage (replaying the WAL), or a standby waiting for the leader lease; try again shortly.\n",
             )
                 .into_response()
         });

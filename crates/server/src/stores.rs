@@ -16,6 +16,8 @@ use crate::Error;
 
 /// Every store medic keeps.
 pub(crate) struct StateStores {
+    /// This replica's leadership, when `ha.enabled`: the stores were opened once it led.
+    pub leader: Option<Arc<crate::ha::Leader>>,
     pub alerts: Arc<dyn StateStore>,
     pub heal: Arc<dyn HealStore>,
     pub audit: Arc<dyn AuditStore>,
@@ -30,6 +32,18 @@ fn failed(what: &str) -> impl Fn(String) -> Error + '_ {
 }
 
 impl StateStores {
+    /// With `ha.enabled`, waits (as a standby) for the leader lease first; then opens every
+    /// store.
+    pub async fn open_as_leader(config: &Config, base: &Path) -> Result<StateStores, Error> {
+        let (c, b) = (config.clone(), base.to_path_buf());
+        let leader = tokio::task::spawn_blocking(move || crate::ha::lead(&c, &b))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let mut stores = StateStores::open(config, base)?;
+        stores.leader = leader;
+        Ok(stores)
+    }
+
     /// Opens every store on the configured backend; `base` is the config file's directory.
     pub fn open(config: &Config, base: &Path) -> Result<StateStores, Error> {
         let url = config
@@ -48,6 +62,7 @@ impl StateStores {
     fn on_postgres(url: &str) -> Result<StateStores, Error> {
         info!("opening medic's state on postgresql");
         Ok(StateStores {
+            leader: None,
             alerts: PgState::open(url).map_err(|e| failed("alert state")(e.to_string()))?,
             heal: PgHealStore::open(url).map_err(|e| failed("heal journal")(e.to_string()))?,
             audit: Arc::new(PgAudit::open(url).map_err(|e| failed("audit log")(e.to_string()))?),
@@ -84,6 +99,7 @@ impl StateStores {
         let reports =
             medic_state::SqliteReports::open(&p).map_err(|e| failed("reports")(e.to_string()))?;
         Ok(StateStores {
+            leader: None,
             alerts,
             heal,
             audit: Arc::new(audit),

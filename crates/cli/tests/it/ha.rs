@@ -137,3 +137,309 @@ fn a_postgresql_backend_without_a_database_is_a_config_error() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("state.postgresql is missing"), "{err}");
 }
+
+/// A replica for the leadership test: its config (state on `url_file`, `ha` with a 3 s
+/// lease, a playbook whose action and verification append `who` and the time to `log`), and
+/// the process, started without waiting (a standby prints nothing until it leads).
+struct Replica {
+    child: std::process::Child,
+    /// Filled with medic's address once it leads and listens.
+    listening: std::sync::mpsc::Receiver<String>,
+    stderr: std::path::PathBuf,
+}
+
+fn replica(
+    dir: &std::path::Path,
+    url_file: &std::path::Path,
+    who: &str,
+    log: &std::path::Path,
+) -> Replica {
+    let line = |what: &str| format!("echo \"{what} {who} $(date +%s%3N)\" >> {}", log.display());
+    replica_with(
+        dir,
+        url_file,
+        who,
+        &line("act"),
+        &format!("{}; exit 1", line("check")),
+    )
+}
+
+/// A replica whose playbook's action runs `act` and whose verification runs `check` (shell).
+fn replica_with(
+    dir: &std::path::Path,
+    url_file: &std::path::Path,
+    who: &str,
+    act: &str,
+    check: &str,
+) -> Replica {
+    use std::io::BufRead;
+    let pb = dir.join(format!("playbooks-{who}"));
+    std::fs::create_dir_all(&pb).unwrap();
+    std::fs::write(
+        pb.join("fix.yml"),
+        format!(
+            "name: fix\ntrigger:\n  alert: '{{alertname=\"Broken\"}}'\n  sources: [api]\ntarget: '{{{{ $labels.instance }}}}'\ncollect:\n  - name: one\n    query: 'vector(1)'\ndiagnose:\n  - cause: broken\n    when: 'one.value == 1.0'\n    actions: [fix]\nactions:\n  fix:\n    exec:\n      command: [sh, -c, '{act}']\nverify:\n  exec:\n    command: [sh, -c, '{check}']\n  within: 60s\n  interval: 200ms\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("alertmanager.yml"), AM).unwrap();
+    let cfg = dir.join(format!("{who}.yml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "scrape_configs: []\nalerting:\n  config_file: alertmanager.yml\nheal:\n  playbooks: ['{}/*.yml']\nstate:\n  backend: postgresql\n  postgresql:\n    url_file: {}\nha:\n  enabled: true\n  lease_ttl: 3s\n  replica: {who}\n",
+            pb.display(),
+            url_file.display()
+        ),
+    )
+    .unwrap();
+    let stderr = dir.join(format!("{who}.log"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data")
+        .arg(dir.join(format!("data-{who}")))
+        .env("MEDIC_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(url) = l.strip_prefix("medic listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    Replica {
+        child,
+        listening,
+        stderr,
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child; SIGCONT first, in case it is stopped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGCONT) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (what, who, ms) of each line the playbook's commands wrote.
+fn lines(log: &std::path::Path) -> Vec<(String, String, i64)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split_whitespace();
+            Some((p.next()?.into(), p.next()?.into(), p.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = medic_testkit::Postgres::start(dir.path(), 40);
+    let url_file = dir.path().join("pg-url");
+    std::fs::write(&url_file, pg.database("medic")).unwrap();
+    let log = dir.path().join("actions.log");
+    let c = client();
+
+    let mut a = replica(dir.path(), &url_file, "A", &log);
+    let a_url = a
+        .listening
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("A leads and listens");
+    let b = replica(dir.path(), &url_file, "B", &log);
+    // B waits as a standby: it does not listen while A leads.
+    assert!(b
+        .listening
+        .recv_timeout(std::time::Duration::from_secs(4))
+        .is_err());
+    let r = c
+        .post(format!("{a_url}/api/v2/alerts"))
+        .json(&json!([{"labels": {"alertname": "Broken", "instance": "db-1"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A acts, then verifies again and again (the check keeps failing).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while lines(&log).iter().filter(|l| l.0 == "check").count() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never verified: {:?}",
+            lines(&log)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A is paused (SIGSTOP) past its lease: B takes over and resumes the execution.
+    let stopped = now_ms();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGSTOP) };
+    let b_url = b
+        .listening
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "B never took over: {}",
+                std::fs::read_to_string(&b.stderr).unwrap_or_default()
+            )
+        });
+    let takeover_ms = now_ms() - stopped;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lines(&log).iter().any(|l| l.0 == "check" && l.1 == "B") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B did not resume: {:?}",
+            lines(&log)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A wakes: it must exit at once, doing nothing more.
+    let woken = now_ms();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGCONT) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = a.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A kept running after it woke"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(3), "A exits as fenced");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let all = lines(&log);
+    let late: Vec<_> = all.iter().filter(|l| l.1 == "A" && l.2 >= woken).collect();
+    assert!(late.is_empty(), "A acted after it woke: {late:?}");
+    let acts: Vec<_> = all.iter().filter(|l| l.0 == "act").collect();
+    assert_eq!(acts.len(), 1, "the action ran once, by A: {acts:?}");
+    assert_eq!(acts[0].1, "A");
+    let a_log = std::fs::read_to_string(&a.stderr).unwrap_or_default();
+    assert!(a_log.contains("no longer the leader"), "{a_log}");
+    // B serves the execution A started.
+    let ex = get_json(&c, &format!("{b_url}/api/v1/medic/heal/executions")).await;
+    assert_eq!(ex["data"].as_array().unwrap().len(), 1, "{ex}");
+    eprintln!("takeover after SIGSTOP: {takeover_ms} ms (lease 3 s)");
+    assert!(takeover_ms < 3_000 + 5_000, "took {takeover_ms} ms");
+}
+
+/// 20 kills of the leader (`kill -9`) at random moments while repairs run (a slow action that
+/// records each run): every repair's action ran exactly once, and a standby took over each time.
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_leader_kills_while_repairs_run_repeat_no_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = medic_testkit::Postgres::start(dir.path(), 60);
+    let url_file = dir.path().join("pg-url");
+    std::fs::write(&url_file, pg.database("medic")).unwrap();
+    let log = dir.path().join("actions.log");
+    let c = client();
+    // The action records its target and who ran it, then sleeps a second: kills land before,
+    // in and after it.
+    let start = |n: usize| {
+        let who = format!("r{n}");
+        let act = format!(
+            "echo \"act $MEDIC_TARGET {who} $(date +%s%3N)\" >> {}; sleep 1",
+            log.display()
+        );
+        replica_with(dir.path(), &url_file, &who, &act, "true")
+    };
+    let ran = |instance: &str| -> Vec<(String, String, i64)> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let p: Vec<&str> = l.split_whitespace().collect();
+                (p.len() == 4 && p[1] == instance).then(|| {
+                    (
+                        p[1].to_string(),
+                        p[2].to_string(),
+                        p[3].parse().unwrap_or(0),
+                    )
+                })
+            })
+            .collect()
+    };
+    let mut leader = start(0);
+    let mut url = leader
+        .listening
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("r0 leads");
+    let mut standby = start(1);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut takeovers = Vec::new();
+    for i in 0..20 {
+        let instance = format!("db-{i}");
+        let r = c
+            .post(format!("{url}/api/v2/alerts"))
+            .json(&json!([{"labels": {"alertname": "Broken", "instance": instance}}]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Wait for the action to start, then kill at a random moment within 1.5 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while ran(&instance).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{instance}: no action: {}",
+                std::fs::read_to_string(&leader.stderr).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(std::time::Duration::from_millis(seed % 1500)).await;
+        let killed = now_ms();
+        let _ = leader.child.kill();
+        let _ = leader.child.wait();
+        url = standby
+            .listening
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "kill {i}: no takeover: {}",
+                    std::fs::read_to_string(&standby.stderr).unwrap_or_default()
+                )
+            });
+        takeovers.push(now_ms() - killed);
+        leader = std::mem::replace(&mut standby, start(i + 2));
+    }
+    // Every repair ends, each action having run exactly once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ex = get_json(&c, &format!("{url}/api/v1/medic/heal/executions?limit=100")).await;
+        let all = ex["data"].as_array().cloned().unwrap_or_default();
+        let done = all.iter().filter(|e| e["status"] == "succeeded").count();
+        if done == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{done} of 20 succeeded: {ex}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for i in 0..20 {
+        let runs = ran(&format!("db-{i}"));
+        assert_eq!(runs.len(), 1, "db-{i} ran {} times: {runs:?}", runs.len());
+    }
+    let mut sorted = takeovers.clone();
+    sorted.sort_unstable();
+    eprintln!(
+        "takeover after kill -9 (lease 3 s), ms: min {} median {} max {}; all {takeovers:?}",
+        sorted[0], sorted[10], sorted[19]
+    );
+    assert!(sorted[19] < 3_000 + 5_000, "{takeovers:?}");
+}

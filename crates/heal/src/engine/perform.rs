@@ -380,6 +380,9 @@ impl Engine {
 
     /// Runs an action, a step or a rollback; `(ok, message, detail)`.
     async fn run_action(&self, e: &Execution, a: &Action) -> (bool, String, Json) {
+        if let Err(why) = self.hooks.fence().await {
+            return (false, format!("not run: {why}"), Json::Null);
+        }
         let scope = scope_of(e);
         match &a.kind {
             ActionKind::Exec(spec) => match action::command(spec, &scope) {
@@ -433,6 +436,9 @@ impl Engine {
 
     /// One verification check: `(fixed, what was seen)`.
     async fn check(&self, pb: &Playbook, e: &Execution) -> (bool, String) {
+        if let Err(why) = self.hooks.fence().await {
+            return (false, format!("not checked: {why}"));
+        }
         let scope = scope_of(e);
         match &pb.verify.check {
             VerifyCheck::Query(t) => match t.expand(&scope) {

@@ -122,6 +122,8 @@ pub struct AlertHooks(
     pub Arc<AlertManager>,
     pub Arc<dyn medic_model::AuditSink>,
     pub Arc<crate::incidents::Incidents>,
+    /// The leader lease, when replicas share the state: every action is fenced by it.
+    pub Option<Arc<crate::ha::Leader>>,
 );
 
 fn fingerprint(labels: &BTreeMap<String, String>) -> Fingerprint {
@@ -131,6 +133,19 @@ fn fingerprint(labels: &BTreeMap<String, String>) -> Fingerprint {
 }
 
 impl Hooks for AlertHooks {
+    fn fence(&self) -> medic_heal::hooks::BoxFuture<Result<(), String>> {
+        let leader = self.3.clone();
+        Box::pin(async move {
+            if let Some(l) = leader {
+                // Exits the process when the lease is not surely this replica's.
+                tokio::task::spawn_blocking(move || l.fence_or_exit())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    }
+
     fn alert_resolved(&self, labels: &BTreeMap<String, String>) -> Option<bool> {
         let a = self.0.get(fingerprint(labels))?;
         Some(a.resolved_at(self.0.now()))

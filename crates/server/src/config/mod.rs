@@ -10,6 +10,8 @@ mod scrape;
 pub use scrape::*;
 mod services;
 pub use services::*;
+mod ha;
+pub use ha::HaConfig;
 mod remote_out;
 pub use remote_out::{QueueConfig, RemoteWriteTarget};
 mod state;
@@ -141,6 +143,9 @@ pub struct Config {
     /// Where the durable state lives: SQLite (default) or PostgreSQL (`docs/ha.md`).
     #[serde(default)]
     pub state: StateConfig,
+    /// Replicas with one leader (`docs/ha.md`).
+    #[serde(default)]
+    pub ha: HaConfig,
 }
 
 /// `global:` — defaults for scrape jobs.
@@ -322,6 +327,7 @@ impl Config {
         self.alerting.prometheus().validate()?;
         self.auth.validate()?;
         self.state.validate()?;
+        self.ha.validate(&self.state)?;
         remote_out::validate_all(&self.remote_write.send_to)?;
         self.incidents.policy()?;
         self.logs.validate()?;

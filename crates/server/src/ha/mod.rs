@@ -1,0 +1,151 @@
+//! Replicas in standby behind one leader (`ha.enabled`, docs/ha.md). A replica waits for the
+//! leader lease in PostgreSQL before it opens its state and starts anything that acts; the
+//! leader renews the lease from a thread of its own and, the moment it can no longer be sure
+//! the lease is its own ([`medic_state::lease::Leadership`]), exits — a fenced process does
+//! nothing more. Every repair action and verification also checks the fence first: the
+//! local clock, then the token in the database. The supervisor (systemd, Kubernetes) starts
+//! the exited replica again, as a standby.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use medic_state::lease::{Answer, Change, Leadership, LeaseTiming};
+use medic_state::pg::PgLease;
+use tracing::{error, info, warn};
+
+use crate::config::HaConfig;
+use crate::Error;
+
+/// The exit code of a replica that lost the lease.
+pub const FENCED_EXIT: i32 = 3;
+
+/// This replica's leadership.
+pub struct Leader {
+    lease: PgLease,
+    name: String,
+    replica: String,
+    leadership: Mutex<Leadership>,
+    epoch: Instant,
+    ttl_ms: i64,
+}
+
+impl Leader {
+    fn now(&self) -> i64 {
+        self.epoch.elapsed().as_millis() as i64
+    }
+
+    /// One attempt, if one is due; steps down (exits) when the lease is no longer surely held.
+    fn tick(&self) -> Option<Change> {
+        let now = self.now();
+        let (attempt, change) = self
+            .leadership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .poll(now);
+        if let Some(c) = change {
+            return Some(c);
+        }
+        let attempt = attempt?;
+        let answer = match self.lease.acquire(&self.name, &self.replica, self.ttl_ms) {
+            Ok(Some(token)) => Answer::Held(token),
+            Ok(None) => Answer::Taken,
+            Err(e) => Answer::Failed(e),
+        };
+        if let Answer::Failed(e) = &answer {
+            warn!(error = %e, "cannot renew the leader lease");
+        }
+        let now = self.now();
+        self.leadership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .answered(attempt.sent_at, now, answer)
+    }
+
+    /// The fencing token while this replica may act.
+    pub fn token(&self) -> Option<i64> {
+        self.leadership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .token(self.now())
+    }
+
+    /// Exits the process unless it still holds the lease, by its own clock and then by the
+    /// database's (the token current and unexpired).
+    pub fn fence_or_exit(&self) {
+        let Some(token) = self.token() else {
+            fenced("the leader lease ran out by this replica's clock");
+        };
+        match self.lease.check(&self.name, &self.replica, token) {
+            Ok(true) => {}
+            Ok(false) => fenced("the database says another replica holds the leader lease"),
+            Err(e) => fenced(&format!("cannot confirm the leader lease: {e}")),
+        }
+    }
+}
+
+fn fenced(why: &str) -> ! {
+    error!(
+        why,
+        "this replica is no longer the leader; exiting so that it does nothing more"
+    );
+    std::process::exit(FENCED_EXIT);
+}
+
+/// Waits (blocking) until this replica holds the leader lease, then keeps it from a thread of
+/// its own; `None` when `ha` is off.
+pub fn lead(
+    config: &crate::config::Config,
+    base: &std::path::Path,
+) -> Result<Option<Arc<Leader>>, Error> {
+    let ha: &HaConfig = &config.ha;
+    if !ha.enabled {
+        return Ok(None);
+    }
+    let url = config
+        .state
+        .postgres_url(base)
+        .map_err(Error::Internal)?
+        .ok_or_else(|| Error::Internal("ha.enabled needs state.backend: postgresql".into()))?;
+    let lease = PgLease::open(&url).map_err(|e| Error::Internal(format!("leader lease: {e}")))?;
+    let ttl_ms = ha.lease_ttl.as_millis();
+    let leader = Arc::new(Leader {
+        lease,
+        name: ha.lease_name.clone(),
+        replica: ha.replica_name(),
+        leadership: Mutex::new(Leadership::new(LeaseTiming::from_ttl(ttl_ms))),
+        epoch: Instant::now(),
+        ttl_ms,
+    });
+    info!(replica = %leader.replica, lease = %leader.name, "standby: waiting for the leader lease");
+    let mut said = None;
+    loop {
+        match leader.tick() {
+            Some(Change::BecameLeader { token }) => {
+                info!(replica = %leader.replica, token, "this replica is the leader");
+                break;
+            }
+            Some(Change::SteppedDown { .. }) | None => {}
+        }
+        if leader.token().is_none() {
+            let holder = leader.lease.holder(&leader.name).ok().flatten();
+            if holder != said {
+                if let Some((h, t)) = &holder {
+                    info!(holder = %h, token = t, "standby: another replica leads");
+                }
+                said = holder;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let keeper = leader.clone();
+    std::thread::Builder::new()
+        .name("leader-lease".into())
+        .spawn(move || loop {
+            if let Some(Change::SteppedDown { why, .. }) = keeper.tick() {
+                fenced(&why);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        })
+        .map_err(|e| Error::Internal(format!("starting the lease keeper: {e}")))?;
+    Ok(Some(leader))
+}
