@@ -26,6 +26,8 @@ command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
 # Syslog: Debian's rsyslog forwards to medic (logger from bsdutils sends to it).
 [ -x /usr/sbin/rsyslogd ] || packages+=(rsyslog)
 command -v logger >/dev/null 2>&1 || packages+=(bsdutils)
+# The systemd units are checked with systemd-analyze verify.
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 # TLS tests make their certificates with the openssl command.
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # Reports and pages are opened in Debian's headless Chromium, driven by playwright-core (npm).
@@ -49,6 +51,8 @@ py_packages=()
 python3 -c 'import logging_loki' >/dev/null 2>&1 || py_packages+=(python-logging-loki)
 python3 -c 'import opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1 ||
   py_packages+=(opentelemetry-sdk opentelemetry-exporter-otlp-proto-http)
+# The Kubernetes manifests are checked against the API's schemas offline (no cluster runs here).
+command -v kubernetes-validate >/dev/null 2>&1 || py_packages+=(kubernetes-validate)
 if ((${#py_packages[@]})); then
   echo "==> installing Python packages: ${py_packages[*]}"
   python3 -m pip install --quiet "${py_packages[@]}"

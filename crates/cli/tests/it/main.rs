@@ -9,6 +9,7 @@ mod backup;
 mod bad_input;
 mod crash;
 mod demo;
+mod deploy;
 mod ha;
 mod heal;
 mod hostile;
