@@ -171,6 +171,23 @@ struct Outcome {
     held: usize,
 }
 
+/// medic on the shared alertmanager.yml; its state in a fresh PostgreSQL database when `pg`.
+fn start_medic(
+    medic: &std::path::Path,
+    am_file: &std::path::Path,
+    pg: Option<&medic_testkit::Postgres>,
+    round: usize,
+) -> anyhow::Result<ingest::Server> {
+    let mut config = format!("alerting:\n  config_file: {}\n", am_file.display());
+    if let Some(pg) = pg {
+        let url = pg.database(&format!("round{round}"));
+        config.push_str(&format!(
+            "state:\n  backend: postgresql\n  postgresql:\n    url: {url}\n"
+        ));
+    }
+    ingest::start_with("medic", medic, &config)
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     for t in &a.targets {
         if !matches!(t.as_str(), "medic" | "medic-postgresql" | "alertmanager") {
@@ -205,21 +222,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let mut outcomes = Vec::new();
     for (round, target) in order.iter().enumerate() {
-        let alerting = format!(
-            "alerting:\n  config_file: {}\n",
-            am_dir.path().join("alertmanager.yml").display()
-        );
+        let am_file = am_dir.path().join("alertmanager.yml");
         let server = match target.as_str() {
-            "medic" => ingest::start_with("medic", &a.medic, &alerting)?,
-            "medic-postgresql" => {
-                let url = pg
-                    .as_ref()
-                    .expect("started above")
-                    .database(&format!("round{round}"));
-                let state =
-                    format!("state:\n  backend: postgresql\n  postgresql:\n    url: {url}\n");
-                ingest::start_with("medic", &a.medic, &format!("{alerting}{state}"))?
-            }
+            "medic" => start_medic(&a.medic, &am_file, None, round)?,
+            "medic-postgresql" => start_medic(&a.medic, &am_file, pg.as_ref(), round)?,
             _ => ingest::start_with("alertmanager", &a.medic, &cfg)?,
         };
         let pid = server.child.id();

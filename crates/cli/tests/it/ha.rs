@@ -334,7 +334,7 @@ async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() 
     let ex = get_json(&c, &format!("{b_url}/api/v1/medic/heal/executions")).await;
     assert_eq!(ex["data"].as_array().unwrap().len(), 1, "{ex}");
     eprintln!("takeover after SIGSTOP: {takeover_ms} ms (lease 3 s)");
-    assert!(takeover_ms < 3_000 + 5_000, "took {takeover_ms} ms");
+    assert!(takeover_ms < 3_000 + 2_000, "took {takeover_ms} ms");
 }
 
 /// 20 kills of the leader (`kill -9`) at random moments while repairs run (a slow action that
@@ -476,5 +476,6 @@ async fn twenty_leader_kills_while_repairs_run_repeat_no_action() {
         "takeover after kill -9 (lease 3 s), ms: min {} median {} max {}; all {takeovers:?}",
         sorted[0], sorted[10], sorted[19]
     );
-    assert!(sorted[19] < 3_000 + 5_000, "{takeovers:?}");
+    // The lease runs out within its 3 s of the kill; the standby then opens the state.
+    assert!(sorted[19] < 3_000 + 2_000, "{takeovers:?}");
 }

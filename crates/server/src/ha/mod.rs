@@ -2,7 +2,7 @@
 //! leader lease in PostgreSQL before it opens its state and starts anything that acts; the
 //! leader renews the lease from a thread of its own and, the moment it can no longer be sure
 //! the lease is its own ([`medic_state::lease::Leadership`]), exits — a fenced process does
-//! nothing more. Every repair action and verification also checks the fence first: the
+//! nothing more. A watchdog thread that does no I/O enforces that even while a renewal hangs. Every repair action and verification also checks the fence first: the
 //! local clock, then the token in the database. The supervisor (systemd, Kubernetes) starts
 //! the exited replica again, as a standby.
 
@@ -147,5 +147,17 @@ pub fn lead(
             std::thread::sleep(Duration::from_millis(50));
         })
         .map_err(|e| Error::Internal(format!("starting the lease keeper: {e}")))?;
+    // The keeper may hang in a renewal (a partition can hold a query for minutes): a second
+    // thread, which does no I/O, exits the moment the lease is no longer surely held.
+    let watchdog = leader.clone();
+    std::thread::Builder::new()
+        .name("leader-watchdog".into())
+        .spawn(move || loop {
+            if watchdog.token().is_none() {
+                fenced("the leader lease was not renewed in time");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        })
+        .map_err(|e| Error::Internal(format!("starting the lease watchdog: {e}")))?;
     Ok(Some(leader))
 }

@@ -31,6 +31,9 @@ enum Outcome {
     Accepted,
     /// Refused for good (4xx other than 429): dropped.
     Rejected(u16),
+    /// Given up while retrying because the queue outgrew its bound: these are its oldest
+    /// samples, the ones the bound drops.
+    Abandoned,
 }
 
 /// Whether an answer's status means "try again".
@@ -82,7 +85,7 @@ pub(super) async fn run(t: Arc<Target>, client: reqwest::Client) {
             continue;
         }
         let series = decode(&t, &records);
-        send_batch(&t, &client, series).await;
+        send_batch(&t, &client, series, cursor).await;
         cursor = next;
         let t2 = t.clone();
         let saved = tokio::task::spawn_blocking(move || t2.queue.save_cursor(next)).await;
@@ -176,7 +179,12 @@ fn shard(
 
 /// Sends the series: shards at once, each shard's requests in order, each until accepted or
 /// refused for good.
-async fn send_batch(t: &Arc<Target>, client: &reqwest::Client, series: Vec<proto::TimeSeries>) {
+async fn send_batch(
+    t: &Arc<Target>,
+    client: &reqwest::Client,
+    series: Vec<proto::TimeSeries>,
+    from: Cursor,
+) {
     let q = &t.config.queue_config;
     let shards = shard(series, q.max_shards.max(1), q.max_samples_per_send.max(1));
     let tasks = shards.into_iter().filter(|s| !s.is_empty()).map(|requests| {
@@ -190,7 +198,7 @@ async fn send_batch(t: &Arc<Target>, client: &reqwest::Client, series: Vec<proto
                     .filter_map(|s| s.samples.last().map(|x| x.timestamp))
                     .max();
                 let mut l = t.labels();
-                match send_one(&t, &client, &w).await {
+                match send_one(&t, &client, &w, from).await {
                     Outcome::Accepted => {
                         t.metrics.sent.get_or_create(&l).inc_by(samples);
                         if let Some(ts) = newest {
@@ -205,6 +213,11 @@ async fn send_batch(t: &Arc<Target>, client: &reqwest::Client, series: Vec<proto
                         t.metrics.dropped.get_or_create(&l).inc_by(samples);
                         tracing::warn!(remote = %t.name, status, samples, "the destination refused samples for good; dropped");
                     }
+                    Outcome::Abandoned => {
+                        l.push(("reason", "queue_full".into()));
+                        t.metrics.dropped.get_or_create(&l).inc_by(samples);
+                        tracing::warn!(remote = %t.name, samples, "remote write queue over queue_config.max_bytes while the destination is away: its oldest samples dropped");
+                    }
                 }
             }
         })
@@ -214,7 +227,12 @@ async fn send_batch(t: &Arc<Target>, client: &reqwest::Client, series: Vec<proto
     }
 }
 
-async fn send_one(t: &Target, client: &reqwest::Client, w: &proto::WriteRequest) -> Outcome {
+async fn send_one(
+    t: &Target,
+    client: &reqwest::Client,
+    w: &proto::WriteRequest,
+    from: Cursor,
+) -> Outcome {
     let q = &t.config.queue_config;
     let body = match snap::raw::Encoder::new().compress_vec(&w.encode_to_vec()) {
         Ok(b) => b,
@@ -243,6 +261,9 @@ async fn send_one(t: &Target, client: &reqwest::Client, w: &proto::WriteRequest)
             return Outcome::Rejected(status);
         }
         t.metrics.retries.get_or_create(&t.labels()).inc();
+        if t.queue.over_bound(from).is_some() {
+            return Outcome::Abandoned;
+        }
         tokio::time::sleep(backoff).await;
         backoff = next_backoff(backoff, min, max);
     }

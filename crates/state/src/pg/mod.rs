@@ -76,6 +76,10 @@ impl PgConn {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
+        // A database host that vanished is noticed in about a minute, not two hours.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
         if config.get_application_name().is_none() {
             config.application_name("medic");
         }
