@@ -189,6 +189,7 @@ impl App {
             audit: &audit,
             logs: &logs,
         };
+        crate::ha::fence_notifications(&alerts, &stores.leader);
         let heal_store = (stores.heal, stores.leader);
         let heal = build_heal(&config, &self_url, &self_metrics, parts, heal_store)?;
         let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;

@@ -119,6 +119,12 @@ impl AlertManager {
                 .unwrap_or("")
                 .to_string(),
         };
+        let fence = self.fence.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(fence) = fence.filter(|_| d.send) {
+            if !fence().await {
+                return false;
+            }
+        }
         let result = match (&integ, d.send) {
             (_, false) => Ok(()),
             (None, true) => Err(NotifyError {

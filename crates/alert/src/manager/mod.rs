@@ -219,7 +219,15 @@ pub struct AlertManager {
     opts: Options,
     started_at: i64,
     observer: Mutex<Option<AlertObserver>>,
+    fence: Mutex<Option<SendFence>>,
 }
+
+/// Asked right before each notification is sent: `false` when this process may no longer
+/// send (a replica that lost the leader lease); the notification is then neither sent nor
+/// logged as sent.
+pub type SendFence = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
 
 /// Called with every alert a `put` stored (merged), after it is durable: how the heal engine
 /// hears of alerts from every source.
@@ -333,6 +341,7 @@ impl AlertManager {
             opts,
             started_at: now,
             observer: Mutex::new(None),
+            fence: Mutex::new(None),
         }))
     }
 
@@ -501,6 +510,11 @@ impl AlertManager {
         *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
     }
 
+    /// Fences every later notification with `f` (see [`SendFence`]).
+    pub fn set_send_fence(&self, f: SendFence) {
+        *self.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
     /// The alert with this fingerprint, if held.
     pub fn get(&self, fp: Fingerprint) -> Option<Arc<Alert>> {
         self.lock().alerts.get(&fp).cloned()
@@ -544,6 +558,12 @@ impl AlertManager {
         F: Fn(Arc<crate::notify::Integration>, i64) -> Fut,
         Fut: std::future::Future<Output = Result<(), crate::notify::NotifyError>>,
     {
+        let fence = self.fence.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(fence) = fence {
+            if !fence().await {
+                return Err("this replica may no longer send".into());
+            }
+        }
         let loaded = self.loaded();
         let integs = loaded
             .integrations

@@ -252,6 +252,17 @@ async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() 
     std::fs::write(&url_file, pg.database("medic")).unwrap();
     let log = dir.path().join("actions.log");
     let c = client();
+    // A group waits 3 s before its first notification: one posted just before A is paused is
+    // due while A is stopped, and A, woken, must not send it.
+    let cap = Capture::start().await;
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 3s\n  group_interval: 1h\n  repeat_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs: [{{url: '{}'}}]\n",
+            cap.url("/hook")
+        ),
+    )
+    .unwrap();
 
     let mut a = replica(dir.path(), &url_file, "A", &log);
     let a_url = a
@@ -282,6 +293,24 @@ async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() 
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    // A notifies while it leads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !cap
+        .at("/hook")
+        .iter()
+        .any(|n| n["externalURL"].as_str() == Some(a_url.as_str()))
+    {
+        assert!(std::time::Instant::now() < deadline, "A never notified");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A notification falls due while A is paused.
+    let r = c
+        .post(format!("{a_url}/api/v2/alerts"))
+        .json(&json!([{"labels": {"alertname": "Pending", "instance": "db-2"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // A is paused (SIGSTOP) past its lease: B takes over and resumes the execution.
     let stopped = now_ms();
     // SAFETY: kill(2) on our own child.
@@ -307,6 +336,7 @@ async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() 
     }
     // A wakes: it must exit at once, doing nothing more.
     let woken = now_ms();
+    let sent_before = cap.at("/hook").len();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(a.child.id() as i32, libc::SIGCONT) };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -330,6 +360,27 @@ async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() 
     assert_eq!(acts[0].1, "A");
     let a_log = std::fs::read_to_string(&a.stderr).unwrap_or_default();
     assert!(a_log.contains("no longer the leader"), "{a_log}");
+    // Nor did it send: every notification after it woke came from B.
+    let from_a: Vec<_> = cap.at("/hook")[sent_before..]
+        .iter()
+        .filter(|n| n["externalURL"].as_str() == Some(a_url.as_str()))
+        .cloned()
+        .collect();
+    assert!(from_a.is_empty(), "A notified after it woke: {from_a:?}");
+    let all = cap.at("/hook");
+    // The notification A did not send, B sends.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !cap.at("/hook").iter().any(|n| {
+        n["externalURL"].as_str() != Some(a_url.as_str())
+            && n["groupLabels"]["alertname"] == "Pending"
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never notified: {all:?}\n{}",
+            std::fs::read_to_string(&b.stderr).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     // B serves the execution A started.
     let ex = get_json(&c, &format!("{b_url}/api/v1/medic/heal/executions")).await;
     assert_eq!(ex["data"].as_array().unwrap().len(), 1, "{ex}");

@@ -161,3 +161,19 @@ pub fn lead(
         .map_err(|e| Error::Internal(format!("starting the lease watchdog: {e}")))?;
     Ok(Some(leader))
 }
+
+/// Fences every notification of `alerts` by the lease, when there is one: a replica that lost
+/// it exits before sending.
+pub fn fence_notifications(alerts: &medic_alert::AlertManager, leader: &Option<Arc<Leader>>) {
+    let Some(leader) = leader.clone() else {
+        return;
+    };
+    alerts.set_send_fence(Arc::new(move || {
+        let l = leader.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || l.fence_or_exit())
+                .await
+                .is_ok()
+        })
+    }));
+}
