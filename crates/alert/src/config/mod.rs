@@ -436,6 +436,11 @@ pub fn redact(text: &str) -> String {
                         // configuration it is shown: a URL with only its host left.
                         let shown = webhook_url_shown(val.as_str().unwrap_or(""), true);
                         *val = serde_norway::Value::String(shown);
+                    } else if key == "url" && val.is_string() {
+                        // Other URLs (a database's, a remote write destination's) keep their
+                        // shape, with the password and query values masked.
+                        let shown = webhook_url_shown(val.as_str().unwrap_or(""), false);
+                        *val = serde_norway::Value::String(shown);
                     } else if secret && val.is_string() {
                         *val = serde_norway::Value::String("<secret>".into());
                     } else {
@@ -564,6 +569,19 @@ inhibit_rules:
             assert!(e.contains(want), "{text}\n→ {e}");
             assert!(e.contains("am.yml"), "{e}");
         }
+    }
+
+    #[test]
+    fn urls_outside_webhooks_keep_their_shape_without_passwords() {
+        let r = redact("state:\n  postgresql:\n    url: postgres://medic:pg-pw@db:5432/medic\nremote_write:\n- url: https://u:rw-pw@vm/api/v1/write?token=t0k\n");
+        assert!(
+            !r.contains("pg-pw") && !r.contains("rw-pw") && !r.contains("t0k"),
+            "{r}"
+        );
+        assert!(
+            r.contains("db:5432/medic") && r.contains("vm/api/v1/write"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() 
         .listening
         .recv_timeout(std::time::Duration::from_secs(60))
         .expect("A leads and listens");
-    let b = replica(dir.path(), &url_file, "B", &log);
+    let mut b = replica(dir.path(), &url_file, "B", &log);
     // B waits as a standby: it does not listen while A leads.
     assert!(b
         .listening
@@ -315,15 +315,18 @@ async fn a_standby_takes_over_a_paused_leader_and_the_old_leader_acts_no_more() 
     let stopped = now_ms();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(a.child.id() as i32, libc::SIGSTOP) };
-    let b_url = b
-        .listening
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .unwrap_or_else(|_| {
+    let b_url = match b.listening.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(u) => u,
+        Err(e) => {
+            std::thread::sleep(std::time::Duration::from_secs(1));
             panic!(
-                "B never took over: {}",
-                std::fs::read_to_string(&b.stderr).unwrap_or_default()
+                "B never took over ({e}; B: {:?}):\n{}\nA:\n{}",
+                b.child.try_wait(),
+                std::fs::read_to_string(&b.stderr).unwrap_or_default(),
+                std::fs::read_to_string(&a.stderr).unwrap_or_default()
             )
-        });
+        }
+    };
     let takeover_ms = now_ms() - stopped;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !lines(&log).iter().any(|l| l.0 == "check" && l.1 == "B") {

@@ -2,9 +2,11 @@
 //! leader lease in PostgreSQL before it opens its state and starts anything that acts; the
 //! leader renews the lease from a thread of its own and, the moment it can no longer be sure
 //! the lease is its own ([`medic_state::lease::Leadership`]), exits — a fenced process does
-//! nothing more. A watchdog thread that does no I/O enforces that even while a renewal hangs. Every repair action and verification also checks the fence first: the
-//! local clock, then the token in the database. The supervisor (systemd, Kubernetes) starts
-//! the exited replica again, as a standby.
+//! nothing more. A watchdog thread that does no I/O enforces that even while a renewal hangs.
+//! Every repair action, verification and notification also checks the fence first: the local
+//! clock, then the token in the database (on a connection of its own, so that checks never
+//! delay renewals; a confirmation is reused for 250 ms). The supervisor (systemd, Kubernetes)
+//! starts the exited replica again, as a standby.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +24,10 @@ pub const FENCED_EXIT: i32 = 3;
 /// This replica's leadership.
 pub struct Leader {
     lease: PgLease,
+    /// The fence's own connection.
+    checks: PgLease,
+    /// The last token the database confirmed, and when (ms since `epoch`).
+    confirmed: Mutex<Option<(i64, i64)>>,
     name: String,
     replica: String,
     leadership: Mutex<Leadership>,
@@ -75,8 +81,13 @@ impl Leader {
         let Some(token) = self.token() else {
             fenced("the leader lease ran out by this replica's clock");
         };
-        match self.lease.check(&self.name, &self.replica, token) {
-            Ok(true) => {}
+        let now = self.now();
+        let mut confirmed = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        if confirmed.is_some_and(|(t, at)| t == token && now - at < 250) {
+            return;
+        }
+        match self.checks.check(&self.name, &self.replica, token) {
+            Ok(true) => *confirmed = Some((token, now)),
             Ok(false) => fenced("the database says another replica holds the leader lease"),
             Err(e) => fenced(&format!("cannot confirm the leader lease: {e}")),
         }
@@ -106,10 +117,13 @@ pub fn lead(
         .postgres_url(base)
         .map_err(Error::Internal)?
         .ok_or_else(|| Error::Internal("ha.enabled needs state.backend: postgresql".into()))?;
-    let lease = PgLease::open(&url).map_err(|e| Error::Internal(format!("leader lease: {e}")))?;
+    let open = || PgLease::open(&url).map_err(|e| Error::Internal(format!("leader lease: {e}")));
+    let (lease, checks) = (open()?, open()?);
     let ttl_ms = ha.lease_ttl.as_millis();
     let leader = Arc::new(Leader {
         lease,
+        checks,
+        confirmed: Mutex::new(None),
         name: ha.lease_name.clone(),
         replica: ha.replica_name(),
         leadership: Mutex::new(Leadership::new(LeaseTiming::from_ttl(ttl_ms))),
@@ -118,7 +132,7 @@ pub fn lead(
     });
     info!(replica = %leader.replica, lease = %leader.name, "standby: waiting for the leader lease");
     let mut said = None;
-    loop {
+    for round in 0u64.. {
         match leader.tick() {
             Some(Change::BecameLeader { token }) => {
                 info!(replica = %leader.replica, token, "this replica is the leader");
@@ -126,7 +140,8 @@ pub fn lead(
             }
             Some(Change::SteppedDown { .. }) | None => {}
         }
-        if leader.token().is_none() {
+        // Who leads, said when it changes (asked every 5 s).
+        if round % 50 == 0 && leader.token().is_none() {
             let holder = leader.lease.holder(&leader.name).ok().flatten();
             if holder != said {
                 if let Some((h, t)) = &holder {

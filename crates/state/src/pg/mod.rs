@@ -83,6 +83,14 @@ impl PgConn {
         if config.get_application_name().is_none() {
             config.application_name("medic");
         }
+        // A transaction left open by a process that stopped between its statements (SIGSTOP,
+        // a frozen VM: an old leader) would hold its row locks, and block the new leader,
+        // for as long as the process lives; the server ends such a session after 5 s.
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout=5000",
+            config.get_options().unwrap_or("")
+        );
+        config.options(options.trim());
         let target = target_of(&config);
         let (tx, rx) = mpsc::channel::<Job>();
         let t = target.clone();
