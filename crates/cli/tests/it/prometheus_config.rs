@@ -69,6 +69,9 @@ scrape_configs:
         "remote_write:\n  - url: http://thanos:19291/api/v1/receive\n    name: thanos\n    remote_timeout: 10s\n    headers: {X-Scope-OrgID: ops}\n    write_relabel_configs: [{source_labels: [__name__], regex: 'go_.*', action: drop}]\n    queue_config: {max_shards: 2, max_samples_per_send: 500, capacity: 10000}\n    metadata_config: {send: false}\n",
     );
     assert!(ok, "{out}");
+    let (ok, out) =
+        check_config("remote_write:\n  - url: http://a/\n    headers: {\"bad name\": x}\n");
+    assert!(!ok && out.contains("remote_write[0].headers"), "{out}");
     let (ok, out) = check_config("remote_write:\n  - url: thanos:19291\n");
     assert!(!ok && out.contains("remote_write[0].url"), "{out}");
     let (ok, out) = check_config(

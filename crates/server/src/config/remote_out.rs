@@ -158,6 +158,13 @@ impl RemoteWriteTarget {
                 "{at}.queue_config: min_backoff is longer than max_backoff"
             ));
         }
+        // Checked here: a bad header would otherwise fail every request, retried forever.
+        for (k, v) in &self.headers {
+            reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("{at}.headers: {k:?} is not a valid header name"))?;
+            reqwest::header::HeaderValue::from_str(v)
+                .map_err(|_| format!("{at}.headers.{k}: not a valid header value"))?;
+        }
         for (i, r) in self.write_relabel_configs.iter().enumerate() {
             r.validate()
                 .map_err(|e| format!("{at}.write_relabel_configs[{i}]: {e}"))?;
