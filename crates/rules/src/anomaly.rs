@@ -268,10 +268,15 @@ impl AnomalyRule {
             return;
         }
         let began = std::time::Instant::now();
-        let series = match ctx
-            .engine
-            .range(&*ctx.store, &self.alerting.query, start, end, step)
-        {
+        let query = &self.alerting.query;
+        let series = match ctx.backend {
+            Some(b) => b.range(query, start, end, step).map_err(|e| e.0),
+            None => ctx
+                .engine
+                .range(&*ctx.store, query, start, end, step)
+                .map_err(|e| e.to_string()),
+        };
+        let series = match series {
             Ok(s) => s,
             Err(e) => {
                 warn!(rule = %self.alerting.name, error = %e, "could not warm anomaly detectors from history");

@@ -117,6 +117,9 @@ pub struct Group {
     learned_spans: HashMap<String, i64>,
     /// The log store, for LogQL rules (set by the manager).
     pub logs: Option<crate::rule::LogSource>,
+    /// The external store that answers the rules' PromQL (set by the manager; none: the
+    /// embedded engine over `store`).
+    pub backend: Option<crate::backend::QueryBackend>,
 }
 
 impl Group {
@@ -149,6 +152,7 @@ impl Group {
             should_restore: true,
             learned_spans: HashMap::new(),
             logs: None,
+            backend: None,
         })
     }
 
@@ -221,6 +225,7 @@ impl Group {
         let funcs = crate::template::funcs(
             engine.clone(),
             queryable.clone(),
+            self.backend.clone(),
             t,
             &self.opts.external_url,
         );
@@ -230,6 +235,7 @@ impl Group {
                 engine,
                 store: queryable.clone(),
                 logs: self.logs.as_ref(),
+                backend: self.backend.as_ref(),
                 t,
                 external_labels: &self.opts.external_labels,
                 external_url: &self.opts.external_url,

@@ -4,6 +4,7 @@
 //! ([`unittest`]). Alerts leave through a callback: this crate does not know the alert manager.
 
 pub mod anomaly;
+pub mod backend;
 pub mod cache;
 pub mod file;
 pub mod group;
@@ -14,6 +15,7 @@ pub mod template;
 pub mod unittest;
 
 pub use anomaly::{AnomalyEvent, AnomalyRule, RuleSnapshot, SeriesDetector};
+pub use backend::QueryBackend;
 pub use file::{FileError, RuleFile};
 pub use group::{
     AlertingStatus, Group, GroupOptions, GroupStatus, RuleHealth, RuleStatus, Storage,

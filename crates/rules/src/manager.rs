@@ -236,6 +236,8 @@ pub struct Manager {
     pending_detectors: Mutex<HashMap<(String, String), RuleSnapshot>>,
     /// The log store LogQL rules read (none: log rules fail with a clear error).
     logs: Mutex<Option<crate::rule::LogSource>>,
+    /// The external store that answers the rules' PromQL (none: the embedded engine).
+    backend: Mutex<Option<crate::backend::QueryBackend>>,
 }
 
 /// One series' detector as the anomaly API shows it.
@@ -267,12 +269,18 @@ impl Manager {
             updating: Mutex::new(()),
             pending_detectors: Mutex::new(HashMap::new()),
             logs: Mutex::new(None),
+            backend: Mutex::new(None),
         })
     }
 
     /// Sets the log store that LogQL rules (Loki ruler files) read.
     pub fn set_log_source(&self, logs: crate::rule::LogSource) {
         *self.logs.lock().unwrap_or_else(|e| e.into_inner()) = Some(logs);
+    }
+
+    /// Sends the rules' PromQL to an external store from the next load on (`query.backend`).
+    pub fn set_query_backend(&self, backend: crate::backend::QueryBackend) {
+        *self.backend.lock().unwrap_or_else(|e| e.into_inner()) = Some(backend);
     }
 
     /// Loads `files` and replaces the running groups with theirs. Groups that survive (same
@@ -296,7 +304,15 @@ impl Manager {
     ) -> Result<UpdateSummary, Vec<FileError>> {
         let _serial = self.updating.lock().unwrap_or_else(|e| e.into_inner());
         let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let groups = load_groups(files, log_files, opts, logs)?;
+        let mut groups = load_groups(files, log_files, opts, logs)?;
+        let backend = self
+            .backend
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for g in &mut groups {
+            g.backend = backend.clone();
+        }
         let summary = UpdateSummary {
             files: files.len() + log_files.len(),
             groups: groups.len(),

@@ -102,7 +102,8 @@ impl std::fmt::Debug for LogSource {
 /// A rule's query: PromQL, or a LogQL metric query (Loki ruler files).
 #[derive(Debug, Clone)]
 pub enum RuleExpr {
-    Prom(Expr),
+    /// The parsed query and its text (what an external backend is sent).
+    Prom(Box<Expr>, Arc<str>),
     Log(Arc<medic_logs::logql::ast::MetricExpr>),
 }
 
@@ -111,7 +112,7 @@ impl RuleExpr {
     pub fn parse(text: &str, lang: crate::file::Lang) -> Result<RuleExpr, String> {
         match lang {
             crate::file::Lang::PromQL => Engine::parse(text)
-                .map(RuleExpr::Prom)
+                .map(|e| RuleExpr::Prom(Box::new(e), text.into()))
                 .map_err(|e| e.to_string()),
             crate::file::Lang::LogQL => match medic_logs::logql::parse(text)
                 .map_err(|e| e.to_string())?
@@ -132,6 +133,8 @@ pub struct EvalContext<'a> {
     pub store: Arc<dyn Queryable>,
     /// The log store, for LogQL rules.
     pub logs: Option<&'a LogSource>,
+    /// The external store that answers PromQL instead of the embedded engine, if any.
+    pub backend: Option<&'a crate::backend::QueryBackend>,
     /// Evaluation time (ms), already moved back by the group's `query_offset`.
     pub t: i64,
     pub external_labels: &'a Labels,
@@ -143,9 +146,10 @@ pub(crate) fn query_vector(
     ctx: &EvalContext<'_>,
     expr: &RuleExpr,
 ) -> Result<Vec<VectorSample>, EvalError> {
-    let expr = match expr {
-        RuleExpr::Prom(e) => e,
-        RuleExpr::Log(m) => return query_logs(ctx, m),
+    let expr = match (expr, ctx.backend) {
+        (RuleExpr::Prom(_, text), Some(backend)) => return backend.instant(text, ctx.t),
+        (RuleExpr::Prom(e, _), None) => e,
+        (RuleExpr::Log(m), _) => return query_logs(ctx, m),
     };
     match ctx.engine.instant_expr(&*ctx.store, expr, ctx.t) {
         Ok(PromValue::Vector(v)) => Ok(v),

@@ -6,6 +6,8 @@ use medic_model::Queryable;
 use medic_promql::{Engine, Value as PromValue};
 use medic_template::{Funcs, Template, Value};
 
+use crate::backend::QueryBackend;
+
 /// The variables Prometheus defines before every alert template.
 const PRELUDE: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
@@ -68,14 +70,23 @@ pub fn alert_data(
 
 /// Prometheus's template functions plus `query` (against `store` at `t`), `externalURL` and
 /// `pathPrefix`.
-pub fn funcs(engine: Engine, store: Arc<dyn Queryable>, t: i64, external_url: &str) -> Funcs {
+pub fn funcs(
+    engine: Engine,
+    store: Arc<dyn Queryable>,
+    backend: Option<QueryBackend>,
+    t: i64,
+    external_url: &str,
+) -> Funcs {
     let mut f = Funcs::prometheus();
     f.insert("query", move |a| {
         let q = match a {
             [Value::Str(q)] => q,
             _ => return Err("query needs one string argument".into()),
         };
-        let v = engine.instant(&*store, q, t).map_err(|e| e.to_string())?;
+        let v = match &backend {
+            Some(b) => PromValue::Vector(b.instant(q, t).map_err(|e| e.0)?),
+            None => engine.instant(&*store, q, t).map_err(|e| e.to_string())?,
+        };
         let samples = match v {
             PromValue::Vector(v) => v
                 .into_iter()

@@ -161,13 +161,9 @@ impl App {
         let scrape = build_scrape(&config, &db, &self_target, tls, &self_metrics)?;
 
         let engine = medic_promql::Engine::new(config.query.engine_options());
+        let query_backend = crate::query_backend::open(&config, &self_metrics)?;
         let result_cache = build_result_cache(&config.query.result_cache, &db, &self_metrics);
-        let rule_metrics = medic_rules::RuleMetrics::default();
-        let reload_metrics = ReloadMetrics::default();
-        self_metrics.with_registry(|r| {
-            rule_metrics.register(r);
-            reload_metrics.register(r);
-        });
+        let (rule_metrics, reload_metrics) = rule_and_reload_metrics(&self_metrics);
         let base = overrides.config_dir();
         let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
         let stores = crate::stores::StateStores::open_as_leader(&config, &base).await?;
@@ -188,11 +184,13 @@ impl App {
             db: &db,
             audit: &audit,
             logs: &logs,
+            backend: &query_backend,
         };
         crate::ha::fence_notifications(&alerts, &stores.leader);
         let heal_store = (stores.heal, stores.leader);
         let heal = build_heal(&config, &self_url, &self_metrics, parts, heal_store)?;
-        let rules = build_rules(&config, &self_metrics, &alerts, &engine, &db, rule_metrics)?;
+        let rule_parts = (&engine, &db, &query_backend);
+        let rules = build_rules(&config, &self_metrics, &alerts, rule_parts, rule_metrics)?;
         rules_read_logs(&rules, &logs);
         // Detectors saved at the last stop go to their rules as the rules load.
         let anomaly_path = crate::bridge::anomaly::snapshot_path(&config.storage.path);
@@ -232,6 +230,7 @@ impl App {
             self_metrics,
             http,
             engine,
+            query_backend,
             result_cache,
             rules,
             reloader,
@@ -566,6 +565,7 @@ struct HealParts<'a> {
     db: &'a Arc<Db>,
     audit: &'a Arc<dyn medic_state::AuditStore>,
     logs: &'a Option<Arc<crate::logs::Logs>>,
+    backend: &'a Option<Arc<crate::query_backend::QueryBackend>>,
 }
 
 /// Opens the heal journal and builds the engine (playbooks come with the first reload),
@@ -587,6 +587,7 @@ fn build_heal(
         db,
         audit,
         logs,
+        backend,
     } = parts;
     let metrics = Arc::new(medic_heal::metrics::HealMetrics::default());
     self_metrics.with_registry(|r| metrics.register(r));
@@ -603,6 +604,9 @@ fn build_heal(
         engine: engine.clone(),
         store: db.clone(),
         logs: logs.as_ref().map(|l| l.store.clone()),
+        backend: backend
+            .clone()
+            .map(|b| b as Arc<dyn medic_model::InstantQuery>),
     });
     let heal = medic_heal::Engine::new(
         Vec::new(),
@@ -708,13 +712,30 @@ async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
 }
 
-/// The rule manager, its alerts going to the alert manager and to external Alertmanagers.
+/// The rule manager's and the reloader's metrics, registered.
+fn rule_and_reload_metrics(
+    self_metrics: &SelfMetrics,
+) -> (medic_rules::RuleMetrics, ReloadMetrics) {
+    let rule_metrics = medic_rules::RuleMetrics::default();
+    let reload_metrics = ReloadMetrics::default();
+    self_metrics.with_registry(|r| {
+        rule_metrics.register(r);
+        reload_metrics.register(r);
+    });
+    (rule_metrics, reload_metrics)
+}
+
+/// The rule manager over the store (or the query backend), its alerts to the alert manager
+/// and to external Alertmanagers.
 fn build_rules(
     config: &Config,
     self_metrics: &SelfMetrics,
     alerts: &Arc<medic_alert::AlertManager>,
-    engine: &medic_promql::Engine,
-    db: &Arc<Db>,
+    (engine, db, backend): (
+        &medic_promql::Engine,
+        &Arc<Db>,
+        &Option<Arc<crate::query_backend::QueryBackend>>,
+    ),
     rule_metrics: medic_rules::RuleMetrics,
 ) -> Result<Arc<medic_rules::Manager>, Error> {
     let forward_metrics = crate::forward::ForwardMetrics::default();
@@ -732,5 +753,8 @@ fn build_rules(
         Arc::new(medic_model::SystemClock),
         rule_metrics,
     );
+    if let Some(b) = backend {
+        rules.set_query_backend(medic_rules::QueryBackend(b.clone()));
+    }
     Ok(rules)
 }

@@ -22,6 +22,7 @@ pub mod ha;
 pub mod http;
 pub mod incidents;
 pub mod logs;
+pub mod query_backend;
 pub mod reload;
 pub mod remote_out;
 pub mod remote_write;

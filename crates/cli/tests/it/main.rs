@@ -22,6 +22,7 @@ mod prometheus;
 mod prometheus_config;
 mod promql;
 mod queries;
+mod query_backend;
 mod receivers;
 mod remote_out;
 mod replay;

@@ -83,7 +83,25 @@ scrape_configs:
     );
     // What medic does not do is refused with what to do instead.
     let (ok, out) = check_config("remote_read:\n  - url: http://x/read\n");
-    assert!(!ok && out.contains("remote_read"), "{out}");
+    assert!(
+        !ok && out.contains("remote_read") && out.contains("query.backend"),
+        "{out}"
+    );
+    // The query backend: the API's root, valid headers.
+    let (ok, out) = check_config("query:\n  backend:\n    url: http://vm:8428/api/v1/query\n");
+    assert!(
+        !ok && out.contains("query.backend.url: give the API's root"),
+        "{out}"
+    );
+    let (ok, out) = check_config("query:\n  backend:\n    url: vm:8428\n");
+    assert!(!ok && out.contains("query.backend.url"), "{out}");
+    let (ok, out) =
+        check_config("query:\n  backend:\n    url: http://vm:8428\n    headers: {'a b': c}\n");
+    assert!(!ok && out.contains("query.backend.headers"), "{out}");
+    let (ok, out) = check_config(
+        "query:\n  backend:\n    url: http://vm:8481/select/0/prometheus\n    timeout: 10s\n",
+    );
+    assert!(ok, "{out}");
     let (ok, out) = check_config(
         "scrape_configs:\n  - job_name: d\n    dns_sd_configs: [{names: [_x._tcp.example]}]\n",
     );

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,20 +13,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::*;
-
-/// VictoriaMetrics on `port`, its data in `data`.
-fn victoria_metrics(data: &Path, port: u16) -> Child {
-    require_binary("/usr/bin/victoria-metrics", "victoria-metrics");
-    Command::new("/usr/bin/victoria-metrics")
-        .arg(format!("-storageDataPath={}", data.display()))
-        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-        .arg("-retentionPeriod=100y")
-        .arg("-search.latencyOffset=0s")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start victoria-metrics")
-}
 
 fn medic_config(dir: &Path, vm_port: u16, prom_port: u16) -> std::path::PathBuf {
     let cfg = dir.join("medic.yml");

@@ -253,6 +253,21 @@ impl Prometheus {
     }
 }
 
+/// VictoriaMetrics (Debian `victoria-metrics`) on `port`, its data in `data`; a query sees
+/// samples as soon as they are stored (`-search.latencyOffset=0s`).
+pub fn victoria_metrics(data: &Path, port: u16) -> std::process::Child {
+    require_binary("/usr/bin/victoria-metrics", "victoria-metrics");
+    Command::new("/usr/bin/victoria-metrics")
+        .arg(format!("-storageDataPath={}", data.display()))
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .arg("-retentionPeriod=100y")
+        .arg("-search.latencyOffset=0s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start victoria-metrics")
+}
+
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -15,6 +15,8 @@ pub struct PromQuery {
     pub store: Arc<dyn Queryable>,
     /// The log store, for `logs:` collectors.
     pub logs: Option<medic_logs::store::LogStore>,
+    /// The store that answers PromQL instead of `store` (`query.backend`); logs stay local.
+    pub backend: Option<Arc<dyn InstantQuery>>,
 }
 
 impl InstantQuery for PromQuery {
@@ -66,6 +68,9 @@ impl InstantQuery for PromQuery {
 
     fn instant(&self, expr: &str, t: i64) -> Result<Vec<QuerySeries>, QueryError> {
         use medic_promql::Value;
+        if let Some(b) = &self.backend {
+            return b.instant(expr, t);
+        }
         match self
             .engine
             .instant(&*self.store, expr, t)
@@ -103,6 +108,9 @@ impl InstantQuery for PromQuery {
         end: i64,
         step: i64,
     ) -> Result<Vec<QuerySeries>, QueryError> {
+        if let Some(b) = &self.backend {
+            return b.range(expr, start, end, step);
+        }
         let r = self
             .engine
             .range(&*self.store, expr, start, end, step)

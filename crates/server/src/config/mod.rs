@@ -12,6 +12,8 @@ mod services;
 pub use services::*;
 mod ha;
 pub use ha::HaConfig;
+mod query_backend;
+pub use query_backend::QueryBackendConfig;
 mod remote_out;
 pub use remote_out::{QueueConfig, RemoteWriteTarget};
 mod state;
@@ -321,7 +323,7 @@ impl Config {
         if self.remote_read.as_ref().is_some_and(|v| {
             !matches!(v, serde_norway::Value::Null) && v.as_sequence().is_none_or(|s| !s.is_empty())
         }) {
-            return Err("remote_read: medic answers queries from its own store and does not read from remote stores; remove remote_read".into());
+            return Err("remote_read: medic does not read raw samples from remote stores; to have a remote store answer medic's queries, set query.backend.url to its Prometheus HTTP API (docs/ha.md) and remove remote_read".into());
         }
         self.alerting.escalation_policies()?;
         self.alerting.prometheus().validate()?;
@@ -329,6 +331,9 @@ impl Config {
         self.state.validate()?;
         self.ha.validate(&self.state)?;
         remote_out::validate_all(&self.remote_write.send_to)?;
+        if let Some(b) = &self.query.backend {
+            b.validate()?;
+        }
         self.incidents.policy()?;
         self.logs.validate()?;
         let mut report_names = std::collections::HashSet::new();

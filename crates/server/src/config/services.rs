@@ -20,6 +20,10 @@ pub struct QueryConfig {
     /// The cache of range-query results for dashboards.
     #[serde(default)]
     pub result_cache: ResultCacheConfig,
+    /// A Prometheus-compatible store that answers medic's queries instead of the embedded
+    /// TSDB (none: the embedded TSDB answers).
+    #[serde(default)]
+    pub backend: Option<QueryBackendConfig>,
 }
 
 /// `query.result_cache:` — range-query results kept so that a refreshing dashboard computes
@@ -78,6 +82,7 @@ impl Default for QueryConfig {
             timeout: default_query_timeout(),
             lookback_delta: default_lookback(),
             result_cache: ResultCacheConfig::default(),
+            backend: None,
         }
     }
 }

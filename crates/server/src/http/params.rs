@@ -19,6 +19,11 @@ impl Params {
         Params(v)
     }
 
+    /// Every parameter, in the order given (what a forwarded request carries).
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// First value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0

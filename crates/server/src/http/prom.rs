@@ -114,6 +114,9 @@ pub(super) async fn series(
     State(st): State<Arc<AppState>>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    if let Some(b) = &st.query_backend {
+        return Ok(b.forward(&["api", "v1", "series"], p.pairs()).await);
+    }
     let sets = p.required_matchers()?;
     let (start, end) = p.range()?;
     let db = st.db.clone();
@@ -163,6 +166,13 @@ pub(super) async fn label_query(
     p: Params,
     name: Option<String>,
 ) -> Result<Response, ApiError> {
+    if let Some(b) = &st.query_backend {
+        let path = match &name {
+            Some(n) => vec!["api", "v1", "label", n.as_str(), "values"],
+            None => vec!["api", "v1", "labels"],
+        };
+        return Ok(b.forward(&path, p.pairs()).await);
+    }
     let sets = p.matchers()?;
     let (start, end) = p.range()?;
     let db = st.db.clone();

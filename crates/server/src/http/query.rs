@@ -172,6 +172,9 @@ fn note_cancelled<T>(st: &AppState, r: &Result<T, PromqlError>) {
 
 /// `GET|POST /api/v1/query`.
 pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
+    if let Some(b) = &st.query_backend {
+        return Ok(b.forward(&["api", "v1", "query"], p.pairs()).await);
+    }
     let query = query_param(&p)?;
     let now = medic_model::Clock::now_ms(&medic_model::SystemClock);
     let t = p.time("time", now)?;
@@ -191,6 +194,9 @@ pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Result<Respons
 
 /// `GET|POST /api/v1/query_range`.
 pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<Response, ApiError> {
+    if let Some(b) = &st.query_backend {
+        return Ok(b.forward(&["api", "v1", "query_range"], p.pairs()).await);
+    }
     let query = query_param(&p)?;
     let start = p
         .get("start")

@@ -27,6 +27,8 @@ pub struct AppState {
     pub http: HttpMetrics,
     /// The PromQL engine.
     pub engine: medic_promql::Engine,
+    /// The store that answers PromQL instead of the embedded TSDB (`query.backend`).
+    pub query_backend: Option<Arc<crate::query_backend::QueryBackend>>,
     /// Range-query results kept for dashboards (`query.result_cache`; absent when disabled).
     pub result_cache: Option<Arc<medic_promql::ResultCache>>,
     /// The rule manager.

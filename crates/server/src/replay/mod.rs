@@ -137,6 +137,8 @@ pub fn run(history: Arc<dyn Queryable>, spec: ReplaySpec) -> Result<Replay, Stri
         engine: engine.clone(),
         store: store.clone(),
         logs: None,
+        // Replay reads the embedded store's history.
+        backend: None,
     });
     let mut heal = medic_heal::replay::Replayer::new(pbs, heal_opts, query);
 
