@@ -35,6 +35,20 @@ pub struct RunArgs {
     /// when it or a certificate it names changes. See docs/security.md.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+
+    /// With `ha.enabled`: where the other replicas reach this one, overriding
+    /// `ha.advertise_url` (e.g. http://medic-0.medic:9099). Standbys forward requests there.
+    #[arg(long = "ha.advertise-url", env = "MEDIC_HA_ADVERTISE_URL", value_name = "URL", value_parser = http_url)]
+    ha_advertise_url: Option<String>,
+}
+
+/// An http(s) URL with a host.
+fn http_url(s: &str) -> Result<String, String> {
+    let u = reqwest::Url::parse(s).map_err(|e| e.to_string())?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err("want an http(s) URL with a host, such as http://medic-0.medic:9099".into());
+    }
+    Ok(s.to_string())
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -58,6 +72,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 config_file: args.config.clone(),
                 allow_remote_unauthenticated: args.allow_unauthenticated_remote_access,
                 web_config_file: args.web_config_file,
+                ha_advertise_url: args.ha_advertise_url,
             },
         )
         .await?;

@@ -32,6 +32,8 @@ pub struct Overrides {
     pub allow_remote_unauthenticated: bool,
     /// `--web.config.file`: TLS and basic auth in Prometheus's format.
     pub web_config_file: Option<PathBuf>,
+    /// `--ha.advertise-url`, over `ha.advertise_url`.
+    pub ha_advertise_url: Option<String>,
 }
 
 impl Overrides {
@@ -49,6 +51,9 @@ impl Overrides {
     fn apply(&self, config: &mut Config) {
         if let Some(l) = &self.listen {
             config.server.listen = l.clone();
+        }
+        if let Some(u) = &self.ha_advertise_url {
+            config.ha.advertise_url = Some(u.clone());
         }
         if let Some(d) = &self.data {
             config.storage.path = d.clone();
@@ -98,6 +103,31 @@ fn write_budget(config: &Config) -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(
         (config.remote_write.max_inflight_bytes.0 >> 10).max(1) as usize,
     ))
+}
+
+/// The address medic reaches itself at (its own scrape target): loopback for a wildcard.
+fn self_target(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+/// Where this replica serves, for standbys to forward to: `ha.advertise_url`, else medic's
+/// own URL, with the host name in place of a wildcard address.
+fn advertise_url(config: &Config, self_url: &str, addr: SocketAddr) -> String {
+    if let Some(u) = &config.ha.advertise_url {
+        return u.clone();
+    }
+    if !addr.ip().is_unspecified() {
+        return self_url.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let scheme = self_url.split("://").next().unwrap_or("http");
+    format!("{scheme}://{host}:{}", addr.port())
 }
 
 /// The connection limits of `server:`.
@@ -153,11 +183,7 @@ impl App {
         let (db, remote_out_tasks) = open_db(&config, tsdb_metrics, &self_metrics).await?;
         let (logs, syslog_tasks) = open_logs(&config, &self_metrics).await?;
 
-        let self_target = if addr.ip().is_unspecified() {
-            format!("127.0.0.1:{}", addr.port())
-        } else {
-            addr.to_string()
-        };
+        let self_target = self_target(addr);
         let scrape = build_scrape(&config, &db, &self_target, tls, &self_metrics)?;
 
         let engine = medic_promql::Engine::new(config.query.engine_options());
@@ -166,7 +192,11 @@ impl App {
         let (rule_metrics, reload_metrics) = rule_and_reload_metrics(&self_metrics);
         let base = overrides.config_dir();
         let self_url = format!("{}://{self_target}", if tls { "https" } else { "http" });
-        let stores = crate::stores::StateStores::open_as_leader(&config, &base).await?;
+        let advertised = (
+            advertise_url(&config, &self_url, addr),
+            starting.standby.clone(),
+        );
+        let stores = crate::stores::StateStores::open_as_leader(&config, &base, advertised).await?;
         let alerts = build_alert_manager(&config, &base, &self_url, &self_metrics, stores.alerts)?;
         let audit = stores.audit;
         let incidents = build_incidents(

@@ -1,19 +1,24 @@
 //! What medic answers while it starts (storage opening, the WAL replaying): `/-/healthy` 200,
 //! `/-/ready` 503, everything else 503 with `Retry-After` — so a supervisor sees a live process
-//! and a load balancer waits, instead of both seeing a refused connection.
+//! and a load balancer waits, instead of both seeing a refused connection. A standby (`ha`)
+//! answers here too while another replica leads: it is ready, and forwards every request to
+//! the leader (`crate::ha::standby`).
 
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
+use crate::ha::standby::{self, StandbyView};
 use crate::Error;
 
 /// The server answering during start-up; stopped (gracefully) when medic is ready.
 pub struct Starting {
+    /// Who leads, while this replica is a standby.
+    pub standby: Arc<StandbyView>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -55,24 +60,14 @@ pub fn serve_while_starting(
     let std = listener.into_std().map_err(internal)?;
     let early = TcpListener::from_std(std.try_clone().map_err(internal)?).map_err(internal)?;
     let listener = TcpListener::from_std(std).map_err(internal)?;
+    let view = Arc::new(StandbyView::default());
+    let client = standby::client()?;
+    let (ready_view, forward_view) = (view.clone(), view.clone());
     let router = Router::new()
         .route("/-/healthy", get(|| async { "medic is Healthy.\n" }))
-        .route(
-            "/-/ready",
-            get(|| async {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "medic is not ready: opening storage (replaying the WAL), or a standby waiting for the leader lease.\n",
-                )
-            }),
-        )
-        .fallback(|| async {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "5")],
-                "medic is starting: opening storage (replaying the WAL), or a standby waiting for the leader lease; try again shortly.\n",
-            )
-                .into_response()
+        .route("/-/ready", get(move || standby::ready(ready_view.clone())))
+        .fallback(move |req: axum::extract::Request| {
+            standby::forward(forward_view.clone(), client.clone(), req)
         });
     let (stop, stopped) = oneshot::channel::<()>();
     let server = server(router);
@@ -86,6 +81,7 @@ pub fn serve_while_starting(
     Ok((
         listener,
         Starting {
+            standby: view,
             stop: Some(stop),
             task: Some(task),
         },

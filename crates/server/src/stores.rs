@@ -32,11 +32,16 @@ fn failed(what: &str) -> impl Fn(String) -> Error + '_ {
 }
 
 impl StateStores {
-    /// With `ha.enabled`, waits (as a standby) for the leader lease first; then opens every
-    /// store.
-    pub async fn open_as_leader(config: &Config, base: &Path) -> Result<StateStores, Error> {
+    /// With `ha.enabled`, waits (as a standby, forwarding requests to the leader through
+    /// `standby`) for the leader lease first; then opens every store. `url` is where this
+    /// replica serves, advertised in the lease.
+    pub async fn open_as_leader(
+        config: &Config,
+        base: &Path,
+        (url, standby): (String, Arc<crate::ha::StandbyView>),
+    ) -> Result<StateStores, Error> {
         let (c, b) = (config.clone(), base.to_path_buf());
-        let leader = tokio::task::spawn_blocking(move || crate::ha::lead(&c, &b))
+        let leader = tokio::task::spawn_blocking(move || crate::ha::lead(&c, &b, &url, &standby))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         let mut stores = StateStores::open(config, base)?;

@@ -141,11 +141,11 @@ fn a_postgresql_backend_without_a_database_is_a_config_error() {
 /// A replica for the leadership test: its config (state on `url_file`, `ha` with a 3 s
 /// lease, a playbook whose action and verification append `who` and the time to `log`), and
 /// the process, started without waiting (a standby prints nothing until it leads).
-struct Replica {
-    child: std::process::Child,
+pub(crate) struct Replica {
+    pub(crate) child: std::process::Child,
     /// Filled with medic's address once it leads and listens.
-    listening: std::sync::mpsc::Receiver<String>,
-    stderr: std::path::PathBuf,
+    pub(crate) listening: std::sync::mpsc::Receiver<String>,
+    pub(crate) stderr: std::path::PathBuf,
 }
 
 fn replica(
@@ -172,13 +172,24 @@ fn replica_with(
     act: &str,
     check: &str,
 ) -> Replica {
+    replica_on(dir, url_file, who, (act, check, "never"), "127.0.0.1:0")
+}
+
+/// [`replica_with`], its action's `approval` given, listening on `listen`.
+pub(crate) fn replica_on(
+    dir: &std::path::Path,
+    url_file: &std::path::Path,
+    who: &str,
+    (act, check, approval): (&str, &str, &str),
+    listen: &str,
+) -> Replica {
     use std::io::BufRead;
     let pb = dir.join(format!("playbooks-{who}"));
     std::fs::create_dir_all(&pb).unwrap();
     std::fs::write(
         pb.join("fix.yml"),
         format!(
-            "name: fix\ntrigger:\n  alert: '{{alertname=\"Broken\"}}'\n  sources: [api]\ntarget: '{{{{ $labels.instance }}}}'\ncollect:\n  - name: one\n    query: 'vector(1)'\ndiagnose:\n  - cause: broken\n    when: 'one.value == 1.0'\n    actions: [fix]\nactions:\n  fix:\n    exec:\n      command: [sh, -c, '{act}']\nverify:\n  exec:\n    command: [sh, -c, '{check}']\n  within: 60s\n  interval: 200ms\n"
+            "name: fix\ntrigger:\n  alert: '{{alertname=\"Broken\"}}'\n  sources: [api]\ntarget: '{{{{ $labels.instance }}}}'\ncollect:\n  - name: one\n    query: 'vector(1)'\ndiagnose:\n  - cause: broken\n    when: 'one.value == 1.0'\n    actions: [fix]\nactions:\n  fix:\n    approval: {approval}\n    exec:\n      command: [sh, -c, '{act}']\nverify:\n  exec:\n    command: [sh, -c, '{check}']\n  within: 60s\n  interval: 200ms\n"
         ),
     )
     .unwrap();
@@ -198,7 +209,7 @@ fn replica_with(
     .unwrap();
     let stderr = dir.join(format!("{who}.log"));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_medic"))
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .args(["run", "--listen", listen, "--config"])
         .arg(&cfg)
         .arg("--data")
         .arg(dir.join(format!("data-{who}")))

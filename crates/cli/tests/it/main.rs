@@ -11,6 +11,7 @@ mod crash;
 mod demo;
 mod deploy;
 mod ha;
+mod ha_standby;
 mod heal;
 mod hostile;
 mod identities;

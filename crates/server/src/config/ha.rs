@@ -20,6 +20,11 @@ pub struct HaConfig {
     /// This replica's name (default: host name and process id).
     #[serde(default)]
     pub replica: Option<String>,
+    /// Where the other replicas reach this one's API, written into the lease while it leads:
+    /// standbys forward their requests there (default: medic's own URL, the host name in
+    /// place of a wildcard listen address; `--ha.advertise-url` overrides).
+    #[serde(default)]
+    pub advertise_url: Option<String>,
 }
 
 fn default_lease_ttl() -> Dur {
@@ -37,6 +42,7 @@ impl Default for HaConfig {
             lease_ttl: default_lease_ttl(),
             lease_name: default_lease_name(),
             replica: None,
+            advertise_url: None,
         }
     }
 }
@@ -56,6 +62,14 @@ impl HaConfig {
             return Err(
                 "ha.enabled needs the state on PostgreSQL (state.backend: postgresql)".into(),
             );
+        }
+        if let Some(u) = &self.advertise_url {
+            let p = reqwest::Url::parse(u).map_err(|e| format!("ha.advertise_url: {e}"))?;
+            if !matches!(p.scheme(), "http" | "https") || p.host_str().is_none() {
+                return Err(format!(
+                    "ha.advertise_url: {u:?} is not an http(s) URL with a host"
+                ));
+            }
         }
         if self.lease_ttl.as_millis() < 1_000 {
             return Err("ha.lease_ttl: at least 1s".into());

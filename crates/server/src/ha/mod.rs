@@ -18,6 +18,9 @@ use tracing::{error, info, warn};
 use crate::config::HaConfig;
 use crate::Error;
 
+pub mod standby;
+pub use standby::{LeaderSeen, StandbyView};
+
 /// The exit code of a replica that lost the lease.
 pub const FENCED_EXIT: i32 = 3;
 
@@ -30,6 +33,8 @@ pub struct Leader {
     confirmed: Mutex<Option<(i64, i64)>>,
     name: String,
     replica: String,
+    /// Where this replica serves its API, written into the lease for standbys.
+    url: String,
     leadership: Mutex<Leadership>,
     epoch: Instant,
     ttl_ms: i64,
@@ -52,7 +57,10 @@ impl Leader {
             return Some(c);
         }
         let attempt = attempt?;
-        let answer = match self.lease.acquire(&self.name, &self.replica, self.ttl_ms) {
+        let answer = match self
+            .lease
+            .acquire(&self.name, &self.replica, &self.url, self.ttl_ms)
+        {
             Ok(Some(token)) => Answer::Held(token),
             Ok(None) => Answer::Taken,
             Err(e) => Answer::Failed(e),
@@ -103,21 +111,25 @@ fn fenced(why: &str) -> ! {
 }
 
 /// Waits (blocking) until this replica holds the leader lease, then keeps it from a thread of
-/// its own; `None` when `ha` is off.
+/// its own; `None` when `ha` is off. While it waits, `standby` learns who leads, so that the
+/// requests this replica receives are forwarded there; `url` is where this replica serves,
+/// for the others once it leads.
 pub fn lead(
     config: &crate::config::Config,
     base: &std::path::Path,
+    url: &str,
+    standby: &StandbyView,
 ) -> Result<Option<Arc<Leader>>, Error> {
     let ha: &HaConfig = &config.ha;
     if !ha.enabled {
         return Ok(None);
     }
-    let url = config
+    let pg = config
         .state
         .postgres_url(base)
         .map_err(Error::Internal)?
         .ok_or_else(|| Error::Internal("ha.enabled needs state.backend: postgresql".into()))?;
-    let open = || PgLease::open(&url).map_err(|e| Error::Internal(format!("leader lease: {e}")));
+    let open = || PgLease::open(&pg).map_err(|e| Error::Internal(format!("leader lease: {e}")));
     let (lease, checks) = (open()?, open()?);
     let ttl_ms = ha.lease_ttl.as_millis();
     let leader = Arc::new(Leader {
@@ -126,29 +138,25 @@ pub fn lead(
         confirmed: Mutex::new(None),
         name: ha.lease_name.clone(),
         replica: ha.replica_name(),
+        url: url.to_string(),
         leadership: Mutex::new(Leadership::new(LeaseTiming::from_ttl(ttl_ms))),
         epoch: Instant::now(),
         ttl_ms,
     });
-    info!(replica = %leader.replica, lease = %leader.name, "standby: waiting for the leader lease");
-    let mut said = None;
+    standby.set_me(&leader.replica);
+    info!(replica = %leader.replica, lease = %leader.name, url, "standby: waiting for the leader lease");
     for round in 0u64.. {
         match leader.tick() {
             Some(Change::BecameLeader { token }) => {
                 info!(replica = %leader.replica, token, "this replica is the leader");
+                standby.set(None);
                 break;
             }
             Some(Change::SteppedDown { .. }) | None => {}
         }
-        // Who leads, said when it changes (asked every 5 s).
-        if round % 50 == 0 && leader.token().is_none() {
-            let holder = leader.lease.holder(&leader.name).ok().flatten();
-            if holder != said {
-                if let Some((h, t)) = &holder {
-                    info!(holder = %h, token = t, "standby: another replica leads");
-                }
-                said = holder;
-            }
+        // Who leads, asked every second: requests are forwarded there.
+        if round % 10 == 0 && leader.token().is_none() {
+            watch_leader(&leader, standby);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -175,6 +183,33 @@ pub fn lead(
         })
         .map_err(|e| Error::Internal(format!("starting the lease watchdog: {e}")))?;
     Ok(Some(leader))
+}
+
+/// Reads the lease's holder into `standby` (a live one other than this replica, with a URL),
+/// and says so when it changes.
+fn watch_leader(leader: &Leader, standby: &StandbyView) {
+    let seen = match leader.lease.holder(&leader.name) {
+        Ok(Some(h)) if h.live && h.replica != leader.replica && !h.url.is_empty() => {
+            Some(LeaderSeen {
+                replica: h.replica,
+                url: h.url,
+            })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            warn!(error = %e, "standby: cannot read the leader lease");
+            None
+        }
+    };
+    if seen != standby.leader() {
+        match &seen {
+            Some(l) => {
+                info!(leader = %l.replica, url = %l.url, "standby: another replica leads; forwarding requests to it")
+            }
+            None => info!("standby: no live leader; answering 503 until one leads"),
+        }
+        standby.set(seen);
+    }
 }
 
 /// Fences every notification of `alerts` by the lease, when there is one: a replica that lost

@@ -14,7 +14,7 @@ mod records;
 pub use alerts::PgState;
 pub use audit::PgAudit;
 pub use heal::PgHealStore;
-pub use lease::PgLease;
+pub use lease::{Holder, PgLease};
 pub use records::{PgIncidents, PgReports, PgTokens};
 
 use std::sync::mpsc;

@@ -95,12 +95,16 @@ fn the_lease_goes_to_one_holder_and_a_new_holder_gets_a_higher_token() {
     let url = pg.database("lease");
     let (a, b) = (PgLease::open(&url).unwrap(), PgLease::open(&url).unwrap());
     let t1 = a
-        .acquire("leader", "a", 1_000)
+        .acquire("leader", "a", "http://a:9099", 1_000)
         .unwrap()
         .expect("free: a takes it");
-    assert_eq!(b.acquire("leader", "b", 1_000).unwrap(), None, "a holds it");
     assert_eq!(
-        a.acquire("leader", "a", 1_000).unwrap(),
+        b.acquire("leader", "b", "http://b:9099", 1_000).unwrap(),
+        None,
+        "a holds it"
+    );
+    assert_eq!(
+        a.acquire("leader", "a", "http://a:9099", 1_000).unwrap(),
         Some(t1),
         "renewing keeps the token"
     );
@@ -109,16 +113,32 @@ fn the_lease_goes_to_one_holder_and_a_new_holder_gets_a_higher_token() {
     // token no longer passes the fence.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     let t2 = b
-        .acquire("leader", "b", 1_000)
+        .acquire("leader", "b", "http://b:9099", 1_000)
         .unwrap()
         .expect("expired: b takes it");
     assert!(t2 > t1);
     assert!(!a.check("leader", "a", t1).unwrap());
     assert!(b.check("leader", "b", t2).unwrap());
-    assert_eq!(a.acquire("leader", "a", 1_000).unwrap(), None);
+    assert_eq!(
+        a.acquire("leader", "a", "http://a:9099", 1_000).unwrap(),
+        None
+    );
     // A clean hand-over: b releases, a takes it at once.
     b.release("leader", "b", t2).unwrap();
-    let t3 = a.acquire("leader", "a", 1_000).unwrap().expect("released");
+    let t3 = a
+        .acquire("leader", "a", "http://a:9099", 1_000)
+        .unwrap()
+        .expect("released");
     assert!(t3 > t2);
-    assert_eq!(a.holder("leader").unwrap(), Some(("a".into(), t3)));
+    let h = a.holder("leader").unwrap().expect("a holder");
+    assert_eq!(
+        (h.replica.as_str(), h.token, h.url.as_str()),
+        ("a", t3, "http://a:9099")
+    );
+    assert!(h.live);
+    a.release("leader", "a", t3).unwrap();
+    assert!(
+        !b.holder("leader").unwrap().unwrap().live,
+        "released: expired"
+    );
 }
