@@ -57,8 +57,9 @@ if ((${#py_packages[@]})); then
   echo "==> installing Python packages: ${py_packages[*]}"
   python3 -m pip install --quiet "${py_packages[@]}"
 fi
-if [ ! -d crates/cli/tests/browser/node_modules/playwright-core ]; then
-  echo "==> installing npm packages for the browser tests (playwright-core)"
+if [ ! -d crates/cli/tests/browser/node_modules/playwright-core ] ||
+  [ ! -d crates/cli/tests/browser/node_modules/axe-core ]; then
+  echo "==> installing npm packages for the browser tests (playwright-core, axe-core)"
   npm ci --prefix crates/cli/tests/browser --no-audit --no-fund --silent
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then

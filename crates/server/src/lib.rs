@@ -16,6 +16,7 @@ pub mod backup;
 pub mod bridge;
 mod client_auth;
 pub mod config;
+pub mod console;
 mod error;
 pub mod forward;
 pub mod ha;

@@ -7,6 +7,7 @@ mod anomaly;
 mod audit;
 mod backup;
 mod bad_input;
+mod console;
 mod crash;
 mod demo;
 mod deploy;

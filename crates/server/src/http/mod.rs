@@ -60,9 +60,20 @@ use guards::{allowed_host, limit_body, over_client_rate, require_json, same_orig
 /// without saying who may call it.
 fn routes() -> Routes {
     let r = prometheus_status_routes(prometheus_routes(Routes::default()));
-    backup_routes(log_routes(incident_routes(medic_view_routes(
-        medic_routes(alertmanager_routes(r)),
+    console_routes(backup_routes(log_routes(incident_routes(
+        medic_view_routes(medic_routes(alertmanager_routes(r))),
     ))))
+}
+
+/// The web console's page and files (public: they hold no data) and who is signed in.
+fn console_routes(r: Routes) -> Routes {
+    use crate::console;
+    let public = &[(Method::GET, Permission::Public)];
+    r.route("/", public, get(console::to_console))
+        .route("/console", public, get(console::to_console))
+        .route("/console/", public, get(console::index))
+        .route("/console/assets/{file}", public, get(console::asset))
+        .route("/api/v1/medic/whoami", public, get(status::whoami))
 }
 
 /// Backups: snapshots for `medic backup create` (admin), the schedule's state.
@@ -654,6 +665,8 @@ async fn authorize(
             resp
         }
         Err(Denied::Unauthenticated) => {
+            // The console signs in with its own form: no browser prompt for its requests.
+            let console = req.headers().contains_key("x-medic-console");
             let mut resp = HttpError::with_status(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -661,10 +674,12 @@ async fn authorize(
             )
             .in_dialect(dialect)
             .into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Basic realm=\"medic\""),
-            );
+            if !console {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"medic\""),
+                );
+            }
             resp
         }
         Err(Denied::Forbidden { who, needs }) => {

@@ -225,3 +225,29 @@ fn quote(v: &str) -> String {
     out.push('"');
     out
 }
+
+/// `GET /api/v1/medic/whoami`: the identity the request's credentials name, its role and every
+/// permission it holds (what the console offers); `signed_in: false` without valid
+/// credentials (a 200, so a page asking does not log an error). Without `auth:` everyone is
+/// the anonymous admin.
+pub(super) async fn whoami(
+    State(st): State<Arc<AppState>>,
+    who: Option<axum::Extension<crate::auth::Identity>>,
+) -> Response {
+    use crate::auth::Permission;
+    let Some(axum::Extension(id)) = who else {
+        return super::error::medic_ok(json!({"signed_in": false, "permissions": []}));
+    };
+    let permissions: Vec<&str> = Permission::ALL
+        .into_iter()
+        .filter(|p| id.allows(*p))
+        .map(Permission::as_str)
+        .collect();
+    super::error::medic_ok(json!({
+        "signed_in": true,
+        "name": id.name,
+        "role": id.role,
+        "authenticated": st.auth.enabled(),
+        "permissions": permissions,
+    }))
+}
