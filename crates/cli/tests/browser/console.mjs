@@ -119,10 +119,37 @@ try {
   await page.getByText('disk being cleaned').waitFor();
   await check('silences');
 
-  // The playbook with its trust standing, and the status page.
+  // The playbook with its trust standing; a run by hand after its dry run.
   await page.click('nav >> text=Playbooks');
   await page.getByRole('heading', { name: 'Trust by action' }).waitFor();
   await check('playbooks');
+  await page.click('text=Run clean-disk by hand…');
+  await page.fill('textarea[id^="run-labels-"]', '{alertname="DiskFull", instance="db2"}');
+  await page.click('text=Dry run');
+  await page.getByText(/The playbook would (not )?act on these labels:/).waitFor();
+  report.dryRun = await page.locator('form[aria-label="Run clean-disk by hand"] pre').innerText();
+  await check('run-dry-run');
+  await page.click('text=Start the repair');
+  await page.locator('#execution-status', { hasText: 'awaiting approval' }).waitFor();
+  report.byHand = await page.locator('h1').innerText();
+
+  // An incident: its timeline, a comment.
+  await page.click('nav >> text=Incidents');
+  await page.getByRole('link', { name: /Disk cleanup on db1/ }).click();
+  await page.locator('#incident-status').waitFor();
+  await page.fill('#incident-comment', 'cleaning the disk');
+  await page.click('form[aria-label="Comment"] button[type=submit]');
+  await page.locator('.timeline', { hasText: 'cleaning the disk' }).waitFor();
+  await check('incident');
+  await page.click('nav >> text=Incidents');
+  await page.getByRole('heading', { name: 'Incidents' }).waitFor();
+  await check('incidents');
+
+  // The anomaly rule's series with its band.
+  await page.click('nav >> text=Anomalies');
+  await page.getByRole('heading', { name: 'Series' }).waitFor();
+  report.anomalyChart = await page.locator('svg.chart').count();
+  await check('anomalies');
   await page.click('nav >> text=Status');
   await page.getByRole('heading', { name: 'Configuration (secrets masked)' }).waitFor();
   await page.locator('text=DiskFull').first().waitFor();
@@ -152,6 +179,32 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1000);
   report.thousand = { rows, drawMs: drawn, filterMs: Date.now() - t1 };
   await check('alerts-1000', { keyboard: false });
+  // A viewer: the same pages, without the controls its role may not use.
+  await page.click('text=Sign out');
+  await page.fill('#login-user', 'vic');
+  await page.fill('#login-pass', password);
+  await page.click('button[type=submit]');
+  // Signed in again, the page it was on.
+  await page.getByText('vic (viewer)').waitFor();
+  await page.click('nav >> text=Alerts');
+  await page.fill('#alert-filter', '{alertname="DiskFull"}');
+  await page.keyboard.press('Enter');
+  await page.getByRole('link', { name: 'DiskFull' }).click();
+  await page.getByRole('heading', { name: 'History' }).waitFor();
+  const viewer = {
+    silence: await page.locator('#silence-alert').count(),
+    ack: await page.getByRole('button', { name: 'Acknowledge' }).count(),
+  };
+  await check('viewer-alert');
+  await page.click('nav >> text=Repairs');
+  await page.getByRole('link', { name: 'clean-disk' }).first().click();
+  await page.locator('#execution-status').waitFor();
+  viewer.approve = await page.locator('#approve').count();
+  await page.click('nav >> text=Playbooks');
+  await page.getByRole('heading', { name: 'Trust by action' }).waitFor();
+  viewer.pause = await page.locator('text=Pause clean-disk').count();
+  viewer.run = await page.locator('text=Run clean-disk by hand…').count();
+  report.viewer = viewer;
 } catch (e) {
   report.failure = String(e && e.stack || e);
   await page.screenshot({ path: `${out}/failure.png`, fullPage: true }).catch(() => {});

@@ -20,6 +20,9 @@ const RULES: &str = r#"groups:
     expr: vector(0.97)
     labels: {instance: db1, severity: critical}
     annotations: {summary: 'disk on db1 is {{ $value }} full'}
+  - anomaly: DiskOdd
+    expr: vector(0.97)
+    history: 0s
 "#;
 
 const PLAYBOOK: &str = r#"name: clean-disk
@@ -53,7 +56,7 @@ fn start(dir: &Path) -> Medic {
     std::fs::write(
         &cfg,
         format!(
-            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nheal:\n  playbooks: ['clean.yml']\nauth:\n  users:\n    alice: {{password_hash: '{hash}', role: sre}}\n"
+            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nheal:\n  playbooks: ['clean.yml']\nauth:\n  users:\n    alice: {{password_hash: '{hash}', role: sre}}\n    vic: {{password_hash: '{hash}', role: viewer}}\n"
         ),
     )
     .unwrap();
@@ -118,6 +121,16 @@ async fn a_person_signs_in_approves_a_repair_silences_an_alert_and_graphs_a_quer
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    // An incident opened by hand, for its page.
+    let r = auth(c.post(m.url("/api/v1/medic/incidents")))
+        .json(
+            &json!({"title": "Disk cleanup on db1", "level": "P2", "labels": {"instance": "db1"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
     std::fs::create_dir_all(&out).unwrap();
     let base = m.url("");
@@ -144,7 +157,12 @@ async fn a_person_signs_in_approves_a_repair_silences_an_alert_and_graphs_a_quer
     for (page, unreached) in report["keyboard"].as_object().unwrap() {
         assert_eq!(unreached, &json!([]), "{page}: controls Tab never reached");
     }
-    assert_eq!(report["screenshots"].as_array().unwrap().len(), 12);
+    assert_eq!(report["screenshots"].as_array().unwrap().len(), 17);
+    // A viewer is offered nothing it may not do.
+    assert_eq!(
+        report["viewer"],
+        json!({"silence": 0, "ack": 0, "approve": 0, "pause": 0, "run": 0})
+    );
     let first = &report["firstLoad"];
     assert!(first["bytes"].as_u64().unwrap() < 300 * 1024, "{first}");
     assert!(first["ms"].as_u64().unwrap() < 3_000, "{first}");
@@ -160,10 +178,35 @@ async fn a_person_signs_in_approves_a_repair_silences_an_alert_and_graphs_a_quer
     assert_eq!(report["thousand"]["rows"], 1001);
 
     // What the browser did, as the API records it.
-    let ex = get_authed(&c, &m, "/api/v1/medic/heal/executions?playbook=clean-disk").await;
+    let ex = get_authed(
+        &c,
+        &m,
+        "/api/v1/medic/heal/executions?playbook=clean-disk&target=db1",
+    )
+    .await;
     let e = &ex["data"][0];
     assert_eq!(e["status"], "succeeded", "{e:#}");
     assert_eq!(e["decision"]["by"], "alice", "{e:#}");
+    // The run by hand, started from the playbooks page, waits for its approval.
+    let ex = get_authed(
+        &c,
+        &m,
+        "/api/v1/medic/heal/executions?playbook=clean-disk&target=db2",
+    )
+    .await;
+    assert_eq!(ex["data"][0]["status"], "awaiting_approval", "{ex:#}");
+    assert_eq!(ex["data"][0]["trigger"]["by"], "alice", "{ex:#}");
+    let inc = get_authed(&c, &m, "/api/v1/medic/incidents").await;
+    let commented = get_authed(
+        &c,
+        &m,
+        &format!("/api/v1/medic/incidents/{}", inc["data"][0]["id"]),
+    )
+    .await;
+    assert!(
+        commented.to_string().contains("cleaning the disk"),
+        "{commented:#}"
+    );
     let silences = get_authed(&c, &m, "/api/v2/silences").await;
     assert_eq!(silences[0]["createdBy"], "alice", "{silences}");
     assert_eq!(silences[0]["status"]["state"], "active");

@@ -36,6 +36,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/more.js"),
     ),
     (
+        "incidents.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/incidents.js"),
+    ),
+    (
+        "anomalies.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/anomalies.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("assets/style.css"),
@@ -118,12 +128,24 @@ mod tests {
 
     #[test]
     fn every_file_the_page_loads_is_embedded() {
-        for (name, _, _) in ASSETS {
-            if name.ends_with(".js") && *name != "app.js" {
-                assert!(ASSETS
-                    .iter()
-                    .any(|(_, _, b)| b.contains(&format!("from './{name}'"))));
+        // Every module a module imports is served, and every served module is imported.
+        let mut imported = vec!["app.js".to_string()];
+        for (_, _, body) in ASSETS {
+            for part in body.split("from './").skip(1) {
+                imported.push(part.split('\'').next().unwrap_or("").to_string());
             }
+        }
+        for name in &imported {
+            assert!(
+                ASSETS.iter().any(|(n, _, _)| n == name),
+                "{name} is imported but not embedded"
+            );
+        }
+        for (name, _, _) in ASSETS {
+            assert!(
+                name.ends_with(".css") || imported.iter().any(|i| i == name),
+                "{name} is never loaded"
+            );
         }
         assert!(
             INDEX.contains("/console/assets/app.js") && INDEX.contains("/console/assets/style.css")

@@ -5,6 +5,8 @@ import { overview, alerts, alert, silences } from './pages.js';
 import { repairs, repair } from './repairs.js';
 import { query } from './query.js';
 import { playbooks, status } from './more.js';
+import { incidents, incident } from './incidents.js';
+import { anomalies } from './anomalies.js';
 
 const REFRESH_MS = 5000;
 const routes = [
@@ -16,9 +18,13 @@ const routes = [
   [/^\/repairs\/([^/]+)$/, repair],
   [/^\/query$/, query],
   [/^\/playbooks$/, playbooks],
+  [/^\/incidents$/, incidents],
+  [/^\/anomalies$/, anomalies],
+  [/^\/anomalies\/([^/]+)$/, anomalies],
+  [/^\/incidents\/([^/]+)$/, incident],
   [/^\/status$/, status],
 ];
-const sections = [['', 'Overview'], ['alerts', 'Alerts'], ['silences', 'Silences'], ['repairs', 'Repairs'], ['playbooks', 'Playbooks'], ['query', 'Query'], ['status', 'Status']];
+const sections = [['', 'Overview'], ['alerts', 'Alerts'], ['silences', 'Silences'], ['repairs', 'Repairs'], ['incidents', 'Incidents'], ['playbooks', 'Playbooks'], ['anomalies', 'Anomalies'], ['query', 'Query'], ['status', 'Status']];
 
 /** An element: `h('a', {href: '#/x', onclick: f}, 'text', child)`. Text is always text. */
 export function h(tag, attrs, ...children) {
@@ -56,6 +62,17 @@ export async function api(path, { method = 'GET', body } = {}) {
   return json;
 }
 
+/** A text answer (a report in Markdown), with the same credentials. */
+export async function apiText(path) {
+  const headers = { 'X-Medic-Console': '1' };
+  const cred = sessionStorage.getItem('medic.auth');
+  if (cred) headers.Authorization = cred;
+  const r = await fetch(path, { headers });
+  const text = await r.text();
+  if (!r.ok) throw new ApiError(r.status, text || r.statusText);
+  return text;
+}
+
 export const session = { me: null, lastVisit: Number(localStorage.getItem('medic.lastVisit') || 0) };
 
 /** Whether the signed-in identity holds `permission` (the console offers nothing else). */
@@ -70,9 +87,10 @@ export function time(v) {
 }
 
 export function labelList(labels, skip = []) {
-  return h('span', { class: 'labels' },
-    Object.entries(labels || {}).filter(([k]) => !skip.includes(k))
-      .map(([k, v]) => h('span', { class: 'label' }, `${k}="${v}"`)));
+  const shown = Object.entries(labels || {}).filter(([k]) => !skip.includes(k));
+  return h('span', { class: 'labels' }, shown.length
+    ? shown.map(([k, v]) => h('span', { class: 'label' }, `${k}="${v}"`))
+    : h('span', { class: 'label' }, '{}'));
 }
 
 export function errorBox(e) {

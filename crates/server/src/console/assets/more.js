@@ -1,6 +1,7 @@
 // Playbooks (their trust standing, pause and resume, recent executions) and status (targets,
 // rules, the configuration with its secrets masked, the audit log).
 import { h, api, can, time, labelList, errorBox, say, go } from './app.js';
+import { parseMatchers } from './pages.js';
 
 function pct(r) { return r == null ? '—' : `${(r * 100).toFixed(0)}%`; }
 
@@ -29,7 +30,8 @@ export async function playbooks() {
       p.description ? h('p', {}, p.description) : null,
       h('p', { class: 'muted' }, `Trigger: ${p.trigger} · causes: ${p.causes.join(', ')} · file ${p.file}`),
       p.paused ? h('p', { class: 'st-awaiting_approval' }, `Paused by ${p.paused.by} at ${time(p.paused.at)}${p.paused.until ? ` until ${time(p.paused.until)}` : ''}: ${p.paused.reason}`) : null,
-      pauseControls(p),
+      h('div', { class: 'row' }, pauseControls(p), can('heal_trigger')
+        ? h('button', { type: 'button', onclick: (ev) => { ev.target.hidden = true; ev.target.parentElement.after(runForm(p)); } }, `Run ${p.name} by hand…`) : null),
       h('h3', {}, 'Trust by action'),
       records.length ? h('table', {},
         h('thead', {}, h('tr', {}, ['Cause', 'Action', 'Success rate', 'Attempts', 'Standing'].map((t) => h('th', { scope: 'col' }, t)))),
@@ -40,6 +42,39 @@ export async function playbooks() {
       runs.length ? h('ul', {}, runs.map((e) => h('li', {}, h('a', { href: `#/repairs/${encodeURIComponent(e.id)}` }, `${e.target}: ${e.status}`), ` ${time(e.created_at)}`)))
         : h('p', { class: 'muted' }, 'None.'));
   }));
+}
+
+/** Labels for a run by hand, its dry run first, then the run itself. */
+function runForm(p) {
+  const labels = h('textarea', { id: `run-labels-${p.name}`, rows: 2, cols: 60, placeholder: '{instance="db1:5432"}' });
+  const plan = h('div', { 'aria-live': 'polite' });
+  const start = h('button', { type: 'button', class: 'primary', hidden: true }, 'Start the repair');
+  const parsed = () => Object.fromEntries(parseMatchers(labels.value).map((m) => {
+    if (m.isRegex || !m.isEqual) throw new Error(`${m.name}: a run by hand takes exact labels (name="value")`);
+    return [m.name, m.value];
+  }));
+  const preview = async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api('/api/v1/medic/heal/dry-run', { method: 'POST', body: { playbook: p.name, alert: { labels: parsed() } } });
+      plan.replaceChildren(h('p', {}, r.would_act ? 'The playbook would act on these labels:' : 'The playbook would not act on these labels:'), h('pre', {}, r.plan));
+      start.hidden = false;
+    } catch (e) { plan.replaceChildren(errorBox(e)); }
+  };
+  start.addEventListener('click', async () => {
+    try {
+      const e = await api('/api/v1/medic/heal/trigger', { method: 'POST', body: { playbook: p.name, labels: parsed() } });
+      say(`${p.name} started`);
+      go(`#/repairs/${encodeURIComponent(e.id)}`);
+    } catch (e) { plan.append(errorBox(e)); }
+  });
+  const form = h('form', { class: 'stack', 'data-hold': '1', 'aria-label': `Run ${p.name} by hand`, onsubmit: preview },
+    h('label', { for: labels.id }, 'Alert labels', labels),
+    h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Dry run'), start,
+      h('button', { type: 'button', onclick: () => go('#/playbooks') }, 'Cancel')),
+    plan);
+  setTimeout(() => labels.focus(), 0);
+  return form;
 }
 
 async function part(title, load) {

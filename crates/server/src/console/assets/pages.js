@@ -135,7 +135,56 @@ export async function alert(fingerprint) {
   if (can('silence') && state !== 'silenced') {
     page.append(h('p', {}, h('button', { type: 'button', class: 'primary', id: 'silence-alert', onclick: () => page.append(silenceForm(a)) }, 'Silence this alert')));
   }
+  const [acks, history] = await Promise.all([ackSection(a), historySection(a)]);
+  page.append(acks, history);
   return page;
+}
+
+/** The alert's groups, each acknowledged or not, with an ack form. */
+async function ackSection(a) {
+  const s = h('section', { 'aria-label': 'Acknowledgement' }, h('h2', {}, 'Acknowledgement'));
+  try {
+    const groups = (await api('/api/v1/medic/alerts/groups')).filter((g) => g.alerts.some((x) => x.fingerprint === a.fingerprint));
+    for (const g of groups) {
+      s.append(h('p', {}, `Group ${g.id} (receiver ${g.receiver}): `, g.ack
+        ? `acknowledged by ${g.ack.author} until ${time(g.ack.expiresAt)}${g.ack.comment ? ` — ${g.ack.comment}` : ''}`
+        : 'not acknowledged'));
+      if (!g.ack && can('ack')) s.append(ackForm(g));
+    }
+    if (!groups.length) s.append(h('p', { class: 'muted' }, 'In no notification group.'));
+  } catch (e) { s.append(errorBox(e)); }
+  return s;
+}
+
+function ackForm(g) {
+  const comment = h('input', { id: `ack-comment-${g.id}`, required: true });
+  const hours = h('input', { id: `ack-hours-${g.id}`, type: 'number', min: '0.1', step: 'any', value: '2' });
+  const err = h('div', {});
+  const form = h('form', { class: 'row', 'aria-label': `Acknowledge group ${g.id}` },
+    h('label', { for: comment.id }, 'Comment', comment), h('label', { for: hours.id }, 'For (hours)', hours),
+    h('button', { type: 'submit' }, 'Acknowledge'), err);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const duration = `${Math.max(1, Math.round(Number(hours.value) * 60))}m`;
+      await api('/api/v1/medic/alerts/ack', { method: 'POST', body: { group: g.id, author: session.me.name, comment: comment.value, duration } });
+      say('Group acknowledged');
+      go(location.hash);
+    } catch (e) { err.replaceChildren(errorBox(e)); }
+  });
+  return form;
+}
+
+async function historySection(a) {
+  const s = h('section', { 'aria-label': 'History' }, h('h2', {}, 'History'));
+  try {
+    const events = await api(`/api/v1/medic/alerts/history?fingerprint=${encodeURIComponent(a.fingerprint)}&limit=50`);
+    s.append(events.length ? h('ol', { class: 'timeline' }, events.map((e) => h('li', {},
+      h('strong', {}, e.kind), h('span', { class: 'muted' }, ` ${time(e.at)}`), e.author ? ` by ${e.author}` : '',
+      e.receiver ? ` to ${e.receiver}` : '', e.detail ? h('div', {}, typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail)) : null)))
+      : h('p', { class: 'muted' }, 'Nothing recorded yet.'));
+  } catch (e) { s.append(errorBox(e)); }
+  return s;
 }
 
 /** The form that silences what `a`'s labels match, with a preview of what it would catch. */

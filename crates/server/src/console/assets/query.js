@@ -18,7 +18,7 @@ async function complete(list, text) {
   list.replaceChildren(...names.slice(0, 500).map((n) => h('option', { value: n })));
 }
 
-function fmt(v) {
+export function fmt(v) {
   const a = Math.abs(v);
   if (a >= 1e9) return `${(v / 1e9).toPrecision(3)}G`;
   if (a >= 1e6) return `${(v / 1e6).toPrecision(3)}M`;
@@ -27,7 +27,7 @@ function fmt(v) {
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
-function s(tag, attrs, text) {
+export function s(tag, attrs, text) {
   const el = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
   if (text != null) el.append(document.createTextNode(String(text)));
