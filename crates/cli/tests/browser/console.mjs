@@ -48,8 +48,10 @@ async function check(name, { keyboard = true } = {}) {
   if (!keyboard) return;
   // Every control is reached by Tab, in some order.
   const unreached = await page.evaluate(async () => {
-    const controls = [...document.querySelectorAll('a[href], button, input, select, textarea')]
-      .filter((e) => !e.disabled && e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden');
+    // Inside a closed <details> only its summary can be reached (it opens the rest).
+    const controls = [...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+      .filter((e) => !e.disabled && e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+      .filter((e) => e.tagName === 'SUMMARY' || !e.closest('details:not([open])'));
     controls.forEach((c, i) => { c.dataset.kb = String(i); });
     return controls.length;
   });
@@ -94,6 +96,8 @@ try {
 
   // The repair waiting for a person: approve it, watch it end verified.
   await page.click('nav >> text=Repairs');
+  await page.getByRole('link', { name: 'clean-disk' }).first().waitFor();
+  await check('repairs');
   await page.getByRole('link', { name: 'clean-disk' }).first().click();
   await page.locator('#approve').waitFor();
   await check('repair-awaiting');
@@ -117,7 +121,15 @@ try {
   await check('alert-silenced');
   await page.click('nav >> text=Silences');
   await page.getByText('disk being cleaned').waitFor();
+  report.silenced = await page.locator('details summary').first().innerText();
   await check('silences');
+  // Edited: the new comment, the same alert held back.
+  await page.getByRole('button', { name: /^Edit silence/ }).first().click();
+  await page.locator('#silence-preview', { hasText: 'would catch 1 alert' }).waitFor();
+  await page.fill('#silence-comment', 'disk being cleaned, still');
+  await page.click('text=Save silence');
+  await page.getByText('disk being cleaned, still').waitFor();
+  step('silence edited');
 
   // The playbook with its trust standing; a run by hand after its dry run.
   await page.click('nav >> text=Playbooks');
@@ -165,6 +177,13 @@ try {
   report.graphLines = await page.locator('svg.chart polyline.series').count();
   step('graph');
   await check('query');
+
+  // Logs: a LogQL query and its lines.
+  await page.click('nav >> text=Logs');
+  await page.fill('#logql', '{job="app"} |= "disk"');
+  await page.click('text=Run');
+  await page.getByText('disk usage at 97%').waitFor();
+  await check('logs');
 
   // A thousand alerts: the list draws and still answers the keyboard.
   const t0 = Date.now();

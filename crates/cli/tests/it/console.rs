@@ -121,6 +121,15 @@ async fn a_person_signs_in_approves_a_repair_silences_an_alert_and_graphs_a_quer
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    // A log line, for the Logs page.
+    let ns = (now_ms() * 1_000_000).to_string();
+    let push = json!({"streams": [{"stream": {"job": "app"}, "values": [[ns, "disk usage at 97% on db1"]]}]});
+    let r = auth(c.post(m.url("/loki/api/v1/push")))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     // An incident opened by hand, for its page.
     let r = auth(c.post(m.url("/api/v1/medic/incidents")))
         .json(
@@ -157,7 +166,8 @@ async fn a_person_signs_in_approves_a_repair_silences_an_alert_and_graphs_a_quer
     for (page, unreached) in report["keyboard"].as_object().unwrap() {
         assert_eq!(unreached, &json!([]), "{page}: controls Tab never reached");
     }
-    assert_eq!(report["screenshots"].as_array().unwrap().len(), 17);
+    assert_eq!(report["screenshots"].as_array().unwrap().len(), 19);
+    assert_eq!(report["silenced"], "1 alert");
     // A viewer is offered nothing it may not do.
     assert_eq!(
         report["viewer"],

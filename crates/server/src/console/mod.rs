@@ -41,6 +41,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/incidents.js"),
     ),
     (
+        "logs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/logs.js"),
+    ),
+    (
         "anomalies.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/anomalies.js"),

@@ -249,5 +249,7 @@ pub(super) async fn whoami(
         "role": id.role,
         "authenticated": st.auth.enabled(),
         "permissions": permissions,
+        // Whether the log store is on (the console's Logs page).
+        "logs": st.logs.is_some(),
     }))
 }

@@ -7,6 +7,7 @@ import { query } from './query.js';
 import { playbooks, status } from './more.js';
 import { incidents, incident } from './incidents.js';
 import { anomalies } from './anomalies.js';
+import { logs } from './logs.js';
 
 const REFRESH_MS = 5000;
 const routes = [
@@ -17,6 +18,7 @@ const routes = [
   [/^\/repairs$/, repairs],
   [/^\/repairs\/([^/]+)$/, repair],
   [/^\/query$/, query],
+  [/^\/logs$/, logs],
   [/^\/playbooks$/, playbooks],
   [/^\/incidents$/, incidents],
   [/^\/anomalies$/, anomalies],
@@ -24,7 +26,7 @@ const routes = [
   [/^\/incidents\/([^/]+)$/, incident],
   [/^\/status$/, status],
 ];
-const sections = [['', 'Overview'], ['alerts', 'Alerts'], ['silences', 'Silences'], ['repairs', 'Repairs'], ['incidents', 'Incidents'], ['playbooks', 'Playbooks'], ['anomalies', 'Anomalies'], ['query', 'Query'], ['status', 'Status']];
+const sections = [['', 'Overview'], ['alerts', 'Alerts'], ['silences', 'Silences'], ['repairs', 'Repairs'], ['incidents', 'Incidents'], ['playbooks', 'Playbooks'], ['anomalies', 'Anomalies'], ['query', 'Query'], ['logs', 'Logs'], ['status', 'Status']];
 
 /** An element: `h('a', {href: '#/x', onclick: f}, 'text', child)`. Text is always text. */
 export function h(tag, attrs, ...children) {
@@ -104,7 +106,7 @@ export function go(hash) { if (location.hash === hash) render(); else location.h
 function drawNav(path) {
   const nav = document.getElementById('nav');
   const here = path.split('/')[1] || '';
-  nav.replaceChildren(...sections.map(([target, name]) =>
+  nav.replaceChildren(...sections.filter(([t]) => t !== 'logs' || session.logs).map(([target, name]) =>
     h('a', { href: `#/${target}`, 'aria-current': here === target ? 'page' : null }, name)));
   const who = document.getElementById('who');
   who.replaceChildren();
@@ -155,6 +157,7 @@ async function whoami() {
   const me = await api('/api/v1/medic/whoami');
   if (!me.signed_in) { session.me = null; throw new ApiError(401, 'Those credentials were not accepted.'); }
   session.me = me;
+  session.logs = !!me.logs;
 }
 
 let timer = null;

@@ -191,27 +191,35 @@ async function historySection(a) {
 function silenceForm(a) {
   document.getElementById('silence-alert')?.remove();
   const text = Object.entries(a.labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ');
-  const matchers = h('textarea', { id: 'silence-matchers', rows: 3, cols: 60 }, `{${text}}`);
-  const hours = h('input', { id: 'silence-hours', type: 'number', min: '0.1', step: 'any', value: '2' });
-  const comment = h('input', { id: 'silence-comment', required: true, value: '' });
+  return silenceEditor({ matchers: `{${text}}`, comment: '', hours: 2 }, () => go(location.hash));
+}
+
+/** A silence to create (no `id`) or replace (`id`): matchers, duration, comment, and the
+ * alerts it would catch, refreshed as the matchers change. */
+function silenceEditor(init, done) {
+  const matchers = h('textarea', { id: 'silence-matchers', rows: 3, cols: 60 }, init.matchers);
+  const hours = h('input', { id: 'silence-hours', type: 'number', min: '0.1', step: 'any', value: String(init.hours) });
+  const comment = h('input', { id: 'silence-comment', required: true, value: init.comment });
   const preview = h('div', { 'aria-live': 'polite', id: 'silence-preview' });
   const err = h('div', {});
   const refresh = async () => {
     try {
       const caught = await api(alertsUrl(parseMatchers(matchers.value), 'silenced=true&inhibited=true'));
       preview.replaceChildren(h('p', {}, `This silence would catch ${caught.length} alert${caught.length === 1 ? '' : 's'}:`),
-        h('ul', {}, caught.map((c) => h('li', {}, labelList(c.labels)))));
+        h('ul', {}, caught.slice(0, 50).map((c) => h('li', {}, labelList(c.labels)))),
+        caught.length > 50 ? h('p', { class: 'muted' }, `and ${caught.length - 50} more`) : null);
     } catch (e) { preview.replaceChildren(errorBox(e)); }
   };
   matchers.addEventListener('change', refresh);
-  const form = h('form', { class: 'stack', 'data-hold': '1', 'aria-label': 'New silence' },
-    h('h2', {}, 'New silence'),
+  const title = init.id ? `Edit silence ${init.id}` : 'New silence';
+  const form = h('form', { class: 'stack', 'data-hold': '1', 'aria-label': title },
+    h('h2', {}, title),
     h('label', { for: 'silence-matchers' }, 'Matchers', matchers),
-    h('label', { for: 'silence-hours' }, 'Duration (hours)', hours),
+    h('label', { for: 'silence-hours' }, 'Duration from now (hours)', hours),
     h('label', { for: 'silence-comment' }, 'Comment', comment),
     preview,
-    h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary' }, 'Create silence'),
-      h('button', { type: 'button', onclick: () => go(location.hash) }, 'Cancel')),
+    h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary' }, init.id ? 'Save silence' : 'Create silence'),
+      h('button', { type: 'button', onclick: () => { form.remove(); done(); } }, 'Cancel')),
     err);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -222,33 +230,55 @@ function silenceForm(a) {
         endsAt: new Date(now + Number(hours.value) * 3600e3).toISOString(),
         createdBy: session.me.name, comment: comment.value,
       };
+      if (init.id) body.id = init.id;
       const r = await api('/api/v2/silences', { method: 'POST', body });
-      say(`Silence ${r.silenceID} created`);
-      form.removeAttribute('data-hold');
+      say(`Silence ${r.silenceID} ${init.id ? 'saved' : 'created'}`);
       form.remove();
-      go(location.hash);
+      done();
     } catch (e) { err.replaceChildren(errorBox(e)); }
   });
   refresh();
-  setTimeout(() => comment.focus(), 0);
+  setTimeout(() => (init.id ? matchers : comment).focus(), 0);
   return form;
 }
 
 export async function silences() {
-  const list = await api('/api/v2/silences');
+  const [list, alertList] = await Promise.all([api('/api/v2/silences'), api('/api/v2/alerts?silenced=true')]);
   list.sort((a, b) => (a.status.state === 'active' ? 0 : 1) - (b.status.state === 'active' ? 0 : 1) || b.endsAt.localeCompare(a.endsAt));
+  const page = h('div', {}, h('h1', {}, 'Silences'));
+  const reopen = () => go('#/silences');
+  if (can('silence')) {
+    page.append(h('p', {}, h('button', { type: 'button', class: 'primary', id: 'new-silence', onclick: (ev) => {
+      ev.target.hidden = true;
+      ev.target.parentElement.after(silenceEditor({ matchers: '{}', comment: '', hours: 2 }, reopen));
+    } }, 'New silence')));
+  }
+  const caught = (s) => alertList.filter((a) => (a.status.silencedBy || []).includes(s.id));
   const rows = list.map((s) => h('tr', {},
     h('td', {}, h('span', { class: 'labels' }, s.matchers.map((m) => h('span', { class: 'label' }, filterOf(m))))),
     h('td', { class: `st-${s.status.state}` }, s.status.state),
     h('td', {}, time(s.endsAt)),
     h('td', {}, s.createdBy, ': ', s.comment),
-    h('td', {}, can('silence') && s.status.state !== 'expired'
-      ? h('button', { type: 'button', class: 'danger', 'aria-label': `Expire silence ${s.id}`, onclick: async (ev) => {
+    h('td', {}, s.status.state === 'active' ? matched(caught(s)) : ''),
+    h('td', {}, can('silence') && s.status.state !== 'expired' ? h('span', { class: 'row' },
+      h('button', { type: 'button', 'aria-label': `Edit silence ${s.id}`, onclick: () => {
+        const left = Math.max(0.1, (Date.parse(s.endsAt) - Date.now()) / 3600e3);
+        const text = `{${s.matchers.map(filterOf).join(', ')}}`;
+        page.append(silenceEditor({ id: s.id, matchers: text, comment: s.comment, hours: Number(left.toFixed(2)) }, reopen));
+      } }, 'Edit'),
+      h('button', { type: 'button', class: 'danger', 'aria-label': `Expire silence ${s.id}`, onclick: async (ev) => {
         ev.target.disabled = true;
         try { await api(`/api/v2/silence/${encodeURIComponent(s.id)}`, { method: 'DELETE' }); say('Silence expired'); go('#/silences'); } catch (e) { ev.target.after(errorBox(e)); }
-      } }, 'Expire') : '')));
-  return h('div', {}, h('h1', {}, 'Silences'),
-    list.length ? h('table', {},
-      h('thead', {}, h('tr', {}, ['Matchers', 'State', 'Ends', 'Created by', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, rows)) : h('p', { class: 'muted' }, 'No silences.'));
+      } }, 'Expire')) : '')));
+  page.append(list.length ? h('table', {},
+    h('thead', {}, h('tr', {}, ['Matchers', 'State', 'Ends', 'Created by', 'Silenced alerts', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, rows)) : h('p', { class: 'muted' }, 'No silences.'));
+  return page;
+}
+
+/** The alerts a silence holds back, as a count that opens into the list. */
+function matched(alerts) {
+  if (!alerts.length) return '0';
+  return h('details', {}, h('summary', {}, `${alerts.length} alert${alerts.length === 1 ? '' : 's'}`),
+    h('ul', {}, alerts.slice(0, 50).map((a) => h('li', {}, h('a', { href: `#/alerts/${encodeURIComponent(a.fingerprint)}` }, a.labels.alertname || a.fingerprint), ' ', labelList(a.labels, ['alertname'])))));
 }

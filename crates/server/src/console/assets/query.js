@@ -83,6 +83,11 @@ function table(result) {
       h('td', {}, String(r.values.length))))));
 }
 
+/** A graph and a table of `result` (matrix) between `start` and `end` (seconds). */
+export function chartOf(result, start, end) {
+  return h('div', {}, result.length ? chart(result, start, end) : h('p', { class: 'muted' }, 'No data in this range.'), table(result));
+}
+
 export async function query() {
   const list = h('datalist', { id: 'promql-names' });
   const expr = h('input', { id: 'promql', list: 'promql-names', value: state.expr, size: 70, autocomplete: 'off', spellcheck: 'false', placeholder: 'rate(http_requests_total[5m])' });
