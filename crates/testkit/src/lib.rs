@@ -1,8 +1,10 @@
 //! Real servers for medic's tests. A test that needs a binary which is not installed fails
 //! naming the Debian package; it never passes silently.
 
+mod certs;
 mod postgres;
 
+pub use certs::make_certs;
 pub use postgres::Postgres;
 
 /// A loopback port free at the moment of asking.

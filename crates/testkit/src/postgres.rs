@@ -143,6 +143,64 @@ impl Postgres {
         self.url(name)
     }
 
+    /// Turns TLS on with `cert` and `key` (PEM files) and accepts TCP connections only over
+    /// it (`hostssl` in pg_hba.conf), so a client that does not encrypt is refused.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            let dest = self.dir.join(to);
+            std::fs::copy(from, &dest).unwrap();
+            if root() {
+                let st = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&dest)
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "chown {}", dest.display());
+            }
+            let st = Command::new("chmod")
+                .arg("600")
+                .arg(&dest)
+                .status()
+                .unwrap();
+            assert!(st.success(), "chmod {}", dest.display());
+        }
+        let hba = self.dir.join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).unwrap();
+        let ssl_only: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("host"))
+            .chain([
+                "hostssl all all 127.0.0.1/32 trust",
+                "hostssl all all ::1/128 trust",
+            ])
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&hba, ssl_only).unwrap();
+        for sql in [
+            "ALTER SYSTEM SET ssl = on",
+            "ALTER SYSTEM SET ssl_cert_file = 'server.crt'",
+            "ALTER SYSTEM SET ssl_key_file = 'server.key'",
+            "SELECT pg_reload_conf()",
+        ] {
+            self.psql("postgres", sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        // The reload is asynchronous: wait until a TLS session is what the server sees.
+        for _ in 0..50 {
+            if self
+                .psql(
+                    "postgres",
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                )
+                .is_ok_and(|v| v == "t")
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("postgres did not turn TLS on");
+    }
+
     /// A connection URL for database `name` as the superuser.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)

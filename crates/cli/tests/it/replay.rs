@@ -107,11 +107,12 @@ async fn a_replay_of_the_recorded_run_fires_the_same_alerts_and_guards_decide_al
     let m = Medic::start(&data, Some(&cfg), &[]);
     let c = client();
     let t0 = now_ms();
-    // Each sample is written 2 s before its own time, so every evaluation sees the same
-    // samples live as it will in the replay.
+    // Each sample is written 5 s before its own time, so every evaluation sees the same
+    // samples live as it will in the replay (2 s was not enough on a loaded machine: a
+    // writer that fell behind left a live evaluation without the sample the replay saw).
     let stop_at = t0 + 75_000;
     while now_ms() < stop_at {
-        let t = now_ms() + 2000;
+        let t = now_ms() + 5000;
         let series: Vec<TestSeries> = (0..2)
             .map(|i| {
                 (

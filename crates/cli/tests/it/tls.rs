@@ -17,89 +17,9 @@ pub struct Certs {
     pub dir: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("/usr/bin/openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Certs {
     pub fn make(dir: &Path) -> Certs {
-        require_binary("/usr/bin/openssl", "openssl");
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        for ca in ["ca", "other-ca"] {
-            let mut a = vec!["req", "-x509"];
-            a.extend(ec);
-            let (key, crt, subj) = (
-                format!("{ca}.key"),
-                format!("{ca}.crt"),
-                format!("/CN=medic test {ca}"),
-            );
-            a.extend(["-keyout", &key, "-out", &crt, "-days", "2", "-subj", &subj]);
-            openssl(dir, &a);
-        }
-        let leaf = |name: &str, ca: &str, ext: &str| {
-            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-            let (key, csr, crt, cnf) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.crt"),
-                format!("{name}.ext"),
-            );
-            let mut a = vec!["req"];
-            a.extend(ec);
-            a.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=medic-test"]);
-            openssl(dir, &a);
-            let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
-            openssl(
-                dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &csr,
-                    "-CA",
-                    &ca_crt,
-                    "-CAkey",
-                    &ca_key,
-                    "-CAcreateserial",
-                    "-out",
-                    &crt,
-                    "-days",
-                    "2",
-                    "-extfile",
-                    &cnf,
-                ],
-            );
-        };
-        leaf(
-            "server",
-            "ca",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        );
-        leaf(
-            "client",
-            "ca",
-            "subjectAltName=DNS:prometheus\nbasicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        );
-        leaf(
-            "stranger",
-            "other-ca",
-            "subjectAltName=DNS:prometheus\nbasicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        );
+        medic_testkit::make_certs(dir);
         Certs {
             dir: dir.to_path_buf(),
         }

@@ -10,6 +10,7 @@ mod heal;
 mod lease;
 mod migrate;
 mod records;
+pub mod tls;
 
 pub use alerts::PgState;
 pub use audit::PgAudit;
@@ -46,7 +47,19 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => {
+            // The cause chain: "error performing TLS handshake" alone does not say why.
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(c) = source {
+                let text = c.to_string();
+                if !s.contains(&text) {
+                    s.push_str(&format!(": {text}"));
+                }
+                source = c.source();
+            }
+            s
+        }
     }
 }
 
@@ -70,9 +83,12 @@ impl PgConn {
     /// `key=value` form) and runs `component`'s migrations. The password never appears in an
     /// error.
     pub fn open(url: &str, component: &str, migrations: &[&str]) -> Result<PgConn, String> {
+        let (url, tls) = tls::split(url).map_err(|e| format!("postgresql connection URL: {e}"))?;
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| format!("postgresql connection URL: {e}"))?;
+        config.ssl_mode(tls.ssl_mode());
+        let connector = tls.connector()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -96,7 +112,7 @@ impl PgConn {
         let t = target.clone();
         std::thread::Builder::new()
             .name(format!("pg-{component}"))
-            .spawn(move || serve(config, rx, &t))
+            .spawn(move || serve(config, connector, rx, &t))
             .map_err(|e| format!("starting the connection thread: {e}"))?;
         let conn = PgConn {
             jobs: Mutex::new(tx),
@@ -150,11 +166,20 @@ impl PgConn {
 
 /// The connection thread: runs jobs in order, connecting first when there is no live
 /// connection. Ends when the last sender goes.
-fn serve(config: postgres::Config, jobs: mpsc::Receiver<Job>, target: &str) {
+fn serve(
+    config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    jobs: mpsc::Receiver<Job>,
+    target: &str,
+) {
     let mut client: Option<Client> = None;
     for job in jobs {
         if client.as_ref().is_none_or(Client::is_closed) {
-            client = match config.connect(NoTls) {
+            let connected = match &tls {
+                Some(tls) => config.connect(tls.clone()),
+                None => config.connect(NoTls),
+            };
+            client = match connected {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(%target, error = %describe(&e), "cannot connect to postgresql");

@@ -142,3 +142,40 @@ fn the_lease_goes_to_one_holder_and_a_new_holder_gets_a_higher_token() {
         "released: expired"
     );
 }
+
+#[test]
+fn tls_to_postgresql_follows_libpqs_sslmode_and_sslrootcert() {
+    use medic_state::pg::PgLease;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    medic_testkit::make_certs(&certs);
+    let pg = Postgres::start(&dir.path().join("server"), 40);
+    pg.require_tls(&certs.join("server.crt"), &certs.join("server.key"));
+    let url = pg.database("tls");
+    let (ca, other) = (certs.join("ca.crt"), certs.join("other-ca.crt"));
+    let open = |q: String| PgLease::open(&format!("{url}?{q}")).map(|_| ());
+    // The server takes TLS only: without it medic is refused; libpq's default (prefer),
+    // `require` and a checked chain and name get in.
+    let e = open("sslmode=disable".into()).unwrap_err();
+    assert!(e.contains("no pg_hba.conf entry"), "{e}");
+    open(String::new()).unwrap();
+    open("sslmode=require".into()).unwrap();
+    open(format!("sslmode=verify-full&sslrootcert={}", ca.display())).unwrap();
+    // A CA that did not sign the server's certificate: refused once the chain is checked.
+    let e = open(format!("sslmode=verify-ca&sslrootcert={}", other.display())).unwrap_err();
+    assert!(e.contains("certificate"), "{e}");
+    assert!(!e.contains("password"), "{e}");
+    let e = open(format!("sslmode=require&sslrootcert={}", other.display())).unwrap_err();
+    assert!(
+        e.contains("certificate"),
+        "require checks the chain when given a root: {e}"
+    );
+    let e = open("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem".into()).unwrap_err();
+    assert!(e.contains("sslrootcert /nonexistent/ca.pem"), "{e}");
+    // A certificate for another name: verify-full refuses it, verify-ca takes it.
+    pg.require_tls(&certs.join("elsewhere.crt"), &certs.join("elsewhere.key"));
+    let e = open(format!("sslmode=verify-full&sslrootcert={}", ca.display())).unwrap_err();
+    assert!(e.contains("certificate"), "{e}");
+    open(format!("sslmode=verify-ca&sslrootcert={}", ca.display())).unwrap();
+}
