@@ -129,9 +129,12 @@ pub fn lead(
         .postgres_url(base)
         .map_err(Error::Internal)?
         .ok_or_else(|| Error::Internal("ha.enabled needs state.backend: postgresql".into()))?;
+    // A frozen old leader's transactions end before its lease would: its row locks never
+    // hold up the new leader beyond the lease.
+    let ttl_ms = ha.lease_ttl.as_millis();
+    medic_state::pg::set_idle_transaction_timeout((ttl_ms as u64 / 2).min(5000));
     let open = || PgLease::open(&pg).map_err(|e| Error::Internal(format!("leader lease: {e}")));
     let (lease, checks) = (open()?, open()?);
-    let ttl_ms = ha.lease_ttl.as_millis();
     let leader = Arc::new(Leader {
         lease,
         checks,

@@ -78,6 +78,16 @@ fn target_of(config: &postgres::Config) -> String {
     )
 }
 
+/// How long the server lets a session sit idle inside a transaction (ms).
+static IDLE_TRANSACTION_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5000);
+
+/// Sets how long connections opened from now on may sit idle inside a transaction before the
+/// server ends them (default 5 s). A replica sets it under its lease's time to live, so that a
+/// frozen old leader's row locks never outlast the lease they block the new leader for.
+pub fn set_idle_transaction_timeout(ms: u64) {
+    IDLE_TRANSACTION_MS.store(ms.max(100), std::sync::atomic::Ordering::Relaxed);
+}
+
 impl PgConn {
     /// Connects to `url` (`postgres://user:password@host:port/database?options`, or the
     /// `key=value` form) and runs `component`'s migrations. The password never appears in an
@@ -101,10 +111,12 @@ impl PgConn {
         }
         // A transaction left open by a process that stopped between its statements (SIGSTOP,
         // a frozen VM: an old leader) would hold its row locks, and block the new leader,
-        // for as long as the process lives; the server ends such a session after 5 s.
+        // for as long as the process lives; the server ends such a session after 5 s, or
+        // sooner when the leader lease is shorter (`set_idle_transaction_timeout`).
         let options = format!(
-            "{} -c idle_in_transaction_session_timeout=5000",
-            config.get_options().unwrap_or("")
+            "{} -c idle_in_transaction_session_timeout={}",
+            config.get_options().unwrap_or(""),
+            IDLE_TRANSACTION_MS.load(std::sync::atomic::Ordering::Relaxed)
         );
         config.options(options.trim());
         let target = target_of(&config);
