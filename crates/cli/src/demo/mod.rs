@@ -336,7 +336,7 @@ async fn run_demo(args: &DemoArgs, dir: &Path) -> anyhow::Result<i32> {
     }
     let url = format!("http://{}", medic.listen());
     timeline.plain(format!(
-        "\nThe demo keeps running (traffic continues) so you can look around; Ctrl-C stops it.\n  {url}/api/v1/alerts                    alerts from the rules\n  {url}/api/v1/medic/heal/executions     repairs, with evidence and every step\n  {url}/api/v1/query?query=up            PromQL (Grafana can use medic as a Prometheus)\n  medic heal list --url {url}\n  medic heal show ID --url {url}\n  medic alerts history --url {url}\n  medic anomalies --url {url}\n  medic query --url {url} 'sum by (instance) (rate(demo_http_requests_total[10s]))'"
+        "\nThe demo keeps running (traffic continues) so you can look around; Ctrl-C stops it.\n  {url}/console/                         the web console (alerts, repairs, queries)\n  {url}/api/v1/alerts                    alerts from the rules\n  {url}/api/v1/medic/heal/executions     repairs, with evidence and every step\n  {url}/api/v1/query?query=up            PromQL (Grafana can use medic as a Prometheus)\n  medic heal list --url {url}\n  medic heal show ID --url {url}\n  medic alerts history --url {url}\n  medic anomalies --url {url}\n  medic query --url {url} 'sum by (instance) (rate(demo_http_requests_total[10s]))'"
     ));
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -791,7 +791,8 @@ async fn tail_streams_new_lines_over_a_websocket() {
     };
     push("before the tail").await;
     let mut s = std::net::TcpStream::connect(&medic.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Generous: a full test run on two cores once took more than 10 s to deliver a frame.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let q = form_urlencoded::byte_serialize(br#"{app="tailed"} != "skip""#).collect::<String>();
     write!(
         s,
