@@ -123,9 +123,7 @@ fn advertise_url(config: &Config, self_url: &str, addr: SocketAddr) -> String {
     if !addr.ip().is_unspecified() {
         return self_url.to_string();
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
+    let host = crate::config::host_name().unwrap_or_else(|| "localhost".into());
     let scheme = self_url.split("://").next().unwrap_or("http");
     format!("{scheme}://{host}:{}", addr.port())
 }

@@ -47,12 +47,18 @@ impl Default for HaConfig {
     }
 }
 
+/// This machine's host name, if the kernel says.
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 impl HaConfig {
     pub fn replica_name(&self) -> String {
         self.replica.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "medic".into());
+            let host = host_name().unwrap_or_else(|| "medic".into());
             format!("{host}-{}", std::process::id())
         })
     }

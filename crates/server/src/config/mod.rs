@@ -11,7 +11,7 @@ pub use scrape::*;
 mod services;
 pub use services::*;
 mod ha;
-pub use ha::HaConfig;
+pub use ha::{host_name, HaConfig};
 mod query_backend;
 pub use query_backend::QueryBackendConfig;
 mod remote_out;

@@ -50,12 +50,7 @@ impl QueryBackendConfig {
                     .into(),
             );
         }
-        for (k, v) in &self.headers {
-            reqwest::header::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("query.backend.headers: {k:?} is not a valid header name"))?;
-            reqwest::header::HeaderValue::from_str(v)
-                .map_err(|_| format!("query.backend.headers.{k}: not a valid header value"))?;
-        }
+        super::remote_out::check_headers("query.backend.headers", &self.headers)?;
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err("query.backend.timeout must be greater than 0".into());
         }

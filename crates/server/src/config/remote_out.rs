@@ -159,18 +159,24 @@ impl RemoteWriteTarget {
             ));
         }
         // Checked here: a bad header would otherwise fail every request, retried forever.
-        for (k, v) in &self.headers {
-            reqwest::header::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("{at}.headers: {k:?} is not a valid header name"))?;
-            reqwest::header::HeaderValue::from_str(v)
-                .map_err(|_| format!("{at}.headers.{k}: not a valid header value"))?;
-        }
+        check_headers(&format!("{at}.headers"), &self.headers)?;
         for (i, r) in self.write_relabel_configs.iter().enumerate() {
             r.validate()
                 .map_err(|e| format!("{at}.write_relabel_configs[{i}]: {e}"))?;
         }
         Ok(())
     }
+}
+
+/// Every `headers:` entry a valid HTTP header name and value; `at` names the field.
+pub(super) fn check_headers(at: &str, headers: &BTreeMap<String, String>) -> Result<(), String> {
+    for (k, v) in headers {
+        reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("{at}: {k:?} is not a valid header name"))?;
+        reqwest::header::HeaderValue::from_str(v)
+            .map_err(|_| format!("{at}.{k}: not a valid header value"))?;
+    }
+    Ok(())
 }
 
 /// Checks every destination, and that their names (queue directories) are distinct.

@@ -6,7 +6,6 @@
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use sha2::Digest;
 
 /// The embedded files: name, content type, bytes.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -62,25 +61,31 @@ const INDEX: &str = include_str!("assets/index.html");
 /// Scripts, styles and requests from medic itself only; no frames, no inline code.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-fn etag(body: &str) -> String {
-    let d = sha2::Sha256::digest(body.as_bytes());
-    format!("\"{}\"", hex_prefix(&d[..8]))
-}
-
-fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A file's ETag: the start of its SHA-256, computed once per file for the process.
+fn etag(name: &str) -> &'static str {
+    static TAGS: std::sync::OnceLock<std::collections::HashMap<&'static str, String>> =
+        std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        std::iter::once(("index.html", INDEX))
+            .chain(ASSETS.iter().map(|(n, _, b)| (*n, *b)))
+            .map(|(n, b)| {
+                (
+                    n,
+                    format!("\"{}\"", &crate::auth::sha256_hex(b.as_bytes())[..16]),
+                )
+            })
+            .collect()
+    });
+    tags.get(name).map_or("\"0\"", String::as_str)
 }
 
 /// One embedded file, revalidated by its ETag on every load (a new medic serves new files).
-fn serve(body: &'static str, content_type: &'static str, req: &HeaderMap) -> Response {
-    let tag = etag(body);
+fn serve(name: &str, body: &'static str, content_type: &'static str, req: &HeaderMap) -> Response {
+    let tag = etag(name);
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        (
-            header::ETAG,
-            HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"0\"")),
-        ),
+        (header::ETAG, HeaderValue::from_static(tag)),
         (
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -111,13 +116,13 @@ pub async fn to_console() -> Redirect {
 
 /// `GET /console/`: the page.
 pub async fn index(req: HeaderMap) -> Response {
-    serve(INDEX, "text/html; charset=utf-8", &req)
+    serve("index.html", INDEX, "text/html; charset=utf-8", &req)
 }
 
 /// `GET /console/assets/{file}`.
 pub async fn asset(Path(file): Path<String>, req: HeaderMap) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => serve(body, content_type, &req),
+        Some((name, content_type, body)) => serve(name, body, content_type, &req),
         None => (StatusCode::NOT_FOUND, "no such console file\n").into_response(),
     }
 }

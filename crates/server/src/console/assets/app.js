@@ -49,10 +49,16 @@ export class ApiError extends Error {
 }
 
 /** Calls medic's API with the signed-in credentials; the `data` of a success, or throws. */
-export async function api(path, { method = 'GET', body } = {}) {
+/** The headers every request carries: the console's mark and the signed-in credentials. */
+function authHeaders() {
   const headers = { 'X-Medic-Console': '1' };
   const cred = sessionStorage.getItem('medic.auth');
   if (cred) headers.Authorization = cred;
+  return headers;
+}
+
+export async function api(path, { method = 'GET', body } = {}) {
+  const headers = authHeaders();
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
@@ -66,10 +72,7 @@ export async function api(path, { method = 'GET', body } = {}) {
 
 /** A text answer (a report in Markdown), with the same credentials. */
 export async function apiText(path) {
-  const headers = { 'X-Medic-Console': '1' };
-  const cred = sessionStorage.getItem('medic.auth');
-  if (cred) headers.Authorization = cred;
-  const r = await fetch(path, { headers });
+  const r = await fetch(path, { headers: authHeaders() });
   const text = await r.text();
   if (!r.ok) throw new ApiError(r.status, text || r.statusText);
   return text;
