@@ -9,6 +9,7 @@
 mod audit;
 mod clock;
 mod duration;
+pub mod histogram;
 mod labels;
 mod matcher;
 mod memstore;
@@ -33,6 +34,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 pub use audit::{AuditEntry, AuditSink, NoAudit, ACTOR_HEAL};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use duration::{format_duration, format_human_duration, parse_duration, Dur, DurationError};
+pub use histogram::{FloatHistogram, HistogramSample};
 pub use labels::{
     is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME,
 };
@@ -41,9 +43,9 @@ pub use memstore::MemStorage;
 pub use sample::{is_stale_nan, Sample, STALE_NAN};
 pub use selector::{parse_selector, SelectorError};
 pub use storage::{
-    AppendError, Appendable, Appender, ChangeObserver, CommitSummary, CommitTap, InstantQuery,
-    LogLine, Querier, QueryError, QuerySeries, Queryable, SelectHints, Series, SeriesRef,
-    SeriesSet, StorageError, VecSeriesSet,
+    AppendError, Appendable, Appender, ChangeObserver, CommitSummary, CommitTap, HistogramSeries,
+    InstantQuery, LogLine, Querier, QueryError, QuerySeries, Queryable, SelectHints, Series,
+    SeriesRef, SeriesSet, StorageError, VecSeriesSet,
 };
 pub use timefmt::{
     format_human_time, format_rfc3339, format_rfc3339_millis, format_rfc3339_nano, parse_api_time,

@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::{
-    is_valid_label_name, AppendError, Appendable, Appender, CommitSummary, Labels, Matcher,
-    Querier, Queryable, Sample, Series, SeriesRef, SeriesSet, StorageError,
+    is_valid_label_name, AppendError, Appendable, Appender, CommitSummary, HistogramSample,
+    HistogramSeries, Labels, Matcher, Querier, Queryable, Sample, Series, SeriesRef, SeriesSet,
+    StorageError,
 };
 
 #[derive(Debug, Default)]
 struct Inner {
     series: Vec<(Labels, Vec<Sample>)>,
     by_labels: BTreeMap<Labels, usize>,
+    histograms: BTreeMap<Labels, Vec<HistogramSample>>,
 }
 
 /// An in-memory store behind the storage traits. Cloning shares the data.
@@ -40,6 +42,16 @@ impl MemStorage {
             }
         };
         let s = &mut inner.series[idx].1;
+        s.extend_from_slice(samples);
+        s.sort_by_key(|s| s.t);
+    }
+}
+
+impl MemStorage {
+    /// Adds native histograms directly (test setup); a series may also hold floats.
+    pub fn add_histograms(&self, labels: Labels, samples: &[HistogramSample]) {
+        let mut inner = self.inner.lock().unwrap();
+        let s = inner.histograms.entry(labels).or_default();
         s.extend_from_slice(samples);
         s.sort_by_key(|s| s.t);
     }
@@ -91,6 +103,32 @@ impl MemQuerier {
 }
 
 impl Querier for MemQuerier {
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = self.store.inner.lock().unwrap();
+        Ok(inner
+            .histograms
+            .iter()
+            .filter(|(l, _)| matches_all(l, matchers))
+            .filter_map(|(l, hs)| {
+                let samples: Vec<HistogramSample> = hs
+                    .iter()
+                    .filter(|s| s.t >= self.mint && s.t <= self.maxt)
+                    .cloned()
+                    .collect();
+                (!samples.is_empty()).then(|| HistogramSeries {
+                    labels: l.clone(),
+                    samples,
+                })
+            })
+            .collect())
+    }
+
     fn select(&self, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet>, StorageError> {
         if matchers.is_empty() {
             return Ok(Box::new(Vec::new().into_iter()));

@@ -2,7 +2,7 @@
 //! for a [`Querier`] over a time range and select series with matchers; writers get an
 //! [`Appender`] from an [`Appendable`], add samples, and commit or roll back.
 
-use crate::{Labels, Matcher, Sample};
+use crate::{HistogramSample, Labels, Matcher, Sample};
 
 /// Opaque handle to a series inside one store, returned by [`Appender::series_ref`] so that
 /// repeated appends to a series skip the label lookup.
@@ -185,6 +185,26 @@ pub trait Querier: Send {
     /// Values of label `name` among the series that match (all series when `matchers` is
     /// empty), sorted.
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
+
+    /// Native histograms of the series that match, in the querier's range, oldest first. A
+    /// series may hold floats at some times and histograms at others: its floats come from
+    /// [`Querier::select`], its histograms from here. Stores that keep no histograms return
+    /// none.
+    fn select_histograms(
+        &self,
+        _matchers: &[Matcher],
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The native histograms of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSeries {
+    /// The series' labels.
+    pub labels: Labels,
+    /// Histograms in `[mint, maxt]`, oldest first.
+    pub samples: Vec<HistogramSample>,
 }
 
 /// What a selection is for, so a store with downsampled tiers can pick one (Thanos's

@@ -222,6 +222,8 @@ fn select_k(op: &str, k: f64, groups: Groups, t: i64) -> Result<Value, Error> {
     let mut out = Vec::new();
     for (_, mut members) in groups.into_iter() {
         if op != "limitk" {
+            // Histograms have no order: topk and bottomk leave them out.
+            members.retain(VectorSample::is_float);
             members.sort_by(|x, y| cmp_nan_last(x.v, y.v, op == "topk"));
         }
         out.extend(members.into_iter().take(k).map(|mut s| {
@@ -282,6 +284,21 @@ fn fold(op: &str, param: &Option<Value>, members: &[VectorSample]) -> Result<f64
     })
 }
 
+/// `sum` or `avg` of a group of histograms: `None` if a member is a float or the buckets
+/// cannot be combined.
+fn histogram_fold(op: &str, members: &[VectorSample]) -> Option<medic_model::FloatHistogram> {
+    let mut hs = members.iter().map(|m| m.h.as_deref());
+    let mut acc = hs.next()??.clone();
+    for h in hs {
+        acc.add(h?).ok()?;
+    }
+    if op == "avg" {
+        acc.div(members.len() as f64);
+    }
+    acc.compact();
+    Some(acc)
+}
+
 /// The aggregations whose value depends on the members' values alone, in order (`None` for
 /// the others): shared by the step-by-step evaluator and the whole-range one.
 pub(crate) fn simple_fold(op: &str, vals: impl Iterator<Item = f64> + Clone) -> Option<f64> {
@@ -319,16 +336,35 @@ impl Evaluator<'_> {
             _ => {}
         }
         let mut out = Vec::new();
-        for (g, members) in groups.into_iter() {
-            let v = fold(&op, &param, &members)?;
+        for (g, mut members) in groups.into_iter() {
             // The group drops its name if any member's name was marked for removal.
             let drop_name = members.iter().any(|m| m.drop_name);
-            out.push(VectorSample {
-                drop_name,
-                labels: g,
-                t,
-                v,
-            });
+            let mut sample = VectorSample::new(g, t, 0.0);
+            sample.drop_name = drop_name;
+            if members.iter().any(|m| m.h.is_some()) {
+                match &op[..] {
+                    "sum" | "avg" => {
+                        // All histograms, or no value (a mix of floats and histograms, or of
+                        // exponential and custom buckets, has none).
+                        match histogram_fold(&op, &members) {
+                            Some(h) => sample.h = Some(std::sync::Arc::new(h)),
+                            None => continue,
+                        }
+                        out.push(sample);
+                        continue;
+                    }
+                    "count" | "group" | "count_values" => {}
+                    // The others ignore histograms.
+                    _ => {
+                        members.retain(VectorSample::is_float);
+                        if members.is_empty() {
+                            continue;
+                        }
+                    }
+                }
+            }
+            sample.v = fold(&op, &param, &members)?;
+            out.push(sample);
         }
         Ok(Value::Vector(out))
     }

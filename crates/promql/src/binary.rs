@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use medic_model::Labels;
+use std::sync::Arc;
+
+use medic_model::{FloatHistogram, Labels};
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use crate::engine::Evaluator;
@@ -38,6 +40,90 @@ fn compare(op: &str, l: f64, r: f64) -> bool {
         "<=" => l <= r,
         _ => false,
     }
+}
+
+/// The result of an operator on two samples of which at least one is a histogram (Prometheus's
+/// `vectorElemBinop`): `None` drops the pair (an operation histograms do not have, or buckets
+/// that cannot be combined).
+fn histogram_elem(
+    op: &str,
+    l: (f64, Option<&Arc<FloatHistogram>>),
+    r: (f64, Option<&Arc<FloatHistogram>>),
+) -> Option<Elem> {
+    let scaled = |h: &FloatHistogram, f: f64, div: bool| {
+        let mut h = h.clone();
+        if div {
+            h.div(f);
+        } else {
+            h.mul(f);
+        }
+        h.compact();
+        Elem::Histogram(Arc::new(h))
+    };
+    match (l.1, r.1, op) {
+        (None, Some(h), "*") => Some(scaled(h, l.0, false)),
+        (Some(h), None, "*") => Some(scaled(h, r.0, false)),
+        (Some(h), None, "/") => Some(scaled(h, r.0, true)),
+        (Some(a), Some(b), "+" | "-") => {
+            let mut h = FloatHistogram::clone(a);
+            if op == "+" { h.add(b) } else { h.sub(b) }.ok()?;
+            h.compact();
+            Some(Elem::Histogram(Arc::new(h)))
+        }
+        (Some(a), Some(b), "==" | "!=") => {
+            let equal = equal_histograms(a, b);
+            Some(Elem::Compared(if op == "==" { equal } else { !equal }))
+        }
+        _ => None,
+    }
+}
+
+/// What an operator gives for a pair with a histogram.
+enum Elem {
+    Histogram(Arc<FloatHistogram>),
+    /// A comparison of two histograms: whether the pair passes.
+    Compared(bool),
+}
+
+/// Whether two histograms are the same (layout, counts, sum).
+fn equal_histograms(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    a.schema == b.schema
+        && a.zero_threshold == b.zero_threshold
+        && a.zero_count == b.zero_count
+        && a.count == b.count
+        && a.sum == b.sum
+        && a.positive == b.positive
+        && a.negative == b.negative
+        && a.custom_values == b.custom_values
+}
+
+/// Applies an operator to a pair with a histogram on a side: the sample to emit, if any,
+/// built on `x` (the sample whose labels the result takes).
+fn histogram_result(
+    op: &str,
+    mut x: VectorSample,
+    l: (f64, Option<&Arc<FloatHistogram>>),
+    r: (f64, Option<&Arc<FloatHistogram>>),
+    return_bool: bool,
+) -> Option<VectorSample> {
+    match histogram_elem(op, l, r)? {
+        Elem::Histogram(h) => {
+            x.h = Some(h);
+            x.v = 0.0;
+            x.drop_name = true;
+        }
+        Elem::Compared(keep) if return_bool => {
+            x.h = None;
+            x.v = if keep { 1.0 } else { 0.0 };
+            x.drop_name = true;
+        }
+        Elem::Compared(true) => {
+            // The left histogram passes the filter.
+            x.h = l.1.cloned();
+        }
+        Elem::Compared(false) => return None,
+    }
+    Some(x)
 }
 
 /// Signature of `labels` for matching: the `on` labels, or all but the `ignoring` ones and
@@ -101,6 +187,15 @@ impl Evaluator<'_> {
     ) -> Result<Vec<VectorSample>, Error> {
         let mut out = Vec::with_capacity(v.len());
         for mut x in v {
+            if let Some(h) = x.h.clone() {
+                let (l, r) = if scalar_left {
+                    ((s, None), (0.0, Some(&h)))
+                } else {
+                    ((0.0, Some(&h)), (s, None))
+                };
+                out.extend(histogram_result(op, x, l, r, return_bool));
+                continue;
+            }
             let (l, r) = if scalar_left { (s, x.v) } else { (x.v, s) };
             if is_comparison(op) {
                 let keep = compare(op, l, r);
@@ -195,7 +290,27 @@ fn vector_vector(
             }
         }
         let (lv, rv) = if one_to_many { (o.v, x.v) } else { (x.v, o.v) };
-        let value = if is_cmp {
+        let hist = if x.h.is_some() || o.h.is_some() {
+            let (lh, rh) = if one_to_many {
+                (o.h.as_ref(), x.h.as_ref())
+            } else {
+                (x.h.as_ref(), o.h.as_ref())
+            };
+            match histogram_elem(op, (lv, lh), (rv, rh)) {
+                None => continue,
+                Some(Elem::Compared(keep)) if return_bool => {
+                    Some((if keep { 1.0 } else { 0.0 }, None))
+                }
+                Some(Elem::Compared(true)) => Some((0.0, lh.cloned())),
+                Some(Elem::Compared(false)) => continue,
+                Some(Elem::Histogram(h)) => Some((0.0, Some(h))),
+            }
+        } else {
+            None
+        };
+        let value = if let Some((v, _)) = &hist {
+            *v
+        } else if is_cmp {
             let keep = compare(op, lv, rv);
             if return_bool {
                 if keep {
@@ -246,6 +361,7 @@ fn vector_vector(
             labels,
             t: x.t,
             v: value,
+            h: hist.and_then(|(_, h)| h),
             drop_name: drop_name || x.drop_name,
         });
     }

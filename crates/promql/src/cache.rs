@@ -157,9 +157,12 @@ pub fn clip(series: &[RangeSeries], from: i64, to: i64) -> Vec<RangeSeries> {
         .filter_map(|s| {
             let lo = s.samples.partition_point(|x| x.t < from);
             let hi = s.samples.partition_point(|x| x.t <= to);
-            (lo < hi).then(|| RangeSeries {
+            let hlo = s.histograms.partition_point(|x| x.t < from);
+            let hhi = s.histograms.partition_point(|x| x.t <= to);
+            (lo < hi || hlo < hhi).then(|| RangeSeries {
                 labels: s.labels.clone(),
                 samples: s.samples[lo..hi].to_vec(),
+                histograms: s.histograms[hlo..hhi].to_vec(),
             })
         })
         .collect()
@@ -175,7 +178,10 @@ pub fn stitch(pieces: Vec<Vec<RangeSeries>>) -> Vec<RangeSeries> {
     for piece in pieces {
         for s in piece {
             match by_labels.get_mut(&s.labels) {
-                Some(acc) => acc.samples.extend(s.samples),
+                Some(acc) => {
+                    acc.samples.extend(s.samples);
+                    acc.histograms.extend(s.histograms);
+                }
                 None => {
                     by_labels.insert(s.labels.clone(), s);
                 }
@@ -203,7 +209,12 @@ fn size_of(series: &[RangeSeries]) -> usize {
                 .iter()
                 .map(|l| l.name.len() + l.value.len() + 48)
                 .sum();
-            labels + s.samples.len() * std::mem::size_of::<medic_model::Sample>() + 64
+            let histograms: usize = s
+                .histograms
+                .iter()
+                .map(|h| 160 + 16 * (h.h.positive.len() + h.h.negative.len()))
+                .sum();
+            labels + s.samples.len() * std::mem::size_of::<medic_model::Sample>() + histograms + 64
         })
         .sum()
 }

@@ -186,16 +186,21 @@ impl Engine {
                 return Ok(series);
             }
         }
-        let mut out: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut out: HashMap<Labels, RangeSeries> = HashMap::new();
         let mut order: Vec<Labels> = Vec::new();
         let mut t = start;
         while t <= end {
             match ev.eval(expr, t)? {
-                Value::Scalar(v) => push(&mut out, &mut order, Labels::empty(), Sample::new(t, v)),
+                Value::Scalar(v) => push(
+                    &mut out,
+                    &mut order,
+                    crate::value::VectorSample::new(Labels::empty(), t, v),
+                ),
                 Value::Vector(mut vec) => {
                     crate::value::finish_names(&mut vec)?;
-                    for s in vec {
-                        push(&mut out, &mut order, s.labels, Sample::new(t, s.v));
+                    for mut s in vec {
+                        s.t = t;
+                        push(&mut out, &mut order, s);
                     }
                 }
                 _ => unreachable!("checked above"),
@@ -204,13 +209,8 @@ impl Engine {
             ev.end_step();
             t += step;
         }
-        let mut series: Vec<RangeSeries> = order
-            .into_iter()
-            .map(|l| {
-                let samples = out.remove(&l).unwrap_or_default();
-                RangeSeries { labels: l, samples }
-            })
-            .collect();
+        let mut series: Vec<RangeSeries> =
+            order.into_iter().filter_map(|l| out.remove(&l)).collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(series)
     }
@@ -457,6 +457,7 @@ impl<'a> Evaluator<'a> {
             Ok(mut own) => {
                 for s in &mut own {
                     s.samples.retain(|x| !medic_model::is_stale_nan(x.v));
+                    s.histograms.retain(|x| !medic_model::is_stale_nan(x.h.sum));
                 }
                 own
             }
@@ -469,6 +470,12 @@ impl<'a> Evaluator<'a> {
                         .iter()
                         .filter(|x| !medic_model::is_stale_nan(x.v))
                         .copied()
+                        .collect(),
+                    histograms: s
+                        .histograms
+                        .iter()
+                        .filter(|x| !medic_model::is_stale_nan(x.h.sum))
+                        .cloned()
                         .collect(),
                 })
                 .collect(),
@@ -527,10 +534,11 @@ impl<'a> Evaluator<'a> {
         for s in selected {
             let s = s?;
             self.charge(s.samples.len())?;
-            out.push(RangeSeries {
-                labels: s.labels,
-                samples: s.samples,
-            });
+            out.push(RangeSeries::floats(s.labels, s.samples));
+        }
+        let histograms = q.select_histograms(&matchers)?;
+        if !histograms.is_empty() {
+            self.merge_histograms(&mut out, histograms)?;
         }
         self.check_deadline()?;
         let out = Arc::new(out);
@@ -539,13 +547,63 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-fn push(out: &mut HashMap<Labels, Vec<Sample>>, order: &mut Vec<Labels>, l: Labels, s: Sample) {
-    match out.get_mut(&l) {
-        Some(v) => v.push(s),
-        None => {
-            order.push(l.clone());
-            out.insert(l, vec![s]);
+impl Evaluator<'_> {
+    /// Joins a selection's histograms to its floats, series by series (a series may have
+    /// both), keeping the series sorted by labels.
+    fn merge_histograms(
+        &mut self,
+        out: &mut Vec<RangeSeries>,
+        histograms: Vec<medic_model::HistogramSeries>,
+    ) -> Result<(), Error> {
+        let mut index: HashMap<Labels, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.labels.clone(), i))
+            .collect();
+        for h in histograms {
+            // A histogram weighs as much as its buckets, as Prometheus counts it.
+            let weight: usize = h
+                .samples
+                .iter()
+                .map(|x| 1 + (x.h.positive.len() + x.h.negative.len()) / 8)
+                .sum();
+            self.charge(weight)?;
+            match index.get(&h.labels) {
+                Some(&i) => out[i].histograms = h.samples,
+                None => {
+                    index.insert(h.labels.clone(), out.len());
+                    out.push(RangeSeries {
+                        labels: h.labels,
+                        samples: Vec::new(),
+                        histograms: h.samples,
+                    });
+                }
+            }
         }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(())
+    }
+}
+
+/// Appends a step's sample to its series in a range query's result.
+fn push(
+    out: &mut HashMap<Labels, RangeSeries>,
+    order: &mut Vec<Labels>,
+    s: crate::value::VectorSample,
+) {
+    let series = match out.get_mut(&s.labels) {
+        Some(series) => series,
+        None => {
+            order.push(s.labels.clone());
+            out.entry(s.labels.clone())
+                .or_insert_with(|| RangeSeries::floats(s.labels.clone(), Vec::new()))
+        }
+    };
+    match s.h {
+        Some(h) => series
+            .histograms
+            .push(medic_model::HistogramSample { t: s.t, h }),
+        None => series.samples.push(Sample::new(s.t, s.v)),
     }
 }
 
@@ -605,6 +663,7 @@ mod tests {
                 labels: Labels::empty(),
                 t: 100_000,
                 v: 4000.0,
+                h: None,
                 drop_name: false,
             }])
         );

@@ -40,7 +40,17 @@ impl Evaluator<'_> {
                 Value::Vector(vec) => {
                     let out: Vec<VectorSample> = vec
                         .into_iter()
-                        .map(|s| VectorSample { labels: s.labels, t: s.t, v: -s.v, drop_name: true })
+                        .map(|s| VectorSample {
+                            labels: s.labels,
+                            t: s.t,
+                            v: -s.v,
+                            h: s.h.map(|h| {
+                                let mut h = std::sync::Arc::unwrap_or_clone(h);
+                                h.mul(-1.0);
+                                std::sync::Arc::new(h)
+                            }),
+                            drop_name: true,
+                        })
                         .collect();
                     crate::functions::check_unique_labels(&out)?;
                     Ok(Value::Vector(out))
@@ -90,7 +100,7 @@ impl Evaluator<'_> {
         if ti <= from {
             ti += step;
         }
-        let mut out: HashMap<Labels, Vec<Sample>> = HashMap::new();
+        let mut out: HashMap<Labels, RangeSeries> = HashMap::new();
         let key = &*sq.expr as *const Expr as usize;
         // Steps move forward, so points at or before this window's start are not needed again.
         // Only range queries reuse points (consecutive steps overlap); an instant query does
@@ -134,12 +144,21 @@ impl Evaluator<'_> {
             match v {
                 Value::Scalar(v) => out
                     .entry(Labels::empty())
-                    .or_default()
+                    .or_insert_with(|| RangeSeries::floats(Labels::empty(), Vec::new()))
+                    .samples
                     .push(Sample::new(ti, v)),
                 Value::Vector(mut vec) => {
                     crate::value::finish_names(&mut vec)?;
                     for s in vec {
-                        out.entry(s.labels).or_default().push(Sample::new(ti, s.v));
+                        let series = out
+                            .entry(s.labels)
+                            .or_insert_with_key(|l| RangeSeries::floats(l.clone(), Vec::new()));
+                        match s.h {
+                            Some(h) => series
+                                .histograms
+                                .push(medic_model::HistogramSample { t: ti, h }),
+                            None => series.samples.push(Sample::new(ti, s.v)),
+                        }
                     }
                 }
                 other => {
@@ -151,10 +170,7 @@ impl Evaluator<'_> {
             }
             ti += step;
         }
-        let mut series: Vec<RangeSeries> = out
-            .into_iter()
-            .map(|(labels, samples)| RangeSeries { labels, samples })
-            .collect();
+        let mut series: Vec<RangeSeries> = out.into_values().collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(series)
     }

@@ -95,6 +95,7 @@ impl Precomputed {
                         labels: l.clone(),
                         t,
                         v,
+                        h: None,
                         drop_name: true,
                     })
                 })
@@ -247,6 +248,9 @@ impl Evaluator<'_> {
         step: i64,
     ) -> Result<Option<PerSeries>, Error> {
         let data = self.series(vs)?;
+        if data.iter().any(|s| !s.histograms.is_empty()) {
+            return Ok(None);
+        }
         let steps = ((end - start) / step + 1) as usize;
         if data.len().saturating_mul(steps) > MAX_CELLS.min(self.opts.max_samples) {
             return Ok(None);
@@ -290,6 +294,9 @@ impl Evaluator<'_> {
             None => None,
         };
         let data = self.series_without_stale(&m.vs)?;
+        if data.iter().any(|s| !s.histograms.is_empty()) {
+            return Ok(None);
+        }
         let range_ms = ms(&m.range);
         let steps = ((end - start) / step + 1) as usize;
         // Every series' value at every step is held at once (16 bytes each): past the budget,
@@ -356,7 +363,7 @@ fn unaggregated(per: PerSeries, start: i64, step: i64) -> Option<Vec<RangeSeries
         }
         let samples = samples_at_steps(&vals, start, step);
         if !samples.is_empty() {
-            out.push(RangeSeries { labels, samples });
+            out.push(RangeSeries::floats(labels, samples));
         }
     }
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -412,9 +419,11 @@ fn finished(per: PerSeries, start: i64, step: i64) -> Vec<RangeSeries> {
         .labels
         .into_iter()
         .zip(per.values)
-        .map(|(labels, vals)| RangeSeries {
-            labels: labels.without_metric_name(),
-            samples: samples_at_steps(&vals, start, step),
+        .map(|(labels, vals)| {
+            RangeSeries::floats(
+                labels.without_metric_name(),
+                samples_at_steps(&vals, start, step),
+            )
         })
         .filter(|s| !s.samples.is_empty())
         .collect();

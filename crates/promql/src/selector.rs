@@ -53,19 +53,38 @@ impl Evaluator<'_> {
         let mut out = Vec::new();
         for s in series.iter() {
             let end = first_after(&s.samples, te);
-            if end == 0 {
-                continue;
+            let last = end.checked_sub(1).map(|i| s.samples[i]);
+            let last_h = match s.histograms.partition_point(|h| h.t <= te) {
+                0 => None,
+                n => Some(&s.histograms[n - 1]),
+            };
+            match (last, last_h) {
+                (_, Some(h)) if last.is_none_or(|f| f.t < h.t) => {
+                    if h.t <= te - lookback || is_stale_nan(h.h.sum) {
+                        continue;
+                    }
+                    out.push(VectorSample {
+                        drop_name: false,
+                        labels: s.labels.clone(),
+                        t,
+                        v: 0.0,
+                        h: Some(h.h.clone()),
+                    });
+                }
+                (Some(last), _) => {
+                    if last.t <= te - lookback || is_stale_nan(last.v) {
+                        continue;
+                    }
+                    out.push(VectorSample {
+                        drop_name: false,
+                        labels: s.labels.clone(),
+                        t,
+                        v: last.v,
+                        h: None,
+                    });
+                }
+                (None, _) => {}
             }
-            let last = s.samples[end - 1];
-            if last.t <= te - lookback || is_stale_nan(last.v) {
-                continue;
-            }
-            out.push(VectorSample {
-                drop_name: false,
-                labels: s.labels.clone(),
-                t,
-                v: last.v,
-            });
         }
         Ok(out)
     }
@@ -84,10 +103,13 @@ impl Evaluator<'_> {
         for s in series.iter() {
             let a = first_after(&s.samples, from);
             let b = first_after(&s.samples, te);
-            if b > a {
+            let ha = s.histograms.partition_point(|h| h.t <= from);
+            let hb = s.histograms.partition_point(|h| h.t <= te);
+            if b > a || hb > ha {
                 out.push(RangeSeries {
                     labels: s.labels.clone(),
                     samples: s.samples[a..b].to_vec(),
+                    histograms: s.histograms[ha..hb].to_vec(),
                 });
             }
         }

@@ -1,6 +1,8 @@
 //! Values a PromQL expression evaluates to.
 
-use medic_model::{Labels, Sample};
+use std::sync::Arc;
+
+use medic_model::{FloatHistogram, HistogramSample, Labels, Sample};
 
 /// Formats a value as Prometheus does in API responses and `count_values` labels (Go's
 /// `strconv.FormatFloat(v, 'f', -1, 64)`): the shortest decimal that round-trips, never an
@@ -24,8 +26,10 @@ pub struct VectorSample {
     pub labels: Labels,
     /// Evaluation timestamp (ms).
     pub t: i64,
-    /// Value.
+    /// Value (0 when the sample is a histogram).
     pub v: f64,
+    /// A native histogram instead of a float value.
+    pub h: Option<Arc<FloatHistogram>>,
     /// The metric name is to be removed when evaluation finishes (Prometheus 3's delayed name
     /// removal): operations that drop the name only mark it, so `label_replace` and
     /// `by (__name__)` can still see it.
@@ -39,8 +43,25 @@ impl VectorSample {
             labels,
             t,
             v,
+            h: None,
             drop_name: false,
         }
+    }
+
+    /// A histogram sample whose labels are final.
+    pub fn histogram(labels: Labels, t: i64, h: Arc<FloatHistogram>) -> Self {
+        Self {
+            labels,
+            t,
+            v: 0.0,
+            h: Some(h),
+            drop_name: false,
+        }
+    }
+
+    /// Whether the sample is a float (not a histogram).
+    pub fn is_float(&self) -> bool {
+        self.h.is_none()
     }
 
     /// The labels as they will be reported (without the name if it is marked for removal).
@@ -74,8 +95,31 @@ pub(crate) fn finish_names(v: &mut [VectorSample]) -> Result<(), crate::Error> {
 pub struct RangeSeries {
     /// Labels.
     pub labels: Labels,
-    /// Points, oldest first.
+    /// Float points, oldest first.
     pub samples: Vec<Sample>,
+    /// Histogram points, oldest first (a series may have both, at different times).
+    pub histograms: Vec<HistogramSample>,
+}
+
+impl RangeSeries {
+    /// A series of floats only.
+    pub fn floats(labels: Labels, samples: Vec<Sample>) -> Self {
+        Self {
+            labels,
+            samples,
+            histograms: Vec::new(),
+        }
+    }
+
+    /// Whether the series has no point at all.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.histograms.is_empty()
+    }
+
+    /// Number of points, floats and histograms.
+    pub fn len(&self) -> usize {
+        self.samples.len() + self.histograms.len()
+    }
 }
 
 /// The result of evaluating an expression at one time.
@@ -97,7 +141,7 @@ impl Value {
         match self {
             Value::Scalar(_) | Value::String(_) => 1,
             Value::Vector(v) => v.len(),
-            Value::Matrix(m) => m.iter().map(|s| s.samples.len()).sum(),
+            Value::Matrix(m) => m.iter().map(RangeSeries::len).sum(),
         }
     }
 

@@ -51,13 +51,14 @@ impl QueryBackend {
             .map_err(|e| EvalError(e.to_string()))?;
         Ok(series
             .into_iter()
-            .map(|s| RangeSeries {
-                labels: s.labels,
-                samples: s
-                    .samples
-                    .into_iter()
-                    .map(|(t, v)| Sample { t, v })
-                    .collect(),
+            .map(|s| {
+                RangeSeries::floats(
+                    s.labels,
+                    s.samples
+                        .into_iter()
+                        .map(|(t, v)| Sample { t, v })
+                        .collect(),
+                )
             })
             .collect())
     }

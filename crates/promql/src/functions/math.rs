@@ -4,7 +4,7 @@
 use promql_parser::parser::Expr;
 
 use crate::engine::Evaluator;
-use crate::value::Value;
+use crate::value::{Value, VectorSample};
 use crate::Error;
 
 fn unary(name: &str) -> Option<fn(f64) -> f64> {
@@ -89,6 +89,8 @@ impl Evaluator<'_> {
         let v = self.eval_vector(args[0], t)?;
         Ok(Some(Value::Vector(
             v.into_iter()
+                // Math on a histogram has no meaning: Prometheus leaves it out.
+                .filter(VectorSample::is_float)
                 .map(|mut s| {
                     s.v = f(s.v);
                     s.drop_name = true;

@@ -236,6 +236,7 @@ impl Evaluator<'_> {
             "vector" => {
                 let v = self.eval_scalar(args[0], t)?;
                 Value::Vector(vec![VectorSample {
+                    h: None,
                     drop_name: false,
                     labels: Labels::empty(),
                     t,
@@ -315,15 +316,26 @@ impl Evaluator<'_> {
                 .iter()
                 .map(|a| self.eval_scalar(a, t))
                 .collect::<Result<Vec<f64>, Error>>()?;
-            let (order, groups) = bucket_groups(self.eval_vector(args[0], t)?);
-            let mut out = Vec::with_capacity(order.len() * qs.len());
+            let (order, groups, native) = bucket_groups(self.eval_vector(args[0], t)?);
+            let mut out = Vec::with_capacity((order.len() + native.len()) * qs.len());
             for &q in &qs {
                 let label = format_quantile_label(q);
+                for s in &native {
+                    let h = s.h.as_deref().expect("native samples hold histograms");
+                    let mut lb = s.labels.to_builder();
+                    lb.set(dst.as_str(), label.clone());
+                    out.push(super::unnamed(
+                        &lb.build(),
+                        t,
+                        super::histogram::quantile(q, h),
+                    ));
+                }
                 for g in &order {
                     let mut b = groups[g].clone();
                     let mut lb = g.to_builder();
                     lb.set(dst.as_str(), label.clone());
                     out.push(VectorSample {
+                        h: None,
                         drop_name: true,
                         labels: lb.build(),
                         t,
@@ -342,6 +354,7 @@ impl Evaluator<'_> {
         Ok({
             let inputs: Vec<VectorSample> = if args.is_empty() {
                 vec![VectorSample {
+                    h: None,
                     drop_name: false,
                     labels: Labels::empty(),
                     t,
@@ -397,6 +410,7 @@ impl Evaluator<'_> {
                             let last = *s.samples.get(end.checked_sub(1)?)?;
                             (last.t > te - lookback && !medic_model::is_stale_nan(last.v)).then(
                                 || VectorSample {
+                                    h: None,
                                     drop_name: true,
                                     labels: s.labels.clone(),
                                     t,
@@ -410,6 +424,7 @@ impl Evaluator<'_> {
                     .eval_vector(e, t)?
                     .into_iter()
                     .map(|s| VectorSample {
+                        h: None,
                         drop_name: true,
                         labels: s.labels.clone(),
                         t,
@@ -430,6 +445,7 @@ impl Evaluator<'_> {
             };
             Value::Vector(if empty {
                 vec![VectorSample {
+                    h: None,
                     drop_name: false,
                     labels: absent_labels(args[0]),
                     t,
@@ -514,14 +530,24 @@ impl Evaluator<'_> {
                 vec![self.eval_scalar(args[0], t)?, self.eval_scalar(args[1], t)?]
             };
             let v = self.eval_vector(args[params.len()], t)?;
-            let (order, mut groups) = bucket_groups(v);
+            let (order, mut groups, native) = bucket_groups(v);
             let mut out = Vec::new();
+            for s in native {
+                let h = s.h.as_deref().expect("native samples hold histograms");
+                let v = if name == "histogram_quantile" {
+                    super::histogram::quantile(params[0], h)
+                } else {
+                    super::histogram::fraction(params[0], params[1], h)
+                };
+                out.push(super::unnamed(&s.labels, t, v));
+            }
             for g in order {
                 let mut b = groups.remove(&g).unwrap_or_default();
                 out.push(VectorSample {
                     drop_name: true,
                     labels: g,
                     t,
+                    h: None,
                     v: if name == "histogram_quantile" {
                         bucket_quantile(params[0], &mut b)
                     } else {
@@ -562,12 +588,22 @@ fn check_destination(dst: &str, function: &str) -> Result<(), Error> {
 /// the result then drops, as in Prometheus: two histograms differing only in name collide in the
 /// output), in order of first appearance, as (upper bound, count) pairs. Series without a
 /// parsable `le` are ignored.
-type BucketGroups = (Vec<Labels>, HashMap<Labels, Vec<(f64, f64)>>);
+/// Native histograms come back apart, as they are.
+type BucketGroups = (
+    Vec<Labels>,
+    HashMap<Labels, Vec<(f64, f64)>>,
+    Vec<VectorSample>,
+);
 
 fn bucket_groups(v: Vec<VectorSample>) -> BucketGroups {
     let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
     let mut order = Vec::new();
+    let mut native = Vec::new();
     for s in v {
+        if s.h.is_some() {
+            native.push(s);
+            continue;
+        }
         let Some(Ok(ub)) = s.labels.get("le").map(parse_le) else {
             continue;
         };
@@ -579,7 +615,7 @@ fn bucket_groups(v: Vec<VectorSample>) -> BucketGroups {
         }
         groups.entry(g).or_default().push((ub, s.v));
     }
-    (order, groups)
+    (order, groups, native)
 }
 
 /// A quantile as `histogram_quantiles` writes it into a label: integers keep one decimal

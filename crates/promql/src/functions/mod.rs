@@ -3,6 +3,7 @@
 //! (elementwise math and trigonometry, clamp, round), [`misc`] (labels, time, sorting, absent,
 //! scalar/vector, histogram_quantile).
 
+pub(crate) mod histogram;
 mod math;
 mod misc;
 pub(crate) mod over_time;
@@ -21,12 +22,21 @@ use crate::Error;
 /// from the query's loaded series, so a step copies no samples.
 pub(crate) struct RangeArg {
     data: Arc<Vec<RangeSeries>>,
-    /// (series index, first sample, end) of each non-empty window.
-    windows: Vec<(usize, usize, usize)>,
+    /// Each non-empty window: series index, then the range of its floats and of its
+    /// histograms.
+    windows: Vec<Window>,
     /// The window's length (ms).
     pub range_ms: i64,
     /// The window's end after `@` and `offset` (ms).
     pub end: i64,
+}
+
+/// One series' window: `floats` and `histograms` index its points inside the range.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    series: usize,
+    floats: std::ops::Range<usize>,
+    histograms: std::ops::Range<usize>,
 }
 
 impl RangeArg {
@@ -34,8 +44,12 @@ impl RangeArg {
         let windows = series
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.samples.is_empty())
-            .map(|(i, s)| (i, 0, s.samples.len()))
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| Window {
+                series: i,
+                floats: 0..s.samples.len(),
+                histograms: 0..s.histograms.len(),
+            })
             .collect();
         RangeArg {
             data: Arc::new(series),
@@ -45,11 +59,45 @@ impl RangeArg {
         }
     }
 
-    /// The windows: each series' labels and its samples inside the range.
+    /// The windows that hold floats: each series' labels and its floats inside the range
+    /// (what functions that ignore histograms read).
     pub fn iter(&self) -> impl Iterator<Item = (&Labels, &[Sample])> {
         self.windows
             .iter()
-            .map(|&(i, a, b)| (&self.data[i].labels, &self.data[i].samples[a..b]))
+            .filter(|w| !w.floats.is_empty())
+            .map(|w| {
+                let s = &self.data[w.series];
+                (&s.labels, &s.samples[w.floats.clone()])
+            })
+    }
+
+    /// The windows of floats alone: a window that also holds a histogram is left out (for the
+    /// functions that give no value for a mix; [`RangeArg::with_histograms`] lists it).
+    pub fn floats_only(&self) -> impl Iterator<Item = (&Labels, &[Sample])> {
+        self.windows
+            .iter()
+            .filter(|w| w.histograms.is_empty() && !w.floats.is_empty())
+            .map(|w| {
+                let s = &self.data[w.series];
+                (&s.labels, &s.samples[w.floats.clone()])
+            })
+    }
+
+    /// The windows that hold a histogram: labels, floats, histograms.
+    pub fn with_histograms(
+        &self,
+    ) -> impl Iterator<Item = (&Labels, &[Sample], &[medic_model::HistogramSample])> {
+        self.windows
+            .iter()
+            .filter(|w| !w.histograms.is_empty())
+            .map(|w| {
+                let s = &self.data[w.series];
+                (
+                    &s.labels,
+                    &s.samples[w.floats.clone()],
+                    &s.histograms[w.histograms.clone()],
+                )
+            })
     }
 
     /// Whether no series has samples in the range.
@@ -73,7 +121,19 @@ impl Evaluator<'_> {
                     .filter_map(|(i, s)| {
                         let a = s.samples.partition_point(|x| x.t <= from);
                         let b = s.samples.partition_point(|x| x.t <= end);
-                        (b > a).then_some((i, a, b))
+                        let (ha, hb) = if s.histograms.is_empty() {
+                            (0, 0)
+                        } else {
+                            (
+                                s.histograms.partition_point(|x| x.t <= from),
+                                s.histograms.partition_point(|x| x.t <= end),
+                            )
+                        };
+                        (b > a || hb > ha).then_some(Window {
+                            series: i,
+                            floats: a..b,
+                            histograms: ha..hb,
+                        })
                     })
                     .collect();
                 Ok(RangeArg {
@@ -107,7 +167,9 @@ impl Evaluator<'_> {
     pub(crate) fn call(&mut self, c: &Call, t: i64) -> Result<Value, Error> {
         let name = c.func.name;
         let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
-        let v = if let Some(v) = self.call_rate(name, &args, t)? {
+        let v = if let Some(v) = self.call_histogram(name, &args, t)? {
+            v
+        } else if let Some(v) = self.call_rate(name, &args, t)? {
             v
         } else if let Some(v) = self.call_over_time(name, &args, t)? {
             v
@@ -157,5 +219,6 @@ pub(crate) fn unnamed(labels: &Labels, t: i64, v: f64) -> VectorSample {
         labels: labels.clone(),
         t,
         v,
+        h: None,
     }
 }

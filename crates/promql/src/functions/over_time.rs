@@ -48,8 +48,17 @@ impl Evaluator<'_> {
         };
         let range = if q.is_some() { args[1] } else { args[0] };
         let arg = self.range_arg(range, t)?;
-        let mut out = Vec::new();
-        for (labels, samples) in arg.iter() {
+        let mut out = super::histogram::windows(name, &arg, t);
+        // The functions with a histogram form (sum, avg, count, present, last, first) read
+        // windows of floats alone; the others read the floats of every window.
+        let with_histogram_form =
+            super::histogram::RANGE_FUNCTIONS.contains(&name) || name == "first_over_time";
+        let floats: Vec<_> = if with_histogram_form {
+            arg.floats_only().collect()
+        } else {
+            arg.iter().collect()
+        };
+        for (labels, samples) in floats {
             if let Some(v) = simple_value(name, samples) {
                 out.push(unnamed(labels, t, v));
                 continue;
@@ -63,12 +72,7 @@ impl Evaluator<'_> {
                     } else {
                         samples[0]
                     };
-                    out.push(VectorSample {
-                        drop_name: false,
-                        labels: labels.clone(),
-                        t,
-                        v: x.v,
-                    });
+                    out.push(VectorSample::new(labels.clone(), t, x.v));
                     continue;
                 }
                 "ts_of_min_over_time" | "ts_of_max_over_time" => {

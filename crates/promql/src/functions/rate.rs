@@ -173,7 +173,14 @@ impl Evaluator<'_> {
             None
         };
         let mut out = Vec::new();
-        for (labels, x) in arg.iter() {
+        // `deriv` and `predict_linear` read the floats of a window and ignore its histograms;
+        // the others give no value for a window that mixes the two.
+        let floats: Vec<_> = if matches!(name, "deriv" | "predict_linear") {
+            arg.iter().collect()
+        } else {
+            arg.floats_only().collect()
+        };
+        for (labels, x) in floats {
             let v = window_value(
                 name,
                 x,
@@ -187,6 +194,7 @@ impl Evaluator<'_> {
                 out.push(unnamed(labels, t, v));
             }
         }
+        out.extend(super::histogram::windows(name, &arg, t));
         Ok(Some(Value::Vector(out)))
     }
 }

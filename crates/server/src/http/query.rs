@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use medic_model::FloatHistogram;
 use medic_promql::{format_value, Engine, Error as PromqlError, RangeSeries, Value};
 use serde_json::{json, Value as Json};
 
@@ -29,13 +30,61 @@ fn point(t: i64, v: f64) -> Json {
     json!([ts(t), format_value(v)])
 }
 
-fn matrix_json(series: &[RangeSeries]) -> Json {
-    Json::Array(
-        series
+/// A native histogram as Prometheus writes it: count, sum and every populated bucket as
+/// `[boundaries, lower, upper, count]`, where boundaries says which ends are inclusive (0: the
+/// upper, 1: the lower, 3: both), numbers as strings.
+pub(crate) fn histogram_json(h: &FloatHistogram) -> Json {
+    let buckets: Vec<Json> = h
+        .buckets()
+        .iter()
+        .filter(|b| b.count != 0.0)
+        .map(|b| {
+            let boundaries = if b.zero {
+                3
+            } else if b.upper <= 0.0 && !h.uses_custom_buckets() {
+                1
+            } else {
+                0
+            };
+            json!([
+                boundaries,
+                format_value(b.lower),
+                format_value(b.upper),
+                format_value(b.count)
+            ])
+        })
+        .collect();
+    let mut o = serde_json::Map::new();
+    o.insert("count".into(), format_value(h.count).into());
+    o.insert("sum".into(), format_value(h.sum).into());
+    if !buckets.is_empty() {
+        o.insert("buckets".into(), Json::Array(buckets));
+    }
+    Json::Object(o)
+}
+
+/// One series of a matrix: `values` for its floats and `histograms` for its histograms, each
+/// only when there are any, as Prometheus writes them.
+fn series_json(s: &RangeSeries) -> Json {
+    let mut o = serde_json::Map::new();
+    o.insert("metric".into(), json!(s.labels));
+    if !s.samples.is_empty() || s.histograms.is_empty() {
+        let values = s.samples.iter().map(|x| point(x.t, x.v)).collect();
+        o.insert("values".into(), Json::Array(values));
+    }
+    if !s.histograms.is_empty() {
+        let hs = s
+            .histograms
             .iter()
-            .map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| point(x.t, x.v)).collect::<Vec<_>>()}))
-            .collect(),
-    )
+            .map(|x| json!([ts(x.t), histogram_json(&x.h)]))
+            .collect();
+        o.insert("histograms".into(), Json::Array(hs));
+    }
+    Json::Object(o)
+}
+
+fn matrix_json(series: &[RangeSeries]) -> Json {
+    Json::Array(series.iter().map(series_json).collect())
 }
 
 /// A range query's whole success response, written straight into bytes: the same text
@@ -49,6 +98,11 @@ fn matrix_response(series: &[RangeSeries]) -> Vec<u8> {
     for (i, s) in series.iter().enumerate() {
         if i > 0 {
             out.push(b',');
+        }
+        if !s.histograms.is_empty() {
+            // Histograms are few; their series take the general path.
+            let _ = serde_json::to_writer(&mut out, &series_json(s));
+            continue;
         }
         out.extend_from_slice(br#"{"metric":"#);
         // Labels serialize as a JSON object; writing into a Vec cannot fail.
@@ -88,7 +142,10 @@ fn value_json(v: &Value, t: i64) -> Json {
         Value::String(s) => json!({"resultType": "string", "result": [ts(t), s]}),
         Value::Vector(vec) => json!({
             "resultType": "vector",
-            "result": vec.iter().map(|s| json!({"metric": s.labels, "value": point(s.t, s.v)})).collect::<Vec<_>>(),
+            "result": vec.iter().map(|s| match &s.h {
+                Some(h) => json!({"metric": s.labels, "histogram": [ts(s.t), histogram_json(h)]}),
+                None => json!({"metric": s.labels, "value": point(s.t, s.v)}),
+            }).collect::<Vec<_>>(),
         }),
         Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(m)}),
     }
@@ -305,9 +362,9 @@ mod tests {
     #[test]
     fn the_written_matrix_is_what_serde_writes() {
         let series = [
-            RangeSeries {
-                labels: Labels::from_pairs([("__name__", "up"), ("job", "a\"b\\c\u{1}ü")]),
-                samples: vec![
+            RangeSeries::floats(
+                Labels::from_pairs([("__name__", "up"), ("job", "a\"b\\c\u{1}ü")]),
+                vec![
                     Sample::new(1_700_000_000_000, 1.0),
                     Sample::new(1_700_000_000_123, 0.1 + 0.2),
                     Sample::new(-1_500, f64::NAN),
@@ -316,11 +373,8 @@ mod tests {
                     Sample::new(9, 1e300),
                     Sample::new(10, -0.0),
                 ],
-            },
-            RangeSeries {
-                labels: Labels::empty(),
-                samples: vec![Sample::new(0, 2.5e-7)],
-            },
+            ),
+            RangeSeries::floats(Labels::empty(), vec![Sample::new(0, 2.5e-7)]),
         ];
         for s in [&series[..], &series[..1], &[]] {
             let want = json!({"status": "success", "data": {"resultType": "matrix", "result": matrix_json(s)}});
@@ -337,5 +391,39 @@ mod tests {
         ] {
             assert!(text.contains(point), "{point} in {text}");
         }
+    }
+
+    /// Histograms in Prometheus's shape: buckets in value order with their inclusive ends
+    /// (negative buckets include their lower end, the zero bucket both), empty ones left out.
+    #[test]
+    fn histograms_are_written_as_prometheus_writes_them() {
+        let h = medic_model::histogram::parse_test_expression(
+            "{{count:6 sum:5 z_bucket:1 z_bucket_w:0.5 buckets:[1 0 2] offset:1 n_buckets:[2]}}",
+        )
+        .unwrap();
+        assert_eq!(
+            histogram_json(&h),
+            json!({"count": "6", "sum": "5", "buckets": [
+                [1, "-1", "-0.5", "2"],
+                [3, "-0.5", "0.5", "1"],
+                [0, "1", "2", "1"],
+                [0, "4", "8", "2"],
+            ]})
+        );
+        let series = [RangeSeries {
+            labels: Labels::from_pairs([("__name__", "h")]),
+            samples: vec![Sample::new(0, 1.0)],
+            histograms: vec![medic_model::HistogramSample {
+                t: 1000,
+                h: Arc::new(h),
+            }],
+        }];
+        let got: Json = serde_json::from_slice(&matrix_response(&series)).unwrap();
+        assert_eq!(got["data"]["result"][0]["values"], json!([[0, "1"]]));
+        assert_eq!(got["data"]["result"][0]["histograms"][0][0], json!(1));
+        assert_eq!(
+            got["data"]["result"][0]["histograms"][0][1]["count"],
+            json!("6")
+        );
     }
 }
