@@ -162,7 +162,10 @@ impl Groups {
             let mut key = group_labels(&s.labels, modifier);
             if let Some(l) = label {
                 let mut b = key.to_builder();
-                b.set(l, crate::value::format_value(s.v));
+                match &s.h {
+                    Some(h) => b.set(l, h.to_string()),
+                    None => b.set(l, crate::value::format_value(s.v)),
+                };
                 key = b.build();
             }
             match g.members.get_mut(&key) {
@@ -287,16 +290,14 @@ fn fold(op: &str, param: &Option<Value>, members: &[VectorSample]) -> Result<f64
 /// `sum` or `avg` of a group of histograms: `None` if a member is a float or the buckets
 /// cannot be combined.
 fn histogram_fold(op: &str, members: &[VectorSample]) -> Option<medic_model::FloatHistogram> {
-    let mut hs = members.iter().map(|m| m.h.as_deref());
-    let mut acc = hs.next()??.clone();
-    for h in hs {
-        acc.add(h?).ok()?;
-    }
+    let hs: Option<Vec<&medic_model::FloatHistogram>> =
+        members.iter().map(|m| m.h.as_deref()).collect();
+    let hs = hs?;
     if op == "avg" {
-        acc.div(members.len() as f64);
+        crate::functions::histogram::mean(&hs)
+    } else {
+        crate::functions::histogram::sum(&hs)
     }
-    acc.compact();
-    Some(acc)
 }
 
 /// The aggregations whose value depends on the members' values alone, in order (`None` for

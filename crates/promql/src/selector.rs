@@ -1,6 +1,6 @@
 //! Vector and matrix selectors: matchers, lookback, staleness, `offset` and `@`.
 
-use medic_model::{is_stale_nan, MatchType, Matcher, Sample};
+use medic_model::{is_stale_nan, HistogramSample, MatchType, Matcher, Sample};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{MatrixSelector, VectorSelector};
 
@@ -39,6 +39,46 @@ fn first_after(samples: &[Sample], after: i64) -> usize {
     samples.partition_point(|s| s.t <= after)
 }
 
+/// The newest point of a series at or before `te`, float or histogram.
+pub(crate) enum Latest<'a> {
+    Float(Sample),
+    Histogram(&'a HistogramSample),
+}
+
+impl Latest<'_> {
+    /// Its timestamp (ms).
+    pub(crate) fn t(&self) -> i64 {
+        match self {
+            Latest::Float(x) => x.t,
+            Latest::Histogram(h) => h.t,
+        }
+    }
+}
+
+/// What an instant selector picks from a series at `te`: its newest point within the lookback,
+/// none if that is a staleness marker.
+pub(crate) fn latest(s: &RangeSeries, te: i64, lookback: i64) -> Option<Latest<'_>> {
+    let float = first_after(&s.samples, te)
+        .checked_sub(1)
+        .map(|i| s.samples[i]);
+    let hist = s
+        .histograms
+        .partition_point(|h| h.t <= te)
+        .checked_sub(1)
+        .map(|i| &s.histograms[i]);
+    let picked = match (float, hist) {
+        (Some(f), Some(h)) if f.t < h.t => Latest::Histogram(h),
+        (None, Some(h)) => Latest::Histogram(h),
+        (Some(f), _) => Latest::Float(f),
+        (None, None) => return None,
+    };
+    let stale = match &picked {
+        Latest::Float(x) => is_stale_nan(x.v),
+        Latest::Histogram(h) => is_stale_nan(h.h.sum),
+    };
+    (picked.t() > te - lookback && !stale).then_some(picked)
+}
+
 impl Evaluator<'_> {
     /// An instant vector selector at `t`: each series' newest sample in `(t' - lookback, t']`,
     /// unless that sample is a staleness marker.
@@ -52,38 +92,12 @@ impl Evaluator<'_> {
         let lookback = self.opts.lookback_ms;
         let mut out = Vec::new();
         for s in series.iter() {
-            let end = first_after(&s.samples, te);
-            let last = end.checked_sub(1).map(|i| s.samples[i]);
-            let last_h = match s.histograms.partition_point(|h| h.t <= te) {
-                0 => None,
-                n => Some(&s.histograms[n - 1]),
-            };
-            match (last, last_h) {
-                (_, Some(h)) if last.is_none_or(|f| f.t < h.t) => {
-                    if h.t <= te - lookback || is_stale_nan(h.h.sum) {
-                        continue;
-                    }
-                    out.push(VectorSample {
-                        drop_name: false,
-                        labels: s.labels.clone(),
-                        t,
-                        v: 0.0,
-                        h: Some(h.h.clone()),
-                    });
+            match latest(s, te, lookback) {
+                Some(Latest::Float(x)) => out.push(VectorSample::new(s.labels.clone(), t, x.v)),
+                Some(Latest::Histogram(h)) => {
+                    out.push(VectorSample::histogram(s.labels.clone(), t, h.h.clone()))
                 }
-                (Some(last), _) => {
-                    if last.t <= te - lookback || is_stale_nan(last.v) {
-                        continue;
-                    }
-                    out.push(VectorSample {
-                        drop_name: false,
-                        labels: s.labels.clone(),
-                        t,
-                        v: last.v,
-                        h: None,
-                    });
-                }
-                (None, _) => {}
+                None => {}
             }
         }
         Ok(out)

@@ -102,7 +102,7 @@ impl FloatHistogram {
 
     /// Moves every custom bucket into the first of `bounds` at or above its upper bound (the
     /// `+Inf` bucket past the last).
-    fn rebucket_custom(&mut self, bounds: &[f64]) {
+    pub fn rebucket_custom(&mut self, bounds: &[f64]) {
         let mut out: Vec<(i32, f64)> = Vec::with_capacity(self.positive.len());
         for &(i, c) in &self.positive {
             let upper = self.upper_bound(i);

@@ -17,7 +17,7 @@ mod arith;
 mod text;
 
 pub use arith::{Combined, Mismatch};
-pub use text::{format_test_expression, parse_test_expression};
+pub use text::{format_go_g, format_test_expression, parse_test_expression};
 
 /// The schema of custom-bucket histograms.
 pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
@@ -143,11 +143,17 @@ impl FloatHistogram {
         }
     }
 
-    /// Divides every count and the sum by `f`.
+    /// Divides every count and the sum by `f`. Dividing by zero leaves no bucket (as in
+    /// Prometheus: the zero bucket, count and sum become infinite or NaN).
     pub fn div(&mut self, f: f64) {
         self.zero_count /= f;
         self.count /= f;
         self.sum /= f;
+        if f == 0.0 {
+            self.positive.clear();
+            self.negative.clear();
+            return;
+        }
         for b in self.positive.iter_mut().chain(self.negative.iter_mut()) {
             b.1 /= f;
         }
@@ -176,24 +182,35 @@ impl FloatHistogram {
         if self.uses_custom_buckets() != prev.uses_custom_buckets() {
             return true;
         }
-        if self.uses_custom_buckets() {
-            if self.custom_values != prev.custom_values {
-                return true;
-            }
-        } else if self.schema > prev.schema || self.zero_threshold < prev.zero_threshold {
+        if !self.uses_custom_buckets()
+            && (self.schema > prev.schema || self.zero_threshold < prev.zero_threshold)
+        {
             return true;
         }
         // Compare at the coarser of the two layouts: reduce `prev` to this schema and zero
-        // bucket, then every bucket must have grown or stayed.
+        // bucket (custom buckets: both to the bounds they share), then every bucket must have
+        // grown or stayed.
         let mut p = prev.clone();
-        if !p.uses_custom_buckets() {
+        let mut cur = std::borrow::Cow::Borrowed(self);
+        if p.uses_custom_buckets() {
+            if p.custom_values != self.custom_values {
+                let common: Vec<f64> = self
+                    .custom_values
+                    .iter()
+                    .copied()
+                    .filter(|v| p.custom_values.contains(v))
+                    .collect();
+                p.rebucket_custom(&common);
+                cur.to_mut().rebucket_custom(&common);
+            }
+        } else {
             p.reduce_resolution(self.schema);
             p.widen_zero_bucket(self.zero_threshold);
         }
-        if self.zero_count < p.zero_count {
+        if cur.zero_count < p.zero_count {
             return true;
         }
-        decreased(&p.positive, &self.positive) || decreased(&p.negative, &self.negative)
+        decreased(&p.positive, &cur.positive) || decreased(&p.negative, &cur.negative)
     }
 
     /// Lowers an exponential histogram's resolution to `schema` (≤ its own), merging buckets.

@@ -127,3 +127,17 @@ fn spans_round_trip() {
     assert_eq!(FloatHistogram::from_spans(&spans, &counts), Some(side));
     assert_eq!(FloatHistogram::from_spans(&spans, &[1.0]), None);
 }
+
+#[test]
+fn prints_as_prometheus_prints() {
+    assert_eq!(format_go_g(1e6), "1e+06");
+    assert_eq!(format_go_g(123456.0), "123456");
+    assert_eq!(format_go_g(2.5e-5), "2.5e-05");
+    assert_eq!(format_go_g(0.001), "0.001");
+    assert_eq!(format_go_g(-1.5e300), "-1.5e+300");
+    let x = h("{{count:20 sum:10 z_bucket:2 z_bucket_w:0.001 buckets:[1 2] offset:0 n_buckets:[1 2] n_offset:0}}");
+    assert_eq!(
+        x.to_string(),
+        "{count:20, sum:10, [-2,-1):2, [-1,-0.5):1, [-0.001,0.001]:2, (0.5,1]:1, (1,2]:2}"
+    );
+}

@@ -139,3 +139,55 @@ fn join(v: &[f64]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Go's `%g` for one float, as Prometheus prints histograms: the shortest digits, in exponent
+/// form (`1e+06`, `2.5e-05`) below 1e-4 and from 1e6 up.
+pub fn format_go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        return format!("{v}");
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+/// Prometheus's `String()` of a histogram (what `count_values` writes into its label):
+/// `{count:20, sum:10, [-2,-1):2, [-0.001,0.001]:2, (0.5,1]:1}`, populated buckets in value
+/// order, each with its inclusive ends.
+impl std::fmt::Display for FloatHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{{count:{}, sum:{}",
+            format_go_g(self.count),
+            format_go_g(self.sum)
+        )?;
+        for b in self.buckets() {
+            if b.count == 0.0 {
+                continue;
+            }
+            let negative = b.upper <= 0.0 && !b.zero && !self.uses_custom_buckets();
+            let open = if b.zero || negative { '[' } else { '(' };
+            let close = if b.zero || !negative { ']' } else { ')' };
+            write!(
+                f,
+                ", {open}{},{}{close}:{}",
+                format_go_g(b.lower),
+                format_go_g(b.upper),
+                format_go_g(b.count)
+            )?;
+        }
+        write!(f, "}}")
+    }
+}

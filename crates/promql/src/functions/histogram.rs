@@ -15,8 +15,8 @@ use crate::engine::Evaluator;
 use crate::value::{Value, VectorSample};
 use crate::Error;
 
-/// Range functions that have a histogram form.
-pub(crate) const RANGE_FUNCTIONS: [&str; 12] = [
+/// Range functions that read a window's histograms (the others read its floats alone).
+pub(crate) const RANGE_FUNCTIONS: [&str; 15] = [
     "rate",
     "increase",
     "delta",
@@ -29,6 +29,9 @@ pub(crate) const RANGE_FUNCTIONS: [&str; 12] = [
     "count_over_time",
     "present_over_time",
     "last_over_time",
+    "first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_first_over_time",
 ];
 
 impl Evaluator<'_> {
@@ -141,7 +144,8 @@ pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> f64 {
         count = h.count;
     }
     if count < rank {
-        return b.upper;
+        // The rank lies among the NaN observations (counted, in no bucket).
+        return if h.sum.is_nan() { f64::NAN } else { b.upper };
     }
     if forward {
         rank -= count - b.count;
@@ -179,8 +183,22 @@ pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
                 b.upper = 0.0;
             }
         }
+        // A custom bucket reaching to -Inf starts at 0 when it ends above it (as for
+        // quantiles); a bucket still infinitely wide is never interpolated into: a bound inside
+        // it stands at the bucket's finite end.
+        if h.uses_custom_buckets() && b.lower == f64::NEG_INFINITY && b.upper > 0.0 {
+            b.lower = 0.0;
+        }
+        let infinite = b.lower.is_infinite() || b.upper.is_infinite();
         let linear = h.uses_custom_buckets() || zero;
         let at = |v: f64| -> f64 {
+            if infinite {
+                return if b.lower.is_infinite() {
+                    rank + b.count
+                } else {
+                    rank
+                };
+            }
             if linear {
                 return rank + b.count * (v - b.lower) / (b.upper - b.lower);
             }
@@ -212,15 +230,21 @@ pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
         }
         rank += b.count;
     }
-    let lo = lower_rank.filter(|r| *r <= h.count).unwrap_or(h.count);
-    let hi = upper_rank.filter(|r| *r <= h.count).unwrap_or(h.count);
+    // NaN observations are counted but in no bucket: they are in no fraction.
+    let cap = if h.sum.is_nan() {
+        h.buckets().iter().map(|b| b.count).sum()
+    } else {
+        h.count
+    };
+    let lo = lower_rank.filter(|r| *r <= cap).unwrap_or(cap);
+    let hi = upper_rank.filter(|r| *r <= cap).unwrap_or(cap);
     (hi - lo) / h.count
 }
 
 /// The histogram part of a range function at `t`: a value for every window that holds a
 /// histogram (functions with no histogram form give none).
 pub(crate) fn windows(name: &str, arg: &RangeArg, t: i64) -> Vec<VectorSample> {
-    if !RANGE_FUNCTIONS.contains(&name) && name != "first_over_time" {
+    if !RANGE_FUNCTIONS.contains(&name) {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -269,32 +293,93 @@ fn window(
             s.drop_name = false;
             Some(s)
         }
+        "ts_of_last_over_time" => {
+            let last = hs[hs.len() - 1]
+                .t
+                .max(floats.last().map_or(i64::MIN, |f| f.t));
+            Some(unnamed(labels, t, last as f64 / 1000.0))
+        }
+        "ts_of_first_over_time" => {
+            let first = hs[0].t.min(floats.first().map_or(i64::MAX, |f| f.t));
+            Some(unnamed(labels, t, first as f64 / 1000.0))
+        }
+        "resets" | "changes" => Some(unnamed(labels, t, transitions(name, floats, hs))),
+        "irate" | "idelta" => last_two(name, floats, hs, labels, t),
         _ if mixed => None,
         "sum_over_time" | "avg_over_time" => {
-            let mut acc = FloatHistogram::clone(&hs[0].h);
-            for x in &hs[1..] {
-                acc.add(&x.h).ok()?;
+            let all: Vec<&FloatHistogram> = hs.iter().map(|x| x.h.as_ref()).collect();
+            if name == "sum_over_time" {
+                sum(&all).map(hist)
+            } else {
+                mean(&all).map(hist)
             }
-            if name == "avg_over_time" {
-                acc.div(hs.len() as f64);
-            }
-            acc.compact();
-            Some(hist(acc))
         }
-        "resets" => Some(unnamed(
-            labels,
-            t,
-            hs.windows(2)
-                .filter(|w| w[1].h.detect_reset(&w[0].h))
-                .count() as f64,
-        )),
-        "changes" => Some(unnamed(
-            labels,
-            t,
-            hs.windows(2).filter(|w| !same(&w[0].h, &w[1].h)).count() as f64,
-        )),
-        "irate" | "idelta" => instant_delta(hs, name == "irate").map(hist),
         _ => rate(hs, arg, name).map(hist),
+    }
+}
+
+/// A window's points in time order, floats and histograms together.
+#[derive(Clone, Copy)]
+enum Any<'a> {
+    Float(Sample),
+    Histogram(&'a HistogramSample),
+}
+
+fn merged<'a>(floats: &[Sample], hs: &'a [HistogramSample]) -> Vec<(i64, Any<'a>)> {
+    let mut all: Vec<(i64, Any<'a>)> = floats
+        .iter()
+        .map(|f| (f.t, Any::Float(*f)))
+        .chain(hs.iter().map(|h| (h.t, Any::Histogram(h))))
+        .collect();
+    all.sort_by_key(|p| p.0);
+    all
+}
+
+/// `resets` and `changes` over a window of floats and histograms: a switch between the two
+/// counts as a reset and as a change.
+fn transitions(name: &str, floats: &[Sample], hs: &[HistogramSample]) -> f64 {
+    let all = merged(floats, hs);
+    let mut n = 0;
+    for w in all.windows(2) {
+        let counted = match (w[0].1, w[1].1) {
+            (Any::Float(a), Any::Float(b)) if name == "resets" => b.v < a.v,
+            (Any::Float(a), Any::Float(b)) => !(a.v == b.v || (a.v.is_nan() && b.v.is_nan())),
+            (Any::Histogram(a), Any::Histogram(b)) if name == "resets" => {
+                !Arc::ptr_eq(&a.h, &b.h) && b.h.detect_reset(&a.h)
+            }
+            (Any::Histogram(a), Any::Histogram(b)) => !same(&a.h, &b.h),
+            _ => true,
+        };
+        n += usize::from(counted);
+    }
+    n as f64
+}
+
+/// `irate`/`idelta` of the window's last two points: histograms give a histogram, floats a
+/// float, a float and a histogram nothing.
+fn last_two(
+    name: &str,
+    floats: &[Sample],
+    hs: &[HistogramSample],
+    labels: &Labels,
+    t: i64,
+) -> Option<VectorSample> {
+    let all = merged(floats, hs);
+    let [.., (_, a), (_, b)] = all[..] else {
+        return None;
+    };
+    match (a, b) {
+        (Any::Histogram(a), Any::Histogram(b)) => {
+            let h = instant_delta(&[a.clone(), b.clone()], name == "irate")?;
+            let mut s = unnamed(labels, t, 0.0);
+            s.h = Some(Arc::new(h));
+            Some(s)
+        }
+        (Any::Float(a), Any::Float(b)) => {
+            super::rate::window_value(name, &[a, b], 0, 0, 0, t, None)
+                .map(|v| unnamed(labels, t, v))
+        }
+        _ => None,
     }
 }
 
@@ -332,6 +417,46 @@ fn instant_delta(hs: &[HistogramSample], is_rate: bool) -> Option<FloatHistogram
     Some(h)
 }
 
+/// What a counter histogram gained over the window: split at counter resets, the first piece
+/// from its first to its last histogram, every later piece from zero to its last. Pieces that
+/// cannot be added (exponential and custom buckets) give nothing.
+fn increase(hs: &[HistogramSample]) -> Option<FloatHistogram> {
+    let mut acc: Option<FloatHistogram> = None;
+    let mut start = 0;
+    for i in 1..=hs.len() {
+        // A subquery repeats a stored histogram at every step it is the newest: a reset is
+        // counted once, where the histogram first appears.
+        let reset = i < hs.len()
+            && !Arc::ptr_eq(&hs[i - 1].h, &hs[i].h)
+            && hs[i].h.detect_reset(&hs[i - 1].h);
+        if i < hs.len() && !reset {
+            continue;
+        }
+        let end = &hs[i - 1].h;
+        let piece = if start == 0 {
+            if i - 1 == 0 {
+                None
+            } else {
+                let mut p = FloatHistogram::clone(end);
+                p.sub(&hs[0].h).ok()?;
+                Some(p)
+            }
+        } else {
+            Some(FloatHistogram::clone(end))
+        };
+        if let Some(p) = piece {
+            match &mut acc {
+                None => acc = Some(p),
+                Some(a) => {
+                    a.add(&p).ok()?;
+                }
+            }
+        }
+        start = i;
+    }
+    acc
+}
+
 /// `rate`, `increase` and `delta` of histograms: the last minus the first (plus what counter
 /// resets took away, for counters), extrapolated to the window's edges as for floats.
 fn rate(hs: &[HistogramSample], arg: &RangeArg, name: &str) -> Option<FloatHistogram> {
@@ -340,21 +465,13 @@ fn rate(hs: &[HistogramSample], arg: &RangeArg, name: &str) -> Option<FloatHisto
     }
     let counter = name != "delta";
     let (first, last) = (&hs[0], &hs[hs.len() - 1]);
-    let custom = first.h.uses_custom_buckets();
-    if hs.iter().any(|x| x.h.uses_custom_buckets() != custom) {
-        return None;
-    }
-    let min_schema = hs.iter().map(|x| x.h.schema).min().unwrap_or(0);
-    let mut h = FloatHistogram::clone(&last.h);
-    h.reduce_resolution(min_schema);
-    h.sub(&first.h).ok()?;
-    if counter {
-        for w in hs.windows(2) {
-            if w[1].h.detect_reset(&w[0].h) {
-                h.add(&w[0].h).ok()?;
-            }
-        }
-    }
+    let mut h = if counter {
+        increase(hs)?
+    } else {
+        let mut h = FloatHistogram::clone(&last.h);
+        h.sub(&first.h).ok()?;
+        h
+    };
     h.counter_reset_hint = CounterResetHint::Gauge;
     let range_start = arg.end - arg.range_ms;
     let sampled = (last.t - first.t) as f64 / 1000.0;
@@ -381,4 +498,172 @@ fn rate(hs: &[HistogramSample], arg: &RangeArg, name: &str) -> Option<FloatHisto
     h.mul(factor);
     h.compact();
     Some(h)
+}
+
+/// A sum of histograms with Kahan–Neumaier compensation on the count, the sum, the zero bucket
+/// and every bucket (Prometheus's `KahanAdd`), so that large values that cancel do not wipe out
+/// small ones.
+pub(crate) struct KahanSum {
+    sum: FloatHistogram,
+    comp: FloatHistogram,
+}
+
+impl KahanSum {
+    pub(crate) fn new(first: &FloatHistogram) -> Self {
+        let comp = FloatHistogram {
+            schema: first.schema,
+            zero_threshold: first.zero_threshold,
+            custom_values: first.custom_values.clone(),
+            counter_reset_hint: first.counter_reset_hint,
+            ..FloatHistogram::default()
+        };
+        Self {
+            sum: first.clone(),
+            comp,
+        }
+    }
+
+    /// Adds `h`; `None` when its buckets cannot be combined with the sum's.
+    pub(crate) fn add(&mut self, h: &FloatHistogram) -> Option<()> {
+        if h.uses_custom_buckets() != self.sum.uses_custom_buckets() {
+            return None;
+        }
+        let mut h = std::borrow::Cow::Borrowed(h);
+        if h.uses_custom_buckets() {
+            if h.custom_values != self.sum.custom_values {
+                let common: Vec<f64> = self
+                    .sum
+                    .custom_values
+                    .iter()
+                    .copied()
+                    .filter(|v| h.custom_values.contains(v))
+                    .collect();
+                self.sum.rebucket_custom(&common);
+                self.comp.rebucket_custom(&common);
+                h.to_mut().rebucket_custom(&common);
+            }
+        } else {
+            let schema = self.sum.schema.min(h.schema);
+            self.sum.reduce_resolution(schema);
+            self.comp.reduce_resolution(schema);
+            h.to_mut().reduce_resolution(schema);
+            // Widening may grow a threshold to a bucket's bound: repeat until all agree.
+            loop {
+                let t = self
+                    .sum
+                    .zero_threshold
+                    .max(self.comp.zero_threshold)
+                    .max(h.zero_threshold);
+                self.sum.widen_zero_bucket(t);
+                self.comp.widen_zero_bucket(t);
+                if h.zero_threshold < t {
+                    h.to_mut().widen_zero_bucket(t);
+                }
+                if self.sum.zero_threshold == t
+                    && self.comp.zero_threshold == t
+                    && h.zero_threshold == t
+                {
+                    break;
+                }
+            }
+            (self.sum.zero_count, self.comp.zero_count) =
+                kahan_inc(h.zero_count, self.sum.zero_count, self.comp.zero_count);
+        }
+        if h.counter_reset_hint != self.sum.counter_reset_hint {
+            self.sum.counter_reset_hint = if h.counter_reset_hint == CounterResetHint::Gauge
+                || self.sum.counter_reset_hint == CounterResetHint::Gauge
+            {
+                CounterResetHint::Gauge
+            } else {
+                CounterResetHint::Unknown
+            };
+        }
+        (self.sum.count, self.comp.count) = kahan_inc(h.count, self.sum.count, self.comp.count);
+        (self.sum.sum, self.comp.sum) = kahan_inc(h.sum, self.sum.sum, self.comp.sum);
+        (self.sum.positive, self.comp.positive) =
+            kahan_side(&self.sum.positive, &self.comp.positive, &h.positive);
+        (self.sum.negative, self.comp.negative) =
+            kahan_side(&self.sum.negative, &self.comp.negative, &h.negative);
+        Some(())
+    }
+
+    /// The compensated sum.
+    pub(crate) fn finish(self) -> FloatHistogram {
+        let mut out = self.sum;
+        out.count += self.comp.count;
+        out.sum += self.comp.sum;
+        out.zero_count += self.comp.zero_count;
+        out.positive = plus(&out.positive, &self.comp.positive);
+        out.negative = plus(&out.negative, &self.comp.negative);
+        out.compact();
+        out
+    }
+}
+
+/// One side's buckets after adding `add` to `sum` with compensation `comp` (all sorted by
+/// index): the new sums and compensations.
+type Side = Vec<(i32, f64)>;
+
+fn kahan_side(sum: &[(i32, f64)], comp: &[(i32, f64)], add: &[(i32, f64)]) -> (Side, Side) {
+    let mut idx: Vec<i32> = sum.iter().chain(comp).chain(add).map(|b| b.0).collect();
+    idx.sort_unstable();
+    idx.dedup();
+    let get = |side: &[(i32, f64)], i: i32| {
+        side.binary_search_by_key(&i, |b| b.0)
+            .map_or(0.0, |k| side[k].1)
+    };
+    let (mut s_out, mut c_out) = (Vec::with_capacity(idx.len()), Vec::new());
+    for i in idx {
+        let (s, c) = kahan_inc(get(add, i), get(sum, i), get(comp, i));
+        if s != 0.0 {
+            s_out.push((i, s));
+        }
+        if c != 0.0 {
+            c_out.push((i, c));
+        }
+    }
+    (s_out, c_out)
+}
+
+/// `a + b` bucket by bucket (the compensation folded into the sum).
+fn plus(a: &[(i32, f64)], b: &[(i32, f64)]) -> Side {
+    let mut out: Side = a.iter().chain(b).copied().collect();
+    out.sort_by_key(|x| x.0);
+    out.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
+        }
+        same
+    });
+    out.retain(|x| x.1 != 0.0);
+    out
+}
+
+/// The mean of histograms, incremental with compensation as Prometheus computes `avg` and
+/// `avg_over_time` of histograms (no overflow where the sum would overflow).
+pub(crate) fn mean(hs: &[&FloatHistogram]) -> Option<FloatHistogram> {
+    let (first, rest) = hs.split_first()?;
+    let mut acc = KahanSum::new(first);
+    for (k, h) in rest.iter().enumerate() {
+        // mean ← mean·(n-1)/n + h/n, the compensation scaled with the mean.
+        let n = (k + 2) as f64;
+        let q = (n - 1.0) / n;
+        acc.sum.mul(q);
+        acc.comp.mul(q);
+        let mut add = FloatHistogram::clone(h);
+        add.div(n);
+        acc.add(&add)?;
+    }
+    Some(acc.finish())
+}
+
+/// The sum of histograms, compensated.
+pub(crate) fn sum(hs: &[&FloatHistogram]) -> Option<FloatHistogram> {
+    let (first, rest) = hs.split_first()?;
+    let mut acc = KahanSum::new(first);
+    for h in rest {
+        acc.add(h)?;
+    }
+    Some(acc.finish())
 }

@@ -44,6 +44,25 @@ fn unary(name: &str) -> Option<fn(f64) -> f64> {
     })
 }
 
+/// Go's `math.Max`, which Prometheus's clamps use: NaN if either is NaN (Rust's `max` returns
+/// the other).
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Go's `math.Min`.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
 impl Evaluator<'_> {
     pub(crate) fn call_math(
         &mut self,
@@ -73,15 +92,15 @@ impl Evaluator<'_> {
                     if hi < lo {
                         return Ok(Some(Value::Vector(Vec::new())));
                     }
-                    Box::new(move |v: f64| v.max(lo).min(hi))
+                    Box::new(move |v: f64| go_max(lo, go_min(hi, v)))
                 }
                 "clamp_min" => {
                     let lo = self.eval_scalar(args[1], t)?;
-                    Box::new(move |v: f64| v.max(lo))
+                    Box::new(move |v: f64| go_max(lo, v))
                 }
                 "clamp_max" => {
                     let hi = self.eval_scalar(args[1], t)?;
-                    Box::new(move |v: f64| v.min(hi))
+                    Box::new(move |v: f64| go_min(hi, v))
                 }
                 _ => return Ok(None),
             }

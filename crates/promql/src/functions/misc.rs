@@ -244,13 +244,20 @@ impl Evaluator<'_> {
                 }])
             }
             "scalar" => {
+                // The one float of the vector; histograms do not count.
                 let v = self.eval_vector(args[0], t)?;
-                Value::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN })
+                let mut floats = v.iter().filter(|s| s.is_float());
+                Value::Scalar(match (floats.next(), floats.next()) {
+                    (Some(s), None) => s.v,
+                    _ => f64::NAN,
+                })
             }
             "timestamp" => self.misc_timestamp(args, t)?,
             "absent" | "absent_over_time" => self.misc_absent(name, args, t)?,
             "sort" | "sort_desc" => {
                 let mut v = self.eval_vector(args[0], t)?;
+                // Histograms have no order: sorting leaves them out.
+                v.retain(VectorSample::is_float);
                 v.sort_by(|a, b| crate::aggregate::cmp_nan_last(a.v, b.v, name == "sort_desc"));
                 Value::Vector(v)
             }
@@ -372,6 +379,7 @@ impl Evaluator<'_> {
             Value::Vector(
                 inputs
                     .into_iter()
+                    .filter(VectorSample::is_float)
                     .map(|mut s| {
                         if !s.v.is_finite() {
                             return s;
@@ -406,17 +414,8 @@ impl Evaluator<'_> {
                     series
                         .iter()
                         .filter_map(|s| {
-                            let end = s.samples.partition_point(|x| x.t <= te);
-                            let last = *s.samples.get(end.checked_sub(1)?)?;
-                            (last.t > te - lookback && !medic_model::is_stale_nan(last.v)).then(
-                                || VectorSample {
-                                    h: None,
-                                    drop_name: true,
-                                    labels: s.labels.clone(),
-                                    t,
-                                    v: last.t as f64 / 1000.0,
-                                },
-                            )
+                            let last = crate::selector::latest(s, te, lookback)?;
+                            Some(super::unnamed(&s.labels, t, last.t() as f64 / 1000.0))
                         })
                         .collect()
                 }
@@ -614,6 +613,19 @@ fn bucket_groups(v: Vec<VectorSample>) -> BucketGroups {
             order.push(g.clone());
         }
         groups.entry(g).or_default().push((ub, s.v));
+    }
+    // A native histogram and classic buckets of the same series: Prometheus answers neither.
+    let clash: Vec<Labels> = native
+        .iter()
+        .filter(|s| groups.contains_key(&s.labels))
+        .map(|s| s.labels.clone())
+        .collect();
+    if !clash.is_empty() {
+        native.retain(|s| !clash.contains(&s.labels));
+        order.retain(|g| !clash.contains(g));
+        for c in &clash {
+            groups.remove(c);
+        }
     }
     (order, groups, native)
 }
