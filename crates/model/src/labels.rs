@@ -163,15 +163,17 @@ impl Labels {
         }
     }
 
-    /// The same set without `__name__`.
+    /// The same set without `__name__`, and without the `__type__` and `__unit__` labels that
+    /// describe the name (Prometheus 3's type-and-unit labels go wherever the name goes).
     pub fn without_metric_name(&self) -> Labels {
-        if self.metric_name().is_none() {
+        let described = |n: &str| n == METRIC_NAME || n == "__type__" || n == "__unit__";
+        if !self.0.iter().any(|l| described(&l.name)) {
             return self.clone();
         }
         Labels(
             self.0
                 .iter()
-                .filter(|l| &*l.name != METRIC_NAME)
+                .filter(|l| !described(&l.name))
                 .cloned()
                 .collect(),
         )

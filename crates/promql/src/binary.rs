@@ -246,6 +246,76 @@ fn set_op(
     }
 }
 
+/// One side's sample as an operand: its value and its histogram, if any.
+type Operand<'a> = (f64, Option<&'a Arc<FloatHistogram>>);
+
+/// A result's float value, or its histogram.
+type PairValue = (f64, Option<Arc<FloatHistogram>>);
+
+/// The value of `l op r` for a matched (or filled) pair; `None` drops the pair (a comparison
+/// that fails without `bool`, or an operation histograms do not have).
+fn pair_value(
+    op: &str,
+    l: Operand<'_>,
+    r: Operand<'_>,
+    return_bool: bool,
+) -> Result<Option<PairValue>, Error> {
+    if l.1.is_some() || r.1.is_some() {
+        return Ok(match histogram_elem(op, l, r) {
+            None => None,
+            Some(Elem::Compared(keep)) if return_bool => Some((f64::from(u8::from(keep)), None)),
+            Some(Elem::Compared(true)) => Some((0.0, l.1.cloned())),
+            Some(Elem::Compared(false)) => None,
+            Some(Elem::Histogram(h)) => Some((0.0, Some(h))),
+        });
+    }
+    if !is_comparison(op) {
+        return Ok(Some((arith(op, l.0, r.0)?, None)));
+    }
+    let keep = compare(op, l.0, r.0);
+    Ok(if return_bool {
+        Some((f64::from(u8::from(keep)), None))
+    } else if keep {
+        Some((l.0, None))
+    } else {
+        None
+    })
+}
+
+/// How a pair's result is labelled: the many side's labels (all of them when grouping, the
+/// `on` labels or all but the `ignoring` ones for one-to-one), plus the `group_left`/
+/// `group_right` labels taken from the one side (removed when that side was filled in).
+fn result_labels(
+    many: &Labels,
+    one: Option<&Labels>,
+    matching: Option<&LabelModifier>,
+    grouped: bool,
+    include: &[String],
+) -> Labels {
+    let mut b = many.to_builder();
+    if !grouped {
+        match matching {
+            Some(LabelModifier::Include(on)) => {
+                let keep: HashSet<&str> = on.labels.iter().map(String::as_str).collect();
+                b.retain(|l| keep.contains(&*l.name));
+            }
+            Some(LabelModifier::Exclude(ign)) => {
+                for n in &ign.labels {
+                    b.del(n);
+                }
+            }
+            None => {}
+        }
+    }
+    for name in include {
+        match one.and_then(|o| o.get(name)) {
+            Some(v) => b.set(name.as_str(), v),
+            None => b.del(name),
+        };
+    }
+    b.build()
+}
+
 fn vector_vector(
     op: &str,
     lhs: Vec<VectorSample>,
@@ -260,6 +330,12 @@ fn vector_vector(
         Some(VectorMatchCardinality::OneToMany(l)) => (l.labels.clone(), true, false),
         _ => (Vec::new(), false, false),
     };
+    let grouped = one_to_many || many_to_one;
+    // `fill_right` stands in for a missing one side and `fill_left` for a missing many side —
+    // with `group_right` too, where the one side is the left: Prometheus's behaviour, which
+    // its tests pin down.
+    let fill = m.map(|m| m.fill_values.clone()).unwrap_or_default();
+    let (fill_one, fill_many) = (fill.rhs, fill.lhs);
     // The "one" side is indexed; with group_right the sides swap.
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let mut index: HashMap<Labels, &VectorSample> = HashMap::new();
@@ -273,97 +349,78 @@ fn vector_vector(
             )));
         }
     }
-    let is_cmp = is_comparison(op);
-    let drop_name = !is_cmp || return_bool;
+    let drop_name = !is_comparison(op) || return_bool;
     let mut out = Vec::new();
-    let mut seen_one_to_one: HashMap<Labels, Labels> = HashMap::new();
+    let mut seen_one_to_one: HashSet<Labels> = HashSet::new();
     let mut seen_results: HashSet<Labels> = HashSet::new();
+    let mut matched: HashSet<Labels> = HashSet::new();
     for x in &many {
         let sig = signature(&x.labels, matching);
-        let Some(o) = index.get(&sig) else { continue };
-        if !one_to_many && !many_to_one {
-            if let Some(prev) = seen_one_to_one.insert(sig.clone(), x.labels.clone()) {
-                let _ = prev;
+        let o = index.get(&sig).copied();
+        let one_operand: Operand<'_> = match (o, fill_one) {
+            (Some(o), _) => (o.v, o.h.as_ref()),
+            (None, Some(f)) => (f, None),
+            (None, None) => continue,
+        };
+        if o.is_some() {
+            matched.insert(sig.clone());
+            if !grouped && !seen_one_to_one.insert(sig.clone()) {
                 return Err(Error::Eval(format!(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right); found duplicate series for the match group {sig} on the left hand-side of the operation"
                 )));
             }
         }
-        let (lv, rv) = if one_to_many { (o.v, x.v) } else { (x.v, o.v) };
-        let hist = if x.h.is_some() || o.h.is_some() {
-            let (lh, rh) = if one_to_many {
-                (o.h.as_ref(), x.h.as_ref())
-            } else {
-                (x.h.as_ref(), o.h.as_ref())
-            };
-            match histogram_elem(op, (lv, lh), (rv, rh)) {
-                None => continue,
-                Some(Elem::Compared(keep)) if return_bool => {
-                    Some((if keep { 1.0 } else { 0.0 }, None))
-                }
-                Some(Elem::Compared(true)) => Some((0.0, lh.cloned())),
-                Some(Elem::Compared(false)) => continue,
-                Some(Elem::Histogram(h)) => Some((0.0, Some(h))),
-            }
+        // Operands in the operator's order: with group_right the many side is on the right.
+        let many_operand: Operand<'_> = (x.v, x.h.as_ref());
+        let (l, r) = if one_to_many {
+            (one_operand, many_operand)
         } else {
-            None
+            (many_operand, one_operand)
         };
-        let value = if let Some((v, _)) = &hist {
-            *v
-        } else if is_cmp {
-            let keep = compare(op, lv, rv);
-            if return_bool {
-                if keep {
-                    1.0
-                } else {
-                    0.0
-                }
-            } else if keep {
-                lv
-            } else {
-                continue;
-            }
-        } else {
-            arith(op, lv, rv)?
+        let Some((value, h)) = pair_value(op, l, r, return_bool)? else {
+            continue;
         };
-        // Result labels, as Prometheus's resultMetric.
-        let mut b = x.labels.to_builder();
-        if !one_to_many && !many_to_one {
-            match matching {
-                Some(LabelModifier::Include(on)) => {
-                    let keep: HashSet<&str> = on.labels.iter().map(String::as_str).collect();
-                    b.retain(|l| keep.contains(&*l.name));
-                }
-                Some(LabelModifier::Exclude(ign)) => {
-                    for n in &ign.labels {
-                        b.del(n);
-                    }
-                }
-                None => {}
-            }
-        }
-        for name in &include {
-            match o.labels.get(name) {
-                Some(v) => b.set(name.as_str(), v),
-                None => b.del(name),
-            };
-        }
-        let labels = b.build();
+        let labels = result_labels(&x.labels, o.map(|o| &o.labels), matching, grouped, &include);
         let key = if drop_name {
             labels.without_metric_name()
         } else {
             labels.clone()
         };
-        if !seen_results.insert(key) && (one_to_many || many_to_one) {
+        if !seen_results.insert(key) && grouped {
             return Err(Error::Eval(format!("multiple matches for labels: grouping labels must ensure unique matches; duplicate result {labels}")));
         }
         out.push(VectorSample {
             labels,
             t: x.t,
             v: value,
-            h: hist.and_then(|(_, h)| h),
+            h,
             drop_name: drop_name || x.drop_name,
         });
+    }
+    // One-side samples no many-side sample matched, with the many side filled in: labelled by
+    // their match group.
+    if let Some(f) = fill_many {
+        for o in &one {
+            let sig = signature(&o.labels, matching);
+            if matched.contains(&sig) {
+                continue;
+            }
+            let one_operand: Operand<'_> = (o.v, o.h.as_ref());
+            let (l, r) = if one_to_many {
+                (one_operand, (f, None))
+            } else {
+                ((f, None), one_operand)
+            };
+            if let Some((value, h)) = pair_value(op, l, r, return_bool)? {
+                out.push(VectorSample {
+                    labels: sig,
+                    t: o.t,
+                    v: value,
+                    h,
+                    drop_name: true,
+                });
+            }
+        }
     }
     Ok(out)
 }

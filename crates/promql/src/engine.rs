@@ -548,6 +548,34 @@ impl<'a> Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
+    /// The series matching `matchers` that an instant selector would pick at `t` (newest
+    /// point within the lookback, not stale), with that point's time: what `info()` joins
+    /// with. Histograms are refused: info series are floats.
+    pub(crate) fn latest_at(
+        &mut self,
+        matchers: &[medic_model::Matcher],
+        t: i64,
+    ) -> Result<Vec<(Labels, i64)>, Error> {
+        let lookback = self.opts.lookback_ms;
+        let q = self.store.querier(t - lookback + 1, t)?;
+        if !q.select_histograms(matchers)?.is_empty() {
+            return Err(Error::Eval(
+                "info(): the info series selector matches native histograms; info series are floats"
+                    .into(),
+            ));
+        }
+        let mut out = Vec::new();
+        for s in q.select(matchers)? {
+            let s = s?;
+            self.charge_transient(s.samples.len())?;
+            let series = RangeSeries::floats(s.labels, s.samples);
+            if let Some(p) = crate::selector::latest(&series, t, lookback) {
+                out.push((series.labels.clone(), p.t()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Joins a selection's histograms to its floats, series by series (a series may have
     /// both), keeping the series sorted by labels.
     fn merge_histograms(

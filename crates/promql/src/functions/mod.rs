@@ -4,6 +4,7 @@
 //! scalar/vector, histogram_quantile).
 
 pub(crate) mod histogram;
+mod info;
 mod math;
 mod misc;
 pub(crate) mod over_time;
@@ -167,7 +168,9 @@ impl Evaluator<'_> {
     pub(crate) fn call(&mut self, c: &Call, t: i64) -> Result<Value, Error> {
         let name = c.func.name;
         let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
-        let v = if let Some(v) = self.call_histogram(name, &args, t)? {
+        let v = if name == "info" {
+            self.call_info(&args, t)?
+        } else if let Some(v) = self.call_histogram(name, &args, t)? {
             v
         } else if let Some(v) = self.call_rate(name, &args, t)? {
             v
