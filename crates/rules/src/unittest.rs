@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use medic_model::histogram::{format_test_expression, parse_test_expression};
 use medic_model::{format_duration, parse_duration, Appendable, Labels, MemStorage, STALE_NAN};
-use medic_promql::testscript::{expand, parse_labels, Item};
+use medic_model::{FloatHistogram, HistogramSample};
+use medic_promql::testscript::{expand_points, parse_labels, same_histogram, Point};
 use medic_promql::{Engine, EngineOptions, Value as PromValue};
 use serde::{Deserialize, Deserializer};
 
@@ -380,7 +382,18 @@ fn run_group(
         let mut app = mem.appender();
         while next_input < input.len() && input[next_input].0 <= ts {
             let (t, l, v) = &input[next_input];
-            let _ = app.append_labels(l, *t, *v);
+            match v {
+                InputValue::Float(v) => {
+                    let _ = app.append_labels(l, *t, *v);
+                }
+                InputValue::Histogram(h) => mem.add_histograms(
+                    l.clone(),
+                    &[HistogramSample {
+                        t: *t,
+                        h: h.clone(),
+                    }],
+                ),
+            }
             next_input += 1;
         }
         if let Err(e) = app.commit() {
@@ -425,13 +438,20 @@ fn run_group(
     errs
 }
 
-/// The input series as samples in time order.
+/// One input point: a float or a native histogram.
+#[derive(Debug, Clone)]
+enum InputValue {
+    Float(f64),
+    Histogram(Arc<FloatHistogram>),
+}
+
+/// The input series as points in time order.
 fn input_samples(
     tg: &TestGroup,
     mint: i64,
     interval: Duration,
-) -> Result<Vec<(i64, Labels, f64)>, String> {
-    let mut input: Vec<(i64, Labels, f64)> = Vec::new();
+) -> Result<Vec<(i64, Labels, InputValue)>, String> {
+    let mut input: Vec<(i64, Labels, InputValue)> = Vec::new();
     for s in &tg.input_series {
         let labels = match parse_labels(&s.series) {
             Ok((l, rest)) if rest.trim().is_empty() => l,
@@ -444,17 +464,19 @@ fn input_samples(
             }
             Err(e) => return Err(format!("series {:?}: {e}", s.series)),
         };
-        let items = match expand(&s.values) {
+        let points = match expand_points(&s.values) {
             Ok(i) => i,
             Err(e) => return Err(format!("series {:?}: values {:?}: {e}", s.series, s.values)),
         };
-        for (i, it) in items.iter().enumerate() {
+        for (i, p) in points.into_iter().enumerate() {
             let t = mint + i as i64 * interval.as_millis() as i64;
-            match it {
-                Item::Value(v) => input.push((t, labels.clone(), *v)),
-                Item::Stale => input.push((t, labels.clone(), STALE_NAN)),
-                Item::Gap => {}
-            }
+            let v = match p {
+                Point::Float(v) => InputValue::Float(v),
+                Point::Stale => InputValue::Float(STALE_NAN),
+                Point::Histogram(h) => InputValue::Histogram(Arc::new(h)),
+                Point::Gap => continue,
+            };
+            input.push((t, labels.clone(), v));
         }
     }
     input.sort_by_key(|(t, _, _)| *t);
@@ -534,8 +556,14 @@ fn check_expr(
     let at = mint + t.eval_time.as_millis() as i64;
     let when = format_duration(t.eval_time);
     let got = match engine.instant(mem, &t.expr, at) {
-        Ok(PromValue::Vector(v)) => v.into_iter().map(|s| (s.labels, s.v)).collect::<Vec<_>>(),
-        Ok(PromValue::Scalar(v)) => vec![(Labels::empty(), v)],
+        Ok(PromValue::Vector(v)) => v
+            .into_iter()
+            .map(|s| match s.h {
+                Some(h) => (s.labels, InputValue::Histogram(h)),
+                None => (s.labels, InputValue::Float(s.v)),
+            })
+            .collect::<Vec<_>>(),
+        Ok(PromValue::Scalar(v)) => vec![(Labels::empty(), InputValue::Float(v))],
         Ok(_) => {
             return Some(format!(
                 "    expr: {:?}, time: {when}, err: rule result is not a vector or scalar",
@@ -548,12 +576,19 @@ fn check_expr(
     };
     let mut exp = Vec::new();
     for s in &t.exp_samples {
-        if !s.histogram.is_empty() {
-            return Some(format!(
-                "    expr: {:?}, time: {when}, err: native histogram samples are not supported yet",
-                t.expr
-            ));
-        }
+        let value = if s.histogram.is_empty() {
+            InputValue::Float(s.value)
+        } else {
+            match parse_test_expression(&s.histogram) {
+                Ok(h) => InputValue::Histogram(Arc::new(h)),
+                Err(e) => {
+                    return Some(format!(
+                        "    expr: {:?}, time: {when}, err: histogram {:?}: {e}",
+                        t.expr, s.histogram
+                    ))
+                }
+            }
+        };
         let labels = if s.labels.trim().is_empty() {
             Labels::empty()
         } else {
@@ -575,16 +610,20 @@ fn check_expr(
                 }
             }
         };
-        exp.push((labels, s.value));
+        exp.push((labels, value));
     }
     let mut got = got;
     got.sort_by(|a, b| a.0.cmp(&b.0));
     exp.sort_by(|a, b| a.0.cmp(&b.0));
     let same = got.len() == exp.len()
-        && got
-            .iter()
-            .zip(&exp)
-            .all(|(g, e)| g.0 == e.0 && float_eq(e.1, g.1, fuzzy));
+        && got.iter().zip(&exp).all(|(g, e)| {
+            g.0 == e.0
+                && match (&e.1, &g.1) {
+                    (InputValue::Float(e), InputValue::Float(g)) => float_eq(*e, *g, fuzzy),
+                    (InputValue::Histogram(e), InputValue::Histogram(g)) => same_histogram(e, g),
+                    _ => false,
+                }
+        });
     if !same {
         return Some(format!(
             "    expr: {:?}, time: {when},\n        exp: {}\n        got: {}",
@@ -596,12 +635,17 @@ fn check_expr(
     None
 }
 
-fn samples_string(s: &[(Labels, f64)]) -> String {
+fn samples_string(s: &[(Labels, InputValue)]) -> String {
     if s.is_empty() {
         return "nil".into();
     }
     s.iter()
-        .map(|(l, v)| format!("{} {}", labels_string(l), format_float_e(*v)))
+        .map(|(l, v)| match v {
+            InputValue::Float(v) => format!("{} {}", labels_string(l), format_float_e(*v)),
+            InputValue::Histogram(h) => {
+                format!("{} {}", labels_string(l), format_test_expression(h))
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

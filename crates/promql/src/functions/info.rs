@@ -117,10 +117,12 @@ fn enrich(
                 continue;
             }
             match added.insert(n, &l.value) {
-                Some(other) if other != &*l.value => return Err(Error::Eval(format!(
+                Some(other) if other != &*l.value => {
+                    return Err(Error::Eval(format!(
                     "info(): conflicting label {n}: {other:?} and {:?} from different info metrics",
                     &*l.value
-                ))),
+                )))
+                }
                 _ => {}
             }
         }

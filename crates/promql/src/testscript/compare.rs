@@ -139,7 +139,7 @@ fn compare_vector(vec: &[VectorSample], rows: &[String], ordered: bool) -> Outco
 
 /// Prometheus's `compareNativeHistogram` after compacting both: same schema, zero threshold and
 /// custom bounds, counts and sum within the tolerance, the same non-empty buckets.
-fn same_histogram(want: &FloatHistogram, got: &FloatHistogram) -> bool {
+pub fn same_histogram(want: &FloatHistogram, got: &FloatHistogram) -> bool {
     let (mut w, mut g) = (want.clone(), got.clone());
     w.compact();
     g.compact();

@@ -11,6 +11,7 @@
 mod compare;
 mod notation;
 
+pub use compare::same_histogram;
 pub use notation::{expand, expand_points, parse_labels, Item, Point};
 
 use std::sync::Arc;
