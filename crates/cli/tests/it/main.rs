@@ -20,6 +20,7 @@ mod incidents;
 mod layout;
 mod limits;
 mod logs;
+mod native_histograms;
 mod prometheus;
 mod prometheus_config;
 mod promql;
