@@ -214,6 +214,17 @@ impl Querier for CachedQuerier {
         Ok(Box::new(series.into_iter().map(Ok)))
     }
 
+    /// Histograms are not cached: read from the store behind.
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Vec<medic_model::HistogramSeries>, StorageError> {
+        self.cache
+            .inner
+            .querier(self.mint, self.maxt)?
+            .select_histograms(matchers)
+    }
+
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         self.cache
             .inner

@@ -140,3 +140,44 @@ fn unittest_yml_passes_with_its_native_histograms() {
 
 mod manager;
 mod slo;
+
+/// A rule whose result is a native histogram fails by name rather than recording a 0; the
+/// same histogram through histogram_count() records its count.
+#[test]
+fn rules_over_native_histograms_record_floats_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        r#"groups:
+  - name: h
+    rules:
+      - record: job:latency:count
+        expr: histogram_count(latency)
+      - record: job:latency:raw
+        expr: latency
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("test.yml"),
+        r#"rule_files: [rules.yml]
+tests:
+  - input_series:
+      - series: latency
+        values: "{{sum:3 count:2 buckets:[2]}}x2"
+    promql_expr_test:
+      - expr: job:latency:count
+        eval_time: 1m
+        exp_samples:
+          - labels: job:latency:count
+            value: 2
+"#,
+    )
+    .unwrap();
+    let errs = run_file(&dir.path().join("test.yml"), &opts(&[], false)).join("\n");
+    assert!(
+        errs.contains("job:latency:raw") && errs.contains("native histograms"),
+        "{errs}"
+    );
+    assert!(!errs.contains("job:latency:count"), "{errs}");
+}

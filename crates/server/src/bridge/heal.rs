@@ -80,8 +80,10 @@ impl InstantQuery for PromQuery {
                 labels: Labels::empty(),
                 samples: vec![(t, v)],
             }]),
+            // Histograms have no float value to decide on: left out.
             Value::Vector(v) => Ok(v
                 .into_iter()
+                .filter(|s| s.h.is_none())
                 .map(|s| QuerySeries {
                     labels: s.labels,
                     samples: vec![(s.t, s.v)],

@@ -74,7 +74,11 @@ impl Slo {
 fn slos_at(st: &AppState, t: i64) -> Result<BTreeMap<String, Slo>, String> {
     let query = |q: &str| -> Result<Vec<(Labels, f64)>, String> {
         match st.engine.instant(st.db.as_ref(), q, t) {
-            Ok(PromValue::Vector(v)) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+            Ok(PromValue::Vector(v)) => Ok(v
+                .into_iter()
+                .filter(|s| s.h.is_none())
+                .map(|s| (s.labels, s.v))
+                .collect()),
             Ok(_) => Ok(Vec::new()),
             Err(e) => Err(format!("{q}: {e}")),
         }

@@ -256,7 +256,11 @@ fn budgets(st: &AppState, inc: &Incident, from: i64, to: i64) -> Vec<BudgetSpent
     let len = (to - from).max(60_000);
     let instant = |q: &str| -> Vec<(Labels, f64)> {
         match st.engine.instant(st.db.as_ref(), q, to) {
-            Ok(PromValue::Vector(v)) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+            Ok(PromValue::Vector(v)) => v
+                .into_iter()
+                .filter(|s| s.h.is_none())
+                .map(|s| (s.labels, s.v))
+                .collect(),
             _ => Vec::new(),
         }
     };

@@ -70,6 +70,30 @@ impl OverlayQuerier {
 }
 
 impl Querier for OverlayQuerier {
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Vec<medic_model::HistogramSeries>, StorageError> {
+        let mut all: std::collections::BTreeMap<medic_model::Labels, Vec<_>> = Default::default();
+        let written = self.written.select_histograms(matchers)?;
+        for s in self
+            .history
+            .select_histograms(matchers)?
+            .into_iter()
+            .chain(written)
+        {
+            all.entry(s.labels).or_default().extend(s.samples);
+        }
+        Ok(all
+            .into_iter()
+            .map(|(labels, mut samples)| {
+                samples.sort_by_key(|s| s.t);
+                samples.dedup_by_key(|s| s.t);
+                medic_model::HistogramSeries { labels, samples }
+            })
+            .collect())
+    }
+
     fn select(&self, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet>, StorageError> {
         Self::merge(
             self.history.select(matchers)?,

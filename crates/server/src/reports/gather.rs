@@ -196,7 +196,11 @@ pub fn gather(st: &AppState, req: &Request<'_>, period: &Period, now: i64) -> Fi
 
 fn instant(st: &AppState, q: &str, t: i64) -> Vec<(Labels, f64)> {
     match st.engine.instant(st.db.as_ref(), q, t) {
-        Ok(PromValue::Vector(v)) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+        Ok(PromValue::Vector(v)) => v
+            .into_iter()
+            .filter(|s| s.h.is_none())
+            .map(|s| (s.labels, s.v))
+            .collect(),
         Ok(PromValue::Scalar(v)) => vec![(Labels::empty(), v)],
         _ => Vec::new(),
     }
