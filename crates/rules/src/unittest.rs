@@ -379,25 +379,8 @@ fn run_group(
     let mut ts = mint;
     while ts <= maxt {
         // Samples up to `ts` become visible.
-        let mut app = mem.appender();
-        while next_input < input.len() && input[next_input].0 <= ts {
-            let (t, l, v) = &input[next_input];
-            match v {
-                InputValue::Float(v) => {
-                    let _ = app.append_labels(l, *t, *v);
-                }
-                InputValue::Histogram(h) => mem.add_histograms(
-                    l.clone(),
-                    &[HistogramSample {
-                        t: *t,
-                        h: h.clone(),
-                    }],
-                ),
-            }
-            next_input += 1;
-        }
-        if let Err(e) = app.commit() {
-            return vec![e.to_string()];
+        if let Err(e) = feed(&mem, &input, &mut next_input, ts) {
+            return vec![e];
         }
         let mut eval_errs = Vec::new();
         for g in &mut groups {
@@ -481,6 +464,33 @@ fn input_samples(
     }
     input.sort_by_key(|(t, _, _)| *t);
     Ok(input)
+}
+
+/// Makes the input points up to `ts` visible in `mem`, from `*next` on.
+fn feed(
+    mem: &MemStorage,
+    input: &[(i64, Labels, InputValue)],
+    next: &mut usize,
+    ts: i64,
+) -> Result<(), String> {
+    let mut app = mem.appender();
+    while *next < input.len() && input[*next].0 <= ts {
+        let (t, l, v) = &input[*next];
+        match v {
+            InputValue::Float(v) => {
+                let _ = app.append_labels(l, *t, *v);
+            }
+            InputValue::Histogram(h) => mem.add_histograms(
+                l.clone(),
+                &[HistogramSample {
+                    t: *t,
+                    h: h.clone(),
+                }],
+            ),
+        }
+        *next += 1;
+    }
+    app.commit().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// promtool's error for an alert test without an alert name.
