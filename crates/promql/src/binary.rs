@@ -71,7 +71,7 @@ fn histogram_elem(
             Some(Elem::Histogram(Arc::new(h)))
         }
         (Some(a), Some(b), "==" | "!=") => {
-            let equal = equal_histograms(a, b);
+            let equal = a.equals(b);
             Some(Elem::Compared(if op == "==" { equal } else { !equal }))
         }
         _ => None,
@@ -83,18 +83,6 @@ enum Elem {
     Histogram(Arc<FloatHistogram>),
     /// A comparison of two histograms: whether the pair passes.
     Compared(bool),
-}
-
-/// Whether two histograms are the same (layout, counts, sum).
-fn equal_histograms(a: &FloatHistogram, b: &FloatHistogram) -> bool {
-    a.schema == b.schema
-        && a.zero_threshold == b.zero_threshold
-        && a.zero_count == b.zero_count
-        && a.count == b.count
-        && a.sum == b.sum
-        && a.positive == b.positive
-        && a.negative == b.negative
-        && a.custom_values == b.custom_values
 }
 
 /// Applies an operator to a pair with a histogram on a side: the sample to emit, if any,

@@ -42,12 +42,7 @@ impl FloatHistogram {
         let mut other = std::borrow::Cow::Borrowed(other);
         if self.uses_custom_buckets() {
             if self.custom_values != other.custom_values {
-                let common: Vec<f64> = self
-                    .custom_values
-                    .iter()
-                    .copied()
-                    .filter(|v| other.custom_values.contains(v))
-                    .collect();
+                let common = self.common_bounds(&other);
                 self.rebucket_custom(&common);
                 other.to_mut().rebucket_custom(&common);
                 out.custom_reconciled = true;
@@ -98,6 +93,29 @@ impl FloatHistogram {
                 true
             }
         }
+    }
+
+    /// The custom bounds this histogram and `other` share, ascending: what two histograms with
+    /// different custom buckets are combined and compared over.
+    pub fn common_bounds(&self, other: &FloatHistogram) -> Vec<f64> {
+        self.custom_values
+            .iter()
+            .copied()
+            .filter(|v| other.custom_values.contains(v))
+            .collect()
+    }
+
+    /// Whether two histograms are the same: layout, zero bucket, count, sum and buckets
+    /// (Prometheus's `Equals`; a NaN sum equals nothing).
+    pub fn equals(&self, other: &FloatHistogram) -> bool {
+        self.schema == other.schema
+            && self.zero_threshold == other.zero_threshold
+            && self.zero_count == other.zero_count
+            && self.count == other.count
+            && self.sum == other.sum
+            && self.positive == other.positive
+            && self.negative == other.negative
+            && self.custom_values == other.custom_values
     }
 
     /// Moves every custom bucket into the first of `bounds` at or above its upper bound (the

@@ -194,12 +194,7 @@ impl FloatHistogram {
         let mut cur = std::borrow::Cow::Borrowed(self);
         if p.uses_custom_buckets() {
             if p.custom_values != self.custom_values {
-                let common: Vec<f64> = self
-                    .custom_values
-                    .iter()
-                    .copied()
-                    .filter(|v| p.custom_values.contains(v))
-                    .collect();
+                let common = self.common_bounds(&p);
                 p.rebucket_custom(&common);
                 cur.to_mut().rebucket_custom(&common);
             }

@@ -347,12 +347,22 @@ fn transitions(name: &str, floats: &[Sample], hs: &[HistogramSample]) -> f64 {
             (Any::Histogram(a), Any::Histogram(b)) if name == "resets" => {
                 !Arc::ptr_eq(&a.h, &b.h) && b.h.detect_reset(&a.h)
             }
-            (Any::Histogram(a), Any::Histogram(b)) => !same(&a.h, &b.h),
+            (Any::Histogram(a), Any::Histogram(b)) => !unchanged(&a.h, &b.h),
             _ => true,
         };
         n += usize::from(counted);
     }
     n as f64
+}
+
+/// Whether a histogram did not change: equal, a NaN sum counting as equal to a NaN sum.
+fn unchanged(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    if a.sum.is_nan() && b.sum.is_nan() {
+        let (mut a, mut b) = (a.clone(), b.clone());
+        (a.sum, b.sum) = (0.0, 0.0);
+        return a.equals(&b);
+    }
+    a.equals(b)
 }
 
 /// `irate`/`idelta` of the window's last two points: histograms give a histogram, floats a
@@ -381,18 +391,6 @@ fn last_two(
         }
         _ => None,
     }
-}
-
-/// Whether two histograms are equal (Prometheus's `Equals`, over non-empty buckets).
-fn same(a: &FloatHistogram, b: &FloatHistogram) -> bool {
-    a.schema == b.schema
-        && a.zero_threshold == b.zero_threshold
-        && a.zero_count == b.zero_count
-        && a.count == b.count
-        && (a.sum == b.sum || (a.sum.is_nan() && b.sum.is_nan()))
-        && a.positive == b.positive
-        && a.negative == b.negative
-        && a.custom_values == b.custom_values
 }
 
 /// `irate`/`idelta` of the last two histograms.
@@ -531,13 +529,7 @@ impl KahanSum {
         let mut h = std::borrow::Cow::Borrowed(h);
         if h.uses_custom_buckets() {
             if h.custom_values != self.sum.custom_values {
-                let common: Vec<f64> = self
-                    .sum
-                    .custom_values
-                    .iter()
-                    .copied()
-                    .filter(|v| h.custom_values.contains(v))
-                    .collect();
+                let common = self.sum.common_bounds(&h);
                 self.sum.rebucket_custom(&common);
                 self.comp.rebucket_custom(&common);
                 h.to_mut().rebucket_custom(&common);
