@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
 
+use medic_model::histogram::TrimSide;
 use medic_model::{FloatHistogram, Labels};
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
@@ -14,6 +15,11 @@ use crate::Error;
 
 fn is_comparison(op: &str) -> bool {
     matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=")
+}
+
+/// The histogram trim operators: they keep the metric name, and give nothing for floats.
+fn is_trim(op: &str) -> bool {
+    matches!(op, "</" | ">/")
 }
 
 /// Applies `op`; for comparisons returns `(keep, value)` semantics through `Option`.
@@ -70,6 +76,14 @@ fn histogram_elem(
             h.compact();
             Some(Elem::Histogram(Arc::new(h)))
         }
+        (Some(h), None, "</" | ">/") => {
+            let side = if op == "</" {
+                TrimSide::Below
+            } else {
+                TrimSide::Above
+            };
+            Some(Elem::Trimmed(Arc::new(h.trim(r.0, side))))
+        }
         (Some(a), Some(b), "==" | "!=") => {
             let equal = a.equals(b);
             Some(Elem::Compared(if op == "==" { equal } else { !equal }))
@@ -81,6 +95,8 @@ fn histogram_elem(
 /// What an operator gives for a pair with a histogram.
 enum Elem {
     Histogram(Arc<FloatHistogram>),
+    /// A trimmed histogram (its metric name stays).
+    Trimmed(Arc<FloatHistogram>),
     /// A comparison of two histograms: whether the pair passes.
     Compared(bool),
 }
@@ -99,6 +115,10 @@ fn histogram_result(
             x.h = Some(h);
             x.v = 0.0;
             x.drop_name = true;
+        }
+        Elem::Trimmed(h) => {
+            x.h = Some(h);
+            x.v = 0.0;
         }
         Elem::Compared(keep) if return_bool => {
             x.h = None;
@@ -184,6 +204,9 @@ impl Evaluator<'_> {
                 out.extend(histogram_result(op, x, l, r, return_bool));
                 continue;
             }
+            if is_trim(op) {
+                continue;
+            }
             let (l, r) = if scalar_left { (s, x.v) } else { (x.v, s) };
             if is_comparison(op) {
                 let keep = compare(op, l, r);
@@ -254,8 +277,11 @@ fn pair_value(
             Some(Elem::Compared(keep)) if return_bool => Some((f64::from(u8::from(keep)), None)),
             Some(Elem::Compared(true)) => Some((0.0, l.1.cloned())),
             Some(Elem::Compared(false)) => None,
-            Some(Elem::Histogram(h)) => Some((0.0, Some(h))),
+            Some(Elem::Histogram(h) | Elem::Trimmed(h)) => Some((0.0, Some(h))),
         });
+    }
+    if is_trim(op) {
+        return Ok(None);
     }
     if !is_comparison(op) {
         return Ok(Some((arith(op, l.0, r.0)?, None)));
@@ -337,7 +363,7 @@ fn vector_vector(
             )));
         }
     }
-    let drop_name = !is_comparison(op) || return_bool;
+    let drop_name = !(is_comparison(op) || is_trim(op)) || return_bool;
     let mut out = Vec::new();
     let mut seen_one_to_one: HashSet<Labels> = HashSet::new();
     let mut seen_results: HashSet<Labels> = HashSet::new();

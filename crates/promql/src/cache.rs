@@ -77,7 +77,9 @@ pub fn cacheable(expr: &Expr) -> bool {
             Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| a.as_ref())),
             Expr::VectorSelector(vs)
             | Expr::MatrixSelector(promql_parser::parser::MatrixSelector { vs, .. }) => {
-                if vs.at.is_some() || matches!(vs.offset, Some(Offset::Neg(_))) {
+                // A negative offset and `smoothed` read samples after the step: a later write
+                // can change a past result.
+                if vs.at.is_some() || matches!(vs.offset, Some(Offset::Neg(_))) || vs.smoothed {
                     return false;
                 }
             }

@@ -78,8 +78,14 @@ fn tokens(q: &str) -> Vec<(usize, usize, Tok)> {
             while k < b.len() && b[k].1.is_whitespace() {
                 k += 1;
             }
+            let after_value = out
+                .last()
+                .is_some_and(|t| matches!(t.2, Tok::Value | Tok::Close(_)));
             let tok = if NEED_MORE.contains(&word.to_ascii_lowercase().as_str()) {
                 Tok::Needs
+            } else if after_value && matches!(word, "anchored" | "smoothed") {
+                // A selector's range modifier, not a second value.
+                Tok::Other
             } else if b.get(k).is_some_and(|x| x.1 == '(') {
                 Tok::Callee
             } else {

@@ -396,7 +396,13 @@ impl<'a> Evaluator<'a> {
                     self.shifted(a, &vs.at, &vs.offset),
                     self.shifted(b, &vs.at, &vs.offset),
                 );
-                self.note(vs, x.min(y) - self.opts.lookback_ms, x.max(y));
+                // `smoothed` interpolates towards the next sample, up to a lookback ahead.
+                let ahead = if vs.smoothed {
+                    self.opts.lookback_ms
+                } else {
+                    0
+                };
+                self.note(vs, x.min(y) - self.opts.lookback_ms, x.max(y) + ahead);
             }
             Expr::MatrixSelector(m) => {
                 let vs = &m.vs;
@@ -404,7 +410,13 @@ impl<'a> Evaluator<'a> {
                     self.shifted(a, &vs.at, &vs.offset),
                     self.shifted(b, &vs.at, &vs.offset),
                 );
-                self.note(vs, x.min(y) - ms(&m.range), x.max(y));
+                // `anchored` and `smoothed` read a lookback before the range, `smoothed` one after.
+                let (behind, ahead) = match (vs.anchored, vs.smoothed) {
+                    (true, _) => (self.opts.lookback_ms, 0),
+                    (_, true) => (self.opts.lookback_ms, self.opts.lookback_ms),
+                    _ => (0, 0),
+                };
+                self.note(vs, x.min(y) - ms(&m.range) - behind, x.max(y) + ahead);
             }
             Expr::Subquery(sq) => {
                 let (x, y) = (
@@ -428,6 +440,11 @@ impl<'a> Evaluator<'a> {
             Expr::Call(c) => {
                 for arg in &c.args.args {
                     if let Expr::MatrixSelector(m) = arg.as_ref() {
+                        // Extended ranges need raw samples, never a downsampled tier.
+                        if m.vs.anchored || m.vs.smoothed {
+                            self.prepare(arg, a, b);
+                            continue;
+                        }
                         let key = &m.vs as *const _ as usize;
                         self.funcs
                             .insert(key, (c.func.name.to_string(), ms(&m.range)));

@@ -44,7 +44,9 @@ fn range_call(e: &Expr) -> Option<RangeCall<'_>> {
         _ => return None,
     };
     match strip_parens(&args.args[0]) {
-        Expr::MatrixSelector(m) if m.vs.at.is_none() => Some((func.name, m, horizon)),
+        Expr::MatrixSelector(m) if m.vs.at.is_none() && !m.vs.anchored && !m.vs.smoothed => {
+            Some((func.name, m, horizon))
+        }
         _ => None,
     }
 }

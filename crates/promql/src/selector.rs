@@ -5,6 +5,7 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{MatrixSelector, VectorSelector};
 
 use crate::engine::{ms, Evaluator};
+use crate::functions::extended::{self, Smoothed};
 use crate::value::{RangeSeries, VectorSample};
 use crate::Error;
 
@@ -79,6 +80,25 @@ pub(crate) fn latest(s: &RangeSeries, te: i64, lookback: i64) -> Option<Latest<'
     (picked.t() > te - lookback && !stale).then_some(picked)
 }
 
+/// A series' non-stale floats and histograms in `(from, to]` (what `smoothed` interpolates
+/// between).
+fn fresh_points(s: &RangeSeries, from: i64, to: i64) -> (Vec<Sample>, Vec<HistogramSample>) {
+    let (a, b) = (first_after(&s.samples, from), first_after(&s.samples, to));
+    let f = s.samples[a..b]
+        .iter()
+        .filter(|x| !is_stale_nan(x.v))
+        .copied()
+        .collect();
+    let ha = s.histograms.partition_point(|h| h.t <= from);
+    let hb = s.histograms.partition_point(|h| h.t <= to);
+    let h = s.histograms[ha..hb]
+        .iter()
+        .filter(|x| !is_stale_nan(x.h.sum))
+        .cloned()
+        .collect();
+    (f, h)
+}
+
 impl Evaluator<'_> {
     /// An instant vector selector at `t`: each series' newest sample in `(t' - lookback, t']`,
     /// unless that sample is a staleness marker.
@@ -91,6 +111,21 @@ impl Evaluator<'_> {
         let te = self.shifted(t, &vs.at, &vs.offset);
         let lookback = self.opts.lookback_ms;
         let mut out = Vec::new();
+        if vs.smoothed {
+            for s in series.iter() {
+                let (f, h) = fresh_points(s, te - lookback, te + lookback);
+                match extended::smoothed_at(&f, &h, te) {
+                    Some(Smoothed::Float(v)) => out.push(VectorSample::new(s.labels.clone(), t, v)),
+                    Some(Smoothed::Histogram(h)) => out.push(VectorSample::histogram(
+                        s.labels.clone(),
+                        t,
+                        std::sync::Arc::new(h),
+                    )),
+                    None => {}
+                }
+            }
+            return Ok(out);
+        }
         for s in series.iter() {
             match latest(s, te, lookback) {
                 Some(Latest::Float(x)) => out.push(VectorSample::new(s.labels.clone(), t, x.v)),
@@ -113,16 +148,27 @@ impl Evaluator<'_> {
         let series = self.series_without_stale(vs)?;
         let te = self.shifted(t, &vs.at, &vs.offset);
         let from = te - ms(&m.range);
+        let lookback = self.opts.lookback_ms;
+        let (lo, hi) = match (vs.anchored, vs.smoothed) {
+            (true, _) => (from - lookback, te),
+            (_, true) => (from - lookback, te + lookback),
+            _ => (from, te),
+        };
         let mut out = Vec::new();
         for s in series.iter() {
-            let a = first_after(&s.samples, from);
-            let b = first_after(&s.samples, te);
-            let ha = s.histograms.partition_point(|h| h.t <= from);
-            let hb = s.histograms.partition_point(|h| h.t <= te);
-            if b > a || hb > ha {
+            let a = first_after(&s.samples, lo);
+            let b = first_after(&s.samples, hi);
+            let ha = s.histograms.partition_point(|h| h.t <= lo);
+            let hb = s.histograms.partition_point(|h| h.t <= hi);
+            let samples = if vs.anchored || vs.smoothed {
+                extended::extend_floats(&s.samples[a..b], from, te, vs.smoothed)
+            } else {
+                s.samples[a..b].to_vec()
+            };
+            if !samples.is_empty() || hb > ha {
                 out.push(RangeSeries {
                     labels: s.labels.clone(),
-                    samples: s.samples[a..b].to_vec(),
+                    samples,
                     histograms: s.histograms[ha..hb].to_vec(),
                 });
             }

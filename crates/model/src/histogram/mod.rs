@@ -15,9 +15,11 @@
 
 mod arith;
 mod text;
+mod trim;
 
 pub use arith::{Combined, Mismatch};
 pub use text::{format_go_g, format_test_expression, parse_test_expression};
+pub use trim::TrimSide;
 
 /// The schema of custom-bucket histograms.
 pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;

@@ -337,7 +337,7 @@ fn merged<'a>(floats: &[Sample], hs: &'a [HistogramSample]) -> Vec<(i64, Any<'a>
 
 /// `resets` and `changes` over a window of floats and histograms: a switch between the two
 /// counts as a reset and as a change.
-fn transitions(name: &str, floats: &[Sample], hs: &[HistogramSample]) -> f64 {
+pub(crate) fn transitions(name: &str, floats: &[Sample], hs: &[HistogramSample]) -> f64 {
     let all = merged(floats, hs);
     let mut n = 0;
     for w in all.windows(2) {

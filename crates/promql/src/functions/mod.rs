@@ -3,6 +3,7 @@
 //! (elementwise math and trigonometry, clamp, round), [`misc`] (labels, time, sorting, absent,
 //! scalar/vector, histogram_quantile).
 
+pub(crate) mod extended;
 pub(crate) mod histogram;
 mod info;
 mod math;
@@ -13,7 +14,7 @@ pub(crate) mod rate;
 use std::sync::Arc;
 
 use medic_model::{Labels, Sample};
-use promql_parser::parser::{Call, Expr};
+use promql_parser::parser::{Call, Expr, RangeModifier};
 
 use crate::engine::{ms, Evaluator};
 use crate::value::{RangeSeries, Value, VectorSample};
@@ -30,6 +31,9 @@ pub(crate) struct RangeArg {
     pub range_ms: i64,
     /// The window's end after `@` and `offset` (ms).
     pub end: i64,
+    /// `anchored` or `smoothed`: the windows then reach a lookback before the range (and for
+    /// `smoothed` after it), for [`extended`] to trim.
+    pub modifier: Option<RangeModifier>,
 }
 
 /// One series' window: `floats` and `histograms` index its points inside the range.
@@ -57,6 +61,7 @@ impl RangeArg {
             windows,
             range_ms,
             end,
+            modifier: None,
         }
     }
 
@@ -101,6 +106,20 @@ impl RangeArg {
             })
     }
 
+    /// Every window: labels, floats, histograms.
+    pub fn all(
+        &self,
+    ) -> impl Iterator<Item = (&Labels, &[Sample], &[medic_model::HistogramSample])> {
+        self.windows.iter().map(|w| {
+            let s = &self.data[w.series];
+            (
+                &s.labels,
+                &s.samples[w.floats.clone()],
+                &s.histograms[w.histograms.clone()],
+            )
+        })
+    }
+
     /// Whether no series has samples in the range.
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
@@ -115,19 +134,27 @@ impl Evaluator<'_> {
             Expr::MatrixSelector(m) => {
                 let data = self.series_without_stale(&m.vs)?;
                 let end = self.shifted(t, &m.vs.at, &m.vs.offset);
-                let from = end - ms(&m.range);
+                let modifier = range_modifier(&m.vs);
+                let lookback = self.opts.lookback_ms;
+                let (from, to) = match modifier {
+                    None => (end - ms(&m.range), end),
+                    Some(RangeModifier::Anchored) => (end - ms(&m.range) - lookback, end),
+                    Some(RangeModifier::Smoothed) => {
+                        (end - ms(&m.range) - lookback, end + lookback)
+                    }
+                };
                 let windows = data
                     .iter()
                     .enumerate()
                     .filter_map(|(i, s)| {
                         let a = s.samples.partition_point(|x| x.t <= from);
-                        let b = s.samples.partition_point(|x| x.t <= end);
+                        let b = s.samples.partition_point(|x| x.t <= to);
                         let (ha, hb) = if s.histograms.is_empty() {
                             (0, 0)
                         } else {
                             (
                                 s.histograms.partition_point(|x| x.t <= from),
-                                s.histograms.partition_point(|x| x.t <= end),
+                                s.histograms.partition_point(|x| x.t <= to),
                             )
                         };
                         (b > a || hb > ha).then_some(Window {
@@ -142,6 +169,7 @@ impl Evaluator<'_> {
                     windows,
                     range_ms: ms(&m.range),
                     end,
+                    modifier,
                 })
             }
             Expr::Subquery(sq) => {
@@ -168,6 +196,7 @@ impl Evaluator<'_> {
     pub(crate) fn call(&mut self, c: &Call, t: i64) -> Result<Value, Error> {
         let name = c.func.name;
         let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
+        check_range_modifiers(name, &args)?;
         let v = if name == "info" {
             self.call_info(&args, t)?
         } else if let Some(v) = self.call_histogram(name, &args, t)? {
@@ -192,6 +221,30 @@ impl Evaluator<'_> {
     }
 }
 
+/// `anchored` and `smoothed` ranges only feed the functions that define them (the message is
+/// Prometheus's).
+fn check_range_modifiers(name: &str, args: &[&Expr]) -> Result<(), Error> {
+    const ANCHORED: &[&str] = &["changes", "delta", "increase", "rate", "resets"];
+    const SMOOTHED: &[&str] = &["delta", "increase", "rate"];
+    for arg in args {
+        let Expr::MatrixSelector(m) = strip_parens(arg) else {
+            continue;
+        };
+        let (modifier, allowed) = match range_modifier(&m.vs) {
+            Some(RangeModifier::Anchored) => ("anchored", ANCHORED),
+            Some(RangeModifier::Smoothed) => ("smoothed", SMOOTHED),
+            None => continue,
+        };
+        if !allowed.contains(&name) {
+            return Err(Error::Eval(format!(
+                "{modifier} modifier can only be used with: {} - not with {name}",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Dropping the metric name can make two series identical; Prometheus refuses that result.
 pub(crate) fn check_unique_labels(v: &[VectorSample]) -> Result<(), Error> {
     if v.len() < 2 {
@@ -206,6 +259,17 @@ pub(crate) fn check_unique_labels(v: &[VectorSample]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The selector's `anchored` or `smoothed` modifier, if any.
+pub(crate) fn range_modifier(vs: &promql_parser::parser::VectorSelector) -> Option<RangeModifier> {
+    if vs.anchored {
+        Some(RangeModifier::Anchored)
+    } else if vs.smoothed {
+        Some(RangeModifier::Smoothed)
+    } else {
+        None
+    }
 }
 
 pub(crate) fn strip_parens(mut e: &Expr) -> &Expr {

@@ -1,9 +1,11 @@
 //! Counter and gauge rates: `rate increase delta irate idelta deriv predict_linear resets changes`.
 
-use medic_model::Sample;
-use promql_parser::parser::Expr;
+use std::sync::Arc;
 
-use super::unnamed;
+use medic_model::Sample;
+use promql_parser::parser::{Expr, RangeModifier};
+
+use super::{extended, unnamed, RangeArg};
 use crate::aggregate::kahan_inc;
 use crate::engine::Evaluator;
 use crate::value::Value;
@@ -167,6 +169,11 @@ impl Evaluator<'_> {
             return Ok(None);
         }
         let arg = self.range_arg(args[0], t)?;
+        if let Some(modifier) = arg.modifier {
+            return Ok(Some(Value::Vector(extended_windows(
+                name, &arg, t, modifier,
+            ))));
+        }
         let horizon = if name == "predict_linear" {
             Some(self.eval_scalar(args[1], t)?)
         } else {
@@ -197,4 +204,55 @@ impl Evaluator<'_> {
         out.extend(super::histogram::windows(name, &arg, t));
         Ok(Some(Value::Vector(out)))
     }
+}
+
+/// The rate family over an `anchored` or `smoothed` range (the parser admits only `rate`,
+/// `increase`, `delta`, and for `anchored` also `changes` and `resets`).
+fn extended_windows(
+    name: &str,
+    arg: &RangeArg,
+    t: i64,
+    modifier: RangeModifier,
+) -> Vec<crate::value::VectorSample> {
+    let smoothed = modifier == RangeModifier::Smoothed;
+    let (start, end) = (arg.end - arg.range_ms, arg.end);
+    let (counter, per_second) = (name != "delta", name == "rate");
+    let mut out = Vec::new();
+    for (labels, f, h) in arg.all() {
+        if matches!(name, "rate" | "increase" | "delta") {
+            if !h.is_empty() && !f.is_empty() {
+                continue;
+            }
+            if !h.is_empty() {
+                if let Some(x) =
+                    extended::rate_histograms(h, start, end, smoothed, counter, per_second)
+                {
+                    let mut s = unnamed(labels, t, 0.0);
+                    s.h = Some(Arc::new(x));
+                    out.push(s);
+                }
+            } else if let Some(v) =
+                extended::rate_floats(f, start, end, smoothed, counter, per_second)
+            {
+                out.push(unnamed(labels, t, v));
+            }
+            continue;
+        }
+        if !h.is_empty() {
+            let (f, h) = extended::extend_mixed(f, h, start, end);
+            if !f.is_empty() || !h.is_empty() {
+                let v = super::histogram::transitions(name, &f, &h);
+                out.push(unnamed(labels, t, v));
+            }
+            continue;
+        }
+        let x = extended::extend_floats(f, start, end, smoothed);
+        if x.is_empty() {
+            continue;
+        }
+        if let Some(v) = window_value(name, &x, start, end, arg.range_ms, t, None) {
+            out.push(unnamed(labels, t, v));
+        }
+    }
+    out
 }

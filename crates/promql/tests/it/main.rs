@@ -35,7 +35,7 @@ const CORE_PASSING_AT_LEAST: usize = 833;
 
 /// Evals passing across all the files (2,195 in all, native histograms included); raise it as
 /// the engine improves, never lower it.
-const ALL_PASSING_AT_LEAST: usize = 1869;
+const ALL_PASSING_AT_LEAST: usize = 2114;
 
 #[test]
 fn prometheus_test_scripts() {

@@ -89,6 +89,8 @@ fn a_query_whose_steps_depend_on_its_range_is_never_cached() {
         "requests_total offset -2m",
         "max_over_time(rate(requests_total[1m])[10m:1m] @ start())",
         "requests_total @ 1200",
+        // Interpolates towards the next sample, up to a lookback after the step.
+        "requests_total smoothed",
     ] {
         let expr = Engine::parse(q).unwrap();
         assert!(!medic_promql::cache::cacheable(&expr), "{q}");
