@@ -58,6 +58,10 @@ impl CacheOutcome {
 /// Whether every step of `expr` depends only on samples at or before that step: no `@`
 /// modifier (its value depends on the query's range, or on a fixed time) and no negative offset.
 pub fn cacheable(expr: &Expr) -> bool {
+    // `range()` differs between the whole query and the tail the cache computes.
+    if crate::durations::has_deferred(expr) {
+        return false;
+    }
     let mut todo = vec![expr];
     while let Some(e) = todo.pop() {
         match e {

@@ -112,6 +112,9 @@ impl Engine {
 
     /// Evaluates an already parsed expression at `t` (ms): what rule groups do every interval.
     pub fn instant_expr(&self, store: &dyn Queryable, expr: &Expr, t: i64) -> Result<Value, Error> {
+        // `step()` and `range()` are 0 in an instant query.
+        let resolved = crate::durations::resolve(expr, 0, 0)?;
+        let expr = resolved.as_ref().unwrap_or(expr);
         let mut ev = Evaluator::new(store, &self.opts, t, t, 0);
         ev.prepare(expr, t, t);
         let v = ev.eval(expr, t)?;
@@ -179,6 +182,8 @@ impl Engine {
             )))
             }
         }
+        let resolved = crate::durations::resolve(expr, step, end - start)?;
+        let expr = resolved.as_ref().unwrap_or(expr);
         let mut ev = Evaluator::new(store, &self.opts, start, end, step);
         ev.prepare(expr, start, end);
         if self.opts.whole_range {

@@ -3,7 +3,8 @@
 //! 5m lookback, staleness markers end a series).
 //!
 //! Layout: [`engine`] (queries, limits, loading each selector's data once), `eval` (the AST
-//! walker), `selector`, `binary` (operators and vector matching), `aggregate`, `functions/`
+//! walker), `durations` (`step()`/`range()` in durations), `selector`, `binary` (operators and
+//! vector matching), `aggregate`, `functions/`
 //! (one file per family), [`testscript`] (Prometheus's `.test` format).
 //! Depends only on `medic-model` among medic's crates.
 
@@ -12,6 +13,7 @@ mod binary;
 pub mod cache;
 pub mod chart;
 pub mod diagnose;
+mod durations;
 pub mod engine;
 mod error;
 mod eval;

@@ -1,6 +1,7 @@
 //! `info(v, [selector])` (Prometheus 3's experimental join with info metrics): each series of
 //! `v` gains the data labels of the info series that share its identifying labels (`instance`,
-//! `job`) at that time — `target_info` unless the selector names other metrics by `__name__`.
+//! `job`) at that time — `target_info` unless the selector names other metrics by `__name__`
+//! (`__name__` exclusions alone choose among the `*_info` metrics).
 //! The selector's other matchers choose which data labels to add and which info series count.
 
 use std::collections::BTreeMap;
@@ -36,8 +37,20 @@ impl Evaluator<'_> {
         };
         let (mut names, data): (Vec<Matcher>, Vec<Matcher>) =
             matchers.into_iter().partition(|m| m.name == METRIC_NAME);
+        let positive_name = |m: &Matcher| {
+            matches!(
+                m.kind,
+                medic_model::MatchType::Equal | medic_model::MatchType::Regexp
+            )
+        };
         if names.is_empty() {
             names.push(Matcher::equal(METRIC_NAME, "target_info"));
+        } else if !names.iter().any(positive_name) {
+            // Only exclusions: they choose among the info metrics (`*_info`), not among all.
+            names.push(
+                Matcher::new(medic_model::MatchType::Regexp, METRIC_NAME, ".+_info")
+                    .map_err(|e| Error::Eval(e.to_string()))?,
+            );
         }
         let mut wanted = names.clone();
         wanted.extend(data.iter().cloned());
@@ -47,12 +60,7 @@ impl Evaluator<'_> {
             .map(|(labels, t)| InfoSeries { labels, t })
             .collect();
         let accepts_empty = data.iter().all(|m| m.matches(""));
-        let positive = names.iter().any(|m| {
-            matches!(
-                m.kind,
-                medic_model::MatchType::Equal | medic_model::MatchType::Regexp
-            )
-        });
+        let positive = names.iter().any(positive_name);
         let mut out = Vec::with_capacity(base.len());
         for mut s in base {
             let name = s.labels.metric_name().unwrap_or("");
@@ -132,4 +140,24 @@ fn enrich(
         b.set(n, v);
     }
     Ok(Some(b.build()))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+
+    #[test]
+    fn only_the_data_label_selector_of_info_may_match_everything() {
+        assert!(Engine::parse(r#"info(up, {data=~".*"})"#).is_ok());
+        for q in [
+            r#"{job=~".*"}"#,
+            r#"rate({job=""}[5m])"#,
+            r#"sum({x=~".*"})"#,
+            r#"info({data=~".*"}, {data=~".*"})"#,
+            r#"up + on() group_left info(up, {a=~".*"}) * {b=""}"#,
+        ] {
+            let e = Engine::parse(q).expect_err(q).to_string();
+            assert!(e.contains("at least one non-empty matcher"), "{q}: {e}");
+        }
+    }
 }

@@ -31,11 +31,11 @@ fn reports() -> HashMap<String, Report> {
 }
 
 /// Core evals passing now; raise it as the engine improves, never lower it.
-const CORE_PASSING_AT_LEAST: usize = 833;
+const CORE_PASSING_AT_LEAST: usize = 834;
 
 /// Evals passing across all the files (2,195 in all, native histograms included); raise it as
 /// the engine improves, never lower it.
-const ALL_PASSING_AT_LEAST: usize = 2114;
+const ALL_PASSING_AT_LEAST: usize = 2171;
 
 #[test]
 fn prometheus_test_scripts() {

@@ -762,6 +762,11 @@ pub struct SubqueryExpr {
         serde(serialize_with = "crate::util::duration::serialize_duration_opt")
     )]
     pub step: Option<Duration>,
+    /// medic: a range, step or offset that depends on the query (`[step()*10:step()]`),
+    /// resolved before evaluation.
+    pub range_expr: Option<DurationExpr>,
+    pub step_expr: Option<DurationExpr>,
+    pub offset_expr: Option<DurationExpr>,
 }
 
 impl SubqueryExpr {
@@ -891,6 +896,8 @@ pub struct VectorSelector {
     #[cfg_attr(feature = "ser", serde(flatten))]
     #[cfg_attr(feature = "ser", serde(serialize_with = "serialize_at_modifier"))]
     pub at: Option<AtModifier>,
+    /// medic: an offset that depends on the query (`offset step()`), resolved before evaluation.
+    pub offset_expr: Option<DurationExpr>,
     /// medic: the experimental `anchored` range modifier (Prometheus 3.x).
     pub anchored: bool,
     /// medic: the experimental `smoothed` modifier (Prometheus 3.x).
@@ -904,6 +911,7 @@ impl VectorSelector {
             matchers,
             offset: None,
             at: None,
+            offset_expr: None,
             anchored: false,
             smoothed: false,
         }
@@ -917,6 +925,123 @@ impl VectorSelector {
             write!(f, " smoothed")?;
         }
         Ok(())
+    }
+}
+
+/// medic: a duration written as an expression (Prometheus 3.x duration expressions), in
+/// seconds: `[5m+1m]`, `[step()*2]`, `offset min_of(range(), 1h)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DurationExpr {
+    Seconds(f64),
+    /// `step()`: the query's step (0 for an instant query).
+    Step,
+    /// `range()`: the query's end minus its start (0 for an instant query).
+    Range,
+    Neg(Box<DurationExpr>),
+    /// `+ - * / % ^`.
+    Binary(char, Box<DurationExpr>, Box<DurationExpr>),
+    MinOf(Box<DurationExpr>, Box<DurationExpr>),
+    MaxOf(Box<DurationExpr>, Box<DurationExpr>),
+}
+
+impl DurationExpr {
+    pub(crate) fn binary(op: char, a: DurationExpr, b: DurationExpr) -> Result<Self, String> {
+        Ok(DurationExpr::Binary(op, Box::new(a), Box::new(b)))
+    }
+
+    /// `step()`, `range()`, `min_of(a, b)`, `max_of(a, b)` (names in any case).
+    pub(crate) fn call(name: &str, mut args: Vec<DurationExpr>) -> Result<Self, String> {
+        let lower = name.to_ascii_lowercase();
+        match (lower.as_str(), args.len()) {
+            ("step", 0) => Ok(DurationExpr::Step),
+            ("range", 0) => Ok(DurationExpr::Range),
+            ("min_of" | "max_of", 2) => {
+                let b = Box::new(args.pop().expect("two"));
+                let a = Box::new(args.pop().expect("two"));
+                Ok(if lower == "min_of" {
+                    DurationExpr::MinOf(a, b)
+                } else {
+                    DurationExpr::MaxOf(a, b)
+                })
+            }
+            _ => Err(format!(
+                "unexpected function '{name}' with {} argument(s) in duration expression",
+                args.len()
+            )),
+        }
+    }
+
+    /// Whether it holds no `step()` or `range()`, so the parser can compute it.
+    pub fn is_constant(&self) -> bool {
+        match self {
+            DurationExpr::Seconds(_) => true,
+            DurationExpr::Step | DurationExpr::Range => false,
+            DurationExpr::Neg(a) => a.is_constant(),
+            DurationExpr::Binary(_, a, b)
+            | DurationExpr::MinOf(a, b)
+            | DurationExpr::MaxOf(a, b) => a.is_constant() && b.is_constant(),
+        }
+    }
+
+    /// Its value in seconds, given the query's step and range in seconds.
+    pub fn seconds(&self, step: f64, range: f64) -> f64 {
+        match self {
+            DurationExpr::Seconds(s) => *s,
+            DurationExpr::Step => step,
+            DurationExpr::Range => range,
+            DurationExpr::Neg(a) => -a.seconds(step, range),
+            DurationExpr::Binary(op, a, b) => {
+                let (a, b) = (a.seconds(step, range), b.seconds(step, range));
+                match op {
+                    '+' => a + b,
+                    '-' => a - b,
+                    '*' => a * b,
+                    '/' => a / b,
+                    '%' => a % b,
+                    _ => a.powf(b),
+                }
+            }
+            DurationExpr::MinOf(a, b) => a.seconds(step, range).min(b.seconds(step, range)),
+            DurationExpr::MaxOf(a, b) => a.seconds(step, range).max(b.seconds(step, range)),
+        }
+    }
+
+    /// A range or step: a positive, finite duration.
+    pub fn to_range(&self, step: f64, range: f64) -> Result<Duration, String> {
+        let s = self.seconds(step, range);
+        if !(s.is_finite() && s > 0.0 && s < 1e15) {
+            return Err(format!(
+                "duration expression {self} must be positive, got {s}s"
+            ));
+        }
+        Ok(Duration::from_secs_f64(s))
+    }
+
+    /// An offset: a finite duration of either sign.
+    pub fn to_offset(&self, step: f64, range: f64) -> Result<Offset, String> {
+        let s = self.seconds(step, range);
+        if !(s.is_finite() && s.abs() < 1e15) {
+            return Err(format!("offset {self} must be finite, got {s}s"));
+        }
+        Ok(if s < 0.0 {
+            Offset::Neg(Duration::from_secs_f64(-s))
+        } else {
+            Offset::Pos(Duration::from_secs_f64(s))
+        })
+    }
+}
+
+impl fmt::Display for DurationExpr {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            DurationExpr::Seconds(s) => write!(f, "{s}"),
+            DurationExpr::Step => write!(f, "step()"),
+            DurationExpr::Range => write!(f, "range()"),
+            DurationExpr::Neg(a) => write!(f, "-({a})"),
+            DurationExpr::Binary(op, a, b) => write!(f, "({a} {op} {b})"),
+            DurationExpr::MinOf(a, b) => write!(f, "min_of({a}, {b})"),
+            DurationExpr::MaxOf(a, b) => write!(f, "max_of({a}, {b})"),
+        }
     }
 }
 
@@ -1003,6 +1128,18 @@ pub struct MatrixSelector {
         serde(serialize_with = "crate::util::duration::serialize_duration")
     )]
     pub range: Duration,
+    /// medic: a range that depends on the query (`[step()]`), resolved before evaluation.
+    pub range_expr: Option<DurationExpr>,
+}
+
+/// medic: a constant duration expression becomes a duration now; one with `step()` or
+/// `range()` waits (with a placeholder duration) for the evaluator.
+fn constant_or_deferred(e: DurationExpr) -> Result<(Duration, Option<DurationExpr>), String> {
+    if e.is_constant() {
+        Ok((e.to_range(0.0, 0.0)?, None))
+    } else {
+        Ok((Duration::ZERO, Some(e)))
+    }
 }
 
 impl fmt::Display for MatrixSelector {
@@ -1016,7 +1153,10 @@ impl fmt::Display for MatrixSelector {
             write!(f, "{{{matchers}}}")?;
         }
 
-        write!(f, "[{}]", display_duration(&self.range))?;
+        match &self.range_expr {
+            Some(e) => write!(f, "[{e}]")?,
+            None => write!(f, "[{}]", display_duration(&self.range))?,
+        }
 
         if let Some(at) = &self.vs.at {
             write!(f, " {at}")?;
@@ -1202,8 +1342,84 @@ impl Expr {
             at: None,
             range,
             step,
+            range_expr: None,
+            step_expr: None,
+            offset_expr: None,
         });
         Ok(se)
+    }
+
+    /// medic: a subquery whose range and step are duration expressions.
+    pub(crate) fn new_subquery_expr_durations(
+        expr: Expr,
+        range: DurationExpr,
+        step: Option<DurationExpr>,
+    ) -> Result<Self, String> {
+        let (range_d, range_expr) = constant_or_deferred(range)?;
+        let (step_d, step_expr) = match step {
+            None => (None, None),
+            Some(s) => {
+                let (d, e) = constant_or_deferred(s)?;
+                (Some(d), e)
+            }
+        };
+        match Expr::new_subquery_expr(expr, range_d, step_d)? {
+            Expr::Subquery(mut sq) => {
+                sq.range_expr = range_expr;
+                sq.step_expr = step_expr;
+                Ok(Expr::Subquery(sq))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// medic: a matrix selector whose range is a duration expression.
+    pub(crate) fn new_matrix_selector_expr(
+        expr: Expr,
+        range: DurationExpr,
+    ) -> Result<Self, String> {
+        if let Expr::VectorSelector(VectorSelector {
+            offset_expr: Some(_),
+            ..
+        }) = &expr
+        {
+            return Err("no offset modifiers allowed before range".into());
+        }
+        let (d, deferred) = constant_or_deferred(range)?;
+        match Expr::new_matrix_selector(expr, d)? {
+            Expr::MatrixSelector(mut ms) => {
+                ms.range_expr = deferred;
+                Ok(Expr::MatrixSelector(ms))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// medic: `offset` with a duration expression: set now when it is constant, else kept for
+    /// the evaluator to resolve.
+    pub(crate) fn offset_duration_expr(self, offset: DurationExpr) -> Result<Self, String> {
+        if offset.is_constant() {
+            return self.offset_expr(offset.to_offset(0.0, 0.0)?);
+        }
+        let already_set_err = Err("offset may not be set multiple times".into());
+        match self {
+            Expr::VectorSelector(mut vs) if vs.offset.is_none() && vs.offset_expr.is_none() => {
+                vs.offset_expr = Some(offset);
+                Ok(Expr::VectorSelector(vs))
+            }
+            Expr::MatrixSelector(mut ms)
+                if ms.vs.offset.is_none() && ms.vs.offset_expr.is_none() =>
+            {
+                ms.vs.offset_expr = Some(offset);
+                Ok(Expr::MatrixSelector(ms))
+            }
+            Expr::Subquery(mut s) if s.offset.is_none() && s.offset_expr.is_none() => {
+                s.offset_expr = Some(offset);
+                Ok(Expr::Subquery(s))
+            }
+            Expr::VectorSelector(_) | Expr::MatrixSelector(_) | Expr::Subquery(_) => already_set_err,
+            _ => Err("offset modifier must be preceded by an vector selector or matrix selector or a subquery".into()),
+        }
     }
 
     pub(crate) fn new_paren_expr(expr: Expr) -> Result<Self, String> {
@@ -1223,7 +1439,11 @@ impl Expr {
                 Err("no @ modifiers allowed before range".into())
             }
             Expr::VectorSelector(vs) => {
-                let ms = Expr::MatrixSelector(MatrixSelector { vs, range });
+                let ms = Expr::MatrixSelector(MatrixSelector {
+                    vs,
+                    range,
+                    range_expr: None,
+                });
                 Ok(ms)
             }
             _ => Err("ranges only allowed for vector selectors".into()),
@@ -1754,6 +1974,38 @@ fn check_ast_for_subquery(ex: SubqueryExpr) -> Result<Expr, String> {
     Ok(Expr::Subquery(ex))
 }
 
+/// medic: every selector must hold a matcher that does not match the empty string (so a typo
+/// cannot select every series) — except the data-label selector of `info()`, as in Prometheus.
+pub(crate) fn check_selectors(e: &Expr) -> Result<(), String> {
+    let empty = |vs: &VectorSelector| vs.name.is_none() && vs.matchers.is_empty_matchers();
+    let err = || Err("vector selector must contain at least one non-empty matcher".to_string());
+    match e {
+        Expr::VectorSelector(vs) if empty(vs) => err(),
+        Expr::MatrixSelector(ms) if empty(&ms.vs) => err(),
+        Expr::Call(c) => {
+            for (i, a) in c.args.args.iter().enumerate() {
+                let data_labels = c.func.name == "info" && i == 1;
+                if !(data_labels && matches!(a.as_ref(), Expr::VectorSelector(_))) {
+                    check_selectors(a)?;
+                }
+            }
+            Ok(())
+        }
+        Expr::Aggregate(a) => {
+            check_selectors(&a.expr)?;
+            a.param.as_deref().map_or(Ok(()), check_selectors)
+        }
+        Expr::Binary(b) => {
+            check_selectors(&b.lhs)?;
+            check_selectors(&b.rhs)
+        }
+        Expr::Unary(u) => check_selectors(&u.expr),
+        Expr::Paren(p) => check_selectors(&p.expr),
+        Expr::Subquery(s) => check_selectors(&s.expr),
+        _ => Ok(()),
+    }
+}
+
 fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, String> {
     match ex.name {
         Some(ref name) => match ex.matchers.find_matcher_value(METRIC_NAME) {
@@ -1762,11 +2014,8 @@ fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, String> {
             )),
             None => Ok(Expr::VectorSelector(ex)),
         },
-        None if ex.matchers.is_empty_matchers() => {
-            // When name is None, a vector selector must contain at least one non-empty matcher
-            // to prevent implicit selection of all metrics (e.g. by a typo).
-            Err("vector selector must contain at least one non-empty matcher".into())
-        }
+        // medic: a selector with no non-empty matcher is refused after parsing
+        // (`check_selectors`), where the second argument of `info()` can be told apart.
         _ => Ok(Expr::VectorSelector(ex)),
     }
 }

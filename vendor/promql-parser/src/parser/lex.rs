@@ -662,6 +662,29 @@ impl Lexer {
                 State::Lexeme(T_COLON)
             }
             Some(ch) if ch.is_ascii_digit() => self.accept_number_or_duration(),
+            // medic: duration expressions (`[5m+1m]`, `[min_of(step(), 1h)]`).
+            Some('+') => State::Lexeme(T_ADD),
+            Some('-') => State::Lexeme(T_SUB),
+            Some('*') => State::Lexeme(T_MUL),
+            Some('/') => State::Lexeme(T_DIV),
+            Some('%') => State::Lexeme(T_MOD),
+            Some('^') => State::Lexeme(T_POW),
+            Some(',') => State::Lexeme(T_COMMA),
+            Some('(') => {
+                if self.inc_paren_depth() {
+                    State::Lexeme(T_LEFT_PAREN)
+                } else {
+                    State::Err("too many left parentheses".into())
+                }
+            }
+            Some(')') => {
+                if !self.is_paren_balanced() && self.dec_paren_depth() {
+                    State::Lexeme(T_RIGHT_PAREN)
+                } else {
+                    State::Err("unexpected right parenthesis ')'".into())
+                }
+            }
+            Some(ch) if ch.is_ascii_alphabetic() || ch == '_' => self.accept_identifier(),
             Some(']') => {
                 self.jump_outof_brackets();
                 self.reset_colon_scanned();

@@ -391,12 +391,60 @@ paren_expr -> Result<Expr, String>:
  * Offset modifiers.
  */
 offset_expr -> Result<Expr, String>:
-                expr OFFSET duration { $1?.offset_expr(Offset::Pos($3?)) }
-        |       expr OFFSET ADD duration { $1?.offset_expr(Offset::Pos($4?)) }
-        |       expr OFFSET SUB duration { $1?.offset_expr(Offset::Neg($4?)) }
+                expr OFFSET offset_duration { $1?.offset_duration_expr($3?) }
         |       expr OFFSET EOF { Err("unexpected end of input in offset, expected duration".into()) }
         |       expr ANCHORED { $1?.extended_range_expr(RangeModifier::Anchored) }
         |       expr SMOOTHED { $1?.extended_range_expr(RangeModifier::Smoothed) }
+;
+
+/*
+ * medic: duration expressions (Prometheus 3.x). After `offset` a single term (a literal, a
+ * parenthesised expression, a call, with an optional sign): `x offset 1m + 2` adds 2 to the
+ * offset selector. Inside brackets, any arithmetic of terms.
+ */
+offset_duration -> Result<DurationExpr, String>:
+                duration_atom { $1 }
+        |       duration_call { $1 }
+        |       LEFT_PAREN duration_expr RIGHT_PAREN { $2 }
+        |       ADD offset_duration { $2 }
+        |       SUB offset_duration { Ok(DurationExpr::Neg(Box::new($2?))) }
+;
+
+duration_expr -> Result<DurationExpr, String>:
+                duration_expr ADD duration_expr { DurationExpr::binary('+', $1?, $3?) }
+        |       duration_expr SUB duration_expr { DurationExpr::binary('-', $1?, $3?) }
+        |       duration_expr MUL duration_expr { DurationExpr::binary('*', $1?, $3?) }
+        |       duration_expr DIV duration_expr { DurationExpr::binary('/', $1?, $3?) }
+        |       duration_expr MOD duration_expr { DurationExpr::binary('%', $1?, $3?) }
+        |       duration_expr POW duration_expr { DurationExpr::binary('^', $1?, $3?) }
+        |       ADD duration_expr %prec MUL { $2 }
+        |       SUB duration_expr %prec MUL { Ok(DurationExpr::Neg(Box::new($2?))) }
+        |       LEFT_PAREN duration_expr RIGHT_PAREN { $2 }
+        |       duration_call { $1 }
+        |       duration_atom { $1 }
+;
+
+duration_call -> Result<DurationExpr, String>:
+                IDENTIFIER LEFT_PAREN RIGHT_PAREN
+                {
+                        let name = lexeme_to_string($lexer, &$1)?;
+                        DurationExpr::call(&name, Vec::new())
+                }
+        |       IDENTIFIER LEFT_PAREN duration_expr COMMA duration_expr RIGHT_PAREN
+                {
+                        let name = lexeme_to_string($lexer, &$1)?;
+                        DurationExpr::call(&name, vec![$3?, $5?])
+                }
+;
+
+duration_atom -> Result<DurationExpr, String>:
+                DURATION { Ok(DurationExpr::Seconds(duration_secs($lexer.span_str($span))?)) }
+        |       NUMBER { Ok(DurationExpr::Seconds(parse_str_radix($lexer.span_str($span))?)) }
+;
+
+maybe_duration_expr -> Result<Option<DurationExpr>, String>:
+                { Ok(None) }
+        |       duration_expr { $1.map(Some) }
 ;
 
 /*
@@ -432,9 +480,9 @@ at_modifier_preprocessors -> Result<Token, String>:
  * Subquery and range selectors.
  */
 matrix_selector -> Result<Expr, String>:
-                expr LEFT_BRACKET duration RIGHT_BRACKET
+                expr LEFT_BRACKET duration_expr RIGHT_BRACKET
                 {
-                        Expr::new_matrix_selector($1?, $3?)
+                        Expr::new_matrix_selector_expr($1?, $3?)
                 }
         |       expr LEFT_BRACKET RIGHT_BRACKET
                 {
@@ -443,9 +491,9 @@ matrix_selector -> Result<Expr, String>:
 ;
 
 subquery_expr -> Result<Expr, String>:
-                expr LEFT_BRACKET duration COLON maybe_duration RIGHT_BRACKET
+                expr LEFT_BRACKET duration_expr COLON maybe_duration_expr RIGHT_BRACKET
                 {
-                        Expr::new_subquery_expr($1?, $3?, $5?)
+                        Expr::new_subquery_expr_durations($1?, $3?, $5?)
                 }
 ;
 
@@ -688,35 +736,27 @@ string_identifier -> Result<String, String>:
                 }
 ;
 
-duration -> Result<Duration, String>:
-                DURATION { parse_duration($lexer.span_str($span)) }
-        |       NUMBER
-                {
-                        let num = parse_str_radix($lexer.span_str($span))?;
-                        Ok(Duration::from_secs_f64(num))
-                }
-;
-
-/*
- * Wrappers for optional arguments.
- */
-maybe_duration -> Result<Option<Duration>, String>:
-                { Ok(None) }
-        |       duration { $1.map(Some) }
-;
-
 %%
 
-use std::time::Duration;
 use crate::label::{Labels, Matcher, Matchers};
-use crate::parser::ast::RangeModifier;
-use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, Offset, VectorMatchCardinality, VectorMatchFillValues};
+use crate::parser::ast::{DurationExpr, RangeModifier};
+use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, VectorMatchCardinality, VectorMatchFillValues};
 use crate::parser::ast::check_ast;
 use crate::parser::function::get_function;
 use crate::parser::lex::is_label;
 use crate::parser::production::{lexeme_to_string, lexeme_to_token, span_to_string};
 use crate::parser::token::{Token, T_IDENTIFIER};
 use crate::util::{parse_duration, parse_str_radix, unquote_string};
+
+/// medic: a duration literal in seconds; inside a duration expression `0s` is a valid term (a
+/// range or step that comes out as 0 is refused when it is computed).
+fn duration_secs(s: &str) -> Result<f64, String> {
+    match parse_duration(s) {
+        Ok(d) => Ok(d.as_secs_f64()),
+        Err(e) if e == "duration must be greater than 0" => Ok(0.0),
+        Err(e) => Err(e),
+    }
+}
 
 fn update_optional_matching(
     modifier: Option<BinModifier>,
