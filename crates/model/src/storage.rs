@@ -253,6 +253,19 @@ pub trait Appender: Send {
     /// already stored and buffered.
     fn append(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError>;
 
+    /// Adds a native histogram to a series, with the same order, age and duplicate rules as
+    /// [`Appender::append`]. A store that keeps no histograms refuses it.
+    fn append_histogram(
+        &mut self,
+        _series: SeriesRef,
+        _t: i64,
+        _h: std::sync::Arc<crate::FloatHistogram>,
+    ) -> Result<(), AppendError> {
+        Err(AppendError::Storage(
+            "this store does not keep native histograms".into(),
+        ))
+    }
+
     /// Convenience: [`Appender::series_ref`] then [`Appender::append`].
     fn append_labels(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
         let r = self.series_ref(labels)?;

@@ -65,6 +65,16 @@ pub struct BlockStats {
     pub num_series: u64,
     /// Chunks.
     pub num_chunks: u64,
+    /// Series with native histograms (in the `histograms` file).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub num_histogram_series: u64,
+    /// Native histograms.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub num_histograms: u64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Lineage in [`BlockMeta`].
@@ -100,6 +110,8 @@ pub struct Block {
     series: Vec<BlockSeries>,
     postings: Postings,
     chunks: memmap2::Mmap,
+    /// The native histograms, when the block has any.
+    histograms: Option<crate::block_histograms::HistogramFile>,
     bytes: u64,
 }
 
@@ -137,6 +149,7 @@ pub fn write_block(
     parent: &Path,
     spec: BlockSpec,
     series: impl Iterator<Item = (Labels, Vec<Sample>)>,
+    histograms: &[crate::block_histograms::HistogramSeries],
 ) -> Result<Option<(PathBuf, BlockMeta)>, Error> {
     let BlockSpec {
         min_time,
@@ -151,7 +164,12 @@ pub fn write_block(
     let tmp = parent.join(format!("{ulid}.tmp"));
     let dir = parent.join(&ulid);
     fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
-    let result = write_block_files(&tmp, codec, chunk_samples, series);
+    let result = write_block_files(&tmp, codec, chunk_samples, series).and_then(|mut stats| {
+        let (hs, hn) = crate::block_histograms::write(&tmp, histograms)?;
+        stats.num_histogram_series = hs;
+        stats.num_histograms = hn;
+        Ok(stats)
+    });
     let stats = match result {
         Ok(s) => s,
         Err(e) => {
@@ -159,7 +177,7 @@ pub fn write_block(
             return Err(e);
         }
     };
-    if stats.num_series == 0 {
+    if stats.num_series == 0 && stats.num_histograms == 0 {
         let _ = fs::remove_dir_all(&tmp);
         return Ok(None);
     }
@@ -327,15 +345,33 @@ impl Block {
                 }
             }
         }
-        let bytes = (meta_bytes.len() + index.len()) as u64 + chunks_len;
+        let histograms = crate::block_histograms::HistogramFile::open(dir).map_err(bad)?;
+        let bytes = (meta_bytes.len() + index.len()) as u64
+            + chunks_len
+            + histograms.as_ref().map_or(0, |h| h.bytes());
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
             series,
             postings,
             chunks,
+            histograms,
             bytes,
         })
+    }
+
+    /// Native histograms in `[mint, maxt]` of the series matching `matchers`, sorted by labels
+    /// (all series when `matchers` is empty).
+    pub fn select_histograms(
+        &self,
+        matchers: &[medic_model::Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<crate::block_histograms::HistogramSeries>, Error> {
+        match &self.histograms {
+            Some(h) => h.select(matchers, mint, maxt),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The block's metadata.
@@ -581,9 +617,10 @@ mod tests {
     fn write_open_select_for_both_codecs() {
         for codec in [BlockCodec::Xor, BlockCodec::Pco] {
             let dir = tempfile::tempdir().unwrap();
-            let (path, meta) = write_block(dir.path(), spec(0, 300_000, codec), data().into_iter())
-                .unwrap()
-                .unwrap();
+            let (path, meta) =
+                write_block(dir.path(), spec(0, 300_000, codec), data().into_iter(), &[])
+                    .unwrap()
+                    .unwrap();
             assert_eq!(meta.stats.num_samples, 6000);
             assert_eq!(meta.stats.num_chunks, 20 * 3);
             let b = Block::open(&path).unwrap();
@@ -601,9 +638,14 @@ mod tests {
     #[test]
     fn corrupt_index_or_chunk_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _) = write_block(dir.path(), spec(0, 1, BlockCodec::Pco), data().into_iter())
-            .unwrap()
-            .unwrap();
+        let (path, _) = write_block(
+            dir.path(),
+            spec(0, 1, BlockCodec::Pco),
+            data().into_iter(),
+            &[],
+        )
+        .unwrap()
+        .unwrap();
         // A flipped byte in a chunk: open succeeds, reading that chunk fails.
         let chunks = path.join("chunks");
         let mut c = fs::read(&chunks).unwrap();

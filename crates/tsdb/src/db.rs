@@ -335,8 +335,9 @@ impl Db {
             let samples = s.samples(mint, maxt - 1);
             (!samples.is_empty()).then(|| (s.labels().clone(), samples))
         });
+        let hists = crate::block_histograms::from_head(&series, mint, maxt - 1);
         let spec = self.block_spec(mint, maxt, 1, Vec::new());
-        let written = block::write_block(&self.dir, spec, iter)?;
+        let written = block::write_block(&self.dir, spec, iter, &hists)?;
         if let Some((path, meta)) = written {
             info!(block = %meta.ulid, mint, maxt, series = meta.stats.num_series,
                   samples = meta.stats.num_samples, "cut block from head");
@@ -447,7 +448,13 @@ impl Db {
         let mut iter = MergeIter::new(sources);
         let mut spec = self.block_spec(mint, maxt, level, parents);
         spec.resolution_ms = sources.first().map_or(0, |b| b.meta().resolution_ms);
-        let written = block::write_block(&self.dir, spec, &mut iter);
+        let hists = crate::block_histograms::merge(
+            sources
+                .iter()
+                .map(|b| b.select_histograms(&[], i64::MIN, i64::MAX))
+                .collect::<Result<_, _>>()?,
+        );
+        let written = block::write_block(&self.dir, spec, &mut iter, &hists);
         if let Some(e) = iter.take_error() {
             if let Ok(Some((path, _))) = &written {
                 let _ = fs::remove_dir_all(path);
@@ -710,6 +717,17 @@ impl Appender for DbAppender<'_> {
 
     fn append(&mut self, series: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
         self.inner.append(series, t, v)?;
+        self.min_t = self.min_t.min(t);
+        Ok(())
+    }
+
+    fn append_histogram(
+        &mut self,
+        series: SeriesRef,
+        t: i64,
+        h: Arc<medic_model::FloatHistogram>,
+    ) -> Result<(), AppendError> {
+        self.inner.append_histogram(series, t, h)?;
         self.min_t = self.min_t.min(t);
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! Depends only on `medic-model` among medic's crates.
 
 pub mod block;
+pub mod block_histograms;
 pub mod chunkenc;
 pub mod compact;
 mod db;
@@ -18,6 +19,7 @@ pub mod downsample;
 mod encoding;
 mod error;
 pub mod head;
+mod histogram_codec;
 pub mod metrics;
 mod options;
 pub mod postings;

@@ -257,7 +257,44 @@ impl DbQuerier {
     }
 }
 
+impl DbQuerier {
+    /// Native histograms in range of the series matching `matchers`: raw blocks and head,
+    /// merged by labels.
+    pub fn select_histograms_vec(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Vec<crate::block_histograms::HistogramSeries>, Error> {
+        let mut sources = Vec::new();
+        for b in self.blocks() {
+            if b.meta().resolution_ms == 0 {
+                sources.push(b.select_histograms(matchers, self.mint, self.maxt)?);
+            }
+        }
+        if self.head_overlaps() {
+            let series = self.head.select(matchers);
+            sources.push(crate::block_histograms::from_head(
+                &series, self.mint, self.maxt,
+            ));
+        }
+        Ok(crate::block_histograms::merge(sources))
+    }
+}
+
 impl Querier for DbQuerier {
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Vec<medic_model::HistogramSeries>, StorageError> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .select_histograms_vec(matchers)?
+            .into_iter()
+            .map(|(labels, samples)| medic_model::HistogramSeries { labels, samples })
+            .collect())
+    }
+
     fn select(&self, matchers: &[Matcher]) -> Result<Box<dyn SeriesSet>, StorageError> {
         if matchers.is_empty() {
             return Ok(Box::new(Vec::new().into_iter()));

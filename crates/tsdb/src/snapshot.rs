@@ -47,8 +47,9 @@ impl Db {
                     let samples = s.samples(mint, maxt - 1);
                     (!samples.is_empty()).then(|| (s.labels().clone(), samples))
                 });
+                let hists = crate::block_histograms::from_head(&series, mint, maxt - 1);
                 let spec = self.block_spec(mint, maxt, 1, Vec::new());
-                if let Some((_, meta)) = block::write_block(dir, spec, iter)? {
+                if let Some((_, meta)) = block::write_block(dir, spec, iter, &hists)? {
                     summary.head_blocks += 1;
                     summary.head_samples += meta.stats.num_samples;
                 }

@@ -69,7 +69,9 @@ impl Db {
                 all.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut spec = self.block_spec(min, max, 1, vec![b.meta().ulid.clone()]);
                 spec.resolution_ms = res;
-                if let Some((path, meta)) = block::write_block(&self.dir, spec, all.into_iter())? {
+                if let Some((path, meta)) =
+                    block::write_block(&self.dir, spec, all.into_iter(), &[])?
+                {
                     info!(block = %meta.ulid, source = %b.meta().ulid, resolution_ms = res,
                           series = meta.stats.num_series, samples = meta.stats.num_samples,
                           "downsampled block");

@@ -23,6 +23,7 @@ const FRAME_HEADER: usize = 8;
 const REC_SERIES: u8 = 1;
 const REC_SAMPLES: u8 = 2;
 const REC_SERIES_CHUNK: u8 = 3;
+const REC_HISTOGRAMS: u8 = 4;
 
 /// A sample addressed by series reference, as the WAL stores it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +43,8 @@ pub enum Record {
     Series(Vec<(SeriesRef, Labels)>),
     /// Samples of known series.
     Samples(Vec<RefSample>),
+    /// Native histograms of known series: series, timestamp, histogram.
+    Histograms(Vec<(SeriesRef, i64, medic_model::FloatHistogram)>),
     /// A checkpoint's copy of one series' samples, XOR-encoded.
     SeriesChunk {
         /// The series.
@@ -83,6 +86,24 @@ pub fn encode_samples(out: &mut Vec<u8>, samples: &[RefSample]) {
             put_uvarint(p, s.r);
             put_varint(p, s.t.wrapping_sub(base));
             p.extend_from_slice(&s.v.to_bits().to_be_bytes());
+        }
+    });
+}
+
+/// Appends the framed encoding of a native-histograms record to `out`.
+pub fn encode_histograms(out: &mut Vec<u8>, hs: &[(SeriesRef, i64, &medic_model::FloatHistogram)]) {
+    if hs.is_empty() {
+        return;
+    }
+    frame(out, |p| {
+        p.push(REC_HISTOGRAMS);
+        put_uvarint(p, hs.len() as u64);
+        let base = hs[0].1;
+        put_varint(p, base);
+        for (r, t, h) in hs {
+            put_uvarint(p, *r);
+            put_varint(p, t.wrapping_sub(base));
+            crate::histogram_codec::put_histogram(p, h);
         }
     });
 }
@@ -142,6 +163,17 @@ pub fn decode_record(payload: &[u8]) -> Result<Record, Error> {
                 out.push(RefSample { r, t, v });
             }
             Ok(Record::Samples(out))
+        }
+        REC_HISTOGRAMS => {
+            let n = d.len(max / 40, "histogram count")?;
+            let base = d.varint("base timestamp")?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let r = d.uvarint("histogram ref")?;
+                let t = base.wrapping_add(d.varint("histogram timestamp")?);
+                out.push((r, t, crate::histogram_codec::get_histogram(&mut d)?));
+            }
+            Ok(Record::Histograms(out))
         }
         REC_SERIES_CHUNK => {
             let r = d.uvarint("series ref")?;

@@ -32,6 +32,8 @@ pub struct HeadAppender<'a> {
     last: HashMap<SeriesRef, (i64, f64)>,
     /// The series most recently found by `series_ref`, so `append` need not look it up again.
     found: Option<Arc<MemSeries>>,
+    /// Native histograms, checked and stored at commit.
+    histograms: Vec<(SeriesRef, i64, Arc<FloatHistogram>)>,
 }
 
 impl<'a> HeadAppender<'a> {
@@ -46,6 +48,7 @@ impl<'a> HeadAppender<'a> {
             samples: Vec::new(),
             last: HashMap::new(),
             found: None,
+            histograms: Vec::new(),
         }
     }
 
@@ -151,6 +154,24 @@ impl Appender for HeadAppender<'_> {
         Ok(())
     }
 
+    fn append_histogram(
+        &mut self,
+        r: SeriesRef,
+        t: i64,
+        h: Arc<FloatHistogram>,
+    ) -> Result<(), AppendError> {
+        let e = if t > self.max_valid {
+            AppendError::TooFarInFuture
+        } else if t < self.min_valid {
+            AppendError::TooOld
+        } else {
+            self.histograms.push((r, t, h));
+            return Ok(());
+        };
+        self.head.metrics.reject(e.reason());
+        Err(e)
+    }
+
     /// Commits in four steps under the commit lock: create the new series, check every sample
     /// again against what other commits stored since `append`, log to the WAL, apply.
     fn commit(self: Box<Self>) -> Result<CommitSummary, StorageError> {
@@ -158,7 +179,8 @@ impl Appender for HeadAppender<'_> {
         let mut buf = head.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
         buf.clear();
         let (resolved, created) = self.create_series();
-        let checked = self.recheck(&resolved);
+        let mut checked = self.recheck(&resolved);
+        let histograms = self.check_histograms(&resolved, &mut checked.rejected);
         self.tap(&checked)?;
         // Log to the WAL before the head changes.
         if !created.is_empty() {
@@ -167,6 +189,8 @@ impl Appender for HeadAppender<'_> {
             wal::encode_series(&mut buf, &refs);
         }
         wal::encode_samples(&mut buf, &checked.to_log);
+        let logged: Vec<_> = histograms.iter().map(|(s, t, h)| (s.r, *t, &**h)).collect();
+        wal::encode_histograms(&mut buf, &logged);
         if let Some(w) = head.wal.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             if let Err(e) = w.append(&buf) {
                 // Series created above stay (empty) in the index; the samples are not applied
@@ -175,11 +199,11 @@ impl Appender for HeadAppender<'_> {
             }
         }
         self.apply(&checked);
-        head.metrics
-            .samples_appended
-            .inc_by(checked.to_log.len() as u64);
+        apply_histograms(head, &histograms);
+        let accepted = checked.to_log.len() + histograms.len();
+        head.metrics.samples_appended.inc_by(accepted as u64);
         Ok(CommitSummary {
-            accepted: checked.to_log.len(),
+            accepted,
             rejected: checked.rejected,
         })
     }
@@ -308,6 +332,61 @@ impl HeadAppender<'_> {
         out
     }
 
+    /// Checks the transaction's histograms against what the head holds and against each other
+    /// (one histogram per series and timestamp; order within the out-of-order window).
+    fn check_histograms(
+        &self,
+        resolved: &[Option<Arc<MemSeries>>],
+        rejected: &mut Vec<(SeriesRef, AppendError)>,
+    ) -> Vec<(Arc<MemSeries>, i64, Arc<FloatHistogram>)> {
+        let head = self.head;
+        let (min_time, window) = (head.min_time(), head.opts.out_of_order_window_ms);
+        let mut accepted = Vec::new();
+        let mut batch: HashMap<SeriesRef, Vec<(i64, Arc<FloatHistogram>)>> = HashMap::new();
+        for (r, t, h) in &self.histograms {
+            let series = if r & PENDING != 0 {
+                resolved[(r & !PENDING) as usize]
+                    .clone()
+                    .ok_or(AppendError::SeriesLimit {
+                        limit: head.opts.max_series,
+                    })
+            } else {
+                head.get_series(*r).ok_or(AppendError::TooOld)
+            };
+            let verdict = series.and_then(|s| {
+                if s.removed.load(Ordering::Acquire) {
+                    return Err(AppendError::TooOld);
+                }
+                let pending = batch.entry(s.r).or_default();
+                if let Some((_, prev)) = pending.iter().find(|(pt, _)| pt == t) {
+                    return if prev == h {
+                        Ok(None)
+                    } else {
+                        Err(AppendError::DuplicateTimestamp)
+                    };
+                }
+                let slot = s.lock().histogram_slot(*t, h, min_time, window)?;
+                let newest = pending.iter().map(|x| x.0).max().unwrap_or(i64::MIN);
+                if slot.is_some() && *t < newest && !(window > 0 && *t >= newest - window) {
+                    return Err(AppendError::OutOfOrder);
+                }
+                if slot.is_some() {
+                    pending.push((*t, h.clone()));
+                }
+                Ok(slot.map(|_| s))
+            });
+            match verdict {
+                Ok(Some(s)) => accepted.push((s, *t, h.clone())),
+                Ok(None) => {}
+                Err(e) => {
+                    head.metrics.reject(e.reason());
+                    rejected.push((*r, e));
+                }
+            }
+        }
+        accepted
+    }
+
     /// Hands the accepted samples, by series, to the head's tap (when there is one).
     fn tap(&self, checked: &Checked) -> Result<(), StorageError> {
         let tap = self
@@ -367,5 +446,29 @@ impl HeadAppender<'_> {
             head.metrics.head_max_time.set(head.max_time());
         }
         head.metrics.head_chunks.inc_by(new_chunks);
+    }
+}
+
+/// Stores the checked histograms of a commit.
+fn apply_histograms(head: &Head, hs: &[(Arc<MemSeries>, i64, Arc<FloatHistogram>)]) {
+    let mut max_t = i64::MIN;
+    for (s, t, h) in hs {
+        let mut d = s.lock();
+        let i = d.histograms.partition_point(|x| x.t < *t);
+        if d.histograms.get(i).is_some_and(|x| x.t == *t) {
+            continue;
+        }
+        d.histograms.insert(
+            i,
+            HistogramSample {
+                t: *t,
+                h: h.clone(),
+            },
+        );
+        max_t = max_t.max(*t);
+    }
+    if max_t != i64::MIN {
+        head.note_time(max_t);
+        head.metrics.head_max_time.set(head.max_time());
     }
 }

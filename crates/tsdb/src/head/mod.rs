@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use medic_model::{
-    is_valid_label_name, is_valid_metric_name, AppendError, Appender, CommitSummary, Label, Labels,
-    Sample, SeriesRef, StorageError, METRIC_NAME,
+    is_valid_label_name, is_valid_metric_name, AppendError, Appender, CommitSummary,
+    FloatHistogram, HistogramSample, Label, Labels, Sample, SeriesRef, StorageError, METRIC_NAME,
 };
 
 use crate::chunkenc::{XorEncoder, XorIter};
@@ -243,6 +243,17 @@ impl Head {
         true
     }
 
+    /// Applies a histogram during WAL replay (any order: the checkpoint and the segments
+    /// overlap).
+    fn replay_histogram(&self, s: &MemSeries, t: i64, h: Arc<FloatHistogram>) {
+        let mut d = s.lock();
+        if let Ok(Some(i)) = d.histogram_slot(t, &h, self.min_time(), i64::MAX) {
+            d.histograms.insert(i, HistogramSample { t, h });
+            drop(d);
+            self.note_time(t);
+        }
+    }
+
     /// Replays decoded WAL or checkpoint records. Returns how many records were applied.
     pub fn replay(&self, payloads: &[Vec<u8>]) -> Result<usize, crate::Error> {
         let mut applied = 0;
@@ -278,6 +289,14 @@ impl Head {
                             },
                         };
                         self.replay_sample(&s, rs.t, rs.v);
+                    }
+                }
+                wal::Record::Histograms(list) => {
+                    for (r, t, h) in list {
+                        let Some(s) = cache.get(&r).cloned().or_else(|| self.get_series(r)) else {
+                            continue;
+                        };
+                        self.replay_histogram(&s, t, Arc::new(h));
                     }
                 }
                 wal::Record::SeriesChunk { r, count, bytes } => {
@@ -420,6 +439,17 @@ impl Head {
             if buf.len() >= FLUSH_AT {
                 out.write(&buf)?;
                 buf.clear();
+            }
+        }
+        for s in &all {
+            let hs = s.histograms(mint, i64::MAX);
+            for part in hs.chunks(1000) {
+                let refs: Vec<_> = part.iter().map(|x| (s.r, x.t, &*x.h)).collect();
+                wal::encode_histograms(&mut buf, &refs);
+                if buf.len() >= FLUSH_AT {
+                    out.write(&buf)?;
+                    buf.clear();
+                }
             }
         }
         out.write(&buf)?;

@@ -24,6 +24,8 @@ pub(super) struct SeriesData {
     pub(super) last_v: f64,
     /// Accepted out-of-order samples (within the window), sorted by time.
     pub(super) ooo: Vec<Sample>,
+    /// Native histograms, sorted by time (kept decoded; their own chunk encoding is to come).
+    pub(super) histograms: Vec<HistogramSample>,
 }
 
 impl SeriesData {
@@ -36,11 +38,50 @@ impl SeriesData {
             last_t: i64::MIN,
             last_v: 0.0,
             ooo: Vec::new(),
+            histograms: Vec::new(),
         }
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.closed.is_empty() && self.open.count() == 0 && self.ooo.is_empty()
+        self.closed.is_empty()
+            && self.open.count() == 0
+            && self.ooo.is_empty()
+            && self.histograms.is_empty()
+    }
+
+    /// Where a histogram at `t` goes: its index in [`SeriesData::histograms`], or why not.
+    /// `Ok(None)`: the same histogram is already there (dropped silently, as for floats).
+    pub(super) fn histogram_slot(
+        &self,
+        t: i64,
+        h: &FloatHistogram,
+        min_valid: i64,
+        ooo_window: i64,
+    ) -> Result<Option<usize>, AppendError> {
+        if t < min_valid {
+            return Err(AppendError::TooOld);
+        }
+        let i = self.histograms.partition_point(|x| x.t < t);
+        if let Some(x) = self.histograms.get(i).filter(|x| x.t == t) {
+            return if *x.h == *h || format!("{:?}", x.h) == format!("{h:?}") {
+                Ok(None)
+            } else {
+                Err(AppendError::DuplicateTimestamp)
+            };
+        }
+        let newest = self.histograms.last().map_or(i64::MIN, |x| x.t);
+        if t > newest || (ooo_window > 0 && t >= newest - ooo_window) {
+            Ok(Some(i))
+        } else {
+            Err(AppendError::OutOfOrder)
+        }
+    }
+
+    /// Histograms in `[mint, maxt]`.
+    pub(super) fn histograms_in(&self, mint: i64, maxt: i64) -> &[HistogramSample] {
+        let a = self.histograms.partition_point(|x| x.t < mint);
+        let b = self.histograms.partition_point(|x| x.t <= maxt);
+        &self.histograms[a..b.max(a)]
     }
 
     pub(super) fn append_in_order(&mut self, t: i64, v: f64, chunk_samples: u32) -> bool {
@@ -106,10 +147,14 @@ impl SeriesData {
             .first()
             .map(|c| c.mint)
             .or((self.open.count() > 0).then_some(self.open_mint));
-        match (chunk, self.ooo.first().map(|s| s.t)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            chunk,
+            self.ooo.first().map(|s| s.t),
+            self.histograms.first().map(|h| h.t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(super) fn chunk_count(&self) -> usize {
@@ -127,6 +172,7 @@ impl SeriesData {
             dropped += 1;
         }
         self.ooo.retain(|s| s.t >= mint);
+        self.histograms.retain(|h| h.t >= mint);
         dropped
     }
 }
@@ -180,6 +226,11 @@ impl MemSeries {
         let mut out = Vec::new();
         self.lock().collect(mint, maxt, &mut out);
         out
+    }
+
+    /// Native histograms in `[mint, maxt]`.
+    pub fn histograms(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
+        self.lock().histograms_in(mint, maxt).to_vec()
     }
 }
 
