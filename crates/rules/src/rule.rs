@@ -154,9 +154,8 @@ pub(crate) fn query_vector(
     match ctx.engine.instant_expr(&*ctx.store, expr, ctx.t) {
         // A histogram would be recorded or alerted on as a 0: refused by name instead.
         Ok(PromValue::Vector(v)) if v.iter().any(|s| s.h.is_some()) => Err(EvalError(
-            "the rule's result holds native histograms; rules record and alert on floats only \
-             (medic does not store native histograms yet): wrap it in histogram_count(), \
-             histogram_sum() or histogram_quantile()"
+            "the rule's result holds native histograms; rules record and alert on floats only: \
+             wrap it in histogram_count(), histogram_sum() or histogram_quantile()"
                 .into(),
         )),
         Ok(PromValue::Vector(v)) => Ok(v),

@@ -25,6 +25,7 @@ pub mod incidents;
 pub mod logs;
 pub mod query_backend;
 pub mod reload;
+mod remote_histogram;
 pub mod remote_out;
 pub mod remote_write;
 pub mod replay;

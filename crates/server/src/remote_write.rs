@@ -1,6 +1,7 @@
-//! The Prometheus remote write 1.0 receiver: snappy-compressed protobuf `WriteRequest`s. Valid
-//! samples of a request are stored even when others are rejected; the rejected ones are counted
-//! by reason and reported back, as Prometheus does.
+//! The Prometheus remote write 1.0 receiver: snappy-compressed protobuf `WriteRequest`s, float
+//! samples and native histograms (`crate::remote_histogram`). Valid samples of a request are
+//! stored even when others are rejected; the rejected ones are counted by reason and reported
+//! back, as Prometheus does.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +27,7 @@ pub mod proto {
         /// Float samples.
         #[prost(message, repeated, tag = "2")]
         pub samples: Vec<Sample>,
-        /// Native histogram samples (not stored yet; counted as rejected).
+        /// Native histogram samples.
         #[prost(message, repeated, tag = "4")]
         pub histograms: Vec<Histogram>,
     }
@@ -53,13 +54,7 @@ pub mod proto {
         pub timestamp: i64,
     }
 
-    /// `prometheus.Histogram`, reduced to its timestamp: medic only counts these for now.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Histogram {
-        /// Milliseconds since the epoch.
-        #[prost(int64, tag = "15")]
-        pub timestamp: i64,
-    }
+    pub use crate::remote_histogram::{BucketSpan, Histogram};
 }
 
 /// Why a request body was refused as a whole.
@@ -116,8 +111,8 @@ pub mod wire {
         pub labels: Vec<(&'a str, &'a str)>,
         /// `(timestamp, value)` samples.
         pub samples: Vec<(i64, f64)>,
-        /// Native histogram samples seen (not stored).
-        pub histograms: usize,
+        /// Native histogram messages, undecoded (`prometheus.Histogram`).
+        pub histograms: Vec<&'a [u8]>,
     }
 
     struct Reader<'a> {
@@ -227,7 +222,7 @@ pub mod wire {
             };
             series.labels.clear();
             series.samples.clear();
-            series.histograms = 0;
+            series.histograms.clear();
             while !ts.done() {
                 match ts.key()? {
                     (1, 2) => {
@@ -260,10 +255,7 @@ pub mod wire {
                         }
                         series.samples.push((t, v));
                     }
-                    (4, 2) => {
-                        ts.bytes()?;
-                        series.histograms += 1;
-                    }
+                    (4, 2) => series.histograms.push(ts.bytes()?),
                     (_, w) => ts.skip(w)?,
                 }
             }
@@ -345,12 +337,8 @@ pub fn ingest(store: &dyn Appendable, raw: &[u8]) -> Result<Outcome, IngestError
     let mut app = store.appender();
     let mut sorted: Vec<(&str, &str)> = Vec::new();
     let decoded = wire::for_each_series(raw, |ts| {
-        if ts.histograms > 0 {
-            out.reject("native_histogram_unsupported", ts.histograms, || {
-                "native histograms are not stored yet".into()
-            });
-        }
-        if ts.samples.is_empty() {
+        let n = ts.samples.len() + ts.histograms.len();
+        if n == 0 {
             return Ok(());
         }
         // Prometheus sends labels sorted; sort anyway, dropping empty values as the model does.
@@ -366,7 +354,7 @@ pub fn ingest(store: &dyn Appendable, raw: &[u8]) -> Result<Outcome, IngestError
                 let labels = match Labels::from_unsorted(raw) {
                     Ok(l) => l,
                     Err(name) => {
-                        out.reject("invalid_labels", ts.samples.len(), || {
+                        out.reject("invalid_labels", n, || {
                             format!("label {name:?} appears twice in one series")
                         });
                         return Ok(());
@@ -375,7 +363,7 @@ pub fn ingest(store: &dyn Appendable, raw: &[u8]) -> Result<Outcome, IngestError
                 match app.series_ref(&labels) {
                     Ok(r) => r,
                     Err(e) => {
-                        out.reject(e.reason(), ts.samples.len(), || format!("{labels}: {e}"));
+                        out.reject(e.reason(), n, || format!("{labels}: {e}"));
                         return Ok(());
                     }
                 }
@@ -386,6 +374,24 @@ pub fn ingest(store: &dyn Appendable, raw: &[u8]) -> Result<Outcome, IngestError
                 out.reject(e.reason(), 1, || {
                     let labels = Labels::from_pairs(sorted.iter().copied());
                     format!("{labels} @ {t}: {e}")
+                });
+            }
+        }
+        for raw in &ts.histograms {
+            let h = <proto::Histogram as prost::Message>::decode(*raw)
+                .map_err(|e| DecodeError::Protobuf(format!("histogram: {e}")))?;
+            let t = h.timestamp;
+            let stored = h
+                .to_float()
+                .map_err(|why| ("invalid_histogram", why))
+                .and_then(|fh| {
+                    app.append_histogram(r, t, std::sync::Arc::new(fh))
+                        .map_err(|e| (e.reason(), e.to_string()))
+                });
+            if let Err((reason, why)) = stored {
+                out.reject(reason, 1, || {
+                    let labels = Labels::from_pairs(sorted.iter().copied());
+                    format!("{labels} @ {t}: {why}")
                 });
             }
         }
@@ -474,7 +480,12 @@ mod tests {
                 &[(i, i as f64 * 0.5), (i + 1, f64::NAN)],
             );
             if i % 7 == 0 {
-                t.histograms.push(proto::Histogram { timestamp: 5 });
+                t.histograms.push(proto::Histogram {
+                    timestamp: 5,
+                    schema: 1,
+                    count_int: Some(3),
+                    ..Default::default()
+                });
             }
             req.timeseries.push(t);
         }
@@ -490,7 +501,7 @@ mod tests {
                     .iter()
                     .map(|(t, v)| (*t, v.to_bits()))
                     .collect::<Vec<_>>(),
-                s.histograms,
+                s.histograms.len(),
             ));
             Ok(())
         })

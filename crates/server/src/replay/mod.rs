@@ -352,7 +352,7 @@ pub fn backfill(replay: &Replay, dir: &Path, block_range_ms: i64) -> Result<Vec<
             resolution_ms: 0,
         };
         if let Some((path, _)) =
-            medic_tsdb::block::write_block(dir, spec, series).map_err(|e| e.to_string())?
+            medic_tsdb::block::write_block(dir, spec, series, &[]).map_err(|e| e.to_string())?
         {
             written.push(path);
         }
