@@ -234,6 +234,7 @@ impl Appender for MemAppender {
         }
         Ok(CommitSummary {
             accepted,
+            accepted_histograms: 0,
             rejected: Vec::new(),
         })
     }

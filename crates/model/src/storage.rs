@@ -229,6 +229,8 @@ pub trait Appendable: Send + Sync {
 pub struct CommitSummary {
     /// Samples now durable and visible.
     pub accepted: usize,
+    /// Of `accepted`, native histograms.
+    pub accepted_histograms: usize,
     /// Samples refused at commit time (e.g. a concurrent writer got a newer sample in first),
     /// with the reason; rejections found at append time were already returned by `append`.
     pub rejected: Vec<(SeriesRef, AppendError)>,

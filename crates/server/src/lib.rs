@@ -28,6 +28,7 @@ pub mod reload;
 mod remote_histogram;
 pub mod remote_out;
 pub mod remote_write;
+pub mod remote_write_v2;
 pub mod replay;
 pub mod reports;
 pub mod scrape;

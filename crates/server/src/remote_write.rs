@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use medic_model::{Appendable, Label, Labels, StorageError};
+use medic_model::{Appendable, Appender, Label, Labels, StorageError};
 
 /// The remote write protobuf messages (prometheus/prompb/types.proto, remote.proto), written
 /// with prost's derive so no protoc is needed at build time.
@@ -285,12 +285,19 @@ fn truncate(mut s: String, max: usize) -> String {
 pub struct Outcome {
     /// Samples stored.
     pub accepted: usize,
+    /// Of `accepted`, native histograms.
+    pub accepted_histograms: usize,
     /// Rejected samples by reason: count and the first example.
     pub rejected: BTreeMap<&'static str, (usize, String)>,
 }
 
 impl Outcome {
-    fn reject(&mut self, reason: &'static str, n: usize, example: impl FnOnce() -> String) {
+    pub(crate) fn reject(
+        &mut self,
+        reason: &'static str,
+        n: usize,
+        example: impl FnOnce() -> String,
+    ) {
         let e = self
             .rejected
             .entry(reason)
@@ -336,77 +343,111 @@ pub fn ingest(store: &dyn Appendable, raw: &[u8]) -> Result<Outcome, IngestError
     let mut out = Outcome::default();
     let mut app = store.appender();
     let mut sorted: Vec<(&str, &str)> = Vec::new();
+    let mut histograms = Vec::new();
     let decoded = wire::for_each_series(raw, |ts| {
-        let n = ts.samples.len() + ts.histograms.len();
-        if n == 0 {
-            return Ok(());
-        }
-        // Prometheus sends labels sorted; sort anyway, dropping empty values as the model does.
-        sorted.clear();
-        sorted.extend(ts.labels.iter().filter(|(_, v)| !v.is_empty()));
-        if !sorted.windows(2).all(|w| w[0].0 < w[1].0) {
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
-        }
-        let r = match app.existing_series_ref(Labels::hash_pairs(&sorted), &sorted) {
-            Some(r) => r,
-            None => {
-                let raw: Vec<Label> = sorted.iter().map(|(n, v)| Label::new(*n, *v)).collect();
-                let labels = match Labels::from_unsorted(raw) {
-                    Ok(l) => l,
-                    Err(name) => {
-                        out.reject("invalid_labels", n, || {
-                            format!("label {name:?} appears twice in one series")
-                        });
-                        return Ok(());
-                    }
-                };
-                match app.series_ref(&labels) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        out.reject(e.reason(), n, || format!("{labels}: {e}"));
-                        return Ok(());
-                    }
-                }
-            }
-        };
-        for &(t, v) in &ts.samples {
-            if let Err(e) = app.append(r, t, v) {
-                out.reject(e.reason(), 1, || {
-                    let labels = Labels::from_pairs(sorted.iter().copied());
-                    format!("{labels} @ {t}: {e}")
-                });
-            }
-        }
+        histograms.clear();
         for raw in &ts.histograms {
-            let h = <proto::Histogram as prost::Message>::decode(*raw)
-                .map_err(|e| DecodeError::Protobuf(format!("histogram: {e}")))?;
-            let t = h.timestamp;
-            let stored = h
-                .to_float()
-                .map_err(|why| ("invalid_histogram", why))
-                .and_then(|fh| {
-                    app.append_histogram(r, t, std::sync::Arc::new(fh))
-                        .map_err(|e| (e.reason(), e.to_string()))
-                });
-            if let Err((reason, why)) = stored {
-                out.reject(reason, 1, || {
-                    let labels = Labels::from_pairs(sorted.iter().copied());
-                    format!("{labels} @ {t}: {why}")
-                });
-            }
+            histograms.push(
+                <proto::Histogram as prost::Message>::decode(*raw)
+                    .map_err(|e| DecodeError::Protobuf(format!("histogram: {e}")))?,
+            );
         }
+        sorted.clear();
+        sorted.extend(ts.labels.iter().copied());
+        store_series(
+            app.as_mut(),
+            &mut out,
+            &mut sorted,
+            &ts.samples,
+            &histograms,
+        );
         Ok(())
     });
     if let Err(e) = decoded {
         app.rollback();
         return Err(e.into());
     }
+    commit(app, out)
+}
+
+/// Commits a request's transaction; what the commit refused joins the outcome.
+pub(crate) fn commit(
+    app: Box<dyn Appender + '_>,
+    mut out: Outcome,
+) -> Result<Outcome, IngestError> {
     let summary = app.commit()?;
     out.accepted = summary.accepted;
+    out.accepted_histograms = summary.accepted_histograms;
     for (r, e) in summary.rejected {
         out.reject(e.reason(), 1, || format!("series ref {r}: {e}"));
     }
     Ok(out)
+}
+
+/// Buffers one series' floats and histograms in `app` (shared by remote write 1.0 and 2.0).
+/// `labels` holds the series' label pairs as sent; it is sorted here, empty values dropped as
+/// the model does.
+pub(crate) fn store_series(
+    app: &mut dyn Appender,
+    out: &mut Outcome,
+    labels: &mut Vec<(&str, &str)>,
+    samples: &[(i64, f64)],
+    histograms: &[proto::Histogram],
+) {
+    let n = samples.len() + histograms.len();
+    if n == 0 {
+        return;
+    }
+    labels.retain(|(_, v)| !v.is_empty());
+    // Prometheus sends labels sorted; sort anyway.
+    if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
+        labels.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    let sorted = &*labels;
+    let r = match app.existing_series_ref(Labels::hash_pairs(sorted), sorted) {
+        Some(r) => r,
+        None => {
+            let raw: Vec<Label> = sorted.iter().map(|(n, v)| Label::new(*n, *v)).collect();
+            let labels = match Labels::from_unsorted(raw) {
+                Ok(l) => l,
+                Err(name) => {
+                    out.reject("invalid_labels", n, || {
+                        format!("label {name:?} appears twice in one series")
+                    });
+                    return;
+                }
+            };
+            match app.series_ref(&labels) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.reject(e.reason(), n, || format!("{labels}: {e}"));
+                    return;
+                }
+            }
+        }
+    };
+    let example = |t: i64, why: &dyn std::fmt::Display| {
+        let labels = Labels::from_pairs(sorted.iter().copied());
+        format!("{labels} @ {t}: {why}")
+    };
+    for &(t, v) in samples {
+        if let Err(e) = app.append(r, t, v) {
+            out.reject(e.reason(), 1, || example(t, &e));
+        }
+    }
+    for h in histograms {
+        let t = h.timestamp;
+        let stored = h
+            .to_float()
+            .map_err(|why| ("invalid_histogram", why))
+            .and_then(|fh| {
+                app.append_histogram(r, t, std::sync::Arc::new(fh))
+                    .map_err(|e| (e.reason(), e.to_string()))
+            });
+        if let Err((reason, why)) = stored {
+            out.reject(reason, 1, || example(t, &why));
+        }
+    }
 }
 
 /// Encodes a request (for tests and tools that send remote write).

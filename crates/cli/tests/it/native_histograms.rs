@@ -346,3 +346,125 @@ async fn native_histogram_queries_match_a_real_prometheus() {
         failures.join("\n")
     );
 }
+
+/// Remote write 2.0 into a real medic: symbols, a float series and a custom-bucket histogram
+/// series, the `*-Written` headers, and the data read back over the query API. (No sender of
+/// 2.0 runs here — Debian's Prometheus is 2.42 — so the request is built with prost from the
+/// published .proto.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_2_stores_floats_and_histograms_and_says_how_many() {
+    use medic_server::remote_write_v2::proto::{BucketSpan, Histogram};
+    use medic_server::remote_write_v2::{encode, proto};
+    let dir = tempfile::tempdir().unwrap();
+    let medic = Medic::start(&dir.path().join("data"), None, &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t0 = now - now % 1000 - 60_000;
+    let symbols = [
+        "",
+        "__name__",
+        "jobs_done_total",
+        "job",
+        "batch",
+        "job_seconds",
+    ];
+    let req = proto::Request {
+        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        timeseries: vec![
+            proto::TimeSeries {
+                labels_refs: vec![1, 2, 3, 4],
+                samples: vec![
+                    proto::Sample {
+                        value: 5.0,
+                        timestamp: t0,
+                    },
+                    proto::Sample {
+                        value: 8.0,
+                        timestamp: t0 + 15_000,
+                    },
+                ],
+                histograms: vec![],
+            },
+            proto::TimeSeries {
+                labels_refs: vec![1, 5, 3, 4],
+                samples: vec![],
+                histograms: vec![Histogram {
+                    count_int: Some(7),
+                    sum: 7.5,
+                    schema: -53,
+                    positive_spans: vec![BucketSpan {
+                        offset: 0,
+                        length: 3,
+                    }],
+                    positive_deltas: vec![1, 2, 0],
+                    custom_values: vec![0.5, 2.0],
+                    timestamp: t0,
+                    ..Default::default()
+                }],
+            },
+        ],
+    };
+    let c = client();
+    let r = c
+        .post(medic.url("/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header(
+            "Content-Type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+        .body(encode(&req))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    let h = |name: &str| r.headers()[name].to_str().unwrap().to_string();
+    assert_eq!(h("X-Prometheus-Remote-Write-Samples-Written"), "2");
+    assert_eq!(h("X-Prometheus-Remote-Write-Histograms-Written"), "1");
+
+    let query = |q: &str| {
+        let c = c.clone();
+        let url = medic.url("/api/v1/query");
+        let q = q.to_string();
+        async move {
+            let j: serde_json::Value = c
+                .get(url)
+                .query(&[
+                    ("query", q.as_str()),
+                    ("time", &((t0 + 20_000) as f64 / 1000.0).to_string()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(j["status"], "success", "{j}");
+            j["data"]["result"].clone()
+        }
+    };
+    let floats = query("jobs_done_total{job=\"batch\"}").await;
+    assert_eq!(floats[0]["value"][1], "8");
+    // Buckets (-Inf, 0.5]: 1, (0.5, 2]: 3, (2, +Inf]: 3 — the deltas 1, +2, 0.
+    let hist = query("histogram_count(job_seconds)").await;
+    assert_eq!(hist[0]["value"][1], "7");
+    let frac = query("histogram_fraction(0.5, 2, job_seconds)").await;
+    assert_eq!(frac[0]["value"][1], "0.42857142857142855");
+
+    // An unknown protobuf message is refused by name.
+    let r = c
+        .post(medic.url("/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header(
+            "Content-Type",
+            "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+        )
+        .body(encode(&req))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.text().await.unwrap().contains("v3.Request"));
+}

@@ -15,6 +15,23 @@ pub(super) async fn write(
         )
             .into_response();
     }
+    // Remote write 1.0 (`proto=prometheus.WriteRequest`, or no `proto`) or 2.0.
+    let proto = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').find_map(|p| p.trim().strip_prefix("proto=")))
+        .map(|p| p.trim_matches('"').to_string());
+    let v2 = match proto.as_deref() {
+        None | Some("prometheus.WriteRequest") => false,
+        Some(crate::remote_write_v2::PROTO) => true,
+        Some(other) => {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unknown remote write protobuf message {other:?}; medic reads prometheus.WriteRequest (1.0) and io.prometheus.write.v2.Request (2.0)\n"),
+            )
+                .into_response();
+        }
+    };
     let limit = st.config.remote_write.max_body_size.0 as usize;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
@@ -59,7 +76,11 @@ pub(super) async fn write(
     let result = tokio::task::spawn_blocking(move || {
         let _held = permit;
         let raw = crate::remote_write::decompress(&bytes, max_decoded)?;
-        crate::remote_write::ingest(db.as_ref(), &raw)
+        if v2 {
+            crate::remote_write_v2::ingest(db.as_ref(), &raw)
+        } else {
+            crate::remote_write::ingest(db.as_ref(), &raw)
+        }
     })
     .await;
     use crate::remote_write::{DecodeError, IngestError};
@@ -84,11 +105,23 @@ pub(super) async fn write(
                 .into_response()
         }
         Ok(Ok(outcome)) => {
-            if outcome.rejected.is_empty() {
+            let mut resp = if outcome.rejected.is_empty() {
                 StatusCode::NO_CONTENT.into_response()
             } else {
                 (StatusCode::BAD_REQUEST, format!("{}\n", outcome.message())).into_response()
+            };
+            if v2 {
+                // What 2.0 senders read to learn what was stored.
+                let h = resp.headers_mut();
+                let floats = outcome.accepted - outcome.accepted_histograms;
+                h.insert("X-Prometheus-Remote-Write-Samples-Written", floats.into());
+                h.insert(
+                    "X-Prometheus-Remote-Write-Histograms-Written",
+                    outcome.accepted_histograms.into(),
+                );
+                h.insert("X-Prometheus-Remote-Write-Exemplars-Written", 0.into());
             }
+            resp
         }
     }
 }

@@ -204,6 +204,7 @@ impl Appender for HeadAppender<'_> {
         head.metrics.samples_appended.inc_by(accepted as u64);
         Ok(CommitSummary {
             accepted,
+            accepted_histograms: histograms.len(),
             rejected: checked.rejected,
         })
     }
