@@ -33,6 +33,7 @@ mod reports;
 mod rules;
 mod rules_server;
 mod rules_vs_prometheus;
+mod scrape_protobuf;
 mod secrets;
 mod slo;
 mod support;

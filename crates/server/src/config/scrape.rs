@@ -67,9 +67,16 @@ pub struct ScrapeConfig {
     /// Parsed so a `prometheus.yml` loads, but not run (see `consul_sd_configs`).
     #[serde(default)]
     pub kubernetes_sd_configs: Vec<serde_norway::Value>,
-    /// Accepted for compatibility; medic negotiates the text formats it reads.
+    /// The exposition formats to ask for, most wanted first (Prometheus's names:
+    /// `PrometheusProto`, `OpenMetricsText1.0.0`, `OpenMetricsText0.0.1`,
+    /// `PrometheusText1.0.0`, `PrometheusText0.0.4`). Native histograms come only in
+    /// `PrometheusProto`. Default: the text formats, OpenMetrics first.
     #[serde(default)]
-    pub scrape_protocols: Option<serde_norway::Value>,
+    pub scrape_protocols: Option<Vec<ScrapeProtocol>>,
+    /// Keep the classic `_bucket`/`_sum`/`_count` series of a histogram that also has native
+    /// buckets (protobuf scrapes; Prometheus 2's name `scrape_classic_histograms` works too).
+    #[serde(default, alias = "scrape_classic_histograms")]
+    pub always_scrape_classic_histograms: bool,
     /// Accepted for compatibility; medic always asks for gzip.
     #[serde(default)]
     pub enable_compression: Option<bool>,
@@ -85,6 +92,56 @@ pub struct ScrapeConfig {
     /// Relabelling of scraped samples before storing.
     #[serde(default)]
     pub metric_relabel_configs: Vec<RelabelConfig>,
+}
+
+/// One entry of `scrape_protocols`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ScrapeProtocol {
+    /// `application/vnd.google.protobuf` (delimited `io.prometheus.client.MetricFamily`).
+    PrometheusProto,
+    #[serde(rename = "OpenMetricsText1.0.0")]
+    OpenMetricsText1,
+    #[serde(rename = "OpenMetricsText0.0.1")]
+    OpenMetricsText0,
+    #[serde(rename = "PrometheusText1.0.0")]
+    PrometheusText1,
+    #[serde(rename = "PrometheusText0.0.4")]
+    PrometheusText0,
+}
+
+impl ScrapeProtocol {
+    fn media_type(self) -> &'static str {
+        match self {
+            ScrapeProtocol::PrometheusProto => {
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+            }
+            ScrapeProtocol::OpenMetricsText1 => "application/openmetrics-text;version=1.0.0",
+            ScrapeProtocol::OpenMetricsText0 => "application/openmetrics-text;version=0.0.1",
+            ScrapeProtocol::PrometheusText1 => "text/plain;version=1.0.0",
+            ScrapeProtocol::PrometheusText0 => "text/plain;version=0.0.4",
+        }
+    }
+
+    /// The `Accept` header for these protocols, weighted in order as Prometheus weighs them.
+    pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
+        let mut weight = 6;
+        let mut seen = Vec::new();
+        let mut parts: Vec<String> = protocols
+            .iter()
+            .filter(|p| {
+                let first = !seen.contains(*p);
+                seen.push(**p);
+                first
+            })
+            .map(|p| {
+                let part = format!("{};q=0.{weight}", p.media_type());
+                weight -= 1;
+                part
+            })
+            .collect();
+        parts.push(format!("*/*;q=0.{weight}"));
+        parts.join(",")
+    }
 }
 
 pub(super) fn default_metrics_path() -> String {

@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod parser;
+pub mod parser_proto;
 pub mod relabel;
 mod scrape_loop;
 pub mod sd;

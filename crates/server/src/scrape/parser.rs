@@ -34,6 +34,8 @@ pub struct ParsedSample {
     pub value: f64,
     /// The exposed timestamp in ms, if any.
     pub timestamp: Option<i64>,
+    /// A native histogram (protobuf scrapes only); `value` is then unused.
+    pub histogram: Option<std::sync::Arc<medic_model::FloatHistogram>>,
 }
 
 /// A parse failure at a line.
@@ -433,6 +435,7 @@ fn parse_sample(line: &str, format: Format) -> Result<ParsedSample, String> {
         labels,
         value,
         timestamp,
+        histogram: None,
     })
 }
 

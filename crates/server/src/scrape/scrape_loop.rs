@@ -60,9 +60,18 @@ pub(super) async fn scrape_once(
     let ts = mgr.clock.now_ms();
     let start = Instant::now();
     let result = fetch(pool, target).await;
-    let result = result.and_then(|(body, format)| {
-        let (parsed, meta) = parser::parse_with_metadata(&body, format, pool.cfg.parse_limit)
-            .map_err(|e| e.to_string())?;
+    let result = result.and_then(|body| {
+        let (parsed, meta) = match body {
+            Body::Text(text, format) => {
+                parser::parse_with_metadata(&text, format, pool.cfg.parse_limit)
+            }
+            Body::Proto(bytes) => parser_proto::parse(
+                &bytes,
+                pool.cfg.parse_limit,
+                pool.cfg.always_scrape_classic_histograms,
+            ),
+        }
+        .map_err(|e| e.to_string())?;
         let mut held = target.metadata.lock().unwrap_or_else(|e| e.into_inner());
         if **held != meta {
             *held = Arc::new(meta);
@@ -83,7 +92,7 @@ pub(super) async fn scrape_once(
                 Some(t) if cfg.honor_timestamps => t,
                 _ => ts,
             };
-            out.push((labels, t, s.value));
+            out.push((labels, t, s.value, s.histogram));
         }
         if cfg.sample_limit > 0 && out.len() > cfg.sample_limit {
             return Err(format!(
@@ -103,7 +112,7 @@ pub(super) async fn scrape_once(
         Err(e) => (false, 0, Vec::new(), e),
     };
     let post = samples.len();
-    let mut cur: HashSet<Labels> = samples.iter().map(|(l, _, _)| l.clone()).collect();
+    let mut cur: HashSet<Labels> = samples.iter().map(|(l, ..)| l.clone()).collect();
     let added = cur.iter().filter(|l| !prev.contains(*l)).count();
     let report = [
         ("up", if ok { 1.0 } else { 0.0 }),
@@ -118,8 +127,14 @@ pub(super) async fn scrape_once(
     let (cur, append_errors) = tokio::task::spawn_blocking(move || {
         let mut app = store.appender();
         let mut errors = 0usize;
-        for (l, t, v) in &samples {
-            if app.append_labels(l, *t, *v).is_err() {
+        for (l, t, v, h) in &samples {
+            let stored = match h {
+                None => app.append_labels(l, *t, *v).map(|_| ()),
+                Some(h) => app
+                    .series_ref(l)
+                    .and_then(|r| app.append_histogram(r, *t, h.clone())),
+            };
+            if stored.is_err() {
                 errors += 1;
             }
         }
@@ -186,12 +201,22 @@ pub(super) fn merge_target_labels(scraped: &Labels, target: &Labels, honor: bool
     b.build()
 }
 
-pub(super) async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Format), String> {
+/// A scrape response body: text in one of the text formats, or the protobuf format.
+pub(super) enum Body {
+    Text(String, Format),
+    Proto(Vec<u8>),
+}
+
+pub(super) async fn fetch(pool: &Pool, target: &Target) -> Result<Body, String> {
     let cfg = &pool.cfg;
+    let accept = match &cfg.scrape_protocols {
+        Some(p) => crate::config::ScrapeProtocol::accept_header(p),
+        None => ACCEPT_HEADER.to_string(),
+    };
     let req = pool
         .client
         .get(&target.url)
-        .header(reqwest::header::ACCEPT, ACCEPT_HEADER)
+        .header(reqwest::header::ACCEPT, accept)
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
             format!("{}", pool.timeout.as_secs_f64()),
@@ -217,11 +242,16 @@ pub(super) async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Forma
     if !resp.status().is_success() {
         return Err(format!("server returned HTTP status {}", resp.status()));
     }
-    let format = Format::from_content_type(
-        resp.headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let proto = content_type.as_deref().is_some_and(|ct| {
+        ct.trim_start()
+            .starts_with("application/vnd.google.protobuf")
+    });
+    let format = Format::from_content_type(content_type.as_deref());
     let limit = cfg.body_size_limit.0 as usize;
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| {
@@ -239,7 +269,10 @@ pub(super) async fn fetch(pool: &Pool, target: &Target) -> Result<(String, Forma
         }
         body.extend_from_slice(&chunk);
     }
+    if proto {
+        return Ok(Body::Proto(body));
+    }
     let text = String::from_utf8(body)
         .map_err(|e| format!("body is not UTF-8 at byte {}", e.utf8_error().valid_up_to()))?;
-    Ok((text, format))
+    Ok(Body::Text(text, format))
 }
