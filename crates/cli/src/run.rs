@@ -76,6 +76,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             },
         )
         .await?;
+        // Taken over before anyone is told medic is up: a SIGTERM sent as soon as the line below
+        // appears (systemd, a test) must stop medic cleanly, not kill it.
+        let shutdown = shutdown_signal()?;
         // A line tests and scripts can wait for, with the real port when --listen ends in :0.
         println!("medic listening on {}", app.url());
         let state = app.state();
@@ -90,22 +93,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 let _ = state.reloader.reload().await;
             }
         });
-        app.run(shutdown_signal()).await?;
+        app.run(shutdown).await?;
         info!("medic stopped");
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the future completes when either arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("received SIGINT"),
-        _ = term.recv() => info!("received SIGTERM"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => info!("received SIGINT"),
+            _ = term.recv() => info!("received SIGTERM"),
+        }
+    })
 }
 
 /// Raises the soft limit on open files to the hard limit, as Go programs (Prometheus,
