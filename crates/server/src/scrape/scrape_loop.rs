@@ -59,25 +59,9 @@ pub(super) async fn scrape_once(
 ) -> HashSet<Labels> {
     let ts = mgr.clock.now_ms();
     let start = Instant::now();
-    let result = fetch(pool, target).await;
-    let result = result.and_then(|body| {
-        let (parsed, meta) = match body {
-            Body::Text(text, format) => {
-                parser::parse_with_metadata(&text, format, pool.cfg.parse_limit)
-            }
-            Body::Proto(bytes) => parser_proto::parse(
-                &bytes,
-                pool.cfg.parse_limit,
-                pool.cfg.always_scrape_classic_histograms,
-            ),
-        }
-        .map_err(|e| e.to_string())?;
-        let mut held = target.metadata.lock().unwrap_or_else(|e| e.into_inner());
-        if **held != meta {
-            *held = Arc::new(meta);
-        }
-        Ok(parsed)
-    });
+    let result = fetch(pool, target)
+        .await
+        .and_then(|body| parse_body(pool, target, body));
     let cfg = &pool.cfg;
     // Build the samples to store; any failure stores nothing but the report series.
     let built = result.and_then(|parsed| {
@@ -199,6 +183,30 @@ pub(super) fn merge_target_labels(scraped: &Labels, target: &Labels, honor: bool
         }
     }
     b.build()
+}
+
+/// Parses a scrape body in its format and keeps the metadata it declares for the target.
+fn parse_body(
+    pool: &Pool,
+    target: &Target,
+    body: Body,
+) -> Result<Vec<parser::ParsedSample>, String> {
+    let (parsed, meta) = match body {
+        Body::Text(text, format) => {
+            parser::parse_with_metadata(&text, format, pool.cfg.parse_limit)
+        }
+        Body::Proto(bytes) => parser_proto::parse(
+            &bytes,
+            pool.cfg.parse_limit,
+            pool.cfg.always_scrape_classic_histograms,
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut held = target.metadata.lock().unwrap_or_else(|e| e.into_inner());
+    if **held != meta {
+        *held = Arc::new(meta);
+    }
+    Ok(parsed)
 }
 
 /// A scrape response body: text in one of the text formats, or the protobuf format.
