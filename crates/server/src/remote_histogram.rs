@@ -55,9 +55,10 @@ pub struct BucketSpan {
     pub length: u32,
 }
 
-/// Most buckets accepted on one side of one histogram (Prometheus's own clients stay far below;
-/// schema 8 spans the float range in about 2¹⁸ buckets).
-const MAX_BUCKETS: u64 = 1 << 18;
+/// Most buckets accepted on one side of one histogram. Prometheus's clients default to at most
+/// 160 in all; the head keeps one column per bucket, so an unbounded count would let one small
+/// request claim memory out of proportion to its size.
+const MAX_BUCKETS: u64 = 4096;
 
 fn side(
     spans: &[BucketSpan],

@@ -5,6 +5,7 @@
 //! measurements behind the default.
 
 pub mod bits;
+pub mod histogram;
 pub mod xor;
 
 use medic_model::Sample;

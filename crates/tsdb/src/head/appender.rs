@@ -366,15 +366,15 @@ impl HeadAppender<'_> {
                         Err(AppendError::DuplicateTimestamp)
                     };
                 }
-                let slot = s.lock().histogram_slot(*t, h, min_time, window)?;
+                let fresh = s.lock().histograms.check(*t, h, min_time, window)?;
                 let newest = pending.iter().map(|x| x.0).max().unwrap_or(i64::MIN);
-                if slot.is_some() && *t < newest && !(window > 0 && *t >= newest - window) {
+                if fresh && *t < newest && !(window > 0 && *t >= newest.saturating_sub(window)) {
                     return Err(AppendError::OutOfOrder);
                 }
-                if slot.is_some() {
+                if fresh {
                     pending.push((*t, h.clone()));
                 }
-                Ok(slot.map(|_| s))
+                Ok(fresh.then_some(s))
             });
             match verdict {
                 Ok(Some(s)) => accepted.push((s, *t, h.clone())),
@@ -454,21 +454,14 @@ impl HeadAppender<'_> {
 fn apply_histograms(head: &Head, hs: &[(Arc<MemSeries>, i64, Arc<FloatHistogram>)]) {
     let mut max_t = i64::MIN;
     for (s, t, h) in hs {
-        let mut d = s.lock();
-        let i = d.histograms.partition_point(|x| x.t < *t);
-        if d.histograms.get(i).is_some_and(|x| x.t == *t) {
-            continue;
-        }
-        d.histograms.insert(
-            i,
-            HistogramSample {
-                t: *t,
-                h: h.clone(),
-            },
-        );
+        s.lock().histograms.insert(HistogramSample {
+            t: *t,
+            h: h.clone(),
+        });
         max_t = max_t.max(*t);
     }
     if max_t != i64::MIN {
+        head.has_histograms.store(true, Ordering::Release);
         head.note_time(max_t);
         head.metrics.head_max_time.set(head.max_time());
     }

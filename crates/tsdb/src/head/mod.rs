@@ -19,6 +19,7 @@ use crate::wal::{self, RefSample, Wal};
 use crate::Options;
 
 mod appender;
+mod histograms;
 mod series;
 
 pub use appender::HeadAppender;
@@ -53,6 +54,9 @@ pub struct Head {
     wal: RwLock<Option<Arc<Wal>>>,
     /// Told of every commit's accepted samples before they are logged and applied.
     tap: RwLock<Option<Arc<dyn medic_model::CommitTap>>>,
+    /// Whether any native histogram was ever stored here: selections skip looking for them
+    /// until one was.
+    has_histograms: std::sync::atomic::AtomicBool,
     opts: Options,
     metrics: Metrics,
 }
@@ -68,6 +72,7 @@ impl Head {
             commit_lock: Mutex::new(Vec::new()),
             wal: RwLock::new(None),
             tap: RwLock::new(None),
+            has_histograms: std::sync::atomic::AtomicBool::new(false),
             opts,
             metrics,
         }
@@ -247,8 +252,9 @@ impl Head {
     /// overlap).
     fn replay_histogram(&self, s: &MemSeries, t: i64, h: Arc<FloatHistogram>) {
         let mut d = s.lock();
-        if let Ok(Some(i)) = d.histogram_slot(t, &h, self.min_time(), i64::MAX) {
-            d.histograms.insert(i, HistogramSample { t, h });
+        if let Ok(true) = d.histograms.check(t, &h, self.min_time(), i64::MAX) {
+            d.histograms.insert(HistogramSample { t, h });
+            self.has_histograms.store(true, Ordering::Release);
             drop(d);
             self.note_time(t);
         }
@@ -327,6 +333,11 @@ impl Head {
         self.metrics.head_chunks.set(chunks as i64);
         self.metrics.head_min_time.set(self.min_time());
         self.metrics.head_max_time.set(self.max_time());
+    }
+
+    /// Whether any native histogram was ever stored in the head.
+    pub fn has_histograms(&self) -> bool {
+        self.has_histograms.load(Ordering::Acquire)
     }
 
     /// Series matching `matchers` (all series when empty), sorted by labels.

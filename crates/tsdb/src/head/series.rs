@@ -24,8 +24,8 @@ pub(super) struct SeriesData {
     pub(super) last_v: f64,
     /// Accepted out-of-order samples (within the window), sorted by time.
     pub(super) ooo: Vec<Sample>,
-    /// Native histograms, sorted by time (kept decoded; their own chunk encoding is to come).
-    pub(super) histograms: Vec<HistogramSample>,
+    /// Native histograms.
+    pub(super) histograms: super::histograms::HistogramStore,
 }
 
 impl SeriesData {
@@ -38,7 +38,7 @@ impl SeriesData {
             last_t: i64::MIN,
             last_v: 0.0,
             ooo: Vec::new(),
-            histograms: Vec::new(),
+            histograms: Default::default(),
         }
     }
 
@@ -47,41 +47,6 @@ impl SeriesData {
             && self.open.count() == 0
             && self.ooo.is_empty()
             && self.histograms.is_empty()
-    }
-
-    /// Where a histogram at `t` goes: its index in [`SeriesData::histograms`], or why not.
-    /// `Ok(None)`: the same histogram is already there (dropped silently, as for floats).
-    pub(super) fn histogram_slot(
-        &self,
-        t: i64,
-        h: &FloatHistogram,
-        min_valid: i64,
-        ooo_window: i64,
-    ) -> Result<Option<usize>, AppendError> {
-        if t < min_valid {
-            return Err(AppendError::TooOld);
-        }
-        let i = self.histograms.partition_point(|x| x.t < t);
-        if let Some(x) = self.histograms.get(i).filter(|x| x.t == t) {
-            return if *x.h == *h || format!("{:?}", x.h) == format!("{h:?}") {
-                Ok(None)
-            } else {
-                Err(AppendError::DuplicateTimestamp)
-            };
-        }
-        let newest = self.histograms.last().map_or(i64::MIN, |x| x.t);
-        if t > newest || (ooo_window > 0 && t >= newest - ooo_window) {
-            Ok(Some(i))
-        } else {
-            Err(AppendError::OutOfOrder)
-        }
-    }
-
-    /// Histograms in `[mint, maxt]`.
-    pub(super) fn histograms_in(&self, mint: i64, maxt: i64) -> &[HistogramSample] {
-        let a = self.histograms.partition_point(|x| x.t < mint);
-        let b = self.histograms.partition_point(|x| x.t <= maxt);
-        &self.histograms[a..b.max(a)]
     }
 
     pub(super) fn append_in_order(&mut self, t: i64, v: f64, chunk_samples: u32) -> bool {
@@ -150,7 +115,7 @@ impl SeriesData {
         [
             chunk,
             self.ooo.first().map(|s| s.t),
-            self.histograms.first().map(|h| h.t),
+            self.histograms.oldest(),
         ]
         .into_iter()
         .flatten()
@@ -172,7 +137,7 @@ impl SeriesData {
             dropped += 1;
         }
         self.ooo.retain(|s| s.t >= mint);
-        self.histograms.retain(|h| h.t >= mint);
+        self.histograms.truncate(mint);
         dropped
     }
 }
@@ -230,7 +195,7 @@ impl MemSeries {
 
     /// Native histograms in `[mint, maxt]`.
     pub fn histograms(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
-        self.lock().histograms_in(mint, maxt).to_vec()
+        self.lock().histograms.range(mint, maxt)
     }
 }
 
