@@ -117,6 +117,10 @@ impl Engine {
         let expr = resolved.as_ref().unwrap_or(expr);
         let mut ev = Evaluator::new(store, &self.opts, t, t, 0);
         ev.prepare(expr, t, t);
+        if self.opts.whole_range {
+            // A subquery's inner steps, computed over its grid at once where the shape allows.
+            ev.precompute_subqueries(expr, t)?;
+        }
         let v = ev.eval(expr, t)?;
         Ok(match v {
             Value::Vector(mut vec) => {

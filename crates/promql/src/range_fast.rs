@@ -130,6 +130,28 @@ impl Evaluator<'_> {
         Ok(None)
     }
 
+    /// For an instant query at `t`: the inner expressions of `e`'s subqueries computed over
+    /// their grids, as a range query does (an instant query otherwise evaluates each inner step
+    /// on its own).
+    pub(crate) fn precompute_subqueries(&mut self, e: &Expr, t: i64) -> Result<(), Error> {
+        let mut todo = vec![e];
+        while let Some(e) = todo.pop() {
+            match e {
+                Expr::Subquery(_) => self.precompute(e, t, t, 1)?,
+                Expr::Aggregate(a) => {
+                    todo.push(&a.expr);
+                    todo.extend(a.param.as_deref());
+                }
+                Expr::Unary(u) => todo.push(&u.expr),
+                Expr::Binary(b) => todo.extend([b.lhs.as_ref(), b.rhs.as_ref()]),
+                Expr::Paren(p) => todo.push(&p.expr),
+                Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| a.as_ref())),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Computes every handled subexpression of `e` for all steps (inside a subquery, on the
     /// subquery's own grid).
     fn precompute(&mut self, e: &Expr, start: i64, end: i64, step: i64) -> Result<(), Error> {

@@ -176,3 +176,50 @@ fn whole_range_results_equal_step_by_step_results() {
         failures[..failures.len().min(20)].join("\n")
     );
 }
+
+/// Instant queries compute their subqueries' inner steps over the subquery grid at once; the
+/// answers must be those of evaluating each inner step on its own.
+#[test]
+fn instant_subqueries_computed_at_once_equal_step_by_step_results() {
+    use medic_promql::Value;
+    let s = store();
+    let fast = Engine::new(EngineOptions::default());
+    let slow = Engine::new(EngineOptions {
+        whole_range: false,
+        ..Default::default()
+    });
+    let bits = |v: Value| -> Vec<(String, u64)> {
+        let Value::Vector(v) = v else {
+            panic!("a vector: {v:?}")
+        };
+        let mut out: Vec<(String, u64)> = v
+            .into_iter()
+            .map(|x| {
+                (
+                    x.labels.to_string(),
+                    if x.v.is_nan() { 1 } else { x.v.to_bits() },
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let mut checked = 0;
+    for q in [
+        "max_over_time(sum by (job) (rate(requests_total[1m]))[30m:1m])",
+        "avg_over_time(rate(requests_total[5m])[10m:17s])",
+        "min_over_time(sum(increase(requests_total[2m]))[20m:30s] offset 3m)",
+        "max_over_time(max_over_time(rate(requests_total[1m])[5m:1m])[15m:2m])",
+        "sum_over_time(requests_total[10m:45s]) / count_over_time(requests_total[10m:45s])",
+        "quantile_over_time(0.9, deriv(requests_total[5m])[20m:])",
+    ] {
+        for t in [600_000, 1_234_567, 3_000_000, 3_599_999] {
+            checked += 1;
+            let a = bits(fast.instant(&s, q, t).unwrap());
+            let b = bits(slow.instant(&s, q, t).unwrap());
+            assert_eq!(a, b, "{q} at {t}");
+            assert!(!a.is_empty(), "{q} at {t} has no answer");
+        }
+    }
+    assert_eq!(checked, 24);
+}

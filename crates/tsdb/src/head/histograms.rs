@@ -131,12 +131,18 @@ mod tests {
             s.insert(at(k, 1));
         }
         // Older than the newest: refused without a window, kept with one.
-        assert_eq!(s.check(25, &at(25, 2).h, 0, 0), Err(AppendError::OutOfOrder));
+        assert_eq!(
+            s.check(25, &at(25, 2).h, 0, 0),
+            Err(AppendError::OutOfOrder)
+        );
         assert_eq!(s.check(25, &at(25, 2).h, 0, 10), Ok(true));
         s.insert(at(25, 2));
         // The same histogram again is a no-op; another one at that time is refused.
         assert_eq!(s.check(25, &at(25, 2).h, 0, 10), Ok(false));
-        assert_eq!(s.check(20, &at(20, 9).h, 0, 10), Err(AppendError::DuplicateTimestamp));
+        assert_eq!(
+            s.check(20, &at(20, 9).h, 0, 10),
+            Err(AppendError::DuplicateTimestamp)
+        );
         let ts: Vec<i64> = s.range(0, 100).iter().map(|h| h.t).collect();
         assert_eq!(ts, vec![10, 20, 25, 30]);
         assert_eq!(s.range(21, 29)[0].h.count, 2.0);
