@@ -247,7 +247,7 @@ impl Evaluator<'_> {
             }
         }
         let per = match strip_parens(&a.expr) {
-            Expr::VectorSelector(vs) if vs.at.is_none() => {
+            Expr::VectorSelector(vs) if vs.at.is_none() && !vs.smoothed => {
                 self.selector_over_steps(vs, start, end, step)?
             }
             inner => match range_call(inner) {

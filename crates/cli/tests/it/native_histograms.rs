@@ -214,6 +214,21 @@ fn from_prometheus(j: &serde_json::Value) -> Answer {
     out
 }
 
+/// An instant query's answer from a Prometheus-compatible API at `base`.
+async fn instant(c: &reqwest::Client, base: &str, q: &str, t: i64) -> Answer {
+    let j: serde_json::Value = c
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", q), ("time", &(t as f64 / 1000.0).to_string())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(j["status"], "success", "{base}: {q}: {j}");
+    from_prometheus(&j)
+}
+
 fn close(a: f64, b: f64) -> bool {
     a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-6 * a.abs().max(b.abs())
 }
@@ -303,28 +318,8 @@ async fn native_histogram_queries_match_a_real_prometheus() {
     let mut compared = 0;
     for q in QUERIES {
         for t in [end - 1_000_007, end - 293_000, end - 7_000] {
-            let theirs: serde_json::Value = c
-                .get(format!("{prom}/api/v1/query"))
-                .query(&[("query", *q), ("time", &(t as f64 / 1000.0).to_string())])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(theirs["status"], "success", "prometheus: {q}: {theirs}");
-            let theirs = from_prometheus(&theirs);
-            let ours: serde_json::Value = c
-                .get(format!("{medic_base}/api/v1/query"))
-                .query(&[("query", *q), ("time", &(t as f64 / 1000.0).to_string())])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(ours["status"], "success", "medic: {q}: {ours}");
-            let ours = from_prometheus(&ours);
+            let theirs = instant(&c, &prom, q, t).await;
+            let ours = instant(&c, &medic_base, q, t).await;
             assert!(!theirs.is_empty(), "prometheus has no answer for {q}");
             let same = ours.len() == theirs.len()
                 && ours.iter().zip(&theirs).all(|((ka, a), (kb, b))| {

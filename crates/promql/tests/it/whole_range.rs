@@ -141,6 +141,12 @@ fn whole_range_results_equal_step_by_step_results() {
                     queries.push(format!("{agg} by (job) (requests_total offset 2m)"));
                     queries.push(format!("{agg} by (job) ({{__name__=~\".*_total\"}})"));
                     queries.push(format!("{agg} without (job) ({{__name__=~\".*_total\"}})"));
+                    // The experimental modifiers take the step-by-step path inside an aggregation.
+                    queries.push(format!("{agg} by (job) (requests_total smoothed)"));
+                    queries.push(format!(
+                        "{agg} by (job) (increase(requests_total[5m] anchored))"
+                    ));
+                    queries.push(format!("{agg} (rate(requests_total[2m] smoothed))"));
                 }
             }
             for q in queries {
