@@ -165,6 +165,7 @@ impl Appendable for MemStorage {
             store: self.clone(),
             pending_series: Vec::new(),
             pending: Vec::new(),
+            pending_histograms: Vec::new(),
         })
     }
 }
@@ -174,6 +175,7 @@ struct MemAppender {
     /// Series first seen in this transaction; their refs start after the stored ones.
     pending_series: Vec<Labels>,
     pending: Vec<(SeriesRef, Sample)>,
+    pending_histograms: Vec<(SeriesRef, HistogramSample)>,
 }
 
 impl MemAppender {
@@ -221,6 +223,17 @@ impl Appender for MemAppender {
         Ok(())
     }
 
+    fn append_histogram(
+        &mut self,
+        series: SeriesRef,
+        t: i64,
+        h: std::sync::Arc<crate::FloatHistogram>,
+    ) -> Result<(), AppendError> {
+        self.pending_histograms
+            .push((series, HistogramSample { t, h }));
+        Ok(())
+    }
+
     fn commit(self: Box<Self>) -> Result<CommitSummary, StorageError> {
         let mut inner = self.store.inner.lock().unwrap();
         for labels in self.pending_series {
@@ -228,13 +241,22 @@ impl Appender for MemAppender {
             inner.series.push((labels.clone(), Vec::new()));
             inner.by_labels.insert(labels, i);
         }
-        let accepted = self.pending.len();
+        let accepted_histograms = self.pending_histograms.len();
+        let accepted = self.pending.len() + accepted_histograms;
         for (r, s) in self.pending {
             inner.series[r as usize].1.push(s);
         }
+        for (r, h) in self.pending_histograms {
+            let labels = inner.series[r as usize].0.clone();
+            let hs = inner.histograms.entry(labels).or_default();
+            let i = hs.partition_point(|x| x.t < h.t);
+            if hs.get(i).is_none_or(|x| x.t != h.t) {
+                hs.insert(i, h);
+            }
+        }
         Ok(CommitSummary {
             accepted,
-            accepted_histograms: 0,
+            accepted_histograms,
             rejected: Vec::new(),
         })
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
 use crate::file::RuleSpec;
-use crate::rule::{query_vector, AlertingRule, EvalContext, EvalError};
+use crate::rule::{query_floats, AlertingRule, EvalContext, EvalError};
 
 /// The label naming the rule on the series an anomaly rule writes.
 pub const RULE_LABEL: &str = "anomaly";
@@ -153,7 +153,7 @@ impl AnomalyRule {
             self.warmed = true;
             self.warm(ctx, interval);
         }
-        let res = query_vector(ctx, self.alerting.expr())?;
+        let res = query_floats(ctx, self.alerting.expr())?;
         let cap = if limit > 0 { limit } else { MAX_SERIES };
         let mut out = Vec::with_capacity(res.len() * 4);
         let mut anomalous = Vec::new();

@@ -312,7 +312,13 @@ impl Group {
         let mut app = store.appender();
         let mut first_err = None;
         for s in samples {
-            if let Err(e) = app.append_labels(&s.labels, t, s.v) {
+            let stored = match &s.h {
+                None => app.append_labels(&s.labels, t, s.v).map(|_| ()),
+                Some(h) => app
+                    .series_ref(&s.labels)
+                    .and_then(|r| app.append_histogram(r, t, h.clone())),
+            };
+            if let Err(e) = stored {
                 first_err.get_or_insert_with(|| format!("writing {}: {e}", s.labels));
             }
         }

@@ -142,6 +142,24 @@ pub struct EvalContext<'a> {
     pub funcs: &'a Funcs,
 }
 
+/// A rule query's floats: an alert's value is a number, so a result holding a native histogram
+/// is refused by name (it would otherwise alert on 0).
+pub(crate) fn query_floats(
+    ctx: &EvalContext<'_>,
+    expr: &RuleExpr,
+) -> Result<Vec<VectorSample>, EvalError> {
+    let v = query_vector(ctx, expr)?;
+    if v.iter().any(|s| s.h.is_some()) {
+        return Err(EvalError(
+            "the rule's result holds native histograms; alerts need numbers: wrap it in \
+             histogram_count(), histogram_sum() or histogram_quantile()"
+                .into(),
+        ));
+    }
+    Ok(v)
+}
+
+/// A rule query's result (a recording rule records native histograms as they are).
 pub(crate) fn query_vector(
     ctx: &EvalContext<'_>,
     expr: &RuleExpr,
@@ -152,12 +170,6 @@ pub(crate) fn query_vector(
         (RuleExpr::Log(m), _) => return query_logs(ctx, m),
     };
     match ctx.engine.instant_expr(&*ctx.store, expr, ctx.t) {
-        // A histogram would be recorded or alerted on as a 0: refused by name instead.
-        Ok(PromValue::Vector(v)) if v.iter().any(|s| s.h.is_some()) => Err(EvalError(
-            "the rule's result holds native histograms; rules record and alert on floats only: \
-             wrap it in histogram_count(), histogram_sum() or histogram_quantile()"
-                .into(),
-        )),
         Ok(PromValue::Vector(v)) => Ok(v),
         Ok(PromValue::Scalar(v)) => Ok(vec![VectorSample::new(Labels::empty(), ctx.t, v)]),
         Ok(other) => Err(EvalError(format!(
@@ -388,7 +400,7 @@ impl AlertingRule {
         ctx: &EvalContext<'_>,
         limit: usize,
     ) -> Result<Vec<VectorSample>, EvalError> {
-        let res = query_vector(ctx, &self.expr)?;
+        let res = query_floats(ctx, &self.expr)?;
         self.eval_vector(ctx, &res, limit)
     }
 
@@ -528,7 +540,7 @@ impl AlertingRule {
                     .iter()
                     .any(|(h, a)| a.state == AlertState::Firing && !result_fps.contains(h)) =>
             {
-                query_vector(ctx, expr)?
+                query_floats(ctx, expr)?
                     .into_iter()
                     .map(|s| (s.labels.without_metric_name().stable_hash(), s.v))
                     .collect()
