@@ -44,21 +44,6 @@ pub fn merge(sources: Vec<Vec<HistogramSeries>>) -> Vec<HistogramSeries> {
         .collect()
 }
 
-/// The head's histograms in `[mint, maxt]` of `series`.
-pub fn from_head(
-    series: &[Arc<crate::head::MemSeries>],
-    mint: i64,
-    maxt: i64,
-) -> Vec<HistogramSeries> {
-    series
-        .iter()
-        .filter_map(|s| {
-            let hs = s.histograms(mint, maxt);
-            (!hs.is_empty()).then(|| (s.labels().clone(), hs))
-        })
-        .collect()
-}
-
 /// Writes the `histograms` file of a block being built in `dir` (nothing when `series` holds no
 /// histogram). Returns how many series and histograms it holds.
 pub fn write(dir: &Path, series: &[HistogramSeries]) -> Result<(u64, u64), Error> {

@@ -335,7 +335,7 @@ impl Db {
             let samples = s.samples(mint, maxt - 1);
             (!samples.is_empty()).then(|| (s.labels().clone(), samples))
         });
-        let hists = crate::block_histograms::from_head(&series, mint, maxt - 1);
+        let hists = self.head.histograms_of(&series, mint, maxt - 1);
         let spec = self.block_spec(mint, maxt, 1, Vec::new());
         let written = block::write_block(&self.dir, spec, iter, &hists)?;
         if let Some((path, meta)) = written {

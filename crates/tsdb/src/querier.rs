@@ -270,11 +270,11 @@ impl DbQuerier {
                 sources.push(b.select_histograms(matchers, self.mint, self.maxt)?);
             }
         }
-        if self.head_overlaps() {
+        // Looking up the head's series costs a postings walk per selection: skipped while the
+        // head has never stored a histogram.
+        if self.head.has_histograms() && self.head_overlaps() {
             let series = self.head.select(matchers);
-            sources.push(crate::block_histograms::from_head(
-                &series, self.mint, self.maxt,
-            ));
+            sources.push(self.head.histograms_of(&series, self.mint, self.maxt));
         }
         Ok(crate::block_histograms::merge(sources))
     }

@@ -47,7 +47,7 @@ impl Db {
                     let samples = s.samples(mint, maxt - 1);
                     (!samples.is_empty()).then(|| (s.labels().clone(), samples))
                 });
-                let hists = crate::block_histograms::from_head(&series, mint, maxt - 1);
+                let hists = self.head.histograms_of(&series, mint, maxt - 1);
                 let spec = self.block_spec(mint, maxt, 1, Vec::new());
                 if let Some((_, meta)) = block::write_block(dir, spec, iter, &hists)? {
                     summary.head_blocks += 1;

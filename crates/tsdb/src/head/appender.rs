@@ -360,7 +360,7 @@ impl HeadAppender<'_> {
                 }
                 let pending = batch.entry(s.r).or_default();
                 if let Some((_, prev)) = pending.iter().find(|(pt, _)| pt == t) {
-                    return if prev == h {
+                    return if super::histograms::identical(prev, h) {
                         Ok(None)
                     } else {
                         Err(AppendError::DuplicateTimestamp)

@@ -6,6 +6,31 @@ use medic_model::{AppendError, FloatHistogram, HistogramSample};
 
 use crate::chunkenc::histogram::HistogramChunk;
 
+/// Whether two histograms are the same sample, bit for bit — the way a float sample repeated at
+/// its timestamp is recognised (a NaN sum matches the same NaN).
+pub(crate) fn identical(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let bits = |x: f64| x.to_bits();
+    let side = |p: &[(i32, f64)], q: &[(i32, f64)]| {
+        p.len() == q.len()
+            && p.iter()
+                .zip(q)
+                .all(|(x, y)| x.0 == y.0 && bits(x.1) == bits(y.1))
+    };
+    a.counter_reset_hint == b.counter_reset_hint
+        && a.schema == b.schema
+        && bits(a.zero_threshold) == bits(b.zero_threshold)
+        && bits(a.zero_count) == bits(b.zero_count)
+        && bits(a.count) == bits(b.count)
+        && bits(a.sum) == bits(b.sum)
+        && side(&a.positive, &b.positive)
+        && side(&a.negative, &b.negative)
+        && a.custom_values.len() == b.custom_values.len()
+        && a.custom_values
+            .iter()
+            .zip(&b.custom_values)
+            .all(|(x, y)| bits(*x) == bits(*y))
+}
+
 /// A series' histograms.
 #[derive(Debug, Default)]
 pub(crate) struct HistogramStore {
@@ -52,7 +77,7 @@ impl HistogramStore {
             return Ok(true);
         }
         if let Some(x) = self.range(t, t).first() {
-            return if *x.h == *h || format!("{:?}", x.h) == format!("{h:?}") {
+            return if identical(&x.h, h) {
                 Ok(false)
             } else {
                 Err(AppendError::DuplicateTimestamp)

@@ -340,6 +340,26 @@ impl Head {
         self.has_histograms.load(Ordering::Acquire)
     }
 
+    /// The native histograms in `[mint, maxt]` of `series` (series without any left out); no
+    /// series is locked while the head has never stored a histogram.
+    pub fn histograms_of(
+        &self,
+        series: &[Arc<MemSeries>],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<crate::block_histograms::HistogramSeries> {
+        if !self.has_histograms() {
+            return Vec::new();
+        }
+        series
+            .iter()
+            .filter_map(|s| {
+                let hs = s.histograms(mint, maxt);
+                (!hs.is_empty()).then(|| (s.labels().clone(), hs))
+            })
+            .collect()
+    }
+
     /// Series matching `matchers` (all series when empty), sorted by labels.
     pub fn select(&self, matchers: &[medic_model::Matcher]) -> Vec<Arc<MemSeries>> {
         let idx = self.index();
