@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use medic_model::{Labels, LabelsBuilder, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
+use crate::annotations::{self, Annotations};
 use crate::engine::Evaluator;
 use crate::value::{Value, VectorSample};
 use crate::Error;
@@ -213,7 +214,13 @@ fn count_values_label(op: &str, param: &Option<Value>) -> Result<Option<String>,
 
 /// `topk`, `bottomk`, `limitk`: the first k members of each group (by value, NaN last, for
 /// topk/bottomk; in input order for limitk).
-fn select_k(op: &str, k: f64, groups: Groups, t: i64) -> Result<Value, Error> {
+fn select_k(
+    op: &str,
+    k: f64,
+    groups: Groups,
+    t: i64,
+    notes: &mut Annotations,
+) -> Result<Value, Error> {
     if k.is_nan() {
         return Err(Error::Eval("Parameter value is NaN".into()));
     }
@@ -226,6 +233,9 @@ fn select_k(op: &str, k: f64, groups: Groups, t: i64) -> Result<Value, Error> {
     for (_, mut members) in groups.into_iter() {
         if op != "limitk" {
             // Histograms have no order: topk and bottomk leave them out.
+            if members.iter().any(|m| !m.is_float()) {
+                notes.add(annotations::histogram_ignored_in_aggregation(op));
+            }
             members.retain(VectorSample::is_float);
             members.sort_by(|x, y| cmp_nan_last(x.v, y.v, op == "topk"));
         }
@@ -288,16 +298,31 @@ fn fold(op: &str, param: &Option<Value>, members: &[VectorSample]) -> Result<f64
 }
 
 /// `sum` or `avg` of a group of histograms: `None` if a member is a float or the buckets
-/// cannot be combined.
-fn histogram_fold(op: &str, members: &[VectorSample]) -> Option<medic_model::FloatHistogram> {
+/// cannot be combined (noted in `notes`).
+fn histogram_fold(
+    op: &str,
+    members: &[VectorSample],
+    notes: &mut Annotations,
+) -> Option<medic_model::FloatHistogram> {
     let hs: Option<Vec<&medic_model::FloatHistogram>> =
         members.iter().map(|m| m.h.as_deref()).collect();
-    let hs = hs?;
-    if op == "avg" {
+    let Some(hs) = hs else {
+        notes.add(annotations::mixed_floats_histograms_aggregation());
+        return None;
+    };
+    let (h, sum_notes) = if op == "avg" {
         crate::functions::histogram::mean(&hs)
     } else {
         crate::functions::histogram::sum(&hs)
-    }
+    };
+    // The name an earlier function dropped is not shown, as in Prometheus.
+    let metric = members
+        .iter()
+        .find(|m| !m.drop_name)
+        .and_then(|m| m.labels.get(medic_model::METRIC_NAME))
+        .unwrap_or("");
+    sum_notes.annotate(notes, metric, "aggregation");
+    h
 }
 
 /// The aggregations whose value depends on the members' values alone, in order (`None` for
@@ -331,9 +356,22 @@ impl Evaluator<'_> {
         let groups = Groups::of(input, a.modifier.as_ref(), label.as_deref());
         match &op[..] {
             "topk" | "bottomk" | "limitk" => {
-                return select_k(&op, scalar_param(&param, &op)?, groups, t)
+                let k = scalar_param(&param, &op)?;
+                return select_k(&op, k, groups, t, &mut self.annotations);
             }
-            "limit_ratio" => return limit_ratio(scalar_param(&param, &op)?, groups, t),
+            "limit_ratio" => {
+                let r = scalar_param(&param, &op)?;
+                if !r.is_nan() && !(-1.0..=1.0).contains(&r) {
+                    self.annotate(annotations::invalid_ratio(r, r.clamp(-1.0, 1.0)));
+                }
+                return limit_ratio(r, groups, t);
+            }
+            "quantile" => {
+                let q = scalar_param(&param, &op)?;
+                if !(0.0..=1.0).contains(&q) {
+                    self.annotate(annotations::invalid_quantile(q));
+                }
+            }
             _ => {}
         }
         let mut out = Vec::new();
@@ -347,7 +385,7 @@ impl Evaluator<'_> {
                     "sum" | "avg" => {
                         // All histograms, or no value (a mix of floats and histograms, or of
                         // exponential and custom buckets, has none).
-                        match histogram_fold(&op, &members) {
+                        match histogram_fold(&op, &members, &mut self.annotations) {
                             Some(h) => sample.h = Some(std::sync::Arc::new(h)),
                             None => continue,
                         }
@@ -357,6 +395,7 @@ impl Evaluator<'_> {
                     "count" | "group" | "count_values" => {}
                     // The others ignore histograms.
                     _ => {
+                        self.annotate(annotations::histogram_ignored_in_aggregation(&op));
                         members.retain(VectorSample::is_float);
                         if members.is_empty() {
                             continue;

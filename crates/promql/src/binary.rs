@@ -9,6 +9,7 @@ use medic_model::histogram::TrimSide;
 use medic_model::{FloatHistogram, Labels};
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
+use crate::annotations::{self, Annotations};
 use crate::engine::Evaluator;
 use crate::value::{Value, VectorSample};
 use crate::Error;
@@ -50,12 +51,14 @@ fn compare(op: &str, l: f64, r: f64) -> bool {
 
 /// The result of an operator on two samples of which at least one is a histogram (Prometheus's
 /// `vectorElemBinop`): `None` drops the pair (an operation histograms do not have, or buckets
-/// that cannot be combined).
+/// that cannot be combined), noting why in `notes`.
 fn histogram_elem(
     op: &str,
     l: (f64, Option<&Arc<FloatHistogram>>),
     r: (f64, Option<&Arc<FloatHistogram>>),
+    notes: &mut Annotations,
 ) -> Option<Elem> {
+    let kind = |h: Option<&Arc<FloatHistogram>>| if h.is_some() { "histogram" } else { "float" };
     let scaled = |h: &FloatHistogram, f: f64, div: bool| {
         let mut h = h.clone();
         if div {
@@ -72,7 +75,18 @@ fn histogram_elem(
         (Some(h), None, "/") => Some(scaled(h, r.0, true)),
         (Some(a), Some(b), "+" | "-") => {
             let mut h = FloatHistogram::clone(a);
-            if op == "+" { h.add(b) } else { h.sub(b) }.ok()?;
+            let during = if op == "+" { "addition" } else { "subtraction" };
+            match if op == "+" { h.add(b) } else { h.sub(b) } {
+                Ok(combined) => {
+                    if combined.custom_reconciled {
+                        notes.add(annotations::custom_buckets_reconciled(during));
+                    }
+                }
+                Err(_) => {
+                    notes.add(annotations::mixed_exponential_custom(""));
+                    return None;
+                }
+            }
             h.compact();
             Some(Elem::Histogram(Arc::new(h)))
         }
@@ -88,7 +102,11 @@ fn histogram_elem(
             let equal = a.equals(b);
             Some(Elem::Compared(if op == "==" { equal } else { !equal }))
         }
-        _ => None,
+        (_, _, "</" | ">/") => None,
+        _ => {
+            notes.add(annotations::incompatible_types(kind(l.1), op, kind(r.1)));
+            None
+        }
     }
 }
 
@@ -109,8 +127,9 @@ fn histogram_result(
     l: (f64, Option<&Arc<FloatHistogram>>),
     r: (f64, Option<&Arc<FloatHistogram>>),
     return_bool: bool,
+    notes: &mut Annotations,
 ) -> Option<VectorSample> {
-    match histogram_elem(op, l, r)? {
+    match histogram_elem(op, l, r, notes)? {
         Elem::Histogram(h) => {
             x.h = Some(h);
             x.v = 0.0;
@@ -174,7 +193,14 @@ impl Evaluator<'_> {
                 let m = b.modifier.as_ref();
                 match op {
                     "and" | "or" | "unless" => Ok(Value::Vector(set_op(op, l, r, m))),
-                    _ => Ok(Value::Vector(vector_vector(op, l, r, m, return_bool)?)),
+                    _ => Ok(Value::Vector(vector_vector(
+                        op,
+                        l,
+                        r,
+                        m,
+                        return_bool,
+                        &mut self.annotations,
+                    )?)),
                 }
             }
             (l, r) => Err(Error::Eval(format!(
@@ -201,7 +227,14 @@ impl Evaluator<'_> {
                 } else {
                     ((0.0, Some(&h)), (s, None))
                 };
-                out.extend(histogram_result(op, x, l, r, return_bool));
+                out.extend(histogram_result(
+                    op,
+                    x,
+                    l,
+                    r,
+                    return_bool,
+                    &mut self.annotations,
+                ));
                 continue;
             }
             if is_trim(op) {
@@ -270,9 +303,10 @@ fn pair_value(
     l: Operand<'_>,
     r: Operand<'_>,
     return_bool: bool,
+    notes: &mut Annotations,
 ) -> Result<Option<PairValue>, Error> {
     if l.1.is_some() || r.1.is_some() {
-        return Ok(match histogram_elem(op, l, r) {
+        return Ok(match histogram_elem(op, l, r, notes) {
             None => None,
             Some(Elem::Compared(keep)) if return_bool => Some((f64::from(u8::from(keep)), None)),
             Some(Elem::Compared(true)) => Some((0.0, l.1.cloned())),
@@ -336,6 +370,7 @@ fn vector_vector(
     rhs: Vec<VectorSample>,
     m: Option<&BinModifier>,
     return_bool: bool,
+    notes: &mut Annotations,
 ) -> Result<Vec<VectorSample>, Error> {
     let matching = m.and_then(|m| m.matching.as_ref());
     let card = m.map(|m| &m.card);
@@ -391,7 +426,7 @@ fn vector_vector(
         } else {
             (many_operand, one_operand)
         };
-        let Some((value, h)) = pair_value(op, l, r, return_bool)? else {
+        let Some((value, h)) = pair_value(op, l, r, return_bool, notes)? else {
             continue;
         };
         let labels = result_labels(&x.labels, o.map(|o| &o.labels), matching, grouped, &include);
@@ -425,7 +460,7 @@ fn vector_vector(
             } else {
                 ((f, None), one_operand)
             };
-            if let Some((value, h)) = pair_value(op, l, r, return_bool)? {
+            if let Some((value, h)) = pair_value(op, l, r, return_bool, notes)? {
                 out.push(VectorSample {
                     labels: sig,
                     t: o.t,

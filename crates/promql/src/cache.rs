@@ -29,7 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use promql_parser::parser::{Expr, Offset};
 
-use crate::{Engine, Error, RangeSeries};
+use crate::{Annotations, Engine, Error, RangeSeries};
 
 /// How a request was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,11 +330,29 @@ impl ResultCache {
         step: i64,
         now: i64,
     ) -> Result<(Vec<RangeSeries>, CacheOutcome), Error> {
+        self.range_annotated(engine, store, expr, start, end, step, now)
+            .map(|(r, _, o)| (r, o))
+    }
+
+    /// [`ResultCache::range`] with the warnings and infos of the evaluation. Only results
+    /// computed without any are kept, so the steps served from the cache never hide one: the
+    /// annotations returned are those of the steps computed now, which are all there are.
+    #[allow(clippy::too_many_arguments)]
+    pub fn range_annotated(
+        &self,
+        engine: &Engine,
+        store: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        now: i64,
+    ) -> Result<(Vec<RangeSeries>, Annotations, CacheOutcome), Error> {
         if step <= 0 || end < start || !cacheable(expr) {
             self.count(CacheOutcome::Bypass, 0, 0);
             return engine
-                .range_expr(store, expr, start, end, step)
-                .map(|r| (r, CacheOutcome::Bypass));
+                .range_expr_annotated(store, expr, start, end, step)
+                .map(|(r, a)| (r, a, CacheOutcome::Bypass));
         }
         let key = Key {
             query: expr.to_string(),
@@ -366,10 +384,21 @@ impl ResultCache {
         let computed: Result<Vec<_>, Error> = plan
             .compute
             .iter()
-            .map(|&(s, e)| engine.range_expr(store, expr, s, e, step).map(|r| (s, r)))
+            .map(|&(s, e)| {
+                engine
+                    .range_expr_annotated(store, expr, s, e, step)
+                    .map(|r| (s, r))
+            })
             .collect();
         let floor = self.lock().inflight.remove(&id).unwrap_or(i64::MIN);
-        let computed = computed?;
+        let mut notes = Annotations::default();
+        let computed: Vec<(i64, Vec<RangeSeries>)> = computed?
+            .into_iter()
+            .map(|(s, (r, a))| {
+                notes.merge(a);
+                (s, r)
+            })
+            .collect();
         let steps = |(s, e): (i64, i64)| ((e - s) / step + 1) as u64;
         let cached_steps = plan.cached.map_or(0, steps);
         let computed_steps: u64 = plan.compute.iter().map(|&r| steps(r)).sum();
@@ -398,10 +427,10 @@ impl ResultCache {
             f if f <= start => start - step,
             f => keep_to.min(last_step_before(start, step, f)),
         };
-        if !plan.compute.is_empty() && last >= start {
+        if !plan.compute.is_empty() && last >= start && notes.is_empty() {
             self.keep(key, start, last.min(end), &result);
         }
-        Ok((result, outcome))
+        Ok((result, notes, outcome))
     }
 
     /// Stores `result`'s steps `first..=last` under `key`, joined with the older steps the

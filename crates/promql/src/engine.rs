@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use medic_model::{Labels, Queryable, Sample};
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 
+use crate::annotations::{Annotation, Annotations};
 use crate::value::{RangeSeries, Value};
 use crate::Error;
 
@@ -106,12 +107,32 @@ impl Engine {
 
     /// Evaluates `query` at `t` (ms).
     pub fn instant(&self, store: &dyn Queryable, query: &str, t: i64) -> Result<Value, Error> {
+        Ok(self.instant_annotated(store, query, t)?.0)
+    }
+
+    /// Evaluates `query` at `t` (ms), with the warnings and infos the evaluation noted.
+    pub fn instant_annotated(
+        &self,
+        store: &dyn Queryable,
+        query: &str,
+        t: i64,
+    ) -> Result<(Value, Annotations), Error> {
         let expr = Self::parse(query)?;
-        self.instant_expr(store, &expr, t)
+        self.instant_expr_annotated(store, &expr, t)
     }
 
     /// Evaluates an already parsed expression at `t` (ms): what rule groups do every interval.
     pub fn instant_expr(&self, store: &dyn Queryable, expr: &Expr, t: i64) -> Result<Value, Error> {
+        Ok(self.instant_expr_annotated(store, expr, t)?.0)
+    }
+
+    /// [`Engine::instant_expr`] with the warnings and infos the evaluation noted.
+    pub fn instant_expr_annotated(
+        &self,
+        store: &dyn Queryable,
+        expr: &Expr,
+        t: i64,
+    ) -> Result<(Value, Annotations), Error> {
         // `step()` and `range()` are 0 in an instant query.
         let resolved = crate::durations::resolve(expr, 0, 0)?;
         let expr = resolved.as_ref().unwrap_or(expr);
@@ -122,7 +143,7 @@ impl Engine {
             ev.precompute_subqueries(expr, t)?;
         }
         let v = ev.eval(expr, t)?;
-        Ok(match v {
+        let v = match v {
             Value::Vector(mut vec) => {
                 crate::value::finish_names(&mut vec)?;
                 for s in &mut vec {
@@ -131,7 +152,8 @@ impl Engine {
                 Value::Vector(vec)
             }
             other => other,
-        })
+        };
+        Ok((v, ev.annotations))
     }
 
     /// Evaluates `query` at every `step` from `start` to `end` (ms, inclusive).
@@ -143,18 +165,23 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Vec<RangeSeries>, Error> {
-        if step <= 0 {
-            return Err(Error::Eval(
-                "zero or negative query resolution step widths are not accepted".into(),
-            ));
-        }
-        if end < start {
-            return Err(Error::Eval(
-                "end timestamp must not be before start time".into(),
-            ));
-        }
+        check_range(start, end, step)?;
         let expr = Self::parse(query)?;
-        self.range_expr(store, &expr, start, end, step)
+        Ok(self.range_expr_annotated(store, &expr, start, end, step)?.0)
+    }
+
+    /// [`Engine::range`] with the warnings and infos the evaluation noted.
+    pub fn range_annotated(
+        &self,
+        store: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<(Vec<RangeSeries>, Annotations), Error> {
+        check_range(start, end, step)?;
+        let expr = Self::parse(query)?;
+        self.range_expr_annotated(store, &expr, start, end, step)
     }
 
     /// Evaluates an already parsed expression at every `step` from `start` to `end`
@@ -167,6 +194,18 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Vec<RangeSeries>, Error> {
+        Ok(self.range_expr_annotated(store, expr, start, end, step)?.0)
+    }
+
+    /// [`Engine::range_expr`] with the warnings and infos the evaluation noted.
+    pub fn range_expr_annotated(
+        &self,
+        store: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<(Vec<RangeSeries>, Annotations), Error> {
         if step <= 0 || end < start {
             return Err(Error::Eval(format!(
                 "invalid range: start {start}, end {end}, step {step}"
@@ -192,7 +231,7 @@ impl Engine {
         ev.prepare(expr, start, end);
         if self.opts.whole_range {
             if let Some(series) = ev.try_range_fast(expr, start, end, step)? {
-                return Ok(series);
+                return Ok((series, ev.annotations));
             }
         }
         let mut out: HashMap<Labels, RangeSeries> = HashMap::new();
@@ -221,8 +260,23 @@ impl Engine {
         let mut series: Vec<RangeSeries> =
             order.into_iter().filter_map(|l| out.remove(&l)).collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(series)
+        Ok((series, ev.annotations))
     }
+}
+
+/// A range query's bounds, checked with Prometheus's messages.
+fn check_range(start: i64, end: i64, step: i64) -> Result<(), Error> {
+    if step <= 0 {
+        return Err(Error::Eval(
+            "zero or negative query resolution step widths are not accepted".into(),
+        ));
+    }
+    if end < start {
+        return Err(Error::Eval(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Deepest expression tree a query may have (nested calls, aggregations, parentheses, chains of
@@ -309,6 +363,8 @@ pub(crate) struct Evaluator<'a> {
     /// Samples produced by subqueries in the current step.
     samples_transient: usize,
     pub(crate) stop: crate::parallel::Stop,
+    /// Warnings and infos noted so far.
+    pub(crate) annotations: Annotations,
 }
 
 impl<'a> Evaluator<'a> {
@@ -337,7 +393,13 @@ impl<'a> Evaluator<'a> {
                 deadline: Instant::now() + opts.timeout,
                 cancel: opts.cancel.clone(),
             },
+            annotations: Annotations::default(),
         }
+    }
+
+    /// Notes a warning or an info for the query's response.
+    pub(crate) fn annotate(&mut self, a: Annotation) {
+        self.annotations.add(a);
     }
 
     /// Counts `n` more samples held by the query (loaded, cached or produced by a subquery)
@@ -662,138 +724,5 @@ fn push(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use medic_model::MemStorage;
-
-    #[test]
-    fn huge_subqueries_fail_cleanly() {
-        let store = MemStorage::new();
-        store.add(
-            Labels::from_pairs([("__name__", "x")]),
-            &[Sample::new(0, 1.0)],
-        );
-        let e = Engine::default();
-        let err = e
-            .instant(&store, "max_over_time(x[100y:1ms])", 0)
-            .unwrap_err();
-        assert!(matches!(err, Error::TooManySamples(_)), "{err}");
-        let tight = Engine::new(EngineOptions {
-            timeout: Duration::from_millis(20),
-            ..EngineOptions::default()
-        });
-        let err = tight
-            .instant(&store, "max_over_time(x[1d:10ms])", 0)
-            .unwrap_err();
-        assert!(matches!(err, Error::Timeout(_)), "{err}");
-    }
-
-    /// Every point a subquery produces counts: 4,000 series × 86,400 points is far over a
-    /// 1 M limit, though the selector itself loaded only 4,000 samples.
-    #[test]
-    fn subquery_points_count_against_the_sample_limit() {
-        let store = MemStorage::new();
-        for i in 0..4000 {
-            store.add(
-                Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]),
-                &[Sample::new(0, 1.0)],
-            );
-        }
-        let e = Engine::new(EngineOptions {
-            max_samples: 1_000_000,
-            ..EngineOptions::default()
-        });
-        let err = e
-            .instant(&store, "max_over_time((m @ 0)[1d:1s])", 86_400_000)
-            .unwrap_err();
-        assert!(matches!(err, Error::TooManySamples(_)), "{err}");
-        // Within the limit it answers.
-        let v = e
-            .instant(&store, "count(max_over_time((m @ 0)[100s:1s]))", 100_000)
-            .unwrap();
-        assert_eq!(
-            v,
-            Value::Vector(vec![crate::value::VectorSample {
-                labels: Labels::empty(),
-                t: 100_000,
-                v: 4000.0,
-                h: None,
-                drop_name: false,
-            }])
-        );
-    }
-
-    fn nest(open: &str, close: &str, n: usize, inner: &str) -> String {
-        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
-    }
-
-    /// Queries as deep as the limit work on a 2 MiB thread (tokio's blocking threads); deeper
-    /// ones get a clear error; none overflows the stack.
-    #[test]
-    fn deep_queries_work_or_fail_cleanly() {
-        let ok = MAX_DEPTH - 2;
-        let shapes: Vec<(String, String)> = vec![
-            ("abs".into(), nest("abs(", ")", ok, "vector(1)")),
-            ("sum".into(), nest("sum(", ")", ok, "vector(1)")),
-            ("neg".into(), format!("{}x", "-".repeat(ok))),
-            ("paren".into(), nest("(", ")", ok, "1")),
-            ("plus".into(), format!("1{}", "+1".repeat(ok))),
-            (
-                "or".into(),
-                format!("vector(1){}", " or vector(1)".repeat(ok)),
-            ),
-        ];
-        let handle = std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(move || {
-                let store = MemStorage::new();
-                let e = Engine::default();
-                for (name, q) in &shapes {
-                    e.instant(&store, q, 0)
-                        .unwrap_or_else(|err| panic!("{name}: {err}"));
-                }
-                let too_deep = [
-                    nest("abs(", ")", 5000, "vector(1)"),
-                    format!("1{}", "+1".repeat(5000)),
-                    format!("{}x", "-".repeat(5000)),
-                    nest("(", ")", 40_000, "1"),
-                    nest("sum(", ")", 5000, "vector(1)"),
-                ];
-                for q in &too_deep {
-                    let err = e.instant(&store, q, 0).unwrap_err();
-                    assert!(matches!(err, Error::TooDeep { .. }), "{err}");
-                    assert!(err.to_string().contains("the limit is 2048"), "{err}");
-                }
-            })
-            .unwrap();
-        handle.join().unwrap();
-    }
-
-    #[test]
-    fn limitk_and_limit_ratio_select_subsets() {
-        let store = MemStorage::new();
-        for i in 0..200 {
-            store.add(
-                Labels::from_pairs([("__name__", "x"), ("i", &i.to_string())]),
-                &[Sample::new(0, i as f64)],
-            );
-        }
-        let e = Engine::default();
-        let count = |q: &str| match e.instant(&store, q, 0).unwrap() {
-            Value::Vector(v) => v.len(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(count("limitk(7, x)"), 7);
-        assert_eq!(count("limitk(0, x)"), 0);
-        assert_eq!(count("limitk(1000, x)"), 200);
-        assert_eq!(count("limit_ratio(1, x)"), 200);
-        assert_eq!(count("limit_ratio(0, x)"), 0);
-        // r and r-1 select complementary halves; a hash-based choice is roughly proportional.
-        let half = count("limit_ratio(0.5, x)");
-        assert!((60..140).contains(&half), "{half}");
-        assert_eq!(count("limit_ratio(0.5, x) or limit_ratio(-0.5, x)"), 200);
-        assert_eq!(count("limit_ratio(0.5, x) and limit_ratio(-0.5, x)"), 0);
-        let err = e.instant(&store, "limitk(NaN, x)", 0).unwrap_err();
-        assert_eq!(err.to_string(), "Parameter value is NaN");
-    }
-}
+#[path = "engine_tests.rs"]
+mod tests;

@@ -9,6 +9,7 @@
 //! Depends only on `medic-model` among medic's crates.
 
 mod aggregate;
+pub mod annotations;
 mod binary;
 pub mod cache;
 pub mod chart;
@@ -24,6 +25,7 @@ mod selector;
 pub mod testscript;
 pub mod value;
 
+pub use annotations::Annotations;
 pub use cache::{CacheOutcome, ResultCache};
 pub use engine::{Engine, EngineOptions};
 pub use error::Error;

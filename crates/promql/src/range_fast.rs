@@ -356,11 +356,29 @@ impl Evaluator<'_> {
             }
             vals
         })?;
+        if matches!(name, "rate" | "increase") {
+            self.note_non_counters(&data, start - offset - range_ms, end - offset);
+        }
         let per = PerSeries {
             labels: data.iter().map(|s| s.labels.clone()).collect(),
             values,
         };
         Ok(Some(per))
+    }
+
+    /// `rate`/`increase` of series named unlike counters, with floats in `(from, to]`: noted
+    /// as the step evaluator notes them.
+    fn note_non_counters(&mut self, data: &[RangeSeries], from: i64, to: i64) {
+        for s in data {
+            let metric = s.labels.get(METRIC_NAME).unwrap_or("");
+            if metric.is_empty() || crate::annotations::counter_like(metric) {
+                continue;
+            }
+            let a = s.samples.partition_point(|x| x.t <= from);
+            if s.samples.get(a).is_some_and(|x| x.t <= to) {
+                self.annotate(crate::annotations::possible_non_counter(metric));
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Vector and matrix selectors: matchers, lookback, staleness, `offset` and `@`.
 
-use medic_model::{is_stale_nan, HistogramSample, MatchType, Matcher, Sample};
+use medic_model::{is_stale_nan, HistogramSample, Labels, MatchType, Matcher, Sample};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{MatrixSelector, VectorSelector};
 
@@ -121,7 +121,11 @@ impl Evaluator<'_> {
                         t,
                         std::sync::Arc::new(h),
                     )),
-                    None => {}
+                    None => {
+                        if let Some(a) = smoothed_refusal(&s.labels, &f, &h, te) {
+                            self.annotate(a);
+                        }
+                    }
                 }
             }
             return Ok(out);
@@ -175,4 +179,22 @@ impl Evaluator<'_> {
         }
         Ok(out)
     }
+}
+
+/// Why `smoothed` gave no value at `t`, when Prometheus says so: floats and histograms in the
+/// window, or neighbours of both bucket kinds.
+fn smoothed_refusal(
+    labels: &Labels,
+    f: &[Sample],
+    h: &[HistogramSample],
+    t: i64,
+) -> Option<crate::annotations::Annotation> {
+    let metric = labels.get(medic_model::METRIC_NAME).unwrap_or("");
+    if !f.is_empty() && !h.is_empty() {
+        return Some(crate::annotations::mixed_floats_histograms(metric));
+    }
+    let i = h.partition_point(|s| s.t < t);
+    let (prev, next) = (h.get(i.checked_sub(1)?)?, h.get(i)?);
+    (next.t != t && prev.h.uses_custom_buckets() != next.h.uses_custom_buckets())
+        .then(|| crate::annotations::mixed_exponential_custom(metric))
 }

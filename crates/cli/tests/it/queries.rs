@@ -213,3 +213,74 @@ async fn a_selection_over_the_sample_limit_is_refused() {
     let v = get_json(&c, &url(r#"count_over_time(many{i="3"}[1h])"#)).await;
     assert_eq!(v["data"]["result"][0]["value"][1], "200", "{v}");
 }
+
+/// Warnings and infos reach the query API as Prometheus writes them (`infos` next to `data`),
+/// and a range query that noted one is not kept by the result cache: asked again, it is
+/// computed again and carries its info again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotations_reach_the_api_and_are_never_served_stale_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let medic = Medic::start(&dir.path().join("data"), None, &[]);
+    let c = client();
+    let now = now_ms() / 60_000 * 60_000;
+    let samples: Vec<(i64, f64)> = (0..200)
+        .map(|i| (now - 50 * 60_000 + i * 15_000, i as f64))
+        .collect();
+    let series = |name: &str| {
+        vec![
+            ("__name__".to_string(), name.to_string()),
+            ("job".to_string(), "probe".to_string()),
+        ]
+    };
+    let body = write_request(&[
+        (series("probe_load"), samples.clone()),
+        (series("probe_requests_total"), samples),
+    ]);
+    let r = post_write(&c, &medic.url(""), body).await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let info = "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"probe_load\"";
+    let (start, end) = ((now - 45 * 60_000) / 1000, (now - 10 * 60_000) / 1000);
+    let ask = |q: &str| {
+        medic.url(&format!(
+            "/api/v1/query_range?query={}&start={start}&end={end}&step=60",
+            urlencode(q)
+        ))
+    };
+    for _ in 0..2 {
+        let v = get_json(&c, &ask("rate(probe_load[5m])")).await;
+        assert_eq!(v["status"], "success", "{v}");
+        assert_eq!(v["infos"], serde_json::json!([info]), "{v}");
+        assert!(v.get("warnings").is_none(), "{v}");
+        assert!(!v["data"]["result"].as_array().unwrap().is_empty(), "{v}");
+    }
+    let hits = r#"medic_query_cache_requests_total{result="hit"}"#;
+    assert_eq!(
+        metric(&c, &medic, hits).await,
+        0.0,
+        "nothing annotated was kept"
+    );
+    // A counter's rate notes nothing; repeated, it is a hit.
+    for _ in 0..2 {
+        let v = get_json(&c, &ask("rate(probe_requests_total[5m])")).await;
+        assert!(
+            v.get("infos").is_none() && v.get("warnings").is_none(),
+            "{v}"
+        );
+    }
+    assert_eq!(metric(&c, &medic, hits).await, 1.0);
+    let instant = medic.url(&format!(
+        "/api/v1/query?query={}&time={end}",
+        urlencode("histogram_quantile(1.5, rate(probe_load[5m]))")
+    ));
+    let v = get_json(&c, &instant).await;
+    assert_eq!(v["status"], "success", "{v}");
+    assert_eq!(
+        v["warnings"],
+        serde_json::json!([
+            "PromQL warning: bucket label \"le\" is missing or has a malformed value of \"\"",
+            "PromQL warning: quantile value should be between 0 and 1, got 1.5"
+        ]),
+        "{v}"
+    );
+    assert_eq!(v["infos"], serde_json::json!([info]), "{v}");
+}

@@ -11,6 +11,7 @@ use promql_parser::parser::Expr;
 
 use super::{unnamed, RangeArg};
 use crate::aggregate::kahan_inc;
+use crate::annotations::Annotations;
 use crate::engine::Evaluator;
 use crate::value::{Value, VectorSample};
 use crate::Error;
@@ -243,13 +244,18 @@ pub(crate) fn fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64 {
 
 /// The histogram part of a range function at `t`: a value for every window that holds a
 /// histogram (functions with no histogram form give none).
-pub(crate) fn windows(name: &str, arg: &RangeArg, t: i64) -> Vec<VectorSample> {
+pub(crate) fn windows(
+    name: &str,
+    arg: &RangeArg,
+    t: i64,
+    notes: &mut Annotations,
+) -> Vec<VectorSample> {
     if !RANGE_FUNCTIONS.contains(&name) {
         return Vec::new();
     }
     let mut out = Vec::new();
     for (labels, floats, hs) in arg.with_histograms() {
-        if let Some(s) = window(name, arg, labels, floats, hs, t) {
+        if let Some(s) = window(name, arg, labels, floats, hs, t, notes) {
             out.push(s);
         }
     }
@@ -263,6 +269,7 @@ fn window(
     floats: &[Sample],
     hs: &[HistogramSample],
     t: i64,
+    notes: &mut Annotations,
 ) -> Option<VectorSample> {
     let hist = |h: FloatHistogram| {
         let mut s = unnamed(labels, t, 0.0);
@@ -308,11 +315,18 @@ fn window(
         _ if mixed => None,
         "sum_over_time" | "avg_over_time" => {
             let all: Vec<&FloatHistogram> = hs.iter().map(|x| x.h.as_ref()).collect();
-            if name == "sum_over_time" {
-                sum(&all).map(hist)
+            let (h, sum_notes) = if name == "sum_over_time" {
+                sum(&all)
             } else {
-                mean(&all).map(hist)
+                mean(&all)
+            };
+            // The mix of bucket kinds is noted per window by `note_range_windows`.
+            SumNotes {
+                mixed_schemas: false,
+                ..sum_notes
             }
+            .annotate(notes, "", "aggregation");
+            h.map(hist)
         }
         _ => rate(hs, arg, name).map(hist),
     }
@@ -504,6 +518,35 @@ fn rate(hs: &[HistogramSample], arg: &RangeArg, name: &str) -> Option<FloatHisto
 pub(crate) struct KahanSum {
     sum: FloatHistogram,
     comp: FloatHistogram,
+    /// What adding noticed, for annotations.
+    pub(crate) notes: SumNotes,
+}
+
+/// What summing histograms noticed, for the query's annotations.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SumNotes {
+    /// Custom bounds differed and were cut to the common ones.
+    pub(crate) reconciled: bool,
+    /// One histogram said counter reset, another said none.
+    pub(crate) reset_conflict: bool,
+    /// Exponential and custom buckets met: no sum.
+    pub(crate) mixed_schemas: bool,
+}
+
+impl SumNotes {
+    /// The annotations these notes call for, `during` an aggregation or an addition.
+    pub(crate) fn annotate(self, notes: &mut Annotations, metric: &str, during: &str) {
+        use crate::annotations as a;
+        if self.mixed_schemas {
+            notes.add(a::mixed_exponential_custom(metric));
+        }
+        if self.reconciled {
+            notes.add(a::custom_buckets_reconciled(during));
+        }
+        if self.reset_conflict {
+            notes.add(a::counter_reset_collision(during));
+        }
+    }
 }
 
 impl KahanSum {
@@ -518,17 +561,20 @@ impl KahanSum {
         Self {
             sum: first.clone(),
             comp,
+            notes: SumNotes::default(),
         }
     }
 
     /// Adds `h`; `None` when its buckets cannot be combined with the sum's.
     pub(crate) fn add(&mut self, h: &FloatHistogram) -> Option<()> {
         if h.uses_custom_buckets() != self.sum.uses_custom_buckets() {
+            self.notes.mixed_schemas = true;
             return None;
         }
         let mut h = std::borrow::Cow::Borrowed(h);
         if h.uses_custom_buckets() {
             if h.custom_values != self.sum.custom_values {
+                self.notes.reconciled = true;
                 let common = self.sum.common_bounds(&h);
                 self.sum.rebucket_custom(&common);
                 self.comp.rebucket_custom(&common);
@@ -562,6 +608,13 @@ impl KahanSum {
                 kahan_inc(h.zero_count, self.sum.zero_count, self.comp.zero_count);
         }
         if h.counter_reset_hint != self.sum.counter_reset_hint {
+            use CounterResetHint::{CounterReset, NotCounterReset};
+            if matches!(
+                (h.counter_reset_hint, self.sum.counter_reset_hint),
+                (CounterReset, NotCounterReset) | (NotCounterReset, CounterReset)
+            ) {
+                self.notes.reset_conflict = true;
+            }
             self.sum.counter_reset_hint = if h.counter_reset_hint == CounterResetHint::Gauge
                 || self.sum.counter_reset_hint == CounterResetHint::Gauge
             {
@@ -634,8 +687,10 @@ fn plus(a: &[(i32, f64)], b: &[(i32, f64)]) -> Side {
 
 /// The mean of histograms, incremental with compensation as Prometheus computes `avg` and
 /// `avg_over_time` of histograms (no overflow where the sum would overflow).
-pub(crate) fn mean(hs: &[&FloatHistogram]) -> Option<FloatHistogram> {
-    let (first, rest) = hs.split_first()?;
+pub(crate) fn mean(hs: &[&FloatHistogram]) -> (Option<FloatHistogram>, SumNotes) {
+    let Some((first, rest)) = hs.split_first() else {
+        return (None, SumNotes::default());
+    };
     let mut acc = KahanSum::new(first);
     for (k, h) in rest.iter().enumerate() {
         // mean ← mean·(n-1)/n + h/n, the compensation scaled with the mean.
@@ -645,17 +700,25 @@ pub(crate) fn mean(hs: &[&FloatHistogram]) -> Option<FloatHistogram> {
         acc.comp.mul(q);
         let mut add = FloatHistogram::clone(h);
         add.div(n);
-        acc.add(&add)?;
+        if acc.add(&add).is_none() {
+            return (None, acc.notes);
+        }
     }
-    Some(acc.finish())
+    let notes = acc.notes;
+    (Some(acc.finish()), notes)
 }
 
 /// The sum of histograms, compensated.
-pub(crate) fn sum(hs: &[&FloatHistogram]) -> Option<FloatHistogram> {
-    let (first, rest) = hs.split_first()?;
+pub(crate) fn sum(hs: &[&FloatHistogram]) -> (Option<FloatHistogram>, SumNotes) {
+    let Some((first, rest)) = hs.split_first() else {
+        return (None, SumNotes::default());
+    };
     let mut acc = KahanSum::new(first);
     for h in rest {
-        acc.add(h)?;
+        if acc.add(h).is_none() {
+            return (None, acc.notes);
+        }
     }
-    Some(acc.finish())
+    let notes = acc.notes;
+    (Some(acc.finish()), notes)
 }

@@ -2,12 +2,13 @@
 //! sort_by_label sort_by_label_desc label_replace label_join histogram_quantile` and the date
 //! functions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use medic_model::{is_valid_label_name, Labels, LabelsBuilder, METRIC_NAME};
+use medic_model::{is_valid_label_name, FloatHistogram, Labels, LabelsBuilder, METRIC_NAME};
 use promql_parser::parser::Expr;
 
 use super::strip_parens;
+use crate::annotations::Annotations;
 use crate::engine::Evaluator;
 use crate::value::{Value, VectorSample};
 use crate::Error;
@@ -69,6 +70,11 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 /// Sorts classic buckets `(upper bound, cumulative count)`, merges equal bounds and makes the
 /// counts monotonic, as Prometheus does before interpolating. `None` without a `+Inf` bucket.
 fn prepare_buckets(buckets: &mut [(f64, f64)]) -> Option<Vec<(f64, f64)>> {
+    prepare_buckets_noting(buckets).map(|(b, _)| b)
+}
+
+/// [`prepare_buckets`], also saying whether a count had to be raised to keep them monotonic.
+fn prepare_buckets_noting(buckets: &mut [(f64, f64)]) -> Option<(Vec<(f64, f64)>, bool)> {
     buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
         return None;
@@ -81,18 +87,21 @@ fn prepare_buckets(buckets: &mut [(f64, f64)]) -> Option<Vec<(f64, f64)>> {
         }
     }
     let mut max = f64::NEG_INFINITY;
+    let mut forced = false;
     for b in merged.iter_mut() {
         if b.1 < max {
             b.1 = max;
+            forced = true;
         } else {
             max = b.1;
         }
     }
-    Some(merged)
+    Some((merged, forced))
 }
 
-/// `histogram_quantile` over classic buckets.
-fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+/// `histogram_quantile` over classic buckets; `forced` is set when the counts had to be made
+/// monotonic.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)], forced: &mut bool) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -102,9 +111,10 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    let Some(merged) = prepare_buckets(buckets) else {
+    let Some((merged, fixed)) = prepare_buckets_noting(buckets) else {
         return f64::NAN;
     };
+    *forced |= fixed;
     if merged.len() < 2 {
         return f64::NAN;
     }
@@ -323,30 +333,33 @@ impl Evaluator<'_> {
                 .iter()
                 .map(|a| self.eval_scalar(a, t))
                 .collect::<Result<Vec<f64>, Error>>()?;
-            let (order, groups, native) = bucket_groups(self.eval_vector(args[0], t)?);
+            let input = self.eval_vector(args[0], t)?;
+            let (order, groups, native, unnamed) = bucket_groups(input, &mut self.annotations);
             let mut out = Vec::with_capacity((order.len() + native.len()) * qs.len());
             for &q in &qs {
+                self.note_quantile(q);
                 let label = format_quantile_label(q);
                 for s in &native {
                     let h = s.h.as_deref().expect("native samples hold histograms");
                     let mut lb = s.labels.to_builder();
                     lb.set(dst.as_str(), label.clone());
-                    out.push(super::unnamed(
-                        &lb.build(),
-                        t,
-                        super::histogram::quantile(q, h),
-                    ));
+                    let v = super::histogram::quantile(q, h);
+                    self.note_nan_observations("histogram_quantile", s, h, v);
+                    out.push(super::unnamed(&lb.build(), t, v));
                 }
                 for g in &order {
                     let mut b = groups[g].clone();
                     let mut lb = g.to_builder();
                     lb.set(dst.as_str(), label.clone());
+                    let mut forced = false;
+                    let v = bucket_quantile(q, &mut b, &mut forced);
+                    self.note_forced_monotonicity(!unnamed.contains(g), forced, g);
                     out.push(VectorSample {
                         h: None,
                         drop_name: true,
                         labels: lb.build(),
                         t,
-                        v: bucket_quantile(q, &mut b),
+                        v,
                     });
                 }
             }
@@ -529,7 +542,10 @@ impl Evaluator<'_> {
                 vec![self.eval_scalar(args[0], t)?, self.eval_scalar(args[1], t)?]
             };
             let v = self.eval_vector(args[params.len()], t)?;
-            let (order, mut groups, native) = bucket_groups(v);
+            let (order, mut groups, native, unnamed) = bucket_groups(v, &mut self.annotations);
+            if name == "histogram_quantile" {
+                self.note_quantile(params[0]);
+            }
             let mut out = Vec::new();
             for s in native {
                 let h = s.h.as_deref().expect("native samples hold histograms");
@@ -538,24 +554,65 @@ impl Evaluator<'_> {
                 } else {
                     super::histogram::fraction(params[0], params[1], h)
                 };
+                self.note_nan_observations(name, &s, h, v);
                 out.push(super::unnamed(&s.labels, t, v));
             }
             for g in order {
                 let mut b = groups.remove(&g).unwrap_or_default();
+                let mut forced = false;
+                let v = if name == "histogram_quantile" {
+                    bucket_quantile(params[0], &mut b, &mut forced)
+                } else {
+                    bucket_fraction(params[0], params[1], &mut b)
+                };
+                self.note_forced_monotonicity(!unnamed.contains(&g), forced, &g);
                 out.push(VectorSample {
                     drop_name: true,
                     labels: g,
                     t,
                     h: None,
-                    v: if name == "histogram_quantile" {
-                        bucket_quantile(params[0], &mut b)
-                    } else {
-                        bucket_fraction(params[0], params[1], &mut b)
-                    },
+                    v,
                 });
             }
             Value::Vector(out)
         })
+    }
+
+    /// A quantile outside [0, 1] (or NaN) is noted.
+    fn note_quantile(&mut self, q: f64) {
+        if !(0.0..=1.0).contains(&q) {
+            self.annotate(crate::annotations::invalid_quantile(q));
+        }
+    }
+
+    /// Classic buckets whose counts had to be made monotonic are noted.
+    fn note_forced_monotonicity(&mut self, named: bool, forced: bool, group: &Labels) {
+        if forced {
+            let metric = match named {
+                true => group.get(medic_model::METRIC_NAME).unwrap_or(""),
+                false => "",
+            };
+            self.annotate(crate::annotations::forced_monotonicity(metric));
+        }
+    }
+
+    /// A native histogram with NaN observations (a NaN sum, a count above its buckets') is
+    /// noted: for a quantile, whether the result became NaN or only skewed higher.
+    fn note_nan_observations(&mut self, name: &str, s: &VectorSample, h: &FloatHistogram, v: f64) {
+        use crate::annotations as a;
+        if !h.sum.is_nan() {
+            return;
+        }
+        let in_buckets: f64 = h.buckets().iter().map(|b| b.count).sum();
+        if h.count <= in_buckets {
+            return;
+        }
+        let metric = shown_name(s);
+        self.annotate(match name {
+            "histogram_fraction" => a::fraction_nans(metric),
+            _ if v.is_nan() => a::quantile_nan_result(metric),
+            _ => a::quantile_nan_skew(metric),
+        });
     }
 
     fn string_args(&mut self, args: &[&Expr], t: i64) -> Result<Vec<String>, Error> {
@@ -587,28 +644,45 @@ fn check_destination(dst: &str, function: &str) -> Result<(), Error> {
 /// the result then drops, as in Prometheus: two histograms differing only in name collide in the
 /// output), in order of first appearance, as (upper bound, count) pairs. Series without a
 /// parsable `le` are ignored.
-/// Native histograms come back apart, as they are.
+/// Native histograms come back apart, as they are. Last, the groups whose name an earlier
+/// function dropped (annotations name no metric for them, as in Prometheus).
 type BucketGroups = (
     Vec<Labels>,
     HashMap<Labels, Vec<(f64, f64)>>,
     Vec<VectorSample>,
+    HashSet<Labels>,
 );
 
-fn bucket_groups(v: Vec<VectorSample>) -> BucketGroups {
+/// The metric name a sample shows in annotations: none once a function dropped it.
+fn shown_name(s: &VectorSample) -> &str {
+    if s.drop_name {
+        ""
+    } else {
+        s.labels.get(medic_model::METRIC_NAME).unwrap_or("")
+    }
+}
+
+fn bucket_groups(v: Vec<VectorSample>, notes: &mut Annotations) -> BucketGroups {
     let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
     let mut order = Vec::new();
     let mut native = Vec::new();
+    let mut unnamed = HashSet::new();
     for s in v {
         if s.h.is_some() {
             native.push(s);
             continue;
         }
         let Some(Ok(ub)) = s.labels.get("le").map(parse_le) else {
+            let le = s.labels.get("le").unwrap_or("");
+            notes.add(crate::annotations::bad_bucket_label(shown_name(&s), le));
             continue;
         };
         let mut b = s.labels.to_builder();
         b.del("le");
         let g = b.build();
+        if s.drop_name {
+            unnamed.insert(g.clone());
+        }
         if !groups.contains_key(&g) {
             order.push(g.clone());
         }
@@ -618,7 +692,10 @@ fn bucket_groups(v: Vec<VectorSample>) -> BucketGroups {
     let clash: Vec<Labels> = native
         .iter()
         .filter(|s| groups.contains_key(&s.labels))
-        .map(|s| s.labels.clone())
+        .map(|s| {
+            notes.add(crate::annotations::mixed_classic_native(shown_name(s)));
+            s.labels.clone()
+        })
         .collect();
     if !clash.is_empty() {
         native.retain(|s| !clash.contains(&s.labels));
@@ -627,7 +704,7 @@ fn bucket_groups(v: Vec<VectorSample>) -> BucketGroups {
             groups.remove(c);
         }
     }
-    (order, groups, native)
+    (order, groups, native, unnamed)
 }
 
 /// A quantile as `histogram_quantiles` writes it into a label: integers keep one decimal

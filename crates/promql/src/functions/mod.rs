@@ -197,6 +197,9 @@ impl Evaluator<'_> {
         let name = c.func.name;
         let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
         check_range_modifiers(name, &args)?;
+        if name.starts_with("sort") && self.step > 0 {
+            self.annotate(crate::annotations::sort_in_range_query());
+        }
         let v = if name == "info" {
             self.call_info(&args, t)?
         } else if let Some(v) = self.call_histogram(name, &args, t)? {
@@ -287,5 +290,135 @@ pub(crate) fn unnamed(labels: &Labels, t: i64, v: f64) -> VectorSample {
         t,
         v,
         h: None,
+    }
+}
+
+impl Evaluator<'_> {
+    /// The annotations a range function notes about its windows (Prometheus's texts): a name
+    /// that does not look like a counter's under `rate`/`increase`, floats and histograms in one
+    /// window, gauge histograms under a counter function and the reverse, exponential and
+    /// custom buckets in one window.
+    pub(crate) fn note_range_windows(&mut self, name: &str, arg: &RangeArg) {
+        use crate::annotations as a;
+        const IGNORE_HISTOGRAMS: &[&str] = &[
+            "deriv",
+            "predict_linear",
+            "double_exponential_smoothing",
+            "min_over_time",
+            "max_over_time",
+            "stddev_over_time",
+            "stdvar_over_time",
+            "quantile_over_time",
+            "mad_over_time",
+        ];
+        let mut notes = Vec::new();
+        for (labels, floats, hs) in arg.all() {
+            let metric = labels.get(medic_model::METRIC_NAME).unwrap_or("");
+            if matches!(name, "irate" | "idelta") {
+                note_last_two(name, metric, floats, hs, &mut notes);
+                continue;
+            }
+            if hs.is_empty() {
+                if matches!(name, "rate" | "increase")
+                    && !metric.is_empty()
+                    && !crate::annotations::counter_like(metric)
+                {
+                    notes.push(a::possible_non_counter(metric));
+                }
+                continue;
+            }
+            if !floats.is_empty() {
+                if IGNORE_HISTOGRAMS.contains(&name) {
+                    notes.push(a::histogram_ignored_in_mixed_range(metric));
+                } else if matches!(
+                    name,
+                    "rate" | "increase" | "delta" | "sum_over_time" | "avg_over_time"
+                ) {
+                    notes.push(a::mixed_floats_histograms(metric));
+                }
+                continue;
+            }
+            match name {
+                "rate" | "increase" if hs.iter().any(gauge) => {
+                    notes.push(a::histogram_not_counter(metric));
+                }
+                "delta" if !hs.iter().all(gauge) => notes.push(a::histogram_not_gauge(metric)),
+                _ => {}
+            }
+            // A counter's first histogram only lends its count: the mix is looked for after it.
+            let used = match name {
+                "rate" | "increase" => &hs[1..],
+                "delta" | "sum_over_time" | "avg_over_time" => hs,
+                _ => &[],
+            };
+            if used.iter().any(custom) && !used.iter().all(custom) {
+                notes.push(a::mixed_exponential_custom(metric));
+            } else if name == "delta" && hs.len() > 1 && reconciled(&hs[0], &hs[hs.len() - 1]) {
+                notes.push(a::custom_buckets_reconciled("subtraction"));
+            }
+        }
+        for n in notes {
+            self.annotate(n);
+        }
+    }
+}
+
+fn gauge(h: &medic_model::HistogramSample) -> bool {
+    h.h.counter_reset_hint == medic_model::histogram::CounterResetHint::Gauge
+}
+
+fn custom(h: &medic_model::HistogramSample) -> bool {
+    h.h.uses_custom_buckets()
+}
+
+/// Two custom-bucket histograms with different bounds: combining them cuts both to the
+/// bounds they share.
+fn reconciled(a: &medic_model::HistogramSample, b: &medic_model::HistogramSample) -> bool {
+    custom(a) && custom(b) && a.h.custom_values != b.h.custom_values
+}
+
+/// `irate`/`idelta` read a window's last two points: a float and a histogram there are a
+/// mix; two histograms may be of the wrong kind (a gauge under `irate`, gauge and counter
+/// under `idelta`), of both bucket kinds (`idelta`) or of different custom bounds.
+fn note_last_two(
+    name: &str,
+    metric: &str,
+    floats: &[Sample],
+    hs: &[medic_model::HistogramSample],
+    notes: &mut Vec<crate::annotations::Annotation>,
+) {
+    use crate::annotations as a;
+    let last_float = floats.last().map(|f| f.t);
+    let hs = &hs[hs.len().saturating_sub(2)..];
+    // Times of the last two points: floats and histograms never share a timestamp.
+    let mut times: Vec<(i64, bool)> = floats[floats.len().saturating_sub(2)..]
+        .iter()
+        .map(|f| (f.t, false))
+        .chain(hs.iter().map(|h| (h.t, true)))
+        .collect();
+    times.sort_unstable();
+    let last: Vec<bool> = times.iter().rev().take(2).map(|x| x.1).collect();
+    if last.len() < 2 || (!last[0] && !last[1]) {
+        return;
+    }
+    if last[0] != last[1] {
+        notes.push(a::mixed_floats_histograms(metric));
+        return;
+    }
+    debug_assert!(last_float.is_none_or(|t| t < hs[0].t));
+    let (prev, cur) = (&hs[0], &hs[1]);
+    if name == "irate" && (gauge(prev) || gauge(cur)) {
+        notes.push(a::histogram_not_counter(metric));
+    }
+    if name == "idelta" && gauge(prev) != gauge(cur) {
+        notes.push(a::histogram_not_gauge(metric));
+    }
+    if custom(prev) != custom(cur) {
+        if name == "idelta" {
+            notes.push(a::mixed_exponential_custom(metric));
+        }
+    } else if reconciled(prev, cur) && !(name == "irate" && cur.h.detect_reset(&prev.h)) {
+        // (After a counter reset `irate` takes the newer histogram as it is.)
+        notes.push(a::custom_buckets_reconciled("subtraction"));
     }
 }

@@ -48,7 +48,11 @@ impl Evaluator<'_> {
         };
         let range = if q.is_some() { args[1] } else { args[0] };
         let arg = self.range_arg(range, t)?;
-        let mut out = super::histogram::windows(name, &arg, t);
+        self.note_range_windows(name, &arg);
+        if let Some(q) = q.filter(|q| !(0.0..=1.0).contains(q)) {
+            self.annotate(crate::annotations::invalid_quantile(q));
+        }
+        let mut out = super::histogram::windows(name, &arg, t, &mut self.annotations);
         // The functions with a histogram form (sum, avg, count, present, last, first) read
         // windows of floats alone; the others read the floats of every window.
         let with_histogram_form =
@@ -122,6 +126,7 @@ impl Evaluator<'_> {
     /// computes it: the smoothed value at the end of the window.
     fn double_exponential_smoothing(&mut self, args: &[&Expr], t: i64) -> Result<Value, Error> {
         let arg = self.range_arg(args[0], t)?;
+        self.note_range_windows("double_exponential_smoothing", &arg);
         let sf = self.eval_scalar(args[1], t)?;
         let tf = self.eval_scalar(args[2], t)?;
         if !(sf > 0.0 && sf < 1.0) {

@@ -169,6 +169,7 @@ impl Evaluator<'_> {
             return Ok(None);
         }
         let arg = self.range_arg(args[0], t)?;
+        self.note_range_windows(name, &arg);
         if let Some(modifier) = arg.modifier {
             return Ok(Some(Value::Vector(extended_windows(
                 name, &arg, t, modifier,
@@ -201,7 +202,12 @@ impl Evaluator<'_> {
                 out.push(unnamed(labels, t, v));
             }
         }
-        out.extend(super::histogram::windows(name, &arg, t));
+        out.extend(super::histogram::windows(
+            name,
+            &arg,
+            t,
+            &mut self.annotations,
+        ));
         Ok(Some(Value::Vector(out)))
     }
 }

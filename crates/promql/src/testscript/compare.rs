@@ -6,7 +6,7 @@ use medic_model::histogram::format_test_expression;
 use medic_model::{format_duration, FloatHistogram, Labels, MemStorage, Sample};
 
 use super::notation::{expand_points, parse_labels, parse_number, Point};
-use super::{Eval, FailText, Outcome};
+use super::{AnnotationsExpected, Eval, FailText, Outcome};
 use crate::value::{Value, VectorSample};
 use crate::{Engine, RangeSeries};
 
@@ -30,16 +30,28 @@ fn almost_equal(a: f64, b: f64) -> bool {
 pub(super) fn check(engine: &Engine, store: &MemStorage, ev: &Eval) -> Outcome {
     let result = match ev.range {
         Some((s, e, st)) => engine
-            .range(store, &ev.expr, s, e, st)
-            .map(RangeOrValue::Range),
+            .range_annotated(store, &ev.expr, s, e, st)
+            .map(|(r, a)| (RangeOrValue::Range(r), a)),
         None => engine
-            .instant(store, &ev.expr, ev.at)
-            .map(RangeOrValue::Value),
+            .instant_annotated(store, &ev.expr, ev.at)
+            .map(|(v, a)| (RangeOrValue::Value(v), a)),
+    };
+    let result = match result {
+        Ok((got, notes)) => {
+            let checked = check_annotations("warning", &ev.warnings, notes.warnings())
+                .and_then(|()| check_annotations("info", &ev.infos, notes.infos()));
+            if let Err(e) = checked {
+                return Outcome::Failed(e);
+            }
+            Ok(got)
+        }
+        Err(e) => Err(e),
     };
     let got = match (result, ev.expect_fail) {
         (Err(e), true) => {
             let text = e.to_string();
             return match &ev.fail_text {
+                None | Some(FailText::Any) => Outcome::Passed,
                 Some(FailText::Exact(m)) if &text != m => {
                     Outcome::Failed(format!("expected error {m:?}, got {text:?}"))
                 }
@@ -50,7 +62,7 @@ pub(super) fn check(engine: &Engine, store: &MemStorage, ev: &Eval) -> Outcome {
                     }
                     Err(err) => Outcome::Failed(format!("bad regex in the script: {err}")),
                 },
-                _ => Outcome::Passed,
+                Some(FailText::Exact(_)) => Outcome::Passed,
             };
         }
         (Ok(_), true) => return Outcome::Failed("expected the query to fail, it succeeded".into()),
@@ -83,6 +95,35 @@ pub(super) fn check(engine: &Engine, store: &MemStorage, ev: &Eval) -> Outcome {
         }
         RangeOrValue::Value(Value::Vector(vec)) => compare_vector(&vec, &ev.rows, ev.ordered),
     }
+}
+
+/// Checks one kind of annotation against an eval's expectations of it (Prometheus's
+/// `checkAnnotations`).
+fn check_annotations<'a>(
+    kind: &str,
+    want: &AnnotationsExpected,
+    got: impl Iterator<Item = &'a str>,
+) -> Result<(), String> {
+    let got: Vec<&str> = got.collect();
+    if want.none && !got.is_empty() {
+        return Err(format!("expected no {kind} annotation, got {got:?}"));
+    }
+    for line in &want.lines {
+        if !got.iter().any(|g| line.matches(g)) {
+            return Err(format!(
+                "expected a {kind} annotation {line:?}, got {got:?}"
+            ));
+        }
+    }
+    if !want.lines.is_empty() {
+        if let Some(extra) = got
+            .iter()
+            .find(|g| !want.lines.iter().any(|l| l.matches(g)))
+        {
+            return Err(format!("unexpected {kind} annotation {extra:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// One expected sample of an instant vector: a float or a histogram.

@@ -5,8 +5,10 @@
 //! `expect fail msg: TEXT` compares the error text exactly and `expect fail regex: RE` matches
 //! it, as Prometheus's runner does. Native histograms (`{{schema:0 count:4 buckets:[1 2 1]}}`)
 //! load and compare as Prometheus's runner does: after dropping empty buckets, counts and sum
-//! within the tolerance, layout exactly. Not checked yet: `expect warn|info|no_warn|no_info`
-//! (annotations).
+//! within the tolerance, layout exactly. Annotations are checked as Prometheus's runner checks
+//! them: each `expect warn` / `expect info` line (bare, `msg:` or `regex:`) needs an annotation
+//! of its kind it matches; once a kind has such a line, every annotation of that kind must match
+//! one; `expect no_warn` / `expect no_info` allow none of the kind.
 
 mod compare;
 mod notation;
@@ -60,11 +62,44 @@ impl Report {
     }
 }
 
-/// What an `expect fail` line says of the error text.
+/// What an `expect fail|warn|info` line says of the text: anything, exactly this, or a match.
 #[derive(Debug, Clone)]
 enum FailText {
+    Any,
     Exact(String),
     Regex(String),
+}
+
+impl FailText {
+    /// `msg: TEXT`, `regex: RE` or nothing, after the expectation's kind.
+    fn parse(rest: &str) -> FailText {
+        let rest = rest.trim();
+        if let Some(m) = rest.strip_prefix("msg:") {
+            FailText::Exact(m.trim().to_string())
+        } else if let Some(r) = rest.strip_prefix("regex:") {
+            FailText::Regex(r.trim().to_string())
+        } else {
+            FailText::Any
+        }
+    }
+
+    /// Whether `text` satisfies it (a bad regex matches nothing).
+    fn matches(&self, text: &str) -> bool {
+        match self {
+            FailText::Any => true,
+            FailText::Exact(m) => m == text,
+            FailText::Regex(r) => regex::Regex::new(r).is_ok_and(|re| re.is_match(text)),
+        }
+    }
+}
+
+/// An eval's expectations of one kind of annotation.
+#[derive(Debug, Clone, Default)]
+struct AnnotationsExpected {
+    /// `expect warn ...` / `expect info ...` lines.
+    lines: Vec<FailText>,
+    /// `expect no_warn` / `expect no_info`.
+    none: bool,
 }
 
 pub(crate) struct Eval {
@@ -79,6 +114,8 @@ pub(crate) struct Eval {
     expect_string: Option<String>,
     /// `expect range vector from s to e step d`: an instant query returning a matrix.
     range_vector: Option<(i64, i64, i64)>,
+    warnings: AnnotationsExpected,
+    infos: AnnotationsExpected,
     rows: Vec<String>,
 }
 
@@ -175,6 +212,8 @@ fn parse_eval(line: &str, line_no: usize, lines: &[&str], i: &mut usize) -> Opti
         ordered: cmd == "eval_ordered",
         expect_string: None,
         range_vector: None,
+        warnings: AnnotationsExpected::default(),
+        infos: AnnotationsExpected::default(),
         rows: Vec::new(),
     };
     if !cmd.starts_with("eval") {
@@ -211,12 +250,15 @@ fn parse_eval(line: &str, line_no: usize, lines: &[&str], i: &mut usize) -> Opti
             let x = x.trim();
             if let Some(f) = x.strip_prefix("fail") {
                 ev.expect_fail = true;
-                let f = f.trim();
-                if let Some(m) = f.strip_prefix("msg:") {
-                    ev.fail_text = Some(FailText::Exact(m.trim().to_string()));
-                } else if let Some(r) = f.strip_prefix("regex:") {
-                    ev.fail_text = Some(FailText::Regex(r.trim().to_string()));
-                }
+                ev.fail_text = Some(FailText::parse(f));
+            } else if x == "no_warn" {
+                ev.warnings.none = true;
+            } else if x == "no_info" {
+                ev.infos.none = true;
+            } else if let Some(w) = x.strip_prefix("warn") {
+                ev.warnings.lines.push(FailText::parse(w));
+            } else if let Some(i) = x.strip_prefix("info") {
+                ev.infos.lines.push(FailText::parse(i));
             } else if x == "ordered" {
                 ev.ordered = true;
             } else if let Some(s) = x.strip_prefix("string ") {
@@ -302,6 +344,54 @@ eval instant at 50m sum by (job) (http_requests)
             "a wrong expectation must fail"
         );
         assert_eq!(r.counts(), (4, 1));
+    }
+
+    #[test]
+    fn annotations_are_checked() {
+        let script = r#"
+load 1m
+    load1 0+1x10
+
+eval instant at 5m rate(load1[5m])
+    expect info
+    expect no_warn
+    {} 0.016666666666666666
+
+eval instant at 5m rate(load1[5m])
+    expect info msg: PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: "load1"
+    {} 0.016666666666666666
+
+eval instant at 5m rate(load1[5m])
+    expect info regex: might not be a counter
+    {} 0.016666666666666666
+
+eval instant at 5m rate(load1[5m])
+    expect no_info
+    {} 0.016666666666666666
+
+eval instant at 5m rate(load1[5m])
+    expect info msg: PromQL info: something else
+    {} 0.016666666666666666
+
+eval instant at 5m rate(load1[5m])
+    expect warn
+    {} 0.016666666666666666
+
+eval instant at 5m load1
+    expect info
+    load1 5
+"#;
+        let r = run(script);
+        let outcomes: Vec<bool> = r
+            .evals
+            .iter()
+            .map(|e| e.outcome == Outcome::Passed)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [true, true, true, false, false, false, false],
+            "{r:?}"
+        );
     }
 
     #[test]

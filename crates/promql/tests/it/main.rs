@@ -34,8 +34,10 @@ fn reports() -> HashMap<String, Report> {
 const CORE_PASSING_AT_LEAST: usize = 834;
 
 /// Evals passing across all the files (2,195 in all, native histograms included); raise it as
-/// the engine improves, never lower it.
-const ALL_PASSING_AT_LEAST: usize = 2171;
+/// the engine improves, never lower it. (It went from 2,171 to 2,161 when the runner began to
+/// check annotations: the 10 evals expecting "conflicting counter resets" need the counter-reset
+/// hints Prometheus's stats iterator makes up while reading, which medic does not.)
+const ALL_PASSING_AT_LEAST: usize = 2161;
 
 #[test]
 fn prometheus_test_scripts() {

@@ -229,3 +229,38 @@ fn instant_subqueries_computed_at_once_equal_step_by_step_results() {
     }
     assert_eq!(checked, 24);
 }
+
+/// The whole-range path notes what the step-by-step path notes: `rate` of a series not named
+/// like a counter carries Prometheus's info, a counter's carries none, either way.
+#[test]
+fn whole_range_annotations_equal_step_by_step_annotations() {
+    let s = store();
+    let gauge: Vec<Sample> = (0..360)
+        .map(|k| Sample::new(k * 10_000, k as f64))
+        .collect();
+    s.add(
+        Labels::from_pairs([("__name__", "load1"), ("job", "api")]),
+        &gauge,
+    );
+    let fast = Engine::new(EngineOptions::default());
+    let slow = Engine::new(EngineOptions {
+        whole_range: false,
+        ..Default::default()
+    });
+    let info = "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"load1\"";
+    for (q, noted) in [
+        ("rate(load1[5m])", true),
+        ("sum by (job) (increase(load1[1m]))", true),
+        ("rate(load1[5m] offset 2h)", false),
+        ("rate(requests_total[1m])", false),
+        ("sum(rate(requests_total[5m])) / sum(rate(load1[5m]))", true),
+        ("delta(load1[5m])", false),
+    ] {
+        let (_, a) = fast.range_annotated(&s, q, 0, 3_600_000, 60_000).unwrap();
+        let (_, b) = slow.range_annotated(&s, q, 0, 3_600_000, 60_000).unwrap();
+        assert_eq!(a, b, "{q}");
+        let infos: Vec<&str> = a.infos().collect();
+        assert_eq!(infos == [info], noted, "{q}: {infos:?}");
+        assert_eq!(a.warnings().count(), 0, "{q}");
+    }
+}

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use medic_model::FloatHistogram;
-use medic_promql::{format_value, Engine, Error as PromqlError, RangeSeries, Value};
+use medic_promql::{format_value, Annotations, Engine, Error as PromqlError, RangeSeries, Value};
 use serde_json::{json, Value as Json};
 
 use super::AppState;
@@ -90,7 +90,7 @@ fn matrix_json(series: &[RangeSeries]) -> Json {
 /// A range query's whole success response, written straight into bytes: the same text
 /// `json!` and serde would give for [`matrix_json`], without building a tree of values for
 /// every point first (a dashboard's result has hundreds of thousands).
-fn matrix_response(series: &[RangeSeries]) -> Vec<u8> {
+fn matrix_response(series: &[RangeSeries], notes: &Annotations) -> Vec<u8> {
     use std::io::Write;
     let points: usize = series.iter().map(|s| s.samples.len()).sum();
     let mut out = Vec::with_capacity(64 + series.len() * 128 + points * 32);
@@ -132,7 +132,43 @@ fn matrix_response(series: &[RangeSeries]) -> Vec<u8> {
         }
         out.extend_from_slice(b"]}");
     }
-    out.extend_from_slice(b"]}}");
+    out.extend_from_slice(b"]}");
+    for (key, texts) in annotations_json(notes) {
+        let _ = write!(out, ",\"{key}\":");
+        let _ = serde_json::to_writer(&mut out, &texts);
+    }
+    out.push(b'}');
+    out
+}
+
+/// Most warnings, and most infos, one response lists (Prometheus's API lists 10 of each and
+/// says how many more there were).
+const MAX_ANNOTATIONS: usize = 10;
+
+/// A response's `warnings` and `infos`, each present only when not empty, as in Prometheus's
+/// API (texts without Prometheus's `(line:column)` suffix: medic's parser keeps no positions).
+fn annotations_json(notes: &Annotations) -> Vec<(&'static str, Vec<String>)> {
+    let list = |texts: Vec<&str>, kind: &str| {
+        let more = texts.len().saturating_sub(MAX_ANNOTATIONS);
+        let mut out: Vec<String> = texts
+            .into_iter()
+            .take(MAX_ANNOTATIONS)
+            .map(str::to_string)
+            .collect();
+        if more > 0 {
+            out.push(format!("{more} more {kind} annotations omitted"));
+        }
+        out
+    };
+    let mut out = Vec::new();
+    let warnings = list(notes.warnings().collect(), "warning");
+    if !warnings.is_empty() {
+        out.push(("warnings", warnings));
+    }
+    let infos = list(notes.infos().collect(), "info");
+    if !infos.is_empty() {
+        out.push(("infos", infos));
+    }
     out
 }
 
@@ -238,15 +274,19 @@ pub async fn query(State(st): State<Arc<AppState>>, p: Params) -> Result<Respons
     let (engine, _cancel) = engine_for(&st, &p)?;
     let db = st.db.clone();
     let state = st.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let r = engine.instant(db.as_ref(), &query, t);
+    let (result, notes) = tokio::task::spawn_blocking(move || {
+        let r = engine.instant_annotated(db.as_ref(), &query, t);
         note_cancelled(&state, &r);
         r
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(query_error)?;
-    Ok(axum::Json(json!({"status": "success", "data": value_json(&result, t)})).into_response())
+    let mut body = json!({"status": "success", "data": value_json(&result, t)});
+    for (key, texts) in annotations_json(&notes) {
+        body[key] = json!(texts);
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 /// `GET|POST /api/v1/query_range`.
@@ -298,16 +338,16 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<R
         c.note_bypass();
         cache = None;
     }
-    let series = tokio::task::spawn_blocking(move || {
+    let (series, notes) = tokio::task::spawn_blocking(move || {
         let expr = Engine::parse(&query)?;
         let r = match cache {
             Some(cache) => {
                 let now = medic_model::Clock::now_ms(&medic_model::SystemClock);
-                let (series, _) =
-                    cache.range(&engine, db.as_ref(), &expr, start, end, step, now)?;
-                Ok(series)
+                let (series, notes, _) =
+                    cache.range_annotated(&engine, db.as_ref(), &expr, start, end, step, now)?;
+                Ok((series, notes))
             }
-            None => engine.range_expr(db.as_ref(), &expr, start, end, step),
+            None => engine.range_expr_annotated(db.as_ref(), &expr, start, end, step),
         };
         note_cancelled(&state, &r);
         r
@@ -317,7 +357,7 @@ pub async fn query_range(State(st): State<Arc<AppState>>, p: Params) -> Result<R
     .map_err(query_error)?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        matrix_response(&series),
+        matrix_response(&series, &notes),
     )
         .into_response())
 }
@@ -378,10 +418,12 @@ mod tests {
         ];
         for s in [&series[..], &series[..1], &[]] {
             let want = json!({"status": "success", "data": {"resultType": "matrix", "result": matrix_json(s)}});
-            let got: Json = serde_json::from_slice(&matrix_response(s)).unwrap();
+            let got: Json =
+                serde_json::from_slice(&matrix_response(s, &Annotations::default())).unwrap();
             assert_eq!(got, want);
         }
-        let text = String::from_utf8(matrix_response(&series[..1])).unwrap();
+        let text =
+            String::from_utf8(matrix_response(&series[..1], &Annotations::default())).unwrap();
         for point in [
             r#"[1700000000,"1"]"#,
             r#"[1700000000.123,"0.30000000000000004"]"#,
@@ -391,6 +433,33 @@ mod tests {
         ] {
             assert!(text.contains(point), "{point} in {text}");
         }
+    }
+
+    /// Warnings and infos follow `data` as Prometheus's API writes them: absent when there
+    /// are none, at most 10 of a kind and then a count of the rest.
+    #[test]
+    fn annotations_follow_the_data() {
+        use medic_promql::annotations::Annotation;
+        let series = [RangeSeries::floats(
+            Labels::empty(),
+            vec![Sample::new(0, 1.0)],
+        )];
+        let mut notes = Annotations::default();
+        for k in 0..12 {
+            notes.add(Annotation::Warning(format!("PromQL warning: w{k:02}")));
+        }
+        notes.add(Annotation::Info("PromQL info: \"quoted\"".into()));
+        let got: Json = serde_json::from_slice(&matrix_response(&series, &notes)).unwrap();
+        let mut warnings: Vec<Json> = (0..10)
+            .map(|k| json!(format!("PromQL warning: w{k:02}")))
+            .collect();
+        warnings.push(json!("2 more warning annotations omitted"));
+        assert_eq!(got["warnings"], Json::Array(warnings));
+        assert_eq!(got["infos"], json!(["PromQL info: \"quoted\""]));
+        assert_eq!(got["data"]["result"], matrix_json(&series));
+        let plain: Json =
+            serde_json::from_slice(&matrix_response(&series, &Annotations::default())).unwrap();
+        assert!(plain.get("warnings").is_none() && plain.get("infos").is_none());
     }
 
     /// Histograms in Prometheus's shape: buckets in value order with their inclusive ends
@@ -418,7 +487,8 @@ mod tests {
                 h: Arc::new(h),
             }],
         }];
-        let got: Json = serde_json::from_slice(&matrix_response(&series)).unwrap();
+        let got: Json =
+            serde_json::from_slice(&matrix_response(&series, &Annotations::default())).unwrap();
         assert_eq!(got["data"]["result"][0]["values"], json!([[0, "1"]]));
         assert_eq!(got["data"]["result"][0]["histograms"][0][0], json!(1));
         assert_eq!(
