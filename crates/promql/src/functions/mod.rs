@@ -311,19 +311,28 @@ impl Evaluator<'_> {
             "quantile_over_time",
             "mad_over_time",
         ];
+        // Float windows matter only to `rate`/`increase`; the rest look at histograms alone.
+        let counter_rate = matches!(name, "rate" | "increase");
+        let instant = matches!(name, "irate" | "idelta");
         let mut notes = Vec::new();
+        // Windows of one metric come one after another: its info is made once, not per window.
+        let mut last_noted: Option<&str> = None;
         for (labels, floats, hs) in arg.all() {
+            if hs.is_empty() && !counter_rate && !instant {
+                continue;
+            }
             let metric = labels.get(medic_model::METRIC_NAME).unwrap_or("");
-            if matches!(name, "irate" | "idelta") {
+            if instant {
                 note_last_two(name, metric, floats, hs, &mut notes);
                 continue;
             }
             if hs.is_empty() {
-                if matches!(name, "rate" | "increase")
-                    && !metric.is_empty()
+                if !metric.is_empty()
+                    && last_noted != Some(metric)
                     && !crate::annotations::counter_like(metric)
                 {
                     notes.push(a::possible_non_counter(metric));
+                    last_noted = Some(metric);
                 }
                 continue;
             }
