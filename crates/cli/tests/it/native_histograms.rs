@@ -448,6 +448,39 @@ async fn remote_write_2_stores_floats_and_histograms_and_says_how_many() {
     let frac = query("histogram_fraction(0.5, 2, job_seconds)").await;
     assert_eq!(frac[0]["value"][1], "0.42857142857142855");
 
+    // The export API carries the histograms in the query API's shape, beside the floats.
+    let text = c
+        .get(medic.url("/api/v1/export"))
+        .query(&[
+            ("match[]", "{job=\"batch\"}"),
+            ("start", &((t0 - 60_000) / 1000).to_string()),
+            ("end", &((t0 + 60_000) / 1000).to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["metric"]["__name__"], "job_seconds", "{text}");
+    assert_eq!(
+        lines[0]["histograms"],
+        serde_json::json!([[t0 / 1000, {"count": "7", "sum": "7.5", "buckets": [
+            [0, "-Inf", "0.5", "1"],
+            [0, "0.5", "2", "3"],
+            [0, "2", "+Inf", "3"],
+        ]}]]),
+        "{text}"
+    );
+    assert_eq!(lines[0]["values"], serde_json::json!([]));
+    assert_eq!(lines[1]["values"], serde_json::json!([5.0, 8.0]), "{text}");
+    assert!(lines[1].get("histograms").is_none(), "{text}");
+
     // An unknown protobuf message is refused by name.
     let r = c
         .post(medic.url("/api/v1/write"))

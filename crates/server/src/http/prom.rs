@@ -176,6 +176,26 @@ pub(crate) fn select_union(
     Ok(all.into_values().collect())
 }
 
+/// The native histograms of the series any matcher set selects in `[start, end]`, by labels.
+fn select_histogram_union(
+    db: &dyn Queryable,
+    sets: &[Vec<Matcher>],
+    start: i64,
+    end: i64,
+) -> Result<
+    std::collections::BTreeMap<medic_model::Labels, Vec<medic_model::HistogramSample>>,
+    String,
+> {
+    let q = db.querier(start, end).map_err(|e| e.to_string())?;
+    let mut all = std::collections::BTreeMap::new();
+    for ms in sets {
+        for s in q.select_histograms(ms).map_err(|e| e.to_string())? {
+            all.entry(s.labels).or_insert(s.samples);
+        }
+    }
+    Ok(all)
+}
+
 pub(super) async fn labels(
     State(st): State<Arc<AppState>>,
     p: Params,
@@ -244,7 +264,20 @@ pub(super) async fn export(
     let db = st.db.clone();
     let text = blocking(move || {
         let mut out = String::new();
-        for s in select_union(db.as_ref(), &sets, start, end)? {
+        let mut histograms = select_histogram_union(db.as_ref(), &sets, start, end)?;
+        let mut floats = select_union(db.as_ref(), &sets, start, end)?;
+        // Series that hold histograms alone get a line too.
+        for labels in histograms.keys() {
+            if floats.binary_search_by(|s| s.labels.cmp(labels)).is_err() {
+                floats.push(medic_model::Series {
+                    labels: labels.clone(),
+                    samples: Vec::new(),
+                });
+            }
+        }
+        floats.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for s in floats {
+            let hs = histograms.remove(&s.labels).unwrap_or_default();
             let mut values = Vec::with_capacity(s.samples.len());
             let mut timestamps = Vec::with_capacity(s.samples.len());
             for x in s.samples.iter().filter(|x| !is_stale_nan(x.v)) {
@@ -259,13 +292,18 @@ pub(super) async fn export(
                 });
                 timestamps.push(x.t);
             }
-            if values.is_empty() {
+            if values.is_empty() && hs.is_empty() {
                 continue;
             }
-            out.push_str(
-                &json!({"metric": s.labels, "values": values, "timestamps": timestamps})
-                    .to_string(),
-            );
+            let mut line = json!({"metric": s.labels, "values": values, "timestamps": timestamps});
+            if !hs.is_empty() {
+                // Native histograms as Prometheus's query API writes a matrix's.
+                line["histograms"] = hs
+                    .iter()
+                    .map(|h| json!([super::query::ts(h.t), super::query::histogram_json(&h.h)]))
+                    .collect();
+            }
+            out.push_str(&line.to_string());
             out.push('\n');
         }
         Ok(out)

@@ -19,7 +19,7 @@ use super::{ApiError, Params};
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// A timestamp in seconds as Prometheus writes it: a JSON number with millisecond precision.
-fn ts(ms: i64) -> Json {
+pub(crate) fn ts(ms: i64) -> Json {
     if ms % 1000 == 0 {
         return Json::from(ms / 1000);
     }
