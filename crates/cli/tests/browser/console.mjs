@@ -177,6 +177,12 @@ try {
   report.graphLines = await page.locator('svg.chart polyline.series').count();
   step('graph');
   await check('query');
+  // A query PromQL has a word about: its info shows above the graph, as text.
+  await page.fill('#promql', 'rate(ALERTS[5m])');
+  await page.click('text=Run');
+  await page.locator('#query-result ul.notes li').first().waitFor();
+  report.queryNotes = await page.locator('#query-result ul.notes li').allTextContents();
+  await check('query-notes');
 
   // Logs: a LogQL query and its lines.
   await page.click('nav >> text=Logs');

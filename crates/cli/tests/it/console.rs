@@ -166,7 +166,7 @@ async fn a_person_signs_in_approves_a_repair_silences_an_alert_and_graphs_a_quer
     for (page, unreached) in report["keyboard"].as_object().unwrap() {
         assert_eq!(unreached, &json!([]), "{page}: controls Tab never reached");
     }
-    assert_eq!(report["screenshots"].as_array().unwrap().len(), 19);
+    assert_eq!(report["screenshots"].as_array().unwrap().len(), 20);
     assert_eq!(report["silenced"], "1 alert");
     // A viewer is offered nothing it may not do.
     assert_eq!(
@@ -185,6 +185,11 @@ async fn a_person_signs_in_approves_a_repair_silences_an_alert_and_graphs_a_quer
         .unwrap()
         .contains("alertname=\"DiskFull\""));
     assert!(report["graphLines"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        report["queryNotes"],
+        serde_json::json!(["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"ALERTS\""]),
+        "the query page shows PromQL's info"
+    );
     assert_eq!(report["thousand"]["rows"], 1001);
 
     // What the browser did, as the API records it.

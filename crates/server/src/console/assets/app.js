@@ -57,7 +57,14 @@ function authHeaders() {
   return headers;
 }
 
-export async function api(path, { method = 'GET', body } = {}) {
+export async function api(path, opts) {
+  const json = await apiWhole(path, opts);
+  if (json && json.status === 'success' && 'data' in json) return json.data;
+  return json;
+}
+
+/** The whole answer of an API call: `data` with the `warnings` and `infos` beside it. */
+export async function apiWhole(path, { method = 'GET', body } = {}) {
   const headers = authHeaders();
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -66,7 +73,6 @@ export async function api(path, { method = 'GET', body } = {}) {
   try { json = text ? JSON.parse(text) : null; } catch { json = null; }
   if (r.status === 401) { session.me = null; showLogin(); throw new ApiError(401, 'Sign in to continue.'); }
   if (!r.ok) throw new ApiError(r.status, (json && (json.error || json.message)) || text || r.statusText);
-  if (json && json.status === 'success' && 'data' in json) return json.data;
   return json;
 }
 

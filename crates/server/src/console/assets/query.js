@@ -1,6 +1,6 @@
 // A PromQL page like Prometheus's graph page: an editor that completes metric and label names,
 // a time range and step, a graph and a table.
-import { h, api, errorBox } from './app.js';
+import { h, api, apiWhole, errorBox } from './app.js';
 
 const RANGES = [['5m', 300], ['15m', 900], ['1h', 3600], ['6h', 21600], ['1d', 86400], ['7d', 604800]];
 const COLORS = ['#1f5fbf', '#b3261e', '#1e6b34', '#8a5a00', '#6b3fa0', '#0f7c86', '#9c3d6b', '#4d5b6a'];
@@ -104,9 +104,12 @@ export async function query() {
     out.replaceChildren(h('p', { class: 'muted' }, 'Running…'));
     try {
       const q = new URLSearchParams({ query: state.expr, start, end, step: stepSecs });
-      const data = await api(`/api/v1/query_range?${q}`);
-      const result = data.result || [];
-      out.replaceChildren(result.length ? chart(result, start, end) : h('p', { class: 'muted' }, 'No data in this range.'), table(result));
+      const whole = await apiWhole(`/api/v1/query_range?${q}`);
+      const result = (whole && whole.data && whole.data.result) || [];
+      // PromQL's warnings and infos, as text (never markup: they quote label values).
+      const said = [...(whole.warnings || []), ...(whole.infos || [])];
+      const notes = said.length ? h('ul', { class: 'notes', 'aria-label': 'Warnings and notes about this query' }, said.map((n) => h('li', {}, n))) : null;
+      out.replaceChildren(...[notes].filter(Boolean), result.length ? chart(result, start, end) : h('p', { class: 'muted' }, 'No data in this range.'), table(result));
     } catch (e) { out.replaceChildren(errorBox(e)); }
   };
   const form = h('form', { class: 'stack', 'data-hold': '1', role: 'search', onsubmit: (ev) => { ev.preventDefault(); run(); } },
