@@ -73,50 +73,14 @@ fn for_metric(name: &str) -> String {
     }
 }
 
-/// A string quoted as Go's `%q` does for the texts that reach annotations.
+/// A string as Go's `%q` writes it.
 pub(crate) fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    medic_template::fmt::quote(s)
 }
 
-/// A number as Go's `%g` writes the common cases (`NaN`, `+Inf`, `1.1`, `-1`, `1e+06`).
+/// A number as Go's `%g` writes it (`NaN`, `+Inf`, `1.1`, `-1`, `1e+06`).
 fn go_g(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        let exp = if v == 0.0 {
-            0
-        } else {
-            v.abs().log10().floor() as i32
-        };
-        if (-4..21).contains(&exp) {
-            format!("{v}")
-        } else {
-            let s = format!("{v:e}");
-            match s.split_once('e') {
-                Some((m, e)) => {
-                    let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
-                    format!("{m}e{sign}{digits:0>2}")
-                }
-                None => s,
-            }
-        }
-    }
+    medic_template::fmt::format_g(v, None, false)
 }
 
 /// `quantile`, `quantile_over_time`, `histogram_quantile` with `q` outside [0, 1].
@@ -306,6 +270,7 @@ mod tests {
             Annotation::Info("PromQL info: incompatible sample types encountered for binary operator \"==\": histogram == float".into())
         );
         assert_eq!(go_g(-1.0), "-1");
+        assert_eq!(go_g(1e6), "1e+06");
         assert_eq!(go_g(1e21), "1e+21");
         assert_eq!(go_g(f64::INFINITY), "+Inf");
     }

@@ -22,16 +22,7 @@ pub(crate) fn has_deferred(e: &Expr) -> bool {
             {
                 return true
             }
-            Expr::Subquery(sq) => todo.push(&sq.expr),
-            Expr::Aggregate(a) => {
-                todo.push(&a.expr);
-                todo.extend(a.param.as_deref());
-            }
-            Expr::Unary(u) => todo.push(&u.expr),
-            Expr::Binary(b) => todo.extend([b.lhs.as_ref(), b.rhs.as_ref()]),
-            Expr::Paren(p) => todo.push(&p.expr),
-            Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| a.as_ref())),
-            _ => {}
+            _ => crate::engine::for_each_child(e, |c| todo.push(c)),
         }
     }
     false

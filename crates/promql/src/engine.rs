@@ -165,9 +165,7 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Vec<RangeSeries>, Error> {
-        check_range(start, end, step)?;
-        let expr = Self::parse(query)?;
-        Ok(self.range_expr_annotated(store, &expr, start, end, step)?.0)
+        Ok(self.range_annotated(store, query, start, end, step)?.0)
     }
 
     /// [`Engine::range`] with the warnings and infos the evaluation noted.
@@ -296,29 +294,34 @@ pub fn depth(e: &Expr) -> usize {
     let mut todo: Vec<(&Expr, usize)> = vec![(e, 1)];
     while let Some((e, d)) = todo.pop() {
         max = max.max(d);
-        match e {
-            Expr::Aggregate(ag) => {
-                todo.push((&ag.expr, d + 1));
-                if let Some(p) = &ag.param {
-                    todo.push((p, d + 1));
-                }
-            }
-            Expr::Unary(u) => todo.push((&u.expr, d + 1)),
-            Expr::Binary(b) => {
-                todo.push((&b.lhs, d + 1));
-                todo.push((&b.rhs, d + 1));
-            }
-            Expr::Paren(p) => todo.push((&p.expr, d + 1)),
-            Expr::Subquery(sq) => todo.push((&sq.expr, d + 1)),
-            Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
-            Expr::NumberLiteral(_)
-            | Expr::StringLiteral(_)
-            | Expr::VectorSelector(_)
-            | Expr::MatrixSelector(_)
-            | Expr::Extension(_) => {}
-        }
+        for_each_child(e, |c| todo.push((c, d + 1)));
     }
     max
+}
+
+/// Calls `f` with each direct subexpression of `e` (the walks over a query's tree share it).
+pub(crate) fn for_each_child<'e>(e: &'e Expr, mut f: impl FnMut(&'e Expr)) {
+    match e {
+        Expr::Aggregate(ag) => {
+            f(&ag.expr);
+            if let Some(p) = &ag.param {
+                f(p);
+            }
+        }
+        Expr::Unary(u) => f(&u.expr),
+        Expr::Binary(b) => {
+            f(&b.lhs);
+            f(&b.rhs);
+        }
+        Expr::Paren(p) => f(&p.expr),
+        Expr::Subquery(sq) => f(&sq.expr),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| f(a)),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => {}
+    }
 }
 
 /// Milliseconds of a parser duration.

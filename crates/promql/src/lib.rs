@@ -6,7 +6,7 @@
 //! walker), `durations` (`step()`/`range()` in durations), `selector`, `binary` (operators and
 //! vector matching), `aggregate`, `functions/`
 //! (one file per family), [`testscript`] (Prometheus's `.test` format).
-//! Depends only on `medic-model` among medic's crates.
+//! Depends on `medic-model`, and on `medic-template` for Go's `%q` and `%g` in annotation texts.
 
 mod aggregate;
 pub mod annotations;

@@ -138,15 +138,7 @@ impl Evaluator<'_> {
         while let Some(e) = todo.pop() {
             match e {
                 Expr::Subquery(_) => self.precompute(e, t, t, 1)?,
-                Expr::Aggregate(a) => {
-                    todo.push(&a.expr);
-                    todo.extend(a.param.as_deref());
-                }
-                Expr::Unary(u) => todo.push(&u.expr),
-                Expr::Binary(b) => todo.extend([b.lhs.as_ref(), b.rhs.as_ref()]),
-                Expr::Paren(p) => todo.push(&p.expr),
-                Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| a.as_ref())),
-                _ => {}
+                _ => crate::engine::for_each_child(e, |c| todo.push(c)),
             }
         }
         Ok(())
